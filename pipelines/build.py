@@ -1,0 +1,415 @@
+"""The build stage: golden base images first, then services, with BuildKit.
+
+Base images are built once per set of inputs and pinned by digest in the lock
+file; services are rebuilt every time (BuildKit's cache makes an unchanged
+rebuild cheap) and get the bases' digest references as build args. Images
+with no dependency on each other build in parallel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import _proc, gitinfo, lockfile, registry, report
+from .config import Config, Environment, Image
+from .errors import CommandFailed, ConfigError, PipelineError, ToolNotFound
+from .gitinfo import GitInfo
+from .tools import BuilderInfo, Toolchain
+
+CA_SECRET_ID = "ca-bundle"
+CA_ENV_VARS = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+OCI = "org.opencontainers.image"
+_print_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Options:
+    env: str | None = None
+    only: tuple[str, ...] = ()
+    bases_only: bool = False
+    rebuild_bases: bool = False
+    no_cache: bool = False
+    parallel: int | None = None
+    progress: str | None = None
+
+
+@dataclass
+class Built:
+    name: str
+    kind: str  # base | service
+    ref: str  # what later stages use: repo@digest when pushed, else the commit tag
+    tags: list[str]
+    image_id: str
+    digest: str
+    seconds: float
+    reused: bool = False
+    pushed: bool = False
+
+
+@dataclass
+class Report:
+    env: str
+    commit: str
+    dirty: bool
+    builder: str
+    cache: str
+    started: str
+    seconds: float = 0.0
+    images: dict[str, Built] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        d = asdict(self)
+        d["images"] = {n: asdict(b) for n, b in self.images.items()}
+        return d
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def resolve_ca_bundle(cfg: Config, environ: Mapping[str, str]) -> Path | None:
+    """The extra CA bundle for builds: the config's, else the first env var naming a file."""
+    if cfg.build.ca_bundle is not None:
+        return cfg.build.ca_bundle
+    for var in CA_ENV_VARS:
+        value = environ.get(var)
+        if value and Path(value).is_file():
+            return Path(value)
+    return None
+
+
+def choose_cache(cfg: Config, env: Environment, builder: BuilderInfo) -> str:
+    wanted = env.cache or cfg.build.cache
+    if wanted == "auto":
+        return builder.cache_backends[0]
+    if wanted != "none" and wanted not in builder.cache_backends:
+        raise ConfigError(
+            str(cfg.file), "build.cache" if env.cache is None else f"environments.{env.name}.cache",
+            f"cache backend {wanted!r} is not supported by builder {builder.name!r} (driver {builder.driver}); "
+            f"it supports: {', '.join(builder.cache_backends)}",
+            hint="use cache = \"auto\", or create a docker-container builder (`docker buildx create --use`)",
+        )
+    return wanted
+
+
+def cache_flags(backend: str, cfg: Config, img: Image, env: Environment) -> list[str]:
+    repo = cfg.registry.repo(img.image)
+    if backend == "inline":
+        flags = ["--cache-to", "type=inline"]
+        if not img.is_base:
+            # Inline cache travels inside the pushed image; reuse the env's last one.
+            flags += ["--cache-from", f"type=registry,ref={repo}:{env.tags[0]}"]
+        return flags
+    if backend == "registry":
+        ref = f"{repo}:buildcache"
+        return ["--cache-to", f"type=registry,ref={ref},mode=max", "--cache-from", f"type=registry,ref={ref}"]
+    if backend == "local":
+        d = cfg.build.cache_dir / img.name
+        return ["--cache-to", f"type=local,dest={d},mode=max", "--cache-from", f"type=local,src={d}"]
+    if backend == "gha":
+        return ["--cache-to", f"type=gha,scope={img.name},mode=max", "--cache-from", f"type=gha,scope={img.name}"]
+    return []
+
+
+def labels(cfg: Config, img: Image, git: GitInfo) -> dict[str, str]:
+    created = datetime.fromtimestamp(git.timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    out = {
+        f"{OCI}.title": img.name,
+        f"{OCI}.version": cfg.project.version,
+        f"{OCI}.created": created,
+        f"{OCI}.revision": git.commit,
+    }
+    if cfg.project.source:
+        out[f"{OCI}.source"] = cfg.project.source
+    return out
+
+
+def service_tags(cfg: Config, img: Image, env: Environment, git: GitInfo) -> list[str]:
+    repo = cfg.registry.repo(img.image)
+    return [f"{repo}:{git.tag}"] + [f"{repo}:{t}" for t in env.tags]
+
+
+def buildx_command(
+    docker: str,
+    cfg: Config,
+    img: Image,
+    *,
+    env: Environment,
+    git: GitInfo,
+    tags: list[str],
+    base_refs: Mapping[str, str],
+    cache: str,
+    driver: str,
+    push: bool,
+    ca_bundle: Path | None,
+    iidfile: Path,
+    metadata: Path,
+    progress: str,
+    no_cache: bool,
+) -> list[str]:
+    assert img.context is not None and img.dockerfile is not None
+    argv = [docker, "buildx", "build", "--file", str(img.dockerfile), "--progress", progress,
+            "--iidfile", str(iidfile), "--metadata-file", str(metadata)]
+    if img.target:
+        argv += ["--target", img.target]
+    args = {arg: base_refs[base] for arg, base in img.bases.items()}
+    args.update(img.args)
+    if not img.is_base:
+        args.update(env.args)
+    for k, v in sorted(args.items()):
+        argv += ["--build-arg", f"{k}={v}"]
+    for k, v in labels(cfg, img, git).items():
+        argv += ["--label", f"{k}={v}"]
+    for t in tags:
+        argv += ["--tag", t]
+    if ca_bundle is not None:
+        argv += ["--secret", f"id={CA_SECRET_ID},src={ca_bundle}"]
+    argv += cache_flags(cache, cfg, img, env)
+    if no_cache:
+        argv.append("--no-cache")
+    if push and driver == "docker":
+        # The docker driver's image exporter stores in the engine and pushes too.
+        argv += ["--output", "type=image,push=true"]
+    elif push:
+        argv.append("--push")
+    else:
+        argv.append("--load")
+    argv.append(str(img.context))
+    return argv
+
+
+def parse_metadata(path: Path) -> tuple[str, str]:
+    """(manifest or image digest, config digest) from buildx's --metadata-file."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CommandFailed(f"buildx wrote no usable metadata file at {path}", seen=str(exc)) from None
+    digest = data.get("containerimage.digest", "")
+    config = data.get("containerimage.config.digest", digest)
+    if not str(digest).startswith("sha256:"):
+        raise CommandFailed("buildx metadata has no image digest", seen=json.dumps(data)[:500])
+    return str(digest), str(config)
+
+
+def input_hash(img: Image, base_refs: Mapping[str, str]) -> str:
+    """Hash of everything a base image is built from: settings, files, bases."""
+    h = hashlib.sha256()
+    settings = {k: v for k, v in asdict(img).items() if k not in ("context", "dockerfile")}
+    settings["base_refs"] = {arg: base_refs[b] for arg, b in sorted(img.bases.items())}
+    if img.dockerfile is not None:
+        settings["dockerfile"] = img.dockerfile.name
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    if img.context is not None:
+        for p in sorted(img.context.rglob("*")):
+            if p.is_file() and "__pycache__" not in p.parts:
+                h.update(str(p.relative_to(img.context)).encode() + b"\0")
+                h.update(p.read_bytes() + b"\0")
+    return "sha256:" + h.hexdigest()
+
+
+# --------------------------------------------------------------------------- running builds
+
+
+class _Builder:
+    def __init__(self, cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[str, str]) -> None:
+        self.cfg = cfg
+        self.opts = opts
+        self.tools = tools
+        self.env = cfg.env(opts.env)
+        self.ci = environ.get("CI", "").lower() in ("1", "true", "yes")
+        self.ca_bundle = resolve_ca_bundle(cfg, environ)
+        self.git = gitinfo.read(cfg.root)
+        self.builder = tools.builder
+        self.cache = choose_cache(cfg, self.env, self.builder)
+        self.lock = lockfile.load(cfg.project.lock)
+        self.base_refs: dict[str, str] = {}
+        self.workdir = Path(tempfile.mkdtemp(prefix="pipelines-build-"))
+
+    def progress_for(self, parallel: bool) -> str:
+        mode = self.opts.progress or self.cfg.build.progress
+        if mode != "auto":
+            return mode
+        if self.ci or not sys.stderr.isatty() or parallel:
+            return "plain"
+        return "tty"
+
+    def printer(self, name: str) -> Callable[[str], None]:
+        def emit(line: str) -> None:
+            with _print_lock:
+                print(f"[{name}] {line}", file=sys.stderr, flush=True)
+
+        return emit
+
+    def build_one(self, img: Image, parallel: bool) -> Built:
+        if img.is_base:
+            return self.build_base(img, parallel)
+        tags = service_tags(self.cfg, img, self.env, self.git)
+        return self.buildx(img, tags, push=self.env.push, parallel=parallel)
+
+    def build_base(self, img: Image, parallel: bool) -> Built:
+        inputs = input_hash(img, self.base_refs)
+        entry = self.lock.get(img.name)
+        repo = self.cfg.registry.repo(img.image)
+        if (entry and not self.opts.rebuild_bases and entry.inputs == inputs
+                and registry.has(self.tools, entry.ref)):
+            self.printer(img.name)(f"reusing {entry.ref} (inputs unchanged)")
+            return Built(img.name, "base", entry.ref, [], "", entry.ref.split("@", 1)[1], 0.0, reused=True, pushed=True)
+        tag = f"{repo}:in-{inputs.removeprefix('sha256:')[:12]}"
+        if img.kind == "rootfs":
+            built = self.rootfs(img, tag)
+        else:
+            built = self.buildx(img, [tag], push=True, parallel=parallel)
+        with _print_lock:
+            self.lock[img.name] = lockfile.Entry(ref=built.ref, inputs=inputs,
+                                                 built_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        return built
+
+    def buildx(self, img: Image, tags: list[str], *, push: bool, parallel: bool) -> Built:
+        d = Path(tempfile.mkdtemp(prefix=f"{img.name}-", dir=self.workdir))
+        iid, meta = d / "iid", d / "metadata.json"
+        progress = self.progress_for(parallel)
+        argv = buildx_command(
+            self.tools.docker, self.cfg, img, env=self.env, git=self.git, tags=tags, base_refs=self.base_refs,
+            cache=self.cache, driver=self.builder.driver, push=push, ca_bundle=self.ca_bundle,
+            iidfile=iid, metadata=meta, progress=progress, no_cache=self.opts.no_cache,
+        )
+        start = time.monotonic()
+        _proc.run(
+            argv, timeout=self.cfg.build.timeout, what=f"build of {img.name}",
+            hint=f"see the BuildKit output above; the Dockerfile is {img.dockerfile}",
+            stream=None if progress == "tty" else self.printer(img.name), passthrough=progress == "tty",
+        )
+        digest, config_digest = parse_metadata(meta)
+        image_id = iid.read_text().strip() if iid.exists() else config_digest
+        repo = self.cfg.registry.repo(img.image)
+        ref = f"{repo}@{digest}" if push else tags[0]
+        return Built(img.name, "base" if img.is_base else "service", ref, tags, image_id, digest,
+                     round(time.monotonic() - start, 2), pushed=push)
+
+    def rootfs(self, img: Image, tag: str) -> Built:
+        """Debootstrap a root filesystem and import it as an image."""
+        if os.geteuid() != 0:
+            raise ToolNotFound(f"base image {img.name!r} is a debootstrap rootfs, which needs root",
+                               hint="run the build as root (CI does), or build bases once as root and reuse the lock")
+        debootstrap = shutil.which("debootstrap") or shutil.which("debootstrap", path="/usr/sbin:/sbin")
+        if not debootstrap:
+            raise ToolNotFound("debootstrap is not installed (needed for rootfs base images)",
+                               hint="apt-get install debootstrap, or run scripts/provision.sh")
+        start = time.monotonic()
+        emit = self.printer(img.name)
+        root = Path(tempfile.mkdtemp(prefix=f"{img.name}-rootfs-", dir=self.workdir))
+        argv = [debootstrap, f"--variant={img.variant}"]
+        if img.include:
+            argv.append("--include=" + ",".join(img.include))
+        argv += [img.suite, str(root), img.mirror]
+        _proc.run(argv, timeout=self.cfg.build.timeout, what=f"debootstrap of {img.name}", stream=emit,
+                  hint=f"check that {img.mirror} is reachable and suite {img.suite!r} exists")
+        tar = root.with_suffix(".tar")
+        _proc.run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(tar), "."], timeout=600,
+                  what=f"packing the {img.name} rootfs")
+        shutil.rmtree(root)
+        _proc.run([self.tools.docker, "import", "--change", "ENV LANG=C.UTF-8", "--message",
+                   f"debootstrap --variant={img.variant} {img.suite}", str(tar), tag],
+                  timeout=600, what=f"docker import of {img.name}", stream=emit)
+        tar.unlink()
+        _proc.run([self.tools.docker, "push", tag], timeout=900, what=f"push of {tag}", stream=emit)
+        inspect = _proc.run([self.tools.docker, "image", "inspect", "--format", "{{json .}}", tag], timeout=60,
+                            quiet=True)
+        info = json.loads(inspect.stdout)
+        repo = tag.rsplit(":", 1)[0]
+        ref = next((d for d in info.get("RepoDigests") or [] if d.startswith(repo + "@")), None)
+        if ref is None:
+            raise CommandFailed(f"pushed {tag} but the engine reports no digest for it",
+                                seen=json.dumps(info.get("RepoDigests")))
+        return Built(img.name, "base", ref, [tag], info["Id"], ref.split("@", 1)[1],
+                     round(time.monotonic() - start, 2), pushed=True)
+
+
+def run(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[str, str] | None = None) -> Report:
+    environ = os.environ if environ is None else environ
+    tools.require_build()
+    registry.check(cfg.registry.address)
+    b = _Builder(cfg, opts, tools, environ)
+    start = time.monotonic()
+    rep = Report(env=b.env.name, commit=b.git.commit, dirty=b.git.dirty,
+                 builder=f"{b.builder.name} ({b.builder.driver}, BuildKit {b.builder.buildkit})", cache=b.cache,
+                 started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    names = list(opts.only) or None
+    if opts.bases_only:
+        names = [i.name for i in cfg.bases if names is None or i.name in names]
+    levels = cfg.build_order(names)
+    workers = opts.parallel or cfg.build.parallel
+    try:
+        for level in levels:
+            parallel = len(level) > 1 and workers > 1
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = {img.name: pool.submit(b.build_one, img, parallel) for img in level}
+            # Every image of the level has finished; report all failures at once.
+            failures = []
+            for name, fut in futures.items():
+                exc = fut.exception()
+                if exc is None:
+                    built = fut.result()
+                    rep.images[name] = built
+                    if built.kind == "base":
+                        b.base_refs[name] = built.ref
+                elif isinstance(exc, PipelineError):
+                    failures.append(exc)
+                else:
+                    raise exc
+            if failures:
+                if len(failures) == 1:
+                    raise failures[0]
+                raise CommandFailed(f"{len(failures)} image builds failed",
+                                    seen="\n\n".join(f.render() for f in failures))
+    finally:
+        # The lock keeps whatever bases were built, even when a later build failed.
+        if b.lock:
+            lockfile.save(cfg.project.lock, b.lock)
+        shutil.rmtree(b.workdir, ignore_errors=True)
+    rep.seconds = round(time.monotonic() - start, 2)
+    write_report(cfg, rep)
+    return rep
+
+
+def manifest_path(cfg: Config, env: str) -> Path:
+    """Where the last build of ``env`` is recorded for later stages (scan, smoke, verify)."""
+    return cfg.project.artifacts / "build" / f"{env}.json"
+
+
+def load_manifest(cfg: Config, env: str) -> dict[str, object]:
+    path = manifest_path(cfg, env)
+    try:
+        data: dict[str, object] = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"no build of environment {env!r} is recorded at {path}",
+                            hint=f"run `pipelines build --env {env}` (or `nox -s build`) first") from None
+    except json.JSONDecodeError as exc:
+        raise PipelineError(f"{path} is not valid JSON ({exc})", hint="rebuild to rewrite it") from None
+    return data
+
+
+def write_report(cfg: Config, rep: Report) -> None:
+    path = manifest_path(cfg, rep.env)
+    report.write_json(path, rep.to_json())
+    headers = ["image", "kind", "reference", "time", "note"]
+    rows = [[b.name, b.kind, b.ref, f"{b.seconds:.1f}s", "reused from lock" if b.reused else
+             ("pushed" if b.pushed else "loaded")] for b in rep.images.values()]
+    md = report.markdown_table(headers, rows)
+    title = (f"Build `{rep.env}` at `{rep.commit[:12]}`{' (dirty)' if rep.dirty else ''}: "
+             f"{len(rep.images)} images in {rep.seconds:.1f}s, cache {rep.cache}")
+    (path.parent / f"{rep.env}.md").write_text(f"### {title}\n\n{md}\n")
+    report.step_summary(f"### {title}\n\n{md}\n")
+    print(title, file=sys.stderr)
+    print(report.terminal_table(headers, rows), file=sys.stderr)

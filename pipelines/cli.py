@@ -1,0 +1,140 @@
+"""The ``pipelines`` command: one subcommand per stage.
+
+This is the one boundary where a :class:`PipelineError` becomes a message on
+stderr and an exit code: 0 success, 1 the stage said no, 2 it could not run,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__, _proc
+from . import config as config_mod
+from .errors import EXIT_INTERRUPTED, EXIT_OK, PipelineError
+
+DESCRIPTION = """\
+Build, check and ship hardened container images of Python services.
+
+Every stage reads one validated config (pipeline.toml, found in the current
+directory or a parent; --config to name another).
+
+stages:
+  build      golden base images from Debian packages, then every service, with BuildKit
+  config     validate the config and print it resolved, as JSON
+  doctor     report the Docker engine, buildx, compose and builder versions
+  bench      measure cold, no-change and one-line-change builds and image sizes
+
+exit codes: 0 ok, 1 the stage failed (build error, gate closed), 2 it could not
+run (bad config, missing tool, engine or registry down), 130 interrupted.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pipelines", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"pipelines {__version__}")
+    p.add_argument("--config", type=Path, help="pipeline config file (default: nearest pipeline.toml)")
+    sub = p.add_subparsers(dest="command", metavar="STAGE", required=True)
+
+    b = sub.add_parser("build", help="build base images and services",
+                       description="Build the golden base images (reused from the lock while their inputs are "
+                       "unchanged) and then every service, for one environment. Writes "
+                       "ARTIFACTS/build/ENV.json for later stages.")
+    b.add_argument("--env", help="environment from the config (default: the config's default_env)")
+    b.add_argument("--only", nargs="+", default=[], metavar="NAME",
+                   help="build only these images/services (and the bases they need)")
+    b.add_argument("--bases-only", action="store_true", help="build only the golden base images")
+    b.add_argument("--rebuild-bases", action="store_true", help="rebuild base images even when the lock matches")
+    b.add_argument("--no-cache", action="store_true", help="do not use BuildKit's cache")
+    b.add_argument("--parallel", type=int, metavar="N", help="images built at once (default: build.parallel)")
+    b.add_argument("--progress", choices=config_mod.PROGRESS_MODES, help="BuildKit progress output")
+
+    sub.add_parser("config", help="validate the config and print it as JSON",
+                   description="Validate the config and print the resolved result as JSON; exit 2 when invalid.")
+    sub.add_parser("doctor", help="check the container toolchain",
+                   description="Report the versions of the Docker engine, buildx, compose and the active builder; "
+                   "exit 2 when something the build needs is missing.")
+
+    bn = sub.add_parser("bench", help="benchmark builds and image sizes",
+                        description="Cold build of everything (bases rebuilt, no cache), a no-change rebuild, a "
+                        "rebuild after a one-line source change, and image sizes; JSON and Markdown results.")
+    bn.add_argument("--env", help="environment to build (default: the config's default_env)")
+    bn.add_argument("--service", help="service whose source gets the one-line change (default: the first)")
+    bn.add_argument("--out", type=Path, help="directory for bench.json and bench.md (default: ARTIFACTS/bench)")
+    bn.add_argument("--skip-cold", action="store_true", help="skip the cold build (keep caches and bases)")
+    return p
+
+
+def _load(args: argparse.Namespace) -> config_mod.Config:
+    path = args.config if args.config else config_mod.find_config()
+    return config_mod.load(path)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .tools import Toolchain
+
+    if args.command == "config":
+        cfg = _load(args)
+        print(json.dumps(_jsonable(cfg), indent=2, default=str))
+        return EXIT_OK
+    if args.command == "doctor":
+        tools = Toolchain()
+        for k, v in tools.summary().items():
+            print(f"{k:8} {v}")
+        tools.require_build()
+        tools.compose_version  # noqa: B018 - raises with a hint when missing
+        return EXIT_OK
+    if args.command == "build":
+        from . import build
+
+        cfg = _load(args)
+        build.run(cfg, build.Options(env=args.env, only=tuple(args.only), bases_only=args.bases_only,
+                                     rebuild_bases=args.rebuild_bases, no_cache=args.no_cache,
+                                     parallel=args.parallel, progress=args.progress), Toolchain())
+        return EXIT_OK
+    if args.command == "bench":
+        from . import bench
+
+        cfg = _load(args)
+        bench.run(cfg, Toolchain(), env=args.env, service=args.service, out=args.out, skip_cold=args.skip_cold)
+        return EXIT_OK
+    raise AssertionError(args.command)
+
+
+def _jsonable(obj: object) -> object:
+    from dataclasses import fields, is_dataclass
+
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _jsonable(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except PipelineError as exc:
+        print(exc.render(), file=sys.stderr)
+        if exc.exit_code == EXIT_INTERRUPTED:
+            _proc.stop_all()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: stopping child processes", file=sys.stderr)
+        _proc.stop_all()
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Output piped into `head` and closed: not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK

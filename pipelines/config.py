@@ -1,0 +1,396 @@
+"""Read and validate ``pipeline.toml`` in one place.
+
+The result is a tree of frozen dataclasses; nothing else in the package reads
+the file. Every problem is reported as a :class:`ConfigError` naming the file
+and the dotted key path, before any build starts.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ConfigError
+
+DEFAULT_FILE = "pipeline.toml"
+CACHE_BACKENDS = ("auto", "inline", "registry", "local", "gha", "none")
+PROGRESS_MODES = ("auto", "plain", "tty", "quiet")
+IMAGE_KINDS = ("rootfs", "dockerfile")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_ARG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+T = TypeVar("T")
+
+
+class _Table:
+    """A TOML table being read: typed getters that know their key path.
+
+    Each getter marks its key as used; :meth:`done` rejects every key nobody
+    asked for, so a typo is an error instead of a silently ignored setting.
+    """
+
+    def __init__(self, file: str, path: str, data: Mapping[str, Any]) -> None:
+        self.file = file
+        self.path = path
+        self.data = data
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, problem: str, hint: str | None = None) -> ConfigError:
+        return ConfigError(self.file, self.key(name), problem, hint=hint)
+
+    def _get(self, name: str, kind: type[T], kind_name: str, default: T | None, required: bool) -> T | None:
+        self.used.add(name)
+        if name not in self.data:
+            if required:
+                raise self.error(name, "is required but missing")
+            return default
+        value = self.data[name]
+        # bool is an int subclass; a setting that wants a number must not take true.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.error(name, f"expected {kind_name}, got {_type_name(value)} {value!r}")
+        return value
+
+    def str(self, name: str, default: str | None = None, *, required: bool = False) -> str:
+        value = self._get(name, str, "a string", default, required)
+        return value if value is not None else ""
+
+    def opt_str(self, name: str) -> str | None:
+        return self._get(name, str, "a string", None, False)
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self._get(name, bool, "true or false", default, False)
+        return bool(value)
+
+    def int(self, name: str, default: int, *, minimum: int = 0) -> int:
+        value = self._get(name, int, "an integer", default, False)
+        assert value is not None
+        if value < minimum:
+            raise self.error(name, f"must be >= {minimum}, got {value}")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.str(name, default)
+        if value not in choices:
+            raise self.error(name, f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def str_list(self, name: str) -> tuple[str, ...]:
+        value = self._get(name, list, "a list of strings", [], False) or []
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise self.error(f"{name}[{i}]", f"expected a string, got {_type_name(item)} {item!r}")
+        return tuple(value)
+
+    def str_map(self, name: str) -> dict[str, str]:
+        value = self._get(name, dict, "a table of strings", {}, False) or {}
+        for k, v in value.items():
+            if not isinstance(v, str):
+                raise self.error(f"{name}.{k}", f"expected a string, got {_type_name(v)} {v!r}")
+        return dict(value)
+
+    def table(self, name: str, *, required: bool = False) -> _Table:
+        value = self._get(name, dict, "a table", {}, required)
+        return _Table(self.file, self.key(name), value or {})
+
+    def tables(self, name: str) -> Iterator[tuple[str, _Table]]:
+        """Sub-tables of ``name``, e.g. each ``[services.X]``."""
+        outer = self.table(name)
+        for child, value in outer.data.items():
+            outer.used.add(child)
+            if not isinstance(value, dict):
+                raise outer.error(child, f"expected a table, got {_type_name(value)} {value!r}")
+            yield child, _Table(self.file, outer.key(child), value)
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            allowed = ", ".join(sorted(self.used)) or "none"
+            raise self.error(unknown[0], "unknown key", hint=f"keys allowed here: {allowed}")
+
+
+def _type_name(value: object) -> str:
+    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a float"}.get(type(value), type(value).__name__)
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    version: str
+    source: str
+    artifacts: Path
+    lock: Path
+
+
+@dataclass(frozen=True)
+class Registry:
+    address: str
+    namespace: str
+
+    def repo(self, image: str) -> str:
+        parts = [p for p in (self.address, self.namespace, image) if p]
+        return "/".join(parts)
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    cache: str
+    ca_bundle: Path | None
+    parallel: int
+    progress: str
+    timeout: int
+    cache_dir: Path
+
+
+@dataclass(frozen=True)
+class Image:
+    """One image to build: a golden base image or a service."""
+
+    name: str
+    kind: str  # rootfs | dockerfile
+    is_base: bool
+    image: str  # repository name under registry/namespace
+    context: Path | None
+    dockerfile: Path | None
+    target: str | None
+    args: Mapping[str, str]
+    # build-arg name -> base image name; the arg gets that image's digest ref.
+    bases: Mapping[str, str]
+    # rootfs images only
+    suite: str = ""
+    variant: str = ""
+    mirror: str = ""
+    include: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    push: bool
+    tags: tuple[str, ...]
+    args: Mapping[str, str]
+    cache: str | None
+
+
+@dataclass(frozen=True)
+class Config:
+    file: Path
+    root: Path
+    project: Project
+    registry: Registry
+    build: BuildSettings
+    images: Mapping[str, Image]  # bases and services, by name
+    environments: Mapping[str, Environment]
+    default_env: str = field(default="dev")
+
+    @property
+    def bases(self) -> list[Image]:
+        return [i for i in self.images.values() if i.is_base]
+
+    @property
+    def services(self) -> list[Image]:
+        return [i for i in self.images.values() if not i.is_base]
+
+    def env(self, name: str | None) -> Environment:
+        name = name or self.default_env
+        try:
+            return self.environments[name]
+        except KeyError:
+            raise ConfigError(
+                str(self.file), f"environments.{name}", "no such environment",
+                hint=f"choose one of: {', '.join(self.environments)}",
+            ) from None
+
+    def build_order(self, names: list[str] | None = None) -> list[list[Image]]:
+        """Images in dependency levels: each level only needs earlier ones.
+
+        ``names`` restricts the result to those images and what they need.
+        """
+        wanted: set[str] = set()
+
+        def want(n: str) -> None:
+            if n not in wanted:
+                wanted.add(n)
+                for dep in self.images[n].bases.values():
+                    want(dep)
+
+        for n in names if names is not None else list(self.images):
+            if n not in self.images:
+                raise ConfigError(str(self.file), "", f"no image or service named {n!r}",
+                                  hint=f"known: {', '.join(self.images)}")
+            want(n)
+        levels: list[list[Image]] = []
+        done: set[str] = set()
+        while len(done) < len(wanted):
+            level = [self.images[n] for n in self.images
+                     if n in wanted and n not in done and set(self.images[n].bases.values()) <= done]
+            assert level, "cycles are rejected at load time"
+            levels.append(level)
+            done.update(i.name for i in level)
+        return levels
+
+
+def find_config(start: Path | None = None) -> Path:
+    """``pipeline.toml`` in ``start`` or the nearest parent directory."""
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        candidate = d / DEFAULT_FILE
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(DEFAULT_FILE, "", f"not found in {here} or any parent directory",
+                      hint="run from the project directory or pass --config PATH")
+
+
+def load(path: Path) -> Config:
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(name, "", "file not found", hint="pass --config PATH or create pipeline.toml") from None
+    except OSError as exc:
+        raise ConfigError(name, "", f"cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(name, "", "is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(name, "", f"is not valid TOML: {exc}") from None
+    return parse(data, path)
+
+
+def parse(data: Mapping[str, Any], path: Path) -> Config:
+    file = str(path)
+    root = path.resolve().parent
+    top = _Table(file, "", data)
+
+    t = top.table("project", required=True)
+    project = Project(
+        name=t.str("name", required=True),
+        version=t.str("version", "0.0.0"),
+        source=t.str("source", ""),
+        artifacts=root / t.str("artifacts", "artifacts"),
+        lock=root / t.str("lock", "pipeline.lock.json"),
+    )
+    t.done()
+
+    t = top.table("registry", required=True)
+    registry = Registry(address=t.str("address", required=True).rstrip("/"), namespace=t.str("namespace", "").strip("/"))
+    t.done()
+
+    t = top.table("build")
+    ca = t.opt_str("ca_bundle")
+    ca_path = None
+    if ca:
+        ca_path = (root / ca).resolve()
+        if not ca_path.is_file():
+            raise t.error("ca_bundle", f"file {ca_path} does not exist")
+    build = BuildSettings(
+        cache=t.choice("cache", CACHE_BACKENDS, "auto"),
+        ca_bundle=ca_path,
+        parallel=t.int("parallel", 2, minimum=1),
+        progress=t.choice("progress", PROGRESS_MODES, "auto"),
+        timeout=t.int("timeout", 1800, minimum=1),
+        cache_dir=root / t.str("cache_dir", ".pipelines/cache"),
+    )
+    t.done()
+
+    images: dict[str, Image] = {}
+    for name, it in top.tables("images"):
+        images[name] = _image(it, name, root, is_base=True)
+    for name, it in top.tables("services"):
+        if name in images:
+            raise it.error("", f"service {name!r} has the same name as a base image")
+        images[name] = _image(it, name, root, is_base=False)
+    if not any(not i.is_base for i in images.values()):
+        raise ConfigError(file, "services", "at least one service is required")
+
+    for img in images.values():
+        for arg, base in img.bases.items():
+            key = f"{'images' if img.is_base else 'services'}.{img.name}.bases.{arg}"
+            if base not in images:
+                raise ConfigError(file, key, f"names unknown image {base!r}",
+                                  hint=f"base images: {', '.join(i.name for i in images.values() if i.is_base)}")
+            if not images[base].is_base:
+                raise ConfigError(file, key, f"{base!r} is a service; only [images.*] can be bases")
+    _reject_cycles(file, images)
+
+    envs: dict[str, Environment] = {}
+    for name, et in top.tables("environments"):
+        tags = et.str_list("tags")
+        for i, tag in enumerate(tags):
+            if not _TAG.match(tag):
+                raise et.error(f"tags[{i}]", f"{tag!r} is not a valid image tag")
+        cache = et.opt_str("cache")
+        if cache is not None and cache not in CACHE_BACKENDS:
+            raise et.error("cache", f"must be one of {', '.join(CACHE_BACKENDS)}; got {cache!r}")
+        envs[name] = Environment(name=name, push=et.bool("push", False), tags=tags or (name,),
+                                 args=_args(et, "args"), cache=cache)
+        et.done()
+    if not envs:
+        raise ConfigError(file, "environments", "at least one environment is required (e.g. [environments.dev])")
+    default_env = top.str("default_env", next(iter(envs)))
+    if default_env not in envs:
+        raise top.error("default_env", f"names unknown environment {default_env!r}")
+    top.done()
+    return Config(file=path, root=root, project=project, registry=registry, build=build, images=images,
+                  environments=envs, default_env=default_env)
+
+
+def _args(t: _Table, name: str) -> dict[str, str]:
+    args = t.str_map(name)
+    for k in args:
+        if not _ARG.match(k):
+            raise t.error(f"{name}.{k}", "is not a valid build-arg name")
+    return args
+
+
+def _image(t: _Table, name: str, root: Path, *, is_base: bool) -> Image:
+    if not _NAME.match(name):
+        raise t.error("", "image names must be lowercase letters, digits, '.', '_' or '-'")
+    kind = t.choice("kind", IMAGE_KINDS, "dockerfile") if is_base else "dockerfile"
+    image = t.str("image", name)
+    if not _NAME.match(image.replace("/", "-")):
+        raise t.error("image", f"{image!r} is not a valid repository name")
+    bases = _args(t, "bases")
+    if kind == "rootfs":
+        img = Image(name=name, kind=kind, is_base=is_base, image=image, context=None, dockerfile=None, target=None,
+                    args={}, bases={}, suite=t.str("suite", "bookworm"), variant=t.str("variant", "minbase"),
+                    mirror=t.str("mirror", "http://deb.debian.org/debian"), include=t.str_list("include"))
+        t.done()
+        return img
+    context = root / t.str("context", required=True)
+    if not context.is_dir():
+        raise t.error("context", f"directory {context} does not exist")
+    dockerfile = context / t.str("dockerfile", "Dockerfile")
+    if not dockerfile.is_file():
+        raise t.error("dockerfile", f"file {dockerfile} does not exist")
+    img = Image(name=name, kind=kind, is_base=is_base, image=image, context=context, dockerfile=dockerfile,
+                target=t.opt_str("target"), args=_args(t, "args"), bases=bases)
+    t.done()
+    return img
+
+
+def _reject_cycles(file: str, images: Mapping[str, Image]) -> None:
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = finished
+
+    def visit(n: str, path: list[str]) -> None:
+        if state.get(n) == 2:
+            return
+        if state.get(n) == 1:
+            cycle = path[path.index(n):] + [n]
+            raise ConfigError(file, f"images.{n}.bases", f"cycle between images: {' -> '.join(cycle)}")
+        state[n] = 1
+        for dep in images[n].bases.values():
+            visit(dep, path + [n])
+        state[n] = 2
+
+    for n in images:
+        visit(n, [])

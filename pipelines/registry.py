@@ -1,0 +1,52 @@
+"""Reachability of the configured registry and presence of image digests."""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.error
+import urllib.request
+
+from . import _proc
+from .errors import PipelineError
+from .tools import Toolchain
+
+
+class RegistryUnavailable(PipelineError):
+    exit_code = 2
+
+
+def _scheme(address: str) -> str:
+    host = address.rsplit(":", 1)[0] if address.count(":") == 1 else address
+    if host == "localhost":
+        return "http"
+    try:
+        return "http" if ipaddress.ip_address(host.strip("[]")).is_loopback else "https"
+    except ValueError:
+        return "https"
+
+
+def check(address: str, *, timeout: float = 5.0) -> None:
+    """Raise :class:`RegistryUnavailable` unless the registry's /v2/ endpoint answers."""
+    url = f"{_scheme(address)}://{address}/v2/"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310 - configured registry
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:  # answers, wants credentials: docker login handles that
+            return
+        seen = f"GET {url} -> HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        seen = f"GET {url} -> {reason}"
+    raise RegistryUnavailable(
+        f"the registry {address} does not answer",
+        seen=seen,
+        hint="start it (as root: `scripts/provision.sh` runs one on 127.0.0.1:5000) "
+        "or set [registry].address in pipeline.toml",
+    )
+
+
+def has(tools: Toolchain, ref: str) -> bool:
+    """Whether ``ref`` (name@sha256:...) exists in its registry."""
+    r = _proc.run([tools.docker, "buildx", "imagetools", "inspect", "--raw", ref], timeout=30, check=False, quiet=True)
+    return r.returncode == 0

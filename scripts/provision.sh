@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Provision the container toolchain on a bare Debian 12 host: Docker engine,
+# buildx + compose v2 CLI plugins, a local registry on 127.0.0.1:5000 and
+# debootstrap. Root only. Idempotent: every step checks before it acts, so
+# running it again (or after a reboot) only starts what is not running.
+set -euo pipefail
+
+PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
+STATE=/var/lib/pipelines
+REGISTRY_ADDR=${PIPELINES_REGISTRY_ADDR:-127.0.0.1:5000}
+# trixie ships buildx/compose v2 as static-ish single binaries that need only
+# glibc >= 2.34; bookworm's compose is v1 and it has no buildx at all.
+PLUGIN_SUITE=${PIPELINES_PLUGIN_SUITE:-trixie}
+MIRROR=${PIPELINES_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+log() { printf 'provision: %s\n' "$*" >&2; }
+die() { printf 'provision: error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (it installs packages and starts dockerd)"
+[ -r /etc/debian_version ] || die "this script provisions Debian hosts only; install Docker >= 20.10 with buildx and compose v2 by your platform's means"
+
+export DEBIAN_FRONTEND=noninteractive
+
+apt_updated=0
+apt_update() {
+  if [ "$apt_updated" = 0 ]; then
+    # Third-party sources on some hosts are unreachable; that must not stop us
+    # as long as Debian's own archive answers (checked by the install below).
+    apt-get update -qq || log "apt-get update reported errors; continuing with what it fetched"
+    apt_updated=1
+  fi
+}
+
+need_pkgs=()
+command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
+command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
+command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  apt_update
+  log "installing ${need_pkgs[*]}"
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+# --- CLI plugins -------------------------------------------------------------
+install_plugin() { # $1 = debian package, $2 = plugin binary name
+  local pkg=$1 bin=$2
+  if [ -x "$PLUGIN_DIR/$bin" ]; then return 0; fi
+  log "installing $bin from Debian $PLUGIN_SUITE ($pkg)"
+  local apt_root="$STATE/apt-$PLUGIN_SUITE"
+  mkdir -p "$apt_root/lists/partial" "$apt_root/cache/archives/partial" "$PLUGIN_DIR"
+  printf 'deb %s %s main\n' "$MIRROR" "$PLUGIN_SUITE" >"$apt_root/sources.list"
+  # A private apt state keeps trixie out of the host's sources: only the one
+  # plugin binary is taken, never trixie's libc or anything else.
+  local opts=(-o "APT::Sandbox::User=root" -o "Dir::Etc::SourceList=$apt_root/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+              -o "Dir::State::Lists=$apt_root/lists" -o "Dir::Cache=$apt_root/cache")
+  if [ ! -e "$apt_root/.updated" ]; then
+    apt-get "${opts[@]}" update -qq
+    touch "$apt_root/.updated"
+  fi
+  local tmp; tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get "${opts[@]}" download "$pkg" >/dev/null)
+  dpkg-deb -x "$tmp"/*.deb "$tmp/root"
+  local found; found=$(find "$tmp/root" -path "*/cli-plugins/$bin" -type f | head -n 1)
+  [ -n "$found" ] || die "$pkg from $PLUGIN_SUITE does not contain $bin"
+  install -m 0755 "$found" "$PLUGIN_DIR/$bin"
+  rm -rf "$tmp"
+}
+install_plugin docker-buildx docker-buildx
+install_plugin docker-compose docker-compose
+
+# --- Docker engine -----------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+  if pgrep -x dockerd >/dev/null 2>&1; then
+    log "dockerd is running but not answering yet"
+  else
+    log "starting dockerd"
+    mkdir -p /var/log/pipelines
+    # No init system on these hosts: run it detached from this shell.
+    setsid nohup dockerd >/var/log/pipelines/dockerd.log 2>&1 </dev/null &
+  fi
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || die "dockerd did not come up in 60 s; see /var/log/pipelines/dockerd.log"
+fi
+
+# --- Local registry ----------------------------------------------------------
+mkdir -p "$STATE/registry"
+cat >"$STATE/registry.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $STATE/registry
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+YAML
+if ! curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; then
+  log "starting registry on $REGISTRY_ADDR"
+  setsid nohup docker-registry serve "$STATE/registry.yml" >/var/log/pipelines/registry.log 2>&1 </dev/null &
+  for _ in $(seq 1 30); do curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1 && break; sleep 1; done
+  curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null || die "registry did not answer on $REGISTRY_ADDR; see /var/log/pipelines/registry.log"
+fi
+
+docker buildx version >/dev/null || die "docker buildx does not run"
+docker compose version >/dev/null || die "docker compose does not run"
+log "ready: $(docker version --format 'engine {{.Server.Version}}'), $(docker buildx version | cut -d' ' -f1-2), $(docker compose version --short | sed 's/^/compose /'), registry $REGISTRY_ADDR"
