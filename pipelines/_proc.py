@@ -27,7 +27,7 @@ GRACE_INTERRUPT = 5.0
 GRACE_TERMINATE = 5.0
 TAIL_LINES = 40
 
-_SECRET_FLAG = re.compile(r"^--?(password|passwd|token|secret|api[-_]?key)$", re.IGNORECASE)
+_SECRET_FLAG = re.compile(r"^--?(password|passwd|token|api[-_]?key)$", re.IGNORECASE)
 _SECRET_ASSIGN = re.compile(
     r"(?i)\b([A-Z0-9_]*(PASSWORD|PASSWD|TOKEN|SECRET|API_?KEY|PRIVATE_?KEY)[A-Z0-9_]*)=([^\s,]+)"
 )
@@ -213,7 +213,7 @@ def _looks_secret_value(env: Mapping[str, str], value: str) -> bool:
 def tail(text: str, lines: int = TAIL_LINES) -> str:
     parts = text.rstrip().splitlines()
     if len(parts) > lines:
-        return "\n".join([f"... ({len(parts) - lines} earlier lines)"] + parts[-lines:])
+        return "\n".join([f"... ({len(parts) - lines} earlier lines)", *parts[-lines:]])
     return "\n".join(parts)
 
 

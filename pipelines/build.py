@@ -28,7 +28,7 @@ from .errors import CommandFailed, ConfigError, PipelineError, ToolNotFound
 from .gitinfo import GitInfo
 from .tools import BuilderInfo, Toolchain
 
-CA_SECRET_ID = "ca-bundle"
+CA_SECRET_ID = "ca-bundle"  # noqa: S105 - the id of a BuildKit secret, not a secret
 CA_ENV_VARS = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 OCI = "org.opencontainers.image"
 _print_lock = threading.Lock()
@@ -95,10 +95,11 @@ def choose_cache(cfg: Config, env: Environment, builder: BuilderInfo) -> str:
         return builder.cache_backends[0]
     if wanted != "none" and wanted not in builder.cache_backends:
         raise ConfigError(
-            str(cfg.file), "build.cache" if env.cache is None else f"environments.{env.name}.cache",
+            str(cfg.file),
+            "build.cache" if env.cache is None else f"environments.{env.name}.cache",
             f"cache backend {wanted!r} is not supported by builder {builder.name!r} (driver {builder.driver}); "
             f"it supports: {', '.join(builder.cache_backends)}",
-            hint="use cache = \"auto\", or create a docker-container builder (`docker buildx create --use`)",
+            hint='use cache = "auto", or create a docker-container builder (`docker buildx create --use`)',
         )
     return wanted
 
@@ -159,8 +160,19 @@ def buildx_command(
     no_cache: bool,
 ) -> list[str]:
     assert img.context is not None and img.dockerfile is not None
-    argv = [docker, "buildx", "build", "--file", str(img.dockerfile), "--progress", progress,
-            "--iidfile", str(iidfile), "--metadata-file", str(metadata)]
+    argv = [
+        docker,
+        "buildx",
+        "build",
+        "--file",
+        str(img.dockerfile),
+        "--progress",
+        progress,
+        "--iidfile",
+        str(iidfile),
+        "--metadata-file",
+        str(metadata),
+    ]
     if img.target:
         argv += ["--target", img.target]
     args = {arg: base_refs[base] for arg, base in img.bases.items()}
@@ -261,18 +273,15 @@ class _Builder:
         inputs = input_hash(img, self.base_refs)
         entry = self.lock.get(img.name)
         repo = self.cfg.registry.repo(img.image)
-        if (entry and not self.opts.rebuild_bases and entry.inputs == inputs
-                and registry.has(self.tools, entry.ref)):
+        if entry and not self.opts.rebuild_bases and entry.inputs == inputs and registry.has(self.tools, entry.ref):
             self.printer(img.name)(f"reusing {entry.ref} (inputs unchanged)")
             return Built(img.name, "base", entry.ref, [], "", entry.ref.split("@", 1)[1], 0.0, reused=True, pushed=True)
         tag = f"{repo}:in-{inputs.removeprefix('sha256:')[:12]}"
-        if img.kind == "rootfs":
-            built = self.rootfs(img, tag)
-        else:
-            built = self.buildx(img, [tag], push=True, parallel=parallel)
+        built = self.rootfs(img, tag) if img.kind == "rootfs" else self.buildx(img, [tag], push=True, parallel=parallel)
         with _print_lock:
-            self.lock[img.name] = lockfile.Entry(ref=built.ref, inputs=inputs,
-                                                 built_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            self.lock[img.name] = lockfile.Entry(
+                ref=built.ref, inputs=inputs, built_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            )
         return built
 
     def buildx(self, img: Image, tags: list[str], *, push: bool, parallel: bool) -> Built:
@@ -280,32 +289,59 @@ class _Builder:
         iid, meta = d / "iid", d / "metadata.json"
         progress = self.progress_for(parallel)
         argv = buildx_command(
-            self.tools.docker, self.cfg, img, env=self.env, git=self.git, tags=tags, base_refs=self.base_refs,
-            cache=self.cache, driver=self.builder.driver, push=push, ca_bundle=self.ca_bundle,
-            iidfile=iid, metadata=meta, progress=progress, no_cache=self.opts.no_cache,
+            self.tools.docker,
+            self.cfg,
+            img,
+            env=self.env,
+            git=self.git,
+            tags=tags,
+            base_refs=self.base_refs,
+            cache=self.cache,
+            driver=self.builder.driver,
+            push=push,
+            ca_bundle=self.ca_bundle,
+            iidfile=iid,
+            metadata=meta,
+            progress=progress,
+            no_cache=self.opts.no_cache,
         )
         start = time.monotonic()
         _proc.run(
-            argv, timeout=self.cfg.build.timeout, what=f"build of {img.name}",
+            argv,
+            timeout=self.cfg.build.timeout,
+            what=f"build of {img.name}",
             hint=f"see the BuildKit output above; the Dockerfile is {img.dockerfile}",
-            stream=None if progress == "tty" else self.printer(img.name), passthrough=progress == "tty",
+            stream=None if progress == "tty" else self.printer(img.name),
+            passthrough=progress == "tty",
         )
         digest, config_digest = parse_metadata(meta)
         image_id = iid.read_text().strip() if iid.exists() else config_digest
         repo = self.cfg.registry.repo(img.image)
         ref = f"{repo}@{digest}" if push else tags[0]
-        return Built(img.name, "base" if img.is_base else "service", ref, tags, image_id, digest,
-                     round(time.monotonic() - start, 2), pushed=push)
+        return Built(
+            img.name,
+            "base" if img.is_base else "service",
+            ref,
+            tags,
+            image_id,
+            digest,
+            round(time.monotonic() - start, 2),
+            pushed=push,
+        )
 
     def rootfs(self, img: Image, tag: str) -> Built:
         """Debootstrap a root filesystem and import it as an image."""
         if os.geteuid() != 0:
-            raise ToolNotFound(f"base image {img.name!r} is a debootstrap rootfs, which needs root",
-                               hint="run the build as root (CI does), or build bases once as root and reuse the lock")
+            raise ToolNotFound(
+                f"base image {img.name!r} is a debootstrap rootfs, which needs root",
+                hint="run the build as root (CI does), or build bases once as root and reuse the lock",
+            )
         debootstrap = shutil.which("debootstrap") or shutil.which("debootstrap", path="/usr/sbin:/sbin")
         if not debootstrap:
-            raise ToolNotFound("debootstrap is not installed (needed for rootfs base images)",
-                               hint="apt-get install debootstrap, or run scripts/provision.sh")
+            raise ToolNotFound(
+                "debootstrap is not installed (needed for rootfs base images)",
+                hint="apt-get install debootstrap, or run scripts/provision.sh",
+            )
         start = time.monotonic()
         emit = self.printer(img.name)
         root = Path(tempfile.mkdtemp(prefix=f"{img.name}-rootfs-", dir=self.workdir))
@@ -313,27 +349,57 @@ class _Builder:
         if img.include:
             argv.append("--include=" + ",".join(img.include))
         argv += [img.suite, str(root), img.mirror]
-        _proc.run(argv, timeout=self.cfg.build.timeout, what=f"debootstrap of {img.name}", stream=emit,
-                  hint=f"check that {img.mirror} is reachable and suite {img.suite!r} exists")
+        _proc.run(
+            argv,
+            timeout=self.cfg.build.timeout,
+            what=f"debootstrap of {img.name}",
+            stream=emit,
+            hint=f"check that {img.mirror} is reachable and suite {img.suite!r} exists",
+        )
         tar = root.with_suffix(".tar")
-        _proc.run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(tar), "."], timeout=600,
-                  what=f"packing the {img.name} rootfs")
+        _proc.run(
+            ["tar", "-C", str(root), "--numeric-owner", "-cf", str(tar), "."],
+            timeout=600,
+            what=f"packing the {img.name} rootfs",
+        )
         shutil.rmtree(root)
-        _proc.run([self.tools.docker, "import", "--change", "ENV LANG=C.UTF-8", "--message",
-                   f"debootstrap --variant={img.variant} {img.suite}", str(tar), tag],
-                  timeout=600, what=f"docker import of {img.name}", stream=emit)
+        _proc.run(
+            [
+                self.tools.docker,
+                "import",
+                "--change",
+                "ENV LANG=C.UTF-8",
+                "--message",
+                f"debootstrap --variant={img.variant} {img.suite}",
+                str(tar),
+                tag,
+            ],
+            timeout=600,
+            what=f"docker import of {img.name}",
+            stream=emit,
+        )
         tar.unlink()
         _proc.run([self.tools.docker, "push", tag], timeout=900, what=f"push of {tag}", stream=emit)
-        inspect = _proc.run([self.tools.docker, "image", "inspect", "--format", "{{json .}}", tag], timeout=60,
-                            quiet=True)
+        inspect = _proc.run(
+            [self.tools.docker, "image", "inspect", "--format", "{{json .}}", tag], timeout=60, quiet=True
+        )
         info = json.loads(inspect.stdout)
         repo = tag.rsplit(":", 1)[0]
         ref = next((d for d in info.get("RepoDigests") or [] if d.startswith(repo + "@")), None)
         if ref is None:
-            raise CommandFailed(f"pushed {tag} but the engine reports no digest for it",
-                                seen=json.dumps(info.get("RepoDigests")))
-        return Built(img.name, "base", ref, [tag], info["Id"], ref.split("@", 1)[1],
-                     round(time.monotonic() - start, 2), pushed=True)
+            raise CommandFailed(
+                f"pushed {tag} but the engine reports no digest for it", seen=json.dumps(info.get("RepoDigests"))
+            )
+        return Built(
+            img.name,
+            "base",
+            ref,
+            [tag],
+            info["Id"],
+            ref.split("@", 1)[1],
+            round(time.monotonic() - start, 2),
+            pushed=True,
+        )
 
 
 def run(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[str, str] | None = None) -> Report:
@@ -342,9 +408,14 @@ def run(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[str, str]
     registry.check(cfg.registry.address)
     b = _Builder(cfg, opts, tools, environ)
     start = time.monotonic()
-    rep = Report(env=b.env.name, commit=b.git.commit, dirty=b.git.dirty,
-                 builder=f"{b.builder.name} ({b.builder.driver}, BuildKit {b.builder.buildkit})", cache=b.cache,
-                 started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    rep = Report(
+        env=b.env.name,
+        commit=b.git.commit,
+        dirty=b.git.dirty,
+        builder=f"{b.builder.name} ({b.builder.driver}, BuildKit {b.builder.buildkit})",
+        cache=b.cache,
+        started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
     names = list(opts.only) or None
     if opts.bases_only:
         names = [i.name for i in cfg.bases if names is None or i.name in names]
@@ -371,8 +442,9 @@ def run(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[str, str]
             if failures:
                 if len(failures) == 1:
                     raise failures[0]
-                raise CommandFailed(f"{len(failures)} image builds failed",
-                                    seen="\n\n".join(f.render() for f in failures))
+                raise CommandFailed(
+                    f"{len(failures)} image builds failed", seen="\n\n".join(f.render() for f in failures)
+                )
     finally:
         # The lock keeps whatever bases were built, even when a later build failed.
         if b.lock:
@@ -393,8 +465,10 @@ def load_manifest(cfg: Config, env: str) -> dict[str, object]:
     try:
         data: dict[str, object] = json.loads(path.read_text())
     except FileNotFoundError:
-        raise PipelineError(f"no build of environment {env!r} is recorded at {path}",
-                            hint=f"run `pipelines build --env {env}` (or `nox -s build`) first") from None
+        raise PipelineError(
+            f"no build of environment {env!r} is recorded at {path}",
+            hint=f"run `pipelines build --env {env}` (or `nox -s build`) first",
+        ) from None
     except json.JSONDecodeError as exc:
         raise PipelineError(f"{path} is not valid JSON ({exc})", hint="rebuild to rewrite it") from None
     return data
@@ -404,11 +478,21 @@ def write_report(cfg: Config, rep: Report) -> None:
     path = manifest_path(cfg, rep.env)
     report.write_json(path, rep.to_json())
     headers = ["image", "kind", "reference", "time", "note"]
-    rows = [[b.name, b.kind, b.ref, f"{b.seconds:.1f}s", "reused from lock" if b.reused else
-             ("pushed" if b.pushed else "loaded")] for b in rep.images.values()]
+    rows = [
+        [
+            b.name,
+            b.kind,
+            b.ref,
+            f"{b.seconds:.1f}s",
+            "reused from lock" if b.reused else ("pushed" if b.pushed else "loaded"),
+        ]
+        for b in rep.images.values()
+    ]
     md = report.markdown_table(headers, rows)
-    title = (f"Build `{rep.env}` at `{rep.commit[:12]}`{' (dirty)' if rep.dirty else ''}: "
-             f"{len(rep.images)} images in {rep.seconds:.1f}s, cache {rep.cache}")
+    title = (
+        f"Build `{rep.env}` at `{rep.commit[:12]}`{' (dirty)' if rep.dirty else ''}: "
+        f"{len(rep.images)} images in {rep.seconds:.1f}s, cache {rep.cache}"
+    )
     (path.parent / f"{rep.env}.md").write_text(f"### {title}\n\n{md}\n")
     report.step_summary(f"### {title}\n\n{md}\n")
     print(title, file=sys.stderr)

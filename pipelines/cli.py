@@ -14,9 +14,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, _proc
+from . import __version__, _proc, bench, build
 from . import config as config_mod
 from .errors import EXIT_INTERRUPTED, EXIT_OK, PipelineError
+from .tools import Toolchain
 
 DESCRIPTION = """\
 Build, check and ship hardened container images of Python services.
@@ -36,34 +37,52 @@ run (bad config, missing tool, engine or registry down), 130 interrupted.
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pipelines", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="pipelines", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--version", action="version", version=f"pipelines {__version__}")
     p.add_argument("--config", type=Path, help="pipeline config file (default: nearest pipeline.toml)")
     sub = p.add_subparsers(dest="command", metavar="STAGE", required=True)
 
-    b = sub.add_parser("build", help="build base images and services",
-                       description="Build the golden base images (reused from the lock while their inputs are "
-                       "unchanged) and then every service, for one environment. Writes "
-                       "ARTIFACTS/build/ENV.json for later stages.")
+    b = sub.add_parser(
+        "build",
+        help="build base images and services",
+        description="Build the golden base images (reused from the lock while their inputs are "
+        "unchanged) and then every service, for one environment. Writes "
+        "ARTIFACTS/build/ENV.json for later stages.",
+    )
     b.add_argument("--env", help="environment from the config (default: the config's default_env)")
-    b.add_argument("--only", nargs="+", default=[], metavar="NAME",
-                   help="build only these images/services (and the bases they need)")
+    b.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="build only these images/services (and the bases they need)",
+    )
     b.add_argument("--bases-only", action="store_true", help="build only the golden base images")
     b.add_argument("--rebuild-bases", action="store_true", help="rebuild base images even when the lock matches")
     b.add_argument("--no-cache", action="store_true", help="do not use BuildKit's cache")
     b.add_argument("--parallel", type=int, metavar="N", help="images built at once (default: build.parallel)")
     b.add_argument("--progress", choices=config_mod.PROGRESS_MODES, help="BuildKit progress output")
 
-    sub.add_parser("config", help="validate the config and print it as JSON",
-                   description="Validate the config and print the resolved result as JSON; exit 2 when invalid.")
-    sub.add_parser("doctor", help="check the container toolchain",
-                   description="Report the versions of the Docker engine, buildx, compose and the active builder; "
-                   "exit 2 when something the build needs is missing.")
+    sub.add_parser(
+        "config",
+        help="validate the config and print it as JSON",
+        description="Validate the config and print the resolved result as JSON; exit 2 when invalid.",
+    )
+    sub.add_parser(
+        "doctor",
+        help="check the container toolchain",
+        description="Report the versions of the Docker engine, buildx, compose and the active builder; "
+        "exit 2 when something the build needs is missing.",
+    )
 
-    bn = sub.add_parser("bench", help="benchmark builds and image sizes",
-                        description="Cold build of everything (bases rebuilt, no cache), a no-change rebuild, a "
-                        "rebuild after a one-line source change, and image sizes; JSON and Markdown results.")
+    bn = sub.add_parser(
+        "bench",
+        help="benchmark builds and image sizes",
+        description="Cold build of everything (bases rebuilt, no cache), a no-change rebuild, a "
+        "rebuild after a one-line source change, and image sizes; JSON and Markdown results.",
+    )
     bn.add_argument("--env", help="environment to build (default: the config's default_env)")
     bn.add_argument("--service", help="service whose source gets the one-line change (default: the first)")
     bn.add_argument("--out", type=Path, help="directory for bench.json and bench.md (default: ARTIFACTS/bench)")
@@ -77,8 +96,6 @@ def _load(args: argparse.Namespace) -> config_mod.Config:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .tools import Toolchain
-
     if args.command == "config":
         cfg = _load(args)
         print(json.dumps(_jsonable(cfg), indent=2, default=str))
@@ -91,16 +108,22 @@ def _run(args: argparse.Namespace) -> int:
         tools.compose_version  # noqa: B018 - raises with a hint when missing
         return EXIT_OK
     if args.command == "build":
-        from . import build
-
         cfg = _load(args)
-        build.run(cfg, build.Options(env=args.env, only=tuple(args.only), bases_only=args.bases_only,
-                                     rebuild_bases=args.rebuild_bases, no_cache=args.no_cache,
-                                     parallel=args.parallel, progress=args.progress), Toolchain())
+        build.run(
+            cfg,
+            build.Options(
+                env=args.env,
+                only=tuple(args.only),
+                bases_only=args.bases_only,
+                rebuild_bases=args.rebuild_bases,
+                no_cache=args.no_cache,
+                parallel=args.parallel,
+                progress=args.progress,
+            ),
+            Toolchain(),
+        )
         return EXIT_OK
     if args.command == "bench":
-        from . import bench
-
         cfg = _load(args)
         bench.run(cfg, Toolchain(), env=args.env, service=args.service, out=args.out, skip_cold=args.skip_cold)
         return EXIT_OK

@@ -58,18 +58,18 @@ class _Table:
             raise self.error(name, f"expected {kind_name}, got {_type_name(value)} {value!r}")
         return value
 
-    def str(self, name: str, default: str | None = None, *, required: bool = False) -> str:
+    def string(self, name: str, default: str | None = None, *, required: bool = False) -> str:
         value = self._get(name, str, "a string", default, required)
         return value if value is not None else ""
 
-    def opt_str(self, name: str) -> str | None:
+    def opt_string(self, name: str) -> str | None:
         return self._get(name, str, "a string", None, False)
 
-    def bool(self, name: str, default: bool) -> bool:
+    def boolean(self, name: str, default: bool) -> bool:
         value = self._get(name, bool, "true or false", default, False)
         return bool(value)
 
-    def int(self, name: str, default: int, *, minimum: int = 0) -> int:
+    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
         value = self._get(name, int, "an integer", default, False)
         assert value is not None
         if value < minimum:
@@ -77,19 +77,19 @@ class _Table:
         return value
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
-        value = self.str(name, default)
+        value = self.string(name, default)
         if value not in choices:
             raise self.error(name, f"must be one of {', '.join(choices)}; got {value!r}")
         return value
 
-    def str_list(self, name: str) -> tuple[str, ...]:
+    def strings(self, name: str) -> tuple[str, ...]:
         value = self._get(name, list, "a list of strings", [], False) or []
         for i, item in enumerate(value):
             if not isinstance(item, str):
                 raise self.error(f"{name}[{i}]", f"expected a string, got {_type_name(item)} {item!r}")
         return tuple(value)
 
-    def str_map(self, name: str) -> dict[str, str]:
+    def string_map(self, name: str) -> dict[str, str]:
         value = self._get(name, dict, "a table of strings", {}, False) or {}
         for k, v in value.items():
             if not isinstance(v, str):
@@ -117,8 +117,14 @@ class _Table:
 
 
 def _type_name(value: object) -> str:
-    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
-            float: "a float"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a table",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a float",
+    }.get(type(value), type(value).__name__)
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,13 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class BenchSettings:
+    change_service: str | None  # whose source gets the one-line change
+    max_rebuild_ratio: float  # source-change rebuild / cold build
+    size_budgets_mb: Mapping[str, int]  # image name -> MB
+
+
+@dataclass(frozen=True)
 class Config:
     file: Path
     root: Path
@@ -189,6 +202,7 @@ class Config:
     build: BuildSettings
     images: Mapping[str, Image]  # bases and services, by name
     environments: Mapping[str, Environment]
+    bench: BenchSettings
     default_env: str = field(default="dev")
 
     @property
@@ -205,7 +219,9 @@ class Config:
             return self.environments[name]
         except KeyError:
             raise ConfigError(
-                str(self.file), f"environments.{name}", "no such environment",
+                str(self.file),
+                f"environments.{name}",
+                "no such environment",
                 hint=f"choose one of: {', '.join(self.environments)}",
             ) from None
 
@@ -224,14 +240,18 @@ class Config:
 
         for n in names if names is not None else list(self.images):
             if n not in self.images:
-                raise ConfigError(str(self.file), "", f"no image or service named {n!r}",
-                                  hint=f"known: {', '.join(self.images)}")
+                raise ConfigError(
+                    str(self.file), "", f"no image or service named {n!r}", hint=f"known: {', '.join(self.images)}"
+                )
             want(n)
         levels: list[list[Image]] = []
         done: set[str] = set()
         while len(done) < len(wanted):
-            level = [self.images[n] for n in self.images
-                     if n in wanted and n not in done and set(self.images[n].bases.values()) <= done]
+            level = [
+                self.images[n]
+                for n in self.images
+                if n in wanted and n not in done and set(self.images[n].bases.values()) <= done
+            ]
             assert level, "cycles are rejected at load time"
             levels.append(level)
             done.update(i.name for i in level)
@@ -245,8 +265,12 @@ def find_config(start: Path | None = None) -> Path:
         candidate = d / DEFAULT_FILE
         if candidate.is_file():
             return candidate
-    raise ConfigError(DEFAULT_FILE, "", f"not found in {here} or any parent directory",
-                      hint="run from the project directory or pass --config PATH")
+    raise ConfigError(
+        DEFAULT_FILE,
+        "",
+        f"not found in {here} or any parent directory",
+        hint="run from the project directory or pass --config PATH",
+    )
 
 
 def load(path: Path) -> Config:
@@ -273,20 +297,22 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
 
     t = top.table("project", required=True)
     project = Project(
-        name=t.str("name", required=True),
-        version=t.str("version", "0.0.0"),
-        source=t.str("source", ""),
-        artifacts=root / t.str("artifacts", "artifacts"),
-        lock=root / t.str("lock", "pipeline.lock.json"),
+        name=t.string("name", required=True),
+        version=t.string("version", "0.0.0"),
+        source=t.string("source", ""),
+        artifacts=root / t.string("artifacts", "artifacts"),
+        lock=root / t.string("lock", "pipeline.lock.json"),
     )
     t.done()
 
     t = top.table("registry", required=True)
-    registry = Registry(address=t.str("address", required=True).rstrip("/"), namespace=t.str("namespace", "").strip("/"))
+    registry = Registry(
+        address=t.string("address", required=True).rstrip("/"), namespace=t.string("namespace", "").strip("/")
+    )
     t.done()
 
     t = top.table("build")
-    ca = t.opt_str("ca_bundle")
+    ca = t.opt_string("ca_bundle")
     ca_path = None
     if ca:
         ca_path = (root / ca).resolve()
@@ -295,10 +321,10 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     build = BuildSettings(
         cache=t.choice("cache", CACHE_BACKENDS, "auto"),
         ca_bundle=ca_path,
-        parallel=t.int("parallel", 2, minimum=1),
+        parallel=t.integer("parallel", 2, minimum=1),
         progress=t.choice("progress", PROGRESS_MODES, "auto"),
-        timeout=t.int("timeout", 1800, minimum=1),
-        cache_dir=root / t.str("cache_dir", ".pipelines/cache"),
+        timeout=t.integer("timeout", 1800, minimum=1),
+        cache_dir=root / t.string("cache_dir", ".pipelines/cache"),
     )
     t.done()
 
@@ -316,36 +342,64 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         for arg, base in img.bases.items():
             key = f"{'images' if img.is_base else 'services'}.{img.name}.bases.{arg}"
             if base not in images:
-                raise ConfigError(file, key, f"names unknown image {base!r}",
-                                  hint=f"base images: {', '.join(i.name for i in images.values() if i.is_base)}")
+                raise ConfigError(
+                    file,
+                    key,
+                    f"names unknown image {base!r}",
+                    hint=f"base images: {', '.join(i.name for i in images.values() if i.is_base)}",
+                )
             if not images[base].is_base:
                 raise ConfigError(file, key, f"{base!r} is a service; only [images.*] can be bases")
     _reject_cycles(file, images)
 
     envs: dict[str, Environment] = {}
     for name, et in top.tables("environments"):
-        tags = et.str_list("tags")
+        tags = et.strings("tags")
         for i, tag in enumerate(tags):
             if not _TAG.match(tag):
                 raise et.error(f"tags[{i}]", f"{tag!r} is not a valid image tag")
-        cache = et.opt_str("cache")
+        cache = et.opt_string("cache")
         if cache is not None and cache not in CACHE_BACKENDS:
             raise et.error("cache", f"must be one of {', '.join(CACHE_BACKENDS)}; got {cache!r}")
-        envs[name] = Environment(name=name, push=et.bool("push", False), tags=tags or (name,),
-                                 args=_args(et, "args"), cache=cache)
+        envs[name] = Environment(
+            name=name, push=et.boolean("push", False), tags=tags or (name,), args=_args(et, "args"), cache=cache
+        )
         et.done()
     if not envs:
         raise ConfigError(file, "environments", "at least one environment is required (e.g. [environments.dev])")
-    default_env = top.str("default_env", next(iter(envs)))
+    default_env = top.string("default_env", next(iter(envs)))
     if default_env not in envs:
         raise top.error("default_env", f"names unknown environment {default_env!r}")
+    bt = top.table("bench")
+    change = bt.opt_string("change_service")
+    if change is not None and (change not in images or images[change].is_base):
+        raise bt.error("change_service", f"names no service: {change!r}")
+    ratio_pct = bt.integer("max_rebuild_percent", 10, minimum=1)
+    budgets = bt.table("size_budgets_mb")
+    sizes = {}
+    for img_name in list(budgets.data):
+        if img_name not in images:
+            raise budgets.error(img_name, "names no image or service")
+        sizes[img_name] = budgets.integer(img_name, 0, minimum=1)
+    budgets.done()
+    bt.done()
+    bench = BenchSettings(change_service=change, max_rebuild_ratio=ratio_pct / 100, size_budgets_mb=sizes)
     top.done()
-    return Config(file=path, root=root, project=project, registry=registry, build=build, images=images,
-                  environments=envs, default_env=default_env)
+    return Config(
+        file=path,
+        root=root,
+        project=project,
+        registry=registry,
+        build=build,
+        images=images,
+        environments=envs,
+        bench=bench,
+        default_env=default_env,
+    )
 
 
 def _args(t: _Table, name: str) -> dict[str, str]:
-    args = t.str_map(name)
+    args = t.string_map(name)
     for k in args:
         if not _ARG.match(k):
             raise t.error(f"{name}.{k}", "is not a valid build-arg name")
@@ -356,24 +410,45 @@ def _image(t: _Table, name: str, root: Path, *, is_base: bool) -> Image:
     if not _NAME.match(name):
         raise t.error("", "image names must be lowercase letters, digits, '.', '_' or '-'")
     kind = t.choice("kind", IMAGE_KINDS, "dockerfile") if is_base else "dockerfile"
-    image = t.str("image", name)
+    image = t.string("image", name)
     if not _NAME.match(image.replace("/", "-")):
         raise t.error("image", f"{image!r} is not a valid repository name")
     bases = _args(t, "bases")
     if kind == "rootfs":
-        img = Image(name=name, kind=kind, is_base=is_base, image=image, context=None, dockerfile=None, target=None,
-                    args={}, bases={}, suite=t.str("suite", "bookworm"), variant=t.str("variant", "minbase"),
-                    mirror=t.str("mirror", "http://deb.debian.org/debian"), include=t.str_list("include"))
+        img = Image(
+            name=name,
+            kind=kind,
+            is_base=is_base,
+            image=image,
+            context=None,
+            dockerfile=None,
+            target=None,
+            args={},
+            bases={},
+            suite=t.string("suite", "bookworm"),
+            variant=t.string("variant", "minbase"),
+            mirror=t.string("mirror", "http://deb.debian.org/debian"),
+            include=t.strings("include"),
+        )
         t.done()
         return img
-    context = root / t.str("context", required=True)
+    context = root / t.string("context", required=True)
     if not context.is_dir():
         raise t.error("context", f"directory {context} does not exist")
-    dockerfile = context / t.str("dockerfile", "Dockerfile")
+    dockerfile = context / t.string("dockerfile", "Dockerfile")
     if not dockerfile.is_file():
         raise t.error("dockerfile", f"file {dockerfile} does not exist")
-    img = Image(name=name, kind=kind, is_base=is_base, image=image, context=context, dockerfile=dockerfile,
-                target=t.opt_str("target"), args=_args(t, "args"), bases=bases)
+    img = Image(
+        name=name,
+        kind=kind,
+        is_base=is_base,
+        image=image,
+        context=context,
+        dockerfile=dockerfile,
+        target=t.opt_string("target"),
+        args=_args(t, "args"),
+        bases=bases,
+    )
     t.done()
     return img
 
@@ -385,11 +460,11 @@ def _reject_cycles(file: str, images: Mapping[str, Image]) -> None:
         if state.get(n) == 2:
             return
         if state.get(n) == 1:
-            cycle = path[path.index(n):] + [n]
+            cycle = [*path[path.index(n) :], n]
             raise ConfigError(file, f"images.{n}.bases", f"cycle between images: {' -> '.join(cycle)}")
         state[n] = 1
         for dep in images[n].bases.values():
-            visit(dep, path + [n])
+            visit(dep, [*path, n])
         state[n] = 2
 
     for n in images:

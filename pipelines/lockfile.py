@@ -35,8 +35,9 @@ def load(path: Path) -> dict[str, Entry]:
             raise ValueError(f"version {data.get('version')!r}, expected {VERSION}")
         return {name: Entry(**e) for name, e in data["images"].items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(str(path), "", f"is not a valid lock file ({exc})",
-                          hint="delete it; the next build recreates it") from None
+        raise ConfigError(
+            str(path), "", f"is not a valid lock file ({exc})", hint="delete it; the next build recreates it"
+        ) from None
 
 
 def save(path: Path, entries: dict[str, Entry]) -> None:

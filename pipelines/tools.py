@@ -59,6 +59,84 @@ class BuilderInfo:
         return ("registry", "local", "gha", "inline")
 
 
+def parse_engine(stdout: str, stderr: str, returncode: int) -> str:
+    """The engine version from `docker version --format '{{json .}}'`."""
+    try:
+        data = json.loads(stdout or "{}")
+    except json.JSONDecodeError:
+        data = {}
+    server = (data or {}).get("Server") or {}
+    if returncode != 0 or not server.get("Version"):
+        raise EngineUnavailable(
+            "the Docker engine is not reachable",
+            seen=_proc.tail(stderr or stdout, 5) or f"docker version exited {returncode}",
+            hint="start dockerd (as root: `scripts/provision.sh` starts it) or check DOCKER_HOST",
+        )
+    version = str(server["Version"])
+    if parse_version(version)[:2] < MIN_ENGINE:
+        raise ToolNotFound(
+            f"the Docker engine is too old: found {version}, need >= {_fmt(MIN_ENGINE)}",
+            hint="upgrade the engine (Debian bookworm's docker.io is 20.10 and works)",
+        )
+    return version
+
+
+def parse_buildx(stdout: str, stderr: str, returncode: int) -> str:
+    """The plugin version from `docker buildx version` ('github.com/docker/buildx 0.13.1+ds1 ...')."""
+    if returncode != 0:
+        raise ToolNotFound(
+            "the docker buildx plugin is missing or broken",
+            seen=_proc.tail(stderr or stdout, 5),
+            hint="install buildx into a Docker cli-plugins directory; " + PROVISION_HINT,
+        )
+    words = stdout.split()
+    try:
+        version = parse_version(words[1] if len(words) > 1 else stdout)
+    except ValueError:
+        raise ToolNotFound("could not read the buildx version", seen=stdout.strip()) from None
+    if version[:2] < MIN_BUILDX:
+        raise ToolNotFound(
+            f"docker buildx is too old: found {_fmt(version)}, need >= {_fmt(MIN_BUILDX)}", hint=PROVISION_HINT
+        )
+    return _fmt(version)
+
+
+def parse_compose(stdout: str, stderr: str, returncode: int) -> str:
+    """The plugin version from `docker compose version --format json`."""
+    version = None
+    if returncode == 0:
+        try:
+            version = str(json.loads(stdout)["version"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            version = None
+    if version is None:
+        raise ToolNotFound(
+            "docker compose v2 is missing (the `docker compose` plugin; docker-compose v1 is not supported)",
+            seen=_proc.tail(stderr or stdout, 5),
+            hint="install the compose v2 plugin into a Docker cli-plugins directory; " + PROVISION_HINT,
+        )
+    if parse_version(version)[:2] < MIN_COMPOSE:
+        raise ToolNotFound(
+            f"docker compose is too old: found {version}, need >= {_fmt(MIN_COMPOSE)}", hint=PROVISION_HINT
+        )
+    return version
+
+
+def parse_builder(text: str) -> BuilderInfo:
+    """The active builder from `docker buildx inspect` (it has no JSON output)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        # The builder's own Name comes first; node sections repeat the key.
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    return BuilderInfo(
+        name=fields.get("Name", "default"),
+        driver=fields.get("Driver", "docker"),
+        buildkit=fields.get("BuildKit version", fields.get("Buildkit", "unknown")),
+    )
+
+
 class Toolchain:
     """The Docker CLI, engine and plugins, checked lazily and once."""
 
@@ -70,87 +148,29 @@ class Toolchain:
     def docker(self) -> str:
         return which(self._docker_name)
 
-    def _docker(self, *args: str, what: str) -> _proc.Result:
-        return _proc.run([self.docker, *args], timeout=self.timeout, check=False, what=what, quiet=True)
+    def _docker(self, *args: str) -> tuple[str, str, int]:
+        r = _proc.run([self.docker, *args], timeout=self.timeout, check=False, quiet=True, what=f"docker {args[0]}")
+        return r.stdout, r.stderr, r.returncode
 
     @cached_property
     def engine_version(self) -> str:
-        r = self._docker("version", "--format", "{{json .}}", what="docker version")
-        try:
-            data = json.loads(r.stdout or "{}")
-        except json.JSONDecodeError:
-            data = {}
-        server = (data or {}).get("Server") or {}
-        if r.returncode != 0 or not server.get("Version"):
-            raise EngineUnavailable(
-                "the Docker engine is not reachable",
-                seen=_proc.tail(r.stderr or r.stdout, 5) or f"docker version exited {r.returncode}",
-                hint="start dockerd (as root: `scripts/provision.sh` starts it) or check DOCKER_HOST",
-            )
-        version = str(server["Version"])
-        if parse_version(version)[:2] < MIN_ENGINE:
-            raise ToolNotFound(
-                f"the Docker engine is too old: found {version}, need >= {_fmt(MIN_ENGINE)}",
-                hint="upgrade the engine (Debian bookworm's docker.io is 20.10 and works)",
-            )
-        return version
+        return parse_engine(*self._docker("version", "--format", "{{json .}}"))
 
     @cached_property
     def buildx_version(self) -> str:
-        r = self._docker("buildx", "version", what="docker buildx version")
-        if r.returncode != 0:
-            raise ToolNotFound(
-                "the docker buildx plugin is missing or broken",
-                seen=_proc.tail(r.stderr or r.stdout, 5),
-                hint="install buildx into a Docker cli-plugins directory; " + PROVISION_HINT,
-            )
-        try:
-            version = parse_version(r.stdout.split(" ", 1)[1] if " " in r.stdout else r.stdout)
-        except ValueError:
-            raise ToolNotFound("could not read the buildx version", seen=r.stdout.strip()) from None
-        if version[:2] < MIN_BUILDX:
-            raise ToolNotFound(
-                f"docker buildx is too old: found {_fmt(version)}, need >= {_fmt(MIN_BUILDX)}", hint=PROVISION_HINT
-            )
-        return _fmt(version)
+        return parse_buildx(*self._docker("buildx", "version"))
 
     @cached_property
     def compose_version(self) -> str:
-        r = self._docker("compose", "version", "--format", "json", what="docker compose version")
-        version = None
-        if r.returncode == 0:
-            try:
-                version = str(json.loads(r.stdout)["version"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                version = None
-        if version is None:
-            raise ToolNotFound(
-                "docker compose v2 is missing (the `docker compose` plugin; docker-compose v1 is not supported)",
-                seen=_proc.tail(r.stderr or r.stdout, 5),
-                hint="install the compose v2 plugin into a Docker cli-plugins directory; " + PROVISION_HINT,
-            )
-        if parse_version(version)[:2] < MIN_COMPOSE:
-            raise ToolNotFound(
-                f"docker compose is too old: found {version}, need >= {_fmt(MIN_COMPOSE)}", hint=PROVISION_HINT
-            )
-        return version
+        return parse_compose(*self._docker("compose", "version", "--format", "json"))
 
     @cached_property
     def builder(self) -> BuilderInfo:
         self.buildx_version  # noqa: B018 - a clear message if buildx itself is missing
-        r = self._docker("buildx", "inspect", what="docker buildx inspect")
-        if r.returncode != 0:
-            raise CommandFailed("could not inspect the active buildx builder", seen=_proc.tail(r.stderr, 5))
-        fields: dict[str, str] = {}
-        for line in r.stdout.splitlines():
-            key, sep, value = line.partition(":")
-            if sep and key.strip() not in fields:
-                fields[key.strip()] = value.strip()
-        return BuilderInfo(
-            name=fields.get("Name", "default"),
-            driver=fields.get("Driver", "docker"),
-            buildkit=fields.get("Buildkit", fields.get("BuildKit version", "unknown")),
-        )
+        stdout, stderr, rc = self._docker("buildx", "inspect")
+        if rc != 0:
+            raise CommandFailed("could not inspect the active buildx builder", seen=_proc.tail(stderr, 5))
+        return parse_builder(stdout)
 
     def require_build(self) -> None:
         """Everything `pipelines build` needs, with the first problem raised."""

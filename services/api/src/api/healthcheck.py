@@ -13,7 +13,7 @@ import urllib.request
 def main() -> int:
     url = f"http://127.0.0.1:{os.environ.get('API_PORT', '8000')}/health"
     try:
-        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - fixed loopback URL
+        with urllib.request.urlopen(url, timeout=2) as resp:
             return 0 if resp.status == 200 else 1
     except OSError as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)

@@ -18,7 +18,7 @@ class Settings:
     def from_env(cls) -> Settings:
         return cls(
             inbox=Path(os.environ.get("INGEST_INBOX", "/var/lib/ingestion/inbox")),
-            heartbeat=Path(os.environ.get("INGEST_HEARTBEAT", "/tmp/ingestion.heartbeat")),
+            heartbeat=Path(os.environ.get("INGEST_HEARTBEAT", "/tmp/ingestion.heartbeat")),  # noqa: S108 - a tmpfs the container owns,
             poll_seconds=float(os.environ.get("INGEST_POLL_SECONDS", "1")),
             max_document_bytes=int(os.environ.get("INGEST_MAX_DOCUMENT_BYTES", "65536")),
         )

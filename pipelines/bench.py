@@ -1,0 +1,140 @@
+"""Build benchmark: cold build, no-change rebuild, one-line source change, image sizes.
+
+A benchmark, not a test: it measures wall time on this machine, compares with
+the targets in the config's [bench] table and writes bench.json and bench.md.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import _proc, build, report
+from .config import Config
+from .errors import ConfigError, GateFailed
+from .tools import Toolchain
+
+MB = 1_000_000
+
+
+def _timed_build(cfg: Config, tools: Toolchain, opts: build.Options) -> tuple[float, build.Report]:
+    start = time.monotonic()
+    rep = build.run(cfg, opts, tools)
+    return round(time.monotonic() - start, 2), rep
+
+
+def _changed_file(cfg: Config, service: str | None) -> Path:
+    name = service or cfg.bench.change_service or cfg.services[0].name
+    img = cfg.images.get(name)
+    if img is None or img.is_base or img.context is None:
+        raise ConfigError(str(cfg.file), "bench.change_service", f"{name!r} is not a service")
+    sources = sorted(p for p in img.context.rglob("*.py") if "__pycache__" not in p.parts)
+    if not sources:
+        raise ConfigError(str(cfg.file), f"services.{name}.context", "has no .py file to change for the benchmark")
+    return sources[0]
+
+
+def image_size(tools: Toolchain, ref: str) -> int:
+    r = _proc.run([tools.docker, "image", "inspect", "--format", "{{json .Size}}", ref], timeout=30, quiet=True)
+    return int(json.loads(r.stdout))
+
+
+def run(
+    cfg: Config,
+    tools: Toolchain,
+    *,
+    env: str | None = None,
+    service: str | None = None,
+    out: Path | None = None,
+    skip_cold: bool = False,
+) -> dict[str, object]:
+    out = out or cfg.project.artifacts / "bench"
+    target = _changed_file(cfg, service)
+    results: dict[str, object] = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {
+            "cpus": _cpus(),
+            "python": platform.python_version(),
+            "engine": tools.engine_version,
+            "buildx": tools.buildx_version,
+        },
+    }
+    timings: dict[str, float] = {}
+    if not skip_cold:
+        # Cold: no layer cache and base images rebuilt from debootstrap up.
+        # BuildKit's cache mounts (apt and pip downloads) are not layer cache
+        # and stay warm; `docker builder prune -af` first for a network-cold number.
+        timings["cold"], _ = _timed_build(cfg, tools, build.Options(env=env, no_cache=True, rebuild_bases=True))
+    timings["no_change"], _ = _timed_build(cfg, tools, build.Options(env=env))
+    original = target.read_bytes()
+    try:
+        target.write_bytes(original + f"\n# bench {time.time_ns()}\n".encode())
+        timings["one_line_change"], rep = _timed_build(cfg, tools, build.Options(env=env))
+    finally:
+        target.write_bytes(original)
+    results["timings_s"] = timings
+    results["changed_file"] = str(target.relative_to(cfg.root))
+    sizes = {name: image_size(tools, b.image_id or b.ref) for name, b in rep.images.items()}
+    results["sizes_mb"] = {n: round(s / MB, 1) for n, s in sizes.items()}
+
+    checks: list[dict[str, object]] = []
+    if "cold" in timings:
+        ratio = timings["one_line_change"] / timings["cold"]
+        checks.append(
+            {
+                "check": "one-line change rebuild / cold build",
+                "value": f"{ratio:.1%}",
+                "target": f"<= {cfg.bench.max_rebuild_ratio:.0%}",
+                "ok": ratio <= cfg.bench.max_rebuild_ratio,
+            }
+        )
+    for name, budget in cfg.bench.size_budgets_mb.items():
+        mb = sizes[name] / MB if name in sizes else float("nan")
+        checks.append(
+            {"check": f"{name} image size", "value": f"{mb:.1f} MB", "target": f"<= {budget} MB", "ok": mb <= budget}
+        )
+    results["checks"] = checks
+    write(out, results)
+    failed = [c for c in checks if not c["ok"]]
+    if failed:
+        raise GateFailed(
+            "benchmark targets missed: " + "; ".join(f"{c['check']} {c['value']}" for c in failed),
+            hint=f"details in {out / 'bench.md'}",
+        )
+    return results
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+def write(out: Path, results: dict[str, object]) -> None:
+    report.write_json(out / "bench.json", results)
+    timings = results["timings_s"]
+    sizes = results["sizes_mb"]
+    checks = results["checks"]
+    assert isinstance(timings, dict) and isinstance(sizes, dict) and isinstance(checks, list)
+    md = [
+        f"## Build benchmark ({results['when']})",
+        "",
+        f"Machine: {results['machine']}",
+        "",
+        report.markdown_table(
+            ["build", "wall time"], [[k.replace("_", " "), f"{v:.1f} s"] for k, v in timings.items()]
+        ),
+        "",
+        report.markdown_table(["image", "size"], [[k, f"{v:.1f} MB"] for k, v in sizes.items()]),
+        "",
+        report.markdown_table(
+            ["check", "value", "target", "result"],
+            [[str(c["check"]), str(c["value"]), str(c["target"]), "ok" if c["ok"] else "MISSED"] for c in checks],
+        ),
+    ]
+    (out / "bench.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md), file=sys.stderr)
