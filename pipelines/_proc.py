@@ -193,6 +193,9 @@ def run(
     finally:
         with _live_lock:
             _live.discard(proc)
+        for stream_ in (proc.stdin, proc.stdout, proc.stderr):
+            if stream_ is not None:
+                stream_.close()
     seconds = time.monotonic() - start
     result = Result(tuple(args), proc.returncode, stdout or "", stderr or "", seconds)
     if check and proc.returncode != 0:

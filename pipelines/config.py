@@ -41,6 +41,8 @@ class _Table:
         self.used: set[str] = set()
 
     def key(self, name: str) -> str:
+        if not name:
+            return self.path
         return f"{self.path}.{name}" if self.path else name
 
     def error(self, name: str, problem: str, hint: str | None = None) -> ConfigError:
@@ -413,7 +415,6 @@ def _image(t: _Table, name: str, root: Path, *, is_base: bool) -> Image:
     image = t.string("image", name)
     if not _NAME.match(image.replace("/", "-")):
         raise t.error("image", f"{image!r} is not a valid repository name")
-    bases = _args(t, "bases")
     if kind == "rootfs":
         img = Image(
             name=name,
@@ -447,7 +448,7 @@ def _image(t: _Table, name: str, root: Path, *, is_base: bool) -> Image:
         dockerfile=dockerfile,
         target=t.opt_string("target"),
         args=_args(t, "args"),
-        bases=bases,
+        bases=_args(t, "bases"),
     )
     t.done()
     return img

@@ -1,0 +1,160 @@
+"""Build command construction and output parsing (no engine needed)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pipelines import build, config
+from pipelines.errors import CommandFailed, ConfigError
+from pipelines.gitinfo import GitInfo
+from pipelines.tools import BuilderInfo
+
+from .test_config import GOOD, project
+
+REC = Path(__file__).parent / "data" / "recorded"
+GIT = GitInfo("0123456789abcdef0123456789abcdef01234567", False, 1_700_000_000)
+DOCKER_DRIVER = BuilderInfo("default", "docker", "v0.8")
+CONTAINER_DRIVER = BuilderInfo("ci", "docker-container", "v0.13")
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> config.Config:
+    return config.load(
+        project(tmp_path, textwrap.dedent(GOOD).replace('name = "demo"', 'name = "demo"\nsource = "https://x/y"'))
+    )
+
+
+def command(cfg: config.Config, env: str = "dev", **kw: object) -> list[str]:
+    params: dict[str, object] = dict(
+        env=cfg.env(env),
+        git=GIT,
+        tags=["r/web:git-0123", "r/web:dev"],
+        base_refs={"runtime": "reg/runtime@sha256:" + "a" * 64},
+        cache="inline",
+        driver="docker",
+        push=False,
+        ca_bundle=None,
+        iidfile=Path("/t/iid"),
+        metadata=Path("/t/meta.json"),
+        progress="plain",
+        no_cache=False,
+    )
+    params.update(kw)
+    return build.buildx_command("docker", cfg, cfg.images["web"], **params)  # type: ignore[arg-type]
+
+
+def pairs(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+def test_service_command_carries_args_labels_tags_and_files(cfg: config.Config) -> None:
+    argv = command(cfg)
+    assert argv[:3] == ["docker", "buildx", "build"]
+    assert argv[-1] == str(cfg.images["web"].context)
+    assert pairs(argv, "--target") == ["runtime"]
+    assert pairs(argv, "--iidfile") == ["/t/iid"] and pairs(argv, "--metadata-file") == ["/t/meta.json"]
+    assert pairs(argv, "--build-arg") == ["GREETING=hi", "RUNTIME_IMAGE=reg/runtime@sha256:" + "a" * 64]
+    labels = dict(x.split("=", 1) for x in pairs(argv, "--label"))
+    assert labels == {
+        "org.opencontainers.image.title": "web",
+        "org.opencontainers.image.version": "0.0.0",
+        "org.opencontainers.image.created": "2023-11-14T22:13:20Z",
+        "org.opencontainers.image.revision": GIT.commit,
+        "org.opencontainers.image.source": "https://x/y",
+    }
+    assert pairs(argv, "--tag") == ["r/web:git-0123", "r/web:dev"]
+    assert "--load" in argv and "--push" not in argv
+    assert "--secret" not in argv and "--no-cache" not in argv
+
+
+def test_environment_args_override_and_push(cfg: config.Config) -> None:
+    argv = command(cfg, "prod", push=True)
+    assert "MODE=prod" in pairs(argv, "--build-arg")
+    # docker driver: the image exporter loads into the engine and pushes.
+    assert pairs(argv, "--output") == ["type=image,push=true"] and "--load" not in argv
+    argv = command(cfg, "prod", push=True, driver="docker-container")
+    assert "--push" in argv and "--output" not in argv
+
+
+def test_ca_bundle_is_a_secret_never_a_build_arg(cfg: config.Config) -> None:
+    argv = command(cfg, ca_bundle=Path("/etc/ssl/bundle.pem"))
+    assert pairs(argv, "--secret") == ["id=ca-bundle,src=/etc/ssl/bundle.pem"]
+    assert not any("bundle.pem" in a for a in pairs(argv, "--build-arg"))
+
+
+@pytest.mark.parametrize(
+    ("backend", "expected"),
+    [
+        ("inline", ["--cache-to", "type=inline", "--cache-from", "type=registry,ref=127.0.0.1:5000/demo/web:dev"]),
+        (
+            "registry",
+            [
+                "--cache-to",
+                "type=registry,ref=127.0.0.1:5000/demo/web:buildcache,mode=max",
+                "--cache-from",
+                "type=registry,ref=127.0.0.1:5000/demo/web:buildcache",
+            ],
+        ),
+        ("gha", ["--cache-to", "type=gha,scope=web,mode=max", "--cache-from", "type=gha,scope=web"]),
+        ("none", []),
+    ],
+)
+def test_cache_flags(cfg: config.Config, backend: str, expected: list[str]) -> None:
+    assert build.cache_flags(backend, cfg, cfg.images["web"], cfg.env("dev")) == expected
+
+
+def test_local_cache_goes_under_the_cache_dir(cfg: config.Config) -> None:
+    flags = build.cache_flags("local", cfg, cfg.images["web"], cfg.env("dev"))
+    assert flags[1] == f"type=local,dest={cfg.build.cache_dir / 'web'},mode=max"
+
+
+def test_cache_choice_follows_the_builder(cfg: config.Config) -> None:
+    assert build.choose_cache(cfg, cfg.env("dev"), DOCKER_DRIVER) == "inline"
+    assert build.choose_cache(cfg, cfg.env("dev"), CONTAINER_DRIVER) == "registry"
+    wants_registry = config.Environment("dev", False, ("dev",), {}, "registry")
+    with pytest.raises(ConfigError, match=r"environments.dev.cache: cache backend 'registry' is not supported"):
+        build.choose_cache(cfg, wants_registry, DOCKER_DRIVER)
+
+
+def test_ca_bundle_resolution_order(cfg: config.Config, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.pem", tmp_path / "b.pem"
+    a.write_text("A")
+    b.write_text("B")
+    assert build.resolve_ca_bundle(cfg, {"SSL_CERT_FILE": str(a), "REQUESTS_CA_BUNDLE": str(b)}) == a
+    assert build.resolve_ca_bundle(cfg, {"PIP_CERT": str(tmp_path / "missing"), "REQUESTS_CA_BUNDLE": str(b)}) == b
+    assert build.resolve_ca_bundle(cfg, {}) is None
+
+
+def test_metadata_from_recorded_buildx_output() -> None:
+    digest, config_digest = build.parse_metadata(REC / "buildx-metadata-pushed.json")
+    assert digest.startswith("sha256:") and config_digest.startswith("sha256:") and digest != config_digest
+    digest, config_digest = build.parse_metadata(REC / "buildx-metadata-loaded.json")
+    assert digest == config_digest
+
+
+def test_missing_or_empty_metadata_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(CommandFailed, match="no usable metadata"):
+        build.parse_metadata(tmp_path / "absent.json")
+    (tmp_path / "m.json").write_text('{"buildx.build.ref": "x"}')
+    with pytest.raises(CommandFailed, match="no image digest"):
+        build.parse_metadata(tmp_path / "m.json")
+
+
+def test_input_hash_follows_files_settings_and_bases(cfg: config.Config) -> None:
+    img = cfg.images["runtime"]
+    refs = {"debian": "r/debian@sha256:" + "1" * 64}
+    first = build.input_hash(img, refs)
+    assert first == build.input_hash(img, refs)
+    assert build.input_hash(img, {"debian": "r/debian@sha256:" + "2" * 64}) != first
+    assert img.context is not None
+    (img.context / "extra.txt").write_text("changed")
+    assert build.input_hash(img, refs) != first
+
+
+def test_git_tags() -> None:
+    assert GIT.tag == "git-0123456789ab"
+    assert GitInfo(GIT.commit, True, 0).tag == "git-0123456789ab-dirty"
+    assert GitInfo("unknown", True, 0).tag == "nogit"

@@ -1,0 +1,239 @@
+"""Real engine: build everything, then check the images and containers themselves."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import tarfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines import config, lockfile
+
+from .conftest import docker, run_cli
+
+pytestmark = pytest.mark.engine
+
+SHELLS_AND_PKG_TOOLS = (
+    "bin/sh",
+    "bin/bash",
+    "bin/dash",
+    "bin/ash",
+    "bin/busybox",
+    "bin/apt",
+    "bin/apt-get",
+    "bin/dpkg",
+    "bin/curl",
+    "bin/wget",
+)
+OCI_LABELS = ("title", "version", "created", "revision", "source")
+
+
+def local_ref(entry: dict[str, Any]) -> str:
+    """A reference the engine has locally (pulled when only in the registry)."""
+    ref = entry["image_id"] or entry["ref"]
+    if docker("image", "inspect", ref, check=False).returncode != 0:
+        docker("pull", "-q", entry["ref"], timeout=300)
+        ref = entry["ref"]
+    return str(ref)
+
+
+def inspect(ref: str) -> dict[str, Any]:
+    return dict(json.loads(docker("image", "inspect", ref).stdout)[0])
+
+
+def exported_paths(ref: str) -> set[str]:
+    cid = docker("create", ref).stdout.strip()
+    try:
+        raw = subprocess.run(["docker", "export", cid], capture_output=True, timeout=300, check=True).stdout
+    finally:
+        docker("rm", "-f", cid)
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        return {m.name.lstrip("./") for m in tar.getmembers()}
+
+
+def final_images(built: dict[str, Any], cfg: config.Config) -> dict[str, str]:
+    """Images that run as services: every service plus the runtime base they start from."""
+    names = [s.name for s in cfg.services]
+    runtime_bases = {b for s in cfg.services for arg, b in s.bases.items() if arg == "RUNTIME_IMAGE"}
+    return {n: local_ref(built["images"][n]) for n in [*names, *sorted(runtime_bases)]}
+
+
+def test_bases_are_locked_by_digest(built: dict[str, Any], cfg: config.Config) -> None:
+    lock = lockfile.load(cfg.project.lock)
+    assert set(lock) == {b.name for b in cfg.bases}
+    for name, entry in lock.items():
+        assert "@sha256:" in entry.ref, name
+        assert built["images"][name]["ref"] == entry.ref
+
+
+def test_runtime_images_have_no_shell_or_package_manager(built: dict[str, Any], cfg: config.Config) -> None:
+    for name, ref in final_images(built, cfg).items():
+        paths = exported_paths(ref)
+        present = [p for p in SHELLS_AND_PKG_TOOLS if f"usr/{p}" in paths or p in paths]
+        assert present == [], f"{name} contains {present}"
+        assert not any(p.startswith("var/cache/apt/archives/") and p.endswith(".deb") for p in paths), name
+        assert not any(p.startswith("var/lib/apt/lists/") for p in paths), name
+        # Scanners need the OS package database to see what is installed.
+        assert "var/lib/dpkg/status.d/libc6" in paths, name
+        assert "var/lib/dpkg/status.d/python3.11-minimal" in paths, name
+        assert "etc/ssl/certs/ca-certificates.crt" in paths and "usr/bin/tini" in paths, name
+
+
+def test_user_labels_and_healthcheck(built: dict[str, Any], cfg: config.Config) -> None:
+    for name, ref in final_images(built, cfg).items():
+        c = inspect(ref)["Config"]
+        assert c["User"] == "65532:65532", name
+        labels = c.get("Labels") or {}
+        for key in OCI_LABELS:
+            assert labels.get(f"org.opencontainers.image.{key}"), f"{name} lacks label {key}"
+        if name in cfg.images and not cfg.images[name].is_base:
+            assert labels["org.opencontainers.image.revision"] == built["commit"]
+            test = c["Healthcheck"]["Test"]
+            assert test[0] == "CMD", f"{name}: healthcheck must be exec form, got {test}"
+            assert c["Entrypoint"][:2] == ["/usr/bin/tini", "--"], name
+
+
+def test_runtime_passwd_has_nonroot_65532(built: dict[str, Any]) -> None:
+    ref = local_ref(built["images"]["python-runtime"])
+    r = docker(
+        "run",
+        "--rm",
+        ref,
+        "-c",
+        "import pwd,grp,os; u=pwd.getpwnam('nonroot'); "
+        "print(u.pw_uid, u.pw_gid, grp.getgrgid(u.pw_gid).gr_name, os.getuid(), "
+        "oct(os.stat('/tmp').st_mode & 0o7777))",
+    )
+    assert r.stdout.split() == ["65532", "65532", "nonroot", "65532", "0o1777"]
+
+
+def test_builder_and_runtime_carry_the_same_python(built: dict[str, Any]) -> None:
+    code = "import sys; print(sys.version_info[0], sys.version_info[1])"
+    builder = docker("run", "--rm", local_ref(built["images"]["python-builder"]), "python3", "-c", code).stdout
+    runtime = docker("run", "--rm", local_ref(built["images"]["python-runtime"]), "-c", code).stdout
+    assert builder.split() == runtime.split() == ["3", "11"]
+
+
+@pytest.mark.parametrize("service", ["api", "ingestion"])
+def test_container_turns_healthy_and_stops_within_2s(
+    built: dict[str, Any], container_names: list[str], service: str
+) -> None:
+    ref = local_ref(built["images"][service])
+    name = f"pipelines-test-{service}-{os.getpid()}"
+    container_names.append(name)
+    docker(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--health-interval=1s",
+        "--health-start-period=1s",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        ref,
+    )
+    deadline = time.monotonic() + 60
+    status = ""
+    while time.monotonic() < deadline:
+        status = docker("inspect", "--format", "{{.State.Health.Status}}", name).stdout.strip()
+        if status in ("healthy", "unhealthy"):
+            break
+        time.sleep(0.5)
+    logs = docker("logs", name, check=False)
+    assert status == "healthy", f"{service} is {status!r}; logs:\n{logs.stdout}{logs.stderr}"
+    start = time.monotonic()
+    docker("stop", "--time", "10", name)
+    took = time.monotonic() - start
+    state = json.loads(docker("inspect", "--format", "{{json .State}}", name).stdout)
+    assert took < 2.0, f"docker stop took {took:.1f}s: SIGTERM did not reach the app"
+    assert state["ExitCode"] in (0, 143), state
+
+
+def test_ca_bundle_never_lands_in_a_layer(built: dict[str, Any], tmp_path: Path) -> None:
+    bundle = next(
+        (
+            Path(os.environ[v])
+            for v in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+            if os.environ.get(v) and Path(os.environ[v]).is_file()
+        ),
+        None,
+    )
+    if bundle is None:
+        pytest.fail("no CA bundle in PIP_CERT/SSL_CERT_FILE/REQUESTS_CA_BUNDLE: the secret path was not exercised")
+    wanted = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    for service in ("api", "ingestion"):
+        raw = subprocess.run(
+            ["docker", "save", local_ref(built["images"][service])], capture_output=True, timeout=300, check=True
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(raw)) as outer:
+            for member in outer.getmembers():
+                if not member.name.endswith("layer.tar"):
+                    continue
+                layer = outer.extractfile(member)
+                assert layer is not None
+                with tarfile.open(fileobj=io.BytesIO(layer.read())) as inner:
+                    for m in inner.getmembers():
+                        assert "run/secrets" not in m.name, f"{service}: {m.name} in a layer"
+                        if m.isfile() and m.size == bundle.stat().st_size:
+                            f = inner.extractfile(m)
+                            assert f is not None
+                            assert hashlib.sha256(f.read()).hexdigest() != wanted, f"{service}: {m.name} is the bundle"
+
+
+def test_rebuild_without_changes_reuses_bases(built: dict[str, Any], cfg: config.Config) -> None:
+    r = run_cli("build", "--env", "dev")
+    assert r.returncode == 0, r.stderr[-4000:]
+    again = json.loads((cfg.project.artifacts / "build" / "dev.json").read_text())
+    for b in cfg.bases:
+        assert again["images"][b.name]["reused"] is True, b.name
+        assert again["images"][b.name]["ref"] == built["images"][b.name]["ref"]
+
+
+def _tiny_project(tmp_path: Path, dockerfile: str, registry: str = "127.0.0.1:5000") -> Path:
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "Dockerfile").write_text(textwrap.dedent(dockerfile))
+    path = tmp_path / "pipeline.toml"
+    path.write_text(
+        textwrap.dedent(f"""
+        [project]
+        name = "tiny"
+        [registry]
+        address = "{registry}"
+        namespace = "pipelines-tests"
+        [services.broken]
+        context = "svc"
+        [environments.dev]
+    """)
+    )
+    return path
+
+
+def test_failing_dockerfile_names_the_image_and_file(tools: object, tmp_path: Path) -> None:
+    path = _tiny_project(tmp_path, "FROM scratch\nCOPY missing-file /x\n")
+    r = run_cli("--config", str(path), "build")
+    assert r.returncode == 1, r.stderr
+    assert "error: build of broken failed" in r.stderr
+    assert str(tmp_path / "svc" / "Dockerfile") in r.stderr
+    assert "missing-file" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_unreachable_registry_is_a_clear_error(tools: object, tmp_path: Path) -> None:
+    path = _tiny_project(tmp_path, "FROM scratch\n", registry="127.0.0.1:9")
+    r = run_cli("--config", str(path), "build")
+    assert r.returncode == 2
+    assert "error: the registry 127.0.0.1:9 does not answer" in r.stderr
+    assert "Traceback" not in r.stderr

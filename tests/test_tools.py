@@ -1,0 +1,93 @@
+"""Tool discovery and version parsing, on recorded real outputs and a real dead socket."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines import tools
+from pipelines.errors import EngineUnavailable, ToolNotFound
+
+from .conftest import ROOT, run_cli
+
+REC = Path(__file__).parent / "data" / "recorded"
+
+
+def test_parse_version_variants() -> None:
+    assert tools.parse_version("20.10.24+dfsg1") == (20, 10, 24)
+    assert tools.parse_version("v2.26.1") == (2, 26, 1)
+    assert tools.parse_version("0.13") == (0, 13, 0)
+    with pytest.raises(ValueError):
+        tools.parse_version("unknown")
+
+
+def test_engine_version_from_recorded_output() -> None:
+    assert tools.parse_engine((REC / "docker-version.json").read_text(), "", 0).startswith("20.10.")
+
+
+def test_dead_daemon_from_recorded_output() -> None:
+    with pytest.raises(EngineUnavailable) as err:
+        tools.parse_engine(
+            (REC / "docker-version-no-daemon.json").read_text(),
+            (REC / "docker-version-no-daemon.stderr").read_text(),
+            1,
+        )
+    text = err.value.render()
+    assert "Docker engine is not reachable" in text and "Cannot connect to the Docker daemon" in text
+    assert "provision.sh" in text
+
+
+def test_engine_too_old() -> None:
+    with pytest.raises(ToolNotFound, match=r"too old: found 19.03.5, need >= 20.10"):
+        tools.parse_engine('{"Server": {"Version": "19.03.5"}}', "", 0)
+
+
+def test_buildx_and_compose_from_recorded_output() -> None:
+    assert tools.parse_buildx((REC / "buildx-version.txt").read_text(), "", 0) == "0.13.1"
+    assert tools.parse_compose((REC / "compose-version.json").read_text(), "", 0).startswith("2.26.1")
+
+
+def test_missing_and_old_plugins() -> None:
+    unknown = "docker: unknown command: docker buildx\n\nRun 'docker --help' for more information"
+    with pytest.raises(ToolNotFound, match="buildx plugin is missing"):
+        tools.parse_buildx("", unknown, 1)
+    with pytest.raises(ToolNotFound, match=r"buildx is too old: found 0.8.2"):
+        tools.parse_buildx("github.com/docker/buildx v0.8.2 6224def4", "", 0)
+    with pytest.raises(ToolNotFound, match="compose v2 is missing"):
+        tools.parse_compose("", "docker: 'compose' is not a docker command.", 1)
+    with pytest.raises(ToolNotFound, match=r"compose is too old: found v2.3.3"):
+        tools.parse_compose('{"version":"v2.3.3"}', "", 0)
+
+
+def test_builder_from_recorded_inspect() -> None:
+    b = tools.parse_builder((REC / "buildx-inspect-docker-driver.txt").read_text())
+    assert (b.name, b.driver) == ("default", "docker")
+    assert b.buildkit.startswith("v0.8")
+    assert b.cache_backends == ("inline",)
+    assert tools.BuilderInfo("ci", "docker-container", "v0.13").cache_backends[0] == "registry"
+
+
+def test_missing_docker_binary() -> None:
+    with pytest.raises(ToolNotFound, match="docker-does-not-exist is not installed"):
+        tools.Toolchain("docker-does-not-exist").require_build()
+
+
+def test_cli_with_dead_daemon_exits_2_with_one_message(tmp_path: Path) -> None:
+    r = run_cli("build", env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"})
+    assert r.returncode == 2
+    assert "error: the Docker engine is not reachable" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_cli_help_lists_stages() -> None:
+    r = run_cli("--help")
+    assert r.returncode == 0
+    for stage in ("build", "config", "doctor", "bench", "exit codes"):
+        assert stage in r.stdout
+
+
+def test_doctor_reports_a_dead_daemon(tmp_path: Path) -> None:
+    r = run_cli("doctor", cwd=ROOT, env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"})
+    assert r.returncode == 2
+    assert "engine   unavailable: the Docker engine is not reachable" in r.stdout
