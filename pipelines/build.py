@@ -241,7 +241,7 @@ class _Builder:
         self.env = cfg.env(opts.env)
         self.ci = environ.get("CI", "").lower() in ("1", "true", "yes")
         self.ca_bundle = resolve_ca_bundle(cfg, environ)
-        self.git = gitinfo.read(cfg.root)
+        self.git = gitinfo.read(cfg.root, environ)
         self.builder = tools.builder
         self.cache = choose_cache(cfg, self.env, self.builder)
         self.lock = lockfile.load(cfg.project.lock)

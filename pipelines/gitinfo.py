@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,10 @@ from .errors import ToolNotFound
 class GitInfo:
     commit: str  # full sha, or "unknown" outside a git checkout
     dirty: bool
-    timestamp: int  # commit time when clean, now when dirty: what `created` says
+    # What the `created` label says: SOURCE_DATE_EPOCH when set, else the
+    # commit time, also for a dirty tree (the `-dirty` tag says so), so an
+    # unchanged rebuild yields the same image.
+    timestamp: int
 
     @property
     def short(self) -> str:
@@ -28,7 +32,15 @@ class GitInfo:
         return f"git-{self.short}{'-dirty' if self.dirty else ''}"
 
 
-def read(root: Path) -> GitInfo:
+def read(root: Path, environ: Mapping[str, str]) -> GitInfo:
+    info = _read(root)
+    epoch = environ.get("SOURCE_DATE_EPOCH", "")
+    if epoch.isdigit():
+        return GitInfo(info.commit, info.dirty, int(epoch))
+    return info
+
+
+def _read(root: Path) -> GitInfo:
     try:
         head = _proc.run(["git", "rev-parse", "HEAD"], cwd=root, timeout=15, check=False, quiet=True)
     except ToolNotFound:
@@ -37,7 +49,5 @@ def read(root: Path) -> GitInfo:
         return GitInfo("unknown", True, int(time.time()))
     status = _proc.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, timeout=15, quiet=True)
     dirty = bool(status.stdout.strip())
-    if dirty:
-        return GitInfo(head.stdout.strip(), True, int(time.time()))
     ct = _proc.run(["git", "log", "-1", "--format=%ct"], cwd=root, timeout=15, quiet=True)
-    return GitInfo(head.stdout.strip(), False, int(ct.stdout.strip() or time.time()))
+    return GitInfo(head.stdout.strip(), dirty, int(ct.stdout.strip() or time.time()))

@@ -45,7 +45,9 @@ fi
 # --- CLI plugins -------------------------------------------------------------
 install_plugin() { # $1 = debian package, $2 = plugin binary name
   local pkg=$1 bin=$2
-  if [ -x "$PLUGIN_DIR/$bin" ]; then return 0; fi
+  # A working plugin (from any cli-plugins directory) is left alone: one
+  # installed here would shadow a newer one from the host's own packages.
+  if command -v docker >/dev/null 2>&1 && docker "${bin#docker-}" version >/dev/null 2>&1; then return 0; fi
   log "installing $bin from Debian $PLUGIN_SUITE ($pkg)"
   local apt_root="$STATE/apt-$PLUGIN_SUITE"
   mkdir -p "$apt_root/lists/partial" "$apt_root/cache/archives/partial" "$PLUGIN_DIR"

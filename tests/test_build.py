@@ -158,3 +158,22 @@ def test_git_tags() -> None:
     assert GIT.tag == "git-0123456789ab"
     assert GitInfo(GIT.commit, True, 0).tag == "git-0123456789ab-dirty"
     assert GitInfo("unknown", True, 0).tag == "nogit"
+
+
+def test_created_time_is_the_commit_time_or_source_date_epoch(tmp_path: Path) -> None:
+    from pipelines import gitinfo
+
+    from .conftest import ROOT
+
+    info = gitinfo.read(ROOT, {})
+    assert len(info.commit) == 40
+    committed = int(subprocess_out(["git", "-C", str(ROOT), "log", "-1", "--format=%ct"]))
+    assert info.timestamp == committed  # dirty or not: an unchanged rebuild keeps its image ID
+    assert gitinfo.read(ROOT, {"SOURCE_DATE_EPOCH": "1234"}).timestamp == 1234
+    assert gitinfo.read(tmp_path, {}).commit == "unknown"
+
+
+def subprocess_out(argv: list[str]) -> str:
+    import subprocess
+
+    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout.strip()
