@@ -49,8 +49,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint the project's Python code with ruff and mypy."""
+    """Lint Dockerfiles and Compose files (Hadolint + hardening policy), then the Python code (ruff, mypy)."""
     _install(session)
+    session.run("pipelines", "lint", *session.posargs)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")

@@ -14,9 +14,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, _proc, bench, build
+from . import __version__, _proc, bench, build, lint, report
 from . import config as config_mod
-from .errors import EXIT_INTERRUPTED, EXIT_OK, PipelineError
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, PipelineError
 from .tools import Toolchain
 
 DESCRIPTION = """\
@@ -26,6 +26,7 @@ Every stage reads one validated config (pipeline.toml, found in the current
 directory or a parent; --config to name another).
 
 stages:
+  lint       Hadolint plus the project's Dockerfile and Compose hardening policy
   build      golden base images from Debian packages, then every service, with BuildKit
   config     validate the config and print it resolved, as JSON
   doctor     report the Docker engine, buildx, compose and builder versions
@@ -64,6 +65,40 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--no-cache", action="store_true", help="do not use BuildKit's cache")
     b.add_argument("--parallel", type=int, metavar="N", help="images built at once (default: build.parallel)")
     b.add_argument("--progress", choices=config_mod.PROGRESS_MODES, help="BuildKit progress output")
+
+    li = sub.add_parser(
+        "lint",
+        help="lint Dockerfiles and Compose files",
+        description="Without paths: lint everything the config declares (every image's Dockerfile with the build "
+        "args the pipeline passes, every environment's merged Compose config) and write "
+        "lint.{json,sarif,junit.xml,md} under ARTIFACTS/lint. With paths: lint those Dockerfiles, Compose files "
+        "or directories, with or without a config. Exit 0 clean, 1 findings at or above the threshold, 2 could "
+        "not run.",
+    )
+    li.add_argument("paths", nargs="*", type=Path, help="Dockerfiles, Compose files or directories")
+    li.add_argument(
+        "--format",
+        choices=("table", "json", "sarif", "junit", "markdown"),
+        default="table",
+        help="report format on stdout (default: table)",
+    )
+    li.add_argument("--output", type=Path, help="write the report to this file instead of stdout")
+    li.add_argument(
+        "--threshold",
+        choices=("error", "warning", "info", "style"),
+        help="lowest severity that fails (default: lint.threshold, else warning)",
+    )
+    li.add_argument(
+        "--profile", choices=("prod", "dev"), help="Dockerfile strictness: prod requires digests on FROM (default)"
+    )
+    li.add_argument(
+        "--build-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="value for a build arg used in FROM, when linting paths",
+    )
+    li.add_argument("--no-config", action="store_true", help="ignore pipeline.toml even if one is found")
 
     sub.add_parser(
         "config",
@@ -107,6 +142,8 @@ def _run(args: argparse.Namespace) -> int:
         tools.require_build()
         tools.compose_version  # noqa: B018 - raises with a hint when missing
         return EXIT_OK
+    if args.command == "lint":
+        return _lint(args)
     if args.command == "build":
         cfg = _load(args)
         build.run(
@@ -128,6 +165,41 @@ def _run(args: argparse.Namespace) -> int:
         bench.run(cfg, Toolchain(), env=args.env, service=args.service, out=args.out, skip_cold=args.skip_cold)
         return EXIT_OK
     raise AssertionError(args.command)
+
+
+def _lint(args: argparse.Namespace) -> int:
+    cfg = None
+    if not args.no_config:
+        try:
+            cfg = _load(args)
+        except ConfigError as exc:
+            # Linting named paths works without a config; a broken config still is an error.
+            if args.paths and args.config is None and exc.problem.startswith("not found"):
+                cfg = None
+            else:
+                raise
+    if not args.paths and cfg is None:
+        raise ConfigError(
+            config_mod.DEFAULT_FILE,
+            "",
+            "not found, and no paths given",
+            hint="name files or directories to lint, or run from a project with pipeline.toml",
+        )
+    root = cfg.root if cfg is not None else Path.cwd()
+    settings = lint.settings_from_config(cfg, root, threshold=args.threshold, profile=args.profile)
+    build_args = dict(a.split("=", 1) for a in args.build_arg if "=" in a)
+    if args.paths:
+        dockerfiles, composes = lint.targets_from_paths(args.paths, root, settings.profile, build_args)
+    else:
+        assert cfg is not None
+        dockerfiles, composes = lint.targets_from_config(cfg)
+    res = lint.run(dockerfiles, composes, settings, Toolchain())
+    if cfg is not None and not args.paths:
+        out_dir = cfg.project.artifacts / "lint"
+        lint.write_all(res, out_dir)
+        report.step_summary(lint.markdown(res))
+    lint.emit(res, args.format, args.output)
+    return EXIT_FAILED if res.failed else EXIT_OK
 
 
 def _jsonable(obj: object) -> object:

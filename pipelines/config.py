@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigError
+from .findings import Severity
 
 DEFAULT_FILE = "pipeline.toml"
 CACHE_BACKENDS = ("auto", "inline", "registry", "local", "gha", "none")
 PROGRESS_MODES = ("auto", "plain", "tty", "quiet")
 IMAGE_KINDS = ("rootfs", "dockerfile")
+PROFILES = ("prod", "dev")
+ROLES = ("builder", "runtime")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _ARG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -172,6 +175,8 @@ class Image:
     args: Mapping[str, str]
     # build-arg name -> base image name; the arg gets that image's digest ref.
     bases: Mapping[str, str]
+    # service | builder | runtime: which lint rules apply (a builder needs root and compilers).
+    role: str = "service"
     # rootfs images only
     suite: str = ""
     variant: str = ""
@@ -186,6 +191,22 @@ class Environment:
     tags: tuple[str, ...]
     args: Mapping[str, str]
     cache: str | None
+    compose: tuple[Path, ...] = ()  # overlays on top of [compose].files
+    profile: str = "prod"  # hardening expected: "prod" (staging too) or "dev"
+
+
+@dataclass(frozen=True)
+class LintSettings:
+    threshold: Severity
+    waivers: Path
+    hadolint_config: Path | None
+    waiver_max_days: int
+
+
+@dataclass(frozen=True)
+class ComposeSettings:
+    files: tuple[Path, ...]
+    env_file: Path | None
 
 
 @dataclass(frozen=True)
@@ -205,6 +226,8 @@ class Config:
     images: Mapping[str, Image]  # bases and services, by name
     environments: Mapping[str, Environment]
     bench: BenchSettings
+    lint: LintSettings
+    compose: ComposeSettings
     default_env: str = field(default="dev")
 
     @property
@@ -364,7 +387,15 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         if cache is not None and cache not in CACHE_BACKENDS:
             raise et.error("cache", f"must be one of {', '.join(CACHE_BACKENDS)}; got {cache!r}")
         envs[name] = Environment(
-            name=name, push=et.boolean("push", False), tags=tags or (name,), args=_args(et, "args"), cache=cache
+            name=name,
+            push=et.boolean("push", False),
+            tags=tags or (name,),
+            args=_args(et, "args"),
+            cache=cache,
+            compose=_paths(et, "compose", root),
+            # A "dev" environment may relax runtime hardening (bind mounts, reload); every other one is held
+            # to the production rules unless it says otherwise.
+            profile=et.choice("profile", PROFILES, "dev" if name == "dev" else "prod"),
         )
         et.done()
     if not envs:
@@ -385,6 +416,20 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         sizes[img_name] = budgets.integer(img_name, 0, minimum=1)
     budgets.done()
     bt.done()
+    lt = top.table("lint")
+    threshold = lt.choice("threshold", ("error", "warning", "info", "style"), "warning")
+    hadolint_cfg = root / lt.string("hadolint_config", ".hadolint.yaml")
+    lint = LintSettings(
+        threshold=Severity.parse(threshold),
+        waivers=root / lt.string("waivers", "security/waivers.yaml"),
+        hadolint_config=hadolint_cfg if hadolint_cfg.is_file() else None,
+        waiver_max_days=lt.integer("waiver_max_days", 90, minimum=1),
+    )
+    lt.done()
+    ct = top.table("compose")
+    env_file = ct.opt_string("env_file")
+    compose = ComposeSettings(files=_paths(ct, "files", root), env_file=(root / env_file) if env_file else None)
+    ct.done()
     bench = BenchSettings(change_service=change, max_rebuild_ratio=ratio_pct / 100, size_budgets_mb=sizes)
     top.done()
     return Config(
@@ -396,8 +441,20 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         images=images,
         environments=envs,
         bench=bench,
+        lint=lint,
+        compose=compose,
         default_env=default_env,
     )
+
+
+def _paths(t: _Table, name: str, root: Path) -> tuple[Path, ...]:
+    out = []
+    for i, rel in enumerate(t.strings(name)):
+        path = root / rel
+        if not path.is_file():
+            raise t.error(f"{name}[{i}]", f"file {path} does not exist")
+        out.append(path)
+    return tuple(out)
 
 
 def _args(t: _Table, name: str) -> dict[str, str]:
@@ -443,6 +500,7 @@ def _image(t: _Table, name: str, root: Path, *, is_base: bool) -> Image:
         name=name,
         kind=kind,
         is_base=is_base,
+        role=t.choice("role", ROLES, "runtime") if is_base else "service",
         image=image,
         context=context,
         dockerfile=dockerfile,

@@ -95,3 +95,9 @@ class Interrupted(PipelineError):
     """The user pressed Ctrl-C; children were stopped."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class InputError(PipelineError):
+    """A file handed to a stage cannot be read as what it should be (Dockerfile, Compose, ...)."""
+
+    exit_code = EXIT_UNUSABLE

