@@ -165,3 +165,58 @@ def write(out: Path, results: dict[str, object]) -> None:
     ]
     (out / "bench.md").write_text("\n".join(md) + "\n")
     print("\n".join(md), file=sys.stderr)
+
+
+LINT_TARGET_S = 3.0
+
+
+def run_lint(cfg: Config, *, out: Path | None = None, runs: int = 5) -> dict[str, object]:
+    """Warm wall time of `pipelines lint` over the whole project, as a user runs it."""
+    out = out or cfg.project.artifacts / "bench"
+    argv = [sys.executable, "-m", "pipelines", "--config", str(cfg.file), "lint", "--format", "json"]
+    # One warm-up run fills the OS page cache and Python's bytecode cache.
+    _proc.run(argv, timeout=120, check=False, quiet=True, cwd=cfg.root)
+    times = []
+    for _ in range(runs):
+        start = time.monotonic()
+        r = _proc.run(argv, timeout=120, check=False, quiet=True, cwd=cfg.root)
+        times.append(round(time.monotonic() - start, 3))
+        if r.returncode == 2:
+            raise GateFailed("lint could not run during the benchmark", seen=_proc.tail(r.stderr, 10))
+    files = len(json.loads(r.stdout)["files"])
+    times.sort()
+    median = times[len(times) // 2]
+    results: dict[str, object] = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "files": files,
+        "runs_s": times,
+        "median_s": median,
+        "target_s": LINT_TARGET_S,
+        "ok": median <= LINT_TARGET_S,
+    }
+    report.write_json(out / "lint.json", results)
+    md = "\n".join(
+        [
+            f"## Lint benchmark ({results['when']})",
+            "",
+            report.markdown_table(
+                ["files", "runs", "min", "median", "max", "target"],
+                [
+                    [
+                        str(files),
+                        str(runs),
+                        f"{times[0]:.2f} s",
+                        f"{median:.2f} s",
+                        f"{times[-1]:.2f} s",
+                        f"<= {LINT_TARGET_S:.0f} s",
+                    ]
+                ],
+            ),
+            "",
+        ]
+    )
+    (out / "lint.md").write_text(md)
+    print(md, file=sys.stderr)
+    if not results["ok"]:
+        raise GateFailed(f"lint took {median:.2f} s (median, warm), target {LINT_TARGET_S:.0f} s")
+    return results

@@ -30,7 +30,7 @@ stages:
   build      golden base images from Debian packages, then every service, with BuildKit
   config     validate the config and print it resolved, as JSON
   doctor     report the Docker engine, buildx, compose and builder versions
-  bench      measure cold, no-change and one-line-change builds and image sizes
+  bench      measure builds and image sizes (--lint: the lint stage's speed)
 
 exit codes: 0 ok, 1 the stage failed (build error, gate closed), 2 it could not
 run (bad config, missing tool, engine or registry down), 130 interrupted.
@@ -122,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--service", help="service whose source gets the one-line change (default: the first)")
     bn.add_argument("--out", type=Path, help="directory for bench.json and bench.md (default: ARTIFACTS/bench)")
     bn.add_argument("--skip-cold", action="store_true", help="skip the cold build (keep caches and bases)")
+    bn.add_argument("--lint", action="store_true", help="benchmark `pipelines lint` over the project instead")
     return p
 
 
@@ -162,6 +163,9 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "bench":
         cfg = _load(args)
+        if args.lint:
+            bench.run_lint(cfg, out=args.out)
+            return EXIT_OK
         bench.run(cfg, Toolchain(), env=args.env, service=args.service, out=args.out, skip_cold=args.skip_cold)
         return EXIT_OK
     raise AssertionError(args.command)

@@ -552,7 +552,8 @@ def _apt(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
 def _is_source_copy(c: dockerfile.Command) -> bool:
     if c.cmd not in ("COPY", "ADD") or any(f.startswith("--from") for f in c.flags):
         return False
-    sources = list(c.value[:-1])
+    # Remote sources are not the build context's source code.
+    sources = [src for src in c.value[:-1] if not re.match(r"^(https?|git)://|^git@", src)]
     return any(not MANIFESTS.search(src.rstrip("/")) for src in sources)
 
 

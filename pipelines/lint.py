@@ -70,6 +70,8 @@ class Settings:
     waiver_display: str = ""
     waiver_max_days: int = 90
     root: Path = field(default_factory=Path.cwd)
+    # An explicit --threshold overrides .hadolint.yaml's failure-threshold too.
+    honour_hadolint_threshold: bool = True
 
 
 @dataclass
@@ -329,7 +331,8 @@ def run(
     findings = _dedupe(findings)
     findings = waivers.apply(findings, all_waivers)
     findings += waivers.stale(all_waivers)
-    return Result(findings, notices, settings.threshold, files, _hadolint_threshold(settings.hadolint_config))
+    hadolint_limit = _hadolint_threshold(settings.hadolint_config) if settings.honour_hadolint_threshold else None
+    return Result(findings, notices, settings.threshold, files, hadolint_limit)
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:
@@ -456,6 +459,7 @@ def settings_from_config(cfg: Config | None, root: Path, *, threshold: str | Non
         default = root / ".hadolint.yaml"
         s.hadolint_config = default if default.exists() else None
     if threshold:
+        s.honour_hadolint_threshold = False
         try:
             s.threshold = Severity.parse(threshold)
         except ValueError as exc:

@@ -1,0 +1,286 @@
+"""Lint: the corpus with expected rule IDs, waivers, reports and exit codes.
+
+Everything runs for real: BuildKit's parser, the pinned hadolint and
+`docker compose config` (no engine needed for either).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import tomllib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from pipelines import compose_policy, dockerfile_policy, lint, waivers
+from pipelines.errors import InputError
+from pipelines.findings import Finding, Severity
+from pipelines.tools import Toolchain
+
+from .conftest import IN_CI, ROOT, run_cli
+
+CORPUS = Path(__file__).parent / "lint_corpus"
+EXPECTED: dict[str, list[str]] = tomllib.loads((CORPUS / "expected.toml").read_text())
+TODAY = dt.date(2026, 11, 23)
+
+
+@pytest.fixture(scope="module")
+def tools() -> Toolchain:
+    t = Toolchain()
+    try:
+        t.compose_version  # noqa: B018
+    except Exception as exc:  # any failure to find compose is reported below
+        if IN_CI:
+            pytest.fail(f"CI=true and docker compose is not usable: {exc}")
+        pytest.skip(f"docker compose not usable: {exc}")
+    return t
+
+
+def lint_paths(
+    tools: Toolchain, *paths: Path, profile: str = "prod", today: dt.date = TODAY, waiver_file: Path | None = None
+) -> lint.Result:
+    dockerfiles, composes = lint.targets_from_paths(list(paths), CORPUS, profile, {})
+    settings = lint.Settings(
+        threshold=Severity.WARNING,
+        profile=profile,
+        root=CORPUS,
+        waiver_file=waiver_file,
+        waiver_display=waiver_file.name if waiver_file else "",
+    )
+    return lint.run(dockerfiles, composes, settings, tools, today=today)
+
+
+def own_rules(res: lint.Result) -> list[str]:
+    return sorted({f.rule for f in res.findings if f.rule.startswith("PL-") and not f.waived})
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_corpus_file_gives_exactly_its_expected_rules(tools: Toolchain, case: str) -> None:
+    path = CORPUS / case
+    target = path / "Dockerfile" if path.is_dir() else path
+    res = lint_paths(tools, target)
+    assert own_rules(res) == sorted(EXPECTED[case]), lint.table(res)
+
+
+def test_every_rule_has_a_positive_and_a_negative_case() -> None:
+    fired = {r for rules in EXPECTED.values() for r in rules}
+    all_rules = set(dockerfile_policy.RULES) | set(compose_policy.RULES)
+    assert all_rules - fired == set(), "rules without a positive case"
+    # The good files are the negative case for every rule of their kind.
+    assert EXPECTED["dockerfile/good"] == [] and EXPECTED["compose/good.yaml"] == []
+
+
+def test_digest_is_required_only_at_prod_strictness(tools: Toolchain) -> None:
+    path = CORPUS / "dockerfile/d003_tag_without_digest/Dockerfile"
+    prod = [f for f in lint_paths(tools, path).findings if f.rule == "PL-D003"]
+    dev = [f for f in lint_paths(tools, path, profile="dev").findings if f.rule == "PL-D003"]
+    assert [f.severity for f in prod] == [Severity.ERROR]
+    assert [f.severity for f in dev] == [Severity.WARNING]
+
+
+def test_from_build_arg_is_checked_against_the_value_passed(tools: Toolchain, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nUSER 1:1\n")
+    unresolved = dockerfile_policy.check(
+        dockerfile_policy.parse(tmp_path / "Dockerfile", "Dockerfile", {}), dockerfile_policy.Context("prod")
+    )
+    assert any(f.rule == "PL-D003" and "no value" in f.message for f in unresolved)
+    for value, bad in (("reg/x:1@sha256:" + "b" * 64, False), ("reg/x:latest", True)):
+        parsed = dockerfile_policy.parse(tmp_path / "Dockerfile", "Dockerfile", {"BASE": value})
+        found = [f for f in dockerfile_policy.check(parsed, dockerfile_policy.Context("prod")) if f.rule == "PL-D003"]
+        assert bool(found) is bad, (value, found)
+
+
+def test_hadolint_findings_are_included(tools: Toolchain) -> None:
+    res = lint_paths(tools, CORPUS / "dockerfile/d005_shell_entrypoint/Dockerfile")
+    assert any(f.tool == "hadolint" and f.rule == "DL3025" for f in res.findings)
+
+
+def test_findings_point_at_the_overlay_that_sets_the_key(tools: Toolchain, tmp_path: Path) -> None:
+    base = tmp_path / "compose.yaml"
+    base.write_text((CORPUS / "compose/good.yaml").read_text())
+    shutil.copy(CORPUS / "compose/db_password.txt", tmp_path)
+    overlay = tmp_path / "compose.prod.yaml"
+    overlay.write_text('services:\n  api:\n    ports: !override\n      - "8080:8080"\n')
+    res = lint_paths(tools, tmp_path)
+    c010 = [f for f in res.findings if f.rule == "PL-C010"]
+    assert len(c010) == 1, lint.table(res)
+    assert c010[0].file.endswith("compose.prod.yaml") and c010[0].line == 3 and c010[0].service == "api"
+
+
+def test_reference_services_pass_with_zero_findings(tools: Toolchain) -> None:
+    r = run_cli("lint", "--format", "json", "--threshold", "info")
+    data = json.loads(r.stdout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert data["findings"] == []
+    assert {"services/api/Dockerfile", "services/ingestion/Dockerfile", "compose/compose.prod.yaml"} <= set(
+        data["files"]
+    )
+    assert (ROOT / "artifacts/lint/lint.sarif").exists()
+
+
+# --------------------------------------------------------------------------- waivers
+
+
+def _with_inline(tmp_path: Path, comment: str) -> Path:
+    d = tmp_path / "svc"
+    shutil.copytree(CORPUS / "dockerfile/d015_no_chown", d)
+    text = (d / "Dockerfile").read_text()
+    (d / "Dockerfile").write_text(
+        text.replace("COPY --from=builder /src/src /app", comment + "\nCOPY --from=builder /src/src /app")
+    )
+    return d / "Dockerfile"
+
+
+def test_inline_waiver_with_reason_waives(tools: Toolchain, tmp_path: Path) -> None:
+    path = _with_inline(
+        tmp_path, '# pipelines: ignore=PL-D015 reason="read-only app code is root-owned" until=2026-12-31'
+    )
+    res = lint_paths(tools, path)
+    waived = [f for f in res.findings if f.rule == "PL-D015"]
+    assert len(waived) == 1 and waived[0].waived and "read-only" in waived[0].waiver_reason
+    assert not res.failed, lint.table(res)
+
+
+@pytest.mark.parametrize(
+    ("comment", "rule", "text"),
+    [
+        ("# pipelines: ignore=PL-D015 until=2026-12-31", waivers.RULE_INVALID, "has no reason"),
+        ('# pipelines: ignore=PL-D015 reason="x" until=2026-11-01', waivers.RULE_EXPIRED, "expired on 2026-11-01"),
+        ('# pipelines: ignore=PL-D015 reason="x" until=31/12/2026', waivers.RULE_INVALID, "is not YYYY-MM-DD"),
+        ('# pipelines: ignore=PL-D999 reason="nothing here" until=2026-12-31', waivers.RULE_STALE, "stale"),
+    ],
+)
+def test_bad_inline_waivers_are_findings(tools: Toolchain, tmp_path: Path, comment: str, rule: str, text: str) -> None:
+    res = lint_paths(tools, _with_inline(tmp_path, comment))
+    hits = [f for f in res.findings if f.rule == rule]
+    assert hits and text in hits[0].message, lint.table(res)
+    assert res.failed  # the original finding is not waived (or the waiver itself is an error)
+
+
+def test_ledger_waivers(tools: Toolchain, tmp_path: Path) -> None:
+    ledger = tmp_path / "waivers.yaml"
+    ledger.write_text(
+        "waivers:\n"
+        "  - id: PL-C010\n    scope: {path: 'compose/c010_all_interfaces.yaml', service: api}\n"
+        "    reason: published for the load balancer\n    owner: platform\n    expires: 2026-12-15\n"
+        "  - id: PL-C001\n    scope: {service: api}\n    reason: nothing privileged any more\n"
+        "    owner: platform\n    expires: 2026-12-15\n"
+        "  - id: PL-C004\n    reason: too far ahead\n    owner: platform\n    expires: 2027-12-31\n"
+        "  - id: PL-C005\n    reason: no owner\n    expires: 2026-12-01\n"
+    )
+    res = lint_paths(tools, CORPUS / "compose/c010_all_interfaces.yaml", waiver_file=ledger)
+    by_rule = {f.rule: f for f in res.findings}
+    assert by_rule["PL-C010"].waived
+    assert "matched nothing (stale)" in by_rule[waivers.RULE_STALE].message
+    invalid = [f.message for f in res.findings if f.rule == waivers.RULE_INVALID]
+    assert any("more than 90 days ahead" in m for m in invalid) and any("has no owner" in m for m in invalid)
+    assert res.failed
+
+
+def test_malformed_ledger_is_input_error(tmp_path: Path) -> None:
+    ledger = tmp_path / "w.yaml"
+    ledger.write_text("waivers:\n  - id: [\n")
+    with pytest.raises(Exception, match=r"w.yaml: is not valid YAML"):
+        waivers.load_ledger(ledger, display="w.yaml", max_days=90, today=TODAY)
+
+
+# --------------------------------------------------------------------------- bad input, reports, exit codes
+
+
+def test_malformed_dockerfile_is_reported_with_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM debian:12@sha256:" + "a" * 64 + "\nCOPPY a b\n")
+    r = run_cli("lint", "--no-config", str(tmp_path / "Dockerfile"))
+    assert r.returncode == 2
+    assert "Dockerfile:2: unknown instruction COPPY" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "Dockerfile").write_text("RUN echo before from\n")
+    r = run_cli("lint", "--no-config", str(tmp_path / "Dockerfile"))
+    assert r.returncode == 2 and "RUN before the first FROM" in r.stderr
+
+
+def test_malformed_compose_is_reported_with_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("services:\n  a:\n    image: x:1\n  b: [\n")
+    r = run_cli("lint", "--no-config", str(tmp_path / "compose.yaml"))
+    assert r.returncode == 2 and "compose.yaml:5: not valid YAML" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "compose.yaml").write_text("services:\n  a:\n    image: x:1\n    cpus: lots\n")
+    r = run_cli("lint", "--no-config", str(tmp_path / "compose.yaml"))
+    assert r.returncode == 2 and "docker compose rejects this configuration" in r.stderr
+
+
+def test_missing_tool_is_exit_2(tmp_path: Path) -> None:
+    from pipelines import tools as tools_mod
+    from pipelines.errors import ToolNotFound
+
+    with pytest.raises(ToolNotFound, match="no-such-linter is not installed"):
+        tools_mod.pinned("no-such-linter", hint="install it")
+
+
+def test_exit_codes_and_formats(tmp_path: Path) -> None:
+    bad = CORPUS / "dockerfile/d014_sudo/Dockerfile"
+    r = run_cli("lint", "--no-config", str(bad))
+    assert r.returncode == 1 and "PL-D014" in r.stdout and "FAILED" in r.stdout
+    r = run_cli("lint", "--no-config", "--threshold", "error", str(CORPUS / "dockerfile/d015_no_chown/Dockerfile"))
+    assert r.returncode == 0, r.stdout  # PL-D015 is a warning
+    r = run_cli(
+        "lint",
+        "--no-config",
+        "--format",
+        "sarif",
+        "--output",
+        str(tmp_path / "o.sarif"),
+        str(bad),
+        str(CORPUS / "compose/c001_privileged.yaml"),
+    )
+    assert r.returncode == 1
+    sarif = json.loads((tmp_path / "o.sarif").read_text())
+    assert sarif["version"] == "2.1.0"
+    categories = [run["automationDetails"]["id"] for run in sarif["runs"]]
+    assert len(categories) == len(set(categories)) and "lint/hadolint/" in categories
+    df_run = next(run for run in sarif["runs"] if run["tool"]["driver"]["name"] == "pipelines-dockerfile")
+    rule_ids = {r["id"] for r in df_run["tool"]["driver"]["rules"]}
+    assert "PL-D014" in rule_ids
+    meta = next(r for r in df_run["tool"]["driver"]["rules"] if r["id"] == "PL-D014")
+    assert (
+        meta["shortDescription"]["text"] and meta["help"]["text"] and meta["defaultConfiguration"]["level"] == "error"
+    )
+    result = next(x for x in df_run["results"] if x["ruleId"] == "PL-D014")
+    loc = result["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"]["uri"].endswith("d014_sudo/Dockerfile") and loc["region"]["startLine"] > 1
+    r = run_cli("lint", "--no-config", "--format", "junit", str(bad))
+    suite = ET.fromstring(r.stdout).find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+    r = run_cli("lint", "--no-config", "--format", "json", str(bad))
+    data = json.loads(r.stdout)
+    assert data["failed"] is True and any(f["rule"] == "PL-D014" for f in data["findings"])
+
+
+def test_table_groups_by_file_worst_first(tools: Toolchain) -> None:
+    res = lint_paths(tools, CORPUS / "dockerfile/d015_no_chown/Dockerfile", CORPUS / "dockerfile/d014_sudo/Dockerfile")
+    text = lint.table(res)
+    assert text.index("d014_sudo") < text.index("d015_no_chown")  # error file before warning-only file
+
+
+def test_unknown_path_is_input_error() -> None:
+    with pytest.raises(InputError, match="no such file"):
+        lint.targets_from_paths([Path("/nonexistent/x")], ROOT, "prod", {})
+
+
+def test_secret_detection_is_not_fooled_by_file_references() -> None:
+    assert dockerfile_policy.looks_secret("AKIAIOSFODNN7EXAMPLE")
+    assert dockerfile_policy.looks_secret("x8Kq2LmN9pR4sT7vW1yZ3bC6dF0gH5jQ")
+    assert not dockerfile_policy.looks_secret("/run/secrets/db_password")
+    assert not dockerfile_policy.looks_secret("C.UTF-8")
+
+
+def test_dockerignore_matching() -> None:
+    pats = dockerfile_policy.parse_dockerignore("*\n!src/\n**/__pycache__\n")
+    assert dockerfile_policy.ignored(".git", pats) and dockerfile_policy.ignored("src/__pycache__", pats)
+    assert not dockerfile_policy.ignored("src", pats)
+    pats = dockerfile_policy.parse_dockerignore(".git\n")
+    assert not dockerfile_policy.ignored("tests", pats)
+
+
+def test_finding_location() -> None:
+    assert Finding("t", "R", Severity.ERROR, "m", "a/b", 3).location == "a/b:3"
