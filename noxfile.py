@@ -58,6 +58,13 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def smoke(session: nox.Session) -> None:
+    """Bring the stack up, run the end-to-end probes, tear it down (args go to `pipelines smoke`)."""
+    _install(session)
+    session.run("pipelines", "smoke", *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmark cold, no-change and one-line-change builds and image sizes (JSON + Markdown)."""
     _install(session)

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, _proc, bench, build, lint, report
+from . import __version__, _proc, bench, build, lint, report, smoke
 from . import config as config_mod
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, PipelineError
 from .tools import Toolchain
@@ -28,6 +28,7 @@ directory or a parent; --config to name another).
 stages:
   lint       Hadolint plus the project's Dockerfile and Compose hardening policy
   build      golden base images from Debian packages, then every service, with BuildKit
+  smoke      bring an environment's Compose stack up, probe it end to end, tear it down
   config     validate the config and print it resolved, as JSON
   doctor     report the Docker engine, buildx, compose and builder versions
   bench      measure builds and image sizes (--lint: the lint stage's speed)
@@ -100,6 +101,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     li.add_argument("--no-config", action="store_true", help="ignore pipeline.toml even if one is found")
 
+    sm = sub.add_parser(
+        "smoke",
+        help="bring an environment's stack up and probe it end to end",
+        description="Render and validate the environment's Compose config, bring it up under a unique project "
+        "name with the images the last build produced, wait for every service to be healthy (one-shot jobs must "
+        "exit 0), run the end-to-end probes, and always tear everything down (containers, networks, volumes). "
+        "Reports and logs go to ARTIFACTS/smoke/PROJECT/.",
+    )
+    sm.add_argument("--env", help="environment (default: the config's default_env)")
+    sm.add_argument("--keep", action="store_true", help="leave the stack up for debugging")
+    sm.add_argument("--project", help="Compose project name (default: pipelines-smoke-ENV-RANDOM)")
+    sm.add_argument(
+        "--compose-file",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="an extra overlay on top of the environment's files",
+    )
+    sm.add_argument(
+        "--deadline",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long the stack may take to become healthy (default: 120)",
+    )
+
     sub.add_parser(
         "config",
         help="validate the config and print it as JSON",
@@ -145,6 +173,20 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "lint":
         return _lint(args)
+    if args.command == "smoke":
+        cfg = _load(args)
+        smoke.run(
+            cfg,
+            smoke.Options(
+                env=args.env,
+                keep=args.keep,
+                project=args.project,
+                deadline_s=args.deadline,
+                extra_files=tuple(p.resolve() for p in args.compose_file),
+            ),
+            Toolchain(),
+        )
+        return EXIT_OK
     if args.command == "build":
         cfg = _load(args)
         build.run(

@@ -81,4 +81,4 @@ def container_names() -> Iterator[list[str]]:
     names: list[str] = []
     yield names
     for n in names:
-        docker("rm", "-f", n, check=False)
+        docker("rm", "-f", "-v", n, check=False)

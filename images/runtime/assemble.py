@@ -21,7 +21,11 @@ from pathlib import Path
 FORBIDDEN = ("bin/sh", "bin/bash", "bin/dash", "bin/apt", "bin/apt-get", "bin/dpkg")
 # Documentation is dropped to keep the image small; copyright files stay
 # because licence scanners read them.
-DROP = re.compile(r"^/usr/share/(man|info|lintian|locale|bug|doc-base)/|^/usr/share/doc/(?!.*/copyright$)")
+DROP = re.compile(
+    r"^/usr/share/(man|info|lintian|locale|bug|doc-base)/|^/usr/share/doc/(?!.*/copyright$)"
+    # Extension modules whose libraries exclude.txt leaves out.
+    r"|/lib-dynload/(readline|_curses|_curses_panel|_dbm|nis)\.cpython-"
+)
 # Files that maintainer scripts generate, so dpkg does not list them.
 GENERATED = ("/etc/ssl/certs/ca-certificates.crt",)
 MERGED = ("bin", "sbin", "lib", "lib64")

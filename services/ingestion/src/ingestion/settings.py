@@ -7,23 +7,68 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def secret(name: str, env: dict[str, str]) -> str | None:
+    path = env.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip() or None
+        except OSError:
+            return None
+    return env.get(name) or None
+
+
 @dataclass(frozen=True)
 class Settings:
-    inbox: Path
+    state: Path  # inbox/, done/ and rejects/ live here (a volume)
     heartbeat: Path
     poll_seconds: float
+    settle_seconds: float
     max_document_bytes: int
+    chunk: int
+    seed_file: Path | None
+    db_conninfo: str
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = dict(os.environ) if env is None else env
+        conninfo = " ".join(
+            f"{k}={v}"
+            for k, v in (
+                ("host", e.get("PGHOST", "db")),
+                ("port", e.get("PGPORT", "5432")),
+                ("dbname", e.get("PGDATABASE", "documents")),
+                ("user", e.get("PGUSER", "app")),
+                ("password", secret("PGPASSWORD", e) or ""),
+                ("connect_timeout", e.get("PGCONNECT_TIMEOUT", "3")),
+                ("application_name", "ingestion"),
+            )
+            if v
+        )
+        seed = e.get("INGEST_SEED_FILE")
         return cls(
-            inbox=Path(os.environ.get("INGEST_INBOX", "/var/lib/ingestion/inbox")),
-            heartbeat=Path(os.environ.get("INGEST_HEARTBEAT", "/tmp/ingestion.heartbeat")),  # noqa: S108 - a tmpfs the container owns,
-            poll_seconds=float(os.environ.get("INGEST_POLL_SECONDS", "1")),
-            max_document_bytes=int(os.environ.get("INGEST_MAX_DOCUMENT_BYTES", "65536")),
+            state=Path(e.get("INGEST_STATE_DIR", "/var/lib/ingestion")),
+            heartbeat=Path(e.get("INGEST_HEARTBEAT", "/tmp/ingestion.heartbeat")),  # noqa: S108 - its own tmpfs
+            poll_seconds=float(e.get("INGEST_POLL_SECONDS", "1")),
+            settle_seconds=float(e.get("INGEST_SETTLE_SECONDS", "0.5")),
+            max_document_bytes=int(e.get("INGEST_MAX_DOCUMENT_BYTES", "65536")),
+            chunk=int(e.get("INGEST_CHUNK", "200")),
+            seed_file=Path(seed) if seed else None,
+            db_conninfo=conninfo,
         )
 
     @property
+    def inbox(self) -> Path:
+        return self.state / "inbox"
+
+    @property
+    def done(self) -> Path:
+        return self.state / "done"
+
+    @property
+    def rejects(self) -> Path:
+        return self.state / "rejects"
+
+    @property
     def stale_after(self) -> float:
-        """A heartbeat older than this means the loop is stuck."""
+        """A heartbeat older than this means the loop is stuck or the database is gone."""
         return max(10.0, self.poll_seconds * 5)
