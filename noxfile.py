@@ -65,6 +65,13 @@ def smoke(session: nox.Session) -> None:
 
 
 @nox.session
+def load(session: nox.Session) -> None:
+    """Load-check the API inside the prod stack with wrk (args go to `pipelines load`)."""
+    _install(session)
+    session.run("pipelines", "load", *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmark cold, no-change and one-line-change builds and image sizes (JSON + Markdown)."""
     _install(session)

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, _proc, bench, build, lint, report, smoke
+from . import __version__, _proc, bench, build, lint, load, report, smoke
 from . import config as config_mod
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, PipelineError
 from .tools import Toolchain
@@ -31,6 +31,7 @@ stages:
   smoke      bring an environment's Compose stack up, probe it end to end, tear it down
   config     validate the config and print it resolved, as JSON
   doctor     report the Docker engine, buildx, compose and builder versions
+  load       drive the API inside the prod stack with wrk: requests/s, p50/p99, errors
   bench      measure builds and image sizes (--lint: the lint stage's speed)
 
 exit codes: 0 ok, 1 the stage failed (build error, gate closed), 2 it could not
@@ -128,6 +129,18 @@ def _parser() -> argparse.ArgumentParser:
         help="how long the stack may take to become healthy (default: 120)",
     )
 
+    ld = sub.add_parser(
+        "load",
+        help="load-check the API inside a running stack",
+        description="Bring the environment's stack up, seed documents, drive GET /documents/{id} from loopback "
+        "with wrk at a fixed concurrency for a bounded time, tear down, and report requests/s, p50/p90/p99 "
+        "latency and errors (JSON and Markdown under ARTIFACTS/load). Exit 1 when the targets are missed.",
+    )
+    ld.add_argument("--env", default="prod", help="environment (default: prod)")
+    ld.add_argument("--connections", type=int, default=50, help="concurrent connections (default: 50)")
+    ld.add_argument("--duration", type=int, default=10, metavar="SECONDS", help="how long to drive (default: 10)")
+    ld.add_argument("--p99-ms", type=float, default=100.0, help="p99 latency target in ms (default: 100)")
+
     sub.add_parser(
         "config",
         help="validate the config and print it as JSON",
@@ -173,6 +186,14 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "lint":
         return _lint(args)
+    if args.command == "load":
+        cfg = _load(args)
+        load.run(
+            cfg,
+            load.Options(env=args.env, connections=args.connections, duration_s=args.duration, p99_ms=args.p99_ms),
+            Toolchain(),
+        )
+        return EXIT_OK
     if args.command == "smoke":
         cfg = _load(args)
         smoke.run(

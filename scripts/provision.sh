@@ -36,6 +36,8 @@ command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+# wrk drives the load check (`pipelines load`).
+command -v wrk >/dev/null 2>&1 || need_pkgs+=(wrk)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt_update
   log "installing ${need_pkgs[*]}"

@@ -80,7 +80,10 @@ def test_the_repository_config_is_valid() -> None:
     assert {"dev", "staging", "prod"} <= set(cfg.environments)
     levels = [[i.name for i in level] for level in cfg.build_order()]
     assert levels[0] == ["debian"]
-    assert set(levels[-1]) == {s.name for s in cfg.services}
+    # Every image comes after the bases it names.
+    position = {name: n for n, level in enumerate(levels) for name in level}
+    for img in cfg.images.values():
+        assert all(position[base] < position[img.name] for base in img.bases.values()), img.name
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,7 @@ No ``from __future__ import annotations`` here: FastAPI reads the endpoint
 annotations at runtime to build request validation.
 """
 
-import base64
-import binascii
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -21,6 +18,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .auth import basic_auth_ok
 from .metrics import MetricsMiddleware, Registry
 from .settings import Settings
 
@@ -97,8 +95,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not settings.metrics_user or not settings.metrics_password:
             # No credential configured: the endpoint is off, never open.
             raise HTTPException(404, "metrics are disabled (no METRICS_USER/METRICS_PASSWORD)")
-        if not _authorised(request.headers.get("authorization", ""), settings.metrics_user, settings.metrics_password):
-            raise HTTPException(401, "authentication required", headers={"WWW-Authenticate": 'Basic realm="metrics"'})
+        header = request.headers.get("authorization", "")
+        if not basic_auth_ok(header, settings.metrics_user, settings.metrics_password):
+            challenge = {"WWW-Authenticate": 'Basic realm="metrics"'}
+            raise HTTPException(401, "authentication required", headers=challenge)
         return PlainTextResponse(registry.render(), media_type="text/plain; version=0.0.4")
 
     @app.get("/documents")
@@ -134,20 +134,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"query": q, "items": [_jsonable(r) for r in rows]}
 
     return app
-
-
-def _authorised(header: str, user: str, password: str) -> bool:
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        given_user, _, given_password = base64.b64decode(value, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    # Both comparisons always run: no timing hint about which part was wrong.
-    ok_user = secrets.compare_digest(given_user.encode(), user.encode())
-    ok_password = secrets.compare_digest(given_password.encode(), password.encode())
-    return ok_user and ok_password
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:

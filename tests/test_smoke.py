@@ -1,0 +1,195 @@
+"""Real engine: the Compose stack, the smoke stage and its guaranteed teardown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines import config, smoke, stack
+from pipelines.tools import Toolchain
+
+from .conftest import ROOT, docker, run_cli
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="module")
+def built_prod(built: dict[str, Any]) -> None:
+    r = run_cli("build", "--env", "prod")
+    assert r.returncode == 0, r.stderr[-4000:]
+
+
+def leftovers(project: str) -> dict[str, list[str]]:
+    label = f"label=com.docker.compose.project={project}"
+    return {
+        kind: docker(*args, "--filter", label).stdout.split()
+        for kind, args in (
+            ("containers", ("ps", "-aq")),
+            ("networks", ("network", "ls", "-q")),
+            ("volumes", ("volume", "ls", "-q")),
+        )
+    }
+
+
+def assert_clean(project: str) -> None:
+    deadline = time.monotonic() + 30
+    left = leftovers(project)
+    while any(left.values()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = leftovers(project)
+    assert not any(left.values()), f"{project} left {left}"
+
+
+def smoke_report(cfg: config.Config, project: str) -> dict[str, Any]:
+    return dict(json.loads((cfg.project.artifacts / "smoke" / project / "smoke.json").read_text()))
+
+
+def test_prod_smoke_passes_and_removes_everything(built_prod: None, cfg: config.Config) -> None:
+    project = f"pt-smoke-prod-{os.getpid()}"
+    r = run_cli("smoke", "--env", "prod", "--project", project, timeout=600)
+    assert r.returncode == 0, r.stderr[-6000:]
+    rep = smoke_report(cfg, project)
+    assert rep["ok"] and {p["name"] for p in rep["probes"]} >= {
+        "services healthy",
+        "api liveness",
+        "api readiness",
+        "metrics auth",
+        "bad input",
+        "ingest to search",
+        "malformed rejected",
+    }
+    assert all(p["ok"] for p in rep["probes"])
+    assert rep["up_to_healthy_s"] > 0
+    assert_clean(project)
+
+
+def test_failing_probe_shows_evidence_and_tears_down(built: dict[str, Any], cfg: config.Config, tmp_path: Path) -> None:
+    overlay = tmp_path / "no-metrics.yaml"
+    # Without its credential file the API turns /metrics off: the metrics probe must fail.
+    overlay.write_text("services:\n  api:\n    environment:\n      METRICS_PASSWORD_FILE: /nonexistent\n")
+    project = f"pt-smoke-fail-{os.getpid()}"
+    r = run_cli("smoke", "--project", project, "--compose-file", str(overlay), timeout=600)
+    assert r.returncode == 1, r.stderr[-4000:]
+    assert "FAIL metrics auth" in r.stderr and "1 probe(s) failed: metrics auth" in r.stderr
+    assert "service states:" in r.stderr and "--- last lines of api ---" in r.stderr
+    logs = cfg.project.artifacts / "smoke" / project / "logs"
+    assert (logs / "api.log").stat().st_size > 0 and (logs / "db.log").exists()
+    assert "Traceback" not in r.stderr
+    assert_clean(project)
+
+
+def test_failed_start_tears_down(built: dict[str, Any], tmp_path: Path) -> None:
+    overlay = tmp_path / "broken-migrate.yaml"
+    overlay.write_text('services:\n  migrate:\n    entrypoint: ["/opt/venv/bin/python", "-c", "raise SystemExit(3)"]\n')
+    project = f"pt-smoke-nostart-{os.getpid()}"
+    r = run_cli("smoke", "--project", project, "--compose-file", str(overlay), timeout=600)
+    assert r.returncode == 1, r.stderr[-4000:]
+    assert "did not come up" in r.stderr or "docker compose up failed" in r.stderr, r.stderr[-3000:]
+    assert "--- last lines of migrate ---" in r.stderr
+    assert_clean(project)
+
+
+def test_interrupted_smoke_removes_everything(built: dict[str, Any]) -> None:
+    project = f"pt-smoke-int-{os.getpid()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "smoke", "--project", project],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not leftovers(project)["containers"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert leftovers(project)["containers"], "the stack never started"
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    assert_clean(project)
+
+
+def test_two_smoke_runs_at_once(built: dict[str, Any]) -> None:
+    projects = [f"pt-smoke-par{i}-{os.getpid()}" for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pipelines", "smoke", "--project", p],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for p in projects
+    ]
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    for p, err in zip(procs, errs, strict=True):
+        assert p.returncode == 0, err[-4000:]
+    for project in projects:
+        assert_clean(project)
+
+
+def _total(base: str) -> int:
+    status, _, body = smoke.http("GET", f"{base}/documents?limit=1")
+    assert status == 200, body
+    return int(json.loads(body)["total"])
+
+
+def _wait_total(base: str, want: int, deadline: float) -> int:
+    start = time.monotonic()
+    n = _total(base)
+    while n != want and time.monotonic() - start < deadline:
+        time.sleep(0.3)
+        n = _total(base)
+    return n
+
+
+def test_sigkill_mid_batch_then_restart_stores_each_document_once(built: dict[str, Any], cfg: config.Config) -> None:
+    project = f"pt-kill-{os.getpid()}"
+    st = stack.Stack(cfg, "dev", project, cfg.project.artifacts / "smoke" / project, Toolchain())
+    valid = 30_000
+    try:
+        with stack.running(st, keep=False, deadline_s=120):
+            base = "http://" + st.port("api", 8000)
+            before = _wait_total(base, 20, 30)  # dev seed data
+            assert before == 20
+            lines = [json.dumps({"id": f"k-{i}", "body": f"kill test document {i}"}) for i in range(valid)]
+            lines[100:100] = [json.dumps({"id": "k-5", "body": "a repeat of k-5 inside the batch"})] * 50
+            lines[200:200] = ['{"broken": '] * 25
+            batch = st.run_dir / "kill.jsonl"
+            batch.write_text("\n".join(lines) + "\n")
+            st.copy_in(batch, "ingestion", f"{smoke.INBOX}/kill.jsonl")
+            start = time.monotonic()
+            while _total(base) <= before and time.monotonic() - start < 60:
+                time.sleep(0.05)
+            st.compose("kill", "--signal", "SIGKILL", "ingestion")
+            at_kill = _total(base)
+            assert before < at_kill < before + valid, f"not killed mid-batch: {at_kill} stored"
+            assert st.ps()["ingestion"].state == "exited"
+            st.compose("start", "ingestion")
+            final = _wait_total(base, before + valid, 120)
+            assert final == before + valid, f"{final} stored, expected {before + valid}"
+            # The same batch again under another name changes nothing.
+            st.copy_in(batch, "ingestion", f"{smoke.INBOX}/kill-again.jsonl")
+            done = st.run_dir / "done-check"
+            start = time.monotonic()
+            while not st.copy_out("ingestion", "/var/lib/ingestion/done/kill-again.jsonl", done):
+                assert time.monotonic() - start < 120, "the repeated batch was never processed"
+                time.sleep(0.5)
+            assert _total(base) == before + valid
+            status, _, body = smoke.http("GET", f"{base}/documents/k-5")
+            assert status == 200 and json.loads(body)["body"] == "kill test document 5"  # first write wins
+    finally:
+        assert_clean(project)
