@@ -58,6 +58,13 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def scan(session: nox.Session) -> None:
+    """Scan the built images: Trivy (+ Snyk with a token), HIGH/CRITICAL gate, SBOM and reports."""
+    _install(session)
+    session.run("pipelines", "scan", *session.posargs)
+
+
+@nox.session
 def smoke(session: nox.Session) -> None:
     """Bring the stack up, run the end-to-end probes, tear it down (args go to `pipelines smoke`)."""
     _install(session)

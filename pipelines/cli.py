@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, _proc, bench, build, lint, load, report, smoke
+from . import __version__, _proc, bench, build, lint, load, report, scan, smoke, vulndb
 from . import config as config_mod
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, PipelineError
 from .tools import Toolchain
@@ -28,6 +28,8 @@ directory or a parent; --config to name another).
 stages:
   lint       Hadolint plus the project's Dockerfile and Compose hardening policy
   build      golden base images from Debian packages, then every service, with BuildKit
+  scan       Trivy (and Snyk) on the built images; HIGH/CRITICAL gate, waivers, SBOM, SARIF
+  vulndb     build an offline vulnerability database from OSV advisories
   smoke      bring an environment's Compose stack up, probe it end to end, tear it down
   config     validate the config and print it resolved, as JSON
   doctor     report the Docker engine, buildx, compose and builder versions
@@ -141,6 +143,39 @@ def _parser() -> argparse.ArgumentParser:
     ld.add_argument("--duration", type=int, default=10, metavar="SECONDS", help="how long to drive (default: 10)")
     ld.add_argument("--p99-ms", type=float, default=100.0, help="p99 latency target in ms (default: 100)")
 
+    sc = sub.add_parser(
+        "scan",
+        help="scan built images with Trivy (and Snyk), gate on HIGH/CRITICAL",
+        description="Scan every service image the last build of ENV produced (or the local images named) with "
+        "one Trivy run each (vulnerabilities, secrets, all packages listed), the Dockerfiles with trivy config, "
+        "and Snyk when SNYK_TOKEN and the snyk CLI are present. Fails closed when no vulnerability database can "
+        "be had. Writes raw JSON, CycloneDX SBOMs, SARIF per image, JUnit, Markdown and a generated Trivy "
+        "ignore file under ARTIFACTS/scan/RUN/. Exit 0 passed, 1 gate failed, 2 could not scan.",
+    )
+    sc.add_argument("images", nargs="*", help="local image references (default: the images of the last build)")
+    sc.add_argument("--env", help="environment: its build and its gate settings (default: default_env)")
+    sc.add_argument(
+        "--vulndb", type=Path, metavar="PATH", help="use this Trivy DB (a cache dir with db/trivy.db) and nothing else"
+    )
+
+    vd = sub.add_parser(
+        "vulndb",
+        help="build or inspect an offline vulnerability database",
+        description="Build a Trivy-compatible vulnerability database from OSV advisories "
+        "(air-gapped sites, internal advisories), or show what a database holds.",
+    )
+    vsub = vd.add_subparsers(dest="vulndb_command", metavar="ACTION", required=True)
+    vb = vsub.add_parser(
+        "build",
+        help="build a DB from OSV JSON files",
+        description="Read every *.json OSV advisory under DIR (Debian and PyPI ecosystems) and "
+        "write OUT/db/trivy.db and OUT/db/metadata.json; use it with `scan --vulndb OUT`.",
+    )
+    vb.add_argument("--from", dest="source", type=Path, required=True, metavar="DIR", help="directory of OSV files")
+    vb.add_argument("--out", type=Path, required=True, metavar="PATH", help="cache directory to write")
+    vi = vsub.add_parser("info", help="show what a DB holds", description="Check a DB and print its metadata.")
+    vi.add_argument("path", type=Path, help="cache directory (with db/trivy.db)")
+
     sub.add_parser(
         "config",
         help="validate the config and print it as JSON",
@@ -164,6 +199,7 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--out", type=Path, help="directory for bench.json and bench.md (default: ARTIFACTS/bench)")
     bn.add_argument("--skip-cold", action="store_true", help="skip the cold build (keep caches and bases)")
     bn.add_argument("--lint", action="store_true", help="benchmark `pipelines lint` over the project instead")
+    bn.add_argument("--scan", action="store_true", help="benchmark `pipelines scan` (cold and warm) instead")
     return p
 
 
@@ -186,6 +222,27 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "lint":
         return _lint(args)
+    if args.command == "scan":
+        cfg = _load(args)
+        outcome = scan.run(cfg, Toolchain(), env=args.env, images=args.images, explicit_db=args.vulndb)
+        print(f"reports: {outcome.run_dir}", file=sys.stderr)
+        return EXIT_FAILED if outcome.failed else EXIT_OK
+    if args.command == "vulndb":
+        if args.vulndb_command == "build":
+            notes: list[str] = []
+            if not args.source.is_dir():
+                raise ConfigError(str(args.source), "", "is not a directory of OSV files")
+            advisories = vulndb.load_osv(args.source, notes=notes)
+            info = vulndb.build_db(advisories, args.out, source=str(args.source))
+            for n in notes:
+                print(f"skipped: {n}", file=sys.stderr)
+        else:
+            info = vulndb.read_info(scan._as_cache_dir(args.path))
+        print(
+            f"{info.path}: schema v{info.schema_version}, {info.advisories} advisories, "
+            f"updated {info.updated_at:%Y-%m-%d %H:%M} UTC, source {info.source}"
+        )
+        return EXIT_OK
     if args.command == "load":
         cfg = _load(args)
         load.run(
@@ -228,6 +285,9 @@ def _run(args: argparse.Namespace) -> int:
         cfg = _load(args)
         if args.lint:
             bench.run_lint(cfg, out=args.out)
+            return EXIT_OK
+        if args.scan:
+            bench.run_scan(cfg, Toolchain(), env=args.env, out=args.out)
             return EXIT_OK
         bench.run(cfg, Toolchain(), env=args.env, service=args.service, out=args.out, skip_cold=args.skip_cold)
         return EXIT_OK

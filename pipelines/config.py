@@ -193,6 +193,7 @@ class Environment:
     cache: str | None
     compose: tuple[Path, ...] = ()  # overlays on top of [compose].files
     profile: str = "prod"  # hardening expected: "prod" (staging too) or "dev"
+    scan: Mapping[str, Any] = field(default_factory=dict)  # overrides of [scan] gate settings
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,26 @@ class LintSettings:
     waivers: Path
     hadolint_config: Path | None
     waiver_max_days: int
+
+
+SCAN_LEVELS = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+SCANNERS = ("vuln", "secret", "misconfig")
+DB_SOURCES = ("cache", "download", "bundle")
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    severity: str  # gate: findings at or above this fail
+    ignore_unfixed: bool
+    scanners: tuple[str, ...]
+    vulndb: Path | None  # explicit database: used alone, never a fallback
+    db_sources: tuple[str, ...]  # tried in this order when no explicit database is given
+    db_max_age_hours: int
+    db_repositories: tuple[str, ...]
+    allow_no_vulndb: bool
+    timeout: int
+    download_timeout: int
+    cache_dir: Path
 
 
 @dataclass(frozen=True)
@@ -214,6 +235,7 @@ class BenchSettings:
     change_service: str | None  # whose source gets the one-line change
     max_rebuild_ratio: float  # source-change rebuild / cold build
     size_budgets_mb: Mapping[str, int]  # image name -> MB
+    scan_images: tuple[str, ...] = ()  # services the scan benchmark times (default: all)
 
 
 @dataclass(frozen=True)
@@ -228,7 +250,14 @@ class Config:
     bench: BenchSettings
     lint: LintSettings
     compose: ComposeSettings
+    scan: ScanSettings
     default_env: str = field(default="dev")
+
+    def scan_for(self, env: str) -> ScanSettings:
+        """[scan] with the environment's [environments.ENV.scan] overrides applied."""
+        from dataclasses import replace
+
+        return replace(self.scan, **dict(self.env(env).scan))
 
     @property
     def bases(self) -> list[Image]:
@@ -396,6 +425,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
             # A "dev" environment may relax runtime hardening (bind mounts, reload); every other one is held
             # to the production rules unless it says otherwise.
             profile=et.choice("profile", PROFILES, "dev" if name == "dev" else "prod"),
+            scan=_scan_overrides(et.table("scan")),
         )
         et.done()
     if not envs:
@@ -415,6 +445,10 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
             raise budgets.error(img_name, "names no image or service")
         sizes[img_name] = budgets.integer(img_name, 0, minimum=1)
     budgets.done()
+    scan_images = bt.strings("scan_images")
+    for n in scan_images:
+        if n not in images or images[n].is_base:
+            raise bt.error("scan_images", f"{n!r} is not a service")
     bt.done()
     lt = top.table("lint")
     threshold = lt.choice("threshold", ("error", "warning", "info", "style"), "warning")
@@ -426,11 +460,35 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         waiver_max_days=lt.integer("waiver_max_days", 90, minimum=1),
     )
     lt.done()
+    sc = top.table("scan")
+    vdb = sc.opt_string("vulndb")
+    scanners = sc.strings("scanners") or ("vuln", "secret", "misconfig")
+    sources = sc.strings("db_sources") or DB_SOURCES
+    for key, values, allowed in (("scanners", scanners, SCANNERS), ("db_sources", sources, DB_SOURCES)):
+        for v in values:
+            if v not in allowed:
+                raise sc.error(key, f"{v!r} is not one of {', '.join(allowed)}")
+    scan = ScanSettings(
+        severity=sc.choice("severity", SCAN_LEVELS, "HIGH"),
+        ignore_unfixed=sc.boolean("ignore_unfixed", False),
+        scanners=scanners,
+        vulndb=(root / vdb) if vdb else None,
+        db_sources=sources,
+        db_max_age_hours=sc.integer("db_max_age_hours", 72, minimum=1),
+        db_repositories=sc.strings("db_repositories"),
+        allow_no_vulndb=sc.boolean("allow_no_vulndb", False),
+        timeout=sc.integer("timeout", 600, minimum=10),
+        download_timeout=sc.integer("download_timeout", 120, minimum=5),
+        cache_dir=root / sc.string("cache_dir", ".pipelines/vulndb"),
+    )
+    sc.done()
     ct = top.table("compose")
     env_file = ct.opt_string("env_file")
     compose = ComposeSettings(files=_paths(ct, "files", root), env_file=(root / env_file) if env_file else None)
     ct.done()
-    bench = BenchSettings(change_service=change, max_rebuild_ratio=ratio_pct / 100, size_budgets_mb=sizes)
+    bench = BenchSettings(
+        change_service=change, max_rebuild_ratio=ratio_pct / 100, size_budgets_mb=sizes, scan_images=scan_images
+    )
     top.done()
     return Config(
         file=path,
@@ -443,8 +501,24 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         bench=bench,
         lint=lint,
         compose=compose,
+        scan=scan,
         default_env=default_env,
     )
+
+
+def _scan_overrides(t: _Table) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "severity" in t.data:
+        out["severity"] = t.choice("severity", SCAN_LEVELS, "HIGH")
+    if "ignore_unfixed" in t.data:
+        out["ignore_unfixed"] = t.boolean("ignore_unfixed", False)
+    if "scanners" in t.data:
+        out["scanners"] = t.strings("scanners")
+        for v in out["scanners"]:
+            if v not in SCANNERS:
+                raise t.error("scanners", f"{v!r} is not one of {', '.join(SCANNERS)}")
+    t.done()
+    return out
 
 
 def _paths(t: _Table, name: str, root: Path) -> tuple[Path, ...]:

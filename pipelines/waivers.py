@@ -237,6 +237,14 @@ def _invalid(file: str, line: int, message: str) -> Finding:
     )
 
 
+LINT_PREFIXES = ("PL-", "DL", "SC")  # our rules, hadolint's, ShellCheck's (via hadolint)
+
+
+def for_lint(w: Waiver) -> bool:
+    """Whether a ledger entry waives lint rules (else it waives scan findings)."""
+    return all(r.startswith(LINT_PREFIXES) for r in w.rules)
+
+
 def apply(findings: Iterable[Finding], waivers: list[Waiver]) -> list[Finding]:
     out = []
     for f in findings:

@@ -1,0 +1,704 @@
+"""The scan stage: Trivy (and optional Snyk), one gate, the waiver ledger, SBOMs, reports.
+
+Scanning fails closed. The vulnerability database is resolved explicitly
+(given path, fresh local cache, download, then the shipped offline bundle) and
+every report says which one was used; when none can be had the stage stops
+unless the config allows scanning without one, and then the report's first
+line says vulnerabilities were NOT checked. Trivy's exit code is never the
+verdict: its JSON is, and an empty or missing result is an error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import _proc, build, report, vulndb, waivers
+from .config import Config, ScanSettings
+from .errors import PipelineError, ToolNotFound
+from .findings import Finding, Severity
+from .tools import Toolchain, parse_version, pinned
+
+LEVELS = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+TRIVY_SERIES = (0, 76)
+TRIVY_QUIET = ["--skip-version-check", "--disable-telemetry", "--quiet"]
+NOT_CHECKED = "VULNERABILITIES WERE NOT CHECKED: no vulnerability database was available"
+
+
+class ScanError(PipelineError):
+    """The scan could not produce a trustworthy result."""
+
+    exit_code = 2
+
+
+def level(sev: str) -> int:
+    return LEVELS.index(sev) if sev in LEVELS else 0
+
+
+def lint_severity(sev: str) -> Severity:
+    """For SARIF levels and waiver matching: CRITICAL/HIGH error, MEDIUM warning, else note."""
+    return Severity.ERROR if level(sev) >= 3 else Severity.WARNING if level(sev) == 2 else Severity.INFO
+
+
+# --------------------------------------------------------------------------- findings
+
+
+@dataclass(frozen=True)
+class Issue:
+    image: str  # the image name (service) or reference scanned
+    kind: str  # vulnerability | secret | misconfiguration
+    id: str
+    severity: str  # UNKNOWN LOW MEDIUM HIGH CRITICAL
+    title: str
+    package: str = ""
+    installed: str = ""
+    fixed: str = ""
+    target: str = ""  # file or package class inside the image
+    line: int = 0
+    tool: str = "trivy"
+
+    def as_finding(self) -> Finding:
+        extra = (
+            ("image", self.image),
+            ("package", self.package),
+            ("installed", self.installed),
+            ("fixed", self.fixed),
+            ("kind", self.kind),
+            ("scan_severity", self.severity),
+        )
+        where = f"{self.image}: {self.package} {self.installed}".strip() if self.package else self.image
+        msg = f"{self.severity} {self.id} in {where}"
+        if self.fixed:
+            msg += f" (fixed in {self.fixed})"
+        msg += f": {self.title}" if self.title else ""
+        return Finding(
+            self.tool, self.id, lint_severity(self.severity), msg, self.target or self.image, self.line, extra=extra
+        )
+
+
+def parse_trivy(data: Any, image: str) -> tuple[list[Issue], int]:
+    """Issues and the number of packages in one Trivy JSON report."""
+    if not isinstance(data, dict) or ("Results" not in data and "ArtifactName" not in data):
+        raise ScanError(f"Trivy's result for {image} is not a Trivy report")
+    issues: list[Issue] = []
+    packages = 0
+    for r in data.get("Results") or []:
+        target = str(r.get("Target", ""))
+        packages += len(r.get("Packages") or [])
+        for v in r.get("Vulnerabilities") or []:
+            issues.append(
+                Issue(
+                    image,
+                    "vulnerability",
+                    v["VulnerabilityID"],
+                    v.get("Severity", "UNKNOWN"),
+                    v.get("Title", "") or v.get("Description", "")[:120],
+                    v.get("PkgName", ""),
+                    v.get("InstalledVersion", ""),
+                    v.get("FixedVersion", ""),
+                    target,
+                )
+            )
+        for s in r.get("Secrets") or []:
+            issues.append(
+                Issue(
+                    image,
+                    "secret",
+                    s.get("RuleID", "secret"),
+                    s.get("Severity", "UNKNOWN"),
+                    s.get("Title", ""),
+                    target=target,
+                    line=int(s.get("StartLine") or 0),
+                )
+            )
+        for m in r.get("Misconfigurations") or []:
+            if m.get("Status", "FAIL") != "FAIL":
+                continue
+            cause = m.get("CauseMetadata") or {}
+            issues.append(
+                Issue(
+                    image,
+                    "misconfiguration",
+                    m.get("ID") or m.get("AVDID", "misconfig"),
+                    m.get("Severity", "UNKNOWN"),
+                    m.get("Title", ""),
+                    target=target,
+                    line=int(cause.get("StartLine") or 0),
+                )
+            )
+    return issues, packages
+
+
+def parse_snyk(data: Any, image: str) -> list[Issue]:
+    """Issues from `snyk container test --json` (one project or a list of them)."""
+    projects = data if isinstance(data, list) else [data]
+    issues = []
+    for p in projects:
+        if not isinstance(p, dict):
+            raise ScanError(f"Snyk's result for {image} is not a Snyk report")
+        if p.get("error") and not p.get("vulnerabilities"):
+            raise ScanError(f"Snyk could not test {image}", seen=str(p.get("error")))
+        for v in p.get("vulnerabilities") or []:
+            fixed = v.get("nearestFixedInVersion") or ", ".join(v.get("fixedIn") or [])
+            issues.append(
+                Issue(
+                    image,
+                    "vulnerability",
+                    v.get("id", "snyk"),
+                    str(v.get("severity", "")).upper(),
+                    v.get("title", ""),
+                    v.get("packageName", ""),
+                    v.get("version", ""),
+                    fixed,
+                    target=p.get("displayTargetFile", "") or "",
+                    tool="snyk",
+                )
+            )
+    # Snyk lists one entry per vulnerable path; the gate wants each issue once.
+    return list(dict.fromkeys(issues))
+
+
+# --------------------------------------------------------------------------- vulnerability data
+
+
+@dataclass(frozen=True)
+class DbChoice:
+    cache_dir: Path | None
+    source: str  # explicit | cache | download | bundle | none
+    info: vulndb.DbInfo | None
+    attempts: tuple[str, ...] = ()
+
+    def statement(self) -> str:
+        if self.info is None:
+            return NOT_CHECKED
+        i = self.info
+        return (
+            f"Vulnerability DB: {self.source} ({i.source}), schema v{i.schema_version}, "
+            f"updated {i.updated_at:%Y-%m-%d %H:%M} UTC, {i.advisories} advisories"
+        )
+
+
+def bundle_dir() -> Path:
+    return Path(str(resources.files("pipelines") / "advisories"))
+
+
+def resolve_db(
+    cfg: Config, settings: ScanSettings, explicit: Path | None, trivy: str, now: dt.datetime | None = None
+) -> DbChoice:
+    now = now or dt.datetime.now(dt.UTC)
+    attempts: list[str] = []
+    given = explicit or settings.vulndb
+    if given is not None:
+        # Explicit means explicit: no fallback to something else when it is broken.
+        cache = _as_cache_dir(given)
+        return DbChoice(cache, "explicit", vulndb.read_info(cache))
+    cache = settings.cache_dir / "trivy"
+    if "cache" in settings.db_sources:
+        try:
+            info = vulndb.read_info(cache)
+            age = now - info.updated_at
+            if age <= dt.timedelta(hours=settings.db_max_age_hours):
+                return DbChoice(cache, "cache", info)
+            attempts.append(
+                f"cache {cache}: {age.total_seconds() / 3600:.0f} h old (max {settings.db_max_age_hours} h)"
+            )
+        except vulndb.VulnDbError as exc:
+            attempts.append(f"cache {cache}: {exc.what}")
+    if "download" in settings.db_sources:
+        argv = [trivy, "image", "--download-db-only", "--cache-dir", str(cache), *TRIVY_QUIET]
+        for repo in settings.db_repositories:
+            argv += ["--db-repository", repo]
+        r = _proc.run(argv, timeout=settings.download_timeout, check=False, quiet=True, what="trivy DB download")
+        if r.returncode == 0:
+            try:
+                info = vulndb.read_info(cache)
+                # Trivy exits 0 without downloading when the cache's NextUpdate
+                # lies ahead: that is not fresh data, whatever the exit code says.
+                if now - info.updated_at <= dt.timedelta(hours=settings.db_max_age_hours):
+                    return DbChoice(cache, "download", info, tuple(attempts))
+                attempts.append(f"download: Trivy kept the cached DB from {info.updated_at:%Y-%m-%d}")
+            except vulndb.VulnDbError as exc:
+                attempts.append(f"download: {exc.what}")
+        else:
+            lines = (r.stderr or r.stdout).strip().splitlines()
+            attempts.append("download: " + (lines[-1].strip() if lines else f"exit {r.returncode}"))
+    if "bundle" in settings.db_sources:
+        out = settings.cache_dir / "bundle"
+        try:
+            info = _bundle_db(out)
+            return DbChoice(out, "bundle", info, tuple(attempts))
+        except PipelineError as exc:
+            attempts.append(f"bundle: {exc.what}")
+    if settings.allow_no_vulndb:
+        return DbChoice(None, "none", None, tuple(attempts))
+    raise vulndb.VulnDbError(
+        "no vulnerability database could be had, and scanning without one is not allowed",
+        seen="\n".join(attempts) or "no source is enabled in scan.db_sources",
+        hint="pass --vulndb PATH, build one with `pipelines vulndb build --from OSV_DIR`, or (knowingly) set "
+        "scan.allow_no_vulndb = true",
+    )
+
+
+def _as_cache_dir(path: Path) -> Path:
+    """Accept the cache dir, its db/ dir or the trivy.db file itself."""
+    if path.name == "trivy.db":
+        return path.parent.parent
+    if (path / "trivy.db").exists():
+        return path.parent
+    return path
+
+
+def _bundle_db(out: Path) -> vulndb.DbInfo:
+    src = bundle_dir()
+    stamp = out / ".bundle-digest"
+    digest = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(src.glob("*.json")))
+    if stamp.exists() and stamp.read_text() == digest:
+        return vulndb.read_info(out)
+    advisories = vulndb.load_osv(src)
+    info = vulndb.build_db(advisories, out, source="pipelines offline bundle (see advisories/SOURCE.md)")
+    stamp.write_text(digest)
+    return info
+
+
+# --------------------------------------------------------------------------- running the scanners
+
+
+@dataclass
+class ImageResult:
+    name: str
+    ref: str
+    packages: int = 0
+    issues: list[Issue] = field(default_factory=list)
+    seconds: float = 0.0
+    raw: str = ""
+    sbom: str = ""
+    snyk: str = ""
+
+
+def trivy_binary() -> tuple[str, str]:
+    hint = "install the project's pinned tools: pip install --require-hashes -r requirements/dev.txt"
+    path = pinned("trivy", hint=hint)
+    r = _proc.run([path, "--version", "--format", "json"], timeout=30, check=False, quiet=True, what="trivy --version")
+    try:
+        version = str(json.loads(r.stdout)["Version"])
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise ToolNotFound("trivy does not report its version", seen=r.stdout + r.stderr, hint=hint) from None
+    if parse_version(version)[:2] != TRIVY_SERIES:
+        raise ToolNotFound(
+            f"trivy {version} found at {path}; this project is pinned to {'.'.join(map(str, TRIVY_SERIES))}.x",
+            hint=hint,
+        )
+    return path, version
+
+
+def _scan_image(
+    trivy: str, tools: Toolchain, name: str, ref: str, db: DbChoice, settings: ScanSettings, out: Path, work: Path
+) -> ImageResult:
+    start = time.monotonic()
+    res = ImageResult(name, ref)
+    tar = work / f"{name}.tar"
+    _proc.run(
+        [tools.docker, "save", "--output", str(tar), ref],
+        timeout=600,
+        what=f"docker save {ref}",
+        hint=f"build it first (`pipelines build`) or check the reference {ref}",
+    )
+    # Trivy's cache is single-process: every scan gets its own, with the one
+    # DB linked in read-only.
+    cache = work / f"{name}.cache"
+    cache.mkdir()
+    if db.cache_dir is not None:
+        (cache / "db").symlink_to((db.cache_dir / "db").resolve())
+    scanners = [s for s in settings.scanners if s in ("vuln", "secret") and (s != "vuln" or db.info is not None)]
+    raw = out / f"{name}.trivy.json"
+    argv = [
+        trivy,
+        "image",
+        "--input",
+        str(tar),
+        "--cache-dir",
+        str(cache),
+        "--cache-backend",
+        "memory",
+        "--skip-db-update",
+        "--skip-java-db-update",
+        "--offline-scan",
+        *TRIVY_QUIET,
+        "--scanners",
+        ",".join(scanners) or "secret",
+        "--list-all-pkgs",
+        "--format",
+        "json",
+        "--output",
+        str(raw),
+        "--timeout",
+        f"{settings.timeout}s",
+    ]
+    r = _proc.run(argv, timeout=settings.timeout + 60, check=False, what=f"trivy image {name}", quiet=True)
+    data = _read_result(raw, f"trivy image {name}", r)
+    res.issues, res.packages = parse_trivy(data, name)
+    res.raw = str(raw)
+    sbom = out / f"{name}.cdx.json"
+    # The SBOM is converted from the same result: no second scan that could differ.
+    _proc.run(
+        [trivy, "convert", "--format", "cyclonedx", "--output", str(sbom), "--quiet", str(raw)],
+        timeout=120,
+        what=f"SBOM for {name}",
+        quiet=True,
+    )
+    res.sbom = str(sbom)
+    tar.unlink()
+    res.seconds = round(time.monotonic() - start, 2)
+    return res
+
+
+def _read_result(path: Path, what: str, r: _proc.Result) -> Any:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        text = ""
+    if not text.strip():
+        raise ScanError(
+            f"{what} produced no result (exit {r.returncode})",
+            seen=_proc.tail(r.stderr or r.stdout, 15),
+            hint="a scan without a result is a failure, never a pass",
+        )
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScanError(f"{what} wrote invalid JSON ({exc})") from None
+
+
+def _scan_config(
+    trivy: str, files: Sequence[Path], out: Path, work: Path, settings: ScanSettings, root: Path
+) -> list[Issue]:
+    if not files:
+        return []
+    staging = work / "config"
+    staging.mkdir()
+    names: dict[str, str] = {}
+    for i, f in enumerate(files):
+        # Trivy detects Dockerfiles by name; keep the name, make it unique.
+        d = staging / str(i)
+        d.mkdir()
+        shutil.copy(f, d / f.name)
+        names[f"{i}/{f.name}"] = _rel(f, root)
+    raw = out / "config.trivy.json"
+    cache = work / "config.cache"
+    argv = [
+        trivy,
+        "config",
+        "--cache-dir",
+        str(cache),
+        "--skip-check-update",
+        *TRIVY_QUIET,
+        "--format",
+        "json",
+        "--output",
+        str(raw),
+        str(staging),
+    ]
+    r = _proc.run(argv, timeout=settings.timeout, check=False, what="trivy config", quiet=True)
+    data = _read_result(raw, "trivy config", r)
+    issues, _ = parse_trivy(data, "config")
+    return [
+        Issue(
+            names.get(i.target, i.target),
+            i.kind,
+            i.id,
+            i.severity,
+            i.title,
+            target=names.get(i.target, i.target),
+            line=i.line,
+        )
+        for i in issues
+    ]
+
+
+def _snyk(ref: str, name: str, out: Path, environ: Mapping[str, str]) -> tuple[list[Issue], str]:
+    if not environ.get("SNYK_TOKEN"):
+        return [], "Snyk: skipped (no token)"
+    snyk = shutil.which("snyk")
+    if snyk is None:
+        return [], "Snyk: skipped (SNYK_TOKEN is set but the snyk CLI is not installed)"
+    raw = out / f"{name}.snyk.json"
+    r = _proc.run(
+        [snyk, "container", "test", ref, "--json", f"--json-file-output={raw}"],
+        timeout=900,
+        check=False,
+        what=f"snyk container test {name}",
+        quiet=True,
+        secrets=[environ["SNYK_TOKEN"]],
+    )
+    # Snyk: 0 clean, 1 vulnerabilities found, 2 failure, 3 nothing to test.
+    if r.returncode not in (0, 1):
+        raise ScanError(
+            f"snyk container test failed for {name} (exit {r.returncode})", seen=_proc.tail(r.stderr or r.stdout, 10)
+        )
+    return parse_snyk(_read_result(raw, f"snyk {name}", r), name), f"Snyk: {len(r.stdout)} bytes of results"
+
+
+# --------------------------------------------------------------------------- gate and reports
+
+
+@dataclass
+class Outcome:
+    env: str
+    db: str
+    threshold: str
+    ignore_unfixed: bool
+    images: list[ImageResult]
+    config_issues: list[Issue]
+    findings: list[Finding]  # every issue (waived or not) plus waiver problems
+    notices: list[str]
+    run_dir: Path
+
+    def gated(self) -> list[Finding]:
+        limit = level(self.threshold)
+        out = []
+        for f in self.findings:
+            x = dict(f.extra)
+            if f.waived:
+                continue
+            if f.rule.startswith("PL-W"):
+                if f.severity >= Severity.ERROR:
+                    out.append(f)
+                continue
+            if level(x.get("scan_severity", "")) < limit:
+                continue
+            if self.ignore_unfixed and x.get("kind") == "vulnerability" and not x.get("fixed"):
+                continue
+            out.append(f)
+        return out
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.gated())
+
+
+def run(
+    cfg: Config,
+    tools: Toolchain,
+    *,
+    env: str | None = None,
+    images: Sequence[str] = (),
+    explicit_db: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    today: dt.date | None = None,
+) -> Outcome:
+    environ = os.environ if environ is None else environ
+    e = cfg.env(env)
+    settings = cfg.scan_for(e.name)
+    trivy, trivy_version = trivy_binary()
+    tools.engine_version  # noqa: B018 - images come from the engine
+    db = resolve_db(cfg, settings, explicit_db, trivy)
+    targets: list[tuple[str, str]]
+    if images:
+        targets = [(_safe_name(ref), ref) for ref in images]
+    else:
+        manifest = build.load_manifest(cfg, e.name)
+        built: dict[str, Any] = manifest["images"]  # type: ignore[assignment]
+        # The commit tag names exactly the image this build produced.
+        targets = [(n, b["tags"][0] if b["tags"] else b["ref"]) for n, b in built.items() if b["kind"] == "service"]
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = cfg.project.artifacts / "scan" / f"{stamp}-{e.name}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    notices = [db.statement(), f"trivy {trivy_version}", *[f"DB attempt: {a}" for a in db.attempts]]
+    with tempfile.TemporaryDirectory(prefix="pipelines-scan-") as tmp:
+        work = Path(tmp)
+        with ThreadPoolExecutor(max_workers=cfg.build.parallel) as pool:
+            futures = [
+                pool.submit(_scan_image, trivy, tools, n, ref, db, settings, run_dir, work) for n, ref in targets
+            ]
+            results = [f.result() for f in futures]
+        config_issues: list[Issue] = []
+        if "misconfig" in settings.scanners and not images:
+            files = [i.dockerfile for i in cfg.images.values() if i.dockerfile is not None]
+            config_issues = _scan_config(trivy, files, run_dir, work, settings, cfg.root)
+            notices.append(
+                "trivy config: Dockerfiles checked; Compose files are not a type Trivy checks "
+                "(the lint stage's Compose policy covers them)"
+            )
+    snyk_notes = set()
+    for res in results:
+        extra, note = _snyk(res.ref, res.name, run_dir, environ)
+        res.issues += extra
+        snyk_notes.add(note if not note.startswith("Snyk: ") or "skipped" in note else "Snyk: ran")
+    notices += sorted(snyk_notes)
+    ledger, problems = waivers.load_ledger(
+        cfg.lint.waivers,
+        display=_rel(cfg.lint.waivers, cfg.root),
+        max_days=cfg.lint.waiver_max_days,
+        today=today or dt.date.today(),
+    )
+    # One ledger for every scanner and linter: scan uses the entries that are not lint rules.
+    scan_waivers = [w for w in ledger if not waivers.for_lint(w)]
+    findings = [i.as_finding() for res in results for i in res.issues] + [i.as_finding() for i in config_issues]
+    findings = waivers.apply(findings, scan_waivers)
+    findings += problems  # an invalid or expired ledger entry fails every gate
+    findings += waivers.stale(scan_waivers)
+    out = Outcome(
+        e.name,
+        db.statement(),
+        settings.severity,
+        settings.ignore_unfixed,
+        results,
+        config_issues,
+        findings,
+        notices,
+        run_dir,
+    )
+    write_reports(out, scan_waivers)
+    return out
+
+
+def _safe_name(ref: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in ref.rsplit("/", 1)[-1])[:80]
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def counts(findings: Sequence[Finding]) -> dict[str, int]:
+    c = dict.fromkeys(reversed(LEVELS), 0)
+    for f in findings:
+        sev = dict(f.extra).get("scan_severity")
+        if sev in c:
+            c[sev] += 1
+    return c
+
+
+def summary(out: Outcome) -> str:
+    lines = [out.notices[0], *[f"note: {n}" for n in out.notices[1:]], ""]
+    for res in out.images:
+        mine = [f for f in out.findings if dict(f.extra).get("image") == res.name]
+        c = counts(mine)
+        lines.append(
+            f"{res.name} ({res.ref[:71]}): {res.packages} packages, "
+            + ", ".join(f"{k} {v}" for k, v in c.items())
+            + f", {res.seconds:.1f}s"
+        )
+    gated = out.gated()
+    if gated:
+        rows = [
+            [
+                dict(f.extra).get("image", ""),
+                dict(f.extra).get("scan_severity", f.severity.label),
+                f.rule,
+                dict(f.extra).get("package", "") or f.file,
+                dict(f.extra).get("installed", ""),
+                dict(f.extra).get("fixed", "") or "-",
+            ]
+            for f in gated
+        ]
+        lines += ["", report.terminal_table(["image", "severity", "id", "package", "installed", "fixed"], rows)]
+    waived = [f for f in out.findings if f.waived]
+    lines.append("")
+    lines.append(
+        f"gate: {'FAILED' if gated else 'passed'}: {len(gated)} findings at or above {out.threshold}"
+        f"{' (unfixed ignored)' if out.ignore_unfixed else ''} not covered by a valid waiver; "
+        f"{len(waived)} waived"
+    )
+    return "\n".join(lines)
+
+
+def markdown(out: Outcome) -> str:
+    gated = out.gated()
+    md = [f"**{out.notices[0]}**", "", f"### Scan `{out.env}`: {'FAILED' if gated else 'passed'}", ""]
+    md += [f"- {n}" for n in out.notices[1:]] + [""]
+    rows = []
+    for res in out.images:
+        c = counts([f for f in out.findings if dict(f.extra).get("image") == res.name])
+        rows.append([res.name, str(res.packages), *[str(v) for v in c.values()]])
+    md.append(report.markdown_table(["image", "packages", *reversed(LEVELS)], rows))
+    if gated:
+        md += [
+            "",
+            "Gated findings:",
+            "",
+            report.markdown_table(
+                ["image", "severity", "id", "package", "installed", "fixed"],
+                [
+                    [
+                        dict(f.extra).get("image", ""),
+                        dict(f.extra).get("scan_severity", ""),
+                        f.rule,
+                        dict(f.extra).get("package", "") or f.file,
+                        dict(f.extra).get("installed", ""),
+                        dict(f.extra).get("fixed", "") or "-",
+                    ]
+                    for f in gated
+                ],
+            ),
+        ]
+    return "\n".join(md) + "\n"
+
+
+def trivyignore(ledger: Sequence[waivers.Waiver]) -> str:
+    """Trivy's own ignore file, generated from the ledger (for running trivy by hand)."""
+    entries = []
+    for w in ledger:
+        for rule in w.rules:
+            e: dict[str, Any] = {"id": rule, "statement": f"{w.reason} (owner: {w.owner}; {w.where})"}
+            if w.expires:
+                e["expired_at"] = w.expires.isoformat()
+            if w.package:
+                e["purls"] = [f"pkg:*/{w.package}"]
+            entries.append(e)
+    head = "# Generated from the waiver ledger by `pipelines scan`; do not edit by hand.\n"
+    return head + yaml.safe_dump({"vulnerabilities": entries, "secrets": [], "misconfigurations": []}, sort_keys=False)
+
+
+def write_reports(out: Outcome, ledger: Sequence[waivers.Waiver]) -> None:
+    d = out.run_dir
+    gated = out.gated()
+    report.write_json(
+        d / "scan.json",
+        {
+            "env": out.env,
+            "vulnerability_db": out.db,
+            "threshold": out.threshold,
+            "ignore_unfixed": out.ignore_unfixed,
+            "failed": bool(gated),
+            "notices": out.notices,
+            "images": [{**asdict(r), "issues": len(r.issues)} for r in out.images],
+            "findings": [
+                {**asdict(f), "severity": f.severity.label, "extra": dict(f.extra), "gated": f in gated}
+                for f in out.findings
+            ],
+        },
+    )
+    (d / "scan.md").write_text(markdown(out))
+    report.step_summary(markdown(out))
+    for res in out.images:
+        mine = [f for f in out.findings if dict(f.extra).get("image") == res.name]
+        run = report.SarifRun(tool="trivy", category=f"scan/{res.name}", rules={}, findings=mine)
+        (d / f"{res.name}.sarif").write_text(json.dumps(report.sarif([run]), indent=2) + "\n")
+    # JUnit: one test case per image, failing with that image's gated findings.
+    by_image = {id(f): replace(f, file=dict(f.extra).get("image", f.file)) for f in out.findings}
+    (d / "scan.junit.xml").write_text(
+        report.junit("scan", list(by_image.values()), [r.name for r in out.images], [by_image[id(f)] for f in gated])
+    )
+    (d / "trivyignore.yaml").write_text(trivyignore(ledger))
+    latest = d.parent / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink()
+    latest.symlink_to(d.name)
+    print(summary(out), file=sys.stderr)
