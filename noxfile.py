@@ -15,7 +15,7 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["build"]
+nox.options.sessions = ["build", "scan", "smoke"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
