@@ -141,6 +141,24 @@ def test_two_smoke_runs_at_once(built: dict[str, Any]) -> None:
         assert_clean(project)
 
 
+def test_services_in_the_stack_stop_within_2s(built: dict[str, Any], cfg: config.Config) -> None:
+    """SIGTERM reaches the app through tini: the worker and the API stop at once, not after the timeout."""
+    project = f"pt-stop-{os.getpid()}"
+    st = stack.Stack(cfg, "dev", project, cfg.project.artifacts / "smoke" / project, Toolchain())
+    try:
+        with stack.running(st, keep=False, deadline_s=120):
+            for service in ("ingestion", "api"):
+                assert st.ps()[service].health == "healthy"
+                start = time.monotonic()
+                st.compose("stop", "--timeout", "10", service)
+                took = time.monotonic() - start
+                state = st.ps()[service]
+                assert took < 2.0, f"{service} took {took:.1f}s to stop"
+                assert state.state == "exited" and state.exit_code in (0, 143), state
+    finally:
+        assert_clean(project)
+
+
 def _total(base: str) -> int:
     status, _, body = smoke.http("GET", f"{base}/documents?limit=1")
     assert status == 200, body
