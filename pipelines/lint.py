@@ -362,7 +362,7 @@ def table(res: Result) -> str:
     by_file: dict[str, list[Finding]] = {}
     for f in res.findings:
         by_file.setdefault(f.file, []).append(f)
-    order = sorted(by_file, key=lambda k: (-max(f.severity for f in by_file[k] if True), k))
+    order = sorted(by_file, key=lambda k: (-max(f.severity for f in by_file[k]), k))
     for file in order:
         items = sorted(by_file[file], key=lambda f: (f.waived, -f.severity, f.line, f.rule))
         lines.append("")
