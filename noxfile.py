@@ -80,7 +80,7 @@ def load(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmark cold, no-change and one-line-change builds and image sizes (JSON + Markdown)."""
+    """Benchmark builds and image sizes (JSON + Markdown); -- --lint or -- --scan for those stages."""
     _install(session)
     session.run("pipelines", "bench", *session.posargs)
 

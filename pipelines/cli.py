@@ -34,7 +34,7 @@ stages:
   config     validate the config and print it resolved, as JSON
   doctor     report the Docker engine, buildx, compose and builder versions
   load       drive the API inside the prod stack with wrk: requests/s, p50/p99, errors
-  bench      measure builds and image sizes (--lint: the lint stage's speed)
+  bench      measure builds and image sizes (--lint, --scan: those stages' speed)
 
 exit codes: 0 ok, 1 the stage failed (build error, gate closed), 2 it could not
 run (bad config, missing tool, engine or registry down), 130 interrupted.
