@@ -1,4 +1,4 @@
-"""The offline vulnerability database: OSV parsing, CVSS scoring, the BoltDB writer, and real Trivy scans.
+"""The offline vulnerability database: OSV parsing, CVSS scoring, the Trivy DB layout, and real Trivy scans.
 
 The scans run the pinned Trivy binary against a database built here and a
 small root filesystem written here; nothing is mocked and nothing is
@@ -20,6 +20,8 @@ import pytest
 from pipelines import _proc, tools, vulndb
 from pipelines.errors import ConfigError, InputError
 from pipelines.vulndb import Advisory, VulnDbError
+
+from .test_bolt import read_tree
 
 TRIVY_TIMEOUT = 300.0
 UPDATED = datetime(2026, 11, 1, 12, 30, tzinfo=UTC)
@@ -344,7 +346,7 @@ def test_missing_database_and_bad_metadata(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------
-# metadata and the BoltDB format
+# metadata and the database layout
 
 
 def test_metadata_and_info(tmp_path: Path) -> None:
@@ -373,35 +375,6 @@ def test_empty_database_still_has_the_vulnerability_bucket(tmp_path: Path) -> No
     info = vulndb.build_db([], tmp_path / "cache", source="t", updated_at=UPDATED)
     assert read_tree(info.path.read_bytes()) == {b"data-source": {}, b"vulnerability": {}}
     assert vulndb.read_info(tmp_path / "cache").advisories == 0
-
-
-def read_tree(data: bytes) -> dict[bytes, Any]:
-    reader = vulndb.BoltReader(data)
-
-    def bucket(items: Any) -> dict[bytes, Any]:
-        return {k: bucket(reader.bucket_items(v)) if is_bucket else v for k, v, is_bucket in items}
-
-    return bucket(reader.items(reader.root))
-
-
-def test_bolt_round_trip_with_inline_paged_and_branched_buckets() -> None:
-    tree: dict[bytes, Any] = {
-        b"small": {b"b": b"2", b"a": b"1"},  # inline in its parent's leaf
-        b"big-values": {f"k{i}".encode(): bytes([i]) * 9000 for i in range(5)},  # overflowing leaves
-        b"many-keys": {f"{i:06d}".encode(): b"v" * 50 for i in range(20_000)},  # several branch levels
-        b"nested": {b"inner": {b"deeper": {b"x": b""}}, b"plain": b"value"},
-        b"empty": {},
-        "ключ".encode(): {b"\x00\xff": b"binary"},
-    }
-    data = vulndb.bolt_file(tree)
-    assert len(data) % vulndb.PAGE_SIZE == 0
-    assert read_tree(data) == tree
-
-
-def test_fnv1a_64_known_values() -> None:
-    assert vulndb.fnv1a_64(b"") == 0xCBF29CE484222325
-    assert vulndb.fnv1a_64(b"a") == 0xAF63DC4C8601EC8C
-    assert vulndb.fnv1a_64(b"foobar") == 0x85944171F73967E8
 
 
 def test_duplicates_count_once_and_conflicts_are_errors(tmp_path: Path) -> None:
@@ -634,19 +607,6 @@ def test_malformed_osv_is_a_config_error_naming_the_file(tmp_path: Path, content
 def test_trivy_binary_is_the_pinned_one(trivy: str) -> None:
     r = _proc.run([trivy, "--version"], timeout=60, quiet=True, what="trivy --version")
     assert "Version: 0.76." in r.stdout
-
-
-def test_reader_rejects_a_page_used_twice() -> None:
-    big = {f"{i:04d}".encode(): b"v" * 100 for i in range(100)}
-    data = bytearray(vulndb.bolt_file({b"a": big, b"b": dict(big)}))
-    reader = vulndb.BoltReader(bytes(data))
-    headers = {key: value for key, value, _ in reader.items(reader.root)}
-    at = data.find(headers[b"b"])
-    data[at : at + 8] = headers[b"a"][:8]  # bucket b's root is now bucket a's root page
-    reader = vulndb.BoltReader(bytes(data))
-    assert len(list(reader.bucket_items(headers[b"a"]))) == 100
-    with pytest.raises(ValueError, match="referenced twice"):
-        list(reader.bucket_items(bytes(data[at : at + 16])))
 
 
 def test_random_damage_is_always_a_clean_error(tmp_path: Path) -> None:
