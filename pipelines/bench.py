@@ -7,6 +7,7 @@ the targets in the config's [bench] table and writes bench.json and bench.md.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import sys
@@ -70,7 +71,7 @@ def run(
     results: dict[str, object] = {
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {
-            "cpus": _cpus(),
+            "cpus": os.cpu_count() or 0,
             "python": platform.python_version(),
             "engine": tools.engine_version,
             "buildx": tools.buildx_version,
@@ -131,12 +132,6 @@ def run(
             hint=f"details in {out / 'bench.md'}",
         )
     return results
-
-
-def _cpus() -> int:
-    import os
-
-    return os.cpu_count() or 0
 
 
 def write(out: Path, results: dict[str, object]) -> None:

@@ -237,7 +237,7 @@ def _run(args: argparse.Namespace) -> int:
             for n in notes:
                 print(f"skipped: {n}", file=sys.stderr)
         else:
-            info = vulndb.read_info(scan._as_cache_dir(args.path))
+            info = vulndb.read_info(scan.as_cache_dir(args.path))
         print(
             f"{info.path}: schema v{info.schema_version}, {info.advisories} advisories, "
             f"updated {info.updated_at:%Y-%m-%d %H:%M} UTC, source {info.source}"

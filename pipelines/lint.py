@@ -98,13 +98,6 @@ class Result:
 # --------------------------------------------------------------------------- targets
 
 
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
-
-
 def targets_from_config(cfg: Config) -> tuple[list[DockerfileTarget], list[ComposeTarget]]:
     lock = lockfile.load(cfg.project.lock)
     dockerfiles = []
@@ -124,7 +117,7 @@ def targets_from_config(cfg: Config) -> tuple[list[DockerfileTarget], list[Compo
         dockerfiles.append(
             DockerfileTarget(
                 img.dockerfile,
-                _rel(img.dockerfile, cfg.root),
+                report.display_path(img.dockerfile, cfg.root),
                 img.context,
                 args,
                 img.target,
@@ -139,7 +132,7 @@ def targets_from_config(cfg: Config) -> tuple[list[DockerfileTarget], list[Compo
             composes.append(
                 ComposeTarget(
                     files,
-                    tuple(_rel(f, cfg.root) for f in files),
+                    tuple(report.display_path(f, cfg.root) for f in files),
                     env.name,
                     env.profile,
                     cfg.root,
@@ -182,7 +175,7 @@ def targets_from_paths(
         compose_files = [f for f in files if not _is_dockerfile(f) and _is_compose(f)]
         for f in files:
             if _is_dockerfile(f):
-                dockerfiles.append(DockerfileTarget(f, _rel(f, root), f.parent, dict(build_args)))
+                dockerfiles.append(DockerfileTarget(f, report.display_path(f, root), f.parent, dict(build_args)))
         composes.extend(_compose_groups(compose_files, root, profile, explicit=given.is_file()))
         if given.is_file() and not _is_dockerfile(given) and given not in compose_files:
             raise InputError(
@@ -204,13 +197,17 @@ def _compose_groups(files: list[Path], root: Path, profile: str, *, explicit: bo
         overlays = [f for f in group if f is not base]
         if base is None or explicit:
             for f in group:
-                out.append(ComposeTarget((f,), (_rel(f, root),), f.stem, profile, d))
+                out.append(ComposeTarget((f,), (report.display_path(f, root),), f.stem, profile, d))
             continue
-        out.append(ComposeTarget((base,), (_rel(base, root),), "base", profile, d))
+        out.append(ComposeTarget((base,), (report.display_path(base, root),), "base", profile, d))
         for o in overlays:
             env = o.stem.split(".", 1)[1] if "." in o.stem else o.stem
             env_profile = "dev" if env in ("dev", "development", "local") else profile
-            out.append(ComposeTarget((base, o), (_rel(base, root), _rel(o, root)), env, env_profile, d))
+            out.append(
+                ComposeTarget(
+                    (base, o), (report.display_path(base, root), report.display_path(o, root)), env, env_profile, d
+                )
+            )
     return out
 
 
@@ -327,7 +324,7 @@ def run(
             for w in ws:
                 if not any(x.where == w.where for x in all_waivers):
                     all_waivers.append(w)
-            findings += [p for p in problems if p not in findings]
+            findings += problems  # repeated across environments; _dedupe below keeps one
     findings = _dedupe(findings)
     findings = waivers.apply(findings, all_waivers)
     findings += waivers.stale(all_waivers)
@@ -453,7 +450,7 @@ def settings_from_config(cfg: Config | None, root: Path, *, threshold: str | Non
         s.threshold = cfg.lint.threshold
         s.hadolint_config = cfg.lint.hadolint_config
         s.waiver_file = cfg.lint.waivers
-        s.waiver_display = _rel(cfg.lint.waivers, root)
+        s.waiver_display = report.display_path(cfg.lint.waivers, root)
         s.waiver_max_days = cfg.lint.waiver_max_days
     else:
         default = root / ".hadolint.yaml"

@@ -13,6 +13,14 @@ from typing import Any
 from .findings import Finding, Rule
 
 
+def display_path(path: Path, root: Path) -> str:
+    """``path`` relative to the project root when it is inside it, else as given."""
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
 def write_json(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")

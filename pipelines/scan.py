@@ -203,7 +203,7 @@ def resolve_db(
     given = explicit or settings.vulndb
     if given is not None:
         # Explicit means explicit: no fallback to something else when it is broken.
-        cache = _as_cache_dir(given)
+        cache = as_cache_dir(given)
         return DbChoice(cache, "explicit", vulndb.read_info(cache))
     cache = settings.cache_dir / "trivy"
     if "cache" in settings.db_sources:
@@ -252,7 +252,7 @@ def resolve_db(
     )
 
 
-def _as_cache_dir(path: Path) -> Path:
+def as_cache_dir(path: Path) -> Path:
     """Accept the cache dir, its db/ dir or the trivy.db file itself."""
     if path.name == "trivy.db":
         return path.parent.parent
@@ -395,7 +395,7 @@ def _scan_config(
         d = staging / str(i)
         d.mkdir()
         shutil.copy(f, d / f.name)
-        names[f"{i}/{f.name}"] = _rel(f, root)
+        names[f"{i}/{f.name}"] = report.display_path(f, root)
     raw = out / "config.trivy.json"
     cache = work / "config.cache"
     argv = [
@@ -448,7 +448,7 @@ def _snyk(ref: str, name: str, out: Path, environ: Mapping[str, str]) -> tuple[l
         raise ScanError(
             f"snyk container test failed for {name} (exit {r.returncode})", seen=_proc.tail(r.stderr or r.stdout, 10)
         )
-    return parse_snyk(_read_result(raw, f"snyk {name}", r), name), f"Snyk: {len(r.stdout)} bytes of results"
+    return parse_snyk(_read_result(raw, f"snyk {name}", r), name), "Snyk: ran"
 
 
 # --------------------------------------------------------------------------- gate and reports
@@ -536,11 +536,11 @@ def run(
     for res in results:
         extra, note = _snyk(res.ref, res.name, run_dir, environ)
         res.issues += extra
-        snyk_notes.add(note if not note.startswith("Snyk: ") or "skipped" in note else "Snyk: ran")
+        snyk_notes.add(note)
     notices += sorted(snyk_notes)
     ledger, problems = waivers.load_ledger(
         cfg.lint.waivers,
-        display=_rel(cfg.lint.waivers, cfg.root),
+        display=report.display_path(cfg.lint.waivers, cfg.root),
         max_days=cfg.lint.waiver_max_days,
         today=today or dt.date.today(),
     )
@@ -567,13 +567,6 @@ def run(
 
 def _safe_name(ref: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in ref.rsplit("/", 1)[-1])[:80]
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
 
 
 def counts(findings: Sequence[Finding]) -> dict[str, int]:

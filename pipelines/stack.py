@@ -247,18 +247,19 @@ class Stack:
         finally:
             signal.signal(signal.SIGINT, previous)
 
-    def leftovers(self) -> dict[str, list[str]]:
-        """Containers, networks and volumes still labelled with this project."""
-        label = f"label=com.docker.compose.project={self.project}"
-        out = {}
-        for kind, args in (
-            ("containers", ["ps", "--all", "--quiet", "--filter", label]),
-            ("networks", ["network", "ls", "--quiet", "--filter", label]),
-            ("volumes", ["volume", "ls", "--quiet", "--filter", label]),
-        ):
-            r = _proc.run([self.tools.docker, *args], timeout=30, quiet=True)
-            out[kind] = r.stdout.split()
-        return out
+
+def leftovers(docker: str, project: str) -> dict[str, list[str]]:
+    """Containers, networks and volumes still labelled with ``project``."""
+    label = f"label=com.docker.compose.project={project}"
+    out = {}
+    for kind, args in (
+        ("containers", ["ps", "--all", "--quiet", "--filter", label]),
+        ("networks", ["network", "ls", "--quiet", "--filter", label]),
+        ("volumes", ["volume", "ls", "--quiet", "--filter", label]),
+    ):
+        r = _proc.run([docker, *args], timeout=30, quiet=True)
+        out[kind] = r.stdout.split()
+    return out
 
 
 def project_name(prefix: str, env: str) -> str:

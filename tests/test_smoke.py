@@ -16,7 +16,7 @@ import pytest
 from pipelines import config, smoke, stack
 from pipelines.tools import Toolchain
 
-from .conftest import ROOT, docker, run_cli
+from .conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.engine
 
@@ -28,15 +28,7 @@ def built_prod(built: dict[str, Any]) -> None:
 
 
 def leftovers(project: str) -> dict[str, list[str]]:
-    label = f"label=com.docker.compose.project={project}"
-    return {
-        kind: docker(*args, "--filter", label).stdout.split()
-        for kind, args in (
-            ("containers", ("ps", "-aq")),
-            ("networks", ("network", "ls", "-q")),
-            ("volumes", ("volume", "ls", "-q")),
-        )
-    }
+    return stack.leftovers("docker", project)
 
 
 def assert_clean(project: str) -> None:
