@@ -14,9 +14,8 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from . import _proc, build, report
+from . import _proc, build, manifest, report
 from .config import Config
 from .errors import ConfigError, GateFailed
 from .tools import Toolchain
@@ -26,7 +25,7 @@ MB = 1_000_000
 
 def _timed_build(cfg: Config, tools: Toolchain, opts: build.Options) -> tuple[float, build.Report]:
     start = time.monotonic()
-    rep = build.run(cfg, opts, tools)
+    rep = build.build_images(cfg, opts, tools)
     return round(time.monotonic() - start, 2), rep
 
 
@@ -230,10 +229,9 @@ def run_scan(
 
     out = out or cfg.project.artifacts / "bench"
     e = cfg.env(env)
-    manifest = build.load_manifest(cfg, e.name)
-    built: dict[str, Any] = manifest["images"]  # type: ignore[assignment]
-    names = list(cfg.bench.scan_images) or [n for n, b in built.items() if b["kind"] == "service"]
-    refs = [built[n]["tags"][0] for n in names]
+    record = manifest.load(cfg.project.artifacts, e.name)
+    names = list(cfg.bench.scan_images) or [b.name for b in record.services]
+    refs = [record.images[n].local_ref for n in names]
     # Cold: the offline database is rebuilt from its sources; Trivy has no cache.
     shutil.rmtree(cfg.scan_for(e.name).cache_dir, ignore_errors=True)
     start = time.monotonic()

@@ -22,10 +22,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import _proc, gitinfo, lockfile, registry, report
+from . import _proc, gitinfo, lockfile, manifest, registry
 from .config import Config, Environment, Image
-from .errors import CommandFailed, ConfigError, PipelineError, ToolNotFound
+from .errors import BuildFailed, CommandFailed, CommandTimeout, ConfigError, PipelineError, ToolNotFound
 from .gitinfo import GitInfo
+from .result import Context, Result, Table
 from .tools import BuilderInfo, Toolchain
 
 CA_SECRET_ID = "ca-bundle"  # noqa: S105 - the id of a BuildKit secret, not a secret
@@ -306,14 +307,21 @@ class _Builder:
             no_cache=self.opts.no_cache,
         )
         start = time.monotonic()
-        _proc.run(
-            argv,
-            timeout=self.cfg.build.timeout,
-            what=f"build of {img.name}",
-            hint=f"see the BuildKit output above; the Dockerfile is {img.dockerfile}",
-            stream=None if progress == "tty" else self.printer(img.name),
-            passthrough=progress == "tty",
-        )
+        try:
+            _proc.run(
+                argv,
+                timeout=self.cfg.build.timeout,
+                what=f"build of {img.name}",
+                hint=f"see the BuildKit output above; the Dockerfile is {img.dockerfile}",
+                stream=None if progress == "tty" else self.printer(img.name),
+                passthrough=progress == "tty",
+            )
+        except CommandTimeout:
+            raise
+        except CommandFailed as exc:
+            # BuildKit ran and said no: that is the build's verdict (exit 1), not
+            # a stage that could not run.
+            raise BuildFailed(exc.what, seen=exc.seen, hint=exc.hint) from None
         digest, config_digest = parse_metadata(meta)
         image_id = iid.read_text().strip() if iid.exists() else config_digest
         repo = self.cfg.registry.repo(img.image)
@@ -402,7 +410,35 @@ class _Builder:
         )
 
 
-def run(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[str, str] | None = None) -> Report:
+def run(ctx: Context, opts: Options) -> Result:
+    """The build stage on the common contract: build, record, and describe what was built."""
+    rep = build_images(ctx.cfg, opts, ctx.tools, ctx.environ)
+    rows = tuple(
+        (
+            b.name,
+            b.kind,
+            b.ref,
+            f"{b.seconds:.1f}s",
+            "reused from lock" if b.reused else ("pushed" if b.pushed else "loaded"),
+        )
+        for b in rep.images.values()
+    )
+    headline = (
+        f"build {rep.env} at {rep.commit[:12]}{' (dirty)' if rep.dirty else ''}: "
+        f"{len(rep.images)} images in {rep.seconds:.1f}s, cache {rep.cache}"
+    )
+    return Result(
+        stage="build",
+        headline=headline,
+        tables=(Table(("image", "kind", "reference", "time", "note"), rows),),
+        timings={"total_s": rep.seconds, **{f"{b.name}_s": b.seconds for b in rep.images.values()}},
+        data={"build": rep.to_json()},
+        artifacts=(manifest.path(ctx.cfg.project.artifacts, rep.env),),
+        out_dir=ctx.cfg.project.artifacts / "build",
+    )
+
+
+def build_images(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[str, str] | None = None) -> Report:
     environ = os.environ if environ is None else environ
     tools.require_build()
     registry.check(cfg.registry.address)
@@ -419,6 +455,13 @@ def run(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[str, str]
     names = list(opts.only) or None
     if opts.bases_only:
         names = [i.name for i in cfg.bases if names is None or i.name in names]
+        if not names:
+            raise ConfigError(
+                "--only",
+                "",
+                f"names no base image ({', '.join(opts.only)}), and --bases-only builds nothing else",
+                hint=f"base images: {', '.join(i.name for i in cfg.bases)}",
+            )
     levels = cfg.build_order(names)
     workers = opts.parallel or cfg.build.parallel
     try:
@@ -442,58 +485,31 @@ def run(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[str, str]
             if failures:
                 if len(failures) == 1:
                     raise failures[0]
-                raise CommandFailed(
-                    f"{len(failures)} image builds failed", seen="\n\n".join(f.render() for f in failures)
-                )
+                # Only when every failure is a verdict is the whole a verdict.
+                kind = BuildFailed if all(isinstance(f, BuildFailed) for f in failures) else CommandFailed
+                raise kind(f"{len(failures)} image builds failed", seen="\n\n".join(f.render() for f in failures))
     finally:
         # The lock keeps whatever bases were built, even when a later build failed.
         if b.lock:
             lockfile.save(cfg.project.lock, b.lock)
         shutil.rmtree(b.workdir, ignore_errors=True)
     rep.seconds = round(time.monotonic() - start, 2)
-    write_report(cfg, rep)
+    if not opts.bases_only:
+        # The record names the services later stages check; a bases-only run
+        # leaves the last one alone (the lock records the bases).
+        write_report(cfg, rep)
     return rep
 
 
-def manifest_path(cfg: Config, env: str) -> Path:
-    """Where the last build of ``env`` is recorded for later stages (scan, smoke, verify)."""
-    return cfg.project.artifacts / "build" / f"{env}.json"
-
-
-def load_manifest(cfg: Config, env: str) -> dict[str, object]:
-    path = manifest_path(cfg, env)
-    try:
-        data: dict[str, object] = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise PipelineError(
-            f"no build of environment {env!r} is recorded at {path}",
-            hint=f"run `pipelines build --env {env}` (or `nox -s build`) first",
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise PipelineError(f"{path} is not valid JSON ({exc})", hint="rebuild to rewrite it") from None
-    return data
+def record(rep: Report) -> manifest.BuildRecord:
+    return manifest.BuildRecord.model_validate(rep.to_json())
 
 
 def write_report(cfg: Config, rep: Report) -> None:
-    path = manifest_path(cfg, rep.env)
-    report.write_json(path, rep.to_json())
-    headers = ["image", "kind", "reference", "time", "note"]
-    rows = [
-        [
-            b.name,
-            b.kind,
-            b.ref,
-            f"{b.seconds:.1f}s",
-            "reused from lock" if b.reused else ("pushed" if b.pushed else "loaded"),
-        ]
-        for b in rep.images.values()
-    ]
-    md = report.markdown_table(headers, rows)
-    title = (
-        f"Build `{rep.env}` at `{rep.commit[:12]}`{' (dirty)' if rep.dirty else ''}: "
-        f"{len(rep.images)} images in {rep.seconds:.1f}s, cache {rep.cache}"
-    )
-    (path.parent / f"{rep.env}.md").write_text(f"### {title}\n\n{md}\n")
-    report.step_summary(f"### {title}\n\n{md}\n")
-    print(title, file=sys.stderr)
-    print(report.terminal_table(headers, rows), file=sys.stderr)
+    if not rep.images:
+        # An empty record would replace the last real one: later stages would find nothing to check.
+        raise PipelineError(
+            f"nothing was built for {rep.env!r}; the last build record is left as it was",
+            hint="name services with --only, or leave out --bases-only to build them",
+        )
+    manifest.save(cfg.project.artifacts, record(rep))

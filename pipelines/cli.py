@@ -1,8 +1,10 @@
 """The ``pipelines`` command: one subcommand per stage.
 
-This is the one boundary where a :class:`PipelineError` becomes a message on
-stderr and an exit code: 0 success, 1 the stage said no, 2 it could not run,
-130 interrupted.
+This is the one boundary where results and errors become output and exit
+codes: 0 success, 1 the stage said no, 2 it could not run, 3 a bug in the
+pipeline (the traceback goes to a log file, never to the user as a verdict),
+130 interrupted. Stages return a :class:`~pipelines.result.Result`; the
+renderer writes it in every format and this module decides the exit code.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
-from . import __version__, _proc, bench, build, lint, load, report, scan, smoke, vulndb
+from . import __version__, _proc, bench, build, lint, load, render, report, result, scan, smoke, vulndb
 from . import config as config_mod
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, PipelineError
+from .errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, ConfigError, InputError, PipelineError
+from .result import Context, Result
 from .tools import Toolchain
 
 DESCRIPTION = """\
@@ -37,8 +42,19 @@ stages:
   bench      measure builds and image sizes (--lint, --scan: those stages' speed)
 
 exit codes: 0 ok, 1 the stage failed (build error, gate closed), 2 it could not
-run (bad config, missing tool, engine or registry down), 130 interrupted.
+run (bad config or input, missing tool, engine or registry down), 3 a bug in
+pipelines itself (details in ARTIFACTS/logs/crash-*.log), 130 interrupted.
 """
+
+
+def _report_flags(p: argparse.ArgumentParser, default_format: str = "table") -> None:
+    p.add_argument(
+        "--format",
+        choices=render.FORMATS,
+        default=default_format,
+        help=f"report format on stdout (default: {default_format}); every format is also written under ARTIFACTS",
+    )
+    p.add_argument("--output", type=Path, metavar="FILE", help="write the report to FILE instead of stdout")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--no-cache", action="store_true", help="do not use BuildKit's cache")
     b.add_argument("--parallel", type=int, metavar="N", help="images built at once (default: build.parallel)")
     b.add_argument("--progress", choices=config_mod.PROGRESS_MODES, help="BuildKit progress output")
+    _report_flags(b)
 
     li = sub.add_parser(
         "lint",
@@ -80,13 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         "not run.",
     )
     li.add_argument("paths", nargs="*", type=Path, help="Dockerfiles, Compose files or directories")
-    li.add_argument(
-        "--format",
-        choices=("table", "json", "sarif", "junit", "markdown"),
-        default="table",
-        help="report format on stdout (default: table)",
-    )
-    li.add_argument("--output", type=Path, help="write the report to this file instead of stdout")
+    _report_flags(li)
     li.add_argument(
         "--threshold",
         choices=("error", "warning", "info", "style"),
@@ -108,9 +119,10 @@ def _parser() -> argparse.ArgumentParser:
         "smoke",
         help="bring an environment's stack up and probe it end to end",
         description="Render and validate the environment's Compose config, bring it up under a unique project "
-        "name with the images the last build produced, wait for every service to be healthy (one-shot jobs must "
-        "exit 0), run the end-to-end probes, and always tear everything down (containers, networks, volumes). "
-        "Reports and logs go to ARTIFACTS/smoke/PROJECT/.",
+        "name with the images the last build produced and fresh secrets, wait for every service to be healthy "
+        "(one-shot jobs must exit 0), run the HTTP probes of [[smoke.probes]] and the project's own pytest suite "
+        "([smoke].suite, with the pipelines.testing plugin), and always tear everything down (containers, "
+        "networks, volumes). Reports and logs go to ARTIFACTS/smoke/PROJECT/.",
     )
     sm.add_argument("--env", help="environment (default: the config's default_env)")
     sm.add_argument("--keep", action="store_true", help="leave the stack up for debugging")
@@ -126,22 +138,24 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument(
         "--deadline",
         type=float,
-        default=120.0,
         metavar="SECONDS",
-        help="how long the stack may take to become healthy (default: 120)",
+        help="how long the stack may take to become healthy (default: [smoke].deadline, else 120)",
     )
+    _report_flags(sm)
 
     ld = sub.add_parser(
         "load",
         help="load-check the API inside a running stack",
-        description="Bring the environment's stack up, seed documents, drive GET /documents/{id} from loopback "
-        "with wrk at a fixed concurrency for a bounded time, tear down, and report requests/s, p50/p90/p99 "
-        "latency and errors (JSON and Markdown under ARTIFACTS/load). Exit 1 when the targets are missed.",
+        description="Bring the environment's stack up, run the project's seed test ([load].seed) if any, drive "
+        "the paths of [load] (and those the seed handed over) on the [load].service from loopback with wrk at a "
+        "fixed concurrency for a bounded time, tear down, and report requests/s, p50/p90/p99 latency and errors "
+        "(reports under ARTIFACTS/load). Exit 1 when the targets are missed.",
     )
     ld.add_argument("--env", default="prod", help="environment (default: prod)")
-    ld.add_argument("--connections", type=int, default=50, help="concurrent connections (default: 50)")
-    ld.add_argument("--duration", type=int, default=10, metavar="SECONDS", help="how long to drive (default: 10)")
-    ld.add_argument("--p99-ms", type=float, default=100.0, help="p99 latency target in ms (default: 100)")
+    ld.add_argument("--connections", type=int, help="concurrent connections (default: [load].connections)")
+    ld.add_argument("--duration", type=int, metavar="SECONDS", help="how long to drive (default: [load].duration)")
+    ld.add_argument("--p99-ms", type=float, help="p99 latency target in ms (default: [load].p99_ms)")
+    _report_flags(ld)
 
     sc = sub.add_parser(
         "scan",
@@ -157,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument(
         "--vulndb", type=Path, metavar="PATH", help="use this Trivy DB (a cache dir with db/trivy.db) and nothing else"
     )
+    _report_flags(sc)
 
     vd = sub.add_parser(
         "vulndb",
@@ -208,93 +223,96 @@ def _load(args: argparse.Namespace) -> config_mod.Config:
     return config_mod.load(path)
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.command == "config":
-        cfg = _load(args)
-        print(json.dumps(_jsonable(cfg), indent=2, default=str))
-        return EXIT_OK
-    if args.command == "doctor":
-        tools = Toolchain()
-        for k, v in tools.summary().items():
-            print(f"{k:8} {v}")
-        tools.require_build()
-        tools.compose_version  # noqa: B018 - raises with a hint when missing
-        return EXIT_OK
-    if args.command == "lint":
-        return _lint(args)
-    if args.command == "scan":
-        cfg = _load(args)
-        outcome = scan.run(cfg, Toolchain(), env=args.env, images=args.images, explicit_db=args.vulndb)
-        print(f"reports: {outcome.run_dir}", file=sys.stderr)
-        return EXIT_FAILED if outcome.failed else EXIT_OK
-    if args.command == "vulndb":
-        if args.vulndb_command == "build":
-            notes: list[str] = []
-            if not args.source.is_dir():
-                raise ConfigError(str(args.source), "", "is not a directory of OSV files")
-            advisories = vulndb.load_osv(args.source, notes=notes)
-            info = vulndb.build_db(advisories, args.out, source=str(args.source))
-            for n in notes:
-                print(f"skipped: {n}", file=sys.stderr)
-        else:
-            info = vulndb.read_info(scan.as_cache_dir(args.path))
-        print(
-            f"{info.path}: schema v{info.schema_version}, {info.advisories} advisories, "
-            f"updated {info.updated_at:%Y-%m-%d %H:%M} UTC, source {info.source}"
-        )
-        return EXIT_OK
-    if args.command == "load":
-        cfg = _load(args)
-        load.run(
-            cfg,
-            load.Options(env=args.env, connections=args.connections, duration_s=args.duration, p99_ms=args.p99_ms),
-            Toolchain(),
-        )
-        return EXIT_OK
-    if args.command == "smoke":
-        cfg = _load(args)
-        smoke.run(
-            cfg,
-            smoke.Options(
-                env=args.env,
-                keep=args.keep,
-                project=args.project,
-                deadline_s=args.deadline,
-                extra_files=tuple(p.resolve() for p in args.compose_file),
-            ),
-            Toolchain(),
-        )
-        return EXIT_OK
-    if args.command == "build":
-        cfg = _load(args)
-        build.run(
-            cfg,
-            build.Options(
-                env=args.env,
-                only=tuple(args.only),
-                bases_only=args.bases_only,
-                rebuild_bases=args.rebuild_bases,
-                no_cache=args.no_cache,
-                parallel=args.parallel,
-                progress=args.progress,
-            ),
-            Toolchain(),
-        )
-        return EXIT_OK
-    if args.command == "bench":
-        cfg = _load(args)
-        if args.lint:
-            bench.run_lint(cfg, out=args.out)
-            return EXIT_OK
-        if args.scan:
-            bench.run_scan(cfg, Toolchain(), env=args.env, out=args.out)
-            return EXIT_OK
+def _context(args: argparse.Namespace) -> Context:
+    return Context(_load(args), Toolchain())
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    print(json.dumps(_jsonable(cfg), indent=2, default=str))
+    return EXIT_OK
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    tools = Toolchain()
+    for k, v in tools.summary().items():
+        print(f"{k:8} {v}")
+    tools.require_build()
+    tools.compose_version  # noqa: B018 - raises with a hint when missing
+    return EXIT_OK
+
+
+def _cmd_vulndb(args: argparse.Namespace) -> int:
+    if args.vulndb_command == "build":
+        notes: list[str] = []
+        if not args.source.is_dir():
+            raise ConfigError(str(args.source), "", "is not a directory of OSV files")
+        advisories = vulndb.load_osv(args.source, notes=notes)
+        info = vulndb.build_db(advisories, args.out, source=str(args.source))
+        for n in notes:
+            print(f"skipped: {n}", file=sys.stderr)
+    else:
+        info = vulndb.read_info(scan.as_cache_dir(args.path))
+    print(
+        f"{info.path}: schema v{info.schema_version}, {info.advisories} advisories, "
+        f"updated {info.updated_at:%Y-%m-%d %H:%M} UTC, source {info.source}"
+    )
+    return EXIT_OK
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    if args.lint:
+        bench.run_lint(cfg, out=args.out)
+    elif args.scan:
+        bench.run_scan(cfg, Toolchain(), env=args.env, out=args.out)
+    else:
         bench.run(cfg, Toolchain(), env=args.env, service=args.service, out=args.out, skip_cold=args.skip_cold)
-        return EXIT_OK
-    raise AssertionError(args.command)
+    return EXIT_OK
 
 
-def _lint(args: argparse.Namespace) -> int:
+def _stage_build(args: argparse.Namespace) -> Result:
+    return build.run(
+        _context(args),
+        build.Options(
+            env=args.env,
+            only=tuple(args.only),
+            bases_only=args.bases_only,
+            rebuild_bases=args.rebuild_bases,
+            no_cache=args.no_cache,
+            parallel=args.parallel,
+            progress=args.progress,
+        ),
+    )
+
+
+def _stage_scan(args: argparse.Namespace) -> Result:
+    ctx = _context(args)
+    outcome = scan.run(ctx.cfg, ctx.tools, env=args.env, images=args.images, explicit_db=args.vulndb)
+    return scan.as_result(outcome)
+
+
+def _stage_smoke(args: argparse.Namespace) -> Result:
+    return smoke.run(
+        _context(args),
+        smoke.Options(
+            env=args.env,
+            keep=args.keep,
+            project=args.project,
+            deadline_s=args.deadline,
+            extra_files=tuple(p.resolve() for p in args.compose_file),
+        ),
+    )
+
+
+def _stage_load(args: argparse.Namespace) -> Result:
+    return load.run(
+        _context(args),
+        load.Options(env=args.env, connections=args.connections, duration_s=args.duration, p99_ms=args.p99_ms),
+    )
+
+
+def _stage_lint(args: argparse.Namespace) -> Result:
     cfg = None
     if not args.no_config:
         try:
@@ -317,16 +335,62 @@ def _lint(args: argparse.Namespace) -> int:
     build_args = dict(a.split("=", 1) for a in args.build_arg if "=" in a)
     if args.paths:
         dockerfiles, composes = lint.targets_from_paths(args.paths, root, settings.profile, build_args)
-    else:
-        assert cfg is not None
+    elif cfg is not None:
         dockerfiles, composes = lint.targets_from_config(cfg)
     res = lint.run(dockerfiles, composes, settings, Toolchain())
-    if cfg is not None and not args.paths:
-        out_dir = cfg.project.artifacts / "lint"
-        lint.write_all(res, out_dir)
-        report.step_summary(lint.markdown(res))
-    lint.emit(res, args.format, args.output)
-    return EXIT_FAILED if res.failed else EXIT_OK
+    # Reports under ARTIFACTS only for the project's own lint, not for paths named by hand.
+    out_dir = cfg.project.artifacts / "lint" if cfg is not None and not args.paths else None
+    return lint.as_result(res, out_dir)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "config": _cmd_config,
+    "doctor": _cmd_doctor,
+    "vulndb": _cmd_vulndb,
+    "bench": _cmd_bench,
+}
+STAGES: dict[str, Callable[[argparse.Namespace], Result]] = {
+    "build": _stage_build,
+    "lint": _stage_lint,
+    "scan": _stage_scan,
+    "smoke": _stage_smoke,
+    "load": _stage_load,
+}
+
+
+def emit(res: Result, fmt: str, output: Path | None, environ: dict[str, str] | None = None) -> None:
+    """Write every format under the stage's directory, the job summary, and the chosen format."""
+    environ = dict(os.environ) if environ is None else environ
+    if res.out_dir is not None:
+        try:
+            render.write_all(res, res.out_dir)
+        except OSError as exc:
+            raise InputError(
+                f"cannot write the {res.stage} reports under {res.out_dir}: {exc.strerror}",
+                hint="make the artifacts directory ([project].artifacts) writable",
+            ) from None
+    report.step_summary(render.markdown(res), environ)
+    text = render.render(res, fmt) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    if output.is_dir():
+        raise InputError(f"--output {output} is a directory", hint="name a file to write the report to")
+    if not output.parent.is_dir():
+        raise InputError(f"--output {output}: directory {output.parent} does not exist", hint="create it first")
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--output {output}: cannot be written ({exc.strerror})") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command in COMMANDS:
+        return COMMANDS[args.command](args)
+    res = STAGES[args.command](args)
+    emit(res, args.format, args.output)
+    return result.exit_code(res)
 
 
 def _jsonable(obj: object) -> object:
@@ -343,9 +407,31 @@ def _jsonable(obj: object) -> object:
     return obj
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def crash_log(exc: BaseException, argv: Sequence[str]) -> Path:
+    """Write the traceback of a bug where a person will look: ARTIFACTS/logs, else a temp file."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    text = f"pipelines {__version__}: internal error\nargv: {list(argv)}\n\n" + "".join(traceback.format_exception(exc))
+    candidates = []
     try:
+        candidates.append(config_mod.load(config_mod.find_config()).project.artifacts / "logs")
+    except Exception as cfg_exc:  # the config may be what broke; fall back below
+        text += f"\n(the config could not name the artifacts directory: {type(cfg_exc).__name__})\n"
+    candidates += [Path.cwd() / "artifacts" / "logs", Path(os.environ.get("TMPDIR", "/tmp"))]  # noqa: S108
+    for directory in candidates:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / f"crash-{stamp}-{os.getpid()}.log"
+            path.write_text(text)
+            return path
+        except OSError:
+            continue
+    raise OSError("no directory to write the crash log to")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = _parser().parse_args(argv)
         return _run(args)
     except PipelineError as exc:
         print(exc.render(), file=sys.stderr)
@@ -360,3 +446,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Output piped into `head` and closed: not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except SystemExit:
+        raise  # argparse's own usage errors (exit 2) and --help/--version (exit 0)
+    except Exception as exc:
+        _proc.stop_all()
+        try:
+            where = f"details in {crash_log(exc, argv)}"
+        except OSError:
+            where = "no crash log could be written"
+        print(
+            f"error: internal error (a bug in pipelines): {type(exc).__name__}: {str(exc)[:200]}; {where}",
+            file=sys.stderr,
+        )
+        return EXIT_BUG

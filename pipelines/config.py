@@ -239,6 +239,45 @@ class BenchSettings:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """A simple HTTP probe the project declares ([[smoke.probes]])."""
+
+    name: str
+    service: str
+    port: int
+    path: str
+    method: str = "GET"
+    status: int = 200
+    json: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    json_keys: tuple[str, ...] = ()
+    auth_user_secret: str | None = None
+    auth_password_secret: str | None = None
+    body: str | None = None
+    content_type: str = "application/json"
+    deadline: float = 10.0
+    environments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SmokeSettings:
+    deadline: float = 120.0
+    suite: Path | None = None
+    probes: tuple[Probe, ...] = ()
+    environment: Mapping[str, str] = field(default_factory=dict)  # extra variables for the stack's Compose files
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    service: str
+    port: int
+    paths: tuple[str, ...]
+    seed: str | None = None
+    connections: int = 50
+    duration: int = 10
+    p99_ms: float = 100.0
+
+
+@dataclass(frozen=True)
 class Config:
     file: Path
     root: Path
@@ -252,6 +291,8 @@ class Config:
     compose: ComposeSettings
     scan: ScanSettings
     default_env: str = field(default="dev")
+    smoke: SmokeSettings = field(default_factory=SmokeSettings)
+    load: LoadSettings | None = None
 
     def scan_for(self, env: str) -> ScanSettings:
         """[scan] with the environment's [environments.ENV.scan] overrides applied."""
@@ -489,6 +530,8 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     bench = BenchSettings(
         change_service=change, max_rebuild_ratio=ratio_pct / 100, size_budgets_mb=sizes, scan_images=scan_images
     )
+    smoke = _smoke(top.table("smoke"), root)
+    load = _load(top.table("load")) if "load" in data else None
     top.done()
     return Config(
         file=path,
@@ -503,7 +546,58 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         compose=compose,
         scan=scan,
         default_env=default_env,
+        smoke=smoke,
+        load=load,
     )
+
+
+def _smoke(t: _Table, root: Path) -> SmokeSettings:
+    suite = t.opt_string("suite")
+    probes = []
+    for i, item in enumerate(t.data.get("probes", [])):
+        pt = _Table(t.file, t.key(f"probes[{i}]"), item)
+        probes.append(
+            Probe(
+                name=pt.string("name", required=True),
+                service=pt.string("service", required=True),
+                port=pt.integer("port", 0, minimum=1),
+                path=pt.string("path", required=True),
+                method=pt.string("method", "GET"),
+                status=pt.integer("status", 200, minimum=100),
+                json=dict(pt.table("json").data),
+                json_keys=pt.strings("json_keys"),
+                auth_user_secret=pt.opt_string("auth_user_secret"),
+                auth_password_secret=pt.opt_string("auth_password_secret"),
+                body=pt.opt_string("body"),
+                content_type=pt.string("content_type", "application/json"),
+                deadline=float(pt.integer("deadline", 10, minimum=1)),
+                environments=pt.strings("environments"),
+            )
+        )
+        pt.done()
+    t.used.add("probes")
+    out = SmokeSettings(
+        deadline=float(t.integer("deadline", 120, minimum=1)),
+        suite=(root / suite) if suite else None,
+        probes=tuple(probes),
+        environment=t.string_map("environment"),
+    )
+    t.done()
+    return out
+
+
+def _load(t: _Table) -> LoadSettings:
+    out = LoadSettings(
+        service=t.string("service", required=True),
+        port=t.integer("port", 0, minimum=1),
+        paths=t.strings("paths"),
+        seed=t.opt_string("seed"),
+        connections=t.integer("connections", 50, minimum=1),
+        duration=t.integer("duration", 10, minimum=1),
+        p99_ms=float(t.integer("p99_ms", 100, minimum=1)),
+    )
+    t.done()
+    return out
 
 
 def _scan_overrides(t: _Table) -> dict[str, Any]:

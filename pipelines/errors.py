@@ -8,17 +8,24 @@ single boundary that turns them into a message and an exit code.
 from __future__ import annotations
 
 # Exit codes, shared by every stage: 0 clean, 1 the stage ran and said no
-# (build failed, gate closed), 2 the stage could not run at all.
+# (build failed, gate closed), 2 the stage could not run at all, 3 a bug in
+# the pipeline itself (never a verdict), 130 interrupted.
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_UNUSABLE = 2
+EXIT_BUG = 3
 EXIT_INTERRUPTED = 130
 
 
 class PipelineError(Exception):
-    """Base of all errors the pipeline reports to a user."""
+    """Base of all errors the pipeline reports to a user.
 
-    exit_code = EXIT_FAILED
+    By default an error means the stage could not run (exit 2): "no recorded
+    build" or "engine down" must never read as "the gate said no". Only
+    :class:`StageFailed` and its children are verdicts (exit 1).
+    """
+
+    exit_code = EXIT_UNUSABLE
 
     def __init__(self, what: str, *, seen: str | None = None, hint: str | None = None) -> None:
         super().__init__(what)
@@ -66,6 +73,12 @@ class EngineUnavailable(ToolNotFound):
     """The Docker daemon does not answer."""
 
 
+class StageFailed(PipelineError):
+    """The stage ran to its end and its verdict is no (a build broke, a gate closed)."""
+
+    exit_code = EXIT_FAILED
+
+
 class CommandFailed(PipelineError):
     """An external command exited non-zero (or could not be judged a success)."""
 
@@ -87,8 +100,20 @@ class CommandTimeout(CommandFailed):
     """An external command ran past its timeout and was stopped."""
 
 
-class GateFailed(PipelineError):
+class BuildFailed(StageFailed):
+    """An image did not build: the Dockerfile, its inputs or BuildKit said no."""
+
+
+class GateFailed(StageFailed):
     """A stage ran to the end and its gate said no."""
+
+
+class RegistryUnavailable(PipelineError):
+    """The configured registry does not answer."""
+
+
+class ScanError(PipelineError):
+    """The scan could not produce a trustworthy result."""
 
 
 class Interrupted(PipelineError):

@@ -19,10 +19,11 @@ from typing import Any
 
 import yaml
 
-from . import _proc, compose_policy, dockerfile_policy, lockfile, report, waivers
+from . import _proc, compose_policy, dockerfile_policy, lockfile, render, report, waivers
 from .config import Config
 from .errors import ConfigError, InputError
 from .findings import Finding, Rule, Severity
+from .result import Result as StageResult
 from .tools import Toolchain, hadolint_binary
 
 SKIP_DIRS = {
@@ -464,3 +465,33 @@ def settings_from_config(cfg: Config | None, root: Path, *, threshold: str | Non
     if profile:
         s.profile = profile
     return s
+
+
+def as_result(res: Result, out_dir: Path | None) -> StageResult:
+    """Lint on the common stage contract (rendered and gated by the boundary)."""
+    gated = res.gated()
+    waived = sum(1 for f in res.findings if f.waived)
+    by_file: dict[str, list[Finding]] = {}
+    for f in res.findings:
+        by_file.setdefault(f.file, []).append(f)
+    order = sorted(by_file, key=lambda k: (-max(f.severity for f in by_file[k]), k))
+    tables = [
+        render.findings_table(sorted(by_file[file], key=lambda f: (f.waived, -f.severity, f.line, f.rule)), title=file)
+        for file in order
+    ]
+    headline = (
+        f"{len(res.files)} files, {len(res.findings)} findings ({waived} waived), {len(gated)} at or above "
+        f"{res.threshold.label}: {'FAILED' if gated else 'passed'}"
+    )
+    return StageResult(
+        stage="lint",
+        headline=headline,
+        findings=tuple(res.findings),
+        gated=tuple(gated),
+        notices=tuple(res.notices),
+        tables=tuple(tables),
+        files=tuple(res.files),
+        rules={tool: rules_for(tool) for tool in ("hadolint", dockerfile_policy.TOOL, compose_policy.TOOL)},
+        data={"threshold": res.threshold.label},
+        out_dir=out_dir,
+    )

@@ -1,30 +1,29 @@
-"""The load check: drive the API inside a running stack from loopback with wrk.
+"""The load check: drive a service inside a running stack from loopback with wrk.
 
-Not a test: it reports requests/s, p50/p99 latency and errors for fetching
-documents by id at a fixed concurrency for a bounded time, and says whether
-the targets (no errors, p99 under the limit) were met.
+Not a test: it reports requests/s, p50/p99 latency and errors for the paths
+the project declares (``[load]``) at a fixed concurrency for a bounded time,
+and says whether the targets (no errors, p99 under the limit) were met. What
+is driven is the project's to say: ``[load].paths``, plus the paths its
+optional seed test (``[load].seed``, run like the smoke suite) hands over.
 """
 
 from __future__ import annotations
 
 import json
-import random
-import sys
-import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from . import _proc, report, smoke, stack
-from .config import Config
-from .errors import GateFailed
-from .tools import Toolchain, which
+from . import _proc, smoke, stack
+from .errors import ConfigError, GateFailed
+from .result import Check, Context, Outcome, Result, Table
+from .testing import LOAD_PATHS
+from .tools import which
 
 # wrk prints its own summary; this Lua hook adds one JSON line we can decide on.
 WRK_SCRIPT = """
-local ids = {%s}
+local paths = {%s}
 request = function()
-  return wrk.format("GET", "/documents/" .. ids[math.random(#ids)])
+  return wrk.format("GET", paths[math.random(#paths)])
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -41,16 +40,14 @@ end
 @dataclass(frozen=True)
 class Options:
     env: str = "prod"
-    connections: int = 50
+    connections: int | None = None  # default [load].connections
     threads: int = 2
-    duration_s: int = 10
-    documents: int = 2000
-    p99_ms: float = 100.0
-    out: Path | None = None
+    duration_s: int | None = None  # default [load].duration
+    p99_ms: float | None = None  # default [load].p99_ms
 
 
-@dataclass
-class Result:
+@dataclass(frozen=True)
+class Measurement:
     env: str
     connections: int
     duration_s: float
@@ -62,10 +59,11 @@ class Result:
     max_ms: float
     errors: dict[str, int]
     target_p99_ms: float
+    paths: int
     ok: bool
 
 
-def parse_wrk(output: str, connections: int, env: str, target: float) -> Result:
+def parse_wrk(output: str, connections: int, env: str, target: float, paths: int = 1) -> Measurement:
     line = next((x for x in output.splitlines() if x.startswith("PIPELINES-JSON ")), None)
     if line is None:
         raise GateFailed("wrk printed no result", seen=_proc.tail(output, 20))
@@ -74,47 +72,61 @@ def parse_wrk(output: str, connections: int, env: str, target: float) -> Result:
     lat = d["latency_us"]
     errors = {k: int(v) for k, v in d["errors"].items()}
     p99 = lat["p99"] / 1000
-    return Result(
+    return Measurement(
         env,
         connections,
         round(seconds, 2),
         d["requests"],
-        round(d["requests"] / seconds, 1),
+        round(d["requests"] / seconds, 1) if seconds else 0.0,
         lat["p50"] / 1000,
         lat["p90"] / 1000,
         p99,
         lat["max"] / 1000,
         errors,
         target,
+        paths,
         ok=sum(errors.values()) == 0 and d["requests"] > 0 and p99 < target,
     )
 
 
-def run(cfg: Config, opts: Options, tools: Toolchain) -> Result:
+def run(ctx: Context, opts: Options) -> Result:
+    cfg = ctx.cfg
+    settings = cfg.load
+    if settings is None:
+        raise ConfigError(
+            str(cfg.file),
+            "load",
+            "no [load] table: nothing says what to drive",
+            hint='add [load] with service, port and paths (e.g. paths = ["/health"])',
+        )
     wrk = which("wrk", hint="apt-get install wrk (scripts/provision.sh installs it)")
+    connections = opts.connections or settings.connections
+    duration = opts.duration_s or settings.duration
+    target = opts.p99_ms or settings.p99_ms
     env = cfg.env(opts.env)
     project = stack.project_name("pipelines-load", env.name)
-    out = opts.out or cfg.project.artifacts / "load"
-    st = stack.Stack(cfg, env.name, project, out / project, tools)
-    with stack.running(st, keep=False, deadline_s=120) as _:
-        base = "http://" + st.port("api", 8000)
-        token = f"load{random.randrange(1 << 30):x}"  # noqa: S311 - not security relevant
-        ids = [f"{token}-{i}" for i in range(opts.documents)]
-        batch = st.run_dir / f"{token}.jsonl"
-        batch.write_text(
-            "\n".join(json.dumps({"id": i, "title": f"Load {i}", "body": f"load test document {i} " * 8}) for i in ids)
-            + "\n"
-        )
-        st.copy_in(batch, "ingestion", f"{smoke.INBOX}/{batch.name}")
-        _wait_for(base, ids[-1], 60)
-        script = st.run_dir / "fetch.lua"
-        script.write_text(WRK_SCRIPT % ",".join(json.dumps(i) for i in ids))
+    out = cfg.project.artifacts / "load"
+    st = stack.Stack(cfg, env.name, project, out / project, ctx.tools)
+    with stack.running(st, keep=False, deadline_s=cfg.smoke.deadline):
+        if settings.seed:
+            failed = [c for c in smoke.run_suite(st, Path(settings.seed), cfg.root, node=settings.seed) if not c.ok]
+            if failed:
+                raise GateFailed(
+                    f"the load check's seed {settings.seed} failed", seen="\n".join(c.detail for c in failed)
+                )
+        seeded = st.run_dir / LOAD_PATHS
+        paths = list(settings.paths) + (seeded.read_text().split() if seeded.is_file() else [])
+        if not paths:
+            raise ConfigError(str(cfg.file), "load.paths", "no path to drive (none configured, none seeded)")
+        script = st.run_dir / "paths.lua"
+        script.write_text(WRK_SCRIPT % ",".join(json.dumps(p) for p in paths))
+        base = "http://" + st.port(settings.service, settings.port)
         r = _proc.run(
             [
                 wrk,
                 f"-t{opts.threads}",
-                f"-c{opts.connections}",
-                f"-d{opts.duration_s}s",
+                f"-c{connections}",
+                f"-d{duration}s",
                 "--latency",
                 "--timeout",
                 "2s",
@@ -122,53 +134,41 @@ def run(cfg: Config, opts: Options, tools: Toolchain) -> Result:
                 str(script),
                 base,
             ],
-            timeout=opts.duration_s + 60,
+            timeout=duration + 60,
             what="wrk",
         )
         (st.run_dir / "wrk.txt").write_text(r.stdout)
-    res = parse_wrk(r.stdout, opts.connections, env.name, opts.p99_ms)
-    write(res, out)
-    if not res.ok:
-        raise GateFailed(
-            f"load check missed its targets: p99 {res.p99_ms:.1f} ms (target < {opts.p99_ms:.0f} ms), "
-            f"errors {sum(res.errors.values())}",
-            hint=f"details in {out / 'load.md'}",
-        )
-    return res
-
-
-def _wait_for(base: str, doc_id: str, deadline: float) -> None:
-    start = time.monotonic()
-    while time.monotonic() - start < deadline:
-        if smoke.http("GET", f"{base}/documents/{doc_id}")[0] == 200:
-            return
-        time.sleep(0.5)
-    raise GateFailed(f"seed documents were not ingested within {deadline:.0f} s")
-
-
-def write(res: Result, out: Path) -> None:
-    report.write_json(out / "load.json", {**asdict(res), "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")})
-    md = "\n".join(
-        [
-            f"## Load check: `{res.env}` stack, GET /documents/{{id}}, {res.connections} connections",
-            "",
-            report.markdown_table(
-                ["requests/s", "p50", "p90", "p99", "max", "errors", "target", "result"],
-                [
-                    [
-                        f"{res.rps:.0f}",
-                        f"{res.p50_ms:.1f} ms",
-                        f"{res.p90_ms:.1f} ms",
-                        f"{res.p99_ms:.1f} ms",
-                        f"{res.max_ms:.1f} ms",
-                        str(sum(res.errors.values())),
-                        f"p99 < {res.target_p99_ms:.0f} ms, 0 errors",
-                        "ok" if res.ok else "MISSED",
-                    ]
-                ],
-            ),
-            "",
-        ]
+    m = parse_wrk(r.stdout, connections, env.name, target, len(paths))
+    row = (
+        f"{m.rps:.0f}",
+        f"{m.p50_ms:.1f} ms",
+        f"{m.p90_ms:.1f} ms",
+        f"{m.p99_ms:.1f} ms",
+        f"{m.max_ms:.1f} ms",
+        str(sum(m.errors.values())),
+        f"p99 < {m.target_p99_ms:.0f} ms, 0 errors",
+        "ok" if m.ok else "MISSED",
     )
-    (out / "load.md").write_text(md)
-    print(md, file=sys.stderr)
+    headline = (
+        f"load {env.name}: {settings.service} {len(paths)} path(s), {connections} connections, {duration} s: "
+        + ("targets met" if m.ok else f"MISSED: p99 {m.p99_ms:.1f} ms, errors {sum(m.errors.values())}")
+    )
+    return Result(
+        stage="load",
+        headline=headline,
+        tables=(Table(("requests/s", "p50", "p90", "p99", "max", "errors", "target", "result"), (row,)),),
+        checks=(
+            Check(
+                "targets",
+                Outcome.PASS if m.ok else Outcome.FAIL,
+                f"p99 {m.p99_ms:.1f} ms (target < {m.target_p99_ms:.0f} ms), {m.requests} requests, "
+                f"errors {sum(m.errors.values())}",
+                m.duration_s,
+                group=settings.service,
+                evidence=f"wrk -c{connections} -d{duration}s",
+            ),
+        ),
+        timings={"duration_s": m.duration_s},
+        data={"measurement": asdict(m)},
+        out_dir=out,
+    )

@@ -7,12 +7,10 @@ import urllib.error
 import urllib.request
 
 from . import _proc
-from .errors import PipelineError
+from .errors import RegistryUnavailable
 from .tools import Toolchain
 
-
-class RegistryUnavailable(PipelineError):
-    exit_code = 2
+__all__ = ["RegistryUnavailable", "check", "has"]
 
 
 def _scheme(address: str) -> str:

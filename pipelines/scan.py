@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -26,22 +25,17 @@ from typing import Any
 
 import yaml
 
-from . import _proc, build, report, vulndb, waivers
+from . import _proc, manifest, report, vulndb, waivers
 from .config import Config, ScanSettings
-from .errors import PipelineError, ToolNotFound
+from .errors import PipelineError, ScanError, ToolNotFound
 from .findings import Finding, Severity
+from .result import Result, Table
 from .tools import Toolchain, parse_version, pinned
 
 LEVELS = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 TRIVY_SERIES = (0, 76)
 TRIVY_QUIET = ["--skip-version-check", "--disable-telemetry", "--quiet"]
 NOT_CHECKED = "VULNERABILITIES WERE NOT CHECKED: no vulnerability database was available"
-
-
-class ScanError(PipelineError):
-    """The scan could not produce a trustworthy result."""
-
-    exit_code = 2
 
 
 def level(sev: str) -> int:
@@ -509,10 +503,9 @@ def run(
     if images:
         targets = [(_safe_name(ref), ref) for ref in images]
     else:
-        manifest = build.load_manifest(cfg, e.name)
-        built: dict[str, Any] = manifest["images"]  # type: ignore[assignment]
+        record = manifest.load(cfg.project.artifacts, e.name)
         # The commit tag names exactly the image this build produced.
-        targets = [(n, b["tags"][0] if b["tags"] else b["ref"]) for n, b in built.items() if b["kind"] == "service"]
+        targets = [(b.name, b.local_ref) for b in record.services]
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = cfg.project.artifacts / "scan" / f"{stamp}-{e.name}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -679,7 +672,6 @@ def write_reports(out: Outcome, ledger: Sequence[waivers.Waiver]) -> None:
         },
     )
     (d / "scan.md").write_text(markdown(out))
-    report.step_summary(markdown(out))
     for res in out.images:
         mine = [f for f in out.findings if dict(f.extra).get("image") == res.name]
         run = report.SarifRun(tool="trivy", category=f"scan/{res.name}", rules={}, findings=mine)
@@ -694,4 +686,54 @@ def write_reports(out: Outcome, ledger: Sequence[waivers.Waiver]) -> None:
     if latest.is_symlink() or latest.exists():
         latest.unlink()
     latest.symlink_to(d.name)
-    print(summary(out), file=sys.stderr)
+
+
+def as_result(out: Outcome) -> Result:
+    """The scan on the common stage contract (rendered and gated by the boundary)."""
+    gated = out.gated()
+    waived = [f for f in out.findings if f.waived]
+    rows = []
+    for res in out.images:
+        c = counts([f for f in out.findings if dict(f.extra).get("image") == res.name])
+        rows.append((res.name, res.ref[:71], str(res.packages), *[str(v) for v in c.values()], f"{res.seconds:.1f}s"))
+    tables = [Table(("image", "reference", "packages", *reversed(LEVELS), "time"), tuple(rows), "images")]
+    if gated:
+        tables.append(
+            Table(
+                ("image", "severity", "id", "package", "installed", "fixed"),
+                tuple(
+                    (
+                        dict(f.extra).get("image", ""),
+                        dict(f.extra).get("scan_severity", f.severity.label),
+                        f.rule,
+                        dict(f.extra).get("package", "") or f.file,
+                        dict(f.extra).get("installed", ""),
+                        dict(f.extra).get("fixed", "") or "-",
+                    )
+                    for f in gated
+                ),
+                "gated findings",
+            )
+        )
+    headline = (
+        f"gate: {'FAILED' if gated else 'passed'}: {len(gated)} findings at or above {out.threshold}"
+        f"{' (unfixed ignored)' if out.ignore_unfixed else ''} not covered by a valid waiver; {len(waived)} waived"
+    )
+    return Result(
+        stage="scan",
+        headline=headline,
+        findings=tuple(out.findings),
+        gated=tuple(gated),
+        notices=tuple(out.notices),
+        tables=tuple(tables),
+        files=tuple(r.name for r in out.images),
+        timings={r.name: r.seconds for r in out.images},
+        data={
+            "env": out.env,
+            "vulnerability_db": out.db,
+            "threshold": out.threshold,
+            "ignore_unfixed": out.ignore_unfixed,
+            "images": [{**asdict(r), "issues": len(r.issues)} for r in out.images],
+        },
+        out_dir=out.run_dir,
+    )

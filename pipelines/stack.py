@@ -1,9 +1,11 @@
 """A Compose stack for one run: unique project, rendered config, health wait, guaranteed teardown.
 
-Smoke tests and the load check bring the same stack up; this is the one place
-that knows how to start it, how to tell when it is healthy (one-shot jobs that
-exit 0 count as done), how to collect evidence when it is not, and how to
-remove every container, network and volume of the run.
+Smoke tests, the load check and deploys bring stacks up; this is the one
+place that knows how to start one, how to tell when it is healthy (one-shot
+jobs that exit 0 count as done), how to collect evidence when it is not, and
+how to remove every container, network and volume of the run. It knows
+nothing of the services inside: their names come from the rendered Compose
+config, their secrets from its top-level ``secrets:``.
 """
 
 from __future__ import annotations
@@ -13,19 +15,21 @@ import secrets
 import signal
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _proc, build
+from . import _proc, manifest
 from .config import Config
 from .errors import CommandFailed, GateFailed, InputError, PipelineError
 from .tools import Toolchain
 
-SECRET_FILES = ("db_password", "metrics_user", "metrics_password")
 LOG_TAIL = 20
+HANDLE = "stack.json"  # written beside a running stack for its test suite (pipelines.testing)
 
 
 @dataclass
@@ -44,9 +48,33 @@ class ServiceState:
         return self.health == "healthy" or (self.state == "running" and self.health == "")
 
 
+def http(
+    method: str,
+    url: str,
+    *,
+    auth: tuple[str, str] | None = None,
+    body: bytes | None = None,
+    content_type: str = "application/json",
+    timeout: float = 5.0,
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP request to a stack on loopback: (status, headers, body); HTTP errors are answers, not exceptions."""
+    import base64
+
+    req = urllib.request.Request(url, method=method, data=body)  # noqa: S310 - loopback URL of our own stack
+    if body is not None:
+        req.add_header("Content-Type", content_type)
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
 @dataclass
 class Stack:
-    cfg: Config
+    cfg: Config | None
     env_name: str
     project: str
     run_dir: Path
@@ -54,9 +82,14 @@ class Stack:
     extra_files: tuple[Path, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    compose_files: tuple[Path, ...] = ()  # set for a stack re-opened from its handle
 
     @property
     def files(self) -> list[Path]:
+        if self.compose_files:
+            return list(self.compose_files)
+        if self.cfg is None:
+            raise PipelineError(f"stack {self.project} has neither a config nor recorded Compose files")
         return [*self.cfg.compose.files, *self.cfg.env(self.env_name).compose, *self.extra_files]
 
     def compose(
@@ -79,7 +112,7 @@ class Stack:
             env=self.env,
             quiet=quiet,
             what=what or f"docker compose {args[0]}",
-            secrets=[self.secret(n) for n in SECRET_FILES if (self.secrets_dir / n).exists()],
+            secrets=self.secret_values(),
         )
 
     # ------------------------------------------------------------------ set-up
@@ -88,54 +121,109 @@ class Stack:
         return self.run_dir / "secrets"
 
     def secret(self, name: str) -> str:
-        return (self.secrets_dir / name).read_text().strip()
+        path = self.secrets_dir / name
+        try:
+            return path.read_text().strip()
+        except OSError:
+            raise InputError(
+                f"stack {self.project} has no secret {name!r}",
+                hint="name a secret of the Compose file's top-level `secrets:` whose file lies in ${SECRETS_DIR}",
+            ) from None
+
+    def secret_values(self) -> list[str]:
+        if not self.secrets_dir.is_dir():
+            return []
+        return [p.read_text().strip() for p in sorted(self.secrets_dir.iterdir()) if p.is_file()]
 
     def prepare(self) -> None:
         """Image tags from the build, fresh secrets, the rendered config; nothing started yet."""
+        if self.cfg is None:
+            raise PipelineError(f"stack {self.project} was re-opened from its handle and cannot be prepared again")
         if not self.cfg.compose.files:
             raise InputError(f"{self.cfg.file}: [compose].files is empty: there is no stack to bring up")
-        manifest = build.load_manifest(self.cfg, self.env_name)
-        images: dict[str, Any] = manifest.get("images", {})  # type: ignore[assignment]
-        tags = {i["tags"][0].rsplit(":", 1)[1] for i in images.values() if i.get("kind") == "service" and i["tags"]}
-        if len(tags) != 1:
-            raise PipelineError(
-                f"the recorded build of {self.env_name!r} has no single commit tag",
-                seen=str(tags),
-                hint=f"run `pipelines build --env {self.env_name}`",
-            )
+        record = manifest.load(self.cfg.project.artifacts, self.env_name)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.secrets_dir.mkdir(mode=0o700, exist_ok=True)
-        for name in SECRET_FILES:
-            value = "metrics" if name == "metrics_user" else secrets.token_urlsafe(24)
-            path = self.secrets_dir / name
-            path.write_text(value + "\n")
-            # Bind-mounted into containers that run as other UIDs (65532, 999).
-            path.chmod(0o644)
         self.env.update(
             {
                 "REGISTRY": self.cfg.registry.address,
                 "NAMESPACE": self.cfg.registry.namespace,
-                "IMAGE_TAG": tags.pop(),
+                "IMAGE_TAG": record.image_tag(),
                 "SECRETS_DIR": str(self.secrets_dir),
-                "API_PORT": "",  # a free host port: stacks running at once do not collide
+                **self.cfg.smoke.environment,
             }
         )
-        r = self.compose("config", "--format", "json", what="docker compose config")
-        self.config = json.loads(r.stdout)
+        self.config = self._render()
+        # Every secret the stack reads from ${SECRETS_DIR} gets a fresh random value for this run.
+        made = 0
+        for name, spec in (self.config.get("secrets") or {}).items():
+            file = Path(str((spec or {}).get("file", "")))
+            if file.parent == self.secrets_dir:
+                file.write_text(secrets.token_urlsafe(24) + "\n")
+                # Bind-mounted into containers that run as other UIDs.
+                file.chmod(0o644)
+                made += 1
+            elif name and not file.is_file():
+                raise InputError(
+                    f"the stack's secret {name!r} names {file}, which does not exist",
+                    hint="point it at ${SECRETS_DIR:-...}/NAME so each run gets a fresh value",
+                )
         (self.run_dir / "compose.rendered.json").write_text(json.dumps(self.config, indent=2))
-        missing = [
-            s.get("image", name)
-            for name, s in self.config.get("services", {}).items()
-            if _proc.run(
-                [self.tools.docker, "image", "inspect", s.get("image", "")], timeout=30, check=False, quiet=True
-            ).returncode
-            != 0
-        ]
+        from .engine import Engine
+
+        with Engine.connect() as engine:
+            missing = [
+                str(s.get("image", name))
+                for name, s in self.config.get("services", {}).items()
+                if not engine.has_image(str(s.get("image", "")))
+            ]
         if missing:
             raise PipelineError(
                 f"images for {self.env_name!r} are not in the engine: {', '.join(missing)}",
                 hint=f"run `pipelines build --env {self.env_name}` first",
             )
+        self.save_handle()
+
+    def _render(self) -> dict[str, Any]:
+        r = self.compose("config", "--format", "json", what="docker compose config")
+        try:
+            data: dict[str, Any] = json.loads(r.stdout)
+        except json.JSONDecodeError as exc:
+            raise PipelineError("docker compose config printed no JSON", seen=str(exc)) from None
+        return data
+
+    def save_handle(self) -> Path:
+        """What a test suite needs to reach this stack, written beside it (no secret values)."""
+        path = self.run_dir / HANDLE
+        data = {
+            "project": self.project,
+            "env_name": self.env_name,
+            "run_dir": str(self.run_dir),
+            "docker": self.tools.docker,
+            "files": [str(f) for f in self.files],
+            "env": self.env,
+        }
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def from_handle(cls, path: Path) -> Stack:
+        try:
+            data = json.loads(path.read_text())
+            st = cls(
+                None,
+                str(data["env_name"]),
+                str(data["project"]),
+                Path(data["run_dir"]),
+                Toolchain(str(data["docker"])),
+                env={str(k): str(v) for k, v in data["env"].items()},
+                compose_files=tuple(Path(f) for f in data["files"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{path}: not a stack handle ({exc})") from None
+        rendered = st.run_dir / "compose.rendered.json"
+        st.config = json.loads(rendered.read_text()) if rendered.is_file() else {}
+        return st
 
     # ------------------------------------------------------------------ running
     def up(self) -> None:
@@ -248,18 +336,17 @@ class Stack:
             signal.signal(signal.SIGINT, previous)
 
 
-def leftovers(docker: str, project: str) -> dict[str, list[str]]:
+def leftovers(project: str) -> dict[str, list[str]]:
     """Containers, networks and volumes still labelled with ``project``."""
-    label = f"label=com.docker.compose.project={project}"
-    out = {}
-    for kind, args in (
-        ("containers", ["ps", "--all", "--quiet", "--filter", label]),
-        ("networks", ["network", "ls", "--quiet", "--filter", label]),
-        ("volumes", ["volume", "ls", "--quiet", "--filter", label]),
-    ):
-        r = _proc.run([docker, *args], timeout=30, quiet=True)
-        out[kind] = r.stdout.split()
-    return out
+    from .engine import Engine
+
+    labels = {"com.docker.compose.project": project}
+    with Engine.connect() as engine:
+        return {
+            "containers": [c.name for c in engine.containers(labels)],
+            "networks": engine.networks(labels),
+            "volumes": engine.volumes(labels),
+        }
 
 
 def project_name(prefix: str, env: str) -> str:

@@ -1,0 +1,278 @@
+"""The Docker engine through its Python client (docker-py).
+
+Inspection, container state and health, logs, files in and out of images and
+containers, image and volume queries go through here; buildx and compose
+stay CLI calls (only the CLI has them). Every client error becomes a
+:class:`~pipelines.errors.PipelineError` that says what was asked and what the
+engine answered.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import EngineUnavailable, InputError, PipelineError
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+
+# Enough for `docker save`-sized answers on a slow disk; queries return in ms.
+DEFAULT_TIMEOUT = 120
+# A file copied out of an image or container larger than this is not what a
+# check needs (status files, /proc entries, config files): refuse it.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+class ImageNotFound(PipelineError):
+    """The image is not in the local engine."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What `docker image inspect` says about an image, typed."""
+
+    id: str
+    repo_digests: tuple[str, ...]
+    size: int
+    user: str
+    env: tuple[str, ...]
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+    labels: Mapping[str, str]
+    healthcheck: tuple[str, ...]  # Config.Healthcheck.Test, empty when none
+    health_interval_ns: int
+    health_timeout_ns: int
+    health_retries: int
+    health_start_period_ns: int
+    layers: tuple[str, ...]
+    stop_signal: str
+    raw: Mapping[str, Any]
+
+    @classmethod
+    def from_inspect(cls, attrs: Mapping[str, Any]) -> ImageInfo:
+        conf = attrs.get("Config") or {}
+        hc = conf.get("Healthcheck") or {}
+        return cls(
+            id=str(attrs.get("Id", "")),
+            repo_digests=tuple(attrs.get("RepoDigests") or ()),
+            size=int(attrs.get("Size") or 0),
+            user=str(conf.get("User") or ""),
+            env=tuple(conf.get("Env") or ()),
+            entrypoint=tuple(conf.get("Entrypoint") or ()),
+            cmd=tuple(conf.get("Cmd") or ()),
+            labels=dict(conf.get("Labels") or {}),
+            healthcheck=tuple(hc.get("Test") or ()),
+            health_interval_ns=int(hc.get("Interval") or 0),
+            health_timeout_ns=int(hc.get("Timeout") or 0),
+            health_retries=int(hc.get("Retries") or 0),
+            health_start_period_ns=int(hc.get("StartPeriod") or 0),
+            layers=tuple((attrs.get("RootFS") or {}).get("Layers") or ()),
+            stop_signal=str(conf.get("StopSignal") or ""),
+            raw=attrs,
+        )
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    id: str
+    name: str
+    status: str  # created, running, exited, restarting, ...
+    health: str  # healthy, unhealthy, starting, "" when the image has no healthcheck
+    exit_code: int
+    labels: Mapping[str, str]
+
+
+class Engine:
+    """A connected engine. Create with :meth:`connect`; close when done (or use as a context manager)."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+
+    @classmethod
+    def connect(cls, environ: Mapping[str, str] | None = None, *, timeout: int = DEFAULT_TIMEOUT) -> Engine:
+        # Imported here: docker-py pulls in requests, which a `pipelines --help` should not pay for.
+        import docker
+        import docker.errors
+
+        env = dict(environ) if environ is not None else None
+        try:
+            client = docker.from_env(version="auto", timeout=timeout, environment=env)
+        except docker.errors.DockerException as exc:
+            raise EngineUnavailable(
+                "the Docker engine does not answer",
+                seen=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                hint="start dockerd (as root on Debian: `scripts/provision.sh`) or set DOCKER_HOST",
+            ) from None
+        return cls(client)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _asking(self, what: str, *, ref: str = "") -> Iterator[None]:
+        import docker.errors
+        import requests.exceptions
+
+        try:
+            yield
+        except docker.errors.ImageNotFound:
+            raise ImageNotFound(
+                f"{what}: image {ref!r} is not in the local engine",
+                hint="build it first (`pipelines build`) or name an image `docker image ls` shows",
+            ) from None
+        except docker.errors.NotFound as exc:
+            raise PipelineError(f"{what}: not found", seen=_explain(exc)) from None
+        except docker.errors.APIError as exc:
+            raise PipelineError(f"{what}: the engine refused", seen=_explain(exc)) from None
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailable(f"{what}: the engine did not answer", seen=str(exc)[:500]) from None
+
+    # ------------------------------------------------------------------ images
+
+    def version(self) -> Mapping[str, Any]:
+        with self._asking("engine version"):
+            info: Mapping[str, Any] = self.client.version()
+        return info
+
+    def image(self, ref: str) -> ImageInfo:
+        _check_ref(ref)
+        with self._asking("image inspect", ref=ref):
+            attrs = self.client.api.inspect_image(ref)
+        return ImageInfo.from_inspect(attrs)
+
+    def has_image(self, ref: str) -> bool:
+        try:
+            self.image(ref)
+        except ImageNotFound:
+            return False
+        return True
+
+    def history(self, ref: str) -> list[Mapping[str, Any]]:
+        """`docker history --no-trunc` as records (CreatedBy, Comment, Size, ...)."""
+        _check_ref(ref)
+        with self._asking("image history", ref=ref):
+            rows: list[Mapping[str, Any]] = self.client.api.history(ref)
+        return rows
+
+    @contextmanager
+    def created(self, ref: str, **kwargs: Any) -> Iterator[Container]:
+        """A container created (not started) from ``ref``, removed afterwards."""
+        _check_ref(ref)
+        with self._asking("container create", ref=ref):
+            c = self.client.containers.create(ref, **kwargs)
+        try:
+            yield c
+        finally:
+            with self._asking("container remove"):
+                c.remove(force=True, v=True)
+
+    def read_image_files(self, ref: str, paths: list[str]) -> dict[str, bytes]:
+        """Regular files (or every regular file below a directory) from an image, by absolute path.
+
+        Missing paths are absent from the answer. Nothing in the image runs:
+        the container is created, never started.
+        """
+        out: dict[str, bytes] = {}
+        with self.created(ref, entrypoint=["/nonexistent"], network_disabled=True) as c:
+            for p in paths:
+                out.update(self.read_container_files(c.id, p))
+        return out
+
+    def read_container_files(self, container: str, path: str) -> dict[str, bytes]:
+        import docker.errors
+
+        with self._asking(f"copy {path} out of {container[:12]}"):
+            try:
+                stream, _ = self.client.api.get_archive(container, path)
+            except docker.errors.NotFound:
+                return {}
+            data = b"".join(stream)
+        return _untar(data, path)
+
+    def put_file(self, container: str, dest: str, data: bytes, *, mode: int = 0o644) -> None:
+        """Write ``data`` to ``dest`` (an absolute file path) inside a container."""
+        directory, _, name = dest.rpartition("/")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = mode
+            tar.addfile(info, io.BytesIO(data))
+        with self._asking(f"copy into {container[:12]}:{dest}"):
+            ok = self.client.api.put_archive(container, directory or "/", buf.getvalue())
+        if not ok:
+            raise PipelineError(f"the engine refused to write {dest} into container {container[:12]}")
+
+    # ------------------------------------------------------------------ containers
+
+    def containers(self, labels: Mapping[str, str]) -> list[ContainerState]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        with self._asking("container list"):
+            rows = self.client.api.containers(all=True, filters=filters)
+        return [self.state(r["Id"]) for r in rows]
+
+    def state(self, container: str) -> ContainerState:
+        with self._asking(f"container inspect {container[:12]}"):
+            attrs = self.client.api.inspect_container(container)
+        st = attrs.get("State") or {}
+        return ContainerState(
+            id=str(attrs.get("Id", "")),
+            name=str(attrs.get("Name", "")).lstrip("/"),
+            status=str(st.get("Status", "")),
+            health=str((st.get("Health") or {}).get("Status", "")),
+            exit_code=int(st.get("ExitCode") or 0),
+            labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
+        )
+
+    def logs(self, container: str, *, tail: int | str = "all") -> str:
+        with self._asking(f"container logs {container[:12]}"):
+            data: bytes = self.client.api.logs(container, stdout=True, stderr=True, timestamps=True, tail=tail)
+        return data.decode("utf-8", "replace")
+
+    def volumes(self, labels: Mapping[str, str]) -> list[str]:
+        with self._asking("volume list"):
+            res = self.client.api.volumes(filters={"label": [f"{k}={v}" for k, v in labels.items()]})
+        return [str(v["Name"]) for v in (res or {}).get("Volumes") or []]
+
+    def networks(self, labels: Mapping[str, str]) -> list[str]:
+        with self._asking("network list"):
+            res = self.client.api.networks(filters={"label": [f"{k}={v}" for k, v in labels.items()]})
+        return [str(n["Name"]) for n in res or []]
+
+
+def _explain(exc: Exception) -> str:
+    text = getattr(exc, "explanation", None) or str(exc)
+    return str(text)[:500]
+
+
+def _check_ref(ref: str) -> None:
+    # A reference starting with "-" would be an option to any CLI it reaches;
+    # the engine's API would take it, but no image is named like that.
+    if not ref or ref.startswith("-") or any(c.isspace() for c in ref):
+        raise InputError(f"{ref!r} is not an image reference", hint="name an image like registry/repo:tag or an ID")
+
+
+def _untar(data: bytes, path: str) -> dict[str, bytes]:
+    """Regular files of a `get_archive` tar, keyed by their absolute path."""
+    out: dict[str, bytes] = {}
+    base = path.rstrip("/").rpartition("/")[0]
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for member in tar:
+            if not member.isfile() or member.size > MAX_FILE_BYTES:
+                continue
+            f = tar.extractfile(member)
+            if f is not None:
+                out[f"{base}/{member.name}"] = f.read()
+    return out

@@ -1,0 +1,123 @@
+"""The stage contract: every stage is ``run(context, options) -> Result``.
+
+A :class:`Result` carries what a stage found (findings, checks), what it
+wrote (artifacts), how long it took (timings) and its verdict. Stages do not
+print verdicts; :mod:`pipelines.render` turns a result into the terminal
+table, Markdown, JSON, JUnit and SARIF, and :func:`exit_code` is the one
+place where a result becomes an exit code.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import EXIT_FAILED, EXIT_OK
+from .findings import Finding, Rule
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .engine import Engine
+    from .tools import Toolchain
+
+
+class Outcome(enum.Enum):
+    """The state of one check: a probe, a test case, a cell of the hardening matrix."""
+
+    PASS = "pass"  # noqa: S105 - an outcome, not a password
+    FAIL = "fail"
+    WAIVED = "waived"
+    NA = "n/a"
+
+    @property
+    def ok(self) -> bool:
+        return self is not Outcome.FAIL
+
+
+@dataclass(frozen=True)
+class Check:
+    """One named check with its evidence: what was read, and how."""
+
+    name: str
+    outcome: Outcome
+    detail: str = ""
+    seconds: float = 0.0
+    group: str = ""  # the row it belongs to: an image, a service, "probes"
+    evidence: str = ""  # the command or source that produced ``detail``
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.ok
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Result:
+    stage: str  # lint, build, scan, verify, smoke, load, deploy
+    headline: str  # one line: what ran and the verdict in words
+    findings: tuple[Finding, ...] = ()
+    gated: tuple[Finding, ...] = ()  # the findings that close the gate
+    checks: tuple[Check, ...] = ()
+    notices: tuple[str, ...] = ()  # shown first: data sources, coverage, what was skipped and why
+    tables: tuple[Table, ...] = ()
+    artifacts: tuple[Path, ...] = ()
+    timings: Mapping[str, float] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)  # the stage's own record, for JSON
+    rules: Mapping[str, Mapping[str, Rule]] = field(default_factory=dict)  # tool -> rule id -> Rule, for SARIF
+    files: tuple[str, ...] = ()  # what was examined (JUnit cases for findings)
+    error: str = ""  # the stage ran but could not finish its own work (stack never came up, ...)
+    out_dir: Path | None = None  # where the reports of this run are written
+
+    @property
+    def passed(self) -> bool:
+        return not self.error and not self.gated and all(c.ok for c in self.checks)
+
+    @property
+    def status(self) -> str:
+        return "passed" if self.passed else "failed"
+
+
+def exit_code(result: Result) -> int:
+    """The one mapping from a finished stage to an exit code (errors map in :mod:`pipelines.cli`)."""
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every stage gets: the validated config, the toolchain and the environment.
+
+    Stages read the process environment only through ``environ``, so tests and
+    the CLI decide what a stage sees.
+    """
+
+    cfg: Config
+    tools: Toolchain
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def root(self) -> Path:
+        return self.cfg.root
+
+    @property
+    def artifacts(self) -> Path:
+        return self.cfg.project.artifacts
+
+    def engine(self) -> Engine:
+        from .engine import Engine
+
+        return Engine.connect(self.environ)
+
+    def stamp(self) -> str:
+        return self.started.strftime("%Y%m%dT%H%M%SZ")
