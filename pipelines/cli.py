@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import __version__, _proc, bench, build, lint, load, render, report, result, scan, smoke, vulndb
+from . import __version__, _proc, render, report, result
 from . import config as config_mod
 from .errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, ConfigError, InputError, PipelineError
 from .result import Context, Result
@@ -243,6 +243,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_vulndb(args: argparse.Namespace) -> int:
+    from . import scan, vulndb  # imported per command: `pipelines --help` stays fast
+
     if args.vulndb_command == "build":
         notes: list[str] = []
         if not args.source.is_dir():
@@ -261,6 +263,8 @@ def _cmd_vulndb(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench  # imported per command: `pipelines --help` stays fast
+
     cfg = _load(args)
     if args.lint:
         bench.run_lint(cfg, out=args.out)
@@ -272,6 +276,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _stage_build(args: argparse.Namespace) -> Result:
+    from . import build  # imported per command: `pipelines --help` stays fast
+
     return build.run(
         _context(args),
         build.Options(
@@ -287,12 +293,16 @@ def _stage_build(args: argparse.Namespace) -> Result:
 
 
 def _stage_scan(args: argparse.Namespace) -> Result:
+    from . import scan  # imported per command: `pipelines --help` stays fast
+
     ctx = _context(args)
     outcome = scan.run(ctx.cfg, ctx.tools, env=args.env, images=args.images, explicit_db=args.vulndb)
     return scan.as_result(outcome)
 
 
 def _stage_smoke(args: argparse.Namespace) -> Result:
+    from . import smoke  # imported per command: `pipelines --help` stays fast
+
     return smoke.run(
         _context(args),
         smoke.Options(
@@ -306,6 +316,8 @@ def _stage_smoke(args: argparse.Namespace) -> Result:
 
 
 def _stage_load(args: argparse.Namespace) -> Result:
+    from . import load  # imported per command: `pipelines --help` stays fast
+
     return load.run(
         _context(args),
         load.Options(env=args.env, connections=args.connections, duration_s=args.duration, p99_ms=args.p99_ms),
@@ -313,6 +325,8 @@ def _stage_load(args: argparse.Namespace) -> Result:
 
 
 def _stage_lint(args: argparse.Namespace) -> Result:
+    from . import lint  # imported per command: `pipelines --help` stays fast
+
     cfg = None
     if not args.no_config:
         try:

@@ -16,7 +16,6 @@ from pathlib import Path
 from . import _proc, smoke, stack
 from .errors import ConfigError, GateFailed
 from .result import Check, Context, Outcome, Result, Table
-from .testing import LOAD_PATHS
 from .tools import which
 
 # wrk prints its own summary; this Lua hook adds one JSON line we can decide on.
@@ -114,7 +113,7 @@ def run(ctx: Context, opts: Options) -> Result:
                 raise GateFailed(
                     f"the load check's seed {settings.seed} failed", seen="\n".join(c.detail for c in failed)
                 )
-        seeded = st.run_dir / LOAD_PATHS
+        seeded = st.run_dir / stack.LOAD_PATHS
         paths = list(settings.paths) + (seeded.read_text().split() if seeded.is_file() else [])
         if not paths:
             raise ConfigError(str(cfg.file), "load.paths", "no path to drive (none configured, none seeded)")

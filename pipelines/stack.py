@@ -30,6 +30,7 @@ from .tools import Toolchain
 
 LOG_TAIL = 20
 HANDLE = "stack.json"  # written beside a running stack for its test suite (pipelines.testing)
+LOAD_PATHS = "load-paths.txt"  # where a load seed test lists the paths it wants driven
 
 
 @dataclass

@@ -26,10 +26,9 @@ from typing import Any, TypeVar
 import pytest
 
 from .errors import PipelineError
-from .stack import HANDLE, ServiceState, Stack, http
+from .stack import HANDLE, LOAD_PATHS, ServiceState, Stack, http
 
 ENV_VAR = "PIPELINES_STACK"
-LOAD_PATHS = "load-paths.txt"
 
 T = TypeVar("T")
 
