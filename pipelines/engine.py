@@ -10,10 +10,12 @@ engine answered.
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import EngineUnavailable, InputError, PipelineError
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     import docker
     from docker.models.containers import Container
 
+API_VERSION = "1.41"
 # Enough for `docker save`-sized answers on a slow disk; queries return in ms.
 DEFAULT_TIMEOUT = 120
 # A file copied out of an image or container larger than this is not what a
@@ -100,10 +103,26 @@ class Engine:
         import docker
         import docker.errors
 
+        import requests.exceptions
+
         env = dict(environ) if environ is not None else None
+        host = (env if env is not None else os.environ).get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
+            # Asking a socket that is not there leaks the client's half-made connection: say it first.
+            raise EngineUnavailable(
+                "the Docker engine does not answer",
+                seen=f"{host}: no such socket",
+                hint="start dockerd (as root on Debian: `scripts/provision.sh`) or set DOCKER_HOST",
+            )
+        client = None
         try:
-            client = docker.from_env(version="auto", timeout=timeout, environment=env)
-        except docker.errors.DockerException as exc:
+            # A fixed API version needs no round trip to create the client; 1.41 is what
+            # Docker 20.10 speaks, and newer engines still accept it.
+            client = docker.from_env(version=API_VERSION, timeout=timeout, environment=env)
+            client.ping()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            if client is not None:
+                client.close()
             raise EngineUnavailable(
                 "the Docker engine does not answer",
                 seen=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
@@ -198,7 +217,7 @@ class Engine:
                 stream, _ = self.client.api.get_archive(container, path)
             except docker.errors.NotFound:
                 return {}
-            data = b"".join(stream)
+            data = b"".join(stream)  # the whole tar: what a check reads is small
         return _untar(data, path)
 
     def put_file(self, container: str, dest: str, data: bytes, *, mode: int = 0o644) -> None:

@@ -11,6 +11,7 @@ config, their secrets from its top-level ``secrets:``.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import signal
 import sys
@@ -29,6 +30,7 @@ from .errors import CommandFailed, GateFailed, InputError, PipelineError
 from .tools import Toolchain
 
 LOG_TAIL = 20
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 HANDLE = "stack.json"  # written beside a running stack for its test suite (pipelines.testing)
 LOAD_PATHS = "load-paths.txt"  # where a load seed test lists the paths it wants driven
 
@@ -313,7 +315,8 @@ class Stack:
         tails = {}
         for service in self.config.get("services", {}):
             r = self.compose("logs", "--no-color", "--timestamps", service, timeout=60, check=False)
-            text = r.stdout + r.stderr
+            # Compose still sends terminal control sequences with --no-color; a log file wants text.
+            text = _ANSI.sub("", r.stdout + r.stderr)
             (logs_dir / f"{service}.log").write_text(text)
             tails[service] = _proc.tail(text, LOG_TAIL)
         return tails

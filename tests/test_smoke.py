@@ -71,10 +71,19 @@ def test_failing_probe_shows_evidence_and_tears_down(built: dict[str, Any], cfg:
     # Without its credential file the API turns /metrics off: the metrics probe must fail.
     overlay.write_text("services:\n  api:\n    environment:\n      METRICS_PASSWORD_FILE: /nonexistent\n")
     project = f"pt-smoke-fail-{os.getpid()}"
-    r = run_cli("smoke", "--project", project, "--compose-file", str(overlay), timeout=600)
+    # Under python -O too: probe verdicts must not rest on `assert`.
+    r = subprocess.run(
+        [sys.executable, "-O", "-m", "pipelines", "smoke", "--project", project, "--compose-file", str(overlay)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert r.returncode == 1, r.stderr[-4000:]
     assert "FAIL metrics with the configured credential" in r.stderr
-    assert "check(s) failed: metrics with the configured credential" in r.stdout, r.stdout[-3000:]
+    failed_line = next(line for line in r.stdout.splitlines() if "check(s) failed:" in line)
+    assert "metrics with the configured credential" in failed_line and "api liveness" not in failed_line
     assert "services" in r.stdout and "last lines of api" in r.stdout
     logs = cfg.project.artifacts / "smoke" / project / "logs"
     assert (logs / "api.log").stat().st_size > 0 and (logs / "db.log").exists()
@@ -207,3 +216,54 @@ def test_sigkill_mid_batch_then_restart_stores_each_document_once(built: dict[st
             assert status == 200 and json.loads(body)["body"] == "kill test document 5"  # first write wins
     finally:
         assert_clean(project)
+
+
+THIRD = """
+services:
+  extra:
+    image: ${REGISTRY}/${NAMESPACE}/api:${IMAGE_TAG}
+    entrypoint: ["/opt/venv/bin/python", "-m", "http.server", "9000", "--directory", "/tmp"]
+    read_only: true
+    tmpfs: ["/tmp"]
+    cap_drop: [ALL]
+    ports: ["127.0.0.1::9000"]
+    healthcheck:
+      test: ["CMD", "/opt/venv/bin/python", "-c", "%s"]
+      interval: 1s
+      timeout: 3s
+      retries: 3
+      start_period: 10s
+"""
+HEALTHY = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9000/', timeout=2)"
+
+
+def test_a_third_service_needs_no_probe_code(built: dict[str, Any], tmp_path: Path) -> None:
+    """Health of any service comes free; its own probe is a few lines of config."""
+    overlay = tmp_path / "third.yaml"
+    overlay.write_text(THIRD % HEALTHY)
+    config_copy = ROOT / f".pipeline-third-{os.getpid()}.toml"
+    config_copy.write_text(
+        (ROOT / "pipeline.toml").read_text()
+        + '\n[[smoke.probes]]\nname = "extra answers"\nservice = "extra"\nport = 9000\npath = "/"\n'
+    )
+    project = f"pt-smoke-third-{os.getpid()}"
+    try:
+        r = run_cli(
+            "--config", str(config_copy), "smoke", "--project", project, "--compose-file", str(overlay), timeout=600
+        )
+    finally:
+        config_copy.unlink()
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    rep = json.loads((ROOT / "artifacts" / "smoke" / project / "smoke.json").read_text())
+    checks = {c["name"]: c for c in rep["checks"]}
+    assert "extra healthy" in checks["services healthy"]["detail"]
+    assert checks["extra answers"]["ok"] and checks["extra answers"]["detail"] == "GET / -> 200"
+    assert_clean(project)
+
+    # The same service with a healthcheck that never passes fails the smoke, naming it.
+    overlay.write_text(THIRD % "raise SystemExit(1)")
+    project = f"pt-smoke-third-bad-{os.getpid()}"
+    r = run_cli("smoke", "--project", project, "--compose-file", str(overlay), "--deadline", "60", timeout=600)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "extra" in r.stdout and "unhealthy" in r.stdout, r.stdout[-3000:]
+    assert_clean(project)
