@@ -102,7 +102,6 @@ class Engine:
         # Imported here: docker-py pulls in requests, which a `pipelines --help` should not pay for.
         import docker
         import docker.errors
-
         import requests.exceptions
 
         env = dict(environ) if environ is not None else None

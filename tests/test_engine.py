@@ -50,5 +50,5 @@ def test_missing_images_and_hostile_references(engine: Engine) -> None:
 
 
 def test_an_engine_that_does_not_answer_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(EngineUnavailable, match="does not answer|did not answer"):
+    with pytest.raises(EngineUnavailable, match=r"does not answer|did not answer"):
         Engine.connect({"DOCKER_HOST": f"unix://{tmp_path}/no.sock"}).version()
