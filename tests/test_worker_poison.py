@@ -31,6 +31,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipelines import config, smoke, stack
+from pipelines.tools import Toolchain
+
 from .conftest import docker
 from .test_images import local_ref
 
@@ -408,3 +411,138 @@ def test_worker_outlived_the_property_test(rig: Rig) -> None:
     health = info["State"].get("Health", {}).get("Status")
     assert health in ("healthy", "starting"), info["State"].get("Health")
     print(f"\nhypothesis threw {sum(THROWN)} records in {len(THROWN)} batches at the worker")
+
+
+# --------------------------------------------------------------------------- the Compose stack
+
+STALL_S = 6  # INGEST_STALL_SECONDS in the stack test; the default is 60
+
+
+def _search(base: str, token: str) -> int:
+    status, _, body = smoke.http("GET", f"{base}/search?q={token}&limit=100")
+    return len(json.loads(body)["items"]) if status == 200 else -1
+
+
+def _wait(what: str, probe: Any, deadline: float) -> float:
+    start = time.monotonic()
+    while not probe():
+        assert time.monotonic() - start < deadline, f"{what}: not within {deadline:.0f} s"
+        time.sleep(0.25)
+    return time.monotonic() - start
+
+
+def _reach_db(image: str, network: str) -> int:
+    """pg_isready against `db` from a fresh container on ``network``: 0 when it answers."""
+    r = docker(
+        "run",
+        "--rm",
+        "--network",
+        network,
+        "--cap-drop",
+        "ALL",
+        "--entrypoint",
+        "/usr/lib/postgresql/15/bin/pg_isready",
+        image,
+        "-h",
+        "db",
+        "-t",
+        "3",
+        check=False,
+        timeout=60,
+    )
+    return r.returncode
+
+
+def test_stack_poison_batch_stall_and_network_split(built: dict[str, Any], cfg: config.Config, tmp_path: Path) -> None:
+    project = f"pt-poison-{os.getpid()}"
+    overlay = tmp_path / "stall.yaml"
+    overlay.write_text(f'services:\n  ingestion:\n    environment:\n      INGEST_STALL_SECONDS: "{STALL_S}"\n')
+    st_ = stack.Stack(
+        cfg, "dev", project, cfg.project.artifacts / "smoke" / project, Toolchain(), extra_files=(overlay,)
+    )
+    figures: dict[str, float] = {}
+    try:
+        with stack.running(st_, keep=False, deadline_s=180):
+            services = st_.config["services"]
+            base = "http://" + st_.port("api", 8000)
+
+            # ---- network split: only the API publishes, on loopback; the database is internal.
+            published = {n: s.get("ports") for n, s in services.items() if s.get("ports")}
+            assert set(published) == {"api"}, published
+            assert all(p.get("host_ip") == "127.0.0.1" for p in published["api"]), published
+            nets = {k: v["name"] for k, v in st_.config["networks"].items()}
+            data = json.loads(docker("network", "inspect", nets["data"]).stdout)[0]
+            front = json.loads(docker("network", "inspect", nets["front"]).stdout)[0]
+            assert data["Internal"] is True and front["Internal"] is False
+            members = {
+                net: {c["Name"].removeprefix(f"{project}-").rsplit("-", 1)[0] for c in info["Containers"].values()}
+                for net, info in (("data", data), ("front", front))
+            }
+            assert members == {"data": {"db", "api", "ingestion"}, "front": {"api"}}, members
+            db_image = services["db"]["image"]
+            assert _reach_db(db_image, nets["data"]) == 0, "the database does not answer on its own network"
+            assert _reach_db(db_image, nets["front"]) != 0, "the database is reachable from the front network"
+
+            # ---- a poison batch: the good documents are stored, the rest rejected, the worker healthy.
+            token = f"poison{os.getpid()}"
+            good = [json.dumps({"id": f"{token}-{i}", "body": f"good {token} {i}"}) for i in range(40)]
+            bad = [
+                json.dumps({"id": f"{token}-nul", "body": f"NUL {token} \u0000 inside"}).encode(),
+                json.dumps({"id": f"{token}-tagnul", "body": f"tag {token}", "tags": ["a\u0000"]}).encode(),
+                b"[1, 2, 3]",
+                b'"just a string"',
+                b"42",
+                b"null",
+                b'{"body": NaN}',
+                b'{"body": "\\ud800"}',
+                b'{"body": "caf\xe9 latin-1"}',
+                b"\xff\xfe\x00binary",
+                b"[" * 20000 + b"]" * 20000,
+                b'{"body": "b", "id": ' + b"9" * 6000 + b"}",
+                b'{"body": "' + b"z" * 70000 + b'"}',
+            ]
+            lines = [x.encode() for x in good[:20]] + bad + [x.encode() for x in good[20:]]
+            batch = tmp_path / f"{token}.jsonl"
+            batch.write_bytes(b"\n".join(lines) + b"\n")
+            st_.copy_in(batch, "ingestion", f"{smoke.INBOX}/{batch.name}")
+            figures["poison batch searchable s"] = _wait(
+                "good documents searchable", lambda: _search(base, token) == 40, 60
+            )
+            assert _search(base, token) == 40
+            local = tmp_path / "rejects.jsonl"
+            assert st_.copy_out("ingestion", f"{smoke.REJECTS}/{token}.rejects.jsonl", local)
+            rejects = {r["line"]: r["reason"] for r in map(json.loads, local.read_text().splitlines())}
+            assert sorted(rejects) == list(range(21, 21 + len(bad))), rejects
+            assert "NUL" in rejects[21] and "NUL" in rejects[22], rejects
+            assert st_.ps()["ingestion"].health == "healthy"
+            status, _, _ = smoke.http("GET", f"{base}/documents/{token}-nul")
+            assert status == 404
+
+            # ---- the database goes away: no work waiting is no stall ...
+            st_.compose("stop", "db")
+            time.sleep(STALL_S + 6)
+            assert st_.ps()["ingestion"].health == "healthy", "idle worker turned unhealthy without work waiting"
+            # ... work waiting without progress turns the worker unhealthy after the bound ...
+            stalled = f"stall{os.getpid()}"
+            batch = tmp_path / f"{stalled}.jsonl"
+            batch.write_text("".join(json.dumps({"body": f"waiting {stalled} {i}"}) + "\n" for i in range(5)))
+            st_.copy_in(batch, "ingestion", f"{smoke.INBOX}/{batch.name}")
+            figures["to unhealthy s"] = _wait(
+                "ingestion unhealthy", lambda: st_.ps()["ingestion"].health == "unhealthy", 90
+            )
+            assert figures["to unhealthy s"] >= STALL_S
+            # ... and recovers once the database is back: the batch is stored, health returns.
+            st_.compose("start", "db")
+            start = time.monotonic()
+            _wait("stalled batch stored", lambda: _search(base, stalled) == 5, 120)
+            figures["db back to batch stored s"] = time.monotonic() - start
+            _wait("ingestion healthy again", lambda: st_.ps()["ingestion"].health == "healthy", 60)
+            figures["db back to healthy s"] = time.monotonic() - start
+            info = json.loads(docker("inspect", f"{project}-ingestion-1").stdout)[0]
+            assert info["State"]["Running"] and info["RestartCount"] == 0
+            logs = st_.compose("logs", "--no-color", "ingestion").stdout
+            assert "Traceback" not in logs and "unexpected error" not in logs, logs[-3000:]
+            print("\n" + ", ".join(f"{k}: {v:.1f}" for k, v in figures.items()))
+    finally:
+        left = stack.leftovers("docker", project)
+        assert not any(left.values()), left
