@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -423,6 +424,11 @@ def _search(base: str, token: str) -> int:
     return len(json.loads(body)["items"]) if status == 200 else -1
 
 
+def _total(base: str) -> int:
+    status, _, body = smoke.http("GET", f"{base}/documents?limit=1")
+    return int(json.loads(body)["total"]) if status == 200 else -1
+
+
 def _wait(what: str, probe: Any, deadline: float) -> float:
     start = time.monotonic()
     while not probe():
@@ -517,6 +523,23 @@ def test_stack_poison_batch_stall_and_network_split(built: dict[str, Any], cfg: 
             assert st_.ps()["ingestion"].health == "healthy"
             status, _, _ = smoke.http("GET", f"{base}/documents/{token}-nul")
             assert status == 404
+            logs = st_.compose("logs", "--no-color", "ingestion").stdout
+            isolated = re.search(rf"{token}\.jsonl: isolated 2 refused of (\d+) in ([0-9.]+) s", logs)
+            assert isolated and int(isolated.group(1)) == 42, logs[-2000:]
+            figures[f"isolate 2 NUL records in a chunk of {isolated.group(1)} s"] = float(isolated.group(2))
+            # A full chunk (the default 200) with one NUL record among 2,000.
+            big = f"chunk{os.getpid()}"
+            docs = [json.dumps({"id": f"{big}-{i}", "body": f"chunk {big} {i}"}) for i in range(2000)]
+            docs[777] = json.dumps({"id": f"{big}-nul", "body": f"chunk {big} \u0000"})
+            batch = tmp_path / f"{big}.jsonl"
+            batch.write_text("\n".join(docs) + "\n")
+            before = _total(base)
+            st_.copy_in(batch, "ingestion", f"{smoke.INBOX}/{batch.name}")
+            figures["1,999 of 2,000 stored s"] = _wait("chunk batch", lambda: _total(base) == before + 1999, 60)
+            logs = st_.compose("logs", "--no-color", "ingestion").stdout
+            isolated = re.search(rf"{big}\.jsonl: isolated 1 refused of 200 in ([0-9.]+) s", logs)
+            assert isolated, logs[-2000:]
+            figures["isolate 1 NUL record in a chunk of 200 s"] = float(isolated.group(1))
 
             # ---- the database goes away: no work waiting is no stall ...
             st_.compose("stop", "db")
@@ -542,7 +565,7 @@ def test_stack_poison_batch_stall_and_network_split(built: dict[str, Any], cfg: 
             assert info["State"]["Running"] and info["RestartCount"] == 0
             logs = st_.compose("logs", "--no-color", "ingestion").stdout
             assert "Traceback" not in logs and "unexpected error" not in logs, logs[-3000:]
-            print("\n" + ", ".join(f"{k}: {v:.1f}" for k, v in figures.items()))
+            print("\n" + ", ".join(f"{k}: {v:.3f}" for k, v in figures.items()))
     finally:
         left = stack.leftovers("docker", project)
         assert not any(left.values()), left

@@ -86,6 +86,7 @@ def store(conn: psycopg.Connection, docs: Sequence[Document], batch: str) -> lis
     # One transaction, one savepoint per record: the refused ones roll back alone,
     # the others commit together, so a redo after a crash still stores each once.
     refused: list[tuple[int, str]] = []
+    started = time.monotonic()
     with conn.transaction():
         for i, row in enumerate(rows):
             try:
@@ -95,6 +96,7 @@ def store(conn: psycopg.Connection, docs: Sequence[Document], batch: str) -> lis
                 if not permanent(exc):
                     raise
                 refused.append((i, reason(exc)))
+    log.info("%s: isolated %d refused of %d in %.3f s", batch, len(refused), len(rows), time.monotonic() - started)
     return refused
 
 
