@@ -259,8 +259,12 @@ class Worker:
                     for batch in ready:
                         if self.stop.is_set():
                             break
-                        accepted, rejected = self.process(batch)
-                        os.replace(batch, self.s.done / batch.name)
+                        try:
+                            accepted, rejected = self.process(batch)
+                            os.replace(batch, self.s.done / batch.name)
+                        except FileNotFoundError:  # taken away after it was listed: nothing to do
+                            log.info("%s: gone from the inbox before it was done", batch.name)
+                            continue
                         self.pending -= 1
                         self.progressed()
                         log.info("%s: %d accepted, %d rejected", batch.name, accepted, rejected)
