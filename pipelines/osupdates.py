@@ -40,6 +40,7 @@ from debian import deb822
 from debian.debian_support import Version, version_compare
 
 from . import _proc
+from .config import Image
 from .errors import PipelineError
 from .findings import Finding, Severity
 
@@ -564,3 +565,67 @@ def check_images(
         res.packages[name] = len(pkgs)
         res.seconds[name] = round(time.monotonic() - start, 2)
     return res
+
+
+# --------------------------------------------------------------------------- config
+
+
+def host_arch() -> str:
+    """Debian's name for this machine's architecture (the images are built for it)."""
+    import platform
+
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+
+
+def security_suites(images: Iterable[Image]) -> list[Suite]:
+    """The security suites the rootfs images' apt sources name, once each."""
+    out: dict[tuple[str, str], Suite] = {}
+    for img in images:
+        if img.kind != "rootfs":
+            continue
+        for s in img.suites:
+            if s.endswith("-security"):
+                out.setdefault((img.security_mirror, s), Suite(img.security_mirror, s, arch=host_arch()))
+    return list(out.values())
+
+
+def lock_entries(installed: Iterable[Installed]) -> dict[str, dict[str, str]]:
+    """Package-lock entries: by name, or name:arch when one name is installed for two architectures."""
+    pkgs = sorted(installed)
+    names = [p.name for p in pkgs]
+    out = {}
+    for p in pkgs:
+        key = p.name if names.count(p.name) == 1 else f"{p.name}:{p.arch}"
+        out[key] = {"version": p.version, "source": p.source, "arch": p.arch}
+    return out
+
+
+def from_lock(entries: Mapping[str, Mapping[str, str]]) -> list[Installed]:
+    return [
+        Installed(key.split(":", 1)[0], e["version"], e.get("arch", ""), e.get("source", ""), e["version"])
+        for key, e in entries.items()
+    ]
+
+
+def for_scan(
+    images: Iterable[Image], mode: str, cache: Path, timeout: float, targets: Sequence[tuple[str, str]]
+) -> tuple[list[Finding], list[str]]:
+    """The scan stage's findings and report lines: every target image against every security suite."""
+    if mode == "off":
+        return [], ['OS updates: NOT checked (scan.os_updates = "off")']
+    suites = security_suites(images)
+    if not suites:
+        raise OsUpdatesError(
+            "scan.os_updates is on, but no rootfs image lists a security suite in `suites`",
+            hint='add e.g. suites = ["bookworm", "bookworm-updates", "bookworm-security"], or set scan.os_updates',
+        )
+    findings: list[Finding] = []
+    notes: list[str] = []
+    for suite in suites:
+        res = check_images(dict(targets), suite, cache, timeout=timeout)
+        findings += [as_finding(p, mode, suite.suite) for p in res.pending]
+        notes.append(res.statement() + ("" if mode == "fail" else " (warn only)"))
+        per_image = ", ".join(f"{n} {s:.1f}s" for n, s in res.seconds.items())
+        notes.append(f"OS updates timing: index {res.index.fetch_seconds:.1f}s ({res.index.origin}), {per_image}")
+    return findings, notes
