@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--bases-only", action="store_true", help="build only the golden base images")
     b.add_argument("--rebuild-bases", action="store_true", help="rebuild base images even when the lock matches")
+    b.add_argument(
+        "--refresh-bases",
+        action="store_true",
+        help="rebuild, without cache, the bases and services that have pending security updates (and what is on them)",
+    )
     b.add_argument("--no-cache", action="store_true", help="do not use BuildKit's cache")
     b.add_argument("--parallel", type=int, metavar="N", help="images built at once (default: build.parallel)")
     b.add_argument("--progress", choices=config_mod.PROGRESS_MODES, help="BuildKit progress output")
@@ -274,6 +279,7 @@ def _run(args: argparse.Namespace) -> int:
                 only=tuple(args.only),
                 bases_only=args.bases_only,
                 rebuild_bases=args.rebuild_bases,
+                refresh_bases=args.refresh_bases,
                 no_cache=args.no_cache,
                 parallel=args.parallel,
                 progress=args.progress,

@@ -227,3 +227,27 @@ def test_unreachable_mirror_fails_closed_even_with_a_stale_cache(tmp_path: Path)
     (d / "Packages.xz").write_bytes(b"")
     with pytest.raises(osupdates.OsUpdatesError, match=r"cannot fetch http://127\.0\.0\.1:9/"):
         osupdates.fetch_index(suite, tmp_path, timeout=5)
+
+
+def test_scan_gate_takes_fail_mode_findings_only(tmp_path: Path) -> None:
+    from pipelines import scan
+
+    p = osupdates.Pending(
+        "api", "libssl3", "amd64", "3.0.20-1~deb12u2", "3.0.22-1~deb12u2", "openssl", "3.0.20-1~deb12u2",
+        "3.0.22-1~deb12u2", ("CVE-2026-84782",),
+    )  # fmt: skip
+
+    def outcome(*findings: object) -> scan.Outcome:
+        return scan.Outcome("dev", "db", "HIGH", False, [], [], list(findings), ["db"], tmp_path)  # type: ignore[arg-type]
+
+    failing = osupdates.as_finding(p, "fail", "bookworm-security")
+    warning = osupdates.as_finding(p, "warn", "bookworm-security")
+    assert outcome(failing).gated() == [failing]
+    assert outcome(warning).gated() == []
+    assert outcome(failing.waive("security/waivers.yaml:3", "reason")).gated() == []
+
+
+def test_no_security_suite_configured_is_an_error_unless_off() -> None:
+    assert osupdates.for_scan([], "off", Path("/nonexistent"), 5, [("api", "x")])[0] == []
+    with pytest.raises(osupdates.OsUpdatesError, match="no rootfs image lists a security suite"):
+        osupdates.for_scan([], "fail", Path("/nonexistent"), 5, [("api", "x")])
