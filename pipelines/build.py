@@ -252,6 +252,8 @@ class _Builder:
         self.packages_changed = False
         # image -> its pending security updates, for --refresh-bases
         self.refresh: dict[str, list[str]] = {}
+        # refreshed images none of whose bases is refreshed: only --no-cache makes apt run again there
+        self.uncached: set[str] = set()
         self.base_refs: dict[str, str] = {}
         self.workdir = Path(tempfile.mkdtemp(prefix="pipelines-build-"))
 
@@ -274,7 +276,7 @@ class _Builder:
         if img.is_base:
             return self.build_base(img, parallel)
         tags = service_tags(self.cfg, img, self.env, self.git)
-        return self.buildx(img, tags, push=self.env.push, parallel=parallel, no_cache=img.name in self.refresh)
+        return self.buildx(img, tags, push=self.env.push, parallel=parallel, no_cache=img.name in self.uncached)
 
     def build_base(self, img: Image, parallel: bool) -> Built:
         inputs = input_hash(img, self.base_refs)
@@ -296,7 +298,7 @@ class _Builder:
             built = self.rootfs(img, tag)
         else:
             # A refresh must not take the apt layer from BuildKit's cache: that is the stale one.
-            built = self.buildx(img, [tag], push=True, parallel=parallel, no_cache=refresh)
+            built = self.buildx(img, [tag], push=True, parallel=parallel, no_cache=img.name in self.uncached)
         with _print_lock:
             self.lock[img.name] = lockfile.Entry(
                 ref=built.ref, inputs=inputs, built_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -464,8 +466,16 @@ class _Builder:
             found = [p for ix in indexes for p in osupdates.pending(name, installed, ix)]
             if found:
                 self.refresh[name] = [f"{p.package} {p.installed} -> {p.fixed}" for p in found]
+
+        # An image on a refreshed base rebuilds anyway (its FROM changes, so no cached layer
+        # matches); forcing --no-cache there would only redo unrelated steps such as pip installs.
+        def on_refreshed(name: str) -> bool:
+            return any(b in self.refresh or on_refreshed(b) for b in self.cfg.images[name].bases.values())
+
+        self.uncached = {n for n in self.refresh if not on_refreshed(n)}
         for name, items in self.refresh.items():
-            emit(f"{name}: {len(items)} security updates: {', '.join(items)}")
+            how = "rebuilt without cache" if name in self.uncached else "rebuilt on its refreshed base"
+            emit(f"{name}: {len(items)} security updates ({how}): {_some(items)}")
         rest = sorted(set(targets) - set(self.refresh))
         if not self.refresh:
             emit("no pending security updates in the bases or the last build; nothing is refreshed")
@@ -492,7 +502,7 @@ class _Builder:
                     pending_any = True
                     lines.append(
                         f"{name}: {len(found)} packages have security updates in {suite.suite}: "
-                        + ", ".join(f"{p.package} {p.installed} -> {p.fixed}" for p in found)
+                        + _some([f"{p.package} {p.installed} -> {p.fixed}" for p in found])
                     )
         if pending_any:
             lines.append("run `pipelines build --refresh-bases` (or `./noxw -s patch`) to rebuild what they affect")
@@ -572,6 +582,10 @@ class _Builder:
             round(time.monotonic() - start, 2),
             pushed=True,
         )
+
+
+def _some(items: list[str], limit: int = 8) -> str:
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def run(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[str, str] | None = None) -> Report:
