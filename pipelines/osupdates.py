@@ -61,6 +61,10 @@ class OsUpdatesError(PipelineError):
     exit_code = 2
 
 
+class NoDpkgData(OsUpdatesError):
+    """The image has no dpkg database: it has no Debian packages to check (e.g. a static binary on scratch)."""
+
+
 # --------------------------------------------------------------------------- installed packages
 
 
@@ -162,7 +166,7 @@ def image_packages(ref: str, client: Any = None) -> list[Installed]:
     finally:
         container.remove(force=True)
     if not seen_any:
-        raise OsUpdatesError(
+        raise NoDpkgData(
             f"{ref} has no dpkg database ({STATUS} or {STATUS_D})",
             hint="images must keep dpkg status data so their OS packages can be checked",
         )
@@ -535,13 +539,17 @@ class CheckResult:
     pending: list[Pending] = field(default_factory=list)
     packages: dict[str, int] = field(default_factory=dict)  # image -> packages checked
     seconds: dict[str, float] = field(default_factory=dict)  # image -> check time
+    no_dpkg: list[str] = field(default_factory=list)  # images without a dpkg database
 
     def statement(self) -> str:
         n = sum(self.packages.values())
-        return (
+        out = (
             f"{self.index.statement()}; {n} OS packages in {len(self.packages)} images checked, "
             f"{len(self.pending)} pending security updates"
         )
+        if self.no_dpkg:
+            out += f"; NOT checked (no dpkg database): {', '.join(self.no_dpkg)}"
+        return out
 
 
 def check_images(
@@ -559,11 +567,21 @@ def check_images(
     res = CheckResult(index)
     for name, ref in images.items():
         start = time.monotonic()
-        pkgs = image_packages(ref, client)
+        try:
+            pkgs = image_packages(ref, client)
+        except NoDpkgData:
+            res.no_dpkg.append(name)
+            continue
         found = pending(name, pkgs, index)
         res.pending += with_cves(found, index, cache, timeout)
         res.packages[name] = len(pkgs)
         res.seconds[name] = round(time.monotonic() - start, 2)
+    if images and not res.packages:
+        # Not one image had Debian packages: "nothing pending" would be a pass on nothing.
+        raise NoDpkgData(
+            f"none of the images has a dpkg database: {', '.join(images)}",
+            hint='set scan.os_updates = "off" for images without Debian packages',
+        )
     return res
 
 
@@ -578,8 +596,16 @@ def host_arch() -> str:
     return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
 
 
+DEFAULT_SUITE = Suite("http://deb.debian.org/debian-security", "bookworm-security")
+
+
 def security_suites(images: Iterable[Image]) -> list[Suite]:
-    """The security suites the rootfs images' apt sources name, once each."""
+    """The security suites the rootfs images' apt sources name, once each.
+
+    A config without a rootfs image gets the one a rootfs image gets by
+    default (bookworm-security); the report names it like any other.
+    """
+    images = list(images)
     out: dict[tuple[str, str], Suite] = {}
     for img in images:
         if img.kind != "rootfs":
@@ -587,6 +613,8 @@ def security_suites(images: Iterable[Image]) -> list[Suite]:
         for s in img.suites:
             if s.endswith("-security"):
                 out.setdefault((img.security_mirror, s), Suite(img.security_mirror, s, arch=host_arch()))
+    if not out and not any(img.kind == "rootfs" for img in images):
+        return [Suite(DEFAULT_SUITE.mirror, DEFAULT_SUITE.suite, arch=host_arch())]
     return list(out.values())
 
 
@@ -617,7 +645,7 @@ def for_scan(
     suites = security_suites(images)
     if not suites:
         raise OsUpdatesError(
-            "scan.os_updates is on, but no rootfs image lists a security suite in `suites`",
+            "scan.os_updates is on, but the rootfs image's `suites` list no security suite",
             hint='add e.g. suites = ["bookworm", "bookworm-updates", "bookworm-security"], or set scan.os_updates',
         )
     findings: list[Finding] = []

@@ -323,6 +323,23 @@ def test_an_out_of_date_package_is_a_gating_finding_with_cve_ids(
         docker("image", "rm", "-f", tag, check=False)
 
 
+def test_image_without_dpkg_data_is_named_not_passed(built: dict[str, Any], cfg: config.Config, tmp_path: Path) -> None:
+    tag = f"{cfg.registry.address}/pipelines-tests/os-updates-scratch:{os.getpid()}"
+    (tmp_path / "hello.txt").write_text("no packages here\n")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\n")
+    docker("buildx", "build", "--load", "--tag", tag, str(tmp_path), timeout=300)
+    try:
+        suite = _security_suite(cfg)
+        with pytest.raises(osupdates.NoDpkgData, match="none of the images has a dpkg database"):
+            osupdates.check_images({"scratch": tag}, suite, tmp_path / "cache", timeout=120)
+        runtime = local_ref(built["images"][sorted(runtime_bases(cfg))[0]])
+        res = osupdates.check_images({"scratch": tag, "runtime": runtime}, suite, tmp_path / "cache", timeout=120)
+        assert res.no_dpkg == ["scratch"] and res.packages["runtime"] > 0
+        assert "NOT checked (no dpkg database): scratch" in res.statement()
+    finally:
+        docker("image", "rm", "-f", tag, check=False)
+
+
 def test_refresh_bases_rebuilds_only_the_base_with_updates(built: dict[str, Any], cfg: config.Config) -> None:
     """Runs last: it replaces the runtime base. The lock says the runtime has an older libssl3 than the archive's."""
     runtime = sorted(runtime_bases(cfg))[0]

@@ -247,7 +247,18 @@ def test_scan_gate_takes_fail_mode_findings_only(tmp_path: Path) -> None:
     assert outcome(failing.waive("security/waivers.yaml:3", "reason")).gated() == []
 
 
-def test_no_security_suite_configured_is_an_error_unless_off() -> None:
-    assert osupdates.for_scan([], "off", Path("/nonexistent"), 5, [("api", "x")])[0] == []
-    with pytest.raises(osupdates.OsUpdatesError, match="no rootfs image lists a security suite"):
-        osupdates.for_scan([], "fail", Path("/nonexistent"), 5, [("api", "x")])
+def test_security_suite_from_the_config_or_the_rootfs_default(tmp_path: Path) -> None:
+    from pipelines import config
+
+    from .test_config import project
+
+    minimal = '[project]\nname = "x"\n[registry]\naddress = "r:5000"\n[services.web]\ncontext = "services/web"\n'
+    cfg = config.load(project(tmp_path / "a", minimal + "[environments.dev]\n"))
+    [default] = osupdates.security_suites(cfg.images.values())
+    assert (default.mirror, default.suite) == ("http://deb.debian.org/debian-security", "bookworm-security")
+    only_release = minimal + '[images.debian]\nkind = "rootfs"\nsuites = ["bookworm"]\n[environments.dev]\n'
+    cfg = config.load(project(tmp_path / "b", only_release))
+    assert osupdates.security_suites(cfg.images.values()) == []
+    assert osupdates.for_scan(cfg.images.values(), "off", tmp_path, 5, [("web", "x")])[0] == []
+    with pytest.raises(osupdates.OsUpdatesError, match="list no security suite"):
+        osupdates.for_scan(cfg.images.values(), "fail", tmp_path, 5, [("web", "x")])
