@@ -8,6 +8,7 @@ with no dependency on each other build in parallel.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -431,8 +432,12 @@ class _Builder:
                 "--refresh-bases needs a security suite, and no rootfs image lists one in `suites`",
                 hint='add e.g. suites = ["bookworm", "bookworm-updates", "bookworm-security"] to the rootfs image',
             )
+        # Always today's index: a refresh is run because a fix was just published.
         indexes = [
-            osupdates.fetch_index(s, self.cfg.scan.cache_dir, timeout=self.cfg.scan.download_timeout) for s in suites
+            osupdates.fetch_index(
+                s, self.cfg.scan.cache_dir, timeout=self.cfg.scan.download_timeout, max_age=dt.timedelta(0)
+            )
+            for s in suites
         ]
         emit = self.printer("refresh")
         for ix in indexes:
