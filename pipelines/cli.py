@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--refresh-bases",
         action="store_true",
-        help="rebuild, without cache, the bases and services that have pending security updates (and what is on them)",
+        help="rebuild the bases and services with pending Debian security updates (and what is built on them)",
     )
     b.add_argument("--no-cache", action="store_true", help="do not use BuildKit's cache")
     b.add_argument("--parallel", type=int, metavar="N", help="images built at once (default: build.parallel)")
