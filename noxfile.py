@@ -41,6 +41,15 @@ def build(session: nox.Session) -> None:
 
 
 @nox.session
+def patch(session: nox.Session) -> None:
+    """Security patch flow: rebuild what has pending Debian security updates, then scan and smoke-test it."""
+    _install(session)
+    session.run("pipelines", "build", "--refresh-bases", *session.posargs, external=False)
+    session.run("pipelines", "scan", *session.posargs, external=False)
+    session.run("pipelines", "smoke", *session.posargs, external=False)
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite: unit tests and real-engine integration tests (args go to pytest)."""
     _install(session)

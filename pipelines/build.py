@@ -8,6 +8,7 @@ with no dependency on each other build in parallel.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import _proc, gitinfo, lockfile, manifest, registry
+from . import _proc, gitinfo, lockfile, manifest, osupdates, registry
 from .config import Config, Environment, Image
 from .errors import BuildFailed, CommandFailed, CommandTimeout, ConfigError, PipelineError, ToolNotFound
 from .gitinfo import GitInfo
@@ -41,6 +42,8 @@ class Options:
     only: tuple[str, ...] = ()
     bases_only: bool = False
     rebuild_bases: bool = False
+    # Rebuild (without cache) every base and service with pending security updates.
+    refresh_bases: bool = False
     no_cache: bool = False
     parallel: int | None = None
     progress: str | None = None
@@ -69,10 +72,12 @@ class Report:
     started: str
     seconds: float = 0.0
     images: dict[str, Built] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)  # for the report, not the build record
 
     def to_json(self) -> dict[str, object]:
         d = asdict(self)
         d["images"] = {n: asdict(b) for n, b in self.images.items()}
+        d.pop("notices")
         return d
 
 
@@ -246,6 +251,13 @@ class _Builder:
         self.builder = tools.builder
         self.cache = choose_cache(cfg, self.env, self.builder)
         self.lock = lockfile.load(cfg.project.lock)
+        self.packages_path = lockfile.packages_path(cfg.project.lock)
+        self.packages = lockfile.load_packages(self.packages_path)
+        self.packages_changed = False
+        # image -> its pending security updates, for --refresh-bases
+        self.refresh: dict[str, list[str]] = {}
+        # refreshed images none of whose bases is refreshed: only --no-cache makes apt run again there
+        self.uncached: set[str] = set()
         self.base_refs: dict[str, str] = {}
         self.workdir = Path(tempfile.mkdtemp(prefix="pipelines-build-"))
 
@@ -268,24 +280,55 @@ class _Builder:
         if img.is_base:
             return self.build_base(img, parallel)
         tags = service_tags(self.cfg, img, self.env, self.git)
-        return self.buildx(img, tags, push=self.env.push, parallel=parallel)
+        return self.buildx(img, tags, push=self.env.push, parallel=parallel, no_cache=img.name in self.uncached)
 
     def build_base(self, img: Image, parallel: bool) -> Built:
         inputs = input_hash(img, self.base_refs)
         entry = self.lock.get(img.name)
         repo = self.cfg.registry.repo(img.image)
-        if entry and not self.opts.rebuild_bases and entry.inputs == inputs and registry.has(self.tools, entry.ref):
+        refresh = img.name in self.refresh
+        if (
+            entry
+            and not self.opts.rebuild_bases
+            and not refresh
+            and entry.inputs == inputs
+            and registry.has(self.tools, entry.ref)
+        ):
             self.printer(img.name)(f"reusing {entry.ref} (inputs unchanged)")
+            self.record_packages(img.name, entry.ref)
             return Built(img.name, "base", entry.ref, [], "", entry.ref.split("@", 1)[1], 0.0, reused=True, pushed=True)
         tag = f"{repo}:in-{inputs.removeprefix('sha256:')[:12]}"
-        built = self.rootfs(img, tag) if img.kind == "rootfs" else self.buildx(img, [tag], push=True, parallel=parallel)
+        if img.kind == "rootfs":
+            built = self.rootfs(img, tag)
+        else:
+            # A refresh must not take the apt layer from BuildKit's cache: that is the stale one.
+            built = self.buildx(img, [tag], push=True, parallel=parallel, no_cache=img.name in self.uncached)
         with _print_lock:
             self.lock[img.name] = lockfile.Entry(
                 ref=built.ref, inputs=inputs, built_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             )
+        self.record_packages(img.name, built.ref)
         return built
 
-    def buildx(self, img: Image, tags: list[str], *, push: bool, parallel: bool) -> Built:
+    def record_packages(self, name: str, ref: str) -> None:
+        """Put the image's installed packages in the package lock; print what changed."""
+        old = self.packages.get(name)
+        if old is not None and old.ref == ref:
+            return
+        new = osupdates.lock_entries(osupdates.image_packages(ref))
+        emit = self.printer(name)
+        if old is None:
+            emit(f"package lock: {len(new)} packages recorded for {ref}")
+        else:
+            changes = lockfile.diff_packages(old.packages, new)
+            emit(f"package lock: {len(changes)} package changes" + (":" if changes else " (same package set)"))
+            for line in changes:
+                emit(f"  {line}")
+        with _print_lock:
+            self.packages[name] = lockfile.Packages(ref, new)
+            self.packages_changed = True
+
+    def buildx(self, img: Image, tags: list[str], *, push: bool, parallel: bool, no_cache: bool = False) -> Built:
         d = Path(tempfile.mkdtemp(prefix=f"{img.name}-", dir=self.workdir))
         iid, meta = d / "iid", d / "metadata.json"
         progress = self.progress_for(parallel)
@@ -304,7 +347,7 @@ class _Builder:
             iidfile=iid,
             metadata=meta,
             progress=progress,
-            no_cache=self.opts.no_cache,
+            no_cache=self.opts.no_cache or no_cache,
         )
         start = time.monotonic()
         try:
@@ -337,6 +380,147 @@ class _Builder:
             pushed=push,
         )
 
+    def apply_updates(self, img: Image, root: Path) -> None:
+        """Point apt at every configured suite and install the updates they carry, inside the rootfs.
+
+        debootstrap only knows the release suite; point releases (-updates) and
+        security fixes (-security) are applied here, so the image and everything
+        built on it start from the current packages. apt's lists and package
+        cache are removed afterwards: images on this one run `apt-get update`.
+        """
+        emit = self.printer(img.name)
+        lines = [f"deb {img.security_mirror if s.endswith('-security') else img.mirror} {s} main" for s in img.suites]
+        (root / "etc/apt/sources.list").write_text(
+            "# Written by `pipelines build` from the image's suites in the config.\n" + "\n".join(lines) + "\n"
+        )
+        chroot = shutil.which("chroot") or shutil.which("chroot", path="/usr/sbin:/sbin")
+        if not chroot:
+            raise ToolNotFound("chroot is not installed (needed to update rootfs base images)")
+        resolv = root / "etc/resolv.conf"
+        had_resolv = resolv.exists() or resolv.is_symlink()
+        if not had_resolv and Path("/etc/resolv.conf").is_file():
+            # apt inside the chroot resolves the mirror names like the host does.
+            shutil.copy("/etc/resolv.conf", resolv)
+        env = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        apt = [
+            chroot,
+            str(root),
+            "apt-get",
+            "-q",
+            "-y",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+            "-o",
+            "Dpkg::Use-Pty=0",
+        ]
+        try:
+            for what, args in (("apt-get update", ["update"]), ("apt-get upgrade", ["--with-new-pkgs", "upgrade"])):
+                _proc.run(
+                    [*apt, *args],
+                    timeout=self.cfg.build.timeout,
+                    what=f"{what} in the {img.name} rootfs",
+                    env=env,
+                    stream=emit,
+                    hint=f"check that the mirrors of suites {', '.join(img.suites)} are reachable",
+                )
+            _proc.run([*apt, "clean"], timeout=120, what=f"apt-get clean in the {img.name} rootfs", env=env, quiet=True)
+        finally:
+            if not had_resolv:
+                resolv.unlink(missing_ok=True)
+        lists = root / "var/lib/apt/lists"
+        for p in lists.iterdir() if lists.is_dir() else ():
+            if p.is_file() and p.name != "lock":
+                p.unlink()
+
+    def plan_refresh(self, images: list[Image]) -> None:
+        """Which bases (and last-built services) have pending security updates: those rebuild, uncached."""
+        suites = osupdates.security_suites(self.cfg.images.values())
+        if not suites:
+            raise ConfigError(
+                str(self.cfg.file),
+                "images",
+                "--refresh-bases needs a security suite, and no rootfs image lists one in `suites`",
+                hint='add e.g. suites = ["bookworm", "bookworm-updates", "bookworm-security"] to the rootfs image',
+            )
+        # Always today's index: a refresh is run because a fix was just published.
+        indexes = [
+            osupdates.fetch_index(
+                s, self.cfg.scan.cache_dir, timeout=self.cfg.scan.download_timeout, max_age=dt.timedelta(0)
+            )
+            for s in suites
+        ]
+        emit = self.printer("refresh")
+        for ix in indexes:
+            emit(ix.statement())
+        targets: dict[str, str] = {}
+        for img in images:
+            entry = self.lock.get(img.name)
+            if img.is_base and entry is not None:
+                targets[img.name] = entry.ref
+        try:
+            last = manifest.load(self.cfg.project.artifacts, self.env.name).services
+        except PipelineError:
+            last = []
+        wanted = {i.name for i in images if not i.is_base}
+        for b in last:
+            if b.name in wanted:
+                targets[b.name] = b.local_ref
+        for name, ref in targets.items():
+            pk = self.packages.get(name)
+            try:
+                installed = (
+                    osupdates.from_lock(pk.packages)
+                    if pk is not None and pk.ref == ref
+                    else osupdates.image_packages(ref)
+                )
+            except osupdates.OsUpdatesError as exc:
+                emit(f"{name}: not checked ({exc.what}); it is rebuilt as usual")
+                continue
+            found = [p for ix in indexes for p in osupdates.pending(name, installed, ix)]
+            if found:
+                self.refresh[name] = [f"{p.package} {p.installed} -> {p.fixed}" for p in found]
+
+        # An image on a refreshed base rebuilds anyway (its FROM changes, so no cached layer
+        # matches); forcing --no-cache there would only redo unrelated steps such as pip installs.
+        def on_refreshed(name: str) -> bool:
+            return any(b in self.refresh or on_refreshed(b) for b in self.cfg.images[name].bases.values())
+
+        self.uncached = {n for n in self.refresh if not on_refreshed(n)}
+        for name, items in self.refresh.items():
+            how = "rebuilt without cache" if name in self.uncached else "rebuilt on its refreshed base"
+            emit(f"{name}: {len(items)} security updates ({how}): {_some(items)}")
+        rest = sorted(set(targets) - set(self.refresh))
+        if not self.refresh:
+            emit("no pending security updates in the bases or the last build; nothing is refreshed")
+        elif rest:
+            emit(f"up to date, not forced: {', '.join(rest)} (images on a refreshed base still rebuild)")
+
+    def report_pending(self, bases: list[str]) -> list[str]:
+        """Pending security updates in the golden bases of this build, from the package lock (no image reads)."""
+        suites = osupdates.security_suites(self.cfg.images.values())
+        lines: list[str] = []
+        pending_any = False
+        for suite in suites:
+            try:
+                ix = osupdates.fetch_index(suite, self.cfg.scan.cache_dir, timeout=self.cfg.scan.download_timeout)
+            except osupdates.OsUpdatesError as exc:
+                lines.append(f"could not check the golden bases for security updates: {exc.what}")
+                continue
+            for name in bases:
+                pk = self.packages.get(name)
+                if pk is None:
+                    continue
+                found = osupdates.pending(name, osupdates.from_lock(pk.packages), ix)
+                if found:
+                    pending_any = True
+                    lines.append(
+                        f"{name}: {len(found)} packages have security updates in {suite.suite}: "
+                        + _some([f"{p.package} {p.installed} -> {p.fixed}" for p in found])
+                    )
+        if pending_any:
+            lines.append("run `pipelines build --refresh-bases` (or `./noxw -s patch`) to rebuild what they affect")
+        return lines
+
     def rootfs(self, img: Image, tag: str) -> Built:
         """Debootstrap a root filesystem and import it as an image."""
         if os.geteuid() != 0:
@@ -353,6 +537,8 @@ class _Builder:
         start = time.monotonic()
         emit = self.printer(img.name)
         root = Path(tempfile.mkdtemp(prefix=f"{img.name}-rootfs-", dir=self.workdir))
+        # mkdtemp makes it 0700; as the image's / it must be 0755 (apt's _apt user walks it too).
+        root.chmod(0o755)
         argv = [debootstrap, f"--variant={img.variant}"]
         if img.include:
             argv.append("--include=" + ",".join(img.include))
@@ -364,6 +550,7 @@ class _Builder:
             stream=emit,
             hint=f"check that {img.mirror} is reachable and suite {img.suite!r} exists",
         )
+        self.apply_updates(img, root)
         tar = root.with_suffix(".tar")
         _proc.run(
             ["tar", "-C", str(root), "--numeric-owner", "-cf", str(tar), "."],
@@ -378,7 +565,7 @@ class _Builder:
                 "--change",
                 "ENV LANG=C.UTF-8",
                 "--message",
-                f"debootstrap --variant={img.variant} {img.suite}",
+                f"debootstrap --variant={img.variant} {img.suite}, updates from {' '.join(img.suites)}",
                 str(tar),
                 tag,
             ],
@@ -410,6 +597,10 @@ class _Builder:
         )
 
 
+def _some(items: list[str], limit: int = 8) -> str:
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
 def run(ctx: Context, opts: Options) -> Result:
     """The build stage on the common contract: build, record, and describe what was built."""
     rep = build_images(ctx.cfg, opts, ctx.tools, ctx.environ)
@@ -430,6 +621,7 @@ def run(ctx: Context, opts: Options) -> Result:
     return Result(
         stage="build",
         headline=headline,
+        notices=tuple(rep.notices),
         tables=(Table(("image", "kind", "reference", "time", "note"), rows),),
         timings={"total_s": rep.seconds, **{f"{b.name}_s": b.seconds for b in rep.images.values()}},
         data={"build": rep.to_json()},
@@ -464,6 +656,8 @@ def build_images(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[
             )
     levels = cfg.build_order(names)
     workers = opts.parallel or cfg.build.parallel
+    if opts.refresh_bases:
+        b.plan_refresh([img for level in levels for img in level])
     try:
         for level in levels:
             parallel = len(level) > 1 and workers > 1
@@ -492,12 +686,17 @@ def build_images(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[
         # The lock keeps whatever bases were built, even when a later build failed.
         if b.lock:
             lockfile.save(cfg.project.lock, b.lock)
+        if b.packages_changed:
+            lockfile.save_packages(b.packages_path, b.packages)
         shutil.rmtree(b.workdir, ignore_errors=True)
     rep.seconds = round(time.monotonic() - start, 2)
     if not opts.bases_only:
         # The record names the services later stages check; a bases-only run
         # leaves the last one alone (the lock records the bases).
         write_report(cfg, rep)
+    rep.notices = [
+        f"security: {line}" for line in b.report_pending([n for n, x in rep.images.items() if x.kind == "base"])
+    ]
     return rep
 
 

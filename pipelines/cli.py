@@ -82,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--bases-only", action="store_true", help="build only the golden base images")
     b.add_argument("--rebuild-bases", action="store_true", help="rebuild base images even when the lock matches")
+    b.add_argument(
+        "--refresh-bases",
+        action="store_true",
+        help="rebuild the bases and services with pending Debian security updates (and what is built on them)",
+    )
     b.add_argument("--no-cache", action="store_true", help="do not use BuildKit's cache")
     b.add_argument("--parallel", type=int, metavar="N", help="images built at once (default: build.parallel)")
     b.add_argument("--progress", choices=config_mod.PROGRESS_MODES, help="BuildKit progress output")
@@ -285,6 +290,7 @@ def _stage_build(args: argparse.Namespace) -> Result:
             only=tuple(args.only),
             bases_only=args.bases_only,
             rebuild_bases=args.rebuild_bases,
+            refresh_bases=args.refresh_bases,
             no_cache=args.no_cache,
             parallel=args.parallel,
             progress=args.progress,

@@ -182,6 +182,9 @@ class Image:
     variant: str = ""
     mirror: str = ""
     include: tuple[str, ...] = ()
+    # Every suite apt uses, updates applied at build time; "*-security" ones come from security_mirror.
+    suites: tuple[str, ...] = ()
+    security_mirror: str = ""
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,7 @@ class LintSettings:
 SCAN_LEVELS = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 SCANNERS = ("vuln", "secret", "misconfig")
 DB_SOURCES = ("cache", "download", "bundle")
+OS_UPDATE_MODES = ("fail", "warn", "off")
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,8 @@ class ScanSettings:
     timeout: int
     download_timeout: int
     cache_dir: Path
+    # Pending Debian security updates in the images: gate (fail), report (warn) or skip (off).
+    os_updates: str = "fail"
 
 
 @dataclass(frozen=True)
@@ -521,6 +527,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         timeout=sc.integer("timeout", 600, minimum=10),
         download_timeout=sc.integer("download_timeout", 120, minimum=5),
         cache_dir=root / sc.string("cache_dir", ".pipelines/vulndb"),
+        os_updates=sc.choice("os_updates", OS_UPDATE_MODES, "fail"),
     )
     sc.done()
     ct = top.table("compose")
@@ -641,6 +648,12 @@ def _image(t: _Table, name: str, root: Path, *, is_base: bool) -> Image:
     if not _NAME.match(image.replace("/", "-")):
         raise t.error("image", f"{image!r} is not a valid repository name")
     if kind == "rootfs":
+        suites = t.strings("suites")
+        suite = t.string("suite", suites[0] if suites else "bookworm")
+        if not suites:
+            suites = (suite, f"{suite}-updates", f"{suite}-security")
+        elif suites[0] != suite:
+            raise t.error("suites", f"must start with the debootstrap suite {suite!r}; got {list(suites)}")
         img = Image(
             name=name,
             kind=kind,
@@ -651,10 +664,12 @@ def _image(t: _Table, name: str, root: Path, *, is_base: bool) -> Image:
             target=None,
             args={},
             bases={},
-            suite=t.string("suite", "bookworm"),
+            suite=suite,
             variant=t.string("variant", "minbase"),
             mirror=t.string("mirror", "http://deb.debian.org/debian"),
             include=t.strings("include"),
+            suites=suites,
+            security_mirror=t.string("security_mirror", "http://deb.debian.org/debian-security"),
         )
         t.done()
         return img

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from . import _proc, manifest, report, vulndb, waivers
+from . import _proc, manifest, osupdates, report, vulndb, waivers
 from .config import Config, ScanSettings
 from .errors import PipelineError, ScanError, ToolNotFound
 from .findings import Finding, Severity
@@ -467,6 +467,10 @@ class Outcome:
             x = dict(f.extra)
             if f.waived:
                 continue
+            if f.tool == osupdates.TOOL:  # pending security updates gate in scan.os_updates = "fail" mode
+                if f.severity >= Severity.ERROR:
+                    out.append(f)
+                continue
             if f.rule.startswith("PL-W"):
                 if f.severity >= Severity.ERROR:
                     out.append(f)
@@ -506,10 +510,13 @@ def run(
         record = manifest.load(cfg.project.artifacts, e.name)
         # The commit tag names exactly the image this build produced.
         targets = [(b.name, b.local_ref) for b in record.services]
+    os_findings, os_notes = osupdates.for_scan(
+        cfg.images.values(), settings.os_updates, settings.cache_dir, settings.download_timeout, targets
+    )
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = cfg.project.artifacts / "scan" / f"{stamp}-{e.name}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    notices = [db.statement(), f"trivy {trivy_version}", *[f"DB attempt: {a}" for a in db.attempts]]
+    notices = [db.statement(), f"trivy {trivy_version}", *[f"DB attempt: {a}" for a in db.attempts], *os_notes]
     with tempfile.TemporaryDirectory(prefix="pipelines-scan-") as tmp:
         work = Path(tmp)
         with ThreadPoolExecutor(max_workers=cfg.build.parallel) as pool:
@@ -540,6 +547,7 @@ def run(
     # One ledger for every scanner and linter: scan uses the entries that are not lint rules.
     scan_waivers = [w for w in ledger if not waivers.for_lint(w)]
     findings = [i.as_finding() for res in results for i in res.issues] + [i.as_finding() for i in config_issues]
+    findings += os_findings
     findings = waivers.apply(findings, scan_waivers)
     findings += problems  # an invalid or expired ledger entry fails every gate
     findings += waivers.stale(scan_waivers)

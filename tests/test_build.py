@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import build, config
+from pipelines import build, config, lockfile
 from pipelines.errors import CommandFailed, ConfigError
 from pipelines.gitinfo import GitInfo
 from pipelines.tools import BuilderInfo
@@ -177,3 +177,72 @@ def subprocess_out(argv: list[str]) -> str:
     import subprocess
 
     return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+
+
+# --------------------------------------------------------------------------- suites and the package lock
+
+
+def test_rootfs_suites_default_to_release_updates_and_security(cfg: config.Config) -> None:
+    img = cfg.images["debian"]
+    assert img.suites == ("bookworm", "bookworm-updates", "bookworm-security")
+    assert img.security_mirror == "http://deb.debian.org/debian-security"
+    assert cfg.scan.os_updates == "fail"
+
+
+def test_suites_change_the_rootfs_inputs(tmp_path: Path) -> None:
+    only_release = GOOD.replace('kind = "rootfs"', 'kind = "rootfs"\nsuites = ["bookworm"]')
+    a = config.load(project(tmp_path / "a", textwrap.dedent(only_release))).images["debian"]
+    b = config.load(project(tmp_path / "b")).images["debian"]
+    assert a.suites == ("bookworm",)
+    assert build.input_hash(a, {}) != build.input_hash(b, {})
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        ('suite = "bookworm"\nsuites = ["bookworm-security"]', "must start with the debootstrap suite"),
+        ("suites = [1]", r"suites\[0\]: expected a string"),
+    ],
+)
+def test_bad_suites_are_config_errors(tmp_path: Path, snippet: str, message: str) -> None:
+    text = GOOD.replace('kind = "rootfs"', f'kind = "rootfs"\n{snippet}')
+    with pytest.raises(ConfigError, match=message):
+        config.load(project(tmp_path, textwrap.dedent(text)))
+
+
+def test_bad_os_updates_mode_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"scan\.os_updates: must be one of fail, warn, off"):
+        config.load(project(tmp_path, textwrap.dedent(GOOD) + '\n[scan]\nos_updates = "maybe"\n'))
+
+
+def test_package_lock_sits_beside_the_base_lock() -> None:
+    assert lockfile.packages_path(Path("/p/pipeline.lock.json")) == Path("/p/pipeline.packages.json")
+    assert lockfile.packages_path(Path("/p/bases.json")) == Path("/p/bases.packages.json")
+
+
+def test_package_lock_round_trip_and_diff(tmp_path: Path) -> None:
+    from pipelines import osupdates
+
+    status = (REC / "os-updates" / "debian-minbase.status").read_text()
+    before = osupdates.lock_entries(osupdates.parse_status(status))
+    after = dict(before)
+    after["tzdata"] = {**before["tzdata"], "version": "2026f-0+deb12u1"}
+    del after["adduser"]
+    after["libssl3"] = {"version": "3.0.22-1~deb12u2", "source": "openssl", "arch": "amd64"}
+    path = tmp_path / "pipeline.packages.json"
+    lockfile.save_packages(path, {"debian": lockfile.Packages("r/debian@sha256:" + "1" * 64, after)})
+    loaded = lockfile.load_packages(path)
+    assert loaded["debian"].packages == after
+    assert lockfile.diff_packages(before, after) == [
+        "- adduser 3.134",
+        "+ libssl3 3.0.22-1~deb12u2",
+        f"~ tzdata {before['tzdata']['version']} -> 2026f-0+deb12u1",
+    ]
+    assert lockfile.diff_packages(after, after) == []
+
+
+def test_broken_package_lock_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "pipeline.packages.json"
+    path.write_text('{"version": 1, "images": {"debian": {"ref": "x"}}}')
+    with pytest.raises(ConfigError, match="is not a valid package lock"):
+        lockfile.load_packages(path)

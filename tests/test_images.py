@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import tarfile
 import textwrap
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pipelines import config, lockfile
+from pipelines import config, lockfile, osupdates
 
 from .conftest import docker, run_cli
 
@@ -251,3 +252,114 @@ def test_unreachable_registry_is_a_clear_error(tools: object, tmp_path: Path) ->
     assert r.returncode == 2
     assert "error: the registry 127.0.0.1:9 does not answer" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+# --------------------------------------------------------------------------- Debian security updates
+
+
+def _security_suite(cfg: config.Config) -> osupdates.Suite:
+    suites = osupdates.security_suites(cfg.images.values())
+    assert len(suites) == 1, suites
+    return suites[0]
+
+
+def test_golden_bases_have_no_pending_security_updates(
+    built: dict[str, Any], cfg: config.Config, tmp_path: Path
+) -> None:
+    # A cache of its own: the index is fetched now, so "none pending" is against today's archive.
+    refs = {b.name: local_ref(built["images"][b.name]) for b in cfg.bases}
+    res = osupdates.check_images(refs, _security_suite(cfg), tmp_path, timeout=120)
+    assert res.index.origin == "download"
+    assert res.index.packages, "the security suite index lists nothing"
+    for name in refs:
+        assert res.packages[name] > 0, f"{name}: no OS packages read"
+    assert res.pending == [], "\n".join(f"{p.image}: {p.package} {p.installed} -> {p.fixed}" for p in res.pending)
+
+
+def test_package_lock_lists_what_each_locked_base_contains(built: dict[str, Any], cfg: config.Config) -> None:
+    locked = lockfile.load(cfg.project.lock)
+    packages = lockfile.load_packages(lockfile.packages_path(cfg.project.lock))
+    for b in cfg.bases:
+        entry = packages[b.name]
+        assert entry.ref == locked[b.name].ref == built["images"][b.name]["ref"]
+        assert entry.packages == osupdates.lock_entries(osupdates.image_packages(entry.ref)), b.name
+    assert "libc6" in packages["debian"].packages
+
+
+def test_an_out_of_date_package_is_a_gating_finding_with_cve_ids(
+    built: dict[str, Any], cfg: config.Config, tmp_path: Path
+) -> None:
+    rootfs = next(b.name for b in cfg.bases if b.kind == "rootfs")
+    release = cfg.images[rootfs].suite
+    tag = f"{cfg.registry.address}/pipelines-tests/os-updates-old:{os.getpid()}"
+    # libssl3 from the release suite, while the security suite has a newer one: deliberately out of date.
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {built['images'][rootfs]['ref']}\n"
+        "RUN apt-get update \\\n"
+        f" && apt-get install -y --no-install-recommends --allow-downgrades libssl3/{release} \\\n"
+        " && rm -rf /var/lib/apt/lists/*\n"
+    )
+    docker("buildx", "build", "--load", "--tag", tag, str(tmp_path), timeout=600)
+    try:
+        res = osupdates.check_images({"old-openssl": tag}, _security_suite(cfg), tmp_path / "cache", timeout=120)
+        found = {p.package: p for p in res.pending}
+        assert set(found) == {"libssl3"}, found
+        p = found["libssl3"]
+        assert osupdates.is_newer(p.fixed, p.installed)
+        assert p.cves, f"no CVE ids read from {p.changelog}"
+        assert all(re.fullmatch(r"CVE-\d{4}-\d{4,}", c) for c in p.cves)
+        assert p.changelog.startswith(("http://", "https://")) and p.changelog.endswith(".deb")
+
+        r = run_cli("scan", "--env", "dev", tag)
+        assert r.returncode == 1, r.stderr[-3000:]
+        assert "libssl3" in r.stderr and p.fixed in r.stderr
+        assert f"OS updates index: {_security_suite(cfg).suite}" in r.stderr
+        scan_json = json.loads((cfg.project.artifacts / "scan" / "latest" / "scan.json").read_text())
+        [finding] = [f for f in scan_json["findings"] if f["tool"] == osupdates.TOOL]
+        assert finding["gated"] is True
+        assert finding["extra"]["cves"] == ",".join(p.cves)
+        assert finding["extra"]["installed"] == p.installed
+    finally:
+        docker("image", "rm", "-f", tag, check=False)
+
+
+def test_image_without_dpkg_data_is_named_not_passed(built: dict[str, Any], cfg: config.Config, tmp_path: Path) -> None:
+    tag = f"{cfg.registry.address}/pipelines-tests/os-updates-scratch:{os.getpid()}"
+    (tmp_path / "hello.txt").write_text("no packages here\n")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\n")
+    docker("buildx", "build", "--load", "--tag", tag, str(tmp_path), timeout=300)
+    try:
+        suite = _security_suite(cfg)
+        with pytest.raises(osupdates.NoDpkgData, match="none of the images has a dpkg database"):
+            osupdates.check_images({"scratch": tag}, suite, tmp_path / "cache", timeout=120)
+        runtime = local_ref(built["images"][sorted(runtime_bases(cfg))[0]])
+        res = osupdates.check_images({"scratch": tag, "runtime": runtime}, suite, tmp_path / "cache", timeout=120)
+        assert res.no_dpkg == ["scratch"] and res.packages["runtime"] > 0
+        assert "NOT checked (no dpkg database): scratch" in res.statement()
+    finally:
+        docker("image", "rm", "-f", tag, check=False)
+
+
+def test_refresh_bases_rebuilds_only_the_base_with_updates(built: dict[str, Any], cfg: config.Config) -> None:
+    """Runs last: it replaces the runtime base. The lock says the runtime has an older libssl3 than the archive's."""
+    runtime = sorted(runtime_bases(cfg))[0]
+    path = lockfile.packages_path(cfg.project.lock)
+    packages = lockfile.load_packages(path)
+    current = packages[runtime].packages["libssl3"]["version"]
+    older = "3.0.20-1~deb12u2"
+    assert osupdates.is_newer(current, older)
+    packages[runtime].packages["libssl3"]["version"] = older
+    lockfile.save_packages(path, packages)
+
+    r = run_cli("build", "--env", "dev", "--refresh-bases")
+    assert r.returncode == 0, r.stderr[-6000:]
+    assert f"[refresh] {runtime}: 1 security updates (rebuilt without cache): libssl3 {older} -> " in r.stderr
+    assert f"~ libssl3 {older} -> {current}" in r.stderr  # the package lock's diff
+    again = json.loads((cfg.project.artifacts / "build" / "dev.json").read_text())
+    assert again["images"][runtime]["reused"] is False
+    for b in cfg.bases:
+        if b.name != runtime and runtime not in b.bases.values():
+            assert again["images"][b.name]["reused"] is True, b.name
+    after = lockfile.load_packages(path)[runtime]
+    assert after.ref == again["images"][runtime]["ref"]
+    assert after.packages["libssl3"]["version"] == current

@@ -32,7 +32,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines import config, smoke, stack
+from pipelines import config, stack
 from pipelines.tools import Toolchain
 
 from .conftest import docker
@@ -41,6 +41,9 @@ from .test_images import local_ref
 pytestmark = pytest.mark.engine
 
 FIELDS = ("id", "title", "body", "tags")
+# The reference worker's directories: service knowledge lives in the project's tests.
+INBOX = "/var/lib/ingestion/inbox"
+REJECTS = "/var/lib/ingestion/rejects"
 # Above the worker's default (64 KiB), so that a document can be big enough for the
 # server itself to refuse it (a tsvector over 1 MB, SQLSTATE 54000).
 MAX_BYTES = 1_000_000
@@ -420,12 +423,12 @@ STALL_S = 6  # INGEST_STALL_SECONDS in the stack test; the default is 60
 
 
 def _search(base: str, token: str) -> int:
-    status, _, body = smoke.http("GET", f"{base}/search?q={token}&limit=100")
+    status, _, body = stack.http("GET", f"{base}/search?q={token}&limit=100")
     return len(json.loads(body)["items"]) if status == 200 else -1
 
 
 def _total(base: str) -> int:
-    status, _, body = smoke.http("GET", f"{base}/documents?limit=1")
+    status, _, body = stack.http("GET", f"{base}/documents?limit=1")
     return int(json.loads(body)["total"]) if status == 200 else -1
 
 
@@ -510,18 +513,18 @@ def test_stack_poison_batch_stall_and_network_split(built: dict[str, Any], cfg: 
             lines = [x.encode() for x in good[:20]] + bad + [x.encode() for x in good[20:]]
             batch = tmp_path / f"{token}.jsonl"
             batch.write_bytes(b"\n".join(lines) + b"\n")
-            st_.copy_in(batch, "ingestion", f"{smoke.INBOX}/{batch.name}")
+            st_.copy_in(batch, "ingestion", f"{INBOX}/{batch.name}")
             figures["poison batch searchable s"] = _wait(
                 "good documents searchable", lambda: _search(base, token) == 40, 60
             )
             assert _search(base, token) == 40
             local = tmp_path / "rejects.jsonl"
-            assert st_.copy_out("ingestion", f"{smoke.REJECTS}/{token}.rejects.jsonl", local)
+            assert st_.copy_out("ingestion", f"{REJECTS}/{token}.rejects.jsonl", local)
             rejects = {r["line"]: r["reason"] for r in map(json.loads, local.read_text().splitlines())}
             assert sorted(rejects) == list(range(21, 21 + len(bad))), rejects
             assert "NUL" in rejects[21] and "NUL" in rejects[22], rejects
             assert st_.ps()["ingestion"].health == "healthy"
-            status, _, _ = smoke.http("GET", f"{base}/documents/{token}-nul")
+            status, _, _ = stack.http("GET", f"{base}/documents/{token}-nul")
             assert status == 404
             logs = st_.compose("logs", "--no-color", "ingestion").stdout
             isolated = re.search(rf"{token}\.jsonl: isolated 2 refused of (\d+) in ([0-9.]+) s", logs)
@@ -534,7 +537,7 @@ def test_stack_poison_batch_stall_and_network_split(built: dict[str, Any], cfg: 
             batch = tmp_path / f"{big}.jsonl"
             batch.write_text("\n".join(docs) + "\n")
             before = _total(base)
-            st_.copy_in(batch, "ingestion", f"{smoke.INBOX}/{batch.name}")
+            st_.copy_in(batch, "ingestion", f"{INBOX}/{batch.name}")
             figures["1,999 of 2,000 stored s"] = _wait("chunk batch", lambda: _total(base) == before + 1999, 60)
             logs = st_.compose("logs", "--no-color", "ingestion").stdout
             isolated = re.search(rf"{big}\.jsonl: isolated 1 refused of 200 in ([0-9.]+) s", logs)
@@ -549,7 +552,7 @@ def test_stack_poison_batch_stall_and_network_split(built: dict[str, Any], cfg: 
             stalled = f"stall{os.getpid()}"
             batch = tmp_path / f"{stalled}.jsonl"
             batch.write_text("".join(json.dumps({"body": f"waiting {stalled} {i}"}) + "\n" for i in range(5)))
-            st_.copy_in(batch, "ingestion", f"{smoke.INBOX}/{batch.name}")
+            st_.copy_in(batch, "ingestion", f"{INBOX}/{batch.name}")
             figures["to unhealthy s"] = _wait(
                 "ingestion unhealthy", lambda: st_.ps()["ingestion"].health == "unhealthy", 90
             )
@@ -567,5 +570,5 @@ def test_stack_poison_batch_stall_and_network_split(built: dict[str, Any], cfg: 
             assert "Traceback" not in logs and "unexpected error" not in logs, logs[-3000:]
             print("\n" + ", ".join(f"{k}: {v:.3f}" for k, v in figures.items()))
     finally:
-        left = stack.leftovers("docker", project)
+        left = stack.leftovers(project)
         assert not any(left.values()), left

@@ -1,0 +1,659 @@
+"""Pending Debian security updates: installed OS packages against the security suite's index.
+
+Every image carries a dpkg database: ``/var/lib/dpkg/status`` on a full Debian
+image, one file per package under ``/var/lib/dpkg/status.d`` on the distroless
+runtime. Each installed binary package is compared with what the configured
+security suite (``bookworm-security``) offers now, by Debian's version
+ordering (python-debian, never by hand). A newer version there is a pending
+security update; the CVE ids come from the newer package's own Debian
+changelog (read out of its .deb), entries newer than the installed version.
+
+The index is fetched over HTTP with a timeout and checked against the suite's
+signed InRelease (signature by gpgv and the Debian archive keyring when they
+are installed; the index's hash always). It is cached with its fetch time, and
+a stale cache is never used: when no fresh index can be had the check fails,
+like the vulnerability database does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import io
+import json
+import lzma
+import re
+import shutil
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+from debian import changelog as deb_changelog
+from debian import deb822
+from debian.debian_support import Version, version_compare
+
+from . import _proc
+from .config import Image
+from .errors import PipelineError
+from .findings import Finding, Severity
+
+TOOL = "os-updates"
+RULE = "PL-U001"  # a pending security update; waivable by rule + image + package like any scan finding
+MODES = ("fail", "warn", "off")
+KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+STATUS = "/var/lib/dpkg/status"
+STATUS_D = "/var/lib/dpkg/status.d"
+CVE = re.compile(r"\bCVE-\d{4}-\d{4,}\b")
+USER_AGENT = "pipelines-os-updates"
+MAX_DEB_BYTES = 200 * 1024 * 1024
+
+
+class OsUpdatesError(PipelineError):
+    """The pending-update check could not produce a trustworthy answer."""
+
+    exit_code = 2
+
+
+class NoDpkgData(OsUpdatesError):
+    """The image has no dpkg database: it has no Debian packages to check (e.g. a static binary on scratch)."""
+
+
+# --------------------------------------------------------------------------- installed packages
+
+
+@dataclass(frozen=True, order=True)
+class Installed:
+    name: str
+    version: str
+    arch: str
+    source: str  # source package name (the binary's own name when dpkg records none)
+    source_version: str  # what the changelog's versions are compared with
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version, "arch": self.arch, "source": self.source}
+
+
+def _source_of(para: Mapping[str, str]) -> tuple[str, str]:
+    name, version = para["Package"], para["Version"]
+    src = para.get("Source", "").strip()
+    if not src:
+        return name, version
+    # "Source: glibc (2.36-9+deb12u4)": a binNMU or a binary versioned apart from its source.
+    m = re.match(r"^(\S+)(?:\s+\((\S+)\))?$", src)
+    if not m:
+        return src.split()[0], version
+    return m.group(1), m.group(2) or version
+
+
+def parse_status(text: str, *, where: str = STATUS, whole_file_installed: bool = False) -> list[Installed]:
+    """Installed packages of a dpkg status file (or one status.d entry).
+
+    ``whole_file_installed``: status.d entries written without a Status field
+    still describe installed packages (distroless images write them so).
+    """
+    out = []
+    for para in deb822.Deb822.iter_paragraphs(text, use_apt_pkg=False):
+        if "Package" not in para:
+            continue
+        status = para.get("Status", "")
+        if status:
+            if status.split()[-1] != "installed":
+                continue
+        elif not whole_file_installed:
+            continue
+        if "Version" not in para:
+            raise OsUpdatesError(f"{where}: package {para['Package']} has no Version field")
+        source, source_version = _source_of(para)
+        out.append(Installed(para["Package"], para["Version"], para.get("Architecture", ""), source, source_version))
+    return out
+
+
+def parse_dpkg_tar(data: bytes, where: str) -> list[Installed]:
+    """Installed packages from a tar holding ``status`` or a ``status.d`` directory (engine get_archive)."""
+    out: list[Installed] = []
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for m in tar.getmembers():
+            if not m.isfile() or m.name.endswith(".md5sums"):
+                continue
+            f = tar.extractfile(m)
+            if f is None:
+                continue
+            text = f.read().decode("utf-8", "replace")
+            out += parse_status(text, where=f"{where}:{m.name}", whole_file_installed="status.d" in m.name)
+    return out
+
+
+def image_packages(ref: str, client: Any = None) -> list[Installed]:
+    """Every installed OS package of an image, read from its dpkg database without running it.
+
+    A container is created (never started), both dpkg locations are copied out
+    through the engine API, and the container is removed. Raises when the image
+    has no dpkg data at all: "no packages" would be an unproven pass.
+    """
+    import docker  # the engine client is only needed here; keep module import cheap
+    from docker.errors import DockerException, ImageNotFound, NotFound
+
+    try:
+        c = client or docker.from_env(timeout=120)
+        try:
+            c.images.get(ref)
+        except ImageNotFound:
+            c.images.pull(ref)
+        container = c.containers.create(ref, entrypoint=["/nonexistent"], command=[], network_disabled=True)
+    except DockerException as exc:
+        raise OsUpdatesError(
+            f"cannot read the packages of {ref}", seen=str(exc), hint="build the image first, or check the engine"
+        ) from None
+    found: list[Installed] = []
+    seen_any = False
+    try:
+        for path in (STATUS, STATUS_D):
+            try:
+                stream, _ = container.get_archive(path)
+            except NotFound:
+                continue
+            seen_any = True
+            found += parse_dpkg_tar(b"".join(stream), f"{ref}:{path}")
+    except DockerException as exc:
+        raise OsUpdatesError(f"cannot copy the dpkg database out of {ref}", seen=str(exc)) from None
+    finally:
+        container.remove(force=True)
+    if not seen_any:
+        raise NoDpkgData(
+            f"{ref} has no dpkg database ({STATUS} or {STATUS_D})",
+            hint="images must keep dpkg status data so their OS packages can be checked",
+        )
+    return sorted(set(found))
+
+
+# --------------------------------------------------------------------------- the suite index
+
+
+@dataclass(frozen=True)
+class Suite:
+    mirror: str  # e.g. http://deb.debian.org/debian-security
+    suite: str  # e.g. bookworm-security
+    component: str = "main"
+    arch: str = "amd64"
+
+    @property
+    def dists(self) -> str:
+        return f"{self.mirror.rstrip('/')}/dists/{self.suite}"
+
+    @property
+    def index_path(self) -> str:
+        return f"{self.component}/binary-{self.arch}/Packages.xz"
+
+    @property
+    def label(self) -> str:
+        return f"{self.suite} {self.component}/{self.arch} ({self.mirror})"
+
+
+@dataclass(frozen=True)
+class Available:
+    name: str
+    version: str
+    arch: str
+    source: str
+    source_version: str
+    filename: str  # relative to the mirror
+    sha256: str
+    size: int
+
+
+@dataclass
+class Index:
+    suite: Suite
+    packages: dict[str, list[Available]]
+    release_date: dt.datetime  # the suite's own Date (InRelease)
+    fetched_at: dt.datetime
+    origin: str  # download | cache
+    signature: str  # what was checked about InRelease
+    fetch_seconds: float = 0.0
+
+    def newest(self, name: str, arch: str) -> Available | None:
+        """The newest version of ``name`` for ``arch`` (or arch all) the suite offers."""
+        best: Available | None = None
+        for a in self.packages.get(name, []):
+            if arch and a.arch not in (arch, "all"):
+                continue
+            if best is None or version_compare(a.version, best.version) > 0:
+                best = a
+        return best
+
+    def statement(self) -> str:
+        return (
+            f"OS updates index: {self.suite.label}, Release dated {self.release_date:%Y-%m-%d %H:%M} UTC, "
+            f"fetched {self.fetched_at:%Y-%m-%d %H:%M:%S} UTC ({self.origin}), "
+            f"{sum(len(v) for v in self.packages.values())} packages, {self.signature}"
+        )
+
+
+def parse_release(text: str, where: str) -> tuple[dt.datetime, dict[str, tuple[str, int]]]:
+    """The Date and the SHA256 list of an InRelease/Release file."""
+    rel = deb822.Release(text)
+    try:
+        date = parsedate_to_datetime(rel["Date"]).astimezone(dt.UTC)
+    except (KeyError, TypeError, ValueError):
+        raise OsUpdatesError(f"{where} has no valid Date field", seen=text[:300]) from None
+    sums = {str(e["name"]): (str(e["sha256"]), int(e["size"])) for e in rel.get("SHA256", [])}
+    if not sums:
+        raise OsUpdatesError(f"{where} lists no SHA256 sums", seen=text[:300])
+    return date, sums
+
+
+def parse_packages(text: str) -> dict[str, list[Available]]:
+    out: dict[str, list[Available]] = {}
+    for para in deb822.Packages.iter_paragraphs(text, use_apt_pkg=False):
+        if "Package" not in para:
+            continue
+        source, source_version = _source_of(para)
+        a = Available(
+            para["Package"],
+            para["Version"],
+            para.get("Architecture", ""),
+            source,
+            source_version,
+            para.get("Filename", ""),
+            para.get("SHA256", ""),
+            int(para.get("Size", "0") or 0),
+        )
+        out.setdefault(a.name, []).append(a)
+    return out
+
+
+def _get(url: str, timeout: float, limit: int = MAX_DEB_BYTES) -> bytes:
+    if not url.startswith(("http://", "https://")):
+        raise OsUpdatesError(f"{url} is not an http(s) URL", hint="the mirror in the config must be http(s)://...")
+    # Only http(s), checked above: the S310 audit is satisfied.
+    req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            data: bytes = resp.read(limit + 1)
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise OsUpdatesError(f"cannot fetch {url}", seen=str(exc), hint="check the mirror in the config") from None
+    if len(data) > limit:
+        raise OsUpdatesError(f"{url} is larger than {limit} bytes")
+    return data
+
+
+def verify_inrelease(path: Path, keyring: Path = KEYRING) -> str:
+    """Check InRelease's signature with gpgv when the tools are here; say what was checked."""
+    gpgv = shutil.which("gpgv")
+    if gpgv is None or not keyring.is_file():
+        return "InRelease signature NOT verified (gpgv or the Debian archive keyring is not installed)"
+    r = _proc.run([gpgv, "--keyring", str(keyring), str(path)], timeout=60, check=False, quiet=True)
+    if r.returncode != 0:
+        raise OsUpdatesError(
+            f"the signature of {path.name} does not verify against {keyring}",
+            seen=_proc.tail(r.stderr or r.stdout, 5),
+            hint="the mirror may be serving altered data; check the mirror in the config",
+        )
+    return f"InRelease signature verified with {keyring.name}"
+
+
+def _cache_dir(cache: Path, suite: Suite) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{suite.mirror}_{suite.suite}_{suite.component}_{suite.arch}")
+    return cache / "os-updates" / safe
+
+
+def fetch_index(
+    suite: Suite,
+    cache: Path,
+    *,
+    timeout: float = 60,
+    max_age: dt.timedelta = dt.timedelta(hours=6),
+    now: dt.datetime | None = None,
+) -> Index:
+    """The suite's Packages index: a fresh cached copy, else downloaded and verified now."""
+    now = now or dt.datetime.now(dt.UTC)
+    d = _cache_dir(cache, suite)
+    meta_path = d / "meta.json"
+    start = time.monotonic()
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+            fetched = dt.datetime.fromisoformat(meta["fetched_at"])
+            if now - fetched <= max_age:
+                packages = parse_packages(lzma.decompress((d / "Packages.xz").read_bytes()).decode())
+                return Index(
+                    suite,
+                    packages,
+                    dt.datetime.fromisoformat(meta["release_date"]),
+                    fetched,
+                    "cache",
+                    str(meta["signature"]),
+                    round(time.monotonic() - start, 2),
+                )
+        except (OSError, ValueError, KeyError, lzma.LZMAError):
+            pass  # a broken cache is fetched again, never trusted
+    inrelease = _get(f"{suite.dists}/InRelease", timeout, limit=16 * 1024 * 1024)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "InRelease").write_bytes(inrelease)
+    signature = verify_inrelease(d / "InRelease")
+    release_date, sums = parse_release(inrelease.decode("utf-8", "replace"), f"{suite.dists}/InRelease")
+    if suite.index_path not in sums:
+        raise OsUpdatesError(
+            f"{suite.dists}/InRelease does not list {suite.index_path}",
+            hint=f"check suite {suite.suite!r}, component and architecture",
+        )
+    raw = _get(f"{suite.dists}/{suite.index_path}", timeout)
+    want, size = sums[suite.index_path]
+    got = hashlib.sha256(raw).hexdigest()
+    if got != want or len(raw) != size:
+        raise OsUpdatesError(
+            f"{suite.dists}/{suite.index_path} does not match its InRelease hash",
+            seen=f"sha256 {got} ({len(raw)} bytes), InRelease says {want} ({size} bytes)",
+            hint="the mirror may be mid-update; try again in a few minutes",
+        )
+    try:
+        packages = parse_packages(lzma.decompress(raw).decode())
+    except (lzma.LZMAError, UnicodeDecodeError) as exc:
+        raise OsUpdatesError(f"{suite.dists}/{suite.index_path} is not a readable index ({exc})") from None
+    if not packages:
+        raise OsUpdatesError(f"{suite.dists}/{suite.index_path} lists no packages")
+    (d / "Packages.xz").write_bytes(raw)
+    meta_path.write_text(
+        json.dumps(
+            {
+                "url": f"{suite.dists}/{suite.index_path}",
+                "fetched_at": now.isoformat(),
+                "release_date": release_date.isoformat(),
+                "signature": signature,
+            }
+        )
+    )
+    return Index(suite, packages, release_date, now, "download", signature, round(time.monotonic() - start, 2))
+
+
+# --------------------------------------------------------------------------- comparison and changelogs
+
+
+def is_newer(candidate: str, installed: str) -> bool:
+    """Debian version ordering (epochs, ~, revisions) by python-debian."""
+    return version_compare(candidate, installed) > 0
+
+
+@dataclass(frozen=True)
+class Pending:
+    image: str
+    package: str
+    arch: str
+    installed: str
+    fixed: str
+    source: str
+    source_installed: str
+    source_fixed: str
+    cves: tuple[str, ...] = ()
+    changelog: str = ""  # where the CVE ids were read
+
+
+def pending(image: str, installed: Iterable[Installed], index: Index) -> list[Pending]:
+    out = []
+    for p in installed:
+        a = index.newest(p.name, p.arch)
+        if a is not None and is_newer(a.version, p.version):
+            out.append(
+                Pending(image, p.name, p.arch, p.version, a.version, a.source, p.source_version, a.source_version)
+            )
+    return out
+
+
+def cves_since(text: str, installed_source_version: str) -> list[str]:
+    """CVE ids named by changelog entries newer than the installed (source) version, in order."""
+    log = deb_changelog.Changelog(text, strict=False)
+    floor = Version(installed_source_version)
+    seen: dict[str, None] = {}
+    for block in log:
+        if block.version is None or block.version <= floor:
+            continue
+        for line in block.changes():
+            for cve in CVE.findall(line):
+                seen.setdefault(cve, None)
+    return list(seen)
+
+
+def _ar_members(data: bytes) -> dict[str, bytes]:
+    """The members of an ar archive (the .deb container format)."""
+    if not data.startswith(b"!<arch>\n"):
+        raise ValueError("not an ar archive")
+    out, pos = {}, 8
+    while pos + 60 <= len(data):
+        header = data[pos : pos + 60]
+        name = header[:16].decode().strip().rstrip("/")
+        size = int(header[48:58].decode().strip())
+        out[name] = data[pos + 60 : pos + 60 + size]
+        pos += 60 + size + (size % 2)
+    return out
+
+
+def deb_changelog_text(deb: bytes, package: str) -> tuple[str | None, str | None]:
+    """(changelog text, None) from a .deb, or (None, other package) when its doc dir links elsewhere."""
+    members = _ar_members(deb)
+    data_name = next((n for n in members if n.startswith("data.tar")), None)
+    if data_name is None:
+        raise ValueError("no data.tar member")
+    raw = members[data_name]
+    if data_name.endswith(".xz"):
+        raw = lzma.decompress(raw)
+    elif data_name.endswith(".gz"):
+        raw = gzip.decompress(raw)
+    elif data_name != "data.tar":
+        raise ValueError(f"unsupported compression: {data_name}")
+    doc = f"usr/share/doc/{package}"
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        by_name = {m.name.removeprefix("./"): m for m in tar.getmembers()}
+        link = by_name.get(doc)
+        if link is not None and link.issym():
+            return None, Path(link.linkname).name
+        for candidate in ("changelog.Debian.gz", "changelog.gz"):
+            m = by_name.get(f"{doc}/{candidate}")
+            if m is not None and m.isfile():
+                f = tar.extractfile(m)
+                if f is not None:
+                    return gzip.decompress(f.read()).decode("utf-8", "replace"), None
+    return None, None
+
+
+def changelog_for(index: Index, p: Pending, cache: Path, timeout: float) -> tuple[str, str]:
+    """(changelog text, .deb URL) of the fixed version, downloaded once and cached by source version."""
+    d = _cache_dir(cache, index.suite) / "changelogs"
+    cached = d / f"{p.source}_{p.source_fixed}.txt"
+    url_file = cached.with_suffix(".url")
+    if cached.is_file() and url_file.is_file():
+        return cached.read_text(), url_file.read_text()
+    name = p.package
+    for _ in range(3):  # doc dirs link at most one step in practice; bound it anyway
+        a = index.newest(name, p.arch)
+        if a is None or not a.filename:
+            break
+        url = f"{index.suite.mirror.rstrip('/')}/{a.filename}"
+        deb = _get(url, timeout)
+        if a.sha256 and hashlib.sha256(deb).hexdigest() != a.sha256:
+            raise OsUpdatesError(f"{url} does not match the index's SHA256")
+        try:
+            text, other = deb_changelog_text(deb, a.name)
+        except (ValueError, tarfile.TarError, lzma.LZMAError, OSError) as exc:
+            raise OsUpdatesError(f"cannot read {url} ({exc})") from None
+        if text is not None:
+            d.mkdir(parents=True, exist_ok=True)
+            cached.write_text(text)
+            url_file.write_text(url)
+            return text, url
+        if other is None:
+            break
+        name = other
+    raise OsUpdatesError(
+        f"no Debian changelog found for {p.package} {p.fixed}",
+        hint="the CVE ids of this update cannot be named; the finding stands without them",
+    )
+
+
+def with_cves(items: Sequence[Pending], index: Index, cache: Path, timeout: float) -> list[Pending]:
+    out = []
+    for p in items:
+        try:
+            text, url = changelog_for(index, p, cache, timeout)
+            out.append(replace(p, cves=tuple(cves_since(text, p.source_installed)), changelog=url))
+        except OsUpdatesError as exc:
+            out.append(replace(p, changelog=f"unavailable: {exc.what}"))
+    return out
+
+
+# --------------------------------------------------------------------------- findings
+
+
+def as_finding(p: Pending, mode: str, suite: str) -> Finding:
+    cves = ", ".join(p.cves) if p.cves else "no CVE id named in the changelog"
+    return Finding(
+        TOOL,
+        RULE,
+        Severity.ERROR if mode == "fail" else Severity.WARNING,
+        f"{p.image}: {p.package} {p.installed} has a security update {p.fixed} in {suite} ({cves})",
+        p.image,
+        hint="rebuild the golden bases (`pipelines build --refresh-bases`) and the images on them",
+        extra=(
+            ("image", p.image),
+            ("package", p.package),
+            ("installed", p.installed),
+            ("fixed", p.fixed),
+            ("kind", "os-update"),
+            ("source", p.source),
+            ("cves", ",".join(p.cves)),
+            ("suite", suite),
+            ("changelog", p.changelog),
+        ),
+    )
+
+
+@dataclass
+class CheckResult:
+    index: Index
+    pending: list[Pending] = field(default_factory=list)
+    packages: dict[str, int] = field(default_factory=dict)  # image -> packages checked
+    seconds: dict[str, float] = field(default_factory=dict)  # image -> check time
+    no_dpkg: list[str] = field(default_factory=list)  # images without a dpkg database
+
+    def statement(self) -> str:
+        n = sum(self.packages.values())
+        out = (
+            f"{self.index.statement()}; {n} OS packages in {len(self.packages)} images checked, "
+            f"{len(self.pending)} pending security updates"
+        )
+        if self.no_dpkg:
+            out += f"; NOT checked (no dpkg database): {', '.join(self.no_dpkg)}"
+        return out
+
+
+def check_images(
+    images: Mapping[str, str],
+    suite: Suite,
+    cache: Path,
+    *,
+    timeout: float = 60,
+    max_age: dt.timedelta = dt.timedelta(hours=6),
+    client: Any = None,
+    index: Index | None = None,
+) -> CheckResult:
+    """Pending security updates of every image (name -> reference), with the CVE ids they fix."""
+    index = index or fetch_index(suite, cache, timeout=timeout, max_age=max_age)
+    res = CheckResult(index)
+    for name, ref in images.items():
+        start = time.monotonic()
+        try:
+            pkgs = image_packages(ref, client)
+        except NoDpkgData:
+            res.no_dpkg.append(name)
+            continue
+        found = pending(name, pkgs, index)
+        res.pending += with_cves(found, index, cache, timeout)
+        res.packages[name] = len(pkgs)
+        res.seconds[name] = round(time.monotonic() - start, 2)
+    if images and not res.packages:
+        # Not one image had Debian packages: "nothing pending" would be a pass on nothing.
+        raise NoDpkgData(
+            f"none of the images has a dpkg database: {', '.join(images)}",
+            hint='set scan.os_updates = "off" for images without Debian packages',
+        )
+    return res
+
+
+# --------------------------------------------------------------------------- config
+
+
+def host_arch() -> str:
+    """Debian's name for this machine's architecture (the images are built for it)."""
+    import platform
+
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+
+
+DEFAULT_SUITE = Suite("http://deb.debian.org/debian-security", "bookworm-security")
+
+
+def security_suites(images: Iterable[Image]) -> list[Suite]:
+    """The security suites the rootfs images' apt sources name, once each.
+
+    A config without a rootfs image gets the one a rootfs image gets by
+    default (bookworm-security); the report names it like any other.
+    """
+    images = list(images)
+    out: dict[tuple[str, str], Suite] = {}
+    for img in images:
+        if img.kind != "rootfs":
+            continue
+        for s in img.suites:
+            if s.endswith("-security"):
+                out.setdefault((img.security_mirror, s), Suite(img.security_mirror, s, arch=host_arch()))
+    if not out and not any(img.kind == "rootfs" for img in images):
+        return [Suite(DEFAULT_SUITE.mirror, DEFAULT_SUITE.suite, arch=host_arch())]
+    return list(out.values())
+
+
+def lock_entries(installed: Iterable[Installed]) -> dict[str, dict[str, str]]:
+    """Package-lock entries: by name, or name:arch when one name is installed for two architectures."""
+    pkgs = sorted(installed)
+    names = [p.name for p in pkgs]
+    out = {}
+    for p in pkgs:
+        key = p.name if names.count(p.name) == 1 else f"{p.name}:{p.arch}"
+        out[key] = {"version": p.version, "source": p.source, "arch": p.arch}
+    return out
+
+
+def from_lock(entries: Mapping[str, Mapping[str, str]]) -> list[Installed]:
+    return [
+        Installed(key.split(":", 1)[0], e["version"], e.get("arch", ""), e.get("source", ""), e["version"])
+        for key, e in entries.items()
+    ]
+
+
+def for_scan(
+    images: Iterable[Image], mode: str, cache: Path, timeout: float, targets: Sequence[tuple[str, str]]
+) -> tuple[list[Finding], list[str]]:
+    """The scan stage's findings and report lines: every target image against every security suite."""
+    if mode == "off":
+        return [], ['OS updates: NOT checked (scan.os_updates = "off")']
+    suites = security_suites(images)
+    if not suites:
+        raise OsUpdatesError(
+            "scan.os_updates is on, but the rootfs image's `suites` list no security suite",
+            hint='add e.g. suites = ["bookworm", "bookworm-updates", "bookworm-security"], or set scan.os_updates',
+        )
+    findings: list[Finding] = []
+    notes: list[str] = []
+    for suite in suites:
+        res = check_images(dict(targets), suite, cache, timeout=timeout)
+        findings += [as_finding(p, mode, suite.suite) for p in res.pending]
+        notes.append(res.statement() + ("" if mode == "fail" else " (warn only)"))
+        per_image = ", ".join(f"{n} {s:.1f}s" for n, s in res.seconds.items())
+        notes.append(f"OS updates timing: index {res.index.fetch_seconds:.1f}s ({res.index.origin}), {per_image}")
+    return findings, notes

@@ -1,0 +1,280 @@
+"""Pending security updates: parsers and version logic on recorded real archive files.
+
+The inputs under tests/data/recorded/os-updates/ were copied from Debian's
+archive and from images this project built (see SOURCES.md there).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from pipelines import osupdates
+from pipelines.findings import Severity
+
+DATA = Path(__file__).parent / "data" / "recorded" / "os-updates"
+SUITE = osupdates.Suite("http://deb.debian.org/debian-security", "bookworm-security")
+
+
+def index() -> osupdates.Index:
+    text = (DATA / "bookworm-security.Packages.excerpt").read_text()
+    when = dt.datetime(2026, 11, 21, 0, 53, 2, tzinfo=dt.UTC)
+    return osupdates.Index(SUITE, osupdates.parse_packages(text), when, when, "recorded", "not checked")
+
+
+def api_status() -> list[osupdates.Installed]:
+    out = []
+    for name in ("libc6", "libssl3", "libpython3.11-minimal", "tzdata"):
+        out += osupdates.parse_status((DATA / f"api.status.d.{name}").read_text(), whole_file_installed=True)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("newer", "older"),
+    [
+        ("3.0.22-1~deb12u2", "3.0.20-1~deb12u2"),
+        ("3.0.20-1~deb12u2", "3.0.20-1~deb12u1"),
+        ("3.0.20-1", "3.0.20-1~deb12u2"),  # ~ sorts before everything, even the end
+        ("3.11.2-6+deb12u9", "3.11.2-6+deb12u8"),
+        ("3.11.2-6+deb12u10", "3.11.2-6+deb12u9"),  # numeric, not lexical
+        ("1:1.2.13.dfsg-1", "1.3-1"),  # the epoch wins
+        ("2.1.28+dfsg-10+deb12u1", "2.1.28+dfsg-10"),
+        ("2026f-0+deb12u1", "2026b-0+deb12u1"),
+        ("20250419~deb12u2", "20230311+deb12u1"),
+    ],
+)
+def test_debian_version_order(newer: str, older: str) -> None:
+    assert osupdates.is_newer(newer, older)
+    assert not osupdates.is_newer(older, newer)
+    assert not osupdates.is_newer(newer, newer)
+
+
+def test_full_dpkg_status_of_the_minbase_rootfs() -> None:
+    pkgs = osupdates.parse_status((DATA / "debian-minbase.status").read_text())
+    assert len(pkgs) == 88
+    by_name = {p.name: p for p in pkgs}
+    assert by_name["libc6"].version == "2.36-9+deb12u14"
+    assert by_name["libc6"].source == "glibc"
+    assert by_name["libc6"].arch == "amd64"
+    assert by_name["base-files"].source == "base-files"  # no Source field: the binary's own name
+
+
+def test_removed_packages_are_not_installed() -> None:
+    text = (DATA / "debian-minbase.status").read_text()
+    removed = text.replace(
+        "Package: adduser\nStatus: install ok installed", "Package: adduser\nStatus: deinstall ok config-files"
+    )
+    assert removed != text
+    names = {p.name for p in osupdates.parse_status(removed)}
+    assert "adduser" not in names
+    assert len(names) == 87
+
+
+def test_status_d_entry_without_status_counts_only_in_status_d() -> None:
+    raw = (DATA / "api.status.d.libssl3").read_text()
+    stripped = "\n".join(line for line in raw.splitlines() if not line.startswith("Status:")) + "\n"
+    assert osupdates.parse_status(stripped) == []
+    [p] = osupdates.parse_status(stripped, whole_file_installed=True)
+    assert (p.name, p.version, p.source) == ("libssl3", "3.0.20-1~deb12u2", "openssl")
+
+
+def test_status_d_tar_from_the_engine_skips_md5sums() -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in ("libssl3", "tzdata"):
+            data = (DATA / f"api.status.d.{name}").read_bytes()
+            info = tarfile.TarInfo(f"status.d/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        junk = b"0123456789abcdef  usr/lib/x86_64-linux-gnu/libssl.so.3\n"
+        info = tarfile.TarInfo("status.d/libssl3.md5sums")
+        info.size = len(junk)
+        tar.addfile(info, io.BytesIO(junk))
+    pkgs = osupdates.parse_dpkg_tar(buf.getvalue(), "api:/var/lib/dpkg/status.d")
+    assert sorted(p.name for p in pkgs) == ["libssl3", "tzdata"]
+
+
+def test_release_date_and_index_hash() -> None:
+    date, sums = osupdates.parse_release((DATA / "bookworm-security.InRelease").read_text(), "InRelease")
+    assert date == dt.datetime(2026, 11, 21, 0, 53, 2, tzinfo=dt.UTC)
+    assert sums["main/binary-amd64/Packages.xz"] == (
+        "8575ec1f224d635ce30646a2a1388bee267a7f37fae3f997687643c9ebb8fb43",
+        378100,
+    )
+
+
+def test_inrelease_signature(tmp_path: Path) -> None:
+    good = tmp_path / "InRelease"
+    shutil.copy(DATA / "bookworm-security.InRelease", good)
+    if shutil.which("gpgv") is None or not osupdates.KEYRING.is_file():
+        assert "NOT verified" in osupdates.verify_inrelease(good)
+        return
+    assert "verified with" in osupdates.verify_inrelease(good)
+    bad = tmp_path / "InRelease.tampered"
+    bad.write_text(good.read_text().replace("Codename: bookworm-security", "Codename: bookworm-securitx"))
+    with pytest.raises(osupdates.OsUpdatesError, match="does not verify"):
+        osupdates.verify_inrelease(bad)
+
+
+def test_index_newest_and_source_versions() -> None:
+    idx = index()
+    assert idx.newest("libssl3", "amd64").version == "3.0.22-1~deb12u2"  # type: ignore[union-attr]
+    # Four linux-source versions are in the suite at once; the newest counts.
+    assert len(idx.packages["linux-source"]) == 4
+    assert idx.newest("linux-source", "amd64").version == "6.1.192-2"  # type: ignore[union-attr]
+    headers = idx.packages["linux-headers-6.12-amd64"][0]
+    assert (headers.source, headers.source_version) == ("linux-signed-6.12-amd64", "6.12.117+1~deb12u1")
+    assert idx.newest("libssl3", "arm64") is None
+    assert idx.newest("tzdata", "amd64").arch == "all"  # type: ignore[union-attr]
+
+
+def test_pending_updates_of_the_api_image() -> None:
+    found = {p.package: p for p in osupdates.pending("api", api_status(), index())}
+    assert set(found) == {"libssl3", "libpython3.11-minimal", "tzdata"}  # libc6 is not in the suite excerpt
+    assert (found["libssl3"].installed, found["libssl3"].fixed) == ("3.0.20-1~deb12u2", "3.0.22-1~deb12u2")
+    assert found["libpython3.11-minimal"].fixed == "3.11.2-6+deb12u9"
+    assert found["libpython3.11-minimal"].source == "python3.11"
+
+
+def test_nothing_pending_when_installed_is_current() -> None:
+    current = [
+        osupdates.Installed("libssl3", "3.0.22-1~deb12u2", "amd64", "openssl", "3.0.22-1~deb12u2"),
+        osupdates.Installed("libssl3-newer-local", "9", "amd64", "x", "9"),
+    ]
+    assert osupdates.pending("x", current, index()) == []
+
+
+def _changelog(name: str) -> str:
+    return gzip.decompress((DATA / name).read_bytes()).decode()
+
+
+def test_cves_since_the_installed_openssl() -> None:
+    text = _changelog("openssl_3.0.22-1~deb12u2.changelog.Debian.gz")
+    cves = osupdates.cves_since(text, "3.0.20-1~deb12u2")
+    assert len(cves) == 12
+    assert cves[0] == "CVE-2026-84782"  # newest entry first
+    assert "CVE-2026-75803" in cves  # from 3.0.22-1~deb12u1
+    assert "CVE-2026-7383" not in cves  # fixed in the installed 3.0.20-1~deb12u2 itself
+    assert osupdates.cves_since(text, "3.0.22-1~deb12u1") == [
+        "CVE-2026-84782",
+        "CVE-2026-35189",
+        "CVE-2026-54872",
+        "CVE-2026-75805",
+        "CVE-2026-75806",
+        "CVE-2026-77696",
+    ]
+    assert osupdates.cves_since(text, "3.0.22-1~deb12u2") == []
+
+
+def test_cves_since_the_installed_python() -> None:
+    text = _changelog("python3.11_3.11.2-6+deb12u9.changelog.Debian.gz")
+    cves = osupdates.cves_since(text, "3.11.2-6+deb12u8")
+    assert cves[:4] == ["CVE-2025-69534", "CVE-2026-1502", "CVE-2026-3276", "CVE-2026-6019"]
+    assert len(cves) == len(set(cves))
+    older = osupdates.cves_since(text, "3.11.2-6+deb12u7")
+    assert set(cves) < set(older)
+
+
+def test_changelog_from_a_real_deb() -> None:
+    deb = (DATA / "libsasl2-modules-db_2.1.28+dfsg-10+deb12u1_amd64.deb").read_bytes()
+    text, other = osupdates.deb_changelog_text(deb, "libsasl2-modules-db")
+    assert other is None and text is not None
+    assert text.startswith("cyrus-sasl2 (2.1.28+dfsg-10+deb12u1)")
+    assert osupdates.cves_since(text, "2.1.28+dfsg-10") == ["CVE-2026-107161"]
+
+
+def test_doc_dir_symlink_points_at_the_package_with_the_changelog() -> None:
+    deb = (DATA / "python3.11-full_3.11.2-6+deb12u9_amd64.deb").read_bytes()
+    assert osupdates.deb_changelog_text(deb, "python3.11-full") == (None, "python3.11")
+
+
+def test_not_a_deb_is_refused() -> None:
+    with pytest.raises(ValueError, match="not an ar archive"):
+        osupdates.deb_changelog_text(b"PK\x03\x04 a zip file", "x")
+
+
+@pytest.mark.parametrize(("mode", "severity"), [("fail", Severity.ERROR), ("warn", Severity.WARNING)])
+def test_finding_names_package_versions_and_cves(mode: str, severity: Severity) -> None:
+    p = osupdates.Pending(
+        "api", "libssl3", "amd64", "3.0.20-1~deb12u2", "3.0.22-1~deb12u2", "openssl", "3.0.20-1~deb12u2",
+        "3.0.22-1~deb12u2", ("CVE-2026-84782", "CVE-2026-35189"),
+    )  # fmt: skip
+    f = osupdates.as_finding(p, mode, SUITE.label)
+    assert f.severity == severity
+    assert (f.tool, f.rule) == (osupdates.TOOL, osupdates.RULE)
+    extra = dict(f.extra)
+    assert extra["package"] == "libssl3" and extra["image"] == "api"
+    assert extra["fixed"] == "3.0.22-1~deb12u2"
+    assert extra["cves"] == "CVE-2026-84782,CVE-2026-35189"
+    assert "CVE-2026-84782" in f.message and "bookworm-security" in f.message
+
+
+def test_unreachable_mirror_fails_closed_even_with_a_stale_cache(tmp_path: Path) -> None:
+    suite = osupdates.Suite("http://127.0.0.1:9/debian-security", "bookworm-security")
+    d = osupdates._cache_dir(tmp_path, suite)
+    d.mkdir(parents=True)
+    old = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    (d / "meta.json").write_text(
+        json.dumps({"fetched_at": old.isoformat(), "release_date": old.isoformat(), "signature": "x"})
+    )
+    (d / "Packages.xz").write_bytes(b"")
+    with pytest.raises(osupdates.OsUpdatesError, match=r"cannot fetch http://127\.0\.0\.1:9/"):
+        osupdates.fetch_index(suite, tmp_path, timeout=5)
+
+
+def test_scan_gate_takes_fail_mode_findings_only(tmp_path: Path) -> None:
+    from pipelines import scan
+
+    p = osupdates.Pending(
+        "api", "libssl3", "amd64", "3.0.20-1~deb12u2", "3.0.22-1~deb12u2", "openssl", "3.0.20-1~deb12u2",
+        "3.0.22-1~deb12u2", ("CVE-2026-84782",),
+    )  # fmt: skip
+
+    def outcome(*findings: object) -> scan.Outcome:
+        return scan.Outcome("dev", "db", "HIGH", False, [], [], list(findings), ["db"], tmp_path)  # type: ignore[arg-type]
+
+    failing = osupdates.as_finding(p, "fail", "bookworm-security")
+    warning = osupdates.as_finding(p, "warn", "bookworm-security")
+    assert outcome(failing).gated() == [failing]
+    assert outcome(warning).gated() == []
+    assert outcome(failing.waive("security/waivers.yaml:3", "reason")).gated() == []
+
+
+def test_security_suite_from_the_config_or_the_rootfs_default(tmp_path: Path) -> None:
+    from pipelines import config
+
+    from .test_config import project
+
+    minimal = '[project]\nname = "x"\n[registry]\naddress = "r:5000"\n[services.web]\ncontext = "services/web"\n'
+    cfg = config.load(project(tmp_path / "a", minimal + "[environments.dev]\n"))
+    [default] = osupdates.security_suites(cfg.images.values())
+    assert (default.mirror, default.suite) == ("http://deb.debian.org/debian-security", "bookworm-security")
+    only_release = minimal + '[images.debian]\nkind = "rootfs"\nsuites = ["bookworm"]\n[environments.dev]\n'
+    cfg = config.load(project(tmp_path / "b", only_release))
+    assert osupdates.security_suites(cfg.images.values()) == []
+    assert osupdates.for_scan(cfg.images.values(), "off", tmp_path, 5, [("web", "x")])[0] == []
+    with pytest.raises(osupdates.OsUpdatesError, match="list no security suite"):
+        osupdates.for_scan(cfg.images.values(), "fail", tmp_path, 5, [("web", "x")])
+
+
+def test_scan_stops_with_exit_2_when_the_index_cannot_be_had(tmp_path: Path) -> None:
+    from .conftest import run_cli
+
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "pipeline.toml").write_text(
+        "[project]\nname = 'x'\n[registry]\naddress = '127.0.0.1:5000'\n"
+        "[images.debian]\nkind = 'rootfs'\nsecurity_mirror = 'http://127.0.0.1:9/debian-security'\n"
+        "[services.svc]\ncontext = 'svc'\n[environments.dev]\n[scan]\ndb_sources = ['bundle']\n"
+    )
+    r = run_cli("--config", str(tmp_path / "pipeline.toml"), "scan", "pipelines-tests/never-built:1")
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "error: cannot fetch http://127.0.0.1:9/debian-security/dists/bookworm-security/InRelease" in r.stderr
+    assert "Traceback" not in r.stderr
