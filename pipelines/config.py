@@ -222,6 +222,12 @@ class ScanSettings:
     timeout: int
     download_timeout: int
     cache_dir: Path
+    # Coverage: data older than this, or an ecosystem in an image the data does not cover, fails the gate ...
+    max_data_age_days: int = 30
+    # ... unless the site knowingly accepts it; reports then say COVERAGE LIMITED and why.
+    accept_limited_coverage: bool = False
+    # Severity of advisories that rate nothing, per OSV ecosystem family (Debian, PyPI); built-in: HIGH.
+    default_severity: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -480,6 +486,9 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         timeout=sc.integer("timeout", 600, minimum=10),
         download_timeout=sc.integer("download_timeout", 120, minimum=5),
         cache_dir=root / sc.string("cache_dir", ".pipelines/vulndb"),
+        max_data_age_days=sc.integer("max_data_age_days", 30, minimum=1),
+        accept_limited_coverage=sc.boolean("accept_limited_coverage", False),
+        default_severity=_default_severity(sc, str(path)),
     )
     sc.done()
     ct = top.table("compose")
@@ -504,6 +513,12 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         scan=scan,
         default_env=default_env,
     )
+
+
+def _default_severity(t: _Table, file: str) -> dict[str, str]:
+    from .vulndb import check_default_severity
+
+    return check_default_severity(t.string_map("default_severity"), where=f"{file}: {t.key('default_severity')}")
 
 
 def _scan_overrides(t: _Table) -> dict[str, Any]:
