@@ -496,6 +496,36 @@ def pip_name(name: str) -> str:
 # The name this module used before; PEP 503 would also fold dots, which Trivy does not.
 normalise_pip = pip_name
 
+_MAX_SPELLINGS_SEPARATORS = 6
+
+
+def pip_canonical(name: str) -> str:
+    """PEP 503's name: the one project behind every spelling ("Zope.Interface", "zope_interface")."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pip_spellings(name: str) -> list[str]:
+    """Every key Trivy may look this project up under, the given spelling first.
+
+    Trivy keeps dots and folds only "_" and case, so "zope.interface" and
+    "zope-interface" are different keys to it, while PyPI treats them as one
+    project. Feeds differ in which they write (GitHub keeps the dots, the PyPA
+    database folds them), so each advisory is filed under every dot/dash
+    spelling of its name (for up to six separators; beyond that, the
+    all-dots and all-dashes spellings).
+    """
+    given = pip_name(name)
+    parts = re.split(r"[-.]+", pip_canonical(name))
+    seps = len(parts) - 1
+    out = [given]
+    if 0 < seps <= _MAX_SPELLINGS_SEPARATORS:
+        for mask in range(1 << seps):
+            spelled = parts[0] + "".join(("." if mask >> i & 1 else "-") + p for i, p in enumerate(parts[1:]))
+            out.append(spelled)
+    elif seps:
+        out += ["-".join(parts), ".".join(parts)]
+    return list(dict.fromkeys(out))
+
 
 def _reference(record: OsvRecord) -> str:
     urls: dict[str, str] = {}
@@ -635,7 +665,9 @@ def merge(advisories: Iterable[Advisory], notes: list[str] | None = None) -> dic
             raise ValueError(f"{adv.id}: ecosystem {adv.ecosystem!r} is neither 'pip' nor 'debian N'")
         if not adv.id or not adv.package:
             raise ValueError(f"an advisory without an ID or package: {adv!r}")
-        key = (adv.ecosystem, adv.package, adv.id)
+        # One project, however a feed spells it (PEP 503), for pip.
+        package = pip_canonical(adv.package) if adv.ecosystem == "pip" else adv.package
+        key = (adv.ecosystem, package, adv.id)
         seen = out.get(key)
         out[key] = adv if seen is None else _fold(seen, adv, sink)
     return out
@@ -770,7 +802,7 @@ def build_db(
             defaulted[eco] = defaulted.get(eco, 0) + 1
     dates = [a.modified for a in entries.values() if a.modified is not None]
     newest = max(dates).replace(microsecond=0) if dates else None
-    info_record = {
+    info_record: dict[str, Any] = {
         "Source": source,
         "Advisories": len(entries),
         "Ecosystems": dict(sorted(ecosystems.items())),
@@ -778,6 +810,13 @@ def build_db(
         "DefaultedSeverity": dict(sorted(defaulted.items())),
     }
     tree = _db_tree(entries, source)
+    info_record["Keys"] = sum(
+        len(recs)
+        for name, pkgs in tree.items()
+        if _is_advisory_bucket(name) and isinstance(pkgs, dict)
+        for recs in pkgs.values()
+        if isinstance(recs, dict)
+    )
     tree[INFO_BUCKET.encode()] = {INFO_KEY.encode(): _json_bytes(info_record)}
     db_dir = out / "db"
     db_dir.mkdir(parents=True, exist_ok=True)
@@ -811,7 +850,9 @@ def _db_tree(entries: Mapping[tuple[str, str, str], Advisory], source: str) -> T
                 record["PatchedVersions"] = list(adv.patched_versions)
         else:
             record = {"FixedVersion": adv.fixed_version} if adv.fixed_version else {}
-        buckets.setdefault(_bucket_name(ecosystem), {}).setdefault(package, {})[vuln_id] = record
+        names = pip_spellings(adv.package) if ecosystem == "pip" else [package]
+        for name in names:
+            buckets.setdefault(_bucket_name(ecosystem), {}).setdefault(name, {})[vuln_id] = record
         _merge_vulnerability(vulns.setdefault(vuln_id, {}), adv, _source_of(ecosystem).id)
 
     tree: Tree = {}
@@ -906,12 +947,23 @@ def read_info(cache_dir: Path) -> DbInfo:
     for bucket, n in counts.items():
         eco = ecosystem_of_bucket(bucket.decode(errors="replace"))
         ecosystems[eco] = ecosystems.get(eco, 0) + n
-    count = sum(n for b, n in counts.items() if _is_advisory_bucket(b))
-    for where, recorded in (("metadata.json", meta.get("Advisories")), (INFO_BUCKET, ours.get("Advisories"))):
-        if isinstance(recorded, int) and recorded != count:
+    keys = sum(n for b, n in counts.items() if _is_advisory_bucket(b))
+    count = keys
+    if ours:
+        # Ours: pip advisories are filed under several spellings; the record says how many keys that made.
+        recorded_keys, distinct, given = ours.get("Keys"), ours.get("Advisories"), ours.get("Ecosystems")
+        if not isinstance(distinct, int) or not isinstance(given, dict) or recorded_keys != keys:
             raise VulnDbError(
-                f"{path} does not match its metadata", seen=f"{count} advisories, {where} says {recorded}", hint=hint
+                f"{path} does not match its metadata",
+                seen=f"{keys} records, {INFO_BUCKET} says {recorded_keys}",
+                hint=hint,
             )
+        ecosystems, count = {str(k): int(v) for k, v in given.items()}, distinct
+    recorded = meta.get("Advisories")
+    if isinstance(recorded, int) and recorded != count:
+        raise VulnDbError(
+            f"{path} does not match its metadata", seen=f"{count} advisories, metadata.json says {recorded}", hint=hint
+        )
     newest_text = ours.get("NewestAdvisory")
     try:
         newest = _parse_time(newest_text, "NewestAdvisory") if newest_text is not None else None

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from pipelines import _proc, tools, vulndb
-from pipelines.errors import ConfigError, InputError
+from pipelines.errors import ConfigError
 from pipelines.vulndb import Advisory, VulnDbError
 
 from .test_bolt import read_tree
@@ -379,6 +379,7 @@ def test_database_layout_trivy_depends_on(tmp_path: Path) -> None:
         "Ecosystems": {"debian 12": 1},
         "NewestAdvisory": "2026-10-01T00:00:00Z",
         "DefaultedSeverity": {"debian 12": 1},
+        "Keys": 1,
     }
 
 
@@ -400,7 +401,9 @@ def test_entries_for_one_package_and_id_are_merged(tmp_path: Path) -> None:
     [unfixed] = vulndb.merge([adv, replace(adv, fixed_version="")]).values()
     assert unfixed.fixed_version == ""
     # pip: the constraints are alternatives, so they are united.
-    pip = Advisory("GHSA-1", (), "", "LOW", "pip", "urllib3", vulnerable_versions=("<1.26.17",), patched_versions=("1.26.17",))
+    pip = Advisory(
+        "GHSA-1", (), "", "LOW", "pip", "urllib3", vulnerable_versions=("<1.26.17",), patched_versions=("1.26.17",)
+    )
     two = replace(pip, vulnerable_versions=(">=2.0.0, <2.0.6",), patched_versions=("2.0.6",))
     [both] = vulndb.merge([pip, two]).values()
     assert both.vulnerable_versions == ("<1.26.17", ">=2.0.0, <2.0.6")
