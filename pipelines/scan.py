@@ -308,9 +308,10 @@ def image_ecosystems(data: Any) -> tuple[str, ...]:
         if r.get("Class") == "os-pkgs":
             family = str(os_meta.get("Family") or kind)
             version = str(os_meta.get("Name") or "")
-            # Debian's buckets are per major release ("debian 12" for 12.15).
-            major = version.split(".", 1)[0] if family == "debian" else version
-            found.add(f"{family} {major}".strip())
+            # Trivy's buckets: Debian per major release ("debian 12" for 12.15), Alpine per minor.
+            parts = version.split(".")
+            release = parts[0] if family == "debian" else ".".join(parts[:2]) if family == "alpine" else version
+            found.add(f"{family} {release}".strip())
         else:
             found.add(_LANG_ECOSYSTEMS.get(kind, kind))
     return tuple(sorted(found))
