@@ -204,6 +204,7 @@ class Coverage:
     image_ecosystems: Mapping[str, tuple[str, ...]]  # image -> ecosystems Trivy found packages of
     missing: Mapping[str, tuple[str, ...]]  # image -> those the data has no advisories for
     accepted: bool  # scan.accept_limited_coverage
+    empty: bool = False  # the database holds no advisories at all
 
     @property
     def stale(self) -> bool:
@@ -211,10 +212,10 @@ class Coverage:
 
     @property
     def limited(self) -> bool:
-        return self.stale or any(self.missing.values())
+        return self.empty or self.stale or any(self.missing.values())
 
     def reasons(self) -> list[str]:
-        out = []
+        out = ["the database holds no advisories"] if self.empty else []
         gaps = sorted({e for m in self.missing.values() for e in m})
         if gaps:
             out.append(f"no advisories for {', '.join(gaps)}")
@@ -238,8 +239,10 @@ class Coverage:
         out = []
         for image in self.image_ecosystems:
             gaps = self.missing.get(image, ())
-            problems = ([f"no advisories for {', '.join(gaps)}"] if gaps else []) + (
-                [f"vulnerability data is {self.age_days} days old (max {self.max_age_days})"] if self.stale else []
+            problems = (
+                (["the database holds no advisories"] if self.empty else [])
+                + ([f"no advisories for {', '.join(gaps)}"] if gaps else [])
+                + ([f"vulnerability data is {self.age_days} days old (max {self.max_age_days})"] if self.stale else [])
             )
             if not problems:
                 continue
@@ -330,6 +333,7 @@ def assess_coverage(
         image_ecosystems=dict(per_image),
         missing={image: tuple(e for e in ecos if e not in have) for image, ecos in per_image.items()},
         accepted=settings.accept_limited_coverage,
+        empty=db.info.advisories == 0,
     )
 
 

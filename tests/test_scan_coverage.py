@@ -10,18 +10,21 @@ Trivy pulls its official database.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import secrets
 import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pipelines import scan, vulndb_oci
+from pipelines import scan, vulndb, vulndb_oci
+from pipelines.config import load
 
 from .conftest import run_cli
 from .test_scan import gated_ids, project, result
@@ -247,3 +250,43 @@ def test_push_refuses_what_it_cannot_publish(tmp_path: Path) -> None:
     assert r.returncode == 2 and "does not name a registry and repository" in r.stderr
     r = run_cli("vulndb", "push", str(db), "--to", "127.0.0.1:9/pipelines-test/x:2")
     assert r.returncode == 2 and "cannot reach the registry 127.0.0.1:9" in r.stderr and "Traceback" not in r.stderr
+
+
+def _choice(ecosystems: dict[str, int], newest: dt.datetime | None) -> scan.DbChoice:
+    when = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    info = vulndb.DbInfo(Path("/x/db/trivy.db"), 2, when, when, sum(ecosystems.values()), "src", ecosystems, newest, {})
+    return scan.DbChoice(Path("/x"), "explicit", info)
+
+
+def test_coverage_verdicts(tmp_path: Path) -> None:
+    settings = load(project(tmp_path)).scan
+    now = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+    images = {"api": ("debian 12", "pip"), "worker": ("pip",)}
+    fresh = _choice({"debian 12": 10, "pip": 5}, dt.datetime(2026, 11, 23, tzinfo=dt.UTC))
+    c = scan.assess_coverage(fresh, images, settings, now)
+    assert c is not None and not c.limited and c.findings() == []
+    assert fresh.statement(c) == (
+        "Vulnerability DB: explicit (src): 15 advisories (debian 12 10, pip 5); newest advisory 2026-11-23 "
+        "(1 days old); covers the images' ecosystems (debian 12, pip)"
+    )
+    # No Debian data: only the image with Debian packages is not covered.
+    c = scan.assess_coverage(_choice({"pip": 5, "debian 12": 0}, None), images, settings, now)
+    assert c is not None and c.missing == {"api": ("debian 12",), "worker": ()}
+    assert [f.file for f in c.findings()] == ["api"]
+    # A database that does not record its newest advisory (Trivy's own) is dated by its build.
+    assert "; built 2026-11-20 (4 days old); COVERAGE INSUFFICIENT, gate fails: no advisories for debian 12" in (
+        _choice({"pip": 5}, None).statement(c)
+    )
+    # Old data fails every image; accepting it removes the findings and says so.
+    old = _choice({"debian 12": 1, "pip": 1}, dt.datetime(2026, 9, 1, tzinfo=dt.UTC))
+    c = scan.assess_coverage(old, images, settings, now)
+    assert (
+        c is not None and len(c.findings()) == 2 and c.reasons() == ["data 84 days old (scan.max_data_age_days = 30)"]
+    )
+    accepted = replace(settings, accept_limited_coverage=True)
+    c = scan.assess_coverage(old, images, accepted, now)
+    assert c is not None and c.findings() == [] and c.verdict().startswith("COVERAGE LIMITED: data 84 days old")
+    # Nothing in the data is never coverage, even for an image without packages.
+    c = scan.assess_coverage(_choice({}, None), {"scratch": ()}, settings, now)
+    assert c is not None and c.reasons() == ["the database holds no advisories"] and len(c.findings()) == 1
+    assert scan.assess_coverage(scan.DbChoice(None, "none", None), images, settings, now) is None

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipelines import scan, vulndb
 from pipelines.errors import ConfigError
@@ -222,3 +224,71 @@ def test_same_id_in_two_files_and_two_spellings_is_one_advisory(tmp_path: Path) 
     merged = vulndb.merge(vulndb.load_osv(tmp_path))
     [adv] = merged.values()
     assert adv.vulnerable_versions == ("<2.6.1", ">=3.0, <=3.1")
+
+
+# Any JSON value, nested a few levels, with the keys an OSV record uses.
+_KEYS = st.sampled_from(
+    [
+        "id",
+        "modified",
+        "affected",
+        "package",
+        "ecosystem",
+        "name",
+        "ranges",
+        "type",
+        "events",
+        "introduced",
+        "fixed",
+        "severity",
+        "score",
+        "withdrawn",
+        "aliases",
+        "versions",
+        "x",
+    ]
+)
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["PyPI", "Debian:12", "ECOSYSTEM", "GIT", "0", "1.0", "2024-01-01T00:00:00Z", "CVSS_V3"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=6),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=_JSON)
+def test_any_json_is_advisories_or_one_config_error(data: object) -> None:
+    try:
+        advisories = vulndb.parse_osv(data, "fuzz.json", [])
+    except ConfigError as exc:
+        assert exc.file == "fuzz.json"
+        return
+    assert all(a.severity in vulndb.SEVERITIES and a.package for a in advisories)
+
+
+def test_config_default_severity_is_checked(tmp_path: Path) -> None:
+    from pipelines.config import load
+
+    from .test_scan import project
+
+    cfg = load(project(tmp_path, scan_cfg='default_severity = { debian = "medium" }'))
+    assert cfg.scan.default_severity == {"Debian": "MEDIUM"}
+    with pytest.raises(ConfigError, match=r"scan.default_severity: npm: is not an ecosystem the database holds"):
+        load(project(tmp_path, scan_cfg='default_severity = { npm = "LOW" }'))
+    with pytest.raises(ConfigError, match=r"'SEVERE' is not one of"):
+        load(project(tmp_path, scan_cfg='default_severity = { PyPI = "SEVERE" }'))
+
+
+def test_image_ecosystems_from_a_recorded_trivy_report() -> None:
+    data = json.loads((Path(__file__).parent / "data" / "recorded" / "trivy-image-api.json").read_text())
+    assert scan.image_ecosystems(data) == ("debian 12", "pip")
+    alpine = {"Metadata": {"OS": {"Family": "alpine", "Name": "3.19.1"}},
+              "Results": [{"Class": "os-pkgs", "Type": "alpine", "Packages": [{}]},
+                          {"Class": "lang-pkgs", "Type": "node-pkg", "Packages": [{}]},
+                          {"Class": "lang-pkgs", "Type": "gobinary", "Packages": []}]}  # fmt: skip
+    assert scan.image_ecosystems(alpine) == ("alpine 3.19", "npm")
