@@ -948,7 +948,7 @@ def read_info(cache_dir: Path) -> DbInfo:
         eco = ecosystem_of_bucket(bucket.decode(errors="replace"))
         ecosystems[eco] = ecosystems.get(eco, 0) + n
     keys = sum(n for b, n in counts.items() if _is_advisory_bucket(b))
-    count = keys
+    count = sum(ecosystems.values())  # a foreign DB (Trivy's own): every advisory bucket it has
     if ours:
         # Ours: pip advisories are filed under several spellings; the record says how many keys that made.
         recorded_keys, distinct, given = ours.get("Keys"), ours.get("Advisories"), ours.get("Ecosystems")

@@ -292,3 +292,24 @@ def test_image_ecosystems_from_a_recorded_trivy_report() -> None:
                           {"Class": "lang-pkgs", "Type": "node-pkg", "Packages": [{}]},
                           {"Class": "lang-pkgs", "Type": "gobinary", "Packages": []}]}  # fmt: skip
     assert scan.image_ecosystems(alpine) == ("alpine 3.19", "npm")
+
+
+def test_a_foreign_trivy_db_is_counted_per_ecosystem_and_dated_by_its_build(tmp_path: Path) -> None:
+    # Laid out as Trivy's official DB is: no record of ours, buckets per data source.
+    rec = b'{"VulnerableVersions":["<1"]}'
+    tree: dict[bytes, Any] = {
+        b"pip::GitHub Security Advisory pip": {b"django": {b"GHSA-1": rec, b"GHSA-2": rec}},
+        b"npm::GitHub Security Advisory npm": {b"left-pad": {b"GHSA-3": rec}},
+        b"alpine 3.19": {b"openssl": {b"CVE-1": b'{"FixedVersion":"3.1"}'}},
+        b"data-source": {b"alpine 3.19": b"{}"},
+        b"vulnerability": {b"GHSA-1": b"{}"},
+    }
+    db = tmp_path / "db"
+    db.mkdir()
+    (db / "trivy.db").write_bytes(vulndb.bolt_file(tree))
+    meta = {"Version": 2, "NextUpdate": "2026-11-25T00:00:00Z", "UpdatedAt": "2026-11-24T00:00:00Z"}
+    (db / "metadata.json").write_text(json.dumps(meta))
+    info = vulndb.read_info(tmp_path)
+    assert info.ecosystems == {"alpine 3.19": 1, "npm": 1, "pip": 2} and info.advisories == 4
+    assert info.newest_advisory is None and f"{info.data_date:%Y-%m-%d}" == "2026-11-24"
+    assert (info.source, info.defaulted) == ("", {})
