@@ -35,6 +35,7 @@ import json
 import os
 import re
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -1067,13 +1068,17 @@ def load_bundle(
     name = str(file)
     try:
         packed = file.read_bytes()
-        raw = gzip.decompress(packed)
+        # Unpacked with a cap: a few KiB of gzip can claim gigabytes.
+        unpacker = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        raw = unpacker.decompress(packed, MAX_BUNDLE_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(name, "", f"cannot be read as a gzip'd bundle: {exc}") from None
-    except EOFError:
-        raise ConfigError(name, "", "is truncated") from None
+        raise ConfigError(name, "", f"cannot be read: {exc.strerror}") from None
+    except zlib.error as exc:
+        raise ConfigError(name, "", f"is not a gzip'd bundle ({exc})") from None
     if len(raw) > MAX_BUNDLE_BYTES:
-        raise ConfigError(name, "", f"unpacks to {len(raw)} bytes, more than a bundle may hold")
+        raise ConfigError(name, "", f"unpacks to more than {MAX_BUNDLE_BYTES} bytes, more than a bundle may hold")
+    if not unpacker.eof:
+        raise ConfigError(name, "", "is truncated")
     data = parse_text(raw.decode("utf-8", errors="replace"), name, yaml_=False)
     if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
         raise ConfigError(name, "format", f"is not a {BUNDLE_FORMAT} bundle")
