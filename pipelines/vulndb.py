@@ -271,7 +271,7 @@ class OsvRange(_Strict):
 
 
 class OsvAffected(_Strict):
-    package: OsvPackage
+    package: OsvPackage | None = None  # absent in records that only name git commits
     severity: list[OsvSeverity] = []
     ranges: list[OsvRange] = []
     versions: list[str] = []
@@ -438,6 +438,9 @@ def parse_osv(
     out: list[Advisory] = []
     for i, entry in enumerate(record.affected):
         where = f"affected[{i}]"
+        if entry.package is None:
+            notes.append(f"{file}: {where}: no package (commit ranges only); skipped")
+            continue
         ecosystem, name = entry.package.ecosystem, entry.package.name
         bucket = _bucket_of(ecosystem)
         if bucket is None:

@@ -613,7 +613,11 @@ GOOD = osv("GHSA-1", "PyPI", "x", [{"introduced": "0"}, {"fixed": "1"}])
         (json.dumps({**GOOD, "modified": "2024-02-01T00:00:00"}), "modified", "timezone"),
         (json.dumps({**GOOD, "severty": []}), "severty", "is not an OSV field"),
         ("[" * 100_000 + "]" * 100_000, "", "nested too deeply"),
-        (json.dumps({**GOOD, "affected": [{"ranges": []}]}), "affected[0].package", "is required but missing"),
+        (
+            json.dumps({**GOOD, "affected": [{"package": {"ecosystem": "PyPI"}}]}),
+            "affected[0].package.name",
+            "is required but missing",
+        ),
         (
             json.dumps({**GOOD, "affected": [{"package": {"ecosystem": "PyPI", "name": 3}}]}),
             "affected[0].package.name",

@@ -319,3 +319,12 @@ def test_a_foreign_trivy_db_is_counted_per_ecosystem_and_dated_by_its_build(tmp_
     assert info.ecosystems == {"alpine 3.19": 1, "npm": 1, "pip": 2} and info.advisories == 4
     assert info.newest_advisory is None and f"{info.data_date:%Y-%m-%d}" == "2026-11-24"
     assert (info.source, info.defaulted) == ("", {})
+
+
+def test_an_entry_without_a_package_is_skipped_with_a_note() -> None:
+    record = json.loads((OSV / "ghsa" / "GHSA-v845-jxx5-vc9f.json").read_text())
+    git_only = {"ranges": [{"type": "GIT", "repo": "https://x.test/r", "events": [{"introduced": "0"}]}]}
+    record["affected"].append(git_only)
+    notes: list[str] = []
+    advisories = vulndb.parse_osv(record, "r.json", notes)
+    assert len(advisories) == 2 and notes == ["r.json: affected[2]: no package (commit ranges only); skipped"]
