@@ -250,15 +250,33 @@ def count_nested_keys(data: bytes, top_level: Callable[[bytes], bool]) -> int:
     That is, for each such bucket, the keys of each of its sub-buckets (its
     plain keys are not counted). The file is checked as far as it is walked.
     """
+    return sum(nested_key_counts(data, top_level).values())
+
+
+def nested_key_counts(data: bytes, top_level: Callable[[bytes], bool]) -> dict[bytes, int]:
+    """:func:`count_nested_keys`, per top-level bucket (every accepted bucket, even with 0 keys)."""
     reader = BoltReader(data)
-    count = 0
+    counts: dict[bytes, int] = {}
     for name, value, is_bucket in reader.items(reader.root):
         if not is_bucket or not top_level(name):
             continue
+        count = 0
         for _key, sub_value, sub_is_bucket in reader.bucket_items(value):
             if sub_is_bucket:
                 count += sum(1 for _ in reader.bucket_items(sub_value))
-    return count
+        counts[name] = count
+    return counts
+
+
+def read_key(data: bytes, bucket: bytes, key: bytes) -> bytes | None:
+    """The value of ``key`` in the top-level ``bucket``; None when either is absent. ValueError if damaged."""
+    reader = BoltReader(data)
+    for name, value, is_bucket in reader.items(reader.root):
+        if name == bucket and is_bucket:
+            for k, v, sub_is_bucket in reader.bucket_items(value):
+                if k == key and not sub_is_bucket:
+                    return v
+    return None
 
 
 def _leaf_elements(page: memoryview, count: int) -> Iterator[tuple[bytes, bytes, bool]]:

@@ -187,14 +187,48 @@ def _parser() -> argparse.ArgumentParser:
     vsub = vd.add_subparsers(dest="vulndb_command", metavar="ACTION", required=True)
     vb = vsub.add_parser(
         "build",
-        help="build a DB from OSV JSON files",
-        description="Read every *.json OSV advisory under DIR (Debian and PyPI ecosystems) and "
-        "write OUT/db/trivy.db and OUT/db/metadata.json; use it with `scan --vulndb OUT`.",
+        help="build a DB from OSV files (JSON or YAML)",
+        description="Read every OSV advisory (*.json, *.yaml, *.yml) under DIR (Debian and PyPI ecosystems) "
+        "and write OUT/db/trivy.db and OUT/db/metadata.json; use it with `scan --vulndb OUT`. A directory "
+        "that yields no advisory is an error.",
     )
     vb.add_argument("--from", dest="source", type=Path, required=True, metavar="DIR", help="directory of OSV files")
     vb.add_argument("--out", type=Path, required=True, metavar="PATH", help="cache directory to write")
+    vb.add_argument(
+        "--default-severity",
+        action="append",
+        default=[],
+        metavar="ECOSYSTEM=LEVEL",
+        help="severity of records that rate nothing, per ecosystem (Debian, PyPI; default HIGH); repeatable",
+    )
+    vb.add_argument("--name", metavar="TEXT", help="how reports name this data (default: the directory)")
     vi = vsub.add_parser("info", help="show what a DB holds", description="Check a DB and print its metadata.")
     vi.add_argument("path", type=Path, help="cache directory (with db/trivy.db)")
+    vp = vsub.add_parser(
+        "push",
+        help="publish a DB to a registry as Trivy's OCI artifact",
+        description="Publish the DB under PATH as the OCI artifact Trivy downloads (one db.tar.gz layer), "
+        "so scans can pull it with scan.db_repositories (Trivy's --db-repository). Plain HTTP for "
+        "loopback registries, HTTPS otherwise; anonymous push only.",
+    )
+    vp.add_argument("path", type=Path, help="cache directory (with db/trivy.db)")
+    vp.add_argument("--to", required=True, metavar="REGISTRY/REPO[:TAG]", help="where to publish (tag default: 2)")
+    vbu = vsub.add_parser(
+        "bundle",
+        help="pack OSV files into an offline bundle",
+        description="Validate every OSV file under DIR and pack them, unchanged, with their provenance into "
+        "one gzip'd JSON file (how the package's offline bundle is made).",
+    )
+    vbu.add_argument("--from", dest="source", type=Path, required=True, metavar="DIR", help="directory of OSV files")
+    vbu.add_argument("--out", type=Path, required=True, metavar="FILE", help="bundle file to write")
+    for flag, what in (
+        ("--name", "the data's name"),
+        ("--repository", "where it comes from"),
+        ("--commit", "the source commit"),
+        ("--date", "the commit's date (YYYY-MM-DD)"),
+        ("--license", "its license"),
+    ):
+        vbu.add_argument(flag, required=True, help=what)
 
     sub.add_parser(
         "config",
@@ -248,22 +282,44 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_vulndb(args: argparse.Namespace) -> int:
-    from . import scan, vulndb  # imported per command: `pipelines --help` stays fast
+    from . import scan, vulndb, vulndb_oci  # imported per command: `pipelines --help` stays fast
 
+    if args.vulndb_command == "bundle":
+        prov = vulndb.Provenance(args.name, args.repository, args.commit, args.date, args.license)
+        records = vulndb.write_bundle(args.source, args.out, prov)
+        print(f"{args.out}: {records} OSV records from {prov.line()}")
+        return EXIT_OK
+    if args.vulndb_command == "push":
+        ref, digest = vulndb_oci.push(scan.as_cache_dir(args.path), args.to)
+        print(f"pushed {ref}@{digest}")
+        return EXIT_OK
     if args.vulndb_command == "build":
         notes: list[str] = []
-        if not args.source.is_dir():
-            raise ConfigError(str(args.source), "", "is not a directory of OSV files")
-        advisories = vulndb.load_osv(args.source, notes=notes)
-        info = vulndb.build_db(advisories, args.out, source=str(args.source))
-        for n in notes:
-            print(f"skipped: {n}", file=sys.stderr)
+        defaults = vulndb.parse_default_severity(args.default_severity, where="--default-severity")
+        advisories = vulndb.load_osv(args.source, notes=notes, default_severity=defaults)
+        for note in vulndb.iter_notes(notes):
+            print(f"skipped: {note}", file=sys.stderr)
+        if not advisories:
+            raise ConfigError(
+                str(args.source),
+                "",
+                "yields no advisory Trivy can use (every record was withdrawn or for another ecosystem)",
+                hint="an empty database would pass every scan; check the directory",
+            )
+        info = vulndb.build_db(advisories, args.out, source=args.name or str(args.source))
     else:
         info = vulndb.read_info(scan.as_cache_dir(args.path))
+    newest = f"{info.newest_advisory:%Y-%m-%d}" if info.newest_advisory else "not recorded"
     print(
-        f"{info.path}: schema v{info.schema_version}, {info.advisories} advisories, "
-        f"updated {info.updated_at:%Y-%m-%d %H:%M} UTC, source {info.source}"
+        f"{info.path}: schema v{info.schema_version}, {info.advisories} advisories "
+        f"({', '.join(f'{k} {v}' for k, v in info.ecosystems.items()) or 'none'}), newest advisory {newest}, "
+        f"written {info.updated_at:%Y-%m-%d %H:%M} UTC, source {info.source}"
     )
+    if info.defaulted:
+        print(
+            "rated by the default severity (the records rate nothing): "
+            + ", ".join(f"{k} {v}" for k, v in info.defaulted.items())
+        )
     return EXIT_OK
 
 

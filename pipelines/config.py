@@ -228,6 +228,12 @@ class ScanSettings:
     cache_dir: Path
     # Pending Debian security updates in the images: gate (fail), report (warn) or skip (off).
     os_updates: str = "fail"
+    # Coverage: data older than this, or an ecosystem in an image the data does not cover, fails the gate ...
+    max_data_age_days: int = 30
+    # ... unless the site knowingly accepts it; reports then say COVERAGE LIMITED and why.
+    accept_limited_coverage: bool = False
+    # Severity of advisories that rate nothing, per OSV ecosystem family (Debian, PyPI); built-in: HIGH.
+    default_severity: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -528,6 +534,9 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         download_timeout=sc.integer("download_timeout", 120, minimum=5),
         cache_dir=root / sc.string("cache_dir", ".pipelines/vulndb"),
         os_updates=sc.choice("os_updates", OS_UPDATE_MODES, "fail"),
+        max_data_age_days=sc.integer("max_data_age_days", 30, minimum=1),
+        accept_limited_coverage=sc.boolean("accept_limited_coverage", False),
+        default_severity=_default_severity(sc, str(path)),
     )
     sc.done()
     ct = top.table("compose")
@@ -605,6 +614,12 @@ def _load(t: _Table) -> LoadSettings:
     )
     t.done()
     return out
+
+
+def _default_severity(t: _Table, file: str) -> dict[str, str]:
+    from .vulndb import check_default_severity
+
+    return check_default_severity(t.string_map("default_severity"), where=f"{file}: {t.key('default_severity')}")
 
 
 def _scan_overrides(t: _Table) -> dict[str, Any]:

@@ -175,18 +175,167 @@ class DbChoice:
     info: vulndb.DbInfo | None
     attempts: tuple[str, ...] = ()
 
-    def statement(self) -> str:
+    def statement(self, coverage: Coverage | None = None) -> str:
+        """The report's first line: which data, how much per ecosystem, how new, and whether it covers the images."""
         if self.info is None:
             return NOT_CHECKED
         i = self.info
-        return (
-            f"Vulnerability DB: {self.source} ({i.source}), schema v{i.schema_version}, "
-            f"updated {i.updated_at:%Y-%m-%d %H:%M} UTC, {i.advisories} advisories"
+        counts = ", ".join(f"{eco} {n}" for eco, n in i.ecosystems.items() if n) or "none"
+        dated = "newest advisory" if i.newest_advisory else "built"
+        line = (
+            f"Vulnerability DB: {self.source} ({i.source}): {i.advisories} advisories ({counts}); "
+            f"{dated} {i.data_date:%Y-%m-%d}" + (f" ({coverage.age_days} days old)" if coverage else "")
         )
+        return line + (f"; {coverage.verdict()}" if coverage else "")
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Whether the vulnerability data fits the images: every ecosystem found has data, and it is recent."""
+
+    age_days: int
+    max_age_days: int
+    image_ecosystems: Mapping[str, tuple[str, ...]]  # image -> ecosystems Trivy found packages of
+    missing: Mapping[str, tuple[str, ...]]  # image -> those the data has no advisories for
+    accepted: bool  # scan.accept_limited_coverage
+    empty: bool = False  # the database holds no advisories at all
+
+    @property
+    def stale(self) -> bool:
+        return self.age_days > self.max_age_days
+
+    @property
+    def limited(self) -> bool:
+        return self.empty or self.stale or any(self.missing.values())
+
+    def reasons(self) -> list[str]:
+        out = ["the database holds no advisories"] if self.empty else []
+        gaps = sorted({e for m in self.missing.values() for e in m})
+        if gaps:
+            out.append(f"no advisories for {', '.join(gaps)}")
+        if self.stale:
+            out.append(f"data {self.age_days} days old (scan.max_data_age_days = {self.max_age_days})")
+        return out
+
+    def verdict(self) -> str:
+        found = sorted({e for es in self.image_ecosystems.values() for e in es})
+        if not self.limited:
+            return f"covers the images' ecosystems ({', '.join(found) or 'none found'})"
+        why = "; ".join(self.reasons())
+        if self.accepted:
+            return f"COVERAGE LIMITED: {why} (accepted by scan.accept_limited_coverage)"
+        return f"COVERAGE INSUFFICIENT, gate fails: {why}"
+
+    def findings(self) -> list[Finding]:
+        """The gate's share: one finding per image the data does not cover (none once accepted)."""
+        if not self.limited or self.accepted:
+            return []
+        out = []
+        for image in self.image_ecosystems:
+            gaps = self.missing.get(image, ())
+            problems = (
+                (["the database holds no advisories"] if self.empty else [])
+                + ([f"no advisories for {', '.join(gaps)}"] if gaps else [])
+                + ([f"vulnerability data is {self.age_days} days old (max {self.max_age_days})"] if self.stale else [])
+            )
+            if not problems:
+                continue
+            out.append(
+                Finding(
+                    "pipelines",
+                    COVERAGE_RULE,
+                    Severity.ERROR,
+                    f"vulnerability data does not cover {image}: {'; '.join(problems)}",
+                    image,
+                    hint="use current data for every ecosystem (scan.db_repositories, --vulndb), or knowingly set "
+                    "scan.accept_limited_coverage = true",
+                    extra=(("image", image), ("kind", "coverage"), ("scan_severity", "CRITICAL")),
+                )
+            )
+        return out
+
+
+COVERAGE_RULE = "PL-V001"
+
+# Trivy's package types -> the ecosystem its database serves them from (bucket "pip::...", "npm::...").
+_LANG_ECOSYSTEMS = {
+    "python-pkg": "pip",
+    "pip": "pip",
+    "pipenv": "pip",
+    "poetry": "pip",
+    "uv": "pip",
+    "conda-pkg": "conda",
+    "node-pkg": "npm",
+    "npm": "npm",
+    "yarn": "npm",
+    "pnpm": "npm",
+    "bun": "npm",
+    "gobinary": "go",
+    "gomod": "go",
+    "jar": "maven",
+    "pom": "maven",
+    "gradle": "maven",
+    "sbt": "maven",
+    "cargo": "cargo",
+    "rustbinary": "cargo",
+    "gemspec": "rubygems",
+    "bundler": "rubygems",
+    "composer": "composer",
+    "composer-vendor": "composer",
+    "nuget": "nuget",
+    "dotnet-core": "nuget",
+    "packages-props": "nuget",
+    "hex": "erlang",
+    "pub": "pub",
+    "swift": "swift",
+    "cocoapods": "cocoapods",
+}
+
+
+def image_ecosystems(data: Any) -> tuple[str, ...]:
+    """The ecosystems of the packages in one Trivy image report, named as Trivy's DB buckets name them."""
+    found: set[str] = set()
+    if not isinstance(data, dict):
+        return ()
+    os_meta = (data.get("Metadata") or {}).get("OS") or {}
+    for r in data.get("Results") or []:
+        if not r.get("Packages"):
+            continue
+        kind = str(r.get("Type", ""))
+        if r.get("Class") == "os-pkgs":
+            family = str(os_meta.get("Family") or kind)
+            version = str(os_meta.get("Name") or "")
+            # Trivy's buckets: Debian per major release ("debian 12" for 12.15), Alpine per minor.
+            parts = version.split(".")
+            release = parts[0] if family == "debian" else ".".join(parts[:2]) if family == "alpine" else version
+            found.add(f"{family} {release}".strip())
+        else:
+            found.add(_LANG_ECOSYSTEMS.get(kind, kind))
+    return tuple(sorted(found))
+
+
+def assess_coverage(
+    db: DbChoice, per_image: Mapping[str, tuple[str, ...]], settings: ScanSettings, now: dt.datetime
+) -> Coverage | None:
+    if db.info is None:
+        return None
+    have = {eco for eco, n in db.info.ecosystems.items() if n > 0}
+    age = max(0, (now - db.info.data_date).days)
+    return Coverage(
+        age_days=age,
+        max_age_days=settings.max_data_age_days,
+        image_ecosystems=dict(per_image),
+        missing={image: tuple(e for e in ecos if e not in have) for image, ecos in per_image.items()},
+        accepted=settings.accept_limited_coverage,
+        empty=db.info.advisories == 0,
+    )
 
 
 def bundle_dir() -> Path:
     return Path(str(resources.files("pipelines") / "advisories"))
+
+
+BUNDLE_FILE = "pypa-advisory-database.osv.json.gz"
 
 
 def resolve_db(
@@ -232,7 +381,7 @@ def resolve_db(
     if "bundle" in settings.db_sources:
         out = settings.cache_dir / "bundle"
         try:
-            info = _bundle_db(out)
+            info = _bundle_db(out, settings.default_severity)
             return DbChoice(out, "bundle", info, tuple(attempts))
         except PipelineError as exc:
             attempts.append(f"bundle: {exc.what}")
@@ -255,14 +404,17 @@ def as_cache_dir(path: Path) -> Path:
     return path
 
 
-def _bundle_db(out: Path) -> vulndb.DbInfo:
-    src = bundle_dir()
+def _bundle_db(out: Path, default_severity: Mapping[str, str] | None = None) -> vulndb.DbInfo:
+    """The shipped OSV bundle as a Trivy DB under ``out``, built on first use and whenever it or the defaults change."""
+    src = bundle_dir() / BUNDLE_FILE
     stamp = out / ".bundle-digest"
-    digest = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(src.glob("*.json")))
+    st = src.stat()
+    severity = dict(sorted((default_severity or {}).items()))
+    digest = f"{src.name}:{st.st_size}:{st.st_mtime_ns}:{json.dumps(severity)}"
     if stamp.exists() and stamp.read_text() == digest:
         return vulndb.read_info(out)
-    advisories = vulndb.load_osv(src)
-    info = vulndb.build_db(advisories, out, source="pipelines offline bundle (see advisories/SOURCE.md)")
+    provenance, advisories = vulndb.load_bundle(src, default_severity=severity)
+    info = vulndb.build_db(advisories, out, source=provenance.line())
     stamp.write_text(digest)
     return info
 
@@ -280,6 +432,7 @@ class ImageResult:
     raw: str = ""
     sbom: str = ""
     snyk: str = ""
+    ecosystems: tuple[str, ...] = ()  # what the vulnerability data must cover for this image
 
 
 def trivy_binary() -> tuple[str, str]:
@@ -344,6 +497,7 @@ def _scan_image(
     r = _proc.run(argv, timeout=settings.timeout + 60, check=False, what=f"trivy image {name}", quiet=True)
     data = _read_result(raw, f"trivy image {name}", r)
     res.issues, res.packages = parse_trivy(data, name)
+    res.ecosystems = image_ecosystems(data)
     res.raw = str(raw)
     sbom = out / f"{name}.cdx.json"
     # The SBOM is converted from the same result: no second scan that could differ.
@@ -532,6 +686,11 @@ def run(
                 "trivy config: Dockerfiles checked; Compose files are not a type Trivy checks "
                 "(the lint stage's Compose policy covers them)"
             )
+    coverage = assess_coverage(db, {r.name: r.ecosystems for r in results}, settings, dt.datetime.now(dt.UTC))
+    notices[0] = db.statement(coverage)
+    if db.info is not None and db.info.defaulted:
+        rated = ", ".join(f"{k} {v}" for k, v in db.info.defaulted.items())
+        notices.append(f"advisories that rate nothing count as their ecosystem's default severity: {rated}")
     snyk_notes = set()
     for res in results:
         extra, note = _snyk(res.ref, res.name, run_dir, environ)
@@ -551,9 +710,11 @@ def run(
     findings = waivers.apply(findings, scan_waivers)
     findings += problems  # an invalid or expired ledger entry fails every gate
     findings += waivers.stale(scan_waivers)
+    # After the waivers: data that does not cover an image is accepted in the config, never waived.
+    findings += coverage.findings() if coverage else []
     out = Outcome(
         e.name,
-        db.statement(),
+        notices[0],
         settings.severity,
         settings.ignore_unfixed,
         results,
@@ -574,7 +735,7 @@ def counts(findings: Sequence[Finding]) -> dict[str, int]:
     c = dict.fromkeys(reversed(LEVELS), 0)
     for f in findings:
         sev = dict(f.extra).get("scan_severity")
-        if sev in c:
+        if sev in c and dict(f.extra).get("kind") != "coverage":  # a gap in the data, not a finding of that level
             c[sev] += 1
     return c
 

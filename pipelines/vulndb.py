@@ -6,43 +6,66 @@ that registry, and air-gapped sites want to scan against their own advisories
 anyway. So the pipeline builds the database itself:
 
 1. :func:`load_osv` reads advisories in the OSV format
-   (https://ossf.github.io/osv-schema/) and keeps the ecosystems Trivy can
-   match against what the pipeline ships: Debian releases (matched by SOURCE
-   package) and PyPI.
-2. :func:`build_db` writes them in the layout Trivy's Debian and pip
-   detectors read, through the small BoltDB writer in :mod:`pipelines.bolt`,
-   plus the ``metadata.json`` Trivy checks before it opens the file.
-3. Scans then run ``trivy --cache-dir CACHE --skip-db-update ...``, and
+   (https://ossf.github.io/osv-schema/), as JSON or YAML files, validated
+   record by record (a bad record is an error naming its file and key), and
+   keeps the ecosystems Trivy can match against what the pipeline ships:
+   Debian releases (matched by SOURCE package) and PyPI.
+2. :func:`merge` folds what real feeds split: GitHub's advisories give every
+   release series its own ``affected`` entry, and one ID may come from
+   several files. Nothing is dropped.
+3. :func:`build_db` writes them in the layout Trivy's Debian and pip
+   detectors read, through the BoltDB writer in :mod:`pipelines.bolt`, plus the
+   ``metadata.json`` Trivy checks before it opens the file. What the data is
+   (source, advisories per ecosystem, the newest advisory's date) is stored
+   inside the database file too, so it survives a trip through a registry
+   (Trivy rewrites metadata.json when it downloads a database).
+4. Scans then run ``trivy --cache-dir CACHE --skip-db-update ...``, and
    :func:`read_info` tells the scan stage what it is scanning against (and
    fails loudly when the database is missing or damaged: a scan against a
    broken database must never pass as clean).
+
+The package ships an offline bundle built from the PyPA advisory database
+(:func:`write_bundle`, :func:`load_bundle`); see ``advisories/SOURCE.md``.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cmp_to_key
 from pathlib import Path
-from typing import NoReturn, TypeAlias
+from typing import Any, Literal, TypeAlias
+
+import yaml
+from cvss import CVSS2, CVSS3, CVSS4, CVSSError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # The `as` imports re-export what lived here before pipelines.bolt existed.
 from .bolt import PAGE_SIZE as PAGE_SIZE
 from .bolt import BoltReader as BoltReader
-from .bolt import Tree, count_nested_keys
+from .bolt import Tree, nested_key_counts, read_key
 from .bolt import bolt_file as bolt_file
 from .bolt import fnv1a_64 as fnv1a_64
-from .errors import EXIT_UNUSABLE, ConfigError, InputError, PipelineError
+from .errors import EXIT_UNUSABLE, ConfigError, PipelineError
 
 SCHEMA_VERSION = 2  # the trivy-db schema Trivy's --skip-db-update insists on
 
 # Index = the integer Trivy stores in VendorSeverity.
 SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+
+# A record that rates nothing still describes a vulnerability: until a site
+# says otherwise it counts as HIGH, so it reaches a HIGH gate instead of
+# passing unseen (Debian's records on osv.dev carry no rating at all, nor do
+# most of PyPA's). Per OSV ecosystem family; `scan.default_severity` and
+# `vulndb build --default-severity` override it.
+DEFAULT_SEVERITY: Mapping[str, str] = {"Debian": "HIGH", "PyPI": "HIGH"}
 
 # Scans pass --skip-db-update anyway; a NextUpdate this far out also keeps a
 # run that forgets the flag from trying to swap the site's own advisories for
@@ -53,9 +76,20 @@ PIP_BUCKET = "pip::OSV advisories"
 # Buckets holding metadata rather than advisories.
 DATA_SOURCE_BUCKET = "data-source"
 VULNERABILITY_BUCKET = "vulnerability"
+# Ours: Trivy reads buckets by name and never looks at this one.
+INFO_BUCKET = "x-pipelines"
+INFO_KEY = "info"
+_NOT_ADVISORIES = {DATA_SOURCE_BUCKET, VULNERABILITY_BUCKET, INFO_BUCKET, "vulnerability-id"}
 
 _DEBIAN_ECOSYSTEM = re.compile(r"^Debian:(\d+)(?:\.\d+)*$")
 _DEBIAN_BUCKET = re.compile(r"^debian \d+$")
+
+# Limits on what one advisory file may be: real records are a few KiB, the
+# largest in the PyPA database under 100 KiB.
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+OSV_SUFFIXES = (".json", ".yaml", ".yml")
+BUNDLE_FORMAT = "pipelines-osv-bundle/1"
 
 
 class VulnDbError(PipelineError):
@@ -73,89 +107,48 @@ class Advisory:
     summary: str
     severity: str  # one of SEVERITIES
     ecosystem: str  # "debian 12" style bucket, or "pip"
-    package: str  # Debian: the SOURCE package; pip: the normalised name
+    package: str  # Debian: the SOURCE package; pip: the name as Trivy looks it up
     fixed_version: str = ""  # Debian; "" = no fix yet
     vulnerable_versions: tuple[str, ...] = ()  # pip: Trivy constraints, e.g. ">=1.0, <1.2.3"
     patched_versions: tuple[str, ...] = ()  # pip: the versions that fix it, e.g. "1.2.3"
     url: str = ""
     description: str = ""
+    modified: datetime | None = None  # the record's own "modified": how new the data is
+    severity_defaulted: bool = False  # the record rated nothing; severity is the configured default
 
 
 @dataclass(frozen=True)
 class DbInfo:
     path: Path  # CACHE/db/trivy.db
     schema_version: int
-    updated_at: datetime
+    updated_at: datetime  # when the file was written (Trivy's UpdatedAt)
     next_update: datetime
     advisories: int
     source: str
+    # Advisory records per ecosystem ("pip", "debian 12", "npm", ...), counted in the file itself.
+    ecosystems: Mapping[str, int] = field(default_factory=dict)
+    # The newest advisory's "modified" date; None for a database that does not say (Trivy's own:
+    # rebuilt from live feeds every few hours, so its UpdatedAt stands in for it).
+    newest_advisory: datetime | None = None
+    defaulted: Mapping[str, int] = field(default_factory=dict)  # advisories rated by the default, per ecosystem
 
     @property
     def cache_dir(self) -> Path:
         """What Trivy's --cache-dir needs."""
         return self.path.parent.parent
 
+    @property
+    def data_date(self) -> datetime:
+        """How new the data is: the newest advisory, else the database's own build time."""
+        return self.newest_advisory or self.updated_at
+
 
 # --------------------------------------------------------------------------
-# CVSS v3
-
-
-_CVSS_BASE: dict[str, dict[str, float]] = {
-    "AV": {"N": 0.85, "A": 0.62, "L": 0.55, "P": 0.2},
-    "AC": {"L": 0.77, "H": 0.44},
-    "PR": {"N": 0.85, "L": 0.62, "H": 0.27},
-    "UI": {"N": 0.85, "R": 0.62},
-    "S": {"U": 0.0, "C": 0.0},  # changes the formula, has no weight of its own
-    "C": {"H": 0.56, "L": 0.22, "N": 0.0},
-    "I": {"H": 0.56, "L": 0.22, "N": 0.0},
-    "A": {"H": 0.56, "L": 0.22, "N": 0.0},
-}
-# Privileges weigh more when the impact crosses a security scope.
-_PR_SCOPE_CHANGED = {"N": 0.85, "L": 0.68, "H": 0.5}
-
-
-def cvss3_base_score(vector: str) -> float:
-    """The CVSS v3.0/v3.1 base score of a vector string; ValueError when it is not one."""
-    prefix, _, rest = vector.strip().partition("/")
-    if prefix not in ("CVSS:3.0", "CVSS:3.1"):
-        raise ValueError(f"expected a vector starting with CVSS:3.0/ or CVSS:3.1/, got {vector!r}")
-    metrics: dict[str, str] = {}
-    for part in rest.split("/"):
-        name, sep, value = part.partition(":")
-        if not sep or not name or not value:
-            raise ValueError(f"malformed metric {part!r} in {vector!r}")
-        if name in metrics:
-            raise ValueError(f"metric {name} given twice in {vector!r}")
-        metrics[name] = value
-    for name, allowed in _CVSS_BASE.items():
-        if name not in metrics:
-            raise ValueError(f"base metric {name} missing from {vector!r}")
-        if metrics[name] not in allowed:
-            raise ValueError(f"{name}:{metrics[name]} is not a valid value in {vector!r}")
-    # Temporal and environmental metrics may follow; the base score ignores them.
-
-    changed = metrics["S"] == "C"
-    w = {name: _CVSS_BASE[name][metrics[name]] for name in ("AV", "AC", "UI", "C", "I", "A")}
-    pr = (_PR_SCOPE_CHANGED if changed else _CVSS_BASE["PR"])[metrics["PR"]]
-    iss = 1 - (1 - w["C"]) * (1 - w["I"]) * (1 - w["A"])
-    impact = 7.52 * (iss - 0.029) - 3.25 * (iss - 0.02) ** 15 if changed else 6.42 * iss
-    if impact <= 0:
-        return 0.0
-    exploitability = 8.22 * w["AV"] * w["AC"] * pr * w["UI"]
-    total = 1.08 * (impact + exploitability) if changed else impact + exploitability
-    return _roundup(min(total, 10.0))
-
-
-def _roundup(value: float) -> float:
-    """CVSS v3.1 Roundup: the smallest one-decimal number >= value, immune to float noise."""
-    scaled = round(value * 100_000)
-    if scaled % 10_000 == 0:
-        return scaled / 100_000
-    return (scaled // 10_000 + 1) / 10
+# Severity
 
 
 def severity_of_score(score: float) -> str:
-    """The qualitative rating of a CVSS v3 score; a score of 0 (None) is UNKNOWN to Trivy."""
+    """The qualitative rating of a CVSS v3/v4 score; a score of 0 (None) is UNKNOWN to Trivy."""
     if score >= 9.0:
         return "CRITICAL"
     if score >= 7.0:
@@ -165,6 +158,29 @@ def severity_of_score(score: float) -> str:
     if score >= 0.1:
         return "LOW"
     return "UNKNOWN"
+
+
+def _v2_severity(score: float) -> str:
+    # CVSS v2 has no CRITICAL band (NVD's v2 ratings).
+    return "HIGH" if score >= 7.0 else "MEDIUM" if score >= 4.0 else "LOW" if score > 0 else "UNKNOWN"
+
+
+def cvss_severity(kind: str, vector: str) -> str:
+    """The rating of a CVSS_V2/V3/V4 vector (scored by the `cvss` library); ValueError if malformed."""
+    try:
+        if kind == "CVSS_V3":
+            if not vector.startswith(("CVSS:3.0/", "CVSS:3.1/")):
+                raise ValueError("expected a vector starting with CVSS:3.0/ or CVSS:3.1/")
+            return severity_of_score(float(CVSS3(vector).base_score))
+        if kind == "CVSS_V4":
+            if not vector.startswith("CVSS:4.0/"):
+                raise ValueError("expected a vector starting with CVSS:4.0/")
+            return severity_of_score(float(CVSS4(vector).base_score))
+        if kind == "CVSS_V2":
+            return _v2_severity(float(CVSS2(vector).base_score))
+    except CVSSError as exc:
+        raise ValueError(str(exc)) from None
+    raise ValueError(f"severity type {kind!r} is not a CVSS vector type")
 
 
 # GHSA's words, and Trivy's own.
@@ -177,66 +193,134 @@ _SEVERITY_WORDS = {
 }
 
 
+def parse_default_severity(pairs: Iterable[str], *, where: str) -> dict[str, str]:
+    """``ECOSYSTEM=LEVEL`` pairs (e.g. ``Debian=MEDIUM``) over the built-in defaults."""
+    out = dict(DEFAULT_SEVERITY)
+    for pair in pairs:
+        eco, sep, level = pair.partition("=")
+        out.update(check_default_severity({eco.strip(): level.strip()} if sep else {pair: ""}, where=where))
+    return out
+
+
+def check_default_severity(given: Mapping[str, str], *, where: str) -> dict[str, str]:
+    """Validate a {ecosystem family: level} map; keys are matched without regard to case."""
+    families = {k.lower(): k for k in DEFAULT_SEVERITY}
+    out: dict[str, str] = {}
+    for eco, level in given.items():
+        family = families.get(eco.lower())
+        if family is None:
+            raise ConfigError(where, eco, f"is not an ecosystem the database holds ({', '.join(DEFAULT_SEVERITY)})")
+        if level.upper() not in SEVERITIES:
+            raise ConfigError(where, eco, f"{level!r} is not one of {', '.join(SEVERITIES)}")
+        out[family] = level.upper()
+    return out
+
+
 # --------------------------------------------------------------------------
-# OSV
+# OSV records, as the schema has them (https://ossf.github.io/osv-schema/)
 
 
-class _Json:
-    """A JSON object being read from one file: typed getters that know their path."""
+class _Strict(BaseModel):
+    # Strict: a number where a string belongs is an error, not "3". Frozen: read-only data.
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
-    def __init__(self, file: str, path: str, data: object) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(file, path, f"expected an object, got {_json_type(data)}")
-        self.file = file
-        self.path = path
-        self.data: dict[str, object] = data
 
-    def key(self, name: str) -> str:
-        if not name:
-            return self.path
-        return f"{self.path}.{name}" if self.path else name
+class _Open(BaseModel):
+    # The parts the schema leaves open to extension.
+    model_config = ConfigDict(strict=True, frozen=True, extra="allow")
 
-    def fail(self, name: str, problem: str) -> NoReturn:
-        raise ConfigError(self.file, self.key(name), problem)
 
-    def string(self, name: str, *, required: bool = False) -> str:
-        value = self.data.get(name)
-        if value is None:
-            if required:
-                self.fail(name, "is required but missing")
-            return ""
-        if not isinstance(value, str):
-            self.fail(name, f"expected a string, got {_json_type(value)}")
-        if required and not value.strip():
-            self.fail(name, "must not be empty")
-        return value
+class OsvPackage(_Strict):
+    ecosystem: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    purl: str | None = None
 
-    def strings(self, name: str) -> tuple[str, ...]:
-        items = self.list(name)
-        for i, item in enumerate(items):
-            if not isinstance(item, str):
-                self.fail(f"{name}[{i}]", f"expected a string, got {_json_type(item)}")
-        return tuple(str(item) for item in items)
 
-    def list(self, name: str) -> list[object]:
-        value = self.data.get(name)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.fail(name, f"expected a list, got {_json_type(value)}")
-        return value
+class OsvSeverity(_Strict):
+    type: str = Field(min_length=1)
+    score: str = Field(min_length=1)
 
-    def object(self, name: str, *, required: bool = False) -> _Json | None:
-        value = self.data.get(name)
-        if value is None:
-            if required:
-                self.fail(name, "is required but missing")
-            return None
-        return _Json(self.file, self.key(name), value)
 
-    def objects(self, name: str) -> Iterator[_Json]:
-        for i, item in enumerate(self.list(name)):
-            yield _Json(self.file, f"{self.key(name)}[{i}]", item)
+class OsvEvent(_Strict):
+    introduced: str | None = None
+    fixed: str | None = None
+    last_affected: str | None = None
+    limit: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> OsvEvent:
+        given = [k for k in ("introduced", "fixed", "last_affected", "limit") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("expected exactly one of introduced, fixed, last_affected, limit")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("introduced", "fixed", "last_affected", "limit") if getattr(self, k) is not None)
+
+    @property
+    def version(self) -> str:
+        return str(getattr(self, self.kind))
+
+
+class OsvRange(_Strict):
+    type: Literal["ECOSYSTEM", "SEMVER", "GIT"]
+    repo: str | None = None
+    events: list[OsvEvent] = Field(min_length=1)
+    database_specific: dict[str, Any] | None = None
+
+
+class OsvAffected(_Strict):
+    package: OsvPackage | None = None  # absent in records that only name git commits
+    severity: list[OsvSeverity] = []
+    ranges: list[OsvRange] = []
+    versions: list[str] = []
+    ecosystem_specific: dict[str, Any] | None = None
+    database_specific: dict[str, Any] | None = None
+
+
+class OsvReference(_Open):
+    type: str = ""
+    url: str = Field(min_length=1)
+
+
+class OsvRecord(_Strict):
+    schema_version: str | None = None
+    id: str = Field(min_length=1, max_length=200)
+    modified: AwareDatetime = Field(strict=False)
+    published: AwareDatetime | None = Field(default=None, strict=False)
+    withdrawn: AwareDatetime | None = Field(default=None, strict=False)
+    aliases: list[str] = []
+    upstream: list[str] = []
+    related: list[str] = []
+    summary: str = ""
+    details: str = ""
+    severity: list[OsvSeverity] = []
+    affected: list[OsvAffected] = []
+    references: list[OsvReference] = []
+    credits: list[dict[str, Any]] = []
+    database_specific: dict[str, Any] | None = None
+
+
+def _model_error(file: str, exc: ValidationError) -> ConfigError:
+    """The first problem of a record, as file + key path (``affected[0].package.name``)."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    key = ""
+    for part in first["loc"]:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    if first["type"] == "missing":
+        problem = "is required but missing"
+    elif first["type"] == "extra_forbidden":
+        problem = "is not an OSV field (the schema allows no others here)"
+    else:
+        problem = first["msg"].replace("Value error, ", "")
+        if first["type"] in ("string_type", "list_type", "dict_type", "model_type"):
+            problem += f", got {_json_type(first.get('input'))}"
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return ConfigError(
+        file, key, problem + more, hint="fix or remove the record; see https://ossf.github.io/osv-schema/"
+    )
 
 
 def _json_type(value: object) -> str:
@@ -244,85 +328,152 @@ def _json_type(value: object) -> str:
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
-def load_osv(directory: Path, *, notes: list[str] | None = None) -> list[Advisory]:
-    """Every advisory in the ``*.json`` OSV files under ``directory``, in file order.
+# --------------------------------------------------------------------------
+# Reading files
 
-    A malformed file is a :class:`ConfigError` naming the file and the JSON path.
-    What is valid OSV but cannot go into the database (an ecosystem Trivy's
-    detectors here do not use, a withdrawn advisory, a range without
-    versions) is skipped, with one line appended to ``notes`` when given.
+
+class _OsvYamlLoader(yaml.SafeLoader):
+    """YAML as OSV means it: every plain scalar is a string (a version "1.10" must not become 1.1,
+    a date stays text for the schema to check), null stays null, and no aliases (a few lines of
+    aliases can expand into gigabytes)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(None, None, "YAML aliases are not allowed", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+_OsvYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag == "tag:yaml.org,2002:null"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def read_record_file(file: Path) -> object:
+    """The data of one OSV file (JSON or YAML); ConfigError naming the file when it cannot be read."""
+    name = str(file)
+    try:
+        size = file.stat().st_size
+        if size > MAX_RECORD_BYTES:
+            raise ConfigError(name, "", f"is {size} bytes; an OSV record is at most {MAX_RECORD_BYTES}")
+        raw = file.read_bytes()
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(name, "", f"cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(name, "", "is not UTF-8 text") from None
+    return parse_text(text, name, yaml_=file.suffix in (".yaml", ".yml"))
+
+
+def parse_text(text: str, name: str, *, yaml_: bool) -> object:
+    try:
+        if yaml_:
+            return yaml.load(text, Loader=_OsvYamlLoader)  # noqa: S506 - a SafeLoader subclass
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(name, "", f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(name, "", f"is not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(name, "", "is nested too deeply to be an OSV record") from None
+
+
+def osv_files(directory: Path) -> list[Path]:
+    """Every OSV file (``*.json``, ``*.yaml``, ``*.yml``) under ``directory``, in a stable order."""
+    return sorted(p for p in directory.rglob("*") if p.suffix in OSV_SUFFIXES and p.is_file())
+
+
+def load_osv(
+    directory: Path, *, notes: list[str] | None = None, default_severity: Mapping[str, str] | None = None
+) -> list[Advisory]:
+    """Every advisory in the OSV files (JSON or YAML) under ``directory``, in file order.
+
+    A malformed file is a :class:`ConfigError` naming the file and the key
+    path. What is valid OSV but cannot go into the database (an ecosystem
+    Trivy's detectors here do not use, a withdrawn advisory, a range without
+    versions) is skipped, with one line appended to ``notes`` when given. A
+    directory without a single OSV file is an error: nothing is never a
+    database.
     """
     if not directory.is_dir():
         raise ConfigError(str(directory), "", "is not a directory of OSV advisories")
+    files = osv_files(directory)
+    if not files:
+        others = sorted({p.suffix or p.name for p in directory.rglob("*") if p.is_file()})[:8]
+        raise ConfigError(
+            str(directory),
+            "",
+            "holds no OSV files (*.json, *.yaml, *.yml)",
+            hint=f"found only: {', '.join(others)}" if others else "the directory is empty",
+        )
     sink: list[str] = notes if notes is not None else []
     advisories: list[Advisory] = []
-    for file in sorted(directory.rglob("*.json")):
-        if file.is_file():
-            advisories.extend(parse_osv(_read_json(file), str(file), sink))
+    for file in files:
+        advisories.extend(parse_osv(read_record_file(file), str(file), sink, default_severity=default_severity))
     return advisories
 
 
-def _read_json(file: Path) -> object:
+def parse_osv(
+    data: object, file: str, notes: list[str], *, default_severity: Mapping[str, str] | None = None
+) -> list[Advisory]:
+    """The advisories of one OSV record (one per affected entry Trivy can match)."""
+    if not isinstance(data, dict):
+        raise ConfigError(file, "", f"expected an OSV record (an object), got {_json_type(data)}")
     try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(file), "", f"cannot be read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(str(file), "", "is not UTF-8 text") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            str(file), "", f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
-
-
-def parse_osv(data: object, file: str, notes: list[str]) -> list[Advisory]:
-    """The advisories of one OSV record (one per affected package Trivy can match)."""
-    record = _Json(file, "", data)
-    osv_id = record.string("id", required=True)
-    if record.string("withdrawn"):
-        notes.append(f"{file}: {osv_id} is withdrawn; skipped")
+        record = OsvRecord.model_validate(data)
+    except ValidationError as exc:
+        raise _model_error(file, exc) from None
+    except RecursionError:
+        raise ConfigError(file, "", "is nested too deeply to be an OSV record") from None
+    if record.withdrawn is not None:
+        notes.append(f"{file}: {record.id} is withdrawn ({record.withdrawn:%Y-%m-%d}); skipped")
         return []
-    aliases = record.strings("aliases")
-    summary = record.string("summary")
-    details = record.string("details")
+    defaults = {**DEFAULT_SEVERITY, **(default_severity or {})}
     url = _reference(record)
-    record_severity = _severity(record)
+    record_severity = _record_severity(record, file)
     out: list[Advisory] = []
-    for entry in record.objects("affected"):
-        package = entry.object("package", required=True)
-        assert package is not None
-        ecosystem = package.string("ecosystem", required=True)
-        name = package.string("name", required=True)
+    for i, entry in enumerate(record.affected):
+        where = f"affected[{i}]"
+        if entry.package is None:
+            notes.append(f"{file}: {where}: no package (commit ranges only); skipped")
+            continue
+        ecosystem, name = entry.package.ecosystem, entry.package.name
         bucket = _bucket_of(ecosystem)
         if bucket is None:
-            notes.append(f"{file}: {entry.path}: ecosystem {ecosystem!r} is not supported; skipped")
+            notes.append(f"{file}: {where}: ecosystem {ecosystem!r} is not supported; skipped")
             continue
         # The per-package severity list (OSV 1.5+) only fills in what the record leaves open.
-        severity = record_severity if record_severity != "UNKNOWN" else _cvss_severity(entry)
-        ranges = _ecosystem_ranges(entry, notes)
-        versions = entry.strings("versions")
-        if not ranges and not versions:
-            notes.append(f"{file}: {entry.path}: no ECOSYSTEM range and no versions for {name}; skipped")
+        severity = record_severity
+        if severity == "UNKNOWN":
+            severity = _vector_severity(entry.severity, file, f"{where}.severity")
+        defaulted = severity == "UNKNOWN"
+        if defaulted:
+            severity = defaults["PyPI" if bucket == "pip" else "Debian"]
+        ranges = _ecosystem_ranges(entry, file, where, notes)
+        if not ranges and not entry.versions:
+            notes.append(f"{file}: {where}: no ECOSYSTEM range and no versions for {name}; skipped")
             continue
         base = Advisory(
-            id=_trivy_id(osv_id),
-            aliases=aliases,
-            summary=summary,
+            id=_trivy_id(record.id),
+            aliases=tuple(record.aliases),
+            summary=record.summary,
             severity=severity,
             ecosystem=bucket,
             package=name,
             url=url,
-            description=details,
+            description=record.details,
+            modified=record.modified.astimezone(UTC),
+            severity_defaulted=defaulted,
         )
         if bucket == "pip":
-            vulnerable, patched = _pip_constraints(ranges, versions)
-            out.append(
-                replace(base, package=normalise_pip(name), vulnerable_versions=vulnerable, patched_versions=patched)
-            )
+            vulnerable, patched = _pip_constraints(ranges, tuple(entry.versions))
+            out.append(replace(base, package=pip_name(name), vulnerable_versions=vulnerable, patched_versions=patched))
         else:
-            out.append(replace(base, fixed_version=_debian_fix(entry, ranges, notes)))
+            out.append(replace(base, fixed_version=_debian_fix(file, where, ranges, notes)))
     return out
 
 
@@ -341,65 +492,92 @@ def _trivy_id(osv_id: str) -> str:
     return osv_id
 
 
-def normalise_pip(name: str) -> str:
-    """PEP 503 normalisation, which is how Trivy looks pip packages up."""
+def pip_name(name: str) -> str:
+    """A PyPI name as Trivy looks it up: lowercase, "_" as "-", dots KEPT (zope.interface)."""
+    return name.lower().replace("_", "-")
+
+
+# The name this module used before; PEP 503 would also fold dots, which Trivy does not.
+normalise_pip = pip_name
+
+_MAX_SPELLINGS_SEPARATORS = 6
+
+
+def pip_canonical(name: str) -> str:
+    """PEP 503's name: the one project behind every spelling ("Zope.Interface", "zope_interface")."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _reference(record: _Json) -> str:
+def pip_spellings(name: str) -> list[str]:
+    """Every key Trivy may look this project up under, the given spelling first.
+
+    Trivy keeps dots and folds only "_" and case, so "zope.interface" and
+    "zope-interface" are different keys to it, while PyPI treats them as one
+    project. Feeds differ in which they write (GitHub keeps the dots, the PyPA
+    database folds them), so each advisory is filed under every dot/dash
+    spelling of its name (for up to six separators; beyond that, the
+    all-dots and all-dashes spellings).
+    """
+    given = pip_name(name)
+    parts = re.split(r"[-.]+", pip_canonical(name))
+    seps = len(parts) - 1
+    out = [given]
+    if 0 < seps <= _MAX_SPELLINGS_SEPARATORS:
+        for mask in range(1 << seps):
+            spelled = parts[0] + "".join(("." if mask >> i & 1 else "-") + p for i, p in enumerate(parts[1:]))
+            out.append(spelled)
+    elif seps:
+        out += ["-".join(parts), ".".join(parts)]
+    return list(dict.fromkeys(out))
+
+
+def _reference(record: OsvRecord) -> str:
     urls: dict[str, str] = {}
-    for ref in record.objects("references"):
-        url = ref.string("url", required=True)
-        urls.setdefault(ref.string("type").upper(), url)
-        urls.setdefault("", url)
+    for ref in record.references:
+        urls.setdefault(ref.type.upper(), ref.url)
+        urls.setdefault("", ref.url)
     return urls.get("ADVISORY") or urls.get("WEB") or urls.get("", "")
 
 
-def _severity(record: _Json) -> str:
-    specific = record.object("database_specific")
-    if specific is not None:
-        word = specific.string("severity").strip().upper()
-        if word in _SEVERITY_WORDS:
-            return _SEVERITY_WORDS[word]
-    return _cvss_severity(record)
+def _record_severity(record: OsvRecord, file: str) -> str:
+    specific = record.database_specific or {}
+    word = specific.get("severity")
+    if isinstance(word, str) and word.strip().upper() in _SEVERITY_WORDS:
+        return _SEVERITY_WORDS[word.strip().upper()]
+    return _vector_severity(record.severity, file, "severity")
 
 
-def _cvss_severity(obj: _Json) -> str:
-    for entry in obj.objects("severity"):
-        if entry.string("type", required=True) == "CVSS_V3":
-            vector = entry.string("score", required=True)
-            try:
-                return severity_of_score(cvss3_base_score(vector))
-            except ValueError as exc:
-                entry.fail("score", f"is not a CVSS v3 vector: {exc}")
-    return "UNKNOWN"
+def _vector_severity(entries: list[OsvSeverity], file: str, where: str) -> str:
+    """The highest rating among the CVSS vectors given (v3 and v4 alike; v2 only when alone)."""
+    found: list[str] = []
+    v2: list[str] = []
+    for i, entry in enumerate(entries):
+        if entry.type not in ("CVSS_V2", "CVSS_V3", "CVSS_V4"):
+            continue  # e.g. Ubuntu's own words: not a vector
+        try:
+            rating = cvss_severity(entry.type, entry.score.strip())
+        except ValueError as exc:
+            raise ConfigError(file, f"{where}[{i}].score", f"is not a {entry.type} vector: {exc}") from None
+        (v2 if entry.type == "CVSS_V2" else found).append(rating)
+    ratings = found or v2
+    return max(ratings, key=SEVERITIES.index) if ratings else "UNKNOWN"
 
 
 # One range: its events in order, as (kind, version).
 _Range: TypeAlias = list[tuple[str, str]]
-_EVENT_KINDS = ("introduced", "fixed", "last_affected", "limit")
 
 
-def _ecosystem_ranges(entry: _Json, notes: list[str]) -> list[_Range]:
-    ranges: list[_Range] = []
-    for rng in entry.objects("ranges"):
-        kind = rng.string("type", required=True)
-        if kind != "ECOSYSTEM":
-            # SEMVER and GIT ranges speak of upstream versions or commits, not of
-            # the versions the package manager installed.
-            notes.append(f"{entry.file}: {rng.path}: {kind} range ignored (only ECOSYSTEM ranges are used)")
-            continue
-        events: _Range = []
-        for event in rng.objects("events"):
-            present = [k for k in _EVENT_KINDS if k in event.data]
-            if len(present) != 1:
-                event.fail("", f"expected exactly one of {', '.join(_EVENT_KINDS)}")
-            version = event.string(present[0], required=True)
-            if present[0] != "limit":  # limit only bounds GIT commit walks
-                events.append((present[0], version))
-        if not events:
-            rng.fail("events", "has no events")
-        ranges.append(events)
+def _ecosystem_ranges(entry: OsvAffected, file: str, where: str, notes: list[str]) -> list[_Range]:
+    # SEMVER and GIT ranges speak of upstream versions or commits, not of the
+    # versions the package manager installed; limit only bounds GIT commit walks.
+    ranges: list[_Range] = [
+        [(e.kind, e.version) for e in rng.events if e.kind != "limit"]
+        for rng in entry.ranges
+        if rng.type == "ECOSYSTEM"
+    ]
+    if not ranges:
+        for i, rng in enumerate(entry.ranges):
+            notes.append(f"{file}: {where}.ranges[{i}]: {rng.type} range ignored (only ECOSYSTEM ranges are used)")
     return ranges
 
 
@@ -442,7 +620,7 @@ def _interval(lower: str | None, upper: str | None) -> str:
     return ", ".join(parts) or ">=0"
 
 
-def _debian_fix(entry: _Json, ranges: list[_Range], notes: list[str]) -> str:
+def _debian_fix(file: str, where: str, ranges: list[_Range], notes: list[str]) -> str:
     """The one FixedVersion Trivy's Debian records hold; "" when unfixed.
 
     Debian's advisories say "introduced 0, fixed X" per release. Trivy cannot
@@ -451,16 +629,78 @@ def _debian_fix(entry: _Json, ranges: list[_Range], notes: list[str]) -> str:
     """
     fixed = [v for events in ranges for kind, v in events if kind == "fixed"]
     if not ranges:
-        notes.append(f"{entry.file}: {entry.path}: Debian entry lists versions only; treated as unfixed")
+        notes.append(f"{file}: {where}: Debian entry lists versions only; treated as unfixed")
     if any(kind == "last_affected" for events in ranges for kind, _ in events):
-        notes.append(f"{entry.file}: {entry.path}: last_affected cannot be expressed for Debian; treated as unfixed")
+        notes.append(f"{file}: {where}: last_affected cannot be expressed for Debian; treated as unfixed")
+        return ""
+    if any(kind == "introduced" for events in ranges for kind, _ in events[-1:]):
+        # A range that stays open (introduced again after a fix, or never fixed): no fix covers it.
+        if fixed:
+            notes.append(f"{file}: {where}: a range has no fix; treated as unfixed")
         return ""
     if len(set(fixed)) > 1:
         # The highest: a package below it is reported, whichever fix it missed.
         highest = max(fixed, key=cmp_to_key(debian_version_cmp))
-        notes.append(f"{entry.file}: {entry.path}: several fixed versions ({', '.join(fixed)}); using {highest}")
+        notes.append(f"{file}: {where}: several fixed versions ({', '.join(fixed)}); using {highest}")
         return highest
     return fixed[0] if fixed else ""
+
+
+# --------------------------------------------------------------------------
+# Merging what feeds split
+
+
+def merge(advisories: Iterable[Advisory], notes: list[str] | None = None) -> dict[tuple[str, str, str], Advisory]:
+    """One advisory per (ecosystem, package, ID), folding every entry that shares the key.
+
+    Feeds split one vulnerability over several entries (GitHub: one per release
+    series; a record and its copy in another feed): the affected versions are
+    united (pip constraints are alternatives to Trivy), the highest severity
+    and the newest date win, and for Debian the fix that covers every entry
+    (the highest, or none when any entry is unfixed).
+    """
+    sink: list[str] = notes if notes is not None else []
+    out: dict[tuple[str, str, str], Advisory] = {}
+    for adv in advisories:
+        if adv.severity not in SEVERITIES:
+            raise ValueError(f"{adv.id}: severity {adv.severity!r} is not one of {', '.join(SEVERITIES)}")
+        # Anything else would land in a bucket no Trivy detector reads (and read_info does not count).
+        if adv.ecosystem != "pip" and not _DEBIAN_BUCKET.match(adv.ecosystem):
+            raise ValueError(f"{adv.id}: ecosystem {adv.ecosystem!r} is neither 'pip' nor 'debian N'")
+        if not adv.id or not adv.package:
+            raise ValueError(f"an advisory without an ID or package: {adv!r}")
+        # One project, however a feed spells it (PEP 503), for pip.
+        package = pip_canonical(adv.package) if adv.ecosystem == "pip" else adv.package
+        key = (adv.ecosystem, package, adv.id)
+        seen = out.get(key)
+        out[key] = adv if seen is None else _fold(seen, adv, sink)
+    return out
+
+
+def _fold(a: Advisory, b: Advisory, notes: list[str]) -> Advisory:
+    fixed = a.fixed_version
+    if a.ecosystem != "pip" and a.fixed_version != b.fixed_version:
+        if not a.fixed_version or not b.fixed_version:
+            fixed = ""
+            notes.append(f"{a.id} in {a.package} ({a.ecosystem}): one entry has no fix; treated as unfixed")
+        else:
+            fixed = max(a.fixed_version, b.fixed_version, key=cmp_to_key(debian_version_cmp))
+    rated = [x for x in (a, b) if not x.severity_defaulted] or [a, b]
+    top = max(rated, key=lambda x: SEVERITIES.index(x.severity))
+    dates = [d for d in (a.modified, b.modified) if d is not None]
+    return replace(
+        a,
+        aliases=tuple(dict.fromkeys(a.aliases + b.aliases)),
+        summary=a.summary or b.summary,
+        description=a.description or b.description,
+        url=a.url or b.url,
+        severity=top.severity,
+        severity_defaulted=top.severity_defaulted,
+        fixed_version=fixed,
+        vulnerable_versions=tuple(dict.fromkeys(a.vulnerable_versions + b.vulnerable_versions)),
+        patched_versions=tuple(dict.fromkeys(a.patched_versions + b.patched_versions)),
+        modified=max(dates) if dates else None,
+    )
 
 
 def debian_version_cmp(a: str, b: str) -> int:
@@ -535,20 +775,53 @@ def _bucket_name(ecosystem: str) -> str:
     return PIP_BUCKET if ecosystem == "pip" else ecosystem
 
 
-def build_db(advisories: list[Advisory], out: Path, *, source: str, updated_at: datetime | None = None) -> DbInfo:
-    """Write ``out/db/trivy.db`` and ``out/db/metadata.json`` for ``advisories``.
+def ecosystem_of_bucket(bucket: str) -> str:
+    """The ecosystem a Trivy bucket serves: "pip::GitHub Security Advisory pip" -> "pip", "debian 12" as is."""
+    return bucket.split("::", 1)[0] if "::" in bucket else bucket
 
-    ``source`` says where the advisories came from (a path or URL); it is kept
-    in the metadata and the data-source records. Two advisories for the same
-    vulnerability and package that disagree are an :class:`InputError`;
-    exact duplicates count once.
+
+def build_db(
+    advisories: Iterable[Advisory],
+    out: Path,
+    *,
+    source: str,
+    updated_at: datetime | None = None,
+    notes: list[str] | None = None,
+) -> DbInfo:
+    """Write ``out/db/trivy.db`` and ``out/db/metadata.json`` for ``advisories`` (merged first).
+
+    ``source`` says where the advisories came from (a path, URL, or a
+    provenance line); it is kept in the database and reported by every scan.
     """
     when = (updated_at or datetime.now(UTC)).replace(microsecond=0)
     if when.tzinfo is None:
         raise ValueError("updated_at must be timezone-aware")
     when = when.astimezone(UTC)
-    entries = _dedupe(advisories)
+    entries = merge(advisories, notes)
+    ecosystems: dict[str, int] = {}
+    defaulted: dict[str, int] = {}
+    for (eco, _, _), adv in entries.items():
+        ecosystems[eco] = ecosystems.get(eco, 0) + 1
+        if adv.severity_defaulted:
+            defaulted[eco] = defaulted.get(eco, 0) + 1
+    dates = [a.modified for a in entries.values() if a.modified is not None]
+    newest = max(dates).replace(microsecond=0) if dates else None
+    info_record: dict[str, Any] = {
+        "Source": source,
+        "Advisories": len(entries),
+        "Ecosystems": dict(sorted(ecosystems.items())),
+        "NewestAdvisory": _rfc3339(newest) if newest else None,
+        "DefaultedSeverity": dict(sorted(defaulted.items())),
+    }
     tree = _db_tree(entries, source)
+    info_record["Keys"] = sum(
+        len(recs)
+        for name, pkgs in tree.items()
+        if _is_advisory_bucket(name) and isinstance(pkgs, dict)
+        for recs in pkgs.values()
+        if isinstance(recs, dict)
+    )
+    tree[INFO_BUCKET.encode()] = {INFO_KEY.encode(): _json_bytes(info_record)}
     db_dir = out / "db"
     db_dir.mkdir(parents=True, exist_ok=True)
     path = db_dir / "trivy.db"
@@ -559,42 +832,15 @@ def build_db(advisories: list[Advisory], out: Path, *, source: str, updated_at: 
         "NextUpdate": _rfc3339(next_update),
         "UpdatedAt": _rfc3339(when),
         "DownloadedAt": _rfc3339(when),
-        # Ours, not Trivy's (it ignores unknown keys): what read_info reports.
+        # Ours, not Trivy's (it ignores unknown keys, and drops them when it downloads a copy).
         "Source": source,
         "Advisories": len(entries),
     }
     # Metadata last: Trivy (and read_info) treat a database without it as absent.
     _atomic_write(db_dir / "metadata.json", (json.dumps(metadata, indent=2) + "\n").encode())
-    return DbInfo(path, SCHEMA_VERSION, when, next_update, len(entries), source)
-
-
-def _dedupe(advisories: list[Advisory]) -> dict[tuple[str, str, str], Advisory]:
-    entries: dict[tuple[str, str, str], Advisory] = {}
-    for adv in advisories:
-        if adv.severity not in SEVERITIES:
-            raise ValueError(f"{adv.id}: severity {adv.severity!r} is not one of {', '.join(SEVERITIES)}")
-        # Anything else would land in a bucket no Trivy detector reads (and read_info does not count).
-        if adv.ecosystem != "pip" and not _DEBIAN_BUCKET.match(adv.ecosystem):
-            raise ValueError(f"{adv.id}: ecosystem {adv.ecosystem!r} is neither 'pip' nor 'debian N'")
-        if not adv.id or not adv.package:
-            raise ValueError(f"an advisory without an ID or package: {adv!r}")
-        key = (adv.ecosystem, adv.package, adv.id)
-        seen = entries.get(key)
-        if seen is None:
-            entries[key] = adv
-            continue
-        if _affects(seen) != _affects(adv):
-            raise InputError(
-                f"two advisories for {adv.id} in {adv.package} ({adv.ecosystem}) disagree on the affected versions",
-                seen=f"fixed {seen.fixed_version!r} vs {adv.fixed_version!r}; "
-                f"vulnerable {list(seen.vulnerable_versions)} vs {list(adv.vulnerable_versions)}",
-                hint="keep one of the two advisories",
-            )
-    return entries
-
-
-def _affects(adv: Advisory) -> tuple[str, frozenset[str], frozenset[str]]:
-    return adv.fixed_version, frozenset(adv.vulnerable_versions), frozenset(adv.patched_versions)
+    return DbInfo(
+        path, SCHEMA_VERSION, when, next_update, len(entries), source, dict(ecosystems), newest, dict(defaulted)
+    )
 
 
 def _db_tree(entries: Mapping[tuple[str, str, str], Advisory], source: str) -> Tree:
@@ -608,7 +854,9 @@ def _db_tree(entries: Mapping[tuple[str, str, str], Advisory], source: str) -> T
                 record["PatchedVersions"] = list(adv.patched_versions)
         else:
             record = {"FixedVersion": adv.fixed_version} if adv.fixed_version else {}
-        buckets.setdefault(_bucket_name(ecosystem), {}).setdefault(package, {})[vuln_id] = record
+        names = pip_spellings(adv.package) if ecosystem == "pip" else [package]
+        for name in names:
+            buckets.setdefault(_bucket_name(ecosystem), {}).setdefault(name, {})[vuln_id] = record
         _merge_vulnerability(vulns.setdefault(vuln_id, {}), adv, _source_of(ecosystem).id)
 
     tree: Tree = {}
@@ -627,7 +875,7 @@ def _db_tree(entries: Mapping[tuple[str, str, str], Advisory], source: str) -> T
     return tree
 
 
-def _merge_vulnerability(vuln: dict[str, object], adv: Advisory, source_id: str) -> None:
+def _merge_vulnerability(vuln: dict[str, Any], adv: Advisory, source_id: str) -> None:
     """Fold one advisory into the shared per-ID record Trivy reads titles and severities from."""
     if adv.summary and not vuln.get("Title"):
         vuln["Title"] = adv.summary
@@ -635,14 +883,12 @@ def _merge_vulnerability(vuln: dict[str, object], adv: Advisory, source_id: str)
         vuln["Description"] = adv.description
     if adv.severity != "UNKNOWN":
         rank = SEVERITIES.index(adv.severity)
-        vendor = vuln.setdefault("VendorSeverity", {})
-        assert isinstance(vendor, dict)
+        vendor: dict[str, int] = vuln.setdefault("VendorSeverity", {})
         vendor[source_id] = max(rank, vendor.get(source_id, 0))
         current = vuln.get("Severity")
         if not isinstance(current, str) or SEVERITIES.index(current) < rank:
             vuln["Severity"] = adv.severity
-    refs = vuln.setdefault("References", [])
-    assert isinstance(refs, list)
+    refs: list[str] = vuln.setdefault("References", [])
     if adv.url and adv.url not in refs:
         refs.append(adv.url)
     if not refs:
@@ -663,6 +909,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared database from other users
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -672,12 +919,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def read_info(cache_dir: Path) -> DbInfo:
     """What the database under ``cache_dir`` holds; :class:`VulnDbError` if it is missing or damaged.
 
-    The advisory count comes from reading the whole BoltDB file back, so a
+    The advisory counts come from reading the whole BoltDB file back, so a
     truncated or corrupted file is caught here, before a scan trusts it.
     """
     db_dir = cache_dir / "db"
     meta_path, path = db_dir / "metadata.json", db_dir / "trivy.db"
-    hint = "rebuild it from the OSV advisories (pipelines.vulndb.build_db)"
+    hint = "rebuild it: `pipelines vulndb build --from OSV_DIR --out DIR`"
     if not meta_path.is_file():
         raise VulnDbError(f"no vulnerability database metadata at {meta_path}", hint=hint)
     if not path.is_file():
@@ -694,15 +941,58 @@ def read_info(cache_dir: Path) -> DbInfo:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise VulnDbError(f"{meta_path} is not valid Trivy DB metadata", seen=str(exc), hint=hint) from None
     try:
-        count = count_advisories(path.read_bytes())
+        data = path.read_bytes()
+        counts = nested_key_counts(data, lambda name: name.decode(errors="replace") not in _NOT_ADVISORIES)
+        raw_info = read_key(data, INFO_BUCKET.encode(), INFO_KEY.encode())
+        ours = _info_record(raw_info) if raw_info is not None else {}
     except (OSError, ValueError) as exc:
         raise VulnDbError(f"{path} is not a readable vulnerability database", seen=str(exc), hint=hint) from None
+    ecosystems: dict[str, int] = {}
+    for bucket, n in counts.items():
+        eco = ecosystem_of_bucket(bucket.decode(errors="replace"))
+        ecosystems[eco] = ecosystems.get(eco, 0) + n
+    keys = sum(n for b, n in counts.items() if _is_advisory_bucket(b))
+    count = sum(ecosystems.values())  # a foreign DB (Trivy's own): every advisory bucket it has
+    if ours:
+        # Ours: pip advisories are filed under several spellings; the record says how many keys that made.
+        recorded_keys, distinct, given = ours.get("Keys"), ours.get("Advisories"), ours.get("Ecosystems")
+        if not isinstance(distinct, int) or not isinstance(given, dict) or recorded_keys != keys:
+            raise VulnDbError(
+                f"{path} does not match its metadata",
+                seen=f"{keys} records, {INFO_BUCKET} says {recorded_keys}",
+                hint=hint,
+            )
+        ecosystems, count = {str(k): int(v) for k, v in given.items()}, distinct
     recorded = meta.get("Advisories")
     if isinstance(recorded, int) and recorded != count:
         raise VulnDbError(
-            f"{path} does not match its metadata", seen=f"{count} advisories, metadata says {recorded}", hint=hint
+            f"{path} does not match its metadata", seen=f"{count} advisories, metadata.json says {recorded}", hint=hint
         )
-    return DbInfo(path, SCHEMA_VERSION, updated_at, next_update, count, str(meta.get("Source", "")))
+    newest_text = ours.get("NewestAdvisory")
+    try:
+        newest = _parse_time(newest_text, "NewestAdvisory") if newest_text is not None else None
+    except ValueError as exc:
+        raise VulnDbError(f"{path} has damaged provenance", seen=str(exc), hint=hint) from None
+    source = ours.get("Source", meta.get("Source", ""))
+    defaulted = ours.get("DefaultedSeverity") or {}
+    return DbInfo(
+        path,
+        SCHEMA_VERSION,
+        updated_at,
+        next_update,
+        count,
+        str(source),
+        dict(sorted(ecosystems.items())),
+        newest,
+        {str(k): int(v) for k, v in defaulted.items()} if isinstance(defaulted, dict) else {},
+    )
+
+
+def _info_record(raw: bytes) -> dict[str, Any]:
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError(f"the {INFO_BUCKET} record is not a JSON object")
+    return value
 
 
 def _parse_time(value: object, key: str) -> datetime:
@@ -718,11 +1008,102 @@ def _parse_time(value: object, key: str) -> datetime:
 
 
 def count_advisories(data: bytes) -> int:
-    """Advisory records (package x vulnerability) in a Trivy BoltDB file; ValueError if it is damaged."""
-    # Ecosystem bucket -> package bucket -> one key per vulnerability.
-    return count_nested_keys(data, _is_advisory_bucket)
+    """Advisory records (package x vulnerability) in the pip and Debian buckets; ValueError if damaged."""
+    return sum(nested_key_counts(data, _is_advisory_bucket).values())
 
 
 def _is_advisory_bucket(name: bytes) -> bool:
     bucket = name.decode(errors="replace")
     return bucket.startswith("pip::") or _DEBIAN_BUCKET.match(bucket) is not None
+
+
+# --------------------------------------------------------------------------
+# The offline bundle: OSV records in one file, with where they came from
+
+
+@dataclass(frozen=True)
+class Provenance:
+    name: str  # "PyPA advisory database"
+    repository: str  # "github.com/pypa/advisory-database"
+    commit: str
+    date: str  # the commit's date, YYYY-MM-DD
+    license: str
+
+    def line(self) -> str:
+        return f"{self.name} ({self.repository}@{self.commit[:12]}, {self.date}, {self.license})"
+
+
+def write_bundle(source_dir: Path, out: Path, provenance: Provenance) -> int:
+    """Pack every OSV file under ``source_dir`` unchanged into one gzip'd JSON file; the record count.
+
+    Each record is parsed and validated first, so a bundle never holds what
+    the scan could not read.
+    """
+    notes: list[str] = []
+    records: list[dict[str, Any]] = []
+    for file in osv_files(source_dir):
+        data = read_record_file(file)
+        parse_osv(data, str(file), notes)
+        records.append({"path": file.relative_to(source_dir).as_posix(), "record": data})
+    if not records:
+        raise ConfigError(str(source_dir), "", "holds no OSV files (*.json, *.yaml, *.yml)")
+    body = {
+        "format": BUNDLE_FORMAT,
+        "provenance": {
+            "name": provenance.name,
+            "repository": provenance.repository,
+            "commit": provenance.commit,
+            "date": provenance.date,
+            "license": provenance.license,
+        },
+        "records": records,
+    }
+    raw = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out, gzip.compress(raw, compresslevel=9, mtime=0))
+    return len(records)
+
+
+def load_bundle(
+    file: Path, *, notes: list[str] | None = None, default_severity: Mapping[str, str] | None = None
+) -> tuple[Provenance, list[Advisory]]:
+    """The provenance and advisories of a bundle written by :func:`write_bundle`."""
+    name = str(file)
+    try:
+        packed = file.read_bytes()
+        # Unpacked with a cap: a few KiB of gzip can claim gigabytes.
+        unpacker = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        raw = unpacker.decompress(packed, MAX_BUNDLE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(name, "", f"cannot be read: {exc.strerror}") from None
+    except zlib.error as exc:
+        raise ConfigError(name, "", f"is not a gzip'd bundle ({exc})") from None
+    if len(raw) > MAX_BUNDLE_BYTES:
+        raise ConfigError(name, "", f"unpacks to more than {MAX_BUNDLE_BYTES} bytes, more than a bundle may hold")
+    if not unpacker.eof:
+        raise ConfigError(name, "", "is truncated")
+    data = parse_text(raw.decode("utf-8", errors="replace"), name, yaml_=False)
+    if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
+        raise ConfigError(name, "format", f"is not a {BUNDLE_FORMAT} bundle")
+    prov = data.get("provenance")
+    keys = ("name", "repository", "commit", "date", "license")
+    if not isinstance(prov, dict) or not all(isinstance(prov.get(k), str) and prov.get(k) for k in keys):
+        raise ConfigError(name, "provenance", f"must give {', '.join(keys)}")
+    records = data.get("records")
+    if not isinstance(records, list) or not records:
+        raise ConfigError(name, "records", "holds no advisories")
+    sink: list[str] = notes if notes is not None else []
+    advisories: list[Advisory] = []
+    for i, item in enumerate(records):
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            raise ConfigError(name, f"records[{i}]", "expected {path, record}")
+        where = f"{name}: {item['path']}"
+        advisories.extend(parse_osv(item.get("record"), where, sink, default_severity=default_severity))
+    return Provenance(*(str(prov[k]) for k in keys)), advisories
+
+
+def iter_notes(notes: list[str], limit: int = 20) -> Iterator[str]:
+    """At most ``limit`` notes, then how many more there were."""
+    yield from notes[:limit]
+    if len(notes) > limit:
+        yield f"... and {len(notes) - limit} more"

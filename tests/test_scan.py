@@ -27,6 +27,7 @@ def osv(id_: str, ecosystem: str, name: str, fixed: str | None, severity: str) -
         events.append({"fixed": fixed})
     return {
         "id": id_,
+        "modified": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),  # current data: coverage is not at issue
         "summary": f"test advisory for {name}",
         "database_specific": {"severity": severity},
         "affected": [
@@ -155,7 +156,10 @@ def test_valid_waivers_pass_expired_fail_stale_reported(api_ref: str, tmp_path: 
 
 
 def test_ignore_unfixed_is_a_gate_option(api_ref: str, tmp_path: Path) -> None:
-    db = make_db(tmp_path, osv("TEST-NOFIX-1", "Debian:12", "openssl", None, "HIGH"))
+    # The PyPI record is for a package the image lacks: it only makes the data cover both ecosystems.
+    db = make_db(
+        tmp_path, osv("TEST-NOFIX-1", "Debian:12", "openssl", None, "HIGH"), osv("X", "PyPI", "absent", "1", "LOW")
+    )
     r = run_cli("--config", str(project(tmp_path)), "scan", api_ref, "--vulndb", str(db))
     assert r.returncode == 1 and "TEST-NOFIX-1" in gated_ids(result(tmp_path))
     cfg = project(tmp_path, scan_cfg="ignore_unfixed = true")
@@ -187,10 +191,11 @@ def test_no_db_at_all_stops_unless_explicitly_allowed(api_ref: str, tmp_path: Pa
 
 
 def test_shipped_bundle_is_the_last_resort(api_ref: str, tmp_path: Path) -> None:
-    r = run_cli("--config", str(project(tmp_path, scan_cfg='db_sources = ["cache", "bundle"]')), "scan", api_ref)
+    scan_cfg = 'db_sources = ["cache", "bundle"]\naccept_limited_coverage = true'
+    r = run_cli("--config", str(project(tmp_path, scan_cfg=scan_cfg)), "scan", api_ref)
     assert r.returncode == 0, r.stderr[-2000:]
     first = result(tmp_path)["notices"][0]
-    assert first.startswith("Vulnerability DB: bundle") and "advisories" in first
+    assert first.startswith("Vulnerability DB: bundle (PyPA advisory database") and "COVERAGE LIMITED" in first
 
 
 def test_planted_private_key_is_caught(built: dict[str, Any], tmp_path: Path) -> None:
