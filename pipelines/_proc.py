@@ -222,7 +222,8 @@ def tail(text: str, lines: int = TAIL_LINES) -> str:
 
 def _pump(proc: subprocess.Popen[str], stream: Log, timeout: float, input: str | None) -> str:
     """Forward merged output line by line, keeping the tail for the result."""
-    assert proc.stdout is not None
+    if proc.stdout is None:  # a programming error: _pump needs the merged pipe run() opens
+        raise RuntimeError("_pump needs a child started with stdout=PIPE")
     lines: collections.deque[str] = collections.deque(maxlen=5000)
     if input is not None and proc.stdin is not None:
         proc.stdin.write(input)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import _proc, build, manifest, report
 from .config import Config
+from .engine import Engine
 from .errors import ConfigError, GateFailed
 from .tools import Toolchain
 
@@ -45,15 +46,13 @@ def target_service(cfg: Config, changed: Path) -> str:
 
 
 def layers(tools: Toolchain, ref: str) -> list[str]:
-    r = _proc.run(
-        [tools.docker, "image", "inspect", "--format", "{{json .RootFS.Layers}}", ref], timeout=30, quiet=True
-    )
-    return list(json.loads(r.stdout))
+    with Engine.connect() as engine:
+        return list(engine.image(ref).layers)
 
 
 def image_size(tools: Toolchain, ref: str) -> int:
-    r = _proc.run([tools.docker, "image", "inspect", "--format", "{{json .Size}}", ref], timeout=30, quiet=True)
-    return int(json.loads(r.stdout))
+    with Engine.connect() as engine:
+        return engine.image(ref).size
 
 
 def run(
@@ -138,9 +137,11 @@ def write(out: Path, results: dict[str, object]) -> None:
     timings = results["timings_s"]
     sizes = results["sizes_mb"]
     checks = results["checks"]
-    assert isinstance(timings, dict) and isinstance(sizes, dict) and isinstance(checks, list)
     machine = results["machine"]
-    assert isinstance(machine, dict)
+    if not (
+        isinstance(timings, dict) and isinstance(sizes, dict) and isinstance(checks, list) and isinstance(machine, dict)
+    ):
+        raise TypeError("bench results lack their timings, sizes, checks or machine")
     md = [
         f"## Build benchmark ({results['when']})",
         "",

@@ -165,7 +165,8 @@ def buildx_command(
     progress: str,
     no_cache: bool,
 ) -> list[str]:
-    assert img.context is not None and img.dockerfile is not None
+    if img.context is None or img.dockerfile is None:
+        raise TypeError(f"{img.name} is a rootfs image: it has no Dockerfile to build")
     argv = [
         docker,
         "buildx",
