@@ -336,11 +336,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _stage_build(args: argparse.Namespace) -> Result:
+def _stage_build(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from . import build  # imported per command: `pipelines --help` stays fast
 
-    return build.run(
-        _context(args),
+    ctx = _context(args)
+    return ctx, build.run(
+        ctx,
         build.Options(
             env=args.env,
             only=tuple(args.only),
@@ -354,19 +355,20 @@ def _stage_build(args: argparse.Namespace) -> Result:
     )
 
 
-def _stage_scan(args: argparse.Namespace) -> Result:
+def _stage_scan(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from . import scan  # imported per command: `pipelines --help` stays fast
 
     ctx = _context(args)
     outcome = scan.run(ctx.cfg, ctx.tools, env=args.env, images=args.images, explicit_db=args.vulndb)
-    return scan.as_result(outcome)
+    return ctx, scan.as_result(outcome, judged_build=not args.images)
 
 
-def _stage_smoke(args: argparse.Namespace) -> Result:
+def _stage_smoke(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from . import smoke  # imported per command: `pipelines --help` stays fast
 
-    return smoke.run(
-        _context(args),
+    ctx = _context(args)
+    return ctx, smoke.run(
+        ctx,
         smoke.Options(
             env=args.env,
             keep=args.keep,
@@ -377,16 +379,17 @@ def _stage_smoke(args: argparse.Namespace) -> Result:
     )
 
 
-def _stage_load(args: argparse.Namespace) -> Result:
+def _stage_load(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from . import load  # imported per command: `pipelines --help` stays fast
 
-    return load.run(
-        _context(args),
+    ctx = _context(args)
+    return ctx, load.run(
+        ctx,
         load.Options(env=args.env, connections=args.connections, duration_s=args.duration, p99_ms=args.p99_ms),
     )
 
 
-def _stage_lint(args: argparse.Namespace) -> Result:
+def _stage_lint(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from . import lint  # imported per command: `pipelines --help` stays fast
 
     cfg = None
@@ -416,7 +419,7 @@ def _stage_lint(args: argparse.Namespace) -> Result:
     res = lint.run(dockerfiles, composes, settings, Toolchain())
     # Reports under ARTIFACTS only for the project's own lint, not for paths named by hand.
     out_dir = cfg.project.artifacts / "lint" if cfg is not None and not args.paths else None
-    return lint.as_result(res, out_dir)
+    return None, lint.as_result(res, out_dir)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -425,7 +428,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "vulndb": _cmd_vulndb,
     "bench": _cmd_bench,
 }
-STAGES: dict[str, Callable[[argparse.Namespace], Result]] = {
+STAGES: dict[str, Callable[[argparse.Namespace], tuple[Context | None, Result]]] = {
     "build": _stage_build,
     "lint": _stage_lint,
     "scan": _stage_scan,
@@ -434,7 +437,14 @@ STAGES: dict[str, Callable[[argparse.Namespace], Result]] = {
 }
 
 
-def emit(res: Result, fmt: str, output: Path | None, environ: dict[str, str] | None = None) -> None:
+def emit(
+    res: Result,
+    fmt: str,
+    output: Path | None,
+    *,
+    artifacts: Path | None = None,
+    environ: dict[str, str] | None = None,
+) -> None:
     """Write every format under the stage's directory, the job summary, and the chosen format."""
     environ = dict(os.environ) if environ is None else environ
     if res.out_dir is not None:
@@ -445,6 +455,19 @@ def emit(res: Result, fmt: str, output: Path | None, environ: dict[str, str] | N
                 f"cannot write the {res.stage} reports under {res.out_dir}: {exc.strerror}",
                 hint="make the artifacts directory ([project].artifacts) writable",
             ) from None
+    if res.env and res.subjects and artifacts is not None:
+        # What this stage concluded about exactly these images: promotion and deploy trust only that.
+        from . import verdicts
+
+        verdicts.record(
+            artifacts,
+            stage=res.stage,
+            env=res.env,
+            passed=res.passed,
+            subjects=res.subjects,
+            headline=res.headline,
+            reports=str(res.out_dir or ""),
+        )
     report.step_summary(render.markdown(res), environ)
     text = render.render(res, fmt) + "\n"
     if output is None:
@@ -464,8 +487,8 @@ def emit(res: Result, fmt: str, output: Path | None, environ: dict[str, str] | N
 def _run(args: argparse.Namespace) -> int:
     if args.command in COMMANDS:
         return COMMANDS[args.command](args)
-    res = STAGES[args.command](args)
-    emit(res, args.format, args.output)
+    ctx, res = STAGES[args.command](args)
+    emit(res, args.format, args.output, artifacts=ctx.artifacts if ctx is not None else None)
     return result.exit_code(res)
 
 

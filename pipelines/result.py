@@ -78,6 +78,10 @@ class Result:
     files: tuple[str, ...] = ()  # what was examined (JUnit cases for findings)
     error: str = ""  # the stage ran but could not finish its own work (stack never came up, ...)
     out_dir: Path | None = None  # where the reports of this run are written
+    # The environment build this result judged: image name -> image ID. Set by stages that
+    # judge a recorded build (scan, verify, smoke); the CLI records the verdict for promotion.
+    env: str = ""
+    subjects: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:

@@ -613,6 +613,7 @@ class Outcome:
     findings: list[Finding]  # every issue (waived or not) plus waiver problems
     notices: list[str]
     run_dir: Path
+    subjects: dict[str, str] = field(default_factory=dict)  # the build's images judged: name -> image ID
 
     def gated(self) -> list[Finding]:
         limit = level(self.threshold)
@@ -658,12 +659,14 @@ def run(
     tools.engine_version  # noqa: B018 - images come from the engine
     db = resolve_db(cfg, settings, explicit_db, trivy)
     targets: list[tuple[str, str]]
+    subjects: dict[str, str] = {}
     if images:
         targets = [(_safe_name(ref), ref) for ref in images]
     else:
         record = manifest.load(cfg.project.artifacts, e.name)
         # The commit tag names exactly the image this build produced.
         targets = [(b.name, b.local_ref) for b in record.services]
+        subjects = {b.name: b.image_id for b in record.services}
     os_findings, os_notes = osupdates.for_scan(
         cfg.images.values(), settings.os_updates, settings.cache_dir, settings.download_timeout, targets
     )
@@ -722,6 +725,7 @@ def run(
         findings,
         notices,
         run_dir,
+        subjects,
     )
     write_reports(out, scan_waivers)
     return out
@@ -857,7 +861,7 @@ def write_reports(out: Outcome, ledger: Sequence[waivers.Waiver]) -> None:
     latest.symlink_to(d.name)
 
 
-def as_result(out: Outcome) -> Result:
+def as_result(out: Outcome, *, judged_build: bool = True) -> Result:
     """The scan on the common stage contract (rendered and gated by the boundary)."""
     gated = out.gated()
     waived = [f for f in out.findings if f.waived]
@@ -905,4 +909,6 @@ def as_result(out: Outcome) -> Result:
             "images": [{**asdict(r), "issues": len(r.issues)} for r in out.images],
         },
         out_dir=out.run_dir,
+        env=out.env if judged_build else "",
+        subjects=out.subjects if judged_build else {},
     )

@@ -14,11 +14,11 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import _proc, render, stack
+from . import _proc, manifest, render, stack
 from .config import Probe
 from .errors import GateFailed, PipelineError, ToolNotFound
 from .result import Check, Context, Outcome, Result, Table
@@ -236,7 +236,11 @@ def run(ctx: Context, opts: Options) -> Result:
         error = exc.what
         if st.config:
             tables += evidence(st, exc.seen)
-    return _result(env.name, project, run_dir, checks, tables, error, healthy_after)
+    res = _result(env.name, project, run_dir, checks, tables, error, healthy_after)
+    if opts.extra_files:
+        return res  # a stack changed by extra overlays proves nothing about the build as it ships
+    record = manifest.load(cfg.project.artifacts, env.name)
+    return replace(res, env=env.name, subjects={b.name: b.image_id for b in record.services})
 
 
 def _result(

@@ -28,8 +28,8 @@ from pipelines.result import Result
 from .conftest import ROOT
 
 
-def _stage_raising(exc: BaseException) -> cli.Callable[[argparse.Namespace], Result]:
-    def stage(args: argparse.Namespace) -> Result:
+def _stage_raising(exc: BaseException) -> cli.Callable[[argparse.Namespace], tuple[None, Result]]:
+    def stage(args: argparse.Namespace) -> tuple[None, Result]:
         raise exc
 
     return stage
@@ -76,9 +76,9 @@ def test_stage_results_map_to_0_and_1(monkeypatch: pytest.MonkeyPatch, capsys: p
 
     ok = Result(stage="build", headline="fine", checks=(Check("c", Outcome.PASS),))
     bad = Result(stage="build", headline="not fine", checks=(Check("c", Outcome.FAIL, "broken"),))
-    monkeypatch.setitem(cli.STAGES, "build", lambda args: ok)
+    monkeypatch.setitem(cli.STAGES, "build", lambda args: (None, ok))
     assert cli.main(["--config", str(ROOT / "pipeline.toml"), "build"]) == 0
-    monkeypatch.setitem(cli.STAGES, "build", lambda args: bad)
+    monkeypatch.setitem(cli.STAGES, "build", lambda args: (None, bad))
     assert cli.main(["--config", str(ROOT / "pipeline.toml"), "build"]) == 1
     assert "not fine" in capsys.readouterr().out
 
@@ -136,3 +136,29 @@ def test_ctrl_c_at_start_up_is_a_clean_interruption(delay: float, tmp_path: Path
     assert proc.returncode in (0, EXIT_INTERRUPTED, -signal.SIGINT), (proc.returncode, err[-2000:])
     assert "Traceback" not in err, err[-2000:]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_judged_build_leaves_a_verdict_for_exactly_its_images(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines import verdicts
+    from pipelines.config import load
+    from pipelines.result import Context
+    from pipelines.tools import Toolchain
+
+    from dataclasses import replace
+
+    cfg = load(ROOT / "pipeline.toml")
+    ctx = Context(replace(cfg, project=replace(cfg.project, artifacts=tmp_path)), Toolchain())
+    judged = Result(stage="scan", headline="gate: passed", env="dev", subjects={"api": "sha256:1"})
+    monkeypatch.setitem(cli.STAGES, "scan", lambda args: (ctx, judged))
+    assert cli.main(["scan"]) == 0
+    v = verdicts.load(ctx.artifacts, "dev", "scan")
+    assert v is not None and v.passed and v.subjects == {"api": "sha256:1"}
+    assert verdicts.covers(v, {"api": "sha256:1"}) == ""
+    assert "other images" in verdicts.covers(v, {"api": "sha256:2"})
+    assert verdicts.covers(None, {"api": "sha256:1"}) == "never ran on this build"
+    failed = Result(stage="scan", headline="gate: FAILED", env="dev", subjects={"api": "sha256:1"}, error="x")
+    monkeypatch.setitem(cli.STAGES, "scan", lambda args: (ctx, failed))
+    assert cli.main(["scan"]) == 1
+    assert "failed at" in verdicts.covers(verdicts.load(ctx.artifacts, "dev", "scan"), {"api": "sha256:1"})
