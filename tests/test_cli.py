@@ -141,12 +141,12 @@ def test_ctrl_c_at_start_up_is_a_clean_interruption(delay: float, tmp_path: Path
 def test_a_judged_build_leaves_a_verdict_for_exactly_its_images(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from dataclasses import replace
+
     from pipelines import verdicts
     from pipelines.config import load
     from pipelines.result import Context
     from pipelines.tools import Toolchain
-
-    from dataclasses import replace
 
     cfg = load(ROOT / "pipeline.toml")
     ctx = Context(replace(cfg, project=replace(cfg.project, artifacts=tmp_path)), Toolchain())
