@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import __version__, _proc, bench, build, lint, load, report, scan, smoke, vulndb
 from . import config as config_mod
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, PipelineError
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNUSABLE, ConfigError, PipelineError
 from .tools import Toolchain
 
 DESCRIPTION = """\
@@ -103,6 +103,12 @@ def _parser() -> argparse.ArgumentParser:
         help="value for a build arg used in FROM, when linting paths",
     )
     li.add_argument("--no-config", action="store_true", help="ignore pipeline.toml even if one is found")
+    li.add_argument(
+        "--env-file",
+        type=Path,
+        metavar="FILE",
+        help="variables for Compose files, as `docker compose --env-file` (default: the .env beside each file)",
+    )
 
     sm = sub.add_parser(
         "smoke",
@@ -316,7 +322,14 @@ def _lint(args: argparse.Namespace) -> int:
     settings = lint.settings_from_config(cfg, root, threshold=args.threshold, profile=args.profile)
     build_args = dict(a.split("=", 1) for a in args.build_arg if "=" in a)
     if args.paths:
-        dockerfiles, composes = lint.targets_from_paths(args.paths, root, settings.profile, build_args)
+        dockerfiles, composes = lint.targets_from_paths(
+            # Compose files named without --profile: availability rules are warnings, not prod errors.
+            args.paths,
+            root,
+            args.profile or "unspecified",
+            build_args,
+            env_file=args.env_file,
+        )
     else:
         assert cfg is not None
         dockerfiles, composes = lint.targets_from_config(cfg)
@@ -326,6 +339,10 @@ def _lint(args: argparse.Namespace) -> int:
         lint.write_all(res, out_dir)
         report.step_summary(lint.markdown(res))
     lint.emit(res, args.format, args.output)
+    if res.errors:
+        # The other files were linted and reported; these could not be, so the run is not a verdict.
+        sys.stderr.write("".join(f"error: {e}\n" for e in res.errors))
+        return EXIT_UNUSABLE
     return EXIT_FAILED if res.failed else EXIT_OK
 
 

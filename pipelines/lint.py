@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,6 +82,8 @@ class Result:
     threshold: Severity
     files: list[str]
     hadolint_threshold: Severity | None = None
+    # Files that could not be linted at all (each with why); the others still were.
+    errors: list[str] = field(default_factory=list)
 
     def gated(self) -> list[Finding]:
         out = []
@@ -144,7 +147,12 @@ def targets_from_config(cfg: Config) -> tuple[list[DockerfileTarget], list[Compo
 
 def _is_dockerfile(p: Path) -> bool:
     n = p.name
-    return n == "Dockerfile" or n.startswith("Dockerfile.") or n.endswith(".Dockerfile") or n.endswith(".dockerfile")
+    if n.endswith(".dockerignore"):
+        return False
+    return any(
+        n == base or n.startswith(base + ".") or n.endswith("." + base) or n.endswith("." + base.lower())
+        for base in ("Dockerfile", "Containerfile")
+    )
 
 
 def _is_compose(p: Path) -> bool:
@@ -158,7 +166,11 @@ def _is_compose(p: Path) -> bool:
 
 
 def targets_from_paths(
-    paths: Sequence[Path], root: Path, profile: str, build_args: Mapping[str, str]
+    paths: Sequence[Path],
+    root: Path,
+    profile: str,
+    build_args: Mapping[str, str],
+    env_file: Path | None = None,
 ) -> tuple[list[DockerfileTarget], list[ComposeTarget]]:
     dockerfiles: list[DockerfileTarget] = []
     composes: list[ComposeTarget] = []
@@ -173,10 +185,19 @@ def targets_from_paths(
             )
         )
         compose_files = [f for f in files if not _is_dockerfile(f) and _is_compose(f)]
-        for f in files:
-            if _is_dockerfile(f):
-                dockerfiles.append(DockerfileTarget(f, report.display_path(f, root), f.parent, dict(build_args)))
-        composes.extend(_compose_groups(compose_files, root, profile, explicit=given.is_file()))
+        found = [f for f in files if _is_dockerfile(f)]
+        for f in found:
+            dockerfiles.append(DockerfileTarget(f, report.display_path(f, root), f.parent, dict(build_args)))
+        if given.is_dir() and not found and not compose_files:
+            raise InputError(
+                f"{given}: no Dockerfile or Compose file in this directory",
+                hint="Dockerfiles are named Dockerfile, Containerfile, Dockerfile.* or *.dockerfile; Compose files "
+                "are YAML with a services: key",
+            )
+        groups = _compose_groups(compose_files, root, profile, explicit=given.is_file())
+        composes.extend(
+            ComposeTarget(g.files, g.displays, g.environment, g.profile, g.project_dir, env_file) for g in groups
+        )
         if given.is_file() and not _is_dockerfile(given) and given not in compose_files:
             raise InputError(
                 f"{given}: neither a Dockerfile nor a Compose file",
@@ -296,22 +317,34 @@ def run(
             notices.append(
                 f"docker build --check: skipped (buildx {tools.buildx_version} has no --check; it needs buildx >= 0.15)"
             )
+    errors: list[str] = []
     for t in dockerfiles:
         files.append(t.display)
-        parsed = dockerfile_policy.parse(t.path, t.display, t.build_args)
-        ctx = dockerfile_policy.Context(settings.profile, t.target, t.labels_by_pipeline, t.context_dir, t.role)
-        findings += dockerfile_policy.check(parsed, ctx)
-        findings += hadolint(t.path, t.display, settings.hadolint_config, binary)
-        final = dockerfile_policy.final_stage(parsed, t.target)
+        try:
+            parsed = dockerfile_policy.parse(t.path, t.display, t.build_args)
+            ctx = dockerfile_policy.Context(settings.profile, t.target, t.labels_by_pipeline, t.context_dir, t.role)
+            own = dockerfile_policy.check(parsed, ctx)
+            theirs = hadolint(t.path, t.display, settings.hadolint_config, binary)
+            final = dockerfile_policy.final_stage(parsed, t.target)
+        except InputError as exc:
+            errors.append(_error_text(exc))
+            continue
+        findings += _drop_hadolint_duplicates(own, theirs, parsed) + theirs
         healthchecks[t.context_dir.name] = any(c.cmd == "HEALTHCHECK" for c in final.commands)
         ws, problems = waivers.parse_inline(parsed.text, t.display, waivers.next_code_lines(parsed.text))
         all_waivers += ws
         findings += problems
     for c in composes:
         files.extend(d for d in c.displays if d not in files)
-        rendered = compose_policy.render(
-            tools, list(c.files), list(c.displays), project_dir=c.project_dir, env_file=c.env_file
-        )
+        try:
+            rendered = compose_policy.render(
+                tools, list(c.files), list(c.displays), project_dir=c.project_dir, env_file=c.env_file
+            )
+        except InputError as exc:
+            # One file Compose cannot render does not stop the others from being linted.
+            errors.append(_error_text(exc))
+            continue
+        notices += [n for n in rendered.notices if n not in notices]
         known = {
             name: healthchecks.get(Path(str((svc.get("build") or {}).get("context", ""))).name, False)
             for name, svc in (rendered.config.get("services") or {}).items()
@@ -329,7 +362,39 @@ def run(
     findings = waivers.apply(findings, all_waivers)
     findings += waivers.stale(all_waivers)
     hadolint_limit = _hadolint_threshold(settings.hadolint_config) if settings.honour_hadolint_threshold else None
-    return Result(findings, notices, settings.threshold, files, hadolint_limit)
+    return Result(findings, notices, settings.threshold, files, hadolint_limit, errors)
+
+
+def _error_text(exc: InputError) -> str:
+    return exc.render().removeprefix("error: ")
+
+
+# Where Hadolint reports the same problem, its finding is the one kept: one finding per problem.
+HADOLINT_COVERS = {
+    "PL-D001": {"DL3002"},
+    "PL-D003": {"DL3006", "DL3007"},
+    "PL-D005": {"DL3025"},
+    "PL-D006": {"DL3042"},
+    "PL-D007": {"DL3015"},
+    "PL-D009": {"DL3009"},
+    "PL-D012": {"DL3020"},
+}
+
+
+def _drop_hadolint_duplicates(
+    own: list[Finding], theirs: list[Finding], parsed: dockerfile_policy.Parsed
+) -> list[Finding]:
+    # Hadolint points at an instruction's first line; ours may point inside it (a heredoc line).
+    start = {}
+    for s in parsed.stages:
+        for c in s.commands:
+            for ln in range(c.start_line, c.end_line + 1):
+                start[ln] = c.start_line
+        start[s.line] = s.line
+    said = {(f.rule, start.get(f.line, f.line)) for f in theirs}
+    return [
+        f for f in own if not any((code, start.get(f.line, f.line)) in said for code in HADOLINT_COVERS.get(f.rule, ()))
+    ]
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:
@@ -354,8 +419,49 @@ def rules_for(tool: str) -> dict[str, Rule]:
     return {}
 
 
+# Rules about keeping services up, not about keeping them contained: shown apart from security.
+AVAILABILITY = compose_policy.AVAILABILITY | {"PL-D002"}
+MESSAGE_WIDTH = 72
+
+
+def category(f: Finding) -> str:
+    return "availability" if f.rule in AVAILABILITY else "security"
+
+
+def _wrap(text: str, width: int) -> str:
+    return "\n".join(textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False)) or text
+
+
+def _rows_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A table whose cells may hold several lines (wrapped messages and hints)."""
+    split = [[c.split("\n") for c in row] for row in rows]
+    flat = []
+    for row in split:
+        height = max(len(c) for c in row)
+        for i in range(height):
+            flat.append([c[i] if i < len(c) else "" for c in row])
+    return report.terminal_table(headers, flat)
+
+
+def headline(res: Result) -> str:
+    gated = res.gated()
+    parts = []
+    for cat in ("security", "availability"):
+        fs = [f for f in gated if category(f) == cat]
+        if fs:
+            by = {s: sum(1 for f in fs if f.severity == s) for s in (Severity.ERROR, Severity.WARNING)}
+            parts.append(f"{cat}: {by[Severity.ERROR]} errors, {by[Severity.WARNING]} warnings")
+    waived = sum(1 for f in res.findings if f.waived)
+    verdict = "COULD NOT LINT ALL FILES" if res.errors else "FAILED" if gated else "passed"
+    return (
+        f"{len(res.files)} files, {len(res.findings)} findings ({waived} waived), {len(gated)} at or above "
+        f"{res.threshold.label}" + (f" ({'; '.join(parts)})" if parts else "") + f": {verdict}"
+    )
+
+
 def table(res: Result) -> str:
     lines = [f"note: {n}" for n in res.notices]
+    lines += [f"error: {e}" for e in res.errors]
     by_file: dict[str, list[Finding]] = {}
     for f in res.findings:
         by_file.setdefault(f.file, []).append(f)
@@ -364,23 +470,26 @@ def table(res: Result) -> str:
         items = sorted(by_file[file], key=lambda f: (f.waived, -f.severity, f.line, f.rule))
         lines.append("")
         lines.append(file)
-        rows = [
-            [
-                f.severity.label + (" (waived)" if f.waived else ""),
-                f.rule,
-                str(f.line or "-"),
-                f.message + (f" [waiver: {f.waiver_reason}]" if f.waived else ""),
-            ]
-            for f in items
-        ]
-        lines.append(report.terminal_table(["severity", "rule", "line", "message"], rows))
-    gated = res.gated()
-    waived = sum(1 for f in res.findings if f.waived)
+        if any(f.rule == "DL1000" for f in items):
+            # Hadolint's parser failed: its silence on this file means nothing; our own rules still ran.
+            lines.append("  hadolint could not parse this file (DL1000): only the project's own rules judged it")
+        rows = []
+        for f in items:
+            message = f.message + (f" [waiver: {f.waiver_reason}]" if f.waived else "")
+            if f.rule == "DL1000":
+                message = "hadolint could not parse this file: " + message
+            hint = f"fix: {f.hint}" if f.hint else ""
+            rows.append(
+                [
+                    f.severity.label + (" (waived)" if f.waived else ""),
+                    f.rule,
+                    str(f.line or "-"),
+                    _wrap(message, MESSAGE_WIDTH) + ("\n" + _wrap(hint, MESSAGE_WIDTH) if hint else ""),
+                ]
+            )
+        lines.append(_rows_table(["severity", "rule", "line", "message / fix"], rows))
     lines.append("")
-    lines.append(
-        f"{len(res.files)} files, {len(res.findings)} findings ({waived} waived), {len(gated)} at or above "
-        f"{res.threshold.label}: {'FAILED' if gated else 'passed'}"
-    )
+    lines.append(headline(res))
     return "\n".join(lines)
 
 
@@ -390,19 +499,24 @@ def to_json(res: Result) -> dict[str, Any]:
         "failed": res.failed,
         "files": res.files,
         "notices": res.notices,
-        "findings": [{**asdict(f), "severity": f.severity.label, "extra": dict(f.extra)} for f in res.findings],
+        "errors": res.errors,
+        "findings": [
+            {**asdict(f), "severity": f.severity.label, "category": category(f), "extra": dict(f.extra)}
+            for f in res.findings
+        ],
     }
 
 
 def markdown(res: Result) -> str:
     gated = res.gated()
-    head = f"### Lint: {'FAILED' if gated else 'passed'} ({len(gated)} at or above {res.threshold.label})"
+    verdict = "could not lint all files" if res.errors else "FAILED" if gated else "passed"
+    head = f"### Lint: {verdict} ({len(gated)} at or above {res.threshold.label})"
     rows = [
         [f.severity.label + (" (waived)" if f.waived else ""), f.rule, f.location, f.message]
         for f in sorted(res.findings, key=lambda f: (f.waived, -f.severity, f.file, f.line))
     ]
     body = report.markdown_table(["severity", "rule", "where", "message"], rows) if rows else "No findings."
-    return "\n".join([head, "", *(f"- {n}" for n in res.notices), "", body, ""])
+    return "\n".join([head, "", *(f"- {n}" for n in res.notices), *(f"- error: {e}" for e in res.errors), "", body, ""])
 
 
 def write_all(res: Result, out_dir: Path) -> None:
