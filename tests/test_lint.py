@@ -289,3 +289,119 @@ def test_dockerignore_matching() -> None:
 
 def test_finding_location() -> None:
     assert Finding("t", "R", Severity.ERROR, "m", "a/b", 3).location == "a/b:3"
+
+
+# --------------------------------------------------------------------------- classes once unseen
+
+
+UNSEEN = CORPUS / "unseen"
+
+
+def test_every_once_unseen_dockerfile_class_is_caught_on_its_line(tools: Toolchain) -> None:
+    res = lint_paths(tools, UNSEEN / "Dockerfile")
+    got = {(f.rule, f.line) for f in res.findings if f.tool == dockerfile_policy.TOOL}
+    expected = {
+        ("PL-D009", 5),  # heredoc body: apt-get update without list cleanup
+        ("PL-D006", 6),  # heredoc body: compilers in the final stage
+        ("PL-D013", 7),  # heredoc body: curl | sh
+        ("PL-D014", 8),  # heredoc body: sudo
+        ("PL-D013", 10),  # curl | python3
+        ("PL-D013", 11),  # wget | bash -s
+        ("PL-D018", 12),  # pip install of a remote archive without a hash
+        ("PL-D003", 13),  # COPY --from an external image without a digest
+        ("PL-D019", 14),  # chmod -R 777
+        ("PL-D004", 15),  # *_PASS
+        ("PL-D004", 16),  # password inside a URL
+        ("PL-D020", 17),  # HOST_AUTH_METHOD=trust
+    }
+    assert expected <= got, lint.table(res)
+    # Hadolint cannot parse heredocs; the table says so instead of passing the file off as clean.
+    assert any(f.rule == "DL1000" for f in res.findings)
+    assert "hadolint could not parse this file" in lint.table(res)
+
+
+def test_every_once_unseen_compose_class_is_caught(tools: Toolchain) -> None:
+    res = lint_paths(tools, UNSEEN / "compose.yaml")
+    got = {(f.rule, f.service, f.message.split(": ", 1)[1]) for f in res.findings}
+    for rule, service, text in [
+        ("PL-C015", "app", "user: root"),
+        ("PL-C016", "app", "adds NET_ADMIN, SYS_PTRACE"),
+        ("PL-C017", "app", "security_opt apparmor:unconfined"),
+        ("PL-C017", "app", "security_opt label:disable"),
+        ("PL-C018", "app", "mounts the host path /"),
+        ("PL-C018", "app", "mounts the host path /proc"),
+        ("PL-C018", "app", "mounts the host path /var/run"),
+        ("PL-C003", "app", "userns_mode: host"),
+        ("PL-C003", "app", "uts: host"),
+        ("PL-C019", "app", "host devices: /dev/sda"),
+        ("PL-C011", "app", "environment SMTP_PASSWD holds a secret inline (a value written in the file)"),
+        ("PL-C011", "app", "environment CACHE_URL: a URL with a password in it"),
+        ("PL-C001", "debug", "privileged: true"),  # behind `profiles:`, still linted
+    ]:
+        assert (rule, service, text) in got, (rule, service, text, lint.table(res))
+
+
+# --------------------------------------------------------------------------- usability
+
+
+def _stack(tmp_path: Path, body: str, name: str = "compose.yaml") -> Path:
+    d = tmp_path / name.replace(".", "_")
+    d.mkdir()
+    (d / name).write_text(body)
+    return d / name
+
+
+def test_absent_service_env_file_is_a_notice_not_a_failure(tools: Toolchain, tmp_path: Path) -> None:
+    f = _stack(tmp_path, "services:\n  web:\n    image: nginx:1.27\n    env_file: [.env.production]\n    user: root\n")
+    res = lint_paths(tools, f)
+    assert not res.errors, res.errors
+    assert any("env_file .env.production is absent; linted as if empty" in n for n in res.notices), res.notices
+    assert any(f.rule == "PL-C015" for f in res.findings)
+
+
+def test_missing_required_variables_are_named_and_other_files_still_linted(tools: Toolchain, tmp_path: Path) -> None:
+    needs = _stack(tmp_path, "services:\n  db:\n    image: postgres:${PG_TAG:?}\n    user: ${RUN_AS:?set it}\n")
+    other = _stack(tmp_path, "services:\n  web:\n    image: nginx:1.27\n    privileged: true\n", "other.yaml")
+    r = run_cli("lint", "--no-config", "--format", "json", str(needs), str(other))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "needs variables that are not set: PG_TAG, RUN_AS" in r.stderr
+    data = json.loads(r.stdout)
+    assert any(f["rule"] == "PL-C001" for f in data["findings"])  # the other file was linted
+    env = tmp_path / "vars.env"
+    env.write_text("PG_TAG=16.4\nRUN_AS=0\n")
+    r = run_cli("lint", "--no-config", "--format", "json", "--env-file", str(env), str(needs))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert any(f["rule"] == "PL-C015" for f in json.loads(r.stdout)["findings"])
+
+
+def test_dotenv_beside_the_compose_file_is_read(tools: Toolchain, tmp_path: Path) -> None:
+    f = _stack(tmp_path, "services:\n  db:\n    image: postgres:${PG_TAG:?}\n")
+    (f.parent / ".env").write_text("PG_TAG=16.4\n")
+    assert not lint_paths(tools, f).errors
+
+
+def test_containerfile_is_a_dockerfile_and_an_empty_directory_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Containerfile").write_text("FROM scratch\nCOPY x /x\n")
+    dockerfiles, _ = lint.targets_from_paths([tmp_path / "app"], tmp_path, "prod", {})
+    assert [d.path.name for d in dockerfiles] == ["Containerfile"]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("nothing to lint\n")
+    with pytest.raises(InputError, match="no Dockerfile or Compose file"):
+        lint.targets_from_paths([tmp_path / "empty"], tmp_path, "prod", {})
+
+
+def test_table_shows_fix_hints_wraps_and_separates_availability(tools: Toolchain) -> None:
+    res = lint_paths(tools, UNSEEN / "compose.yaml")
+    text = lint.table(res)
+    assert "fix: remove `privileged: true`" in text
+    rows = text.splitlines()[:-1]  # the headline is one sentence
+    assert max(len(line) for line in rows if not line.startswith("note:")) <= 110
+    assert "security:" in text.splitlines()[-1] and "availability:" in text.splitlines()[-1]
+
+
+def test_availability_rules_are_warnings_without_a_prod_profile(tools: Toolchain) -> None:
+    res = lint_paths(tools, UNSEEN / "compose.yaml", profile="unspecified")
+    avail = [f for f in res.findings if f.rule in compose_policy.AVAILABILITY]
+    assert avail and all(f.severity == Severity.WARNING for f in avail)
+    assert all(f.severity == Severity.ERROR for f in res.findings if f.rule in ("PL-C001", "PL-C015"))
