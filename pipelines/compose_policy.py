@@ -204,6 +204,7 @@ DATASTORES = re.compile(
     r"etcd|zookeeper|kafka|cockroach|minio|mssql|oracle)(-server)?(:|@|$)",
     re.IGNORECASE,
 )
+REFERENCE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*(:?\?[^}]*)?\}")
 REQUIRED_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?\?")
 UNSET_VAR = re.compile(r'The \\?"([A-Za-z_][A-Za-z0-9_]*)\\?" variable is not set')
 
@@ -355,18 +356,45 @@ def locate(r: Rendered, service: str, key: str | None) -> tuple[str, int]:
     return r.displays[0], 0
 
 
-def source_environment(r: Rendered, service: str) -> dict[str, str]:
-    """environment: values as written in the files (before interpolation), to tell `${VAR}` from a literal."""
-    out: dict[str, str] = {}
-    for node in r.nodes:
-        env = _child(_child(_child(node, "services"), service), "environment")
-        if isinstance(env, yaml.MappingNode):
-            for k, v in env.value:
-                out[str(k.value)] = str(getattr(v, "value", ""))
-        elif isinstance(env, yaml.SequenceNode):
-            for item in env.value:
-                k, _, v = str(getattr(item, "value", "")).partition("=")
-                out[k] = v
+class _TolerantLoader(yaml.SafeLoader):
+    """SafeLoader that reads Compose's own tags (!reset, !override) as the plain value they carry."""
+
+
+def _untagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_TolerantLoader.add_multi_constructor("!", _untagged)
+
+
+def _raw_services(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_TolerantLoader)  # noqa: S506 - a SafeLoader
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return {}
+    services = data.get("services") if isinstance(data, dict) else None
+    return services if isinstance(services, dict) else {}
+
+
+def source_environment(r: Rendered, service: str) -> dict[str, str | None]:
+    """environment: as written (anchors merged, before interpolation), to tell `${VAR}` from a literal.
+
+    None is a pass-through (`KEY:` or `- KEY`): the value comes from the shell or the env file.
+    """
+    out: dict[str, str | None] = {}
+    for f in r.files:
+        svc = _raw_services(f).get(service)
+        env = svc.get("environment") if isinstance(svc, dict) else None
+        if isinstance(env, dict):
+            out.update({str(k): None if v is None else str(v) for k, v in env.items()})
+        elif isinstance(env, list):
+            for item in env:
+                k, eq, v = str(item).partition("=")
+                out[k] = v if eq else None
     return out
 
 
@@ -424,6 +452,14 @@ def _limits(svc: Mapping[str, Any]) -> dict[str, Any]:
     return dict(((svc.get("deploy") or {}).get("resources") or {}).get("limits") or {})
 
 
+EDGE_PROXIES = {"traefik", "nginx", "nginx-proxy", "caddy", "haproxy", "envoy", "openresty", "httpd", "apache"}
+
+
+def _is_edge_proxy(name: str, svc: Mapping[str, Any]) -> bool:
+    image = str(svc.get("image") or "").rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+    return image in EDGE_PROXIES or name in ("proxy", "reverse-proxy", "ingress", "edge", *EDGE_PROXIES)
+
+
 def is_datastore(svc: Mapping[str, Any]) -> bool:
     return bool(DATASTORES.search(str(svc.get("image") or "")))
 
@@ -465,7 +501,7 @@ def _service_findings(
     ctx: Context,
     one_shot: bool,
     healthy: set[str],
-    source_env: Mapping[str, str],
+    source_env: Mapping[str, str | None],
 ) -> Iterator[tuple[str, str | None, str]]:
     if svc.get("privileged"):
         yield "PL-C001", "privileged", "privileged: true"
@@ -525,20 +561,24 @@ def _service_findings(
             yield "PL-C009", "depends_on", f"depends_on {dep} without a health condition"
     for port in svc.get("ports") or []:
         if isinstance(port, dict) and port.get("published") and port.get("host_ip") in (None, "", "0.0.0.0", "::"):  # noqa: S104 - detecting it, not binding
+            if _is_edge_proxy(name, svc) and int(port.get("target") or 0) in (80, 443):
+                continue  # a reverse proxy's HTTP(S) entry point is meant to face the network
             yield "PL-C010", "ports", f"port {port.get('published')} is published on all interfaces"
     env = svc.get("environment") or {}
     for key, value in env.items():
         if value is None or str(value) == "":
             continue
-        raw = source_env.get(key, "")
-        from_variable = bool(re.fullmatch(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", raw.strip()))
+        written = source_env.get(key, str(value))
+        raw = "" if written is None else written
+        # A pass-through or a `${VAR}` / `${VAR:?message}` reference: the secret is not in this file.
+        from_variable = written is None or bool(REFERENCE.fullmatch(raw.strip()))
         if auth_disabled(key, str(value)):
             yield "PL-C014", "environment", f"{key}={value} switches authentication off"
         elif secret_name(key) and not from_variable:
             default = re.search(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-", raw)
             how = "a default written in the file" if default else "a value written in the file"
             yield "PL-C011", "environment", f"environment {key} holds a secret inline ({how})"
-        elif url_credential(str(value)) and "$" not in raw.split("@", 1)[0].rsplit(":", 1)[-1]:
+        elif url_credential(str(value)) and not from_variable and url_credential(raw):
             yield "PL-C011", "environment", f"environment {key}: a URL with a password in it"
         elif looks_secret(str(value)) and not from_variable and not PUBLIC_KEY.search(key):
             yield "PL-C011", "environment", f"environment {key} holds a secret-looking value inline"

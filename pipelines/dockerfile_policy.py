@@ -199,17 +199,10 @@ RULES: dict[str, Rule] = {
     )
 }
 
-DOCKERIGNORE_MUST_EXCLUDE = (
-    ".git",
-    ".env",
-    ".env.local",
-    ".venv",
-    "venv",
-    "__pycache__",
-    "pkg/__pycache__",
-    "node_modules",
-    "tests",
-)
+# What must never reach the builder: repository history and secrets files.
+DOCKERIGNORE_MUST_EXCLUDE = (".git", ".env", ".env.local")
+# What should not, when the context holds it: local environments, caches and tests.
+DOCKERIGNORE_SHOULD_EXCLUDE = (".venv", "venv", "__pycache__", "node_modules", "tests")
 BUILD_TOOLS = re.compile(
     r"^(gcc|g\+\+|cc|clang|make|build-essential|git|subversion|mercurial|cmake|"
     r"python3?-dev|libc6?-dev|[a-z0-9.+-]+-dev)$"
@@ -356,6 +349,11 @@ def substitute(value: str, args: Mapping[str, str]) -> str:
     return VAR.sub(one, value)
 
 
+# Trailing stages with these names are development or test targets, not the image that ships.
+DEV_TOOLING = re.compile(r"(?i)^(dev-?envs?|devcontainer)$")
+NOT_SHIPPED = re.compile(r"(?i)^(dev|devel|development|dev-?envs?|devcontainer|debug|test|tests|testing|ci|lint)$")
+
+
 def final_stage(p: Parsed, target: str | None) -> Stage:
     if target:
         for s in p.stages:
@@ -365,7 +363,22 @@ def final_stage(p: Parsed, target: str | None) -> Stage:
             f"{p.display}: build target {target!r} is not a stage",
             hint=f"stages: {', '.join(s.name for s in p.stages)}",
         )
-    return p.stages[-1]
+    shipped = [s for s in p.stages if not NOT_SHIPPED.match(s.name)]
+    if shipped:
+        return shipped[-1]
+    # Only development targets: judge the development image, not the editor tooling stacked on it.
+    not_tooling = [s for s in p.stages if not DEV_TOOLING.match(s.name)]
+    return not_tooling[-1] if not_tooling else p.stages[-1]
+
+
+def shipped_stages(p: Parsed, final: Stage) -> list[Stage]:
+    """The final stage and the stages it is built FROM: what ends up in the image."""
+    by_name = {s.name.lower(): s for s in p.stages}
+    out, cur = [final], final
+    while cur.resolved.lower() in by_name and by_name[cur.resolved.lower()] not in out:
+        cur = by_name[cur.resolved.lower()]
+        out.append(cur)
+    return out
 
 
 # Rules that judge an image as a running service; base images skip some.
@@ -480,9 +493,27 @@ def _user(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
         yield _f(p, "PL-D001", last.start_line, "the final stage runs as root (UID 0)")
 
 
+INTERPRETERS = {"python", "python3", "node", "bash", "sh", "ash", "zsh", "irb", "php", "jshell", "pwsh", "ruby"}
+
+
+def _is_service(p: Parsed, final: Stage) -> bool:
+    """Whether the image runs a service: it exposes a port, or its command is more than a bare interpreter."""
+    chain = shipped_stages(p, final)
+    if any(c.cmd == "EXPOSE" for s in chain for c in s.commands):
+        return True
+    runs = [c for s in chain for c in s.commands if c.cmd in ("CMD", "ENTRYPOINT")]
+    if not runs:
+        return False
+    words = [w for c in runs[-1:] for w in c.value]
+    program = words[0].rsplit("/", 1)[-1] if words else ""
+    return program not in INTERPRETERS
+
+
 def _healthcheck(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
-    checks = [c for c in final.commands if c.cmd == "HEALTHCHECK"]
+    checks = [c for s in shipped_stages(p, final) for c in s.commands if c.cmd == "HEALTHCHECK"]
     if not checks:
+        if not _is_service(p, final):
+            return  # a base or tool image with nothing to probe (an interpreter, a CLI)
         yield _f(p, "PL-D002", final.line, f"final stage {_stage_name(final)} has no HEALTHCHECK")
         return
     c = checks[-1]
@@ -802,6 +833,9 @@ def _apt_lists_cached(c: dockerfile.Command) -> bool:
 
 
 def _apt(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
+    # A builder stage's package lists and recommends are thrown away with the stage: those two rules
+    # judge only what ships; stale lists and upgrades matter wherever they happen.
+    shipped = shipped_stages(p, final)
     for s in p.stages:
         for c in s.commands:
             if c.cmd != "RUN":
@@ -811,14 +845,16 @@ def _apt(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
             updates = [(w, ln) for w, ln in apt if "update" in w]
             installs = [(w, ln) for w, ln in apt if "install" in w]
             for w, ln in installs:
-                if "--no-install-recommends" not in w and "APT::Install-Recommends" not in " ".join(w):
+                if s in shipped and "--no-install-recommends" not in w and "APT::Install-Recommends" not in " ".join(w):
                     yield _f(p, "PL-D007", ln, "apt-get install without --no-install-recommends")
             if updates and not installs and not any(w[:2] in (["apt-get", "upgrade"],) for w, _ in apt):
                 yield _f(p, "PL-D008", updates[0][1], "apt-get update in a RUN that installs nothing")
             if installs and not updates:
                 yield _f(p, "PL-D008", installs[0][1], "apt-get install without apt-get update in the same RUN")
             text = _run_text(c)
-            if updates and "/var/lib/apt/lists" not in text and not _apt_lists_cached(c):
+            # `apt-get dist-clean` (apt >= 2.7) removes the lists as well as the package cache.
+            cleaned = "/var/lib/apt/lists" in text or bool(re.search(r"\bapt(-get)? dist-clean\b", text))
+            if s in shipped and updates and not cleaned and not _apt_lists_cached(c):
                 yield _f(p, "PL-D009", updates[0][1], "apt lists are not removed in the RUN that fetched them")
             for w, ln in apt:
                 if {"upgrade", "dist-upgrade", "full-upgrade"} & set(w):
@@ -935,7 +971,7 @@ def _dockerignore(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
     alt = p.path.with_name(p.path.name + ".dockerignore")
     source = path if path.exists() else alt if alt.exists() else None
     whole = _copies_whole_context(p)
-    present = [s for s in DOCKERIGNORE_MUST_EXCLUDE if (ctx.context_dir / s).exists()]
+    present = [s for s in (*DOCKERIGNORE_MUST_EXCLUDE, *DOCKERIGNORE_SHOULD_EXCLUDE) if (ctx.context_dir / s).exists()]
     if source is None:
         # Copying named files only, from a context holding none of the risky paths: nothing can leak.
         if whole or present:
@@ -945,7 +981,8 @@ def _dockerignore(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
     if not whole and not present:
         return
     matcher = PatternMatcher(dockerignore_patterns(source.read_text()))
-    leaked = [s for s in DOCKERIGNORE_MUST_EXCLUDE if not matcher.matches(s)]
+    candidates = [*DOCKERIGNORE_MUST_EXCLUDE, *(s for s in DOCKERIGNORE_SHOULD_EXCLUDE if s in present)]
+    leaked = [s for s in candidates if not matcher.matches(s)]
     if leaked:
         yield _f(p, "PL-D016", 0, f"{source.name} lets these into the build context: {', '.join(leaked)}")
 
@@ -994,7 +1031,15 @@ def _remote_packages(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]
                 pip = pip or words[:2] == ["uv", "pip"]
                 if not pip or "install" not in words or "--require-hashes" in words:
                     continue
+                option_values = {
+                    words[i + 1]
+                    for i, w in enumerate(words[:-1])
+                    if w
+                    in ("-i", "--index", "--default-index", "--index-url", "--extra-index-url", "-f", "--find-links")
+                }
                 for w in words:
+                    if w in option_values or w.startswith("--"):
+                        continue  # an index or find-links URL is where packages come from, not a package
                     remote = re.match(r"^(git\+|hg\+|svn\+|bzr\+)?(https?|git|ssh)://", w) or "@ git+" in w
                     if remote and "#sha256=" not in w and "--hash" not in " ".join(words):
                         yield _f(p, "PL-D018", line, f"pip installs a remote package without a hash: {w}")
