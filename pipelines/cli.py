@@ -205,6 +205,13 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--out", type=Path, help="directory for bench.json and bench.md (default: ARTIFACTS/bench)")
     bn.add_argument("--skip-cold", action="store_true", help="skip the cold build (keep caches and bases)")
     bn.add_argument("--lint", action="store_true", help="benchmark `pipelines lint` over the project instead")
+    bn.add_argument(
+        "--lint-corpus",
+        type=Path,
+        metavar="DIR",
+        help="lint every file of a labelled real-world corpus (DIR/labels.tsv) and report tracebacks, exit 2, "
+        "time per file and the share of actionable and wrong findings",
+    )
     bn.add_argument("--scan", action="store_true", help="benchmark `pipelines scan` (cold and warm) instead")
     return p
 
@@ -288,6 +295,10 @@ def _run(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     if args.command == "bench":
+        if args.lint_corpus is not None:
+            # A corpus of other projects' files: no pipeline config involved.
+            bench.run_lint_corpus(args.lint_corpus, out=args.out or Path("artifacts") / "bench")
+            return EXIT_OK
         cfg = _load(args)
         if args.lint:
             bench.run_lint(cfg, out=args.out)

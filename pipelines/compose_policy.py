@@ -204,6 +204,22 @@ DATASTORES = re.compile(
     r"etcd|zookeeper|kafka|cockroach|minio|mssql|oracle)(-server)?(:|@|$)",
     re.IGNORECASE,
 )
+WEAK_SECRETS = {
+    "changeit",
+    "changeme",
+    "change_me",
+    "password",
+    "passw0rd",
+    "secret",
+    "admin",
+    "root",
+    "postgres",
+    "example",
+    "test",
+    "123456",
+    "12345678",
+    "default",
+}
 REFERENCE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*(:?\?[^}]*)?\}")
 REQUIRED_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?\?")
 UNSET_VAR = re.compile(r'The \\?"([A-Za-z_][A-Za-z0-9_]*)\\?" variable is not set')
@@ -574,6 +590,9 @@ def _service_findings(
         from_variable = written is None or bool(REFERENCE.fullmatch(raw.strip()))
         if auth_disabled(key, str(value)):
             yield "PL-C014", "environment", f"{key}={value} switches authentication off"
+        elif secret_name(key) and from_variable and str(value).strip().lower() in WEAK_SECRETS:
+            # Passed by variable, but the value it resolves to (from .env or a default) is a well-known one.
+            yield "PL-C011", "environment", f"environment {key} resolves to the well-known password {value!r}"
         elif secret_name(key) and not from_variable:
             default = re.search(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-", raw)
             how = "a default written in the file" if default else "a value written in the file"

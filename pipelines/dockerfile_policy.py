@@ -976,7 +976,7 @@ def _dockerignore(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
         # Copying named files only, from a context holding none of the risky paths: nothing can leak.
         if whole or present:
             what = "copies the whole context" if whole else f"the context holds {', '.join(present)}"
-            yield _f(p, "PL-D016", 0, f"no .dockerignore in the build context {ctx.context_dir}, and it {what}")
+            yield _f(p, "PL-D016", 0, f"no .dockerignore in the build context, and it {what}")
         return
     if not whole and not present:
         return
