@@ -435,3 +435,45 @@ def test_pre_commit_hooks_match_the_right_files_and_run() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     r = run_cli(*entry[1:], str(CORPUS / "dockerfile/d014_sudo/Dockerfile"))
     assert r.returncode == 1 and "PL-D014" in r.stdout
+
+
+SPLIT_NETWORKS = """\
+# The reference stack with its networks split: the datastore on an internal network, the API on a front one too.
+services:
+  db: {networks: [back]}
+  migrate: {networks: [back]}
+  ingestion: {networks: [back]}
+  api: {networks: [front, back]}
+networks:
+  front: {}
+  back: {internal: true}
+"""
+
+
+@pytest.mark.parametrize(
+    ("env", "overlays", "profile"),
+    [
+        ("dev", ["compose.dev.yaml"], "dev"),
+        ("staging", ["compose.prod.yaml", "compose.staging.yaml"], "prod"),
+        ("prod", ["compose.prod.yaml"], "prod"),
+    ],
+)
+def test_reference_stack_has_one_finding_left_and_none_once_its_networks_are_split(
+    tools: Toolchain, tmp_path: Path, env: str, overlays: list[str], profile: str
+) -> None:
+    compose_dir = ROOT / "compose"
+    files = [compose_dir / "compose.yaml", *(compose_dir / o for o in overlays)]
+    split = tmp_path / "networks.yaml"
+    split.write_text(SPLIT_NETWORKS)
+    settings = lint.Settings(threshold=Severity.INFO, profile=profile, root=ROOT)
+
+    def findings(fs: list[Path]) -> list[Finding]:
+        target = lint.ComposeTarget(tuple(fs), tuple(f.name for f in fs), env, profile, ROOT)
+        res = lint.run([], [target], settings, tools)
+        assert res.errors == []
+        return res.findings
+
+    today = findings(files)
+    if any(f.rule == "PL-C020" for f in today):  # the stack as committed before its networks are split
+        assert {(f.rule, f.service) for f in today} == {("PL-C020", "db")}, today
+    assert findings([*files, split]) == []
