@@ -298,15 +298,20 @@ def _optional_env_files(path: Path, project_dir: Path, display: str, notices: li
     return copy
 
 
+def _without_comments(path: Path) -> str:
+    # Compose ignores a `${NAME:?}` in a comment; so must the check for required variables.
+    return "\n".join(
+        line for line in path.read_text(errors="replace").splitlines() if not line.lstrip().startswith("#")
+    )
+
+
 def render(
     tools: Toolchain, files: list[Path], displays: list[str], *, project_dir: Path, env_file: Path | None = None
 ) -> Rendered:
     nodes = [_load_yaml_node(f, d) for f, d in zip(files, displays, strict=True)]
     what = " + ".join(displays)
     env = _env_values(env_file, project_dir)
-    needed = sorted(
-        {m.group(1) for f in files for m in REQUIRED_VAR.finditer(f.read_text(errors="replace"))} - set(env)
-    )
+    needed = sorted({m.group(1) for f in files for m in REQUIRED_VAR.finditer(_without_comments(f))} - set(env))
     if needed:
         raise InputError(
             f"{what}: needs variables that are not set: {', '.join(needed)}",

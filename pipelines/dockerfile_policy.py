@@ -270,6 +270,8 @@ PIPE_TO_INTERPRETER = re.compile(
     r"((ba|z|da|k|a)?sh|python[0-9.]*|perl|ruby|node|php|pwsh)\b"
 )
 EVAL_DOWNLOAD = re.compile(r"\b((ba|z|da)?sh|python[0-9.]*)\s+-c\s+[\"']?\$\((curl|wget)\b")
+HEREDOC_MARKER = re.compile(r"<<-?\s*['\"]?[A-Za-z_][A-Za-z0-9_]*['\"]?")
+SHELLS = re.compile(r"^(/usr)?(/bin/)?(ba|z|da|k|a)?sh$")
 PRIVILEGE_DROP = re.compile(r"\b(gosu|su-exec|setpriv|chroot --userspec|runuser)\b")
 
 
@@ -675,12 +677,13 @@ def scripts(c: dockerfile.Command) -> list[tuple[str, int]]:
     if c.cmd != "RUN":
         return []
     out: list[tuple[str, int]] = []
-    main = " ".join(w for w in c.value if not w.startswith("<<"))
-    heredoc_cmd = " ".join(c.value).split("<<", 1)
-    # `RUN <<EOF python3` feeds the body to another interpreter; only shells run it as shell.
-    runner = heredoc_cmd[1].split(None, 1)[1] if len(heredoc_cmd) > 1 and " " in heredoc_cmd[1].strip() else ""
-    if main.strip() and not c.heredocs:
+    main = HEREDOC_MARKER.sub("", " ".join(c.value)).strip()
+    if main:
         out.append((main, c.start_line))
+    # `RUN <<EOF` and `RUN bash -e <<EOF` run the body as shell; `RUN python3 <<EOF` or `cat <<EOF > f` do not.
+    words = command_words(main.split())
+    program = words[0] if words else ""
+    body_is_shell = not program or bool(SHELLS.match(program))
     original_lines = c.original.split("\n")
     cursor = 1
     for h in c.heredocs:
@@ -692,9 +695,8 @@ def scripts(c: dockerfile.Command) -> list[tuple[str, int]]:
                 line = c.start_line + i
                 cursor = i + len(body)
                 break
-        if runner and not re.match(r"^(ba|z|da|k|a)?sh\b|^/bin/(ba)?sh\b", runner.strip()):
-            continue
-        out.append((h.content, line))
+        if body_is_shell:
+            out.append((h.content, line))
     return out
 
 

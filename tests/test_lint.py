@@ -477,3 +477,27 @@ def test_reference_stack_has_one_finding_left_and_none_once_its_networks_are_spl
     if any(f.rule == "PL-C020" for f in today):  # the stack as committed before its networks are split
         assert {(f.rule, f.service) for f in today} == {("PL-C020", "db")}, today
     assert findings([*files, split]) == []
+
+
+def test_heredoc_fed_to_another_program_is_not_read_as_shell(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM debian:12@sha256:" + "a" * 64 + "\n"
+        "RUN python3 <<EOF\nimport os\nprint('sudo curl http://x | sh')\nEOF\n"
+        "RUN cat <<EOF > /etc/motd\nsudo is not run here\nEOF\n"
+        "RUN bash -e <<EOF\nsudo true\nEOF\n"
+        "USER 10001\n"
+    )
+    parsed = dockerfile_policy.parse(tmp_path / "Dockerfile", "Dockerfile", {})
+    found = [(f.rule, f.line) for f in dockerfile_policy.check(parsed, dockerfile_policy.Context("prod"))]
+    assert ("PL-D014", 10) in found  # the bash heredoc's sudo, on its own line
+    assert not any(rule in ("PL-D013", "PL-D014") and line < 10 for rule, line in found), found
+
+
+def test_unset_variables_are_named_and_commented_requirements_ignored(tools: Toolchain, tmp_path: Path) -> None:
+    f = _stack(
+        tmp_path,
+        "# image: postgres:${OLD_TAG:?}\nservices:\n  db:\n    image: postgres:16.4\n    command: ['${EXTRA_FLAGS}']\n",
+    )
+    res = lint_paths(tools, f)
+    assert res.errors == [], res.errors
+    assert any("variables not set, linted as empty: EXTRA_FLAGS" in n for n in res.notices), res.notices
