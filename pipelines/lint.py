@@ -73,6 +73,8 @@ class Settings:
     root: Path = field(default_factory=Path.cwd)
     # An explicit --threshold overrides .hadolint.yaml's failure-threshold too.
     honour_hadolint_threshold: bool = True
+    # Missing OCI labels are info unless the config asks for them.
+    require_labels: bool = False
 
 
 @dataclass
@@ -322,7 +324,14 @@ def run(
         files.append(t.display)
         try:
             parsed = dockerfile_policy.parse(t.path, t.display, t.build_args)
-            ctx = dockerfile_policy.Context(settings.profile, t.target, t.labels_by_pipeline, t.context_dir, t.role)
+            ctx = dockerfile_policy.Context(
+                settings.profile,
+                t.target,
+                t.labels_by_pipeline,
+                t.context_dir,
+                t.role,
+                labels_required=settings.require_labels,
+            )
             own = dockerfile_policy.check(parsed, ctx)
             theirs = hadolint(t.path, t.display, settings.hadolint_config, binary)
             final = dockerfile_policy.final_stage(parsed, t.target)
@@ -566,6 +575,7 @@ def settings_from_config(cfg: Config | None, root: Path, *, threshold: str | Non
         s.waiver_file = cfg.lint.waivers
         s.waiver_display = report.display_path(cfg.lint.waivers, root)
         s.waiver_max_days = cfg.lint.waiver_max_days
+        s.require_labels = cfg.lint.require_labels
     else:
         default = root / ".hadolint.yaml"
         s.hadolint_config = default if default.exists() else None

@@ -501,3 +501,12 @@ def test_unset_variables_are_named_and_commented_requirements_ignored(tools: Too
     res = lint_paths(tools, f)
     assert res.errors == [], res.errors
     assert any("variables not set, linted as empty: EXTRA_FLAGS" in n for n in res.notices), res.notices
+
+
+def test_missing_labels_are_info_unless_the_config_requires_them(tools: Toolchain) -> None:
+    path = CORPUS / "dockerfile/d017_no_labels/Dockerfile"
+    for required, severity in ((False, Severity.INFO), (True, Severity.WARNING)):
+        dockerfiles, _ = lint.targets_from_paths([path], CORPUS, "prod", {})
+        settings = lint.Settings(threshold=Severity.WARNING, root=CORPUS, require_labels=required)
+        res = lint.run(dockerfiles, [], settings, tools)
+        assert [f.severity for f in res.findings if f.rule == "PL-D017"] == [severity]
