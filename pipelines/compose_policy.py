@@ -459,7 +459,7 @@ def check(r: Rendered, ctx: Context) -> list[Finding]:
                 TOOL,
                 rule,
                 severity,
-                f"[{ctx.environment}] service {name}: {message}",
+                (f"[{ctx.environment}] " if ctx.environment else "") + f"service {name}: {message}",
                 file,
                 line,
                 service=name,

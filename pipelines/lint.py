@@ -220,7 +220,8 @@ def _compose_groups(files: list[Path], root: Path, profile: str, *, explicit: bo
         overlays = [f for f in group if f is not base]
         if base is None or explicit:
             for f in group:
-                out.append(ComposeTarget((f,), (report.display_path(f, root),), f.stem, profile, d))
+                # A file named on its own is no environment: its findings carry no [env] tag.
+                out.append(ComposeTarget((f,), (report.display_path(f, root),), "", profile, d))
             continue
         out.append(ComposeTarget((base,), (report.display_path(base, root),), "base", profile, d))
         for o in overlays:
@@ -452,6 +453,10 @@ def _rows_table(headers: list[str], rows: list[list[str]]) -> str:
     return report.terminal_table(headers, flat)
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def headline(res: Result) -> str:
     gated = res.gated()
     parts = []
@@ -459,7 +464,7 @@ def headline(res: Result) -> str:
         fs = [f for f in gated if category(f) == cat]
         if fs:
             by = {s: sum(1 for f in fs if f.severity == s) for s in (Severity.ERROR, Severity.WARNING)}
-            parts.append(f"{cat}: {by[Severity.ERROR]} errors, {by[Severity.WARNING]} warnings")
+            parts.append(f"{cat}: {_count(by[Severity.ERROR], 'error')}, {_count(by[Severity.WARNING], 'warning')}")
     waived = sum(1 for f in res.findings if f.waived)
     verdict = "COULD NOT LINT ALL FILES" if res.errors else "FAILED" if gated else "passed"
     return (
