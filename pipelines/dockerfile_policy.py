@@ -548,15 +548,7 @@ def _pinned(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
             continue
         names.add(s.name.lower())
         if "$" in ref:
-            yield _f(
-                p,
-                "PL-D003",
-                s.line,
-                f"FROM {s.base}: build arg has no value to check; pass it "
-                "(--build-arg) or give the ARG a pinned default",
-                Severity.WARNING,
-            )
-            continue
+            continue  # nothing to judge until the build arg is passed: a note (unresolved_bases), not a finding
         why = _image_pin(ref)
         shown = f"FROM {s.base}" + (f" (= {ref})" if ref != s.base else "")
         if why == "tag without a digest":
@@ -581,6 +573,16 @@ def _pinned(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
                 if why:
                     sev = Severity.ERROR if ctx.profile == "prod" or why != "tag without a digest" else Severity.WARNING
                     yield _f(p, "PL-D003", c.start_line, f"{c.cmd} --from={src}: an external image, {why}", sev)
+
+
+def unresolved_bases(p: Parsed) -> list[str]:
+    """Notes for FROM lines whose build arg has no value here: their pin cannot be checked."""
+    return [
+        f"{p.display}:{s.line}: FROM {s.base}: the build arg has no value here, so its pin is not checked; "
+        "pass --build-arg or give the ARG a pinned default"
+        for s in p.stages
+        if "$" in s.resolved
+    ]
 
 
 def _entropy(s: str) -> float:

@@ -340,6 +340,7 @@ def run(
             errors.append(_error_text(exc))
             continue
         findings += _drop_hadolint_duplicates(own, theirs, parsed) + theirs
+        notices += dockerfile_policy.unresolved_bases(parsed)
         healthchecks[t.context_dir.name] = any(c.cmd == "HEALTHCHECK" for c in final.commands)
         ws, problems = waivers.parse_inline(parsed.text, t.display, waivers.next_code_lines(parsed.text))
         all_waivers += ws
