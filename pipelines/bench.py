@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import time
@@ -217,6 +218,163 @@ def run_lint(cfg: Config, *, out: Path | None = None, runs: int = 5) -> dict[str
     if not results["ok"]:
         raise GateFailed(f"lint took {median:.2f} s (median, warm), target {LINT_TARGET_S:.0f} s")
     return results
+
+
+# What a linter must reach on real files before a team keeps it switched on.
+CORPUS_MIN_ACTIONABLE = 0.90
+CORPUS_MAX_WRONG = 0.02
+CORPUS_MIN_LABELLED = 200
+VERDICTS = ("actionable", "not-actionable", "wrong")
+
+
+def label_key(file: str, rule: str, line: int, message: str) -> tuple[str, str, int, str]:
+    """A finding's identity for labels: the environment tag (`[base] `, `[compose] `) depends on how it was called."""
+    return (file, rule, line, re.sub(r"^\[[^\]]*\] ", "", message))
+
+
+def read_labels(path: Path) -> dict[tuple[str, str, int, str], tuple[str, str]]:
+    """(file, rule, line, message) -> (verdict, reason), from a tab-separated labels file."""
+    out: dict[tuple[str, str, int, str], tuple[str, str]] = {}
+    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not raw.strip() or raw.startswith("#"):
+            continue
+        parts = raw.split("\t")
+        if len(parts) != 6 or parts[3] not in VERDICTS or not parts[2].isdigit():
+            raise ConfigError(
+                str(path),
+                f"line {n}",
+                "expected file, rule, line, verdict (actionable|not-actionable|wrong), "
+                "reason and message, tab-separated",
+            )
+        out[label_key(parts[0], parts[1], int(parts[2]), parts[5])] = (parts[3], parts[4])
+    return out
+
+
+def _shares(verdicts: list[str]) -> dict[str, object]:
+    n = len(verdicts)
+    return {
+        "findings": n,
+        **{v: verdicts.count(v) for v in VERDICTS},
+        **{f"{v}_pct": round(100 * verdicts.count(v) / n, 1) if n else 0.0 for v in VERDICTS},
+    }
+
+
+def run_lint_corpus(corpus: Path, *, out: Path) -> dict[str, object]:
+    """Lint every file of a labelled real-world corpus one by one, as a new user would, and score the findings.
+
+    Reports Python tracebacks, runs that could not lint (exit 2), time per file, and the share of the
+    project's own findings labelled actionable, not actionable and wrong in CORPUS/labels.tsv.
+    """
+    from . import lint  # the lint stage; imported here so a build benchmark does not load it
+
+    labels_file = corpus / "labels.tsv"
+    if not labels_file.is_file():
+        raise ConfigError(str(labels_file), "", "not found", hint="label the corpus's findings first")
+    labels = read_labels(labels_file)
+    dockerfiles, composes = lint.targets_from_paths([corpus], corpus, "unspecified", {})
+    paths = sorted({t.path for t in dockerfiles} | {f for c in composes for f in c.files})
+    per_file: list[dict[str, object]] = []
+    verdicts: list[str] = []
+    unlabelled: list[str] = []
+    for path in paths:
+        argv = [sys.executable, "-m", "pipelines", "lint", "--no-config", "--format", "json", str(path.resolve())]
+        start = time.monotonic()
+        r = _proc.run(argv, timeout=120, check=False, quiet=True, cwd=corpus)
+        seconds = round(time.monotonic() - start, 3)
+        findings = json.loads(r.stdout)["findings"] if r.stdout.strip().startswith("{") else []
+        mine = [f for f in findings if str(f["rule"]).startswith("PL-")]
+        for f in mine:
+            key = label_key(str(f["file"]), str(f["rule"]), int(f["line"]), str(f["message"]))
+            if key in labels:
+                verdicts.append(labels[key][0])
+            else:
+                unlabelled.append(f"{f['file']}:{f['line']} {f['rule']} {f['message']}")
+        per_file.append(
+            {
+                "file": str(path.relative_to(corpus)),
+                "exit": r.returncode,
+                "seconds": seconds,
+                "findings": len(findings),
+                "own": len(mine),
+                "traceback": "Traceback (most recent call last)" in r.stderr,
+            }
+        )
+    # One call over the whole corpus, as a CI job would run it: time per file without process start-up.
+    argv = [sys.executable, "-m", "pipelines", "lint", "--no-config", "--format", "json", str(corpus.resolve())]
+    start = time.monotonic()
+    _proc.run(argv, timeout=600, check=False, quiet=True, cwd=corpus)
+    batch = round((time.monotonic() - start) / max(len(paths), 1), 3)
+    times = sorted(float(str(p["seconds"])) for p in per_file)
+    own = _shares(verdicts)
+    exit_2 = [str(p["file"]) for p in per_file if p["exit"] == 2]
+    results: dict[str, object] = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "files": len(per_file),
+        "dockerfiles": len(dockerfiles),
+        "compose_files": len(paths) - len(dockerfiles),
+        "tracebacks": sum(1 for p in per_file if p["traceback"]),
+        "exit_2": exit_2,
+        "exit_3": [p["file"] for p in per_file if p["exit"] == 3],
+        "seconds_per_file_median": times[len(times) // 2] if times else 0.0,
+        "seconds_per_file_max": times[-1] if times else 0.0,
+        "seconds_per_file_one_call": batch,
+        "findings_total": sum(int(str(p["findings"])) for p in per_file),
+        "own": own,
+        "unlabelled": unlabelled,
+        "per_file": per_file,
+    }
+    before = corpus / "labels-before.tsv"
+    own_before = _shares([v for v, _ in read_labels(before).values()]) if before.is_file() else None
+    if own_before is not None:
+        results["own_before"] = own_before
+    ok = (
+        not results["tracebacks"]
+        and not exit_2
+        and not results["exit_3"]
+        and len(verdicts) >= CORPUS_MIN_LABELLED
+        and float(str(own["actionable_pct"])) >= 100 * CORPUS_MIN_ACTIONABLE
+        and float(str(own["wrong_pct"])) <= 100 * CORPUS_MAX_WRONG
+    )
+    results["ok"] = ok
+    report.write_json(out / "lint-corpus.json", results)
+    rows = [["now", *_share_row(own)]]
+    if own_before is not None:
+        rows.insert(0, ["before", *_share_row(own_before)])
+    md = "\n".join(
+        [
+            f"## Lint on a real-world corpus ({results['when']})",
+            "",
+            f"{results['files']} files ({results['dockerfiles']} Dockerfiles, {results['compose_files']} Compose), "
+            f"{results['findings_total']} findings (Hadolint's included); tracebacks {results['tracebacks']}, "
+            f"could not lint (exit 2) {len(exit_2)}; "
+            f"{results['seconds_per_file_median']:.2f} s a file alone (median; max "
+            f"{results['seconds_per_file_max']:.2f} s), {batch:.2f} s a file in one call over the corpus.",
+            "",
+            report.markdown_table(
+                ["project's own findings", "labelled", "actionable", "not actionable", "wrong"], rows
+            ),
+            "",
+            f"Targets: >= {CORPUS_MIN_ACTIONABLE:.0%} actionable, <= {CORPUS_MAX_WRONG:.0%} wrong, "
+            f">= {CORPUS_MIN_LABELLED} labelled, no traceback, no exit 2: {'met' if ok else 'MISSED'}."
+            + (f" {len(unlabelled)} findings have no label." if unlabelled else ""),
+            "",
+        ]
+    )
+    (out / "lint-corpus.md").write_text(md)
+    print(json.dumps({k: v for k, v in results.items() if k != "per_file"}, indent=2))
+    print(md, file=sys.stderr)
+    if not ok:
+        raise GateFailed("lint missed its real-world targets", seen=md)
+    return results
+
+
+def _share_row(s: dict[str, object]) -> list[str]:
+    return [
+        str(s["findings"]),
+        f"{s['actionable']} ({s['actionable_pct']}%)",
+        f"{s['not-actionable']} ({s['not-actionable_pct']}%)",
+        f"{s['wrong']} ({s['wrong_pct']}%)",
+    ]
 
 
 SCAN_TARGET_S = 10.0

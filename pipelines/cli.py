@@ -119,6 +119,12 @@ def _parser() -> argparse.ArgumentParser:
         help="value for a build arg used in FROM, when linting paths",
     )
     li.add_argument("--no-config", action="store_true", help="ignore pipeline.toml even if one is found")
+    li.add_argument(
+        "--env-file",
+        type=Path,
+        metavar="FILE",
+        help="variables for Compose files, as `docker compose --env-file` (default: the .env beside each file)",
+    )
 
     sm = sub.add_parser(
         "smoke",
@@ -253,6 +259,13 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--out", type=Path, help="directory for bench.json and bench.md (default: ARTIFACTS/bench)")
     bn.add_argument("--skip-cold", action="store_true", help="skip the cold build (keep caches and bases)")
     bn.add_argument("--lint", action="store_true", help="benchmark `pipelines lint` over the project instead")
+    bn.add_argument(
+        "--lint-corpus",
+        type=Path,
+        metavar="DIR",
+        help="lint every file of a labelled real-world corpus (DIR/labels.tsv) and report tracebacks, exit 2, "
+        "time per file and the share of actionable and wrong findings",
+    )
     bn.add_argument("--scan", action="store_true", help="benchmark `pipelines scan` (cold and warm) instead")
     return p
 
@@ -326,6 +339,10 @@ def _cmd_vulndb(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import bench  # imported per command: `pipelines --help` stays fast
 
+    if args.lint_corpus is not None:
+        # A corpus of other projects' files: no pipeline config involved.
+        bench.run_lint_corpus(args.lint_corpus, out=args.out or Path("artifacts") / "bench")
+        return EXIT_OK
     cfg = _load(args)
     if args.lint:
         bench.run_lint(cfg, out=args.out)
@@ -413,7 +430,14 @@ def _stage_lint(args: argparse.Namespace) -> tuple[Context | None, Result]:
     settings = lint.settings_from_config(cfg, root, threshold=args.threshold, profile=args.profile)
     build_args = dict(a.split("=", 1) for a in args.build_arg if "=" in a)
     if args.paths:
-        dockerfiles, composes = lint.targets_from_paths(args.paths, root, settings.profile, build_args)
+        dockerfiles, composes = lint.targets_from_paths(
+            # Compose files named without --profile: availability rules are warnings, not prod errors.
+            args.paths,
+            root,
+            args.profile or "unspecified",
+            build_args,
+            env_file=args.env_file,
+        )
     elif cfg is not None:
         dockerfiles, composes = lint.targets_from_config(cfg)
     res = lint.run(dockerfiles, composes, settings, Toolchain())
@@ -489,6 +513,9 @@ def _run(args: argparse.Namespace) -> int:
         return COMMANDS[args.command](args)
     ctx, res = STAGES[args.command](args)
     emit(res, args.format, args.output, artifacts=ctx.artifacts if ctx is not None else None)
+    # The rest was examined and reported; these could not be, so the run is no verdict (exit 2).
+    for problem in res.unusable:
+        print(f"error: {problem}", file=sys.stderr)
     return result.exit_code(res)
 
 

@@ -8,15 +8,18 @@ file and line where the service (or the offending key) is written.
 from __future__ import annotations
 
 import json
+import os
+import re
+import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from . import _proc
-from .dockerfile_policy import SECRET_KEY, looks_secret
+from .dockerfile_policy import PUBLIC_KEY, auth_disabled, looks_secret, secret_name, url_credential
 from .errors import InputError
 from .findings import Finding, Rule, Severity
 from .tools import Toolchain
@@ -123,8 +126,103 @@ RULES: dict[str, Rule] = {
             "`always`/`unless-stopped` restart a crash-looping service forever and hide the failure",
             'use `restart: "on-failure:5"` or deploy.restart_policy with max_attempts',
         ),
+        _r(
+            "PL-C014",
+            E,
+            "authentication must not be switched off",
+            "`trust` authentication, empty passwords or disabled security let anyone who reaches the service in",
+            "remove the setting and give the service a password through `secrets:` (*_FILE)",
+        ),
+        _r(
+            "PL-C015",
+            E,
+            "services must not run as root",
+            "`user: root` / `0` undoes a non-root image user and makes any escape a root escape",
+            "drop `user:` (the image's user applies) or set a non-zero UID",
+        ),
+        _r(
+            "PL-C016",
+            E,
+            "no dangerous added capabilities",
+            "SYS_ADMIN, NET_ADMIN, SYS_PTRACE, SYS_MODULE and the like are most of root on the host",
+            "remove the capability; if the service truly needs it, waive it with a reason",
+        ),
+        _r(
+            "PL-C017",
+            E,
+            "keep seccomp, AppArmor and SELinux confinement",
+            "`seccomp:unconfined`, `apparmor:unconfined` and `label=disable` remove the kernel-level sandbox",
+            "remove the security_opt entry (or give a custom profile)",
+        ),
+        _r(
+            "PL-C018",
+            E,
+            "no sensitive host paths mounted",
+            "mounting /, /etc, /proc, /sys, /dev, /run or /var/run hands the container the host",
+            "mount only the files the service needs, read-only",
+        ),
+        _r(
+            "PL-C019",
+            E,
+            "no host devices",
+            "a device node gives direct access to host hardware, outside the container's limits",
+            "remove `devices:`; if the service needs the device, waive it with a reason",
+        ),
+        _r(
+            "PL-C020",
+            E,
+            "datastores on an internal network only",
+            "a database on a network that also carries a published service is one hop from the outside",
+            "put the datastore on its own `internal: true` network shared only with its clients",
+        ),
     )
 }
+
+
+# Rules about keeping a service up rather than keeping it contained: warnings outside a prod profile.
+AVAILABILITY = {"PL-C006", "PL-C007", "PL-C008", "PL-C009", "PL-C013"}
+DANGEROUS_CAPS = {
+    "ALL",
+    "SYS_ADMIN",
+    "NET_ADMIN",
+    "SYS_PTRACE",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_BOOT",
+    "SYS_TIME",
+    "DAC_READ_SEARCH",
+    "BPF",
+    "PERFMON",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "SYSLOG",
+}
+SENSITIVE_HOST_PATHS = ("/", "/etc", "/proc", "/sys", "/dev", "/run", "/var/run", "/boot", "/root", "/var/lib/docker")
+DATASTORES = re.compile(
+    r"(^|/)(postgres|postgis|timescaledb|mysql|mariadb|percona|redis|valkey|keydb|mongo|mongodb|memcached|"
+    r"cassandra|scylla|couchdb|couchbase|elasticsearch|opensearch|clickhouse|influxdb|neo4j|rabbitmq|nats|"
+    r"etcd|zookeeper|kafka|cockroach|minio|mssql|oracle)(-server)?(:|@|$)",
+    re.IGNORECASE,
+)
+WEAK_SECRETS = {
+    "changeit",
+    "changeme",
+    "change_me",
+    "password",
+    "passw0rd",
+    "secret",
+    "admin",
+    "root",
+    "postgres",
+    "example",
+    "test",
+    "123456",
+    "12345678",
+    "default",
+}
+REFERENCE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*(:?\?[^}]*)?\}")
+REQUIRED_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?\?")
+UNSET_VAR = re.compile(r'The \\?"([A-Za-z_][A-Za-z0-9_]*)\\?" variable is not set')
 
 
 @dataclass
@@ -133,6 +231,7 @@ class Rendered:
     displays: list[str]
     config: dict[str, Any]
     nodes: list[yaml.Node | None]  # parsed source files, for line numbers
+    notices: list[str] = field(default_factory=list)
 
 
 def _load_yaml_node(path: Path, display: str) -> yaml.Node | None:
@@ -151,28 +250,100 @@ def _load_yaml_node(path: Path, display: str) -> yaml.Node | None:
         ) from None
 
 
+def _env_values(env_file: Path | None, project_dir: Path) -> dict[str, str]:
+    """Variables Compose would interpolate with: the process environment and the env file it reads."""
+    source = env_file if env_file is not None else project_dir / ".env"
+    values = dict(os.environ)
+    if source.is_file():
+        for raw in source.read_text(errors="replace").splitlines():
+            line = raw.strip()
+            if line and not line.startswith("#") and "=" in line:
+                k, _, v = line.removeprefix("export ").partition("=")
+                values[k.strip()] = v.strip()
+    return values
+
+
+def _optional_env_files(path: Path, project_dir: Path, display: str, notices: list[str], out_dir: Path) -> Path:
+    """A copy of the file where service `env_file:` entries absent from this checkout are `required: false`.
+
+    A `.env` or `.env.production` named by a service is usually not committed; Compose itself
+    lints such a file as if it were empty when the entry says `required: false`.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return path  # custom tags (!reset, !override): leave it to Compose, which reports what is wrong
+    services = data.get("services") if isinstance(data, dict) else None
+    if not isinstance(services, dict):
+        return path
+    changed = False
+    for name, svc in services.items():
+        if not isinstance(svc, dict) or "env_file" not in svc:
+            continue
+        entries = svc["env_file"] if isinstance(svc["env_file"], list) else [svc["env_file"]]
+        new = []
+        for e in entries:
+            spec = dict(e) if isinstance(e, dict) else {"path": e}
+            target = Path(str(spec.get("path", "")))
+            if "$" not in str(target) and not (project_dir / target).exists() and spec.get("required", True):
+                spec["required"] = False
+                changed = True
+                notices.append(f"{display}: service {name}: env_file {target} is absent; linted as if empty")
+            new.append(spec)
+        svc["env_file"] = new
+    if not changed:
+        return path
+    copy = out_dir / path.name
+    copy.write_text(yaml.safe_dump(data, sort_keys=False))
+    return copy
+
+
+def _without_comments(path: Path) -> str:
+    # Compose ignores a `${NAME:?}` in a comment; so must the check for required variables.
+    return "\n".join(
+        line for line in path.read_text(errors="replace").splitlines() if not line.lstrip().startswith("#")
+    )
+
+
 def render(
     tools: Toolchain, files: list[Path], displays: list[str], *, project_dir: Path, env_file: Path | None = None
 ) -> Rendered:
     nodes = [_load_yaml_node(f, d) for f, d in zip(files, displays, strict=True)]
-    argv = [tools.docker, "compose", "--project-directory", str(project_dir)]
-    for f in files:
-        argv += ["-f", str(f)]
-    if env_file is not None:
-        argv += ["--env-file", str(env_file)]
-    argv += ["config", "--format", "json"]
-    r = _proc.run(argv, timeout=60, check=False, quiet=True, what="docker compose config")
+    what = " + ".join(displays)
+    env = _env_values(env_file, project_dir)
+    needed = sorted({m.group(1) for f in files for m in REQUIRED_VAR.finditer(_without_comments(f))} - set(env))
+    if needed:
+        raise InputError(
+            f"{what}: needs variables that are not set: {', '.join(needed)}",
+            hint="set them in the environment, in a .env beside the file, or pass --env-file",
+        )
+    notices: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="pipelines-compose-") as tmp:
+        used = [
+            _optional_env_files(f, project_dir, d, notices, Path(tmp)) for f, d in zip(files, displays, strict=True)
+        ]
+        # Every profile is linted: a service behind `profiles:` still runs when someone enables it.
+        argv = [tools.docker, "compose", "--project-directory", str(project_dir), "--profile", "*"]
+        for f in used:
+            argv += ["-f", str(f)]
+        if env_file is not None:
+            argv += ["--env-file", str(env_file)]
+        argv += ["config", "--format", "json"]
+        r = _proc.run(argv, timeout=60, check=False, quiet=True, what="docker compose config")
     if r.returncode != 0:
         raise InputError(
-            f"{' + '.join(displays)}: docker compose rejects this configuration",
+            f"{what}: docker compose rejects this configuration",
             seen=_proc.tail(r.stderr or r.stdout, 10),
             hint="`docker compose config` shows the same",
         )
+    unset = sorted(set(UNSET_VAR.findall(r.stderr or "")))
+    if unset:
+        notices.append(f"{what}: variables not set, linted as empty: {', '.join(unset)}")
     try:
         config = json.loads(r.stdout)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{' + '.join(displays)}: docker compose config gave no JSON ({exc})") from None
-    return Rendered(files, displays, config, nodes)
+        raise InputError(f"{what}: docker compose config gave no JSON ({exc})") from None
+    return Rendered(files, displays, config, nodes, notices)
 
 
 def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
@@ -206,9 +377,51 @@ def locate(r: Rendered, service: str, key: str | None) -> tuple[str, int]:
     return r.displays[0], 0
 
 
+class _TolerantLoader(yaml.SafeLoader):
+    """SafeLoader that reads Compose's own tags (!reset, !override) as the plain value they carry."""
+
+
+def _untagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_TolerantLoader.add_multi_constructor("!", _untagged)
+
+
+def _raw_services(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_TolerantLoader)  # noqa: S506 - a SafeLoader
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return {}
+    services = data.get("services") if isinstance(data, dict) else None
+    return services if isinstance(services, dict) else {}
+
+
+def source_environment(r: Rendered, service: str) -> dict[str, str | None]:
+    """environment: as written (anchors merged, before interpolation), to tell `${VAR}` from a literal.
+
+    None is a pass-through (`KEY:` or `- KEY`): the value comes from the shell or the env file.
+    """
+    out: dict[str, str | None] = {}
+    for f in r.files:
+        svc = _raw_services(f).get(service)
+        env = svc.get("environment") if isinstance(svc, dict) else None
+        if isinstance(env, dict):
+            out.update({str(k): None if v is None else str(v) for k, v in env.items()})
+        elif isinstance(env, list):
+            for item in env:
+                k, eq, v = str(item).partition("=")
+                out[k] = v if eq else None
+    return out
+
+
 @dataclass(frozen=True)
 class Context:
-    profile: str  # "prod" adds read-only, limits and restart rules
+    profile: str  # "prod" makes the availability rules errors
     environment: str
     # service -> whether its image (built from a Dockerfile we know) has a HEALTHCHECK
     image_healthchecks: Mapping[str, bool]
@@ -222,23 +435,37 @@ def check(r: Rendered, ctx: Context) -> list[Finding]:
         for dep, d in (svc.get("depends_on") or {}).items()
         if (d or {}).get("condition") == "service_completed_successfully"
     }
+    healthy = {
+        name
+        for name, svc in services.items()
+        if ((svc.get("healthcheck") or {}).get("test") and not (svc.get("healthcheck") or {}).get("disable"))
+        or ctx.image_healthchecks.get(name)
+    }
     out: list[Finding] = []
-    for name, svc in sorted(services.items()):
-        for rule, key, message in _service_findings(name, svc, ctx, name in one_shot):
-            file, line = locate(r, name, key)
-            rr = RULES[rule]
-            out.append(
-                Finding(
-                    TOOL,
-                    rule,
-                    rr.severity,
-                    f"[{ctx.environment}] service {name}: {message}",
-                    file,
-                    line,
-                    service=name,
-                    hint=rr.hint,
-                )
+    findings = [
+        (name, *x)
+        for name, svc in sorted(services.items())
+        for x in _service_findings(name, svc, ctx, name in one_shot, healthy, source_environment(r, name))
+    ]
+    findings += [(name, *x) for name, x in _network_findings(r.config)]
+    for name, rule, key, message in findings:
+        file, line = locate(r, name, key)
+        rr = RULES[rule]
+        severity = rr.severity
+        if rule in AVAILABILITY and ctx.profile != "prod":
+            severity = Severity.WARNING
+        out.append(
+            Finding(
+                TOOL,
+                rule,
+                severity,
+                (f"[{ctx.environment}] " if ctx.environment else "") + f"service {name}: {message}",
+                file,
+                line,
+                service=name,
+                hint=rr.hint,
             )
+        )
     return out
 
 
@@ -246,64 +473,153 @@ def _limits(svc: Mapping[str, Any]) -> dict[str, Any]:
     return dict(((svc.get("deploy") or {}).get("resources") or {}).get("limits") or {})
 
 
+EDGE_PROXIES = {"traefik", "nginx", "nginx-proxy", "caddy", "haproxy", "envoy", "openresty", "httpd", "apache"}
+
+
+def _is_edge_proxy(name: str, svc: Mapping[str, Any]) -> bool:
+    image = str(svc.get("image") or "").rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+    return image in EDGE_PROXIES or name in ("proxy", "reverse-proxy", "ingress", "edge", *EDGE_PROXIES)
+
+
+def is_datastore(svc: Mapping[str, Any]) -> bool:
+    return bool(DATASTORES.search(str(svc.get("image") or "")))
+
+
+def _publishes(svc: Mapping[str, Any]) -> bool:
+    return any(isinstance(p, dict) and p.get("published") for p in svc.get("ports") or [])
+
+
+def _network_findings(config: Mapping[str, Any]) -> Iterator[tuple[str, tuple[str, str | None, str]]]:
+    services: dict[str, Any] = config.get("services") or {}
+    networks: dict[str, Any] = config.get("networks") or {}
+
+    def nets(svc: Mapping[str, Any]) -> set[str]:
+        if svc.get("network_mode"):
+            return set()
+        return set((svc.get("networks") or {"default": None}).keys())
+
+    for name, svc in sorted(services.items()):
+        if not is_datastore(svc):
+            continue
+        for net in sorted(nets(svc)):
+            if (networks.get(net) or {}).get("internal"):
+                continue
+            exposed = sorted(o for o, s in services.items() if o != name and net in nets(s) and _publishes(s))
+            if exposed:
+                yield (
+                    name,
+                    (
+                        "PL-C020",
+                        "networks",
+                        f"datastore on network {net}, which also carries {', '.join(exposed)} with published ports",
+                    ),
+                )
+
+
 def _service_findings(
-    name: str, svc: Mapping[str, Any], ctx: Context, one_shot: bool
+    name: str,
+    svc: Mapping[str, Any],
+    ctx: Context,
+    one_shot: bool,
+    healthy: set[str],
+    source_env: Mapping[str, str | None],
 ) -> Iterator[tuple[str, str | None, str]]:
-    prod = ctx.profile == "prod"
     if svc.get("privileged"):
         yield "PL-C001", "privileged", "privileged: true"
     for v in svc.get("volumes") or []:
         src = str(v.get("source", "")) if isinstance(v, dict) else str(v)
-        if src.rstrip("/").endswith("docker.sock"):
+        kind = v.get("type", "bind") if isinstance(v, dict) else "bind"
+        if src.rstrip("/").endswith("docker.sock") or src.rstrip("/").endswith("podman.sock"):
             yield "PL-C002", "volumes", f"mounts the Docker socket ({src})"
-    for key in ("network_mode", "pid", "ipc"):
+        elif kind == "bind" and (src.rstrip("/") or "/") in SENSITIVE_HOST_PATHS:
+            yield "PL-C018", "volumes", f"mounts the host path {src}"
+    for key in ("network_mode", "pid", "ipc", "uts", "userns_mode"):
         if svc.get(key) == "host":
             yield "PL-C003", key, f"{key}: host"
     if "ALL" not in [str(c).upper() for c in svc.get("cap_drop") or []]:
         yield "PL-C004", "cap_drop", "does not drop ALL capabilities"
+    added = sorted({str(c).upper().removeprefix("CAP_") for c in svc.get("cap_add") or []} & DANGEROUS_CAPS)
+    if added:
+        yield "PL-C016", "cap_add", f"adds {', '.join(added)}"
     opts = [str(o).replace("=", ":") for o in svc.get("security_opt") or []]
     if "no-new-privileges:true" not in opts and "no-new-privileges" not in opts:
         yield "PL-C005", "security_opt", "no-new-privileges is not set"
-    if prod and not svc.get("read_only"):
+    for o in opts:
+        if o.replace(" ", "") in (
+            "seccomp:unconfined",
+            "apparmor:unconfined",
+            "label:disable",
+            "systempaths:unconfined",
+        ):
+            yield "PL-C017", "security_opt", f"security_opt {o}"
+    user = str(svc.get("user") or "").split(":", 1)[0]
+    if user in ("root", "0"):
+        yield "PL-C015", "user", f"user: {svc.get('user')}"
+    if svc.get("devices"):
+        shown = ", ".join(str(d.get("source", d) if isinstance(d, dict) else d) for d in svc["devices"])
+        yield "PL-C019", "devices", f"host devices: {shown}"
+    # A dev profile relaxes these on purpose; without a profile they are warnings, in prod errors.
+    relaxed = ctx.profile == "dev"
+    if not svc.get("read_only") and not relaxed:
         yield "PL-C006", "read_only", "root filesystem is writable"
-    if prod:
-        lim = _limits(svc)
-        missing = [
-            k
-            for k, alt in (("cpus", "cpus"), ("mem_limit", "memory"), ("pids_limit", "pids"))
-            if not svc.get(k) and not lim.get(alt)
-        ]
-        if missing:
-            yield "PL-C007", None, f"no {', '.join(missing)}"
+    lim = _limits(svc)
+    missing = [
+        k
+        for k, alt in (("cpus", "cpus"), ("mem_limit", "memory"), ("pids_limit", "pids"))
+        if not svc.get(k) and not lim.get(alt)
+    ]
+    if missing and not one_shot and not relaxed:
+        yield "PL-C007", None, f"no {', '.join(missing)}"
     hc = svc.get("healthcheck") or {}
     if hc.get("disable"):
         yield "PL-C008", "healthcheck", "healthcheck is disabled"
-    elif not hc.get("test") and not ctx.image_healthchecks.get(name) and not one_shot:
+    elif not hc.get("test") and name not in healthy and not one_shot:
         yield "PL-C008", "healthcheck", "no healthcheck (none in the file, none known in the image)"
     for dep, d in (svc.get("depends_on") or {}).items():
         cond = (d or {}).get("condition", "service_started")
-        if cond == "service_started":
+        # Waiting for health needs a healthcheck on the dependency; without one, PL-C008 there is the finding.
+        if cond == "service_started" and dep in healthy:
             yield "PL-C009", "depends_on", f"depends_on {dep} without a health condition"
     for port in svc.get("ports") or []:
         if isinstance(port, dict) and port.get("published") and port.get("host_ip") in (None, "", "0.0.0.0", "::"):  # noqa: S104 - detecting it, not binding
+            if _is_edge_proxy(name, svc) and int(port.get("target") or 0) in (80, 443):
+                continue  # a reverse proxy's HTTP(S) entry point is meant to face the network
             yield "PL-C010", "ports", f"port {port.get('published')} is published on all interfaces"
     env = svc.get("environment") or {}
     for key, value in env.items():
-        if value is None:
+        if value is None or str(value) == "":
             continue
-        named = SECRET_KEY.search(key) and not key.upper().endswith(("_FILE", "_PATH", "_DIR"))
-        if (named and str(value)) or looks_secret(str(value)):
-            yield "PL-C011", "environment", f"environment {key} holds a secret inline"
+        written = source_env.get(key, str(value))
+        raw = "" if written is None else written
+        # A pass-through or a `${VAR}` / `${VAR:?message}` reference: the secret is not in this file.
+        from_variable = written is None or bool(REFERENCE.fullmatch(raw.strip()))
+        if auth_disabled(key, str(value)):
+            yield "PL-C014", "environment", f"{key}={value} switches authentication off"
+        elif secret_name(key) and from_variable and str(value).strip().lower() in WEAK_SECRETS:
+            # Passed by variable, but the value it resolves to (from .env or a default) is a well-known one.
+            yield "PL-C011", "environment", f"environment {key} resolves to the well-known password {value!r}"
+        elif secret_name(key) and not from_variable:
+            default = re.search(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-", raw)
+            how = "a default written in the file" if default else "a value written in the file"
+            yield "PL-C011", "environment", f"environment {key} holds a secret inline ({how})"
+        elif url_credential(str(value)) and not from_variable and url_credential(raw):
+            yield "PL-C011", "environment", f"environment {key}: a URL with a password in it"
+        elif looks_secret(str(value)) and not from_variable and not PUBLIC_KEY.search(key):
+            yield "PL-C011", "environment", f"environment {key} holds a secret-looking value inline"
     image = str(svc.get("image") or "")
-    if image and "@sha256:" not in image:
+    # A service built here gets its image name from the build; the tag is the build's business.
+    if image and "@sha256:" not in image and not svc.get("build"):
         last = image.rsplit("/", 1)[-1]
         if ":" not in last:
             yield "PL-C012", "image", f"image {image} has no tag"
         elif last.endswith(":latest"):
             yield "PL-C012", "image", f"image {image} uses latest"
-    if prod and not one_shot:
+    if not one_shot and not relaxed:
         restart = str(svc.get("restart") or "")
         policy = (svc.get("deploy") or {}).get("restart_policy") or {}
         bounded = restart.startswith("on-failure:") or bool(policy.get("max_attempts"))
-        if not bounded:
-            yield "PL-C013", "restart", f"restart policy {restart or 'unset'!s} is not bounded"
+        # Unset or "no" never restarts: not unbounded.
+        if restart in ("always", "unless-stopped") and not bounded:
+            yield "PL-C013", "restart", f"restart: {restart} is not bounded"
+        elif policy and not policy.get("max_attempts") and policy.get("condition", "any") in ("any", "on-failure"):
+            yield "PL-C013", "deploy", "deploy.restart_policy has no max_attempts"

@@ -205,6 +205,7 @@ class LintSettings:
     waivers: Path
     hadolint_config: Path | None
     waiver_max_days: int
+    require_labels: bool = False  # PL-D017 (OCI labels) a warning instead of info
 
 
 SCAN_LEVELS = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
@@ -511,6 +512,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         waivers=root / lt.string("waivers", "security/waivers.yaml"),
         hadolint_config=hadolint_cfg if hadolint_cfg.is_file() else None,
         waiver_max_days=lt.integer("waiver_max_days", 90, minimum=1),
+        require_labels=lt.boolean("require_labels", False),
     )
     lt.done()
     sc = top.table("scan")

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -24,6 +22,7 @@ from .config import Config
 from .errors import ConfigError, InputError
 from .findings import Finding, Rule, Severity
 from .result import Result as StageResult
+from .result import Table as StageTable
 from .tools import Toolchain, hadolint_binary
 
 SKIP_DIRS = {
@@ -73,6 +72,8 @@ class Settings:
     root: Path = field(default_factory=Path.cwd)
     # An explicit --threshold overrides .hadolint.yaml's failure-threshold too.
     honour_hadolint_threshold: bool = True
+    # Missing OCI labels are info unless the config asks for them.
+    require_labels: bool = False
 
 
 @dataclass
@@ -82,6 +83,8 @@ class Result:
     threshold: Severity
     files: list[str]
     hadolint_threshold: Severity | None = None
+    # Files that could not be linted at all (each with why); the others still were.
+    errors: list[str] = field(default_factory=list)
 
     def gated(self) -> list[Finding]:
         out = []
@@ -145,7 +148,12 @@ def targets_from_config(cfg: Config) -> tuple[list[DockerfileTarget], list[Compo
 
 def _is_dockerfile(p: Path) -> bool:
     n = p.name
-    return n == "Dockerfile" or n.startswith("Dockerfile.") or n.endswith(".Dockerfile") or n.endswith(".dockerfile")
+    if n.endswith(".dockerignore"):
+        return False
+    return any(
+        n == base or n.startswith(base + ".") or n.endswith("." + base) or n.endswith("." + base.lower())
+        for base in ("Dockerfile", "Containerfile")
+    )
 
 
 def _is_compose(p: Path) -> bool:
@@ -159,7 +167,11 @@ def _is_compose(p: Path) -> bool:
 
 
 def targets_from_paths(
-    paths: Sequence[Path], root: Path, profile: str, build_args: Mapping[str, str]
+    paths: Sequence[Path],
+    root: Path,
+    profile: str,
+    build_args: Mapping[str, str],
+    env_file: Path | None = None,
 ) -> tuple[list[DockerfileTarget], list[ComposeTarget]]:
     dockerfiles: list[DockerfileTarget] = []
     composes: list[ComposeTarget] = []
@@ -174,10 +186,19 @@ def targets_from_paths(
             )
         )
         compose_files = [f for f in files if not _is_dockerfile(f) and _is_compose(f)]
-        for f in files:
-            if _is_dockerfile(f):
-                dockerfiles.append(DockerfileTarget(f, report.display_path(f, root), f.parent, dict(build_args)))
-        composes.extend(_compose_groups(compose_files, root, profile, explicit=given.is_file()))
+        found = [f for f in files if _is_dockerfile(f)]
+        for f in found:
+            dockerfiles.append(DockerfileTarget(f, report.display_path(f, root), f.parent, dict(build_args)))
+        if given.is_dir() and not found and not compose_files:
+            raise InputError(
+                f"{given}: no Dockerfile or Compose file in this directory",
+                hint="Dockerfiles are named Dockerfile, Containerfile, Dockerfile.* or *.dockerfile; Compose files "
+                "are YAML with a services: key",
+            )
+        groups = _compose_groups(compose_files, root, profile, explicit=given.is_file())
+        composes.extend(
+            ComposeTarget(g.files, g.displays, g.environment, g.profile, g.project_dir, env_file) for g in groups
+        )
         if given.is_file() and not _is_dockerfile(given) and given not in compose_files:
             raise InputError(
                 f"{given}: neither a Dockerfile nor a Compose file",
@@ -198,7 +219,8 @@ def _compose_groups(files: list[Path], root: Path, profile: str, *, explicit: bo
         overlays = [f for f in group if f is not base]
         if base is None or explicit:
             for f in group:
-                out.append(ComposeTarget((f,), (report.display_path(f, root),), f.stem, profile, d))
+                # A file named on its own is no environment: its findings carry no [env] tag.
+                out.append(ComposeTarget((f,), (report.display_path(f, root),), "", profile, d))
             continue
         out.append(ComposeTarget((base,), (report.display_path(base, root),), "base", profile, d))
         for o in overlays:
@@ -297,22 +319,42 @@ def run(
             notices.append(
                 f"docker build --check: skipped (buildx {tools.buildx_version} has no --check; it needs buildx >= 0.15)"
             )
+    errors: list[str] = []
     for t in dockerfiles:
         files.append(t.display)
-        parsed = dockerfile_policy.parse(t.path, t.display, t.build_args)
-        ctx = dockerfile_policy.Context(settings.profile, t.target, t.labels_by_pipeline, t.context_dir, t.role)
-        findings += dockerfile_policy.check(parsed, ctx)
-        findings += hadolint(t.path, t.display, settings.hadolint_config, binary)
-        final = dockerfile_policy.final_stage(parsed, t.target)
+        try:
+            parsed = dockerfile_policy.parse(t.path, t.display, t.build_args)
+            ctx = dockerfile_policy.Context(
+                settings.profile,
+                t.target,
+                t.labels_by_pipeline,
+                t.context_dir,
+                t.role,
+                labels_required=settings.require_labels,
+            )
+            own = dockerfile_policy.check(parsed, ctx)
+            theirs = hadolint(t.path, t.display, settings.hadolint_config, binary)
+            final = dockerfile_policy.final_stage(parsed, t.target)
+        except InputError as exc:
+            errors.append(_error_text(exc))
+            continue
+        findings += _drop_hadolint_duplicates(own, theirs, parsed) + theirs
+        notices += dockerfile_policy.unresolved_bases(parsed)
         healthchecks[t.context_dir.name] = any(c.cmd == "HEALTHCHECK" for c in final.commands)
         ws, problems = waivers.parse_inline(parsed.text, t.display, waivers.next_code_lines(parsed.text))
         all_waivers += ws
         findings += problems
     for c in composes:
         files.extend(d for d in c.displays if d not in files)
-        rendered = compose_policy.render(
-            tools, list(c.files), list(c.displays), project_dir=c.project_dir, env_file=c.env_file
-        )
+        try:
+            rendered = compose_policy.render(
+                tools, list(c.files), list(c.displays), project_dir=c.project_dir, env_file=c.env_file
+            )
+        except InputError as exc:
+            # One file Compose cannot render does not stop the others from being linted.
+            errors.append(_error_text(exc))
+            continue
+        notices += [n for n in rendered.notices if n not in notices]
         known = {
             name: healthchecks.get(Path(str((svc.get("build") or {}).get("context", ""))).name, False)
             for name, svc in (rendered.config.get("services") or {}).items()
@@ -330,7 +372,39 @@ def run(
     findings = waivers.apply(findings, all_waivers)
     findings += waivers.stale(all_waivers)
     hadolint_limit = _hadolint_threshold(settings.hadolint_config) if settings.honour_hadolint_threshold else None
-    return Result(findings, notices, settings.threshold, files, hadolint_limit)
+    return Result(findings, notices, settings.threshold, files, hadolint_limit, errors)
+
+
+def _error_text(exc: InputError) -> str:
+    return exc.render().removeprefix("error: ")
+
+
+# Where Hadolint reports the same problem, its finding is the one kept: one finding per problem.
+HADOLINT_COVERS = {
+    "PL-D001": {"DL3002"},
+    "PL-D003": {"DL3006", "DL3007"},
+    "PL-D005": {"DL3025"},
+    "PL-D006": {"DL3042"},
+    "PL-D007": {"DL3015"},
+    "PL-D009": {"DL3009"},
+    "PL-D012": {"DL3020"},
+}
+
+
+def _drop_hadolint_duplicates(
+    own: list[Finding], theirs: list[Finding], parsed: dockerfile_policy.Parsed
+) -> list[Finding]:
+    # Hadolint points at an instruction's first line; ours may point inside it (a heredoc line).
+    start = {}
+    for s in parsed.stages:
+        for c in s.commands:
+            for ln in range(c.start_line, c.end_line + 1):
+                start[ln] = c.start_line
+        start[s.line] = s.line
+    said = {(f.rule, start.get(f.line, f.line)) for f in theirs}
+    return [
+        f for f in own if not any((code, start.get(f.line, f.line)) in said for code in HADOLINT_COVERS.get(f.rule, ()))
+    ]
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:
@@ -355,94 +429,37 @@ def rules_for(tool: str) -> dict[str, Rule]:
     return {}
 
 
-def table(res: Result) -> str:
-    lines = [f"note: {n}" for n in res.notices]
-    by_file: dict[str, list[Finding]] = {}
-    for f in res.findings:
-        by_file.setdefault(f.file, []).append(f)
-    order = sorted(by_file, key=lambda k: (-max(f.severity for f in by_file[k]), k))
-    for file in order:
-        items = sorted(by_file[file], key=lambda f: (f.waived, -f.severity, f.line, f.rule))
-        lines.append("")
-        lines.append(file)
-        rows = [
-            [
-                f.severity.label + (" (waived)" if f.waived else ""),
-                f.rule,
-                str(f.line or "-"),
-                f.message + (f" [waiver: {f.waiver_reason}]" if f.waived else ""),
-            ]
-            for f in items
-        ]
-        lines.append(report.terminal_table(["severity", "rule", "line", "message"], rows))
+# Rules about keeping services up, not about keeping them contained: shown apart from security.
+AVAILABILITY = compose_policy.AVAILABILITY | {"PL-D002"}
+
+
+def category(f: Finding) -> str:
+    return "availability" if f.rule in AVAILABILITY else "security"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def headline(res: Result) -> str:
     gated = res.gated()
+    parts = []
+    for cat in ("security", "availability"):
+        fs = [f for f in gated if category(f) == cat]
+        if fs:
+            by = {s: sum(1 for f in fs if f.severity == s) for s in (Severity.ERROR, Severity.WARNING)}
+            parts.append(f"{cat}: {_count(by[Severity.ERROR], 'error')}, {_count(by[Severity.WARNING], 'warning')}")
     waived = sum(1 for f in res.findings if f.waived)
-    lines.append("")
-    lines.append(
+    verdict = "COULD NOT LINT ALL FILES" if res.errors else "FAILED" if gated else "passed"
+    return (
         f"{len(res.files)} files, {len(res.findings)} findings ({waived} waived), {len(gated)} at or above "
-        f"{res.threshold.label}: {'FAILED' if gated else 'passed'}"
+        f"{res.threshold.label}" + (f" ({'; '.join(parts)})" if parts else "") + f": {verdict}"
     )
-    return "\n".join(lines)
 
 
-def to_json(res: Result) -> dict[str, Any]:
-    return {
-        "threshold": res.threshold.label,
-        "failed": res.failed,
-        "files": res.files,
-        "notices": res.notices,
-        "findings": [{**asdict(f), "severity": f.severity.label, "extra": dict(f.extra)} for f in res.findings],
-    }
-
-
-def markdown(res: Result) -> str:
-    gated = res.gated()
-    head = f"### Lint: {'FAILED' if gated else 'passed'} ({len(gated)} at or above {res.threshold.label})"
-    rows = [
-        [f.severity.label + (" (waived)" if f.waived else ""), f.rule, f.location, f.message]
-        for f in sorted(res.findings, key=lambda f: (f.waived, -f.severity, f.file, f.line))
-    ]
-    body = report.markdown_table(["severity", "rule", "where", "message"], rows) if rows else "No findings."
-    return "\n".join([head, "", *(f"- {n}" for n in res.notices), "", body, ""])
-
-
-def write_all(res: Result, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    report.write_json(out_dir / "lint.json", to_json(res))
-    (out_dir / "lint.sarif").write_text(json.dumps(report.sarif(_sarif_runs(res)), indent=2) + "\n")
-    (out_dir / "lint.junit.xml").write_text(report.junit("lint", res.findings, res.files, res.gated()))
-    (out_dir / "lint.md").write_text(markdown(res))
-
-
-def _sarif_runs(res: Result) -> list[report.SarifRun]:
-    tools = ["hadolint", dockerfile_policy.TOOL, compose_policy.TOOL, "pipelines"]
-    runs = []
-    for tool in tools:
-        fs = [f for f in res.findings if f.tool == tool]
-        if not fs and tool == "pipelines":
-            continue
-        runs.append(report.SarifRun(tool=tool, category=f"lint/{tool}", rules=rules_for(tool), findings=fs))
-    return runs
-
-
-def emit(res: Result, fmt: str, output: Path | None) -> None:
-    if fmt == "table":
-        text = table(res)
-    elif fmt == "json":
-        text = json.dumps(to_json(res), indent=2)
-    elif fmt == "sarif":
-        text = json.dumps(report.sarif(_sarif_runs(res)), indent=2)
-    elif fmt == "junit":
-        text = report.junit("lint", res.findings, res.files, res.gated())
-    elif fmt == "markdown":
-        text = markdown(res)
-    else:
-        raise AssertionError(fmt)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text + "\n")
-    else:
-        sys.stdout.write(text + "\n")
+def table(res: Result) -> str:
+    """The terminal report, as the CLI renders it."""
+    return render.terminal(as_result(res, None))
 
 
 def settings_from_config(cfg: Config | None, root: Path, *, threshold: str | None, profile: str | None) -> Settings:
@@ -453,6 +470,7 @@ def settings_from_config(cfg: Config | None, root: Path, *, threshold: str | Non
         s.waiver_file = cfg.lint.waivers
         s.waiver_display = report.display_path(cfg.lint.waivers, root)
         s.waiver_max_days = cfg.lint.waiver_max_days
+        s.require_labels = cfg.lint.require_labels
     else:
         default = root / ".hadolint.yaml"
         s.hadolint_config = default if default.exists() else None
@@ -467,30 +485,43 @@ def settings_from_config(cfg: Config | None, root: Path, *, threshold: str | Non
     return s
 
 
+def _row(f: Finding) -> tuple[str, str, str, str]:
+    message = f.message + (f" [waiver: {f.waiver_reason}]" if f.waived else "")
+    if f.rule == "DL1000":
+        message = "hadolint could not parse this file: " + message
+    return (
+        f.severity.label + (" (waived)" if f.waived else ""),
+        f.rule,
+        str(f.line or "-"),
+        message + (f"\nfix: {f.hint}" if f.hint else ""),
+    )
+
+
 def as_result(res: Result, out_dir: Path | None) -> StageResult:
     """Lint on the common stage contract (rendered and gated by the boundary)."""
-    gated = res.gated()
-    waived = sum(1 for f in res.findings if f.waived)
     by_file: dict[str, list[Finding]] = {}
     for f in res.findings:
         by_file.setdefault(f.file, []).append(f)
     order = sorted(by_file, key=lambda k: (-max(f.severity for f in by_file[k]), k))
-    tables = [
-        render.findings_table(sorted(by_file[file], key=lambda f: (f.waived, -f.severity, f.line, f.rule)), title=file)
-        for file in order
-    ]
-    headline = (
-        f"{len(res.files)} files, {len(res.findings)} findings ({waived} waived), {len(gated)} at or above "
-        f"{res.threshold.label}: {'FAILED' if gated else 'passed'}"
-    )
+    tables = []
+    for file in order:
+        items = sorted(by_file[file], key=lambda f: (f.waived, -f.severity, f.line, f.rule))
+        title = file
+        if any(f.rule == "DL1000" for f in items):
+            # Hadolint's parser failed: its silence on this file means nothing; our own rules still ran.
+            title += " (hadolint could not parse this file (DL1000): only the project's own rules judged it)"
+        tables.append(StageTable(("severity", "rule", "line", "message / fix"), tuple(_row(f) for f in items), title))
+    # Each finding says whether it is about security or availability (the headline counts them apart).
+    tagged = {id(f): replace(f, extra=(*f.extra, ("category", category(f)))) for f in res.findings}
     return StageResult(
         stage="lint",
-        headline=headline,
-        findings=tuple(res.findings),
-        gated=tuple(gated),
+        headline=headline(res),
+        findings=tuple(tagged.values()),
+        gated=tuple(tagged[id(f)] for f in res.gated()),
         notices=tuple(res.notices),
         tables=tuple(tables),
         files=tuple(res.files),
+        unusable=tuple(res.errors),
         rules={tool: rules_for(tool) for tool in ("hadolint", dockerfile_policy.TOOL, compose_policy.TOOL)},
         data={"threshold": res.threshold.label},
         out_dir=out_dir,

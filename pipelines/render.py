@@ -22,7 +22,7 @@ from .result import Check, Result, Table
 
 FORMATS = ("table", "json", "sarif", "junit", "markdown")
 # The terminal wraps long messages instead of making every row as wide as the longest one.
-WRAP = 100
+WRAP = 72
 
 
 def finding_json(f: Finding, gated: bool) -> dict[str, Any]:
@@ -35,12 +35,14 @@ def check_json(c: Check) -> dict[str, Any]:
 
 def to_json(r: Result) -> dict[str, Any]:
     gated = set(map(id, r.gated))
+    status = "could not run" if r.unusable else r.status
     return {
         "stage": r.stage,
-        "status": r.status,
+        "status": status,
         "failed": not r.passed,
         "headline": r.headline,
         "error": r.error,
+        "unusable": list(r.unusable),
         "notices": list(r.notices),
         "files": list(r.files),
         "timings": dict(r.timings),
@@ -51,12 +53,29 @@ def to_json(r: Result) -> dict[str, Any]:
     }
 
 
-_RESERVED = {"stage", "status", "failed", "headline", "error", "notices", "files", "timings", "artifacts", "checks"}
+_RESERVED = {
+    "stage",
+    "status",
+    "failed",
+    "headline",
+    "error",
+    "unusable",
+    "notices",
+    "files",
+    "timings",
+    "artifacts",
+    "checks",
+}
 
 
 def _wrap(text: str) -> str:
-    # References and paths stay whole: only prose is wrapped.
-    return "\n".join(textwrap.wrap(text, WRAP, break_long_words=False, break_on_hyphens=False)) or text
+    # References and paths stay whole: only prose is wrapped; a cell's own line breaks stay.
+    lines = [
+        wrapped
+        for part in text.split("\n")
+        for wrapped in (textwrap.wrap(part, WRAP, break_long_words=False, break_on_hyphens=False) or [""])
+    ]
+    return "\n".join(lines)
 
 
 def _terminal_table(t: Table) -> str:
@@ -77,6 +96,7 @@ def terminal(r: Result) -> str:
         out.append(_terminal_table(t))
     if r.error:
         out += ["", f"error: {r.error}"]
+    out += [f"error: could not examine: {u}" for u in r.unusable]
     out += ["", r.headline]
     return "\n".join(out).lstrip("\n")
 
@@ -92,6 +112,7 @@ def markdown(r: Result) -> str:
         out += [report.markdown_table(list(t.headers), [list(row) for row in t.rows]) if t.rows else "None.", ""]
     if r.error:
         out += [f"Error: {r.error}", ""]
+    out += [f"- could not examine: {u}" for u in r.unusable]
     return "\n".join(out)
 
 

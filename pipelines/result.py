@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import EXIT_FAILED, EXIT_OK
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE
 from .findings import Finding, Rule
 
 if TYPE_CHECKING:
@@ -77,6 +77,9 @@ class Result:
     rules: Mapping[str, Mapping[str, Rule]] = field(default_factory=dict)  # tool -> rule id -> Rule, for SARIF
     files: tuple[str, ...] = ()  # what was examined (JUnit cases for findings)
     error: str = ""  # the stage ran but could not finish its own work (stack never came up, ...)
+    # Inputs the stage could not examine at all (a file it could not parse, an image it could not
+    # read): the rest is reported, but the run is no verdict, so it exits 2.
+    unusable: tuple[str, ...] = ()
     out_dir: Path | None = None  # where the reports of this run are written
     # The environment build this result judged: image name -> image ID. Set by stages that
     # judge a recorded build (scan, verify, smoke); the CLI records the verdict for promotion.
@@ -94,6 +97,8 @@ class Result:
 
 def exit_code(result: Result) -> int:
     """The one mapping from a finished stage to an exit code (errors map in :mod:`pipelines.cli`)."""
+    if result.unusable:
+        return EXIT_UNUSABLE
     return EXIT_OK if result.passed else EXIT_FAILED
 
 

