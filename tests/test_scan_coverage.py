@@ -70,7 +70,7 @@ def by_id(data: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
 
 
 def first_line(r: subprocess.CompletedProcess[str], data: dict[str, Any]) -> str:
-    printed = [x for x in r.stderr.splitlines() if not x.startswith("$ ")]
+    printed = r.stdout.splitlines()  # the report; progress and commands go to stderr
     assert printed[0] == data["notices"][0] == data["vulnerability_db"]
     return str(data["notices"][0])
 
