@@ -11,6 +11,7 @@ verdict: its JSON is, and an empty or missing result is an error.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ import yaml
 
 from . import _proc, manifest, osupdates, report, vulndb, waivers
 from .config import Config, ScanSettings
+from .engine import Engine
 from .errors import PipelineError, ScanError, ToolNotFound
 from .findings import Finding, Severity
 from .result import Result, Table
@@ -433,6 +435,8 @@ class ImageResult:
     sbom: str = ""
     snyk: str = ""
     ecosystems: tuple[str, ...] = ()  # what the vulnerability data must cover for this image
+    image_id: str = ""
+    reused: bool = False  # Trivy's result for this very image, DB and scanners was reused
 
 
 def trivy_binary() -> tuple[str, str]:
@@ -456,6 +460,25 @@ def _scan_image(
 ) -> ImageResult:
     start = time.monotonic()
     res = ImageResult(name, ref)
+    scanners = [s for s in settings.scanners if s in ("vuln", "secret") and (s != "vuln" or db.info is not None)]
+    raw = out / f"{name}.trivy.json"
+    sbom = out / f"{name}.cdx.json"
+    # An image ID names its whole content: with the same DB, Trivy and scanners, Trivy's answer
+    # is the same, so a warm scan of an unchanged image reuses it instead of saving and reading
+    # every layer again.
+    with Engine.connect() as engine:
+        res.image_id = engine.image(ref).id
+    key = _result_key(res.image_id, db, trivy, scanners)
+    cached = settings.cache_dir / "results" / key
+    if (cached / "trivy.json").is_file() and (cached / "cdx.json").is_file():
+        shutil.copyfile(cached / "trivy.json", raw)
+        shutil.copyfile(cached / "cdx.json", sbom)
+        data = _read_result(raw, f"trivy image {name} (reused)", _proc.Result((), 0, "", "", 0.0))
+        res.issues, res.packages = parse_trivy(data, name)
+        res.ecosystems = image_ecosystems(data)
+        res.raw, res.sbom, res.reused = str(raw), str(sbom), True
+        res.seconds = round(time.monotonic() - start, 2)
+        return res
     tar = work / f"{name}.tar"
     _proc.run(
         [tools.docker, "save", "--output", str(tar), ref],
@@ -469,8 +492,6 @@ def _scan_image(
     cache.mkdir()
     if db.cache_dir is not None:
         (cache / "db").symlink_to((db.cache_dir / "db").resolve())
-    scanners = [s for s in settings.scanners if s in ("vuln", "secret") and (s != "vuln" or db.info is not None)]
-    raw = out / f"{name}.trivy.json"
     argv = [
         trivy,
         "image",
@@ -509,8 +530,28 @@ def _scan_image(
     )
     res.sbom = str(sbom)
     tar.unlink()
+    # Kept for the next run of the same image; written whole or not at all.
+    part = cached.with_name(cached.name + f".part-{os.getpid()}-{name}")
+    part.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(raw, part / "trivy.json")
+    shutil.copyfile(sbom, part / "cdx.json")
+    shutil.rmtree(cached, ignore_errors=True)
+    part.rename(cached)
     res.seconds = round(time.monotonic() - start, 2)
     return res
+
+
+def _result_key(image_id: str, db: DbChoice, trivy: str, scanners: list[str]) -> str:
+    """What Trivy's answer depends on: the image, the DB's exact files, Trivy itself, the scanners."""
+    h = hashlib.sha256()
+    h.update(image_id.encode())
+    h.update(",".join(scanners).encode())
+    h.update(str(Path(trivy).resolve().stat().st_mtime_ns).encode() + trivy.encode())
+    if db.cache_dir is not None:
+        for f in ("db/trivy.db", "db/metadata.json"):
+            st = (db.cache_dir / f).stat()
+            h.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:32]
 
 
 def _read_result(path: Path, what: str, r: _proc.Result) -> Any:
@@ -545,6 +586,15 @@ def _scan_config(
         shutil.copy(f, d / f.name)
         names[f"{i}/{f.name}"] = report.display_path(f, root)
     raw = out / "config.trivy.json"
+    # The same Dockerfiles under the same Trivy give the same answer: reuse it.
+    h = hashlib.sha256(str(Path(trivy).resolve().stat().st_mtime_ns).encode())
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    cached = settings.cache_dir / "results" / f"config-{h.hexdigest()[:32]}.json"
+    if cached.is_file():
+        shutil.copyfile(cached, raw)
+        data = _read_result(raw, "trivy config (reused)", _proc.Result((), 0, "", "", 0.0))
+        return _config_issues(data, names)
     cache = work / "config.cache"
     argv = [
         trivy,
@@ -561,6 +611,14 @@ def _scan_config(
     ]
     r = _proc.run(argv, timeout=settings.timeout, check=False, what="trivy config", quiet=True)
     data = _read_result(raw, "trivy config", r)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    part = cached.with_suffix(f".part-{os.getpid()}")
+    shutil.copyfile(raw, part)
+    part.replace(cached)
+    return _config_issues(data, names)
+
+
+def _config_issues(data: Any, names: Mapping[str, str]) -> list[Issue]:
     issues, _ = parse_trivy(data, "config")
     return [
         Issue(
@@ -681,6 +739,12 @@ def run(
                 pool.submit(_scan_image, trivy, tools, n, ref, db, settings, run_dir, work) for n, ref in targets
             ]
             results = [f.result() for f in futures]
+        reused = [r.name for r in results if r.reused]
+        if reused:
+            notices.append(
+                "Trivy results reused for unchanged images (same image ID, DB files, Trivy and scanners): "
+                + ", ".join(reused)
+            )
         config_issues: list[Issue] = []
         if "misconfig" in settings.scanners and not images:
             files = [i.dockerfile for i in cfg.images.values() if i.dockerfile is not None]
