@@ -27,9 +27,11 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
-import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
+from . import inputs
 from .errors import ConfigError
 from .findings import Finding, Severity
 
@@ -96,10 +98,9 @@ def parse_inline(text: str, file: str, line_of_next: dict[int, int]) -> tuple[li
             number,
             required_owner=False,
         )
-        if problem:
-            problems.append(problem)
+        if problem or w is None:
+            problems.append(problem or _invalid(file, number, f"inline waiver at {where} cannot be used"))
             continue
-        assert w is not None
         w.path, w.line = file, target
         waivers.append(w)
     return waivers, problems
@@ -121,55 +122,148 @@ def next_code_lines(text: str) -> dict[int, int]:
     return out
 
 
+# --------------------------------------------------------------------------- the ledger's schema
+#
+# What the file must look like is checked here, strictly: a wrong type, an
+# unknown key, an impossible date or a date-time is an error naming the key
+# path and line (exit 2). What an entry says (no reason, no owner, expired, too
+# far ahead) is judged by _make and reported as a finding that closes the gate.
+
+
+def _rule_ids(value: object) -> object:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    if isinstance(value, list):
+        bad = next(v for v in value if not isinstance(v, str))
+        raise ValueError(f"rule ids are strings; {_yaml_type(bad)} {bad!r} is not (quote it)")
+    raise ValueError(f"expected a rule id or a list of them, got {_yaml_type(value)} {value!r} (quote it)")
+
+
+def _date(value: object) -> object:
+    if isinstance(value, dt.datetime):
+        raise ValueError(f"expected a date YYYY-MM-DD, got a date and time {value.isoformat()!r}")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(f"{value!r} is not a date YYYY-MM-DD")
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a real date") from None
+    raise ValueError(f"expected a date YYYY-MM-DD, got {_yaml_type(value)} {value!r}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+
+class _Scope(_Strict):
+    path: str = ""
+    service: str = ""
+    image: str = ""
+    package: str = ""
+
+
+class _Entry(_Strict):
+    id: Annotated[list[str], BeforeValidator(_rule_ids)] = []
+    scope: _Scope = _Scope()
+    reason: str = ""
+    owner: str = ""
+    expires: Annotated[dt.date | None, BeforeValidator(_date)] = None
+
+
+class _Ledger(_Strict):
+    waivers: list[_Entry] = []
+
+
+def _yaml_type(value: object) -> str:
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "null",
+        dt.date: "a date",
+        dt.datetime: "a date and time",
+    }.get(type(value), type(value).__name__)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _schema_error(display: str, exc: ValidationError, lines: dict[str, int]) -> ConfigError:
+    err = exc.errors(include_url=False)[0]
+    key = _key_path(tuple(err["loc"]))
+    line = lines.get(key) or lines.get(key.rsplit(".", 1)[0].rsplit("[", 1)[0], 0)
+    where = f"line {line}: " if line else ""
+    if err["type"] == "extra_forbidden":
+        parent = key.rsplit(".", 1)[0]
+        allowed = "path, service, image, package" if parent.endswith(".scope") else "id, scope, reason, owner, expires"
+        if "." not in key:
+            allowed = "waivers"
+        return ConfigError(display, key, f"{where}unknown key", hint=f"keys allowed here: {allowed}")
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] not in ("value_error",):
+        message += f", got {_yaml_type(err.get('input'))} {err.get('input')!r}"[:200]
+    return ConfigError(
+        display,
+        key,
+        where + message,
+        hint="each entry: id (a rule id or a list), reason, owner, expires (YYYY-MM-DD), optional scope "
+        "(path, service, image, package)",
+    )
+
+
 def load_ledger(path: Path, *, display: str, max_days: int, today: dt.date) -> tuple[list[Waiver], list[Finding]]:
     """Waivers from the ledger file; a missing file is an empty ledger."""
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return [], []
+    data, lines = inputs.load_yaml(inputs.read_text(path, display), display)
+    if data is None:
+        return [], []
+    if not isinstance(data, dict):
+        raise ConfigError(
+            display, "waivers", f"expected a mapping with a top-level 'waivers:' list, got {_yaml_type(data)}"
+        )
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(display, "", f"is not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("waivers", []), list):
-        raise ConfigError(display, "waivers", "expected a top-level 'waivers:' list")
+        ledger = _Ledger.model_validate(data)
+    except ValidationError as exc:
+        raise _schema_error(display, exc, lines) from None
     waivers: list[Waiver] = []
     problems: list[Finding] = []
-    for i, entry in enumerate(data.get("waivers") or []):
+    for i, entry in enumerate(ledger.waivers):
         key = f"waivers[{i}]"
-        if not isinstance(entry, dict):
-            raise ConfigError(display, key, "expected a mapping with id, reason, owner, expires")
-        unknown = set(entry) - {"id", "scope", "reason", "owner", "expires"}
-        if unknown:
-            raise ConfigError(
-                display, f"{key}.{sorted(unknown)[0]}", "unknown key", hint="keys: id, scope, reason, owner, expires"
-            )
-        rid = entry.get("id")
-        ids = tuple(rid) if isinstance(rid, list) else (str(rid),) if rid else ()
-        scope = entry.get("scope") or {}
-        if not isinstance(scope, dict) or set(scope) - {"path", "service", "image", "package"}:
-            raise ConfigError(display, f"{key}.scope", "expected a mapping of path, service, image, package")
-        expires = entry.get("expires")
+        line = lines.get(key, 0)
         w, problem = _make(
-            ids,
-            str(entry.get("reason") or ""),
-            expires,
-            str(entry.get("owner") or ""),
+            tuple(entry.id),
+            entry.reason,
+            entry.expires,
+            entry.owner,
             f"{display} ({key})",
             display,
-            0,
+            line,
             required_owner=True,
             max_days=max_days,
             today=today,
         )
-        if problem:
-            problems.append(problem)
+        if problem or w is None:
+            problems.append(problem or _invalid(display, line, f"waiver at {display} ({key}) cannot be used"))
             continue
-        assert w is not None
-        w.path = str(scope.get("path", ""))
-        w.service = str(scope.get("service", ""))
-        w.image = str(scope.get("image", ""))
-        w.package = str(scope.get("package", ""))
+        w.path, w.service, w.image, w.package = (
+            entry.scope.path,
+            entry.scope.service,
+            entry.scope.image,
+            entry.scope.package,
+        )
         waivers.append(w)
     return waivers, problems
 
