@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import _proc, gitinfo, lockfile, registry, report
-from .config import Config, Environment, Image
-from .errors import CommandFailed, ConfigError, PipelineError, ToolNotFound
+from .config import MAX_PARALLEL, Config, Environment, Image
+from .errors import CommandFailed, ConfigError, InputError, PipelineError, ToolNotFound
 from .gitinfo import GitInfo
 from .tools import BuilderInfo, Toolchain
 
@@ -404,6 +404,7 @@ class _Builder:
 
 def run(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[str, str] | None = None) -> Report:
     environ = os.environ if environ is None else environ
+    levels = _selection(cfg, opts)  # before the engine: a bad selection is known without it
     tools.require_build()
     registry.check(cfg.registry.address)
     b = _Builder(cfg, opts, tools, environ)
@@ -416,10 +417,6 @@ def run(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[str, str]
         cache=b.cache,
         started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
-    names = list(opts.only) or None
-    if opts.bases_only:
-        names = [i.name for i in cfg.bases if names is None or i.name in names]
-    levels = cfg.build_order(names)
     workers = opts.parallel or cfg.build.parallel
     try:
         for level in levels:
@@ -451,8 +448,34 @@ def run(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[str, str]
             lockfile.save(cfg.project.lock, b.lock)
         shutil.rmtree(b.workdir, ignore_errors=True)
     rep.seconds = round(time.monotonic() - start, 2)
-    write_report(cfg, rep)
+    # A bases-only build has no services: it must not replace the record of the last full build,
+    # which scan and smoke read (the bases themselves are recorded in the lock).
+    write_report(cfg, rep, record=not opts.bases_only)
     return rep
+
+
+def _selection(cfg: Config, opts: Options) -> list[list[Image]]:
+    """The images to build, in levels; an empty or contradictory selection is an error, not a no-op."""
+    if opts.parallel is not None and not 1 <= opts.parallel <= MAX_PARALLEL:
+        raise ConfigError("--parallel", "", f"must be from 1 to {MAX_PARALLEL}, got {opts.parallel}")
+    names = list(opts.only) or None
+    for n in names or ():
+        if n not in cfg.images:
+            raise ConfigError("--only", "", f"no image or service named {n!r}", hint=f"known: {', '.join(cfg.images)}")
+    if opts.bases_only:
+        services = [n for n in names or () if not cfg.images[n].is_base]
+        if services:
+            raise ConfigError(
+                "--only",
+                "",
+                f"{', '.join(services)}: not a base image, and --bases-only builds only base images",
+                hint=f"drop --bases-only to build services; base images: {', '.join(i.name for i in cfg.bases)}",
+            )
+        names = [i.name for i in cfg.bases if names is None or i.name in names]
+    levels = cfg.build_order(names)
+    if not levels:
+        raise ConfigError(str(cfg.file), "images", "nothing to build", hint="declare [images.*] or [services.*]")
+    return levels
 
 
 def manifest_path(cfg: Config, env: str) -> Path:
@@ -465,18 +488,21 @@ def load_manifest(cfg: Config, env: str) -> dict[str, object]:
     try:
         data: dict[str, object] = json.loads(path.read_text())
     except FileNotFoundError:
-        raise PipelineError(
+        raise InputError(
             f"no build of environment {env!r} is recorded at {path}",
             hint=f"run `pipelines build --env {env}` (or `nox -s build`) first",
         ) from None
     except json.JSONDecodeError as exc:
-        raise PipelineError(f"{path} is not valid JSON ({exc})", hint="rebuild to rewrite it") from None
+        raise InputError(f"{path} is not valid JSON ({exc})", hint="rebuild to rewrite it") from None
     return data
 
 
-def write_report(cfg: Config, rep: Report) -> None:
+def write_report(cfg: Config, rep: Report, *, record: bool = True) -> None:
     path = manifest_path(cfg, rep.env)
-    report.write_json(path, rep.to_json())
+    if record:
+        report.write_json(path, rep.to_json())
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
     headers = ["image", "kind", "reference", "time", "note"]
     rows = [
         [
@@ -493,7 +519,7 @@ def write_report(cfg: Config, rep: Report) -> None:
         f"Build `{rep.env}` at `{rep.commit[:12]}`{' (dirty)' if rep.dirty else ''}: "
         f"{len(rep.images)} images in {rep.seconds:.1f}s, cache {rep.cache}"
     )
-    (path.parent / f"{rep.env}.md").write_text(f"### {title}\n\n{md}\n")
+    (path.parent / f"{rep.env}{'' if record else '.bases'}.md").write_text(f"### {title}\n\n{md}\n")
     report.step_summary(f"### {title}\n\n{md}\n")
     print(title, file=sys.stderr)
     print(report.terminal_table(headers, rows), file=sys.stderr)

@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import __version__, _proc, bench, build, lint, load, report, scan, smoke, vulndb
@@ -334,7 +334,7 @@ def _jsonable(obj: object) -> object:
 
     if is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: _jsonable(getattr(obj, f.name)) for f in fields(obj)}
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):  # frozen mappings (MappingProxyType) too
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from . import _proc
+from . import _proc, inputs
 from .dockerfile_policy import SECRET_KEY, looks_secret
 from .errors import InputError
 from .findings import Finding, Rule, Severity
@@ -136,12 +136,11 @@ class Rendered:
 
 
 def _load_yaml_node(path: Path, display: str) -> yaml.Node | None:
+    text = inputs.read_text(path, display)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{display}: cannot be read ({exc})") from None
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise InputError(f"{display}: not usable YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{display}:{mark.line + 1}" if mark else display
@@ -149,6 +148,8 @@ def _load_yaml_node(path: Path, display: str) -> yaml.Node | None:
             f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}",
             hint="fix the YAML; docker compose rejects it too",
         ) from None
+    inputs.check_yaml_expansion(node, display)
+    return node
 
 
 def render(

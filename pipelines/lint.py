@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from . import _proc, compose_policy, dockerfile_policy, lockfile, report, waivers
+from . import _proc, compose_policy, dockerfile_policy, inputs, lockfile, report, waivers
 from .config import Config
 from .errors import ConfigError, InputError
 from .findings import Finding, Rule, Severity
@@ -150,9 +150,11 @@ def _is_dockerfile(p: Path) -> bool:
 def _is_compose(p: Path) -> bool:
     if p.suffix not in (".yaml", ".yml"):
         return False
+    if p.name in COMPOSE_NAMES:
+        return True  # named so: read (and judged) as one, whatever it holds
     try:
         data = yaml.safe_load(p.read_text())
-    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+    except (yaml.YAMLError, OSError, UnicodeDecodeError, RecursionError):
         return p.name in COMPOSE_NAMES or p.name.startswith(("compose.", "docker-compose."))
     return isinstance(data, dict) and "services" in data
 
@@ -165,6 +167,8 @@ def targets_from_paths(
     for given in paths:
         if not given.exists():
             raise InputError(f"{given}: no such file or directory")
+        if not given.is_file() and not given.is_dir():
+            raise InputError(f"{given}: neither a regular file nor a directory (a FIFO, socket or device?)")
         files = (
             [given]
             if given.is_file()
@@ -183,6 +187,13 @@ def targets_from_paths(
                 hint="Dockerfiles are named Dockerfile, Dockerfile.* or *.dockerfile; Compose files "
                 "are YAML with a services: key",
             )
+    if not dockerfiles and not composes:
+        # Zero files linted is not a pass.
+        raise InputError(
+            f"{', '.join(map(str, paths))}: nothing to lint (no Dockerfile or Compose file found)",
+            hint="Dockerfiles are named Dockerfile, Dockerfile.* or *.dockerfile; Compose files are YAML with a "
+            f"services: key; these directories are skipped: {', '.join(sorted(SKIP_DIRS))}",
+        )
     return dockerfiles, composes
 
 
@@ -274,6 +285,8 @@ def run(
     today: dt.date | None = None,
 ) -> Result:
     today = today or dt.date.today()
+    if not dockerfiles and not composes:
+        raise InputError("nothing to lint: no Dockerfile and no Compose file", hint="name files, or declare images")
     notices: list[str] = []
     findings: list[Finding] = []
     all_waivers: list[waivers.Waiver] = []
@@ -406,7 +419,7 @@ def markdown(res: Result) -> str:
 
 
 def write_all(res: Result, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    inputs.make_dir(out_dir, "lint reports")
     report.write_json(out_dir / "lint.json", to_json(res))
     (out_dir / "lint.sarif").write_text(json.dumps(report.sarif(_sarif_runs(res)), indent=2) + "\n")
     (out_dir / "lint.junit.xml").write_text(report.junit("lint", res.findings, res.files, res.gated()))
@@ -438,8 +451,7 @@ def emit(res: Result, fmt: str, output: Path | None) -> None:
     else:
         raise AssertionError(fmt)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text + "\n")
+        inputs.write_text(output, text + "\n", "lint report (--output)")
     else:
         sys.stdout.write(text + "\n")
 

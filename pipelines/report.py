@@ -50,8 +50,9 @@ def step_summary(markdown: str) -> None:
     """Append to GitHub Actions' job summary when running there; nothing elsewhere."""
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if target:
-        with open(target, "a", encoding="utf-8") as f:
-            f.write(markdown + "\n")
+        from .inputs import write_text
+
+        write_text(Path(target), markdown + "\n", "job summary ($GITHUB_STEP_SUMMARY)", append=True)
 
 
 # --------------------------------------------------------------------------- SARIF and JUnit

@@ -26,9 +26,9 @@ from typing import Any
 
 import yaml
 
-from . import _proc, build, report, vulndb, waivers
+from . import _proc, build, refs, report, vulndb, waivers
 from .config import Config, ScanSettings
-from .errors import PipelineError, ToolNotFound
+from .errors import InputError, PipelineError, ToolNotFound
 from .findings import Finding, Severity
 from .tools import Toolchain, parse_version, pinned
 
@@ -500,10 +500,25 @@ def run(
     today: dt.date | None = None,
 ) -> Outcome:
     environ = os.environ if environ is None else environ
+    for ref in images:
+        # Before anything runs: a reference starting with '-' would reach `docker save` as an option.
+        if problem := refs.reference_problem(ref):
+            raise InputError(f"cannot scan {problem}", hint="name a local image: NAME[:TAG], NAME@sha256:... or an ID")
     e = cfg.env(env)
     settings = cfg.scan_for(e.name)
     trivy, trivy_version = trivy_binary()
     tools.engine_version  # noqa: B018 - images come from the engine
+    for ref in images:
+        # An image that is not there means the scan could not run (exit 2), not that it failed the gate.
+        r = _proc.run(
+            [tools.docker, "image", "inspect", "--format", "{{.Id}}", ref], timeout=60, check=False, quiet=True
+        )
+        if r.returncode != 0:
+            raise InputError(
+                f"cannot scan {ref!r}: no such image in the local engine",
+                seen=_proc.tail(r.stderr, 3),
+                hint="build it first (`pipelines build`), or `docker pull` it",
+            )
     db = resolve_db(cfg, settings, explicit_db, trivy)
     targets: list[tuple[str, str]]
     if images:
@@ -513,6 +528,12 @@ def run(
         built: dict[str, Any] = manifest["images"]  # type: ignore[assignment]
         # The commit tag names exactly the image this build produced.
         targets = [(n, b["tags"][0] if b["tags"] else b["ref"]) for n, b in built.items() if b["kind"] == "service"]
+        if not targets:
+            # Zero images scanned is not a pass.
+            raise InputError(
+                f"the last build of {e.name!r} ({build.manifest_path(cfg, e.name)}) recorded no service image to scan",
+                hint=f"run `pipelines build --env {e.name}`, or name images: `pipelines scan IMAGE`",
+            )
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = cfg.project.artifacts / "scan" / f"{stamp}-{e.name}"
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,8 @@ from functools import cmp_to_key
 from pathlib import Path
 from typing import NoReturn, TypeAlias
 
+from . import inputs
+
 # The `as` imports re-export what lived here before pipelines.bolt existed.
 from .bolt import PAGE_SIZE as PAGE_SIZE
 from .bolt import BoltReader as BoltReader
@@ -256,21 +258,27 @@ def load_osv(directory: Path, *, notes: list[str] | None = None) -> list[Advisor
         raise ConfigError(str(directory), "", "is not a directory of OSV advisories")
     sink: list[str] = notes if notes is not None else []
     advisories: list[Advisory] = []
-    for file in sorted(directory.rglob("*.json")):
-        if file.is_file():
+    files = sorted(directory.rglob("*.json"))
+    for file in files:
+        if file.is_file() or not file.is_dir():  # a FIFO or device named *.json is an error, not skipped
             advisories.extend(parse_osv(_read_json(file), str(file), sink))
+    if not advisories:
+        # A database with zero advisories would make every scan pass: refuse to build one.
+        why = f"{len(files)} *.json files, none with a usable advisory" if files else "no *.json files"
+        raise InputError(
+            f"{directory}: no advisories to build a database from ({why})",
+            seen="\n".join(sink[-10:]) or None,
+            hint="point --from at a directory of OSV JSON files for the Debian or PyPI ecosystems",
+        )
     return advisories
 
 
 def _read_json(file: Path) -> object:
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(file), "", f"cannot be read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(str(file), "", "is not UTF-8 text") from None
+    text = inputs.read_text(file, limit=inputs.LARGE)
     try:
         return json.loads(text)
+    except RecursionError:
+        raise ConfigError(str(file), "", "is not usable JSON: nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(
             str(file), "", f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
@@ -303,6 +311,7 @@ def parse_osv(data: object, file: str, notes: list[str]) -> list[Advisory]:
         severity = record_severity if record_severity != "UNKNOWN" else _cvss_severity(entry)
         ranges = _ecosystem_ranges(entry, notes)
         versions = entry.strings("versions")
+        _check_versions(entry, bucket, name, ranges, versions)
         if not ranges and not versions:
             notes.append(f"{file}: {entry.path}: no ECOSYSTEM range and no versions for {name}; skipped")
             continue
@@ -324,6 +333,38 @@ def parse_osv(data: object, file: str, notes: list[str]) -> list[Advisory]:
         else:
             out.append(replace(base, fixed_version=_debian_fix(entry, ranges, notes)))
     return out
+
+
+# PEP 440 (public and local versions) and PEP 508 names, as pip reads them.
+_PEP440 = re.compile(
+    r"^v?(?:\d+!)?\d+(?:\.\d+)*(?:[-_.]?(?:a|b|c|rc|alpha|beta|pre|preview)[-_.]?\d*)?"
+    r"(?:-\d+|[-_.]?(?:post|rev|r)[-_.]?\d*)?(?:[-_.]?dev[-_.]?\d*)?(?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?$",
+    re.IGNORECASE,
+)
+_PEP508_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+
+
+def _check_versions(entry: _Json, bucket: str, name: str, ranges: list[_Range], versions: tuple[str, ...]) -> None:
+    """A version the ecosystem cannot parse would be compared wrongly by Trivy: refuse it here."""
+    from debian.debian_support import Version
+
+    if bucket == "pip" and not _PEP508_NAME.match(name):
+        entry.fail("package.name", f"{name!r} is not a PyPI package name")
+    given = [v for events in ranges for kind, v in events if not (kind == "introduced" and v == "0")]
+    for version in [*given, *versions]:
+        if bucket == "pip":
+            ok = bool(_PEP440.match(version))
+        else:
+            try:
+                Version(version)
+                # Debian policy: the upstream part starts with a digit (python-debian lets "1:-1" pass).
+                upstream = version.split(":", 1)[-1].rsplit("-", 1)[0]
+                ok = upstream[:1].isdigit() and not any(c.isspace() for c in version)
+            except ValueError:
+                ok = False
+        if not ok:
+            kind = "PEP 440" if bucket == "pip" else "Debian"
+            entry.fail("ranges", f"{version!r} is not a {kind} version (package {name})")
 
 
 def _bucket_of(ecosystem: str) -> str | None:
@@ -550,7 +591,7 @@ def build_db(advisories: list[Advisory], out: Path, *, source: str, updated_at: 
     entries = _dedupe(advisories)
     tree = _db_tree(entries, source)
     db_dir = out / "db"
-    db_dir.mkdir(parents=True, exist_ok=True)
+    inputs.make_dir(db_dir, "vulnerability database")
     path = db_dir / "trivy.db"
     _atomic_write(path, bolt_file(tree))
     next_update = when + NEXT_UPDATE_AFTER
