@@ -161,12 +161,26 @@ def load_yaml(text: str, display: str) -> tuple[object, dict[str, int]]:
     that cannot be what they look like (``2026-02-30``). Each is one
     :class:`ConfigError` naming the file and line.
     """
+    depth, line = _flow_depth(text)
+    if depth > MAX_DEPTH:
+        # Before the parser: PyYAML's scanner slows down quadratically with flow nesting.
+        raise ConfigError(display, "", f"line {line}: nested too deeply (at most {MAX_DEPTH} levels)")
     try:
+        # Aliases first, from the event stream: only there is the line of their use known.
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                use = event.start_mark.line + 1 if event.start_mark else 0
+                raise ConfigError(
+                    display,
+                    "",
+                    f"line {use}: YAML aliases (*{event.anchor}) are not allowed here; "
+                    "write the value out",
+                )
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError(display, "", f"is not valid YAML{line}: {exc.problem or exc.context}") from None
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(display, "", f"is not valid YAML{where}: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(display, "", f"is not valid YAML: {exc}") from None
     except RecursionError:
@@ -175,6 +189,36 @@ def load_yaml(text: str, display: str) -> tuple[object, dict[str, int]]:
         return None, {}
     lines: dict[str, int] = {}
     return _Converter(display, lines).convert(node, "", 0), lines
+
+
+def _flow_depth(text: str) -> tuple[int, int]:
+    """The deepest nesting of [ and { outside quotes and comments, and its line (a cheap upper bound)."""
+    depth = deepest = 0
+    line = deepest_line = 1
+    quote = ""
+    prev = "\n"
+    comment = False
+    for c in text:
+        if c == "\n":
+            line += 1
+            comment = False
+        elif comment:
+            pass
+        elif quote:
+            if c == quote:
+                quote = ""
+        elif c in "'\"" and prev in " \t\n[{,:":
+            quote = c
+        elif c == "#" and prev in " \t\n":
+            comment = True
+        elif c in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, deepest_line = depth, line
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        prev = c
+    return deepest, deepest_line
 
 
 class _Converter:

@@ -627,7 +627,7 @@ ODD = [
         ("waivers.yaml",),
         setup=_deep("waivers.yaml", "{a: ", "}", 20000, "waivers: "),
     ),
-    Case("ledger-yaml-bomb", "odd", ("lint",), 2, ("waivers.yaml", "alias"), setup=_bomb),
+    Case("ledger-yaml-bomb", "odd", ("lint",), 2, ("waivers.yaml", "line 2", "aliases"), setup=_bomb),
     ledger("ledger-expired", LEDGER_HEAD + W + "    expires: 2020-01-01\n", "expired on 2020-01-01", expect=1),
     ledger(
         "ledger-no-reason",
