@@ -173,8 +173,7 @@ def load_yaml(text: str, display: str) -> tuple[object, dict[str, int]]:
                 raise ConfigError(
                     display,
                     "",
-                    f"line {use}: YAML aliases (*{event.anchor}) are not allowed here; "
-                    "write the value out",
+                    f"line {use}: YAML aliases (*{event.anchor}) are not allowed here; write the value out",
                 )
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
