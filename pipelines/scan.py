@@ -204,17 +204,27 @@ def resolve_db(
     if given is not None:
         # Explicit means explicit: no fallback to something else when it is broken.
         cache = as_cache_dir(given)
-        return DbChoice(cache, "explicit", vulndb.read_info(cache))
+        info = vulndb.read_info(cache)
+        if info.advisories == 0:
+            # Zero advisories would pass every image: that is not a scan.
+            raise vulndb.VulnDbError(
+                f"{info.path} holds no advisories; a scan against it would pass anything",
+                hint="build it from OSV advisories (`pipelines vulndb build`) or drop --vulndb / scan.vulndb",
+            )
+        return DbChoice(cache, "explicit", info)
     cache = settings.cache_dir / "trivy"
     if "cache" in settings.db_sources:
         try:
             info = vulndb.read_info(cache)
             age = now - info.updated_at
-            if age <= dt.timedelta(hours=settings.db_max_age_hours):
+            if age > dt.timedelta(hours=settings.db_max_age_hours):
+                attempts.append(
+                    f"cache {cache}: {age.total_seconds() / 3600:.0f} h old (max {settings.db_max_age_hours} h)"
+                )
+            elif info.advisories == 0:
+                attempts.append(f"cache {cache}: holds no advisories")
+            else:
                 return DbChoice(cache, "cache", info)
-            attempts.append(
-                f"cache {cache}: {age.total_seconds() / 3600:.0f} h old (max {settings.db_max_age_hours} h)"
-            )
         except vulndb.VulnDbError as exc:
             attempts.append(f"cache {cache}: {exc.what}")
     if "download" in settings.db_sources:
@@ -508,6 +518,9 @@ def run(
     settings = cfg.scan_for(e.name)
     trivy, trivy_version = trivy_binary()
     tools.engine_version  # noqa: B018 - images come from the engine
+    # An explicit database is only read, so it is checked first; the fallback chain may download.
+    explicit = explicit_db is not None or settings.vulndb is not None
+    db = resolve_db(cfg, settings, explicit_db, trivy) if explicit else None
     for ref in images:
         # An image that is not there means the scan could not run (exit 2), not that it failed the gate.
         r = _proc.run(
@@ -519,7 +532,8 @@ def run(
                 seen=_proc.tail(r.stderr, 3),
                 hint="build it first (`pipelines build`), or `docker pull` it",
             )
-    db = resolve_db(cfg, settings, explicit_db, trivy)
+    if db is None:
+        db = resolve_db(cfg, settings, explicit_db, trivy)
     targets: list[tuple[str, str]]
     if images:
         targets = [(_safe_name(ref), ref) for ref in images]

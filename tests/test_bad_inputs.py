@@ -765,7 +765,22 @@ ODD = [
 
 # --------------------------------------------------------------------------- nothing is not success
 
+
+def _empty_db(root: Path) -> None:
+    from pipelines import vulndb
+
+    vulndb.build_db([], root / "emptydb", source="nothing")
+
+
 NOTHING = [
+    Case(
+        "scan-empty-vulndb",
+        "nothing",
+        ("scan", "pipelines-bad-inputs-no-such-image:0", "--vulndb", "emptydb"),
+        2,
+        ("emptydb", "no advisories"),
+        setup=_empty_db,
+    ),
     Case(
         "lint-empty-directory",
         "nothing",
