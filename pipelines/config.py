@@ -654,12 +654,18 @@ def _inside(t: _Table, name: str, rel: str, root: Path) -> Path:
     return path
 
 
+def _not_a(path: Path, kind: str) -> str:
+    if path.exists():
+        return f"{path} is not a {'directory' if kind == 'directory' else 'regular file'}"
+    return f"{kind} {path} does not exist"
+
+
 def _paths(t: _Table, name: str, root: Path) -> tuple[Path, ...]:
     out = []
     for i, rel in enumerate(t.strings(name)):
         path = _inside(t, f"{name}[{i}]", rel, root)
         if not path.is_file():
-            raise t.error(f"{name}[{i}]", f"file {path} does not exist")
+            raise t.error(f"{name}[{i}]", _not_a(path, "file"))
         out.append(path)
     return tuple(out)
 
@@ -703,10 +709,10 @@ def _image(t: _Table, name: str, root: Path, *, is_base: bool) -> Image:
         return img
     context = _inside(t, "context", t.string("context", required=True), root)
     if not context.is_dir():
-        raise t.error("context", f"directory {context} does not exist")
+        raise t.error("context", _not_a(context, "directory"))
     dockerfile = _inside(t, "dockerfile", str(context / t.string("dockerfile", "Dockerfile")), root)
     if not dockerfile.is_file():
-        raise t.error("dockerfile", f"file {dockerfile} does not exist")
+        raise t.error("dockerfile", _not_a(dockerfile, "file"))
     target = t.opt_string("target")
     if target is not None and not _STAGE.match(target):
         raise t.error("target", f"{target!r} is not a build stage name (letters, digits, '_', '.', '-')")
