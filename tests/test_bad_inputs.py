@@ -987,18 +987,26 @@ def test_ctrl_c_exits_130_without_traceback_or_leftovers(tmp_path: Path, delay: 
 
 
 def test_ctrl_c_during_imports_exits_130() -> None:
-    """The interpreter is still importing the package when the signal lands."""
+    """The interpreter is importing the package's modules when the signal lands."""
     child = subprocess.Popen(
-        # -X importtime slows the imports down, so the signal lands inside them.
+        # -X importtime reports each import as it completes: the signal is sent right after the
+        # package itself is imported, while its stage modules are still loading.
         [sys.executable, "-X", "importtime", "-m", "pipelines", "config"],
         cwd=ROOT,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
     )
-    time.sleep(0.03)
-    child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=TIMEOUT)
+    assert child.stderr is not None
+    seen = []
+    for line in child.stderr:
+        seen.append(line)
+        if line.rstrip().endswith("| pipelines"):
+            child.send_signal(signal.SIGINT)
+            break
+    _, rest = child.communicate(timeout=TIMEOUT)
+    err = "".join(seen) + rest
+    assert any(x.rstrip().endswith("| pipelines") for x in seen), "the package was never imported"
     assert "Traceback" not in err, err[-3000:]
     assert child.returncode in (130, 0), f"exit {child.returncode}\n{err[-2000:]}"
 
