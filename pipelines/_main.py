@@ -6,13 +6,34 @@ must look like any other interruption, not like a crash.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+
+EXIT_INTERRUPTED = 130
+
+
+def _leave_interrupted() -> int:
+    # The interpreter's own shutdown, after a KeyboardInterrupt that landed inside an import,
+    # can turn our 130 into death by SIGINT: everything is stopped and flushed by now, so leave.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 def main() -> int:
     try:
+        # From here on Ctrl-C is a KeyboardInterrupt this function and the CLI catch.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from .cli import main as cli_main
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    return cli_main()
+        return _leave_interrupted()
+    try:
+        code = cli_main()
+    except KeyboardInterrupt:  # between the CLI's own handler and here
+        print("interrupted", file=sys.stderr)
+        return _leave_interrupted()
+    return _leave_interrupted() if code == EXIT_INTERRUPTED else code

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import _proc, gitinfo, lockfile, manifest, osupdates, registry
-from .config import Config, Environment, Image
+from .config import MAX_PARALLEL, Config, Environment, Image
 from .errors import BuildFailed, CommandFailed, CommandTimeout, ConfigError, PipelineError, ToolNotFound
 from .gitinfo import GitInfo
 from .result import Context, Result, Table
@@ -633,6 +633,7 @@ def run(ctx: Context, opts: Options) -> Result:
 
 def build_images(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[str, str] | None = None) -> Report:
     environ = os.environ if environ is None else environ
+    levels = _selection(cfg, opts)  # before the engine: a bad selection is known without it
     tools.require_build()
     registry.check(cfg.registry.address)
     b = _Builder(cfg, opts, tools, environ)
@@ -645,17 +646,6 @@ def build_images(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[
         cache=b.cache,
         started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
-    names = list(opts.only) or None
-    if opts.bases_only:
-        names = [i.name for i in cfg.bases if names is None or i.name in names]
-        if not names:
-            raise ConfigError(
-                "--only",
-                "",
-                f"names no base image ({', '.join(opts.only)}), and --bases-only builds nothing else",
-                hint=f"base images: {', '.join(i.name for i in cfg.bases)}",
-            )
-    levels = cfg.build_order(names)
     workers = opts.parallel or cfg.build.parallel
     if opts.refresh_bases:
         b.plan_refresh([img for level in levels for img in level])
@@ -713,3 +703,27 @@ def write_report(cfg: Config, rep: Report) -> None:
             hint="name services with --only, or leave out --bases-only to build them",
         )
     manifest.save(cfg.project.artifacts, record(rep))
+
+
+def _selection(cfg: Config, opts: Options) -> list[list[Image]]:
+    """The images to build, in levels; an empty or contradictory selection is an error, not a no-op."""
+    if opts.parallel is not None and not 1 <= opts.parallel <= MAX_PARALLEL:
+        raise ConfigError("--parallel", "", f"must be from 1 to {MAX_PARALLEL}, got {opts.parallel}")
+    names = list(opts.only) or None
+    for n in names or ():
+        if n not in cfg.images:
+            raise ConfigError("--only", "", f"no image or service named {n!r}", hint=f"known: {', '.join(cfg.images)}")
+    if opts.bases_only:
+        services = [n for n in names or () if not cfg.images[n].is_base]
+        if services:
+            raise ConfigError(
+                "--only",
+                "",
+                f"{', '.join(services)}: not a base image, and --bases-only builds only base images",
+                hint=f"drop --bases-only to build services; base images: {', '.join(i.name for i in cfg.bases)}",
+            )
+        names = [i.name for i in cfg.bases if names is None or i.name in names]
+    levels = cfg.build_order(names)
+    if not levels:
+        raise ConfigError(str(cfg.file), "images", "nothing to build", hint="declare [images.*] or [services.*]")
+    return levels

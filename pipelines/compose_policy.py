@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from . import _proc
+from . import _proc, inputs
 from .dockerfile_policy import PUBLIC_KEY, auth_disabled, looks_secret, secret_name, url_credential
 from .errors import InputError
 from .findings import Finding, Rule, Severity
@@ -235,12 +235,11 @@ class Rendered:
 
 
 def _load_yaml_node(path: Path, display: str) -> yaml.Node | None:
+    text = inputs.read_text(path, display)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{display}: cannot be read ({exc})") from None
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise InputError(f"{display}: not usable YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{display}:{mark.line + 1}" if mark else display
@@ -248,6 +247,8 @@ def _load_yaml_node(path: Path, display: str) -> yaml.Node | None:
             f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}",
             hint="fix the YAML; docker compose rejects it too",
         ) from None
+    inputs.check_yaml_expansion(node, display)
+    return node
 
 
 def _env_values(env_file: Path | None, project_dir: Path) -> dict[str, str]:

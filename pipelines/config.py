@@ -7,25 +7,35 @@ and the dotted key path, before any build starts.
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
+from . import inputs, refs
 from .errors import ConfigError
 from .findings import Severity
 
 DEFAULT_FILE = "pipeline.toml"
+DAY = 24 * 3600  # no timeout in the config may exceed it
+MAX_PARALLEL = 64
 CACHE_BACKENDS = ("auto", "inline", "registry", "local", "gha", "none")
 PROGRESS_MODES = ("auto", "plain", "tty", "quiet")
 IMAGE_KINDS = ("rootfs", "dockerfile")
 PROFILES = ("prod", "dev")
 ROLES = ("builder", "runtime")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _ARG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# Environment names end up in tags, file names and Compose project names (lowercase only).
+_ENV = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_STAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_SUITE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
 
 T = TypeVar("T")
 
@@ -61,6 +71,8 @@ class _Table:
         # bool is an int subclass; a setting that wants a number must not take true.
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise self.error(name, f"expected {kind_name}, got {_type_name(value)} {value!r}")
+        if isinstance(value, str):
+            _no_control(self, name, value)
         return value
 
     def string(self, name: str, default: str | None = None, *, required: bool = False) -> str:
@@ -74,12 +86,35 @@ class _Table:
         value = self._get(name, bool, "true or false", default, False)
         return bool(value)
 
-    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+    def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
         value = self._get(name, int, "an integer", default, False)
-        assert value is not None
-        if value < minimum:
-            raise self.error(name, f"must be >= {minimum}, got {value}")
+        if value is None:
+            raise self.error(name, "is required but missing")
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+            raise self.error(name, f"must be {bounds}, got {value}")
         return value
+
+    def number(self, name: str, default: float, *, low: float, high: float, low_open: bool = False) -> float:
+        """A float or integer in [low, high] (or (low, high] with ``low_open``); never nan or inf."""
+        self.used.add(name)
+        value = self.data.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(name, f"expected a number, got {_type_name(value)} {value!r}")
+        number = float(value)
+        too_low = number <= low if low_open else number < low
+        if not math.isfinite(number) or too_low or number > high:
+            bounds = f"{'more than' if low_open else 'from'} {low:g} {'and at most' if low_open else 'to'} {high:g}"
+            raise self.error(name, f"must be {bounds}, got {value}")
+        return number
+
+    def table_list(self, name: str) -> Iterator[_Table]:
+        """Each ``[[name]]`` table; its key path carries the index."""
+        value = self._get(name, list, "a list of tables ([[...]])", [], False) or []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise self.error(f"{name}[{i}]", f"expected a table, got {_type_name(item)} {item!r}")
+            yield _Table(self.file, f"{self.key(name)}[{i}]", item)
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         value = self.string(name, default)
@@ -92,6 +127,7 @@ class _Table:
         for i, item in enumerate(value):
             if not isinstance(item, str):
                 raise self.error(f"{name}[{i}]", f"expected a string, got {_type_name(item)} {item!r}")
+            _no_control(self, f"{name}[{i}]", item)
         return tuple(value)
 
     def string_map(self, name: str) -> dict[str, str]:
@@ -99,6 +135,7 @@ class _Table:
         for k, v in value.items():
             if not isinstance(v, str):
                 raise self.error(f"{name}.{k}", f"expected a string, got {_type_name(v)} {v!r}")
+            _no_control(self, f"{name}.{k}", v)
         return dict(value)
 
     def table(self, name: str, *, required: bool = False) -> _Table:
@@ -121,6 +158,12 @@ class _Table:
             raise self.error(unknown[0], "unknown key", hint=f"keys allowed here: {allowed}")
 
 
+def _no_control(t: _Table, name: str, value: str) -> None:
+    m = _CONTROL.search(value)
+    if m:
+        raise t.error(name, f"contains the control character {m.group()!r}; settings are plain text")
+
+
 def _type_name(value: object) -> str:
     return {
         dict: "a table",
@@ -129,6 +172,9 @@ def _type_name(value: object) -> str:
         bool: "a boolean",
         int: "an integer",
         float: "a float",
+        dt.date: "a date",
+        dt.datetime: "a date-time",
+        dt.time: "a time",
     }.get(type(value), type(value).__name__)
 
 
@@ -251,32 +297,36 @@ class BenchSettings:
     scan_images: tuple[str, ...] = ()  # services the scan benchmark times (default: all)
 
 
+JsonScalar = str | int | float | bool
+
+
 @dataclass(frozen=True)
 class Probe:
-    """A simple HTTP probe the project declares ([[smoke.probes]])."""
+    """One HTTP probe of the live stack: ``[[smoke.probes]]``."""
 
     name: str
-    service: str
-    port: int
-    path: str
+    service: str  # a service of the Compose stack (checked when the stack runs)
+    port: int  # container port
+    path: str  # starts with "/"
     method: str = "GET"
     status: int = 200
-    json: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    json: Mapping[str, JsonScalar] = field(default_factory=lambda: MappingProxyType({}))
     json_keys: tuple[str, ...] = ()
     auth_user_secret: str | None = None
     auth_password_secret: str | None = None
     body: str | None = None
     content_type: str = "application/json"
-    deadline: float = 10.0
-    environments: tuple[str, ...] = ()
+    deadline: float = 10.0  # seconds of retrying until it passes
+    environments: tuple[str, ...] = ()  # empty: every environment
 
 
 @dataclass(frozen=True)
 class SmokeSettings:
-    deadline: float = 120.0
-    suite: Path | None = None
+    deadline: float = 120.0  # seconds from `up` to every service healthy
+    suite: Path | None = None  # pytest directory or file run against the live stack
     probes: tuple[Probe, ...] = ()
-    environment: Mapping[str, str] = field(default_factory=dict)  # extra variables for the stack's Compose files
+    # Extra variables for the stack's Compose files in smoke and load runs (e.g. API_PORT = "").
+    environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -284,9 +334,9 @@ class LoadSettings:
     service: str
     port: int
     paths: tuple[str, ...]
-    seed: str | None = None
+    seed: str | None = None  # pytest node id run before driving
     connections: int = 50
-    duration: int = 10
+    duration: int = 10  # seconds
     p99_ms: float = 100.0
 
 
@@ -360,7 +410,8 @@ class Config:
                 for n in self.images
                 if n in wanted and n not in done and set(self.images[n].bases.values()) <= done
             ]
-            assert level, "cycles are rejected at load time"
+            if not level:  # cycles are rejected at load time; this guards against a bug there
+                raise ConfigError(str(self.file), "images", "the images' bases form a cycle")
             levels.append(level)
             done.update(i.name for i in level)
         return levels
@@ -383,18 +434,19 @@ def find_config(start: Path | None = None) -> Path:
 
 def load(path: Path) -> Config:
     name = str(path)
+    if not path.exists() and not path.is_symlink():
+        raise ConfigError(name, "", "file not found", hint="pass --config PATH or create pipeline.toml")
+    text = inputs.read_text(path, name)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(name, "", "file not found", hint="pass --config PATH or create pipeline.toml") from None
-    except OSError as exc:
-        raise ConfigError(name, "", f"cannot be read: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(name, "", "is not UTF-8 text") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(name, "", f"is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(name, "", "is not valid TOML: arrays or tables nested too deeply") from None
+    except ValueError as exc:  # an impossible date such as 2026-02-30 (older tomllib)
+        raise ConfigError(name, "", f"is not valid TOML: {exc}") from None
+    if not data:
+        raise ConfigError(name, "", "is empty", hint="a config needs at least [project], [registry] and a service")
     return parse(data, path)
 
 
@@ -404,19 +456,31 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     top = _Table(file, "", data)
 
     t = top.table("project", required=True)
+    project_name = t.string("name", required=True)
+    if not project_name.strip():
+        raise t.error("name", "must not be empty")
+    artifacts = _inside(t, "artifacts", t.string("artifacts", "artifacts"), root)
+    inputs.check_output_dir(artifacts, file, "project.artifacts")
+    lock = _inside(t, "lock", t.string("lock", "pipeline.lock.json"), root)
+    if lock.exists() and not lock.is_file():
+        raise t.error("lock", f"{lock} exists and is not a file")
     project = Project(
-        name=t.string("name", required=True),
+        name=project_name,
         version=t.string("version", "0.0.0"),
         source=t.string("source", ""),
-        artifacts=root / t.string("artifacts", "artifacts"),
-        lock=root / t.string("lock", "pipeline.lock.json"),
+        artifacts=artifacts,
+        lock=lock,
     )
     t.done()
 
     t = top.table("registry", required=True)
-    registry = Registry(
-        address=t.string("address", required=True).rstrip("/"), namespace=t.string("namespace", "").strip("/")
-    )
+    address = t.string("address", required=True)
+    if problem := refs.address_problem(address):
+        raise t.error("address", problem)
+    namespace = t.string("namespace", "")
+    if namespace and (problem := refs.repository_problem(namespace)):
+        raise t.error("namespace", problem)
+    registry = Registry(address=address, namespace=namespace)
     t.done()
 
     t = top.table("build")
@@ -429,9 +493,9 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     build = BuildSettings(
         cache=t.choice("cache", CACHE_BACKENDS, "auto"),
         ca_bundle=ca_path,
-        parallel=t.integer("parallel", 2, minimum=1),
+        parallel=t.integer("parallel", 2, minimum=1, maximum=MAX_PARALLEL),
         progress=t.choice("progress", PROGRESS_MODES, "auto"),
-        timeout=t.integer("timeout", 1800, minimum=1),
+        timeout=t.integer("timeout", 1800, minimum=1, maximum=DAY),
         cache_dir=root / t.string("cache_dir", ".pipelines/cache"),
     )
     t.done()
@@ -462,10 +526,17 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
 
     envs: dict[str, Environment] = {}
     for name, et in top.tables("environments"):
+        if not _ENV.match(name):
+            raise et.error(
+                "",
+                "environment names are 1 to 63 lowercase letters, digits, '_' or '-', starting with a letter or digit",
+            )
         tags = et.strings("tags")
         for i, tag in enumerate(tags):
-            if not _TAG.match(tag):
-                raise et.error(f"tags[{i}]", f"{tag!r} is not a valid image tag")
+            if problem := refs.tag_problem(tag):
+                raise et.error(f"tags[{i}]", problem)
+            if tag in tags[:i]:
+                raise et.error(f"tags[{i}]", f"{tag!r} is listed twice")
         cache = et.opt_string("cache")
         if cache is not None and cache not in CACHE_BACKENDS:
             raise et.error("cache", f"must be one of {', '.join(CACHE_BACKENDS)}; got {cache!r}")
@@ -491,13 +562,13 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     change = bt.opt_string("change_service")
     if change is not None and (change not in images or images[change].is_base):
         raise bt.error("change_service", f"names no service: {change!r}")
-    ratio_pct = bt.integer("max_rebuild_percent", 10, minimum=1)
+    ratio_pct = bt.integer("max_rebuild_percent", 10, minimum=1, maximum=100)
     budgets = bt.table("size_budgets_mb")
     sizes = {}
     for img_name in list(budgets.data):
         if img_name not in images:
             raise budgets.error(img_name, "names no image or service")
-        sizes[img_name] = budgets.integer(img_name, 0, minimum=1)
+        sizes[img_name] = budgets.integer(img_name, 0, minimum=1, maximum=1_000_000)
     budgets.done()
     scan_images = bt.strings("scan_images")
     for n in scan_images:
@@ -506,12 +577,17 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     bt.done()
     lt = top.table("lint")
     threshold = lt.choice("threshold", ("error", "warning", "info", "style"), "warning")
-    hadolint_cfg = root / lt.string("hadolint_config", ".hadolint.yaml")
+    hadolint_explicit = "hadolint_config" in lt.data
+    hadolint_cfg = _inside(lt, "hadolint_config", lt.string("hadolint_config", ".hadolint.yaml"), root)
+    if hadolint_cfg.exists() and not hadolint_cfg.is_file():
+        raise lt.error("hadolint_config", f"{hadolint_cfg} is not a file")
+    if hadolint_explicit and not hadolint_cfg.exists():
+        raise lt.error("hadolint_config", f"file {hadolint_cfg} does not exist")
     lint = LintSettings(
         threshold=Severity.parse(threshold),
-        waivers=root / lt.string("waivers", "security/waivers.yaml"),
+        waivers=_inside(lt, "waivers", lt.string("waivers", "security/waivers.yaml"), root),
         hadolint_config=hadolint_cfg if hadolint_cfg.is_file() else None,
-        waiver_max_days=lt.integer("waiver_max_days", 90, minimum=1),
+        waiver_max_days=lt.integer("waiver_max_days", 90, minimum=1, maximum=3650),
         require_labels=lt.boolean("require_labels", False),
     )
     lt.done()
@@ -529,11 +605,11 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         scanners=scanners,
         vulndb=(root / vdb) if vdb else None,
         db_sources=sources,
-        db_max_age_hours=sc.integer("db_max_age_hours", 72, minimum=1),
+        db_max_age_hours=sc.integer("db_max_age_hours", 72, minimum=1, maximum=24 * 365),
         db_repositories=sc.strings("db_repositories"),
         allow_no_vulndb=sc.boolean("allow_no_vulndb", False),
-        timeout=sc.integer("timeout", 600, minimum=10),
-        download_timeout=sc.integer("download_timeout", 120, minimum=5),
+        timeout=sc.integer("timeout", 600, minimum=10, maximum=DAY),
+        download_timeout=sc.integer("download_timeout", 120, minimum=5, maximum=3600),
         cache_dir=root / sc.string("cache_dir", ".pipelines/vulndb"),
         os_updates=sc.choice("os_updates", OS_UPDATE_MODES, "fail"),
         max_data_age_days=sc.integer("max_data_age_days", 30, minimum=1),
@@ -543,13 +619,15 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     sc.done()
     ct = top.table("compose")
     env_file = ct.opt_string("env_file")
-    compose = ComposeSettings(files=_paths(ct, "files", root), env_file=(root / env_file) if env_file else None)
+    compose = ComposeSettings(
+        files=_paths(ct, "files", root), env_file=_inside(ct, "env_file", env_file, root) if env_file else None
+    )
     ct.done()
+    smoke = _smoke(top.table("smoke"), root, envs)
+    load_settings = _load(top.table("load")) if "load" in top.data else None
     bench = BenchSettings(
         change_service=change, max_rebuild_ratio=ratio_pct / 100, size_budgets_mb=sizes, scan_images=scan_images
     )
-    smoke = _smoke(top.table("smoke"), root)
-    load = _load(top.table("load")) if "load" in data else None
     top.done()
     return Config(
         file=path,
@@ -565,57 +643,8 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         scan=scan,
         default_env=default_env,
         smoke=smoke,
-        load=load,
+        load=load_settings,
     )
-
-
-def _smoke(t: _Table, root: Path) -> SmokeSettings:
-    suite = t.opt_string("suite")
-    probes = []
-    for i, item in enumerate(t.data.get("probes", [])):
-        pt = _Table(t.file, t.key(f"probes[{i}]"), item)
-        probes.append(
-            Probe(
-                name=pt.string("name", required=True),
-                service=pt.string("service", required=True),
-                port=pt.integer("port", 0, minimum=1),
-                path=pt.string("path", required=True),
-                method=pt.string("method", "GET"),
-                status=pt.integer("status", 200, minimum=100),
-                json=dict(pt.table("json").data),
-                json_keys=pt.strings("json_keys"),
-                auth_user_secret=pt.opt_string("auth_user_secret"),
-                auth_password_secret=pt.opt_string("auth_password_secret"),
-                body=pt.opt_string("body"),
-                content_type=pt.string("content_type", "application/json"),
-                deadline=float(pt.integer("deadline", 10, minimum=1)),
-                environments=pt.strings("environments"),
-            )
-        )
-        pt.done()
-    t.used.add("probes")
-    out = SmokeSettings(
-        deadline=float(t.integer("deadline", 120, minimum=1)),
-        suite=(root / suite) if suite else None,
-        probes=tuple(probes),
-        environment=t.string_map("environment"),
-    )
-    t.done()
-    return out
-
-
-def _load(t: _Table) -> LoadSettings:
-    out = LoadSettings(
-        service=t.string("service", required=True),
-        port=t.integer("port", 0, minimum=1),
-        paths=t.strings("paths"),
-        seed=t.opt_string("seed"),
-        connections=t.integer("connections", 50, minimum=1),
-        duration=t.integer("duration", 10, minimum=1),
-        p99_ms=float(t.integer("p99_ms", 100, minimum=1)),
-    )
-    t.done()
-    return out
 
 
 def _default_severity(t: _Table, file: str) -> dict[str, str]:
@@ -639,12 +668,30 @@ def _scan_overrides(t: _Table) -> dict[str, Any]:
     return out
 
 
+def _inside(t: _Table, name: str, rel: str, root: Path) -> Path:
+    """``root / rel``, refused when it (or a symlink on the way) leads outside the project."""
+    path = refs.inside(root, rel)
+    if path is None:
+        raise t.error(
+            name,
+            f"{rel!r} is not inside the project directory {root}",
+            hint="paths in the config are relative to the directory of pipeline.toml and stay inside it",
+        )
+    return path
+
+
+def _not_a(path: Path, kind: str) -> str:
+    if path.exists():
+        return f"{path} is not a {'directory' if kind == 'directory' else 'regular file'}"
+    return f"{kind} {path} does not exist"
+
+
 def _paths(t: _Table, name: str, root: Path) -> tuple[Path, ...]:
     out = []
     for i, rel in enumerate(t.strings(name)):
-        path = root / rel
+        path = _inside(t, f"{name}[{i}]", rel, root)
         if not path.is_file():
-            raise t.error(f"{name}[{i}]", f"file {path} does not exist")
+            raise t.error(f"{name}[{i}]", _not_a(path, "file"))
         out.append(path)
     return tuple(out)
 
@@ -658,15 +705,21 @@ def _args(t: _Table, name: str) -> dict[str, str]:
 
 
 def _image(t: _Table, name: str, root: Path, *, is_base: bool) -> Image:
-    if not _NAME.match(name):
-        raise t.error("", "image names must be lowercase letters, digits, '.', '_' or '-'")
+    if refs.component_problem(name):
+        raise t.error(
+            "",
+            "image names must be lowercase letters and digits, separated by single '.', '_' or '__', or by '-' "
+            "(they become repository names)",
+        )
     kind = t.choice("kind", IMAGE_KINDS, "dockerfile") if is_base else "dockerfile"
     image = t.string("image", name)
-    if not _NAME.match(image.replace("/", "-")):
-        raise t.error("image", f"{image!r} is not a valid repository name")
+    if problem := refs.repository_problem(image):
+        raise t.error("image", problem, hint="a repository name such as 'api' or 'team/api', without tag")
     if kind == "rootfs":
         suites = t.strings("suites")
-        suite = t.string("suite", suites[0] if suites else "bookworm")
+        suite = _matching(
+            t, "suite", suites[0] if suites else "bookworm", _SUITE, "a Debian suite name such as bookworm"
+        )
         if not suites:
             suites = (suite, f"{suite}-updates", f"{suite}-security")
         elif suites[0] != suite:
@@ -682,20 +735,23 @@ def _image(t: _Table, name: str, root: Path, *, is_base: bool) -> Image:
             args={},
             bases={},
             suite=suite,
-            variant=t.string("variant", "minbase"),
-            mirror=t.string("mirror", "http://deb.debian.org/debian"),
+            variant=_matching(t, "variant", "minbase", _SUITE, "a debootstrap variant such as minbase"),
+            mirror=_matching(t, "mirror", "http://deb.debian.org/debian", _URL, "an http:// or https:// URL"),
             include=t.strings("include"),
             suites=suites,
             security_mirror=t.string("security_mirror", "http://deb.debian.org/debian-security"),
         )
         t.done()
         return img
-    context = root / t.string("context", required=True)
+    context = _inside(t, "context", t.string("context", required=True), root)
     if not context.is_dir():
-        raise t.error("context", f"directory {context} does not exist")
-    dockerfile = context / t.string("dockerfile", "Dockerfile")
+        raise t.error("context", _not_a(context, "directory"))
+    dockerfile = _inside(t, "dockerfile", str(context / t.string("dockerfile", "Dockerfile")), root)
     if not dockerfile.is_file():
-        raise t.error("dockerfile", f"file {dockerfile} does not exist")
+        raise t.error("dockerfile", _not_a(dockerfile, "file"))
+    target = t.opt_string("target")
+    if target is not None and not _STAGE.match(target):
+        raise t.error("target", f"{target!r} is not a build stage name (letters, digits, '_', '.', '-')")
     img = Image(
         name=name,
         kind=kind,
@@ -704,12 +760,138 @@ def _image(t: _Table, name: str, root: Path, *, is_base: bool) -> Image:
         image=image,
         context=context,
         dockerfile=dockerfile,
-        target=t.opt_string("target"),
+        target=target,
         args=_args(t, "args"),
         bases=_args(t, "bases"),
     )
     t.done()
     return img
+
+
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+
+
+def _matching(t: _Table, name: str, default: str, pattern: re.Pattern[str], what: str) -> str:
+    value = t.string(name, default)
+    if not pattern.match(value):
+        raise t.error(name, f"{value!r} is not {what}")
+    return value
+
+
+def _smoke(t: _Table, root: Path, envs: Mapping[str, Environment]) -> SmokeSettings:
+    deadline = t.number("deadline", 120.0, low=1, high=3600)
+    suite_rel = t.opt_string("suite")
+    suite = None
+    if suite_rel is not None:
+        suite = _inside(t, "suite", suite_rel, root)
+        if not suite.exists():
+            raise t.error("suite", f"{suite} does not exist", hint="a pytest directory or file inside the project")
+    probes: list[Probe] = []
+    for pt in t.table_list("probes"):
+        probe = _probe(pt, envs)
+        if any(p.name == probe.name for p in probes):
+            raise pt.error("name", f"{probe.name!r} is already the name of another probe")
+        probes.append(probe)
+    environment = t.string_map("environment")
+    for key in environment:
+        if not _ARG.match(key):
+            raise t.error(f"environment.{key}", "is not a valid variable name")
+    t.done()
+    return SmokeSettings(
+        deadline=deadline, suite=suite, probes=tuple(probes), environment=MappingProxyType(dict(environment))
+    )
+
+
+def _probe(t: _Table, envs: Mapping[str, Environment]) -> Probe:
+    name = _nonempty(t, "name")
+    service = _nonempty(t, "service")
+    port = _required_int(t, "port", 1, 65535)
+    path = _url_path(t, "path", t.string("path", required=True))
+    method = t.choice("method", HTTP_METHODS, "GET")
+    status = t.integer("status", 200, minimum=100, maximum=599)
+    expected = t.table("json")
+    json_values: dict[str, JsonScalar] = {}
+    for key, value in expected.data.items():
+        expected.used.add(key)
+        if not isinstance(value, (str, int, float, bool)):
+            raise expected.error(key, f"expected a string, number or boolean, got {_type_name(value)} {value!r}")
+        json_values[key] = value
+    json_keys = t.strings("json_keys")
+    user, password = t.opt_string("auth_user_secret"), t.opt_string("auth_password_secret")
+    if (user is None) != (password is None):
+        raise t.error(
+            "", "auth_user_secret and auth_password_secret go together", hint="set both, or neither (no auth)"
+        )
+    body = t.opt_string("body")
+    content_type = t.string("content_type", "application/json")
+    deadline = t.number("deadline", 10.0, low=0.1, high=600)
+    environments = t.strings("environments")
+    for i, env in enumerate(environments):
+        if env not in envs:
+            raise t.error(f"environments[{i}]", f"names unknown environment {env!r}", hint=f"known: {', '.join(envs)}")
+    t.done()
+    return Probe(
+        name=name,
+        service=service,
+        port=port,
+        path=path,
+        method=method,
+        status=status,
+        json=MappingProxyType(json_values),
+        json_keys=json_keys,
+        auth_user_secret=user,
+        auth_password_secret=password,
+        body=body,
+        content_type=content_type,
+        deadline=deadline,
+        environments=environments,
+    )
+
+
+def _load(t: _Table) -> LoadSettings:
+    service = _nonempty(t, "service")
+    port = _required_int(t, "port", 1, 65535)
+    paths = t.strings("paths")
+    seed_given = t.data.get("seed")
+    if not paths and not seed_given:
+        raise t.error(
+            "paths", 'needs at least one path to drive, e.g. paths = ["/health"] (or a seed test that hands paths over)'
+        )
+    for i, p in enumerate(paths):
+        _url_path(t, f"paths[{i}]", p)
+    seed = t.opt_string("seed")
+    if seed is not None and not seed.strip():
+        raise t.error("seed", "must not be empty (leave it out for no seeding)")
+    settings = LoadSettings(
+        service=service,
+        port=port,
+        paths=paths,
+        seed=seed,
+        connections=t.integer("connections", 50, minimum=1, maximum=10_000),
+        duration=t.integer("duration", 10, minimum=1, maximum=3600),
+        p99_ms=t.number("p99_ms", 100.0, low=0, high=3_600_000, low_open=True),
+    )
+    t.done()
+    return settings
+
+
+def _nonempty(t: _Table, name: str) -> str:
+    value = t.string(name, required=True)
+    if not value.strip():
+        raise t.error(name, "must not be empty")
+    return value
+
+
+def _required_int(t: _Table, name: str, low: int, high: int) -> int:
+    if name not in t.data:
+        raise t.error(name, "is required but missing")
+    return t.integer(name, low, minimum=low, maximum=high)
+
+
+def _url_path(t: _Table, name: str, value: str) -> str:
+    if not value.startswith("/") or any(c.isspace() for c in value):
+        raise t.error(name, f"{value!r} is not a URL path: it starts with '/' and has no spaces")
+    return value
 
 
 def _reject_cycles(file: str, images: Mapping[str, Image]) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import dockerfile
 from docker.utils.build import PatternMatcher
 
+from . import inputs
 from .errors import InputError
 from .findings import Finding, Rule, Severity
 
@@ -296,10 +297,7 @@ class Parsed:
 
 def parse(path: Path, display: str, build_args: Mapping[str, str]) -> Parsed:
     """Parse with BuildKit's parser; anything it or BuildKit would reject is an InputError with file:line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{display}: cannot be read as a Dockerfile ({exc})") from None
+    text = inputs.read_text(path, display)
     try:
         commands = dockerfile.parse_string(text)
     except dockerfile.GoParseError as exc:

@@ -159,9 +159,11 @@ def _is_dockerfile(p: Path) -> bool:
 def _is_compose(p: Path) -> bool:
     if p.suffix not in (".yaml", ".yml"):
         return False
+    if p.name in COMPOSE_NAMES:
+        return True  # named so: read (and judged) as one, whatever it holds
     try:
         data = yaml.safe_load(p.read_text())
-    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+    except (yaml.YAMLError, OSError, UnicodeDecodeError, RecursionError):
         return p.name in COMPOSE_NAMES or p.name.startswith(("compose.", "docker-compose."))
     return isinstance(data, dict) and "services" in data
 
@@ -178,6 +180,8 @@ def targets_from_paths(
     for given in paths:
         if not given.exists():
             raise InputError(f"{given}: no such file or directory")
+        if not given.is_file() and not given.is_dir():
+            raise InputError(f"{given}: neither a regular file nor a directory (a FIFO, socket or device?)")
         files = (
             [given]
             if given.is_file()
@@ -205,6 +209,13 @@ def targets_from_paths(
                 hint="Dockerfiles are named Dockerfile, Dockerfile.* or *.dockerfile; Compose files "
                 "are YAML with a services: key",
             )
+    if not dockerfiles and not composes:
+        # Zero files linted is not a pass.
+        raise InputError(
+            f"{', '.join(map(str, paths))}: nothing to lint (no Dockerfile or Compose file found)",
+            hint="Dockerfiles are named Dockerfile, Dockerfile.* or *.dockerfile; Compose files are YAML with a "
+            f"services: key; these directories are skipped: {', '.join(sorted(SKIP_DIRS))}",
+        )
     return dockerfiles, composes
 
 
@@ -297,6 +308,8 @@ def run(
     today: dt.date | None = None,
 ) -> Result:
     today = today or dt.date.today()
+    if not dockerfiles and not composes:
+        raise InputError("nothing to lint: no Dockerfile and no Compose file", hint="name files, or declare images")
     notices: list[str] = []
     findings: list[Finding] = []
     all_waivers: list[waivers.Waiver] = []

@@ -48,19 +48,11 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 
 def step_summary(markdown: str, environ: Mapping[str, str] | None = None) -> None:
     """Append to GitHub Actions' job summary when running there; nothing elsewhere."""
-    from .errors import InputError
-
     target = (os.environ if environ is None else environ).get("GITHUB_STEP_SUMMARY")
-    if not target:
-        return
-    try:
-        with open(target, "a", encoding="utf-8") as f:
-            f.write(markdown + "\n")
-    except OSError as exc:
-        raise InputError(
-            f"GITHUB_STEP_SUMMARY={target}: cannot be written ({exc.strerror})",
-            hint="unset it outside GitHub Actions, or point it at a writable file",
-        ) from None
+    if target:
+        from .inputs import write_text
+
+        write_text(Path(target), markdown + "\n", "job summary ($GITHUB_STEP_SUMMARY)", append=True)
 
 
 # --------------------------------------------------------------------------- SARIF and JUnit

@@ -26,10 +26,10 @@ from typing import Any
 
 import yaml
 
-from . import _proc, manifest, osupdates, report, vulndb, waivers
+from . import _proc, manifest, osupdates, refs, report, vulndb, waivers
 from .config import Config, ScanSettings
 from .engine import Engine
-from .errors import PipelineError, ScanError, ToolNotFound
+from .errors import InputError, PipelineError, ScanError, ToolNotFound
 from .findings import Finding, Severity
 from .result import Result, Table
 from .tools import Toolchain, parse_version, pinned
@@ -349,17 +349,27 @@ def resolve_db(
     if given is not None:
         # Explicit means explicit: no fallback to something else when it is broken.
         cache = as_cache_dir(given)
-        return DbChoice(cache, "explicit", vulndb.read_info(cache))
+        info = vulndb.read_info(cache)
+        if info.advisories == 0:
+            # Zero advisories would pass every image: that is not a scan.
+            raise vulndb.VulnDbError(
+                f"{info.path} holds no advisories; a scan against it would pass anything",
+                hint="build it from OSV advisories (`pipelines vulndb build`) or drop --vulndb / scan.vulndb",
+            )
+        return DbChoice(cache, "explicit", info)
     cache = settings.cache_dir / "trivy"
     if "cache" in settings.db_sources:
         try:
             info = vulndb.read_info(cache)
             age = now - info.updated_at
-            if age <= dt.timedelta(hours=settings.db_max_age_hours):
+            if age > dt.timedelta(hours=settings.db_max_age_hours):
+                attempts.append(
+                    f"cache {cache}: {age.total_seconds() / 3600:.0f} h old (max {settings.db_max_age_hours} h)"
+                )
+            elif info.advisories == 0:
+                attempts.append(f"cache {cache}: holds no advisories")
+            else:
                 return DbChoice(cache, "cache", info)
-            attempts.append(
-                f"cache {cache}: {age.total_seconds() / 3600:.0f} h old (max {settings.db_max_age_hours} h)"
-            )
         except vulndb.VulnDbError as exc:
             attempts.append(f"cache {cache}: {exc.what}")
     if "download" in settings.db_sources:
@@ -711,11 +721,30 @@ def run(
     today: dt.date | None = None,
 ) -> Outcome:
     environ = os.environ if environ is None else environ
+    for ref in images:
+        # Before anything runs: a reference starting with '-' would reach `docker save` as an option.
+        if problem := refs.reference_problem(ref):
+            raise InputError(f"cannot scan {problem}", hint="name a local image: NAME[:TAG], NAME@sha256:... or an ID")
     e = cfg.env(env)
     settings = cfg.scan_for(e.name)
     trivy, trivy_version = trivy_binary()
     tools.engine_version  # noqa: B018 - images come from the engine
-    db = resolve_db(cfg, settings, explicit_db, trivy)
+    # An explicit database is only read, so it is checked first; the fallback chain may download.
+    explicit = explicit_db is not None or settings.vulndb is not None
+    db = resolve_db(cfg, settings, explicit_db, trivy) if explicit else None
+    for ref in images:
+        # An image that is not there means the scan could not run (exit 2), not that it failed the gate.
+        r = _proc.run(
+            [tools.docker, "image", "inspect", "--format", "{{.Id}}", ref], timeout=60, check=False, quiet=True
+        )
+        if r.returncode != 0:
+            raise InputError(
+                f"cannot scan {ref!r}: no such image in the local engine",
+                seen=_proc.tail(r.stderr, 3),
+                hint="build it first (`pipelines build`), or `docker pull` it",
+            )
+    if db is None:
+        db = resolve_db(cfg, settings, explicit_db, trivy)
     targets: list[tuple[str, str]]
     subjects: dict[str, str] = {}
     if images:
@@ -725,6 +754,13 @@ def run(
         # The commit tag names exactly the image this build produced.
         targets = [(b.name, b.local_ref) for b in record.services]
         subjects = {b.name: b.image_id for b in record.services}
+        if not targets:
+            # Zero images scanned is not a pass.
+            raise InputError(
+                f"the last build of {e.name!r} ({manifest.path(cfg.project.artifacts, e.name)}) recorded no "
+                "service image to scan",
+                hint=f"run `pipelines build --env {e.name}`, or name images: `pipelines scan IMAGE`",
+            )
     os_findings, os_notes = osupdates.for_scan(
         cfg.images.values(), settings.os_updates, settings.cache_dir, settings.download_timeout, targets
     )

@@ -36,7 +36,7 @@ import os
 import re
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cmp_to_key
@@ -46,6 +46,8 @@ from typing import Any, Literal, TypeAlias
 import yaml
 from cvss import CVSS2, CVSS3, CVSS4, CVSSError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from . import inputs
 
 # The `as` imports re-export what lived here before pipelines.bolt existed.
 from .bolt import PAGE_SIZE as PAGE_SIZE
@@ -454,6 +456,7 @@ def parse_osv(
         if defaulted:
             severity = defaults["PyPI" if bucket == "pip" else "Debian"]
         ranges = _ecosystem_ranges(entry, file, where, notes)
+        _check_versions(file, where, bucket, name, ranges, entry.versions)
         if not ranges and not entry.versions:
             notes.append(f"{file}: {where}: no ECOSYSTEM range and no versions for {name}; skipped")
             continue
@@ -475,6 +478,40 @@ def parse_osv(
         else:
             out.append(replace(base, fixed_version=_debian_fix(file, where, ranges, notes)))
     return out
+
+
+# PEP 440 (public and local versions) and PEP 508 names, as pip reads them.
+_PEP440 = re.compile(
+    r"^v?(?:\d+!)?\d+(?:\.\d+)*(?:[-_.]?(?:a|b|c|rc|alpha|beta|pre|preview)[-_.]?\d*)?"
+    r"(?:-\d+|[-_.]?(?:post|rev|r)[-_.]?\d*)?(?:[-_.]?dev[-_.]?\d*)?(?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?$",
+    re.IGNORECASE,
+)
+_PEP508_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+
+
+def _check_versions(
+    file: str, where: str, bucket: str, name: str, ranges: list[_Range], versions: Sequence[str]
+) -> None:
+    """A version the ecosystem cannot parse would be compared wrongly by Trivy: refuse it here."""
+    from debian.debian_support import Version
+
+    if bucket == "pip" and not _PEP508_NAME.match(name):
+        raise ConfigError(file, f"{where}.package.name", f"{name!r} is not a PyPI package name")
+    given = [v for events in ranges for kind, v in events if not (kind == "introduced" and v == "0")]
+    for version in [*given, *versions]:
+        if bucket == "pip":
+            ok = bool(_PEP440.match(version))
+        else:
+            try:
+                Version(version)
+                # Debian policy: the upstream part starts with a digit (python-debian lets "1:-1" pass).
+                upstream = version.split(":", 1)[-1].rsplit("-", 1)[0]
+                ok = upstream[:1].isdigit() and not any(c.isspace() for c in version)
+            except ValueError:
+                ok = False
+        if not ok:
+            kind = "PEP 440" if bucket == "pip" else "Debian"
+            raise ConfigError(file, f"{where}.ranges", f"{version!r} is not a {kind} version (package {name})")
 
 
 def _bucket_of(ecosystem: str) -> str | None:
@@ -823,7 +860,7 @@ def build_db(
     )
     tree[INFO_BUCKET.encode()] = {INFO_KEY.encode(): _json_bytes(info_record)}
     db_dir = out / "db"
-    db_dir.mkdir(parents=True, exist_ok=True)
+    inputs.make_dir(db_dir, "vulnerability database")
     path = db_dir / "trivy.db"
     _atomic_write(path, bolt_file(tree))
     next_update = when + NEXT_UPDATE_AFTER

@@ -28,9 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from .errors import ConfigError
+from . import inputs
 from .findings import Finding, Severity
 
 INLINE = re.compile(r"#\s*pipelines:\s*ignore=(?P<rest>.*)$")
@@ -96,10 +94,9 @@ def parse_inline(text: str, file: str, line_of_next: dict[int, int]) -> tuple[li
             number,
             required_owner=False,
         )
-        if problem:
-            problems.append(problem)
+        if problem or w is None:
+            problems.append(problem or _invalid(file, number, f"inline waiver at {where} cannot be used"))
             continue
-        assert w is not None
         w.path, w.line = file, target
         waivers.append(w)
     return waivers, problems
@@ -123,53 +120,41 @@ def next_code_lines(text: str) -> dict[int, int]:
 
 def load_ledger(path: Path, *, display: str, max_days: int, today: dt.date) -> tuple[list[Waiver], list[Finding]]:
     """Waivers from the ledger file; a missing file is an empty ledger."""
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return [], []
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(display, "", f"is not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("waivers", []), list):
-        raise ConfigError(display, "waivers", "expected a top-level 'waivers:' list")
+    # Imported here: pydantic costs every command a noticeable start-up time, and only this needs it.
+    from .ledger_schema import read
+
+    data, lines = inputs.load_yaml(inputs.read_text(path, display), display)
+    if data is None:
+        return [], []
+    ledger = read(data, display, lines)
     waivers: list[Waiver] = []
     problems: list[Finding] = []
-    for i, entry in enumerate(data.get("waivers") or []):
+    for i, entry in enumerate(ledger.waivers):
         key = f"waivers[{i}]"
-        if not isinstance(entry, dict):
-            raise ConfigError(display, key, "expected a mapping with id, reason, owner, expires")
-        unknown = set(entry) - {"id", "scope", "reason", "owner", "expires"}
-        if unknown:
-            raise ConfigError(
-                display, f"{key}.{sorted(unknown)[0]}", "unknown key", hint="keys: id, scope, reason, owner, expires"
-            )
-        rid = entry.get("id")
-        ids = tuple(rid) if isinstance(rid, list) else (str(rid),) if rid else ()
-        scope = entry.get("scope") or {}
-        if not isinstance(scope, dict) or set(scope) - {"path", "service", "image", "package"}:
-            raise ConfigError(display, f"{key}.scope", "expected a mapping of path, service, image, package")
-        expires = entry.get("expires")
+        line = lines.get(key, 0)
         w, problem = _make(
-            ids,
-            str(entry.get("reason") or ""),
-            expires,
-            str(entry.get("owner") or ""),
+            tuple(entry.id),
+            entry.reason,
+            entry.expires,
+            entry.owner,
             f"{display} ({key})",
             display,
-            0,
+            line,
             required_owner=True,
             max_days=max_days,
             today=today,
         )
-        if problem:
-            problems.append(problem)
+        if problem or w is None:
+            problems.append(problem or _invalid(display, line, f"waiver at {display} ({key}) cannot be used"))
             continue
-        assert w is not None
-        w.path = str(scope.get("path", ""))
-        w.service = str(scope.get("service", ""))
-        w.image = str(scope.get("image", ""))
-        w.package = str(scope.get("package", ""))
+        w.path, w.service, w.image, w.package = (
+            entry.scope.path,
+            entry.scope.service,
+            entry.scope.image,
+            entry.scope.package,
+        )
         waivers.append(w)
     return waivers, problems
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from pipelines import config
+from pipelines import config, inputs, refs
 from pipelines.errors import ConfigError
 
 from .conftest import ROOT, run_cli
@@ -170,3 +173,281 @@ def test_cli_reports_bad_config_without_traceback(tmp_path: Path) -> None:
     assert "project.nmae: unknown key" in r.stderr
     assert "keys allowed here:" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+# --------------------------------------------------------------------------- [smoke] and [load]
+
+SMOKE = """
+[smoke]
+deadline = 90
+suite = "tests/smoke"
+
+[[smoke.probes]]
+name = "liveness"
+service = "web"
+port = 8000
+path = "/health"
+json = { status = "ok", up = true, n = 1, ratio = 0.5 }
+json_keys = ["items"]
+
+[[smoke.probes]]
+name = "metrics"
+service = "web"
+port = 8000
+path = "/metrics"
+method = "POST"
+status = 401
+auth_user_secret = "metrics_user"
+auth_password_secret = "metrics_password"
+body = '{"q": 1}'
+content_type = "text/plain"
+deadline = 2.5
+environments = ["prod"]
+
+[load]
+service = "web"
+port = 8000
+paths = ["/health", "/documents/1"]
+seed = "tests/smoke/test_x.py::test_seed"
+connections = 20
+duration = 5
+p99_ms = 50
+"""
+
+
+def test_smoke_and_load_settings_load_frozen(tmp_path: Path) -> None:
+    (tmp_path / "tests/smoke").mkdir(parents=True)
+    cfg = config.load(project(tmp_path, GOOD + SMOKE))
+    assert cfg.smoke.deadline == 90.0 and cfg.smoke.suite == tmp_path / "tests/smoke"
+    live, metrics = cfg.smoke.probes
+    assert (live.name, live.service, live.port, live.path, live.method, live.status) == (
+        "liveness",
+        "web",
+        8000,
+        "/health",
+        "GET",
+        200,
+    )
+    assert dict(live.json) == {"status": "ok", "up": True, "n": 1, "ratio": 0.5}
+    assert live.json_keys == ("items",) and live.deadline == 10.0 and live.environments == ()
+    assert live.auth_user_secret is None and live.body is None and live.content_type == "application/json"
+    assert metrics.method == "POST" and metrics.status == 401 and metrics.deadline == 2.5
+    assert (metrics.auth_user_secret, metrics.auth_password_secret) == ("metrics_user", "metrics_password")
+    assert metrics.body == '{"q": 1}' and metrics.content_type == "text/plain"
+    assert metrics.environments == ("prod",)
+    assert cfg.load is not None
+    assert cfg.load.paths == ("/health", "/documents/1") and cfg.load.seed == "tests/smoke/test_x.py::test_seed"
+    assert (cfg.load.connections, cfg.load.duration, cfg.load.p99_ms) == (20, 5, 50.0)
+    with pytest.raises(AttributeError):
+        live.port = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        live.json["status"] = "bad"  # type: ignore[index]
+
+
+def test_smoke_and_load_defaults(tmp_path: Path) -> None:
+    cfg = config.load(project(tmp_path))
+    assert cfg.smoke == config.SmokeSettings(deadline=120.0, suite=None, probes=())
+    assert cfg.load is None
+    cfg = config.load(project(tmp_path, GOOD + '[load]\nservice = "web"\nport = 80\npaths = ["/"]\n'))
+    assert cfg.load == config.LoadSettings(service="web", port=80, paths=("/",))
+    assert (cfg.load.connections, cfg.load.duration, cfg.load.p99_ms, cfg.load.seed) == (50, 10, 100.0, None)
+
+
+def test_the_repository_declares_its_probes_and_load_target() -> None:
+    cfg = config.load(ROOT / "pipeline.toml")
+    probes = {p.name: p for p in cfg.smoke.probes}
+    assert probes["api liveness"].path == "/health" and dict(probes["api liveness"].json) == {"status": "ok"}
+    assert probes["api readiness"].path == "/ready"
+    assert probes["metrics anonymous"].status == 401 and probes["metrics anonymous"].auth_user_secret is None
+    auth = probes["metrics with auth"]
+    assert auth.status == 200 and (auth.auth_user_secret, auth.auth_password_secret) == (
+        "metrics_user",
+        "metrics_password",
+    )
+    assert cfg.load is not None and (cfg.load.service, cfg.load.port, cfg.load.paths) == ("api", 8000, ("/health",))
+
+
+PROBE = '[[smoke.probes]]\nname = "p"\nservice = "web"\nport = 80\npath = "/"\n'
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("[smoke]\ndeadline = 0\n", "smoke.deadline: must be from 1 to 3600, got 0"),
+        ("[smoke]\ndeadline = 3601\n", "smoke.deadline: must be from 1 to 3600"),
+        ("[smoke]\ndeadline = true\n", "smoke.deadline: expected a number, got a boolean"),
+        ("[smoke]\ndeadline = nan\n", "smoke.deadline: must be from 1 to 3600, got nan"),
+        ('[smoke]\nsuite = "../elsewhere"\n', "smoke.suite: '../elsewhere' is not inside the project"),
+        ('[smoke]\nsuite = "tests/none"\n', "smoke.suite:"),
+        ('[smoke]\nprobes = "x"\n', "smoke.probes: expected a list of tables"),
+        (PROBE.replace('name = "p"\n', ""), "smoke.probes[0].name: is required but missing"),
+        (PROBE.replace('service = "web"\n', ""), "smoke.probes[0].service: is required but missing"),
+        (PROBE.replace("port = 80\n", ""), "smoke.probes[0].port: is required but missing"),
+        (PROBE.replace("port = 80", "port = 65536"), "smoke.probes[0].port: must be from 1 to 65535"),
+        (PROBE.replace('path = "/"', 'path = "health"'), "smoke.probes[0].path: 'health' is not a URL path"),
+        (PROBE + 'method = "get"\n', "smoke.probes[0].method: must be one of GET, HEAD, POST, PUT, DELETE, PATCH"),
+        (PROBE + "status = 600\n", "smoke.probes[0].status: must be from 100 to 599"),
+        (PROBE + "json = { a = [1] }\n", "smoke.probes[0].json.a: expected a string, number or boolean"),
+        (PROBE + "json_keys = [1]\n", "smoke.probes[0].json_keys[0]: expected a string"),
+        (PROBE + 'auth_password_secret = "p"\n', "smoke.probes[0]: auth_user_secret and auth_password_secret"),
+        (PROBE + "deadline = 0.05\n", "smoke.probes[0].deadline: must be from 0.1 to 600"),
+        (PROBE + "deadline = 601\n", "smoke.probes[0].deadline: must be from 0.1 to 600"),
+        (PROBE + 'environments = ["qa"]\n', "smoke.probes[0].environments[0]: names unknown environment 'qa'"),
+        (PROBE + "retries = 3\n", "smoke.probes[0].retries: unknown key"),
+        (PROBE + PROBE, "smoke.probes[1].name: 'p' is already the name of another probe"),
+        ('[load]\nport = 1\npaths = ["/"]\n', "load.service: is required but missing"),
+        ('[load]\nservice = "web"\npaths = ["/"]\n', "load.port: is required but missing"),
+        ('[load]\nservice = "web"\nport = 1\n', "load.paths: needs at least one path"),
+        ('[load]\nservice = "web"\nport = 1\npaths = ["/", "x"]\n', "load.paths[1]: 'x' is not a URL path"),
+        ('[load]\nservice = "web"\nport = 1\npaths = ["/"]\nconnections = 10001\n', "load.connections: must be"),
+        ('[load]\nservice = "web"\nport = 1\npaths = ["/"]\nduration = 0\n', "load.duration: must be from 1 to 3600"),
+        ('[load]\nservice = "web"\nport = 1\npaths = ["/"]\np99_ms = 0\n', "load.p99_ms: must be more than 0"),
+        ('[load]\nservice = "web"\nport = 1\npaths = ["/"]\np99_ms = -1.5\n', "load.p99_ms: must be more than 0"),
+        ('[load]\nservice = "web"\nport = 1\npaths = ["/"]\nseed = ""\n', "load.seed: must not be empty"),
+        ('[load]\nservice = "web"\nport = 1\npaths = ["/"]\nrps = 5\n', "load.rps: unknown key"),
+    ],
+)
+def test_bad_smoke_and_load_settings(tmp_path: Path, extra: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        config.load(project(tmp_path, GOOD + extra))
+    assert message in err.value.render()
+
+
+# --------------------------------------------------------------------------- values, not only types
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('context = "services/web"', 'context = "../.."', "services.web.context: '../..' is not inside the project"),
+        ('context = "services/web"', 'context = "/etc"', "services.web.context: '/etc' is not inside the project"),
+        ('address = "127.0.0.1:5000"', 'address = "https://r.example"', "registry.address: 'https://r.example'"),
+        ('address = "127.0.0.1:5000"', 'address = "r.example:65536"', "the port must be a number from 1 to 65535"),
+        ('namespace = "demo"', 'namespace = "Demo"', "registry.namespace: 'Demo' is not a valid repository name"),
+        ("[environments.prod]", '[environments."Prod"]', "environments.Prod: environment names are"),
+        ('tags = ["prod", "stable"]', 'tags = ["-prod"]', "environments.prod.tags[0]: '-prod' is not a valid"),
+        ('tags = ["prod", "stable"]', 'tags = ["a", "a"]', "environments.prod.tags[1]: 'a' is listed twice"),
+        ('target = "runtime"', 'target = "runtime"\nimage = "web--"', "services.web.image: 'web--'"),
+        ('args = { GREETING = "hi" }', 'args = { GREETING = "a\\nb" }', "services.web.args.GREETING: contains"),
+        ("[environments.dev]", "[build]\nparallel = 65\n[environments.dev]", "build.parallel: must be from 1 to 64"),
+        ("[environments.dev]", "[build]\ntimeout = 86401\n[environments.dev]", "build.timeout: must be from 1 to"),
+        ('kind = "rootfs"', 'kind = "rootfs"\nmirror = "ftp://x"', "images.debian.mirror: 'ftp://x' is not an http"),
+        ('name = "demo"', 'name = " "', "project.name: must not be empty"),
+    ],
+)
+def test_values_are_checked_not_only_types(tmp_path: Path, old: str, new: str, message: str) -> None:
+    text = textwrap.dedent(GOOD)
+    assert old in text, old
+    with pytest.raises(ConfigError) as err:
+        config.load(project(tmp_path, text.replace(old, new, 1)))
+    assert message in err.value.render()
+
+
+def test_a_symlink_out_of_the_project_is_outside(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "Dockerfile").write_text("FROM scratch\n")
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    path = project(proj)
+    (proj / "services/web/Dockerfile").unlink()
+    (proj / "services/web/Dockerfile").symlink_to(outside / "Dockerfile")
+    with pytest.raises(ConfigError, match=r"services.web.dockerfile: .* is not inside the project"):
+        config.load(path)
+
+
+@pytest.mark.parametrize(
+    ("address", "ok"),
+    [
+        ("127.0.0.1:5000", True),
+        ("localhost", True),
+        ("registry.example.com", True),
+        ("registry-1.example.com:443", True),
+        ("[::1]:5000", True),
+        ("[fe80::1]", True),
+        ("", False),
+        ("http://127.0.0.1:5000", False),
+        ("127.0.0.1:5000/ns", False),
+        ("host:", False),
+        ("host:0", False),
+        ("host:65536", False),
+        ("host:５０００", False),  # full-width digits are digits to str.isdigit
+        ("-host", False),
+        ("host-", False),
+        ("a..b", False),
+        ("::1", False),
+        ("[::1", False),
+        ("[nope]:1", False),
+        ("my host", False),
+    ],
+)
+def test_registry_addresses(address: str, ok: bool) -> None:
+    assert (refs.address_problem(address) is None) is ok, refs.address_problem(address)
+
+
+@pytest.mark.parametrize(
+    ("ref", "ok"),
+    [
+        ("api", True),
+        ("api:dev", True),
+        ("127.0.0.1:5000/pipelines/api:git-abc", True),
+        ("localhost/api", True),
+        ("registry.example.com/team/api@sha256:" + "a" * 64, True),
+        ("api:1@sha256:" + "0" * 64, True),
+        ("sha256:" + "f" * 64, True),
+        ("abcdef012345", True),
+        ("my_app__x.y-z", True),
+        ("", False),
+        ("-v", False),
+        ("--output=/tmp/x", False),
+        ("API", False),
+        ("api:", False),
+        ("api:-x", False),
+        ("api@sha256:123", False),
+        ("api app", False),
+        ("api\n", False),
+        ("api/", False),
+        ("/api", False),
+        ("api..x", False),
+        ("host:99999/api", False),
+    ],
+)
+def test_image_references(ref: str, ok: bool) -> None:
+    assert (refs.reference_problem(ref) is None) is ok, refs.reference_problem(ref)
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "huge", "not-utf8", "nested"])
+def test_config_file_itself_is_input(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "pipeline.toml"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "huge":
+        path.write_bytes(b"#" * (inputs.SMALL + 1))
+    elif kind == "not-utf8":
+        path.write_bytes(b'[project]\nname = "caf\xe9"\n')
+    else:
+        path.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    expected = {
+        "directory": "is a directory, not a regular file",
+        "fifo": "is a FIFO, not a regular file",
+        "huge": "is too large",
+        "not-utf8": "is not UTF-8 text (line 2: byte 0xe9)",
+        "nested": "nested too deeply",
+    }[kind]
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    assert str(path) in err.value.render() and expected in err.value.render()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet=st.sampled_from("[]{}=.\"\n abc1-_:/\\#'tfu,"), max_size=200))
+def test_any_text_is_a_config_or_a_config_error(tmp_path: Path, text: str) -> None:
+    """Nothing a user can type makes the loader raise anything but ConfigError."""
+    path = tmp_path / "pipeline.toml"
+    path.write_text(text)
+    try:
+        config.load(path)
+    except ConfigError as exc:
+        assert str(path) in exc.render()
