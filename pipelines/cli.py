@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import __version__, _proc, render, report, result
 from . import config as config_mod
-from .errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, ConfigError, InputError, PipelineError
+from .errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, ConfigError, ConfigNotFound, InputError, PipelineError
 from .result import Context, Result
 from .tools import Toolchain
 
@@ -413,11 +413,9 @@ def _stage_lint(args: argparse.Namespace) -> tuple[Context | None, Result]:
     if not args.no_config:
         try:
             cfg = _load(args)
-        except ConfigError as exc:
+        except ConfigNotFound:
             # Linting named paths works without a config; a broken config still is an error.
-            if args.paths and args.config is None and exc.problem.startswith("not found"):
-                cfg = None
-            else:
+            if not args.paths or args.config is not None:
                 raise
     if not args.paths and cfg is None:
         raise ConfigError(

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from . import inputs, refs
-from .errors import ConfigError
+from .errors import ConfigError, ConfigNotFound
 from .findings import Severity
 
 DEFAULT_FILE = "pipeline.toml"
@@ -424,7 +424,7 @@ def find_config(start: Path | None = None) -> Path:
         candidate = d / DEFAULT_FILE
         if candidate.is_file():
             return candidate
-    raise ConfigError(
+    raise ConfigNotFound(
         DEFAULT_FILE,
         "",
         f"not found in {here} or any parent directory",

@@ -63,6 +63,10 @@ class ConfigError(PipelineError):
         self.problem = problem
 
 
+class ConfigNotFound(ConfigError):
+    """No config file where one was looked for (linting named paths works without one)."""
+
+
 class ToolNotFound(PipelineError):
     """A required external tool is missing, too old or not working."""
 
