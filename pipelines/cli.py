@@ -295,7 +295,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_vulndb(args: argparse.Namespace) -> int:
-    from . import scan, vulndb, vulndb_oci  # imported per command: `pipelines --help` stays fast
+    from . import scan  # imported per command: `pipelines --help` stays fast
+    from .scan import vulndb, vulndb_oci
 
     if args.vulndb_command == "bundle":
         prov = vulndb.Provenance(args.name, args.repository, args.commit, args.date, args.license)
@@ -381,7 +382,7 @@ def _stage_scan(args: argparse.Namespace) -> tuple[Context | None, Result]:
 
 
 def _stage_smoke(args: argparse.Namespace) -> tuple[Context | None, Result]:
-    from . import smoke  # imported per command: `pipelines --help` stays fast
+    from .stack import smoke  # imported per command: `pipelines --help` stays fast
 
     ctx = _context(args)
     return ctx, smoke.run(
@@ -397,7 +398,7 @@ def _stage_smoke(args: argparse.Namespace) -> tuple[Context | None, Result]:
 
 
 def _stage_load(args: argparse.Namespace) -> tuple[Context | None, Result]:
-    from . import load  # imported per command: `pipelines --help` stays fast
+    from .stack import load  # imported per command: `pipelines --help` stays fast
 
     ctx = _context(args)
     return ctx, load.run(

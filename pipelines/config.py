@@ -648,7 +648,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
 
 
 def _default_severity(t: _Table, file: str) -> dict[str, str]:
-    from .vulndb import check_default_severity
+    from .scan.vulndb import check_default_severity
 
     return check_default_severity(t.string_map("default_severity"), where=f"{file}: {t.key('default_severity')}")
 

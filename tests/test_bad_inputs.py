@@ -767,7 +767,7 @@ ODD = [
 
 
 def _empty_db(root: Path) -> None:
-    from pipelines import vulndb
+    from pipelines.scan import vulndb
 
     vulndb.build_db([], root / "emptydb", source="nothing")
 

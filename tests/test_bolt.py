@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pipelines import bolt
+from pipelines.scan import bolt
 
 
 def read_tree(data: bytes) -> dict[bytes, Any]:

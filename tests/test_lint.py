@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import compose_policy, dockerfile_policy, lint, waivers
+from pipelines import lint, waivers
 from pipelines.errors import InputError
 from pipelines.findings import Finding, Severity
+from pipelines.lint import compose_policy, dockerfile_policy
 from pipelines.tools import Toolchain
 
 from .conftest import IN_CI, ROOT, run_cli

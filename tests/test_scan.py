@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from pipelines import scan, vulndb
+from pipelines import scan
 from pipelines.config import load
+from pipelines.scan import vulndb
 
 from .conftest import ROOT, run_cli
 

@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
-from pipelines import scan, vulndb, vulndb_oci
+from pipelines import scan
 from pipelines.config import load
+from pipelines.scan import vulndb, vulndb_oci
 
 from .conftest import run_cli
 from .test_scan import gated_ids, project, result

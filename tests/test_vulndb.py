@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from pipelines import _proc, tools, vulndb
+from pipelines import _proc, tools
 from pipelines.errors import ConfigError
-from pipelines.vulndb import Advisory, VulnDbError
+from pipelines.scan import vulndb
+from pipelines.scan.vulndb import Advisory, VulnDbError
 
 from .test_bolt import read_tree
 

@@ -17,8 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines import scan, vulndb
+from pipelines import scan
 from pipelines.errors import ConfigError
+from pipelines.scan import vulndb
 
 from .conftest import run_cli
 from .test_vulndb import findings, make_rootfs, trivy, write_osv

@@ -19,9 +19,9 @@ from pathlib import Path
 import dockerfile
 from docker.utils.build import PatternMatcher
 
-from . import inputs
-from .errors import InputError
-from .findings import Finding, Rule, Severity
+from .. import inputs
+from ..errors import InputError
+from ..findings import Finding, Rule, Severity
 
 TOOL = "pipelines-dockerfile"
 INSTRUCTIONS = {

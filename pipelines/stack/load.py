@@ -13,10 +13,11 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import _proc, smoke, stack
-from .errors import ConfigError, GateFailed
-from .result import Check, Context, Outcome, Result, Table
-from .tools import which
+from .. import _proc, stack
+from ..errors import ConfigError, GateFailed
+from ..result import Check, Context, Outcome, Result, Table
+from ..tools import which
+from . import smoke
 
 # wrk prints its own summary; this Lua hook adds one JSON line we can decide on.
 WRK_SCRIPT = """

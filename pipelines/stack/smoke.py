@@ -18,10 +18,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import _proc, manifest, render, stack
-from .config import Probe
-from .errors import GateFailed, PipelineError, ToolNotFound
-from .result import Check, Context, Outcome, Result, Table
+from .. import _proc, manifest, render, stack
+from ..config import Probe
+from ..errors import GateFailed, PipelineError, ToolNotFound
+from ..result import Check, Context, Outcome, Result, Table
 
 SUITE_TIMEOUT = 1800
 # pytest's exit codes that mean the suite ran (0 all passed, 1 some failed); others mean it could not.

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import yaml
 
-from . import _proc, compose_policy, dockerfile_policy, lockfile, render, report, waivers
-from .config import Config
-from .errors import ConfigError, InputError
-from .findings import Finding, Rule, Severity
-from .result import Result as StageResult
-from .result import Table as StageTable
-from .tools import Toolchain, hadolint_binary
+from .. import _proc, lockfile, render, report, waivers
+from ..config import Config
+from ..errors import ConfigError, InputError
+from ..findings import Finding, Rule, Severity
+from ..result import Result as StageResult
+from ..result import Table as StageTable
+from ..tools import Toolchain, hadolint_binary
+from . import compose_policy, dockerfile_policy
 
 SKIP_DIRS = {
     ".git",

@@ -26,13 +26,14 @@ from typing import Any
 
 import yaml
 
-from . import _proc, manifest, osupdates, refs, report, vulndb, waivers
-from .config import Config, ScanSettings
-from .engine import Engine
-from .errors import InputError, PipelineError, ScanError, ToolNotFound
-from .findings import Finding, Severity
-from .result import Result, Table
-from .tools import Toolchain, parse_version, pinned
+from .. import _proc, manifest, osupdates, refs, report, waivers
+from ..config import Config, ScanSettings
+from ..engine import Engine
+from ..errors import InputError, PipelineError, ScanError, ToolNotFound
+from ..findings import Finding, Severity
+from ..result import Result, Table
+from ..tools import Toolchain, parse_version, pinned
+from . import vulndb
 
 LEVELS = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 TRIVY_SERIES = (0, 76)
@@ -334,7 +335,7 @@ def assess_coverage(
 
 
 def bundle_dir() -> Path:
-    return Path(str(resources.files("pipelines") / "advisories"))
+    return Path(str(resources.files("pipelines.scan") / "advisories"))
 
 
 BUNDLE_FILE = "pypa-advisory-database.osv.json.gz"

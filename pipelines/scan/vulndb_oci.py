@@ -28,9 +28,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import EXIT_UNUSABLE, PipelineError
+from ..registry import _scheme
 from . import vulndb
-from .errors import EXIT_UNUSABLE, PipelineError
-from .registry import _scheme
 
 CONFIG_MEDIA_TYPE = "application/vnd.aquasec.trivy.config.v1+json"
 LAYER_MEDIA_TYPE = "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip"

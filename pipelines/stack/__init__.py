@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _proc, manifest
-from .config import Config
-from .errors import CommandFailed, GateFailed, InputError, PipelineError
-from .tools import Toolchain
+from .. import _proc, manifest
+from ..config import Config
+from ..errors import CommandFailed, GateFailed, InputError, PipelineError
+from ..tools import Toolchain
 
 LOG_TAIL = 20
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -172,7 +172,7 @@ class Stack:
                     hint="point it at ${SECRETS_DIR:-...}/NAME so each run gets a fresh value",
                 )
         (self.run_dir / "compose.rendered.json").write_text(json.dumps(self.config, indent=2))
-        from .engine import Engine
+        from ..engine import Engine
 
         with Engine.connect() as engine:
             missing = [
@@ -290,7 +290,7 @@ class Stack:
         raise GateFailed(f"the stack was not healthy within {deadline_s:.0f} s", seen=self.states_table(states))
 
     def states_table(self, states: Mapping[str, ServiceState] | None = None) -> str:
-        from .report import terminal_table
+        from ..report import terminal_table
 
         states = states if states is not None else self.ps()
         return terminal_table(
@@ -342,7 +342,7 @@ class Stack:
 
 def leftovers(project: str) -> dict[str, list[str]]:
     """Containers, networks and volumes still labelled with ``project``."""
-    from .engine import Engine
+    from ..engine import Engine
 
     labels = {"com.docker.compose.project": project}
     with Engine.connect() as engine:

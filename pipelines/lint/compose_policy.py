@@ -18,11 +18,11 @@ from typing import Any
 
 import yaml
 
-from . import _proc, inputs
+from .. import _proc, inputs
+from ..errors import InputError
+from ..findings import Finding, Rule, Severity
+from ..tools import Toolchain
 from .dockerfile_policy import PUBLIC_KEY, auth_disabled, looks_secret, secret_name, url_credential
-from .errors import InputError
-from .findings import Finding, Rule, Severity
-from .tools import Toolchain
 
 TOOL = "pipelines-compose"
 E, W = Severity.ERROR, Severity.WARNING

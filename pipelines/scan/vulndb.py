@@ -47,7 +47,8 @@ import yaml
 from cvss import CVSS2, CVSS3, CVSS4, CVSSError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from . import inputs
+from .. import inputs
+from ..errors import EXIT_UNUSABLE, ConfigError, PipelineError
 
 # The `as` imports re-export what lived here before pipelines.bolt existed.
 from .bolt import PAGE_SIZE as PAGE_SIZE
@@ -55,7 +56,6 @@ from .bolt import BoltReader as BoltReader
 from .bolt import Tree, nested_key_counts, read_key
 from .bolt import bolt_file as bolt_file
 from .bolt import fnv1a_64 as fnv1a_64
-from .errors import EXIT_UNUSABLE, ConfigError, PipelineError
 
 SCHEMA_VERSION = 2  # the trivy-db schema Trivy's --skip-db-update insists on
 
