@@ -170,6 +170,13 @@ class Engine:
             attrs = self.client.api.inspect_image(ref)
         return ImageInfo.from_inspect(attrs)
 
+    def pull(self, ref: str) -> ImageInfo:
+        """Pull ``ref`` (from the configured registry) and inspect it."""
+        _check_ref(ref)
+        with self._asking("image pull", ref=ref):
+            self.client.images.pull(ref)
+        return self.image(ref)
+
     def has_image(self, ref: str) -> bool:
         try:
             self.image(ref)

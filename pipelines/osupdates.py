@@ -17,12 +17,14 @@ like the vulnerability database does.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import hashlib
 import io
 import json
 import lzma
+import os
 import re
 import shutil
 import tarfile
@@ -33,7 +35,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
 
 from debian import changelog as deb_changelog
 from debian import deb822
@@ -130,47 +131,47 @@ def parse_dpkg_tar(data: bytes, where: str) -> list[Installed]:
     return out
 
 
-def image_packages(ref: str, client: Any = None) -> list[Installed]:
+def image_packages(ref: str, cache: Path | None = None) -> list[Installed]:
     """Every installed OS package of an image, read from its dpkg database without running it.
 
-    A container is created (never started), both dpkg locations are copied out
-    through the engine API, and the container is removed. Raises when the image
-    has no dpkg data at all: "no packages" would be an unproven pass.
+    The dpkg files are copied out of a created (never started) container through
+    the engine API. An image ID names the image's whole content, so with a
+    ``cache`` the answer is kept per image ID and an unchanged image is not read
+    again. Raises when the image has no dpkg data at all: "no packages" would be
+    an unproven pass.
     """
-    import docker  # the engine client is only needed here; keep module import cheap
-    from docker.errors import DockerException, ImageNotFound, NotFound
+    from .engine import Engine, ImageNotFound
 
-    try:
-        c = client or docker.from_env(timeout=120)
+    with Engine.connect() as engine:
         try:
-            c.images.get(ref)
+            image_id = engine.image(ref).id
         except ImageNotFound:
-            c.images.pull(ref)
-        container = c.containers.create(ref, entrypoint=["/nonexistent"], command=[], network_disabled=True)
-    except DockerException as exc:
-        raise OsUpdatesError(
-            f"cannot read the packages of {ref}", seen=str(exc), hint="build the image first, or check the engine"
-        ) from None
-    found: list[Installed] = []
-    seen_any = False
-    try:
-        for path in (STATUS, STATUS_D):
+            image_id = engine.pull(ref).id  # a locked base that is only in the registry
+        kept = cache / "os-updates" / "installed" / f"{image_id.replace(':', '-')}.json" if cache else None
+        if kept is not None and kept.is_file():
             try:
-                stream, _ = container.get_archive(path)
-            except NotFound:
-                continue
-            seen_any = True
-            found += parse_dpkg_tar(b"".join(stream), f"{ref}:{path}")
-    except DockerException as exc:
-        raise OsUpdatesError(f"cannot copy the dpkg database out of {ref}", seen=str(exc)) from None
-    finally:
-        container.remove(force=True)
-    if not seen_any:
+                return [Installed(**row) for row in json.loads(kept.read_text())]
+            except (OSError, ValueError, TypeError):
+                pass  # a damaged entry is read again from the image
+        files = engine.read_image_files(ref, [STATUS, STATUS_D])
+    if not files:
         raise NoDpkgData(
             f"{ref} has no dpkg database ({STATUS} or {STATUS_D})",
             hint="images must keep dpkg status data so their OS packages can be checked",
         )
-    return sorted(set(found))
+    found: list[Installed] = []
+    for path, data in sorted(files.items()):
+        if path.endswith(".md5sums"):
+            continue
+        text = data.decode("utf-8", "replace")
+        found += parse_status(text, where=f"{ref}:{path}", whole_file_installed="status.d" in path)
+    result = sorted(set(found))
+    if kept is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        part = kept.with_suffix(f".part-{os.getpid()}")
+        part.write_text(json.dumps([dataclasses.asdict(i) for i in result]))
+        part.replace(kept)
+    return result
 
 
 # --------------------------------------------------------------------------- the suite index
@@ -299,6 +300,14 @@ def verify_inrelease(path: Path, keyring: Path = KEYRING) -> str:
     return f"InRelease signature verified with {keyring.name}"
 
 
+def _cached_packages(d: Path) -> dict[str, list[Available]]:
+    parsed = d / "packages.json"
+    if parsed.is_file() and parsed.stat().st_mtime_ns >= (d / "Packages.xz").stat().st_mtime_ns:
+        data = json.loads(parsed.read_text())
+        return {n: [Available(**a) for a in avail] for n, avail in data.items()}
+    return parse_packages(lzma.decompress((d / "Packages.xz").read_bytes()).decode())
+
+
 def _cache_dir(cache: Path, suite: Suite) -> Path:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{suite.mirror}_{suite.suite}_{suite.component}_{suite.arch}")
     return cache / "os-updates" / safe
@@ -322,7 +331,7 @@ def fetch_index(
             meta = json.loads(meta_path.read_text())
             fetched = dt.datetime.fromisoformat(meta["fetched_at"])
             if now - fetched <= max_age:
-                packages = parse_packages(lzma.decompress((d / "Packages.xz").read_bytes()).decode())
+                packages = _cached_packages(d)
                 return Index(
                     suite,
                     packages,
@@ -357,6 +366,10 @@ def fetch_index(
         packages = parse_packages(lzma.decompress(raw).decode())
     except (lzma.LZMAError, UnicodeDecodeError) as exc:
         raise OsUpdatesError(f"{suite.dists}/{suite.index_path} is not a readable index ({exc})") from None
+    # The parsed index beside the verified file: a warm check need not parse 3000 paragraphs again.
+    (d / "packages.json").write_text(
+        json.dumps({n: [dataclasses.asdict(a) for a in avail] for n, avail in packages.items()})
+    )
     if not packages:
         raise OsUpdatesError(f"{suite.dists}/{suite.index_path} lists no packages")
     (d / "Packages.xz").write_bytes(raw)
@@ -559,7 +572,6 @@ def check_images(
     *,
     timeout: float = 60,
     max_age: dt.timedelta = dt.timedelta(hours=6),
-    client: Any = None,
     index: Index | None = None,
 ) -> CheckResult:
     """Pending security updates of every image (name -> reference), with the CVE ids they fix."""
@@ -568,7 +580,7 @@ def check_images(
     for name, ref in images.items():
         start = time.monotonic()
         try:
-            pkgs = image_packages(ref, client)
+            pkgs = image_packages(ref, cache)
         except NoDpkgData:
             res.no_dpkg.append(name)
             continue
