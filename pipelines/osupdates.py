@@ -305,7 +305,16 @@ def _cached_packages(d: Path) -> dict[str, list[Available]]:
     if parsed.is_file() and parsed.stat().st_mtime_ns >= (d / "Packages.xz").stat().st_mtime_ns:
         data = json.loads(parsed.read_text())
         return {n: [Available(**a) for a in avail] for n, avail in data.items()}
-    return parse_packages(lzma.decompress((d / "Packages.xz").read_bytes()).decode())
+    packages = parse_packages(lzma.decompress((d / "Packages.xz").read_bytes()).decode())
+    _save_parsed(d, packages)
+    return packages
+
+
+def _save_parsed(d: Path, packages: Mapping[str, list[Available]]) -> None:
+    """The parsed index beside the verified file (newer than it), so a warm check need not parse again."""
+    part = d / f"packages.json.part-{os.getpid()}"
+    part.write_text(json.dumps({n: [dataclasses.asdict(a) for a in avail] for n, avail in packages.items()}))
+    part.replace(d / "packages.json")
 
 
 def _cache_dir(cache: Path, suite: Suite) -> Path:
@@ -366,13 +375,11 @@ def fetch_index(
         packages = parse_packages(lzma.decompress(raw).decode())
     except (lzma.LZMAError, UnicodeDecodeError) as exc:
         raise OsUpdatesError(f"{suite.dists}/{suite.index_path} is not a readable index ({exc})") from None
-    # The parsed index beside the verified file: a warm check need not parse 3000 paragraphs again.
-    (d / "packages.json").write_text(
-        json.dumps({n: [dataclasses.asdict(a) for a in avail] for n, avail in packages.items()})
-    )
+
     if not packages:
         raise OsUpdatesError(f"{suite.dists}/{suite.index_path} lists no packages")
     (d / "Packages.xz").write_bytes(raw)
+    _save_parsed(d, packages)
     meta_path.write_text(
         json.dumps(
             {

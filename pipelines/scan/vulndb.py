@@ -456,7 +456,10 @@ def parse_osv(
         if defaulted:
             severity = defaults["PyPI" if bucket == "pip" else "Debian"]
         ranges = _ecosystem_ranges(entry, file, where, notes)
-        _check_versions(file, where, bucket, name, ranges, entry.versions)
+        skip = _check_versions(file, where, bucket, name, ranges, entry.versions)
+        if skip:
+            notes.append(f"{file}: {where}: {skip}; skipped")
+            continue
         if not ranges and not entry.versions:
             notes.append(f"{file}: {where}: no ECOSYSTEM range and no versions for {name}; skipped")
             continue
@@ -491,8 +494,15 @@ _PEP508_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNOR
 
 def _check_versions(
     file: str, where: str, bucket: str, name: str, ranges: list[_Range], versions: Sequence[str]
-) -> None:
-    """A version the ecosystem cannot parse would be compared wrongly by Trivy: refuse it here."""
+) -> str:
+    """Why an entry must be skipped (or ""); a Debian version that is none is an error.
+
+    Real PyPI feeds hold versions PEP 440 cannot read (the PyPA database has
+    ``0.2.0-n653`` and even timestamps): Trivy could not compare them either, so
+    such an entry is skipped with a note naming it, and the rest of the record and
+    of the feed still count. A build whose every entry is skipped has no advisory
+    and fails.
+    """
     from debian.debian_support import Version
 
     if bucket == "pip" and not _PEP508_NAME.match(name):
@@ -500,18 +510,19 @@ def _check_versions(
     given = [v for events in ranges for kind, v in events if not (kind == "introduced" and v == "0")]
     for version in [*given, *versions]:
         if bucket == "pip":
-            ok = bool(_PEP440.match(version))
-        else:
-            try:
-                Version(version)
-                # Debian policy: the upstream part starts with a digit (python-debian lets "1:-1" pass).
-                upstream = version.split(":", 1)[-1].rsplit("-", 1)[0]
-                ok = upstream[:1].isdigit() and not any(c.isspace() for c in version)
-            except ValueError:
-                ok = False
+            if not _PEP440.match(version):
+                return f"{version!r} is not a PEP 440 version Trivy can compare (package {name})"
+            continue
+        try:
+            Version(version)
+            # Debian policy: the upstream part starts with a digit (python-debian lets "1:-1" pass).
+            upstream = version.split(":", 1)[-1].rsplit("-", 1)[0]
+            ok = upstream[:1].isdigit() and not any(c.isspace() for c in version)
+        except ValueError:
+            ok = False
         if not ok:
-            kind = "PEP 440" if bucket == "pip" else "Debian"
-            raise ConfigError(file, f"{where}.ranges", f"{version!r} is not a {kind} version (package {name})")
+            raise ConfigError(file, f"{where}.ranges", f"{version!r} is not a Debian version (package {name})")
+    return ""
 
 
 def _bucket_of(ecosystem: str) -> str | None:
