@@ -72,7 +72,11 @@ def patch(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite: unit tests and real-engine integration tests (args go to pytest)."""
     _install(session)
-    session.run("pytest", *session.posargs)
+    # The stages the tests run must not fill the job summary: that is for the
+    # CI sessions' own reports (lint, build, scan, smoke).
+    # JUnit beside the stages' reports, so CI keeps the tests' verdicts with them.
+    junit = ROOT / "artifacts" / "tests" / "junit.xml"
+    session.run("pytest", f"--junitxml={junit}", *session.posargs, env={"GITHUB_STEP_SUMMARY": ""})
 
 
 @nox.session(tags=["ci"])
