@@ -72,9 +72,9 @@ def patch(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite: unit tests and real-engine integration tests (args go to pytest)."""
     _install(session)
-    # The stages the tests run must not fill the job summary: that is for the
-    # CI sessions' own reports (lint, build, scan, smoke).
-    # JUnit beside the stages' reports, so CI keeps the tests' verdicts with them.
+    # JUnit beside the stages' reports, so CI keeps the tests' verdicts with
+    # them; the stages the tests run must not fill the job summary, which is
+    # for the CI sessions' own reports.
     junit = ROOT / "artifacts" / "tests" / "junit.xml"
     session.run("pytest", f"--junitxml={junit}", *session.posargs, env={"GITHUB_STEP_SUMMARY": ""})
 
@@ -90,7 +90,7 @@ def lint(session: nox.Session) -> None:
     # The workflow itself: GitHub's schema (vendored in check-jsonschema, no
     # network) and zizmor's offline audits, regular persona, with no config
     # file that could waive anything; medium or above fails.
-    workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.y*ml"))
     session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
     session.run("zizmor", "--offline", "--no-config", "--persona", "regular", "--min-severity", "medium", *workflows)
 
@@ -140,7 +140,7 @@ def provision(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none", requires=CI_SESSIONS, tags=["ci"])
 def ci(session: nox.Session) -> None:
-    """Everything CI runs, in CI's order: lint, build, scan, smoke, tests (what .ci/run and the workflow run)."""
+    """Everything CI runs, in order (CI_SESSIONS): what .ci/run and the GitHub workflow run."""
     session.log("CI sessions passed: " + ", ".join(CI_SESSIONS))
 
 
