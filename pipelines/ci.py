@@ -201,6 +201,9 @@ def parity_problems(doc: Mapping[str, Any], nox: Noxfile, *, job: str = "pipelin
             problems.append(f"{st.where} runs session {m.group(1)!r}, which {nox.path.name} does not define")
         elif st.job != job:
             problems.append(f"{st.where} runs session {m.group(1)!r} outside job {job!r}")
+        elif st.name != m.group(1):
+            # A red step must name the session that reproduces it.
+            problems.append(f"{st.where} runs session {m.group(1)!r}: name the step {m.group(1)!r}")
     ran = session_steps(doc, job)
     if ran != list(nox.ci_sessions):
         problems.append(f"job {job!r} runs sessions {ran}, CI_SESSIONS in {nox.path.name} says {list(nox.ci_sessions)}")

@@ -123,6 +123,10 @@ def test_every_session_has_one_group_tag() -> None:
         ),
         # a session the noxfile does not define
         (lambda w: w["jobs"]["pipeline"]["steps"].append({"run": "./noxw -s deploy"}), "does not define"),
+        # a step named otherwise than the session that reproduces it
+        (lambda w: w["jobs"]["pipeline"]["steps"][4].__setitem__("name", "Lint"), "name the step 'lint'"),
+        # a session step in another job
+        (lambda w: w["jobs"]["code-scanning"]["steps"].append({"name": "scan", "run": "./noxw -s scan"}), "outside"),
     ],
 )
 def test_drift_in_the_workflow_is_caught(edit: Any, expected: str) -> None:
