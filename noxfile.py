@@ -3,6 +3,10 @@
 Sessions share their pinned requirements (requirements/dev.txt) and skip the
 install when neither the lock nor pyproject.toml changed since the last run,
 so a warm session starts in well under two seconds.
+
+Every session carries one group tag: `ci` (what CI runs), `release` (what
+ships a change), `dev` (tools for a developer); `./noxw -l` shows them and
+`./noxw -l -t ci` lists one group.
 """
 
 from __future__ import annotations
@@ -15,8 +19,23 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["build", "scan", "smoke"]
+# A bare `./noxw` lints: it needs neither root nor a build.
+nox.options.sessions = ["lint"]
 nox.options.error_on_missing_interpreters = True
+# Stages feed each other (scan and smoke read the last build): stop at the
+# first red one, as a CI job stops at its first red step.
+nox.options.stop_on_first_error = True
+
+# What CI runs, in order: the workflow's pipeline job has exactly one
+# `./noxw -s NAME` step per entry, `./noxw -s ci` (.ci/run) runs them all, and
+# tests/test_ci.py fails when the three drift apart.
+CI_SESSIONS = ["lint", "build", "scan", "smoke", "tests"]
+# These read the last build (artifacts/build/ENV.json): in CI_SESSIONS after `build`.
+NEEDS_BUILD = ["scan", "smoke", "load"]
+# These need root: provisioning installs packages; a build that has to make the
+# debootstrap rootfs base (no base-image lock yet, or a changed one) runs
+# debootstrap, and so do the tests, which build. Not the default.
+NEEDS_ROOT = ["provision", "build", "patch", "tests", "ci"]
 
 ROOT = Path(__file__).parent
 LOCK = ROOT / "requirements" / "dev.txt"
@@ -33,14 +52,14 @@ def _install(session: nox.Session) -> None:
     stamp.write_text(digest)
 
 
-@nox.session
+@nox.session(tags=["ci"])
 def build(session: nox.Session) -> None:
     """Build golden base images and every service (args go to `pipelines build`, e.g. -- --env prod)."""
     _install(session)
     session.run("pipelines", "build", *session.posargs, external=False)
 
 
-@nox.session
+@nox.session(tags=["release"])
 def patch(session: nox.Session) -> None:
     """Security patch flow: rebuild what has pending Debian security updates, then scan and smoke-test it."""
     _install(session)
@@ -49,61 +68,81 @@ def patch(session: nox.Session) -> None:
     session.run("pipelines", "smoke", *session.posargs, external=False)
 
 
-@nox.session
+@nox.session(tags=["ci"])
 def tests(session: nox.Session) -> None:
     """Run the test suite: unit tests and real-engine integration tests (args go to pytest)."""
     _install(session)
-    session.run("pytest", *session.posargs)
+    # JUnit beside the stages' reports, so CI keeps the tests' verdicts with
+    # them; the stages the tests run must not fill the job summary, which is
+    # for the CI sessions' own reports.
+    junit = ROOT / "artifacts" / "tests" / "junit.xml"
+    session.run("pytest", f"--junitxml={junit}", *session.posargs, env={"GITHUB_STEP_SUMMARY": ""})
 
 
-@nox.session
+@nox.session(tags=["ci"])
 def lint(session: nox.Session) -> None:
-    """Lint Dockerfiles and Compose files (Hadolint + hardening policy), then the Python code (ruff, mypy)."""
+    """Lint Dockerfiles and Compose files (Hadolint + policy), the Python code (ruff, mypy), the workflows (zizmor)."""
     _install(session)
     session.run("pipelines", "lint", *session.posargs)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+    # The workflow itself: GitHub's schema (vendored in check-jsonschema, no
+    # network) and zizmor's offline audits, regular persona, with no config
+    # file that could waive anything; medium or above fails.
+    workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.y*ml"))
+    session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    session.run("zizmor", "--offline", "--no-config", "--persona", "regular", "--min-severity", "medium", *workflows)
 
 
-@nox.session
+@nox.session(tags=["ci"])
 def scan(session: nox.Session) -> None:
-    """Scan the built images: Trivy (+ Snyk with a token), HIGH/CRITICAL gate, SBOM and reports."""
+    """Scan the last build's images (after build): Trivy (+ Snyk with a token), HIGH/CRITICAL gate, SBOM, reports."""
     _install(session)
     session.run("pipelines", "scan", *session.posargs)
 
 
-@nox.session
+@nox.session(tags=["ci"])
 def smoke(session: nox.Session) -> None:
-    """Bring the stack up, run the end-to-end probes, tear it down (args go to `pipelines smoke`)."""
+    """Stack of the last build up (after build), end-to-end probes, teardown (args go to `pipelines smoke`)."""
     _install(session)
     session.run("pipelines", "smoke", *session.posargs)
 
 
-@nox.session
+@nox.session(tags=["dev"])
 def load(session: nox.Session) -> None:
     """Load-check the API inside the prod stack with wrk (args go to `pipelines load`)."""
     _install(session)
     session.run("pipelines", "load", *session.posargs)
 
 
-@nox.session
+@nox.session(tags=["dev"])
 def bench(session: nox.Session) -> None:
     """Benchmark builds and image sizes (JSON + Markdown); -- --lint or -- --scan for those stages."""
     _install(session)
     session.run("pipelines", "bench", *session.posargs)
 
 
-@nox.session
+@nox.session(tags=["dev"])
 def doctor(session: nox.Session) -> None:
     """Report the Docker engine, buildx, compose and builder versions."""
     _install(session)
     session.run("pipelines", "doctor")
 
 
-@nox.session(venv_backend="none")
+@nox.session(venv_backend="none", tags=["dev"])
 def provision(session: nox.Session) -> None:
     """Install and start the container toolchain on a bare Debian host (root only, idempotent)."""
     if os.geteuid() != 0:
         session.error("provisioning installs packages and starts dockerd: run it as root")
     session.run("bash", str(ROOT / "scripts" / "provision.sh"), external=True)
+
+
+@nox.session(venv_backend="none", requires=CI_SESSIONS, tags=["ci"])
+def ci(session: nox.Session) -> None:
+    """Everything CI runs, in order (CI_SESSIONS): what .ci/run and the GitHub workflow run."""
+    session.log("CI sessions passed: " + ", ".join(CI_SESSIONS))
+
+
+# Deploy sessions (tag "release") go here once deploy exists; the workflow has
+# the matching place marked "deploy" after the pipeline job.

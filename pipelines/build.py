@@ -95,17 +95,52 @@ def resolve_ca_bundle(cfg: Config, environ: Mapping[str, str]) -> Path | None:
     return None
 
 
-def choose_cache(cfg: Config, env: Environment, builder: BuilderInfo) -> str:
+# BuildKit's gha cache talks to GitHub's cache service with the runtime token
+# and URL that GitHub gives actions (not `run:` steps: the workflow exposes
+# them). buildx reads them from its own environment.
+GHA_TOKEN_VAR = "ACTIONS_RUNTIME_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+GHA_URL_VARS = ("ACTIONS_CACHE_URL", "ACTIONS_RESULTS_URL")
+
+
+def gha_cache_available(environ: Mapping[str, str]) -> bool:
+    """True on a GitHub Actions runner whose job exposes the cache service to processes."""
+    return (
+        environ.get("GITHUB_ACTIONS", "").lower() == "true"
+        and bool(environ.get(GHA_TOKEN_VAR))
+        and any(environ.get(v) for v in GHA_URL_VARS)
+    )
+
+
+def choose_cache(cfg: Config, env: Environment, builder: BuilderInfo, environ: Mapping[str, str] | None = None) -> str:
+    """The cache backend for this build: the configured one, or with `auto` the best the builder can do.
+
+    `auto` picks `gha` on GitHub's runners when the builder can export to it (a
+    docker-container builder) and the job exposes the cache service; elsewhere
+    the builder's first choice (`inline` on the default docker driver).
+    """
+    environ = {} if environ is None else environ
     wanted = env.cache or cfg.build.cache
+    key = "build.cache" if env.cache is None else f"environments.{env.name}.cache"
     if wanted == "auto":
+        if "gha" in builder.cache_backends and gha_cache_available(environ):
+            return "gha"
         return builder.cache_backends[0]
     if wanted != "none" and wanted not in builder.cache_backends:
         raise ConfigError(
             str(cfg.file),
-            "build.cache" if env.cache is None else f"environments.{env.name}.cache",
+            key,
             f"cache backend {wanted!r} is not supported by builder {builder.name!r} (driver {builder.driver}); "
             f"it supports: {', '.join(builder.cache_backends)}",
             hint='use cache = "auto", or create a docker-container builder (`docker buildx create --use`)',
+        )
+    if wanted == "gha" and not gha_cache_available(environ):
+        raise ConfigError(
+            str(cfg.file),
+            key,
+            f"cache backend 'gha' needs GitHub Actions' cache service: GITHUB_ACTIONS=true, {GHA_TOKEN_VAR} "
+            f"and one of {', '.join(GHA_URL_VARS)} in the environment",
+            hint='use cache = "auto" (gha on GitHub, the builder\'s best elsewhere), or expose the runtime '
+            "variables to the step (crazy-max/ghaction-github-runtime)",
         )
     return wanted
 
@@ -250,7 +285,7 @@ class _Builder:
         self.ca_bundle = resolve_ca_bundle(cfg, environ)
         self.git = gitinfo.read(cfg.root, environ)
         self.builder = tools.builder
-        self.cache = choose_cache(cfg, self.env, self.builder)
+        self.cache = choose_cache(cfg, self.env, self.builder, environ)
         self.lock = lockfile.load(cfg.project.lock)
         self.packages_path = lockfile.packages_path(cfg.project.lock)
         self.packages = lockfile.load_packages(self.packages_path)

@@ -1,0 +1,299 @@
+"""What CI runs, written down once and checked everywhere it is repeated.
+
+The noxfile's ``CI_SESSIONS`` is the one list. The workflow's pipeline job
+runs exactly those sessions, in that order, each as its own ``./noxw -s NAME``
+step; the ``ci`` session requires them in the same order, and ``.ci/run``
+runs ``./noxw -s ci``. So a red step on GitHub is reproduced by
+``CI=true bash .ci/run``, and by ``./noxw -s NAME`` alone.
+
+These helpers read the files as data (the noxfile through its syntax tree,
+never by importing nox) and return every drift they find, so a test can name
+all of them at once.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError
+
+# A CI step is this and nothing else: no shell around it, no `${{ }}`.
+SESSION_STEP = re.compile(r"^\./noxw -s ([a-z][a-z0-9_-]*)$")
+# owner/repo[/path]@<40 hex>; a local action (./) or a docker:// image is no pin.
+PINNED_USES = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
+GROUP_TAGS = ("ci", "release", "dev")
+CI_ENTRY = "./noxw -s ci"
+
+
+@dataclass(frozen=True)
+class NoxSession:
+    name: str
+    tags: tuple[str, ...]
+    requires: tuple[str, ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class Noxfile:
+    path: Path
+    sessions: Mapping[str, NoxSession]
+    ci_sessions: tuple[str, ...]
+    needs_build: tuple[str, ...]
+    needs_root: tuple[str, ...]
+    default: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Step:
+    job: str
+    index: int  # 1-based, as a reader counts
+    name: str
+    run: str | None
+    uses: str | None
+    with_: Mapping[str, Any]
+
+    @property
+    def where(self) -> str:
+        return f"job {self.job!r} step {self.index} ({self.name or self.uses or self.run!r})"
+
+
+# --------------------------------------------------------------------------- the noxfile
+
+
+def _strings(node: ast.expr, path: Path, what: str, names: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    if isinstance(node, ast.Name) and node.id in names:
+        return names[node.id]
+    if isinstance(node, ast.List | ast.Tuple) and all(
+        isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts
+    ):
+        return tuple(str(e.value) for e in node.elts if isinstance(e, ast.Constant))
+    raise InputError(
+        f"{path}:{node.lineno}: {what} is not a literal list of session names",
+        hint="write it as a list of strings (or a module-level list constant) so it can be checked",
+    )
+
+
+def _session_decorator(node: ast.expr) -> ast.Call | bool:
+    """The call of an ``@nox.session(...)`` decorator; True for a bare ``@nox.session``; else False."""
+    target = node.func if isinstance(node, ast.Call) else node
+    if not (isinstance(target, ast.Attribute) and target.attr == "session" and isinstance(target.value, ast.Name)):
+        return False
+    if target.value.id != "nox":
+        return False
+    return node if isinstance(node, ast.Call) else True
+
+
+def read_noxfile(path: Path) -> Noxfile:
+    """The sessions (name, tags, requires) and the CI lists a noxfile declares."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, SyntaxError) as exc:
+        raise InputError(f"{path}: cannot be read as Python ({exc})", hint="fix the noxfile") from None
+    consts: dict[str, tuple[str, ...]] = {}
+    default: tuple[str, ...] = ()
+    sessions: dict[str, NoxSession] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign | ast.AnnAssign):
+            target = stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target
+            value = stmt.value
+            if value is None:
+                continue
+            literal = isinstance(value, ast.List | ast.Tuple) and all(
+                isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts
+            )
+            if isinstance(target, ast.Name) and target.id.isupper() and literal:
+                consts[target.id] = _strings(value, path, target.id, consts)
+            if isinstance(target, ast.Attribute) and ast.unparse(target) == "nox.options.sessions":
+                default = _strings(value, path, "nox.options.sessions", consts)
+        if not isinstance(stmt, ast.FunctionDef):
+            continue
+        for deco in stmt.decorator_list:
+            found = _session_decorator(deco)
+            if found is False:
+                continue
+            name = stmt.name
+            tags: tuple[str, ...] = ()
+            requires: tuple[str, ...] = ()
+            if isinstance(found, ast.Call):
+                for kw in found.keywords:
+                    if kw.arg == "name" and isinstance(kw.value, ast.Constant):
+                        name = str(kw.value.value)
+                    elif kw.arg == "tags":
+                        tags = _strings(kw.value, path, f"tags of session {stmt.name!r}", consts)
+                    elif kw.arg == "requires":
+                        requires = _strings(kw.value, path, f"requires of session {stmt.name!r}", consts)
+            sessions[name] = NoxSession(name, tags, requires, stmt.lineno)
+    if "CI_SESSIONS" not in consts:
+        raise InputError(
+            f"{path}: no CI_SESSIONS list",
+            hint="declare CI_SESSIONS = [...] at module level: the sessions CI runs, in order",
+        )
+    return Noxfile(
+        path,
+        sessions,
+        consts["CI_SESSIONS"],
+        consts.get("NEEDS_BUILD", ()),
+        consts.get("NEEDS_ROOT", ()),
+        default,
+    )
+
+
+# --------------------------------------------------------------------------- the workflow
+
+
+def read_workflow(path: Path) -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"{path}: cannot be read as YAML ({exc})", hint="fix the workflow file") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), dict):
+        raise InputError(f"{path}: no `jobs:` mapping", hint="is this a GitHub Actions workflow?")
+    return doc
+
+
+def steps(doc: Mapping[str, Any]) -> list[Step]:
+    out = []
+    for job, spec in doc["jobs"].items():
+        for i, step in enumerate((spec or {}).get("steps") or [], start=1):
+            run = step.get("run")
+            out.append(
+                Step(
+                    str(job),
+                    i,
+                    str(step.get("name", "")),
+                    None if run is None else str(run).strip(),
+                    step.get("uses"),
+                    step.get("with") or {},
+                )
+            )
+    return out
+
+
+def session_steps(doc: Mapping[str, Any], job: str) -> list[str]:
+    """The sessions a job runs, in order (steps that are not sessions are left out)."""
+    names = []
+    for st in steps(doc):
+        m = SESSION_STEP.match(st.run or "")
+        if st.job == job and m:
+            names.append(m.group(1))
+    return names
+
+
+def parity_problems(doc: Mapping[str, Any], nox: Noxfile, *, job: str = "pipeline") -> list[str]:
+    """Every way the workflow, the noxfile's CI list and its tags disagree (empty when they agree)."""
+    problems = []
+    if job not in doc["jobs"]:
+        problems.append(f"the workflow has no job {job!r} (the one that runs the CI sessions)")
+    for st in steps(doc):
+        if st.run is None:
+            continue
+        m = SESSION_STEP.match(st.run)
+        if not m:
+            problems.append(f"{st.where} runs {st.run!r}, not a session: CI steps are `./noxw -s NAME` only")
+        elif m.group(1) not in nox.sessions:
+            problems.append(f"{st.where} runs session {m.group(1)!r}, which {nox.path.name} does not define")
+        elif st.job != job:
+            problems.append(f"{st.where} runs session {m.group(1)!r} outside job {job!r}")
+        elif st.name != m.group(1):
+            # A red step must name the session that reproduces it.
+            problems.append(f"{st.where} runs session {m.group(1)!r}: name the step {m.group(1)!r}")
+    ran = session_steps(doc, job)
+    if ran != list(nox.ci_sessions):
+        problems.append(f"job {job!r} runs sessions {ran}, CI_SESSIONS in {nox.path.name} says {list(nox.ci_sessions)}")
+    for name in nox.ci_sessions:
+        if name not in nox.sessions:
+            problems.append(f"CI_SESSIONS names {name!r}, which {nox.path.name} does not define")
+    tagged = [s.name for s in nox.sessions.values() if "ci" in s.tags and s.name != "ci"]
+    if sorted(tagged) != sorted(nox.ci_sessions):
+        problems.append(f"sessions tagged 'ci' are {sorted(tagged)}, CI_SESSIONS is {sorted(nox.ci_sessions)}")
+    entry = nox.sessions.get("ci")
+    if entry is None:
+        problems.append(f"{nox.path.name} has no `ci` session (what .ci/run runs)")
+    elif entry.requires != nox.ci_sessions:
+        problems.append(f"session 'ci' requires {list(entry.requires)}, not CI_SESSIONS {list(nox.ci_sessions)}")
+    for s in nox.sessions.values():
+        groups = [t for t in s.tags if t in GROUP_TAGS]
+        if len(groups) != 1:
+            problems.append(f"session {s.name!r} has group tags {groups}: it needs exactly one of {GROUP_TAGS}")
+    order = list(nox.ci_sessions)
+    for name in nox.needs_build:
+        if name in order and ("build" not in order or order.index("build") > order.index(name)):
+            problems.append(f"CI_SESSIONS runs {name!r}, which needs a build, before 'build'")
+    for name in nox.default:
+        if name in nox.needs_root:
+            problems.append(f"the default session {name!r} needs root: a bare ./noxw must not")
+        if name not in nox.sessions:
+            problems.append(f"the default session {name!r} is not defined")
+    return problems
+
+
+def pin_problems(doc: Mapping[str, Any]) -> list[str]:
+    """Every `uses:` that is not pinned to a full commit SHA."""
+    out = []
+    for job, spec in doc["jobs"].items():
+        uses = [(st.where, st.uses) for st in steps(doc) if st.job == job and st.uses is not None]
+        if (spec or {}).get("uses"):
+            uses.append((f"job {job!r}", spec["uses"]))
+        for where, ref in uses:
+            if not PINNED_USES.match(str(ref)):
+                out.append(f"{where} uses {ref!r}: pin it to a full 40-hex commit SHA (version in a comment)")
+    return out
+
+
+def _permissions(spec: Mapping[str, Any] | None) -> Mapping[str, str] | None:
+    perms = (spec or {}).get("permissions")
+    return perms if isinstance(perms, dict) else None
+
+
+def hardening_problems(doc: Mapping[str, Any], *, upload_job: str = "code-scanning") -> list[str]:
+    """Least privilege, timeouts, concurrency and credential hygiene, job by job."""
+    out = []
+    top = doc.get("permissions")
+    if top not in ({}, {"contents": "read"}):
+        out.append(f"workflow-level permissions are {top!r}: grant nothing (or contents: read) and widen per job")
+    if not isinstance(doc.get("concurrency"), dict | str):
+        out.append("no `concurrency:`: a newer push must cancel the run it replaces")
+    for job, spec in doc["jobs"].items():
+        perms = _permissions(spec)
+        if perms is None:
+            out.append(f"job {job!r} has no `permissions:` of its own")
+            continue
+        for scope, level in perms.items():
+            if level == "write" and not (job == upload_job and scope == "security-events"):
+                out.append(f"job {job!r} grants {scope}: write; only {upload_job!r} may write (security-events)")
+        if perms.get("contents") not in ("read", None):
+            out.append(f"job {job!r}: contents must be read")
+        if not isinstance((spec or {}).get("timeout-minutes"), int):
+            out.append(f"job {job!r} has no timeout-minutes")
+    for st in steps(doc):
+        if st.uses and st.uses.split("@")[0] == "actions/checkout" and st.with_.get("persist-credentials") is not False:
+            out.append(f"{st.where}: checkout without persist-credentials: false keeps the token on disk")
+        if st.run and "${{" in st.run:
+            out.append(f"{st.where}: `${{{{ }}}}` expanded inside run: (pass it through env: instead)")
+    return out
+
+
+def ci_command(run_script: Path) -> str:
+    """The command `.ci/run` ends with: the README's test command, verbatim."""
+    lines = [ln.strip() for ln in run_script.read_text(encoding="utf-8").splitlines()]
+    commands = [ln for ln in lines if ln and not ln.startswith("#")]
+    if not commands:
+        raise InputError(f"{run_script}: no command", hint=f"it should end with `{CI_ENTRY}`")
+    return commands[-1]
+
+
+def uses_with_versions(path: Path) -> Sequence[tuple[str, str]]:
+    """(uses, version comment) for every `uses:` line, as written in the file."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^\s*(?:-\s*)?uses:\s*(\S+)\s*(?:#\s*(.*))?$", line)
+        if m:
+            out.append((m.group(1), (m.group(2) or "").strip()))
+    return out

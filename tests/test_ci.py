@@ -1,0 +1,487 @@
+"""CI is the same everywhere: the workflow, the noxfile, .ci/run and the README agree.
+
+Also: the workflow's hardening (pins, permissions, credentials), the lint
+tools on the real workflow, the wrapper's elevation on GitHub, the BuildKit
+cache choice there, and SARIF within GitHub's limits on the real lint and
+scan outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from pipelines import build, ci, config, report
+from pipelines.errors import ConfigError, InputError
+from pipelines.findings import Finding, Rule, Severity
+from pipelines.tools import BuilderInfo
+
+from .conftest import IN_CI, ROOT, run_cli
+from .test_build import command, pairs
+from .test_config import GOOD, project
+from .test_render import sarif_schema
+from .test_scan import OS_ADVISORY, PY_ADVISORY, make_db
+from .test_scan import project as scan_project
+
+WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+NOXFILE = ROOT / "noxfile.py"
+BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    """A tool from the test environment (requirements/dev.txt); missing is a failure in CI."""
+    found = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    if found is None:
+        if IN_CI:
+            pytest.fail(f"{name} is not installed in the test environment (requirements/dev.txt)")
+        pytest.skip(f"{name} not installed here")
+    return found
+
+
+def workflow() -> dict[str, Any]:
+    return ci.read_workflow(WORKFLOW)
+
+
+def noxfile() -> ci.Noxfile:
+    return ci.read_noxfile(NOXFILE)
+
+
+def write_noxfile(tmp: Path, text: str) -> ci.Noxfile:
+    path = tmp / "noxfile.py"
+    path.write_text(textwrap.dedent(text))
+    return ci.read_noxfile(path)
+
+
+# --------------------------------------------------------------------------- one list
+
+
+def test_the_workflow_runs_exactly_the_ci_sessions_in_order() -> None:
+    nox = noxfile()
+    assert nox.ci_sessions == ("lint", "build", "scan", "smoke", "tests")
+    assert ci.parity_problems(workflow(), nox) == []
+    assert ci.session_steps(workflow(), "pipeline") == list(nox.ci_sessions)
+    assert nox.sessions["ci"].requires == nox.ci_sessions
+
+
+def test_ci_run_is_the_readme_command_and_the_ci_session() -> None:
+    line = ci.ci_command(ROOT / ".ci" / "run")
+    assert line == ci.CI_ENTRY == "./noxw -s ci"
+    assert line in (ROOT / "README.md").read_text()
+    # The README's list is the noxfile's list.
+    listed = ", ".join(f"`{name}`" for name in noxfile().ci_sessions)
+    assert f"`CI_SESSIONS` in `noxfile.py` ({listed})" in " ".join((ROOT / "README.md").read_text().split())
+
+
+def test_a_bare_noxw_runs_a_default_that_needs_no_root() -> None:
+    nox = noxfile()
+    assert nox.default == ("lint",)
+    assert not set(nox.default) & set(nox.needs_root)
+    assert {"build", "provision", "tests", "ci"} <= set(nox.needs_root)
+
+
+def test_every_session_has_one_group_tag() -> None:
+    nox = noxfile()
+    groups = {name: [t for t in s.tags if t in ci.GROUP_TAGS] for name, s in nox.sessions.items()}
+    assert all(len(g) == 1 for g in groups.values()), groups
+    assert {n for n, g in groups.items() if g == ["release"]} >= {"patch"}
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        # a session in the workflow and not in CI_SESSIONS
+        (lambda w: w["jobs"]["pipeline"]["steps"].append({"run": "./noxw -s doctor"}), "runs sessions"),
+        # a step that is not a session
+        (
+            lambda w: w["jobs"]["pipeline"]["steps"].insert(4, {"run": "sudo ./noxw -s build"}),
+            "not a session",
+        ),
+        (
+            lambda w: w["jobs"]["pipeline"]["steps"].append({"run": "echo ${{ github.event.pull_request.title }}"}),
+            "not a session",
+        ),
+        # another order
+        (lambda w: w["jobs"]["pipeline"]["steps"].reverse(), "runs sessions"),
+        # a session CI_SESSIONS has and the workflow lost
+        (
+            lambda w: w["jobs"]["pipeline"].__setitem__(
+                "steps", [s for s in w["jobs"]["pipeline"]["steps"] if s.get("run") != "./noxw -s smoke"]
+            ),
+            "runs sessions",
+        ),
+        # a session the noxfile does not define
+        (lambda w: w["jobs"]["pipeline"]["steps"].append({"run": "./noxw -s deploy"}), "does not define"),
+        # a step named otherwise than the session that reproduces it
+        (lambda w: w["jobs"]["pipeline"]["steps"][4].__setitem__("name", "Lint"), "name the step 'lint'"),
+        # a session step in another job
+        (lambda w: w["jobs"]["code-scanning"]["steps"].append({"name": "scan", "run": "./noxw -s scan"}), "outside"),
+    ],
+)
+def test_drift_in_the_workflow_is_caught(edit: Any, expected: str) -> None:
+    w = workflow()
+    edit(w)
+    problems = ci.parity_problems(w, noxfile())
+    assert any(expected in p for p in problems), problems
+
+
+def test_drift_in_the_noxfile_is_caught(tmp_path: Path) -> None:
+    text = NOXFILE.read_text()
+    # A session added to CI_SESSIONS (and tagged) but not to the workflow.
+    added = text.replace(
+        'CI_SESSIONS = ["lint", "build", "scan", "smoke", "tests"]',
+        'CI_SESSIONS = ["lint", "build", "scan", "smoke", "tests", "load"]',
+    ).replace('@nox.session(tags=["dev"])\ndef load(', '@nox.session(tags=["ci"])\ndef load(')
+    assert added != text
+    problems = ci.parity_problems(workflow(), write_noxfile(tmp_path, added))
+    assert any("runs sessions" in p and "load" in p for p in problems), problems
+    # A session tagged ci that CI does not run; one without a group.
+    retagged = text.replace('@nox.session(tags=["dev"])\ndef doctor(', '@nox.session(tags=["ci"])\ndef doctor(')
+    retagged = retagged.replace('@nox.session(tags=["dev"])\ndef bench(', "@nox.session\ndef bench(")
+    problems = ci.parity_problems(workflow(), write_noxfile(tmp_path, retagged))
+    assert any("tagged 'ci'" in p for p in problems), problems
+    assert any("'bench' has group tags []" in p for p in problems), problems
+    # scan before build; a default that needs root.
+    reordered = text.replace(
+        'CI_SESSIONS = ["lint", "build", "scan", "smoke", "tests"]',
+        'CI_SESSIONS = ["lint", "scan", "build", "smoke", "tests"]',
+    ).replace('nox.options.sessions = ["lint"]', 'nox.options.sessions = ["build", "scan", "smoke"]')
+    problems = ci.parity_problems(workflow(), write_noxfile(tmp_path, reordered))
+    assert any("'scan', which needs a build, before 'build'" in p for p in problems), problems
+    assert any("default session 'build' needs root" in p for p in problems), problems
+
+
+def test_a_noxfile_without_the_list_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no CI_SESSIONS list"):
+        write_noxfile(tmp_path, "import nox\n")
+    with pytest.raises(InputError, match=r"noxfile.py:3: tags of session 'x' is not a literal list"):
+        write_noxfile(tmp_path, "import nox\nCI_SESSIONS = []\n@nox.session(tags=make())\ndef x(s): pass\n")
+
+
+# --------------------------------------------------------------------------- hardened workflow
+
+
+def test_every_uses_is_pinned_to_a_full_sha_with_its_version() -> None:
+    assert ci.pin_problems(workflow()) == []
+    pins = ci.uses_with_versions(WORKFLOW)
+    assert len(pins) >= 7
+    for uses, comment in pins:
+        assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", uses), uses
+        assert re.fullmatch(r"v\d+\.\d+\.\d+", comment), f"{uses}: version comment {comment!r}"
+    # One action, one SHA: two different pins of the same action would be a half-done update.
+    by_action: dict[str, set[str]] = {}
+    for uses, comment in pins:
+        by_action.setdefault(uses.split("@")[0], set()).add(uses + comment)
+    assert all(len(v) == 1 for v in by_action.values()), by_action
+
+
+def test_a_tag_pin_is_caught() -> None:
+    w = workflow()
+    w["jobs"]["pipeline"]["steps"][0]["uses"] = "actions/checkout@v4"
+    w["jobs"]["pipeline"]["steps"].append({"uses": "docker://alpine:3"})
+    problems = ci.pin_problems(w)
+    assert len(problems) == 2 and "'actions/checkout@v4'" in problems[0], problems
+
+
+def test_permissions_timeouts_and_credentials() -> None:
+    w = workflow()
+    assert ci.hardening_problems(w) == []
+    assert w["permissions"] == {}
+    assert w["jobs"]["code-scanning"]["permissions"] == {"contents": "read", "security-events": "write"}
+    assert w["jobs"]["pipeline"]["permissions"] == {"contents": "read"}
+    # The same checks fail on the workflow this one replaced.
+    old = yaml.safe_load(
+        textwrap.dedent("""
+        permissions: {contents: read, security-events: write}
+        jobs:
+          pipeline:
+            runs-on: ubuntu-24.04
+            steps:
+              - uses: actions/checkout@v4
+              - run: echo "${{ github.head_ref }}"
+        """)
+    )
+    problems = ci.hardening_problems(old)
+    for expected in ("workflow-level permissions", "concurrency", "no `permissions:`", "persist-credentials", "${{"):
+        assert any(expected in p for p in problems), (expected, problems)
+
+
+def test_the_lint_session_checks_the_workflow() -> None:
+    import ast
+
+    tree = ast.parse(NOXFILE.read_text())
+    lint = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "lint")
+    calls = [ast.unparse(c) for c in ast.walk(lint) if isinstance(c, ast.Call)]
+    assert any("'check-jsonschema', '--builtin-schema', 'vendor.github-workflows'" in c for c in calls), calls
+    assert any("'zizmor', '--offline', '--no-config'" in c and "'--min-severity', 'medium'" in c for c in calls)
+
+
+def zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
+    # The lint session's flags, with JSON out to count what it found.
+    argv = [tool("zizmor"), "--offline", "--no-config", "--persona", "regular", "--min-severity", "medium"]
+    argv += ["--format", "json", *map(str, paths)]
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+def test_zizmor_and_the_schema_pass_the_real_workflow() -> None:
+    r = zizmor(WORKFLOW)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout) == []
+    s = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert s.returncode == 0 and "ok -- validation done" in s.stdout, s.stdout + s.stderr
+
+
+def test_zizmor_and_the_schema_fail_a_bad_workflow(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        textwrap.dedent("""
+        on: pull_request_target
+        permissions: write-all
+        jobs:
+          x:
+            runs-on: ubuntu-24.04
+            steps:
+              - uses: actions/checkout@v4
+                with: {ref: "${{ github.event.pull_request.head.sha }}"}
+              - run: echo "${{ github.event.pull_request.title }}"
+        """)
+    )
+    r = zizmor(bad)
+    findings = json.loads(r.stdout)
+    assert r.returncode != 0 and {f["ident"] for f in findings} >= {"template-injection", "unpinned-uses"}, r.stdout
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  x:\n    steps: []\n")  # no runs-on
+    s = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert s.returncode == 1, s.stdout
+
+
+# --------------------------------------------------------------------------- root on GitHub
+
+
+@pytest.fixture
+def runner_bin(tmp_path: Path) -> Path:
+    """A GitHub runner's view: `id -u` says an unprivileged user; `sudo` allows `sudo -n true` and
+    records how it was called otherwise."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "id").write_text('#!/bin/sh\n[ "$1" = -u ] && echo 1001 && exit 0\nexec /usr/bin/id "$@"\n')
+    (bin_ / "sudo").write_text(
+        '#!/bin/sh\n[ "$1 $2" = "-n true" ] && exit 0\nprintf "%s\\n" "$@" > "$SUDO_LOG"\nexit 0\n'
+    )
+    for f in bin_.iterdir():
+        f.chmod(0o755)
+    return bin_
+
+
+def run_noxw(bin_: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], list[str] | None]:
+    log = bin_.parent / "sudo.log"
+    log.unlink(missing_ok=True)
+    full = {
+        "PATH": f"{bin_}:{os.environ['PATH']}",
+        "HOME": os.environ.get("HOME", "/root"),
+        "SUDO_LOG": str(log),
+        "PIPELINES_NO_PROVISION": "1",
+        "CI": "true",
+        **env,
+    }
+    r = subprocess.run(
+        ["bash", str(ROOT / "noxw"), "-l"], cwd=bin_, env=full, capture_output=True, text=True, timeout=300, check=False
+    )
+    return r, log.read_text().splitlines() if log.exists() else None
+
+
+def test_noxw_elevates_on_github_and_keeps_the_ca_bundle(runner_bin: Path) -> None:
+    r, argv = run_noxw(
+        runner_bin,
+        GITHUB_ACTIONS="true",
+        GITHUB_STEP_SUMMARY="/tmp/summary.md",
+        ACTIONS_RUNTIME_TOKEN="t",
+        ACTIONS_CACHE_URL="https://cache/",
+        PIP_CERT="/etc/ssl/corp.pem",
+        SSL_CERT_FILE="/etc/ssl/corp.pem",
+        REQUESTS_CA_BUNDLE="/etc/ssl/corp.pem",
+        UNRELATED_SECRET="x",
+    )
+    assert r.returncode == 0 and argv is not None, r.stderr
+    keep = next(a for a in argv if a.startswith("--preserve-env=")).removeprefix("--preserve-env=").split(",")
+    for var in ("CI", "HOME", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "ACTIONS_RUNTIME_TOKEN", "ACTIONS_CACHE_URL"):
+        assert var in keep, keep
+    assert {"PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"} <= set(keep)
+    assert "UNRELATED_SECRET" not in keep
+    # sudo's secure_path would replace PATH: it goes through env, then the same wrapper runs again.
+    assert (
+        argv[0] == "-n" and argv[2] == "env" and argv[3].startswith("PATH=") and argv[4:] == [str(ROOT / "noxw"), "-l"]
+    )
+
+
+def test_noxw_does_not_elevate_elsewhere(runner_bin: Path) -> None:
+    r, argv = run_noxw(runner_bin, PIPELINES_NO_SUDO="1", GITHUB_ACTIONS="true")
+    assert argv is None and r.returncode == 0 and "- build [ci]" in r.stdout, r.stderr
+    r, argv = run_noxw(runner_bin)  # not on GitHub
+    assert argv is None and r.returncode == 0 and "* lint [ci]" in r.stdout, r.stderr
+
+
+# --------------------------------------------------------------------------- BuildKit cache on GitHub
+
+CONTAINER = BuilderInfo("ci", "docker-container", "v0.26")
+DOCKER = BuilderInfo("default", "docker", "v0.8")
+ON_GITHUB = {"GITHUB_ACTIONS": "true", "ACTIONS_RUNTIME_TOKEN": "tok", "ACTIONS_CACHE_URL": "https://c/"}
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> config.Config:
+    return config.load(project(tmp_path, textwrap.dedent(GOOD)))
+
+
+def test_auto_picks_gha_on_github_with_a_container_builder(demo: config.Config) -> None:
+    env = demo.env("dev")
+    backend = build.choose_cache(demo, env, CONTAINER, ON_GITHUB)
+    assert backend == "gha"
+    argv = command(demo, cache=backend, driver=CONTAINER.driver)
+    assert pairs(argv, "--cache-to") == ["type=gha,scope=web,mode=max"]
+    assert pairs(argv, "--cache-from") == ["type=gha,scope=web"]
+    # The newer cache service URL is as good as the old one.
+    results_only = {"GITHUB_ACTIONS": "true", "ACTIONS_RUNTIME_TOKEN": "tok", "ACTIONS_RESULTS_URL": "https://r/"}
+    assert build.choose_cache(demo, env, CONTAINER, results_only) == "gha"
+
+
+@pytest.mark.parametrize(
+    ("builder", "environ", "expected"),
+    [
+        (DOCKER, ON_GITHUB, "inline"),  # the docker driver cannot export to gha
+        (DOCKER, {}, "inline"),  # locally the inline cache stays
+        (CONTAINER, {}, "registry"),
+        (CONTAINER, {"GITHUB_ACTIONS": "true"}, "registry"),  # runtime not exposed to the step
+        (CONTAINER, {**ON_GITHUB, "ACTIONS_RUNTIME_TOKEN": ""}, "registry"),
+        (CONTAINER, {**ON_GITHUB, "GITHUB_ACTIONS": "false"}, "registry"),
+    ],
+)
+def test_auto_elsewhere(demo: config.Config, builder: BuilderInfo, environ: dict[str, str], expected: str) -> None:
+    backend = build.choose_cache(demo, demo.env("dev"), builder, environ)
+    assert backend == expected
+    argv = command(demo, cache=backend, driver=builder.driver)
+    assert not any("type=gha" in a for a in argv)
+
+
+def test_gha_asked_for_outside_github_is_a_config_error(demo: config.Config) -> None:
+    wants_gha = config.Environment("dev", False, ("dev",), {}, "gha")
+    with pytest.raises(ConfigError, match=r"environments.dev.cache: cache backend 'gha' needs GitHub Actions"):
+        build.choose_cache(demo, wants_gha, CONTAINER, {})
+    with pytest.raises(ConfigError, match=r"'gha' is not supported by builder 'default'"):
+        build.choose_cache(demo, wants_gha, DOCKER, ON_GITHUB)
+    assert build.choose_cache(demo, wants_gha, CONTAINER, ON_GITHUB) == "gha"
+
+
+# --------------------------------------------------------------------------- SARIF within GitHub's limits
+
+RULE = Rule("T-1", Severity.WARNING, "title", "rationale", "hint")
+
+
+def findings(n: int, severity: Severity = Severity.WARNING, message: str = "m") -> list[Finding]:
+    return [Finding("t", "T-1", severity, f"{message} {i}", f"f{i}.txt", i + 1) for i in range(n)]
+
+
+def test_too_many_results_keep_the_most_severe_with_a_notice() -> None:
+    many = findings(report.SARIF_MAX_RESULTS + 7) + findings(3, Severity.ERROR, "worst")
+    doc = report.sarif([report.SarifRun("t", "cat/t", {"T-1": RULE}, many)])
+    jsonschema.validate(doc, sarif_schema())
+    run = doc["runs"][0]
+    assert len(run["results"]) == report.SARIF_MAX_RESULTS
+    assert [r["message"]["text"] for r in run["results"][:3]] == ["worst 0", "worst 1", "worst 2"]
+    props = run["properties"]
+    assert props["truncated"] is True and props["totalResults"] == report.SARIF_MAX_RESULTS + 10
+    assert props["keptResults"] == report.SARIF_MAX_RESULTS
+    assert report.sarif_notices(doc) == [props["notice"]] and "cat/t" in props["notice"]
+    assert report.sarif_upload_problems({"x.sarif": doc}) == []
+
+
+def test_a_file_too_large_compressed_is_cut_until_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "SARIF_MAX_GZIP_BYTES", 20_000)
+    noisy = [replace(f, message=os.urandom(200).hex()) for f in findings(400)]
+    doc = report.sarif([report.SarifRun("t", "cat/t", {"T-1": RULE}, noisy)])
+    jsonschema.validate(doc, sarif_schema())
+    kept = doc["runs"][0]["properties"]["keptResults"]
+    assert 0 < kept < 400 and len(doc["runs"][0]["results"]) == kept
+    assert "gzip-compressed" in doc["runs"][0]["properties"]["notice"]
+    assert report.sarif_upload_problems({"x.sarif": doc}) == []
+
+
+def test_small_runs_are_untouched() -> None:
+    doc = report.sarif([report.SarifRun("t", "cat/t", {"T-1": RULE}, findings(3))])
+    assert "properties" not in doc["runs"][0] and report.sarif_notices(doc) == []
+
+
+def test_runs_github_would_reject_are_errors() -> None:
+    run = report.SarifRun("t", "cat/t", {"T-1": RULE}, findings(1))
+    with pytest.raises(report.SarifLimitError, match="share tool 't' and category 'cat/t'") as exc:
+        report.sarif([run, run])
+    assert exc.value.exit_code == 3
+    with pytest.raises(report.SarifLimitError, match="21 runs"):
+        report.sarif([report.SarifRun("t", f"c/{i}", {}, []) for i in range(21)])
+    # Across the files of one upload (a directory), too.
+    doc = report.sarif([run])
+    problems = report.sarif_upload_problems({"a.sarif": doc, "b.sarif": doc})
+    assert problems == ["b.sarif: tool 't' category 'cat/t/' also in a.sarif"]
+
+
+def check_sarif(docs: dict[str, dict[str, Any]]) -> None:
+    schema = sarif_schema()
+    for name, doc in docs.items():
+        try:
+            jsonschema.validate(doc, schema)
+        except jsonschema.ValidationError as exc:
+            pytest.fail(f"{name} is not valid SARIF 2.1.0: {exc.message} at {list(exc.absolute_path)}")
+    assert report.sarif_upload_problems(docs) == []
+
+
+def test_the_real_lint_sarif_is_valid_and_within_limits(tmp_path: Path) -> None:
+    tool("hadolint")
+    out = tmp_path / "lint.sarif"
+    r = run_cli("lint", "--format", "sarif", "--output", str(out), timeout=600)
+    assert r.returncode in (0, 1), r.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert len(doc["runs"]) >= 3
+    check_sarif({"lint.sarif": doc})
+
+
+@pytest.mark.engine
+def test_the_real_scan_sarif_is_valid_and_within_limits(built: dict[str, Any], tmp_path: Path) -> None:
+    db = make_db(tmp_path, OS_ADVISORY, PY_ADVISORY)
+    api = str(built["images"]["api"]["tags"][0])
+    r = run_cli("--config", str(scan_project(tmp_path)), "scan", api, "--vulndb", str(db))
+    assert r.returncode == 1, r.stderr[-3000:]  # the two advisories gate
+    run_dir = (tmp_path / "artifacts/scan/latest").resolve()
+    docs = {p.name: json.loads(p.read_text()) for p in sorted(run_dir.glob("*.sarif"))}
+    assert docs, f"no SARIF under {run_dir}"
+    assert sum(len(run["results"]) for d in docs.values() for run in d["runs"]) >= 2
+    check_sarif(docs)
