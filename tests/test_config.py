@@ -258,13 +258,17 @@ def test_the_repository_declares_its_probes_and_load_target() -> None:
     probes = {p.name: p for p in cfg.smoke.probes}
     assert probes["api liveness"].path == "/health" and dict(probes["api liveness"].json) == {"status": "ok"}
     assert probes["api readiness"].path == "/ready"
-    assert probes["metrics anonymous"].status == 401 and probes["metrics anonymous"].auth_user_secret is None
-    auth = probes["metrics with auth"]
+    anonymous = probes["metrics refuse anonymous access"]
+    assert anonymous.status == 401 and anonymous.auth_user_secret is None
+    auth = probes["metrics with the configured credential"]
     assert auth.status == 200 and (auth.auth_user_secret, auth.auth_password_secret) == (
         "metrics_user",
         "metrics_password",
     )
-    assert cfg.load is not None and (cfg.load.service, cfg.load.port, cfg.load.paths) == ("api", 8000, ("/health",))
+    assert cfg.smoke.suite == ROOT / "smoke" and dict(cfg.smoke.environment) == {"API_PORT": ""}
+    # The load check drives what its seed test hands over: /documents/{id} of the seeded documents.
+    assert cfg.load is not None and (cfg.load.service, cfg.load.port, cfg.load.paths) == ("api", 8000, ())
+    assert cfg.load.seed == "smoke/seed_load.py::test_seed_documents_for_load"
 
 
 PROBE = '[[smoke.probes]]\nname = "p"\nservice = "web"\nport = 80\npath = "/"\n'

@@ -264,17 +264,25 @@ def test_security_suite_from_the_config_or_the_rootfs_default(tmp_path: Path) ->
         osupdates.for_scan(cfg.images.values(), "fail", tmp_path, 5, [("web", "x")])
 
 
-def test_scan_stops_with_exit_2_when_the_index_cannot_be_had(tmp_path: Path) -> None:
-    from .conftest import run_cli
+@pytest.mark.engine
+def test_scan_stops_with_exit_2_when_the_index_cannot_be_had(tmp_path: Path, tools: object) -> None:
+    import os
+
+    from .conftest import docker, run_cli
 
     (tmp_path / "svc").mkdir()
-    (tmp_path / "svc" / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "svc" / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /x\n")
+    image = f"pipelines-tests/os-index-unreachable:{os.getpid()}"
+    docker("buildx", "build", "--load", "--tag", image, str(tmp_path / "svc"), timeout=300)
     (tmp_path / "pipeline.toml").write_text(
         "[project]\nname = 'x'\n[registry]\naddress = '127.0.0.1:5000'\n"
         "[images.debian]\nkind = 'rootfs'\nsecurity_mirror = 'http://127.0.0.1:9/debian-security'\n"
         "[services.svc]\ncontext = 'svc'\n[environments.dev]\n[scan]\ndb_sources = ['bundle']\n"
     )
-    r = run_cli("--config", str(tmp_path / "pipeline.toml"), "scan", "pipelines-tests/never-built:1")
+    try:
+        r = run_cli("--config", str(tmp_path / "pipeline.toml"), "scan", image)
+    finally:
+        docker("image", "rm", "-f", image, check=False)
     assert r.returncode == 2, r.stderr[-2000:]
     assert "error: cannot fetch http://127.0.0.1:9/debian-security/dists/bookworm-security/InRelease" in r.stderr
     assert "Traceback" not in r.stderr
