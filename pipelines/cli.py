@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import __version__, _proc, render, report, result
+from . import __version__, _proc, inputs, render, report, result
 from . import config as config_mod
 from .errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, ConfigError, ConfigNotFound, InputError, PipelineError
 from .result import Context, Result
@@ -311,15 +311,17 @@ def _cmd_vulndb(args: argparse.Namespace) -> int:
         notes: list[str] = []
         defaults = vulndb.parse_default_severity(args.default_severity, where="--default-severity")
         advisories = vulndb.load_osv(args.source, notes=notes, default_severity=defaults)
-        for note in vulndb.iter_notes(notes):
-            print(f"skipped: {note}", file=sys.stderr)
+        skipped = list(vulndb.iter_notes(notes))
         if not advisories:
-            raise ConfigError(
-                str(args.source),
-                "",
-                "yields no advisory Trivy can use (every record was withdrawn or for another ecosystem)",
+            # One error that says why, with what was skipped as its evidence.
+            raise InputError(
+                f"{args.source}: no advisories Trivy can use (every record was withdrawn, for another "
+                "ecosystem, or could not be compared)",
+                seen="\n".join(skipped[:20]) or None,
                 hint="an empty database would pass every scan; check the directory",
             )
+        for note in skipped:
+            print(f"skipped: {note}", file=sys.stderr)
         info = vulndb.build_db(advisories, args.out, source=args.name or str(args.source))
     else:
         info = vulndb.read_info(scan.as_cache_dir(args.path))
@@ -471,6 +473,7 @@ def emit(
     """Write every format under the stage's directory, the job summary, and the chosen format."""
     environ = dict(os.environ) if environ is None else environ
     if res.out_dir is not None:
+        inputs.make_dir(res.out_dir, f"{res.stage} reports")
         try:
             render.write_all(res, res.out_dir)
         except OSError as exc:
@@ -497,14 +500,10 @@ def emit(
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    if output.is_dir():
-        raise InputError(f"--output {output} is a directory", hint="name a file to write the report to")
     if not output.parent.is_dir():
         raise InputError(f"--output {output}: directory {output.parent} does not exist", hint="create it first")
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"--output {output}: cannot be written ({exc.strerror})") from None
+    # A directory, a FIFO with no reader or a device is one clear error, never a hang.
+    inputs.write_text(output, text, f"{res.stage} report (--output)")
 
 
 def _run(args: argparse.Namespace) -> int:

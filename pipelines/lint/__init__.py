@@ -196,7 +196,7 @@ def targets_from_paths(
             dockerfiles.append(DockerfileTarget(f, report.display_path(f, root), f.parent, dict(build_args)))
         if given.is_dir() and not found and not compose_files:
             raise InputError(
-                f"{given}: no Dockerfile or Compose file in this directory",
+                f"{given}: nothing to lint: no Dockerfile or Compose file in this directory",
                 hint="Dockerfiles are named Dockerfile, Containerfile, Dockerfile.* or *.dockerfile; Compose files "
                 "are YAML with a services: key",
             )

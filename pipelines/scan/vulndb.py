@@ -358,7 +358,7 @@ def read_record_file(file: Path) -> object:
     try:
         size = file.stat().st_size
         if size > MAX_RECORD_BYTES:
-            raise ConfigError(name, "", f"is {size} bytes; an OSV record is at most {MAX_RECORD_BYTES}")
+            raise ConfigError(name, "", f"is too large: {size} bytes; an OSV record is at most {MAX_RECORD_BYTES}")
         raw = file.read_bytes()
         text = raw.decode("utf-8")
     except OSError as exc:
@@ -385,8 +385,11 @@ def parse_text(text: str, name: str, *, yaml_: bool) -> object:
 
 
 def osv_files(directory: Path) -> list[Path]:
-    """Every OSV file (``*.json``, ``*.yaml``, ``*.yml``) under ``directory``, in a stable order."""
-    return sorted(p for p in directory.rglob("*") if p.suffix in OSV_SUFFIXES and p.is_file())
+    """Every OSV file (``*.json``, ``*.yaml``, ``*.yml``) under ``directory``, in a stable order.
+
+    A FIFO or device named like one is kept: reading it is an error naming it, never a silent skip.
+    """
+    return sorted(p for p in directory.rglob("*") if p.suffix in OSV_SUFFIXES and not p.is_dir())
 
 
 def load_osv(
@@ -409,7 +412,7 @@ def load_osv(
         raise ConfigError(
             str(directory),
             "",
-            "holds no OSV files (*.json, *.yaml, *.yml)",
+            "no advisories: holds no OSV files (*.json, *.yaml, *.yml)",
             hint=f"found only: {', '.join(others)}" if others else "the directory is empty",
         )
     sink: list[str] = notes if notes is not None else []
@@ -424,7 +427,7 @@ def parse_osv(
 ) -> list[Advisory]:
     """The advisories of one OSV record (one per affected entry Trivy can match)."""
     if not isinstance(data, dict):
-        raise ConfigError(file, "", f"expected an OSV record (an object), got {_json_type(data)}")
+        raise ConfigError(file, "", f"expected an object (an OSV record), got {_json_type(data)}")
     try:
         record = OsvRecord.model_validate(data)
     except ValidationError as exc:
@@ -1094,7 +1097,7 @@ def write_bundle(source_dir: Path, out: Path, provenance: Provenance) -> int:
         parse_osv(data, str(file), notes)
         records.append({"path": file.relative_to(source_dir).as_posix(), "record": data})
     if not records:
-        raise ConfigError(str(source_dir), "", "holds no OSV files (*.json, *.yaml, *.yml)")
+        raise ConfigError(str(source_dir), "", "no advisories: holds no OSV files (*.json, *.yaml, *.yml)")
     body = {
         "format": BUNDLE_FORMAT,
         "provenance": {
