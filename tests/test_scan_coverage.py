@@ -78,7 +78,7 @@ def first_line(r: subprocess.CompletedProcess[str], data: dict[str, Any]) -> str
 
 BUNDLE_HEAD = (
     "Vulnerability DB: bundle (PyPA advisory database (github.com/pypa/advisory-database@3ccb612573e2, "
-    "2024-10-10, CC-BY-4.0)): 2651 advisories (pip 2651); newest advisory 2024-10-10 ("
+    "2024-10-10, CC-BY-4.0)): 2649 advisories (pip 2649); newest advisory 2024-10-10 ("
 )
 
 

@@ -605,7 +605,7 @@ GOOD = osv("GHSA-1", "PyPI", "x", [{"introduced": "0"}, {"fixed": "1"}])
     ("content", "key", "problem"),
     [
         ('{"id": "GHSA-1",', "", "is not valid JSON (line 1"),
-        ("[]", "", "expected an OSV record (an object), got a list"),
+        ("[]", "", "expected an object (an OSV record), got a list"),
         (json.dumps({k: v for k, v in GOOD.items() if k != "id"}), "id", "is required but missing"),
         (json.dumps({**GOOD, "id": 7}), "id", "Input should be a valid string, got a number"),
         (json.dumps({**GOOD, "id": None}), "id", "Input should be a valid string, got null"),

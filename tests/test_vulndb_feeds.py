@@ -115,11 +115,11 @@ def _hostile(tmp_path: Path) -> list[tuple[str, bytes, str]]:
             b"a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b]\n",
             "aliases are not allowed",
         ),
-        ("huge.json", b" " * (vulndb.MAX_RECORD_BYTES + 1), "an OSV record is at most"),
+        ("huge.json", b" " * (vulndb.MAX_RECORD_BYTES + 1), "is too large"),
         ("id.json", json.dumps({**good, "id": ["GHSA"]}).encode(), "id: Input should be a valid string, got a list"),
         ("date.json", json.dumps({**good, "modified": "2021-13-45T99:00:00Z"}).encode(), "modified:"),
         ("latin1.yaml", "id: caf\xe9\n".encode("latin-1"), "is not UTF-8 text"),
-        ("top.yaml", b"- just\n- a list\n", "expected an OSV record (an object), got a list"),
+        ("top.yaml", b"- just\n- a list\n", "expected an object (an OSV record), got a list"),
         ("bad.yaml", b"id: [unclosed\n", "is not valid YAML (line"),
     ]
 
@@ -141,7 +141,9 @@ def test_cli_build_refuses_nothing_and_names_the_file(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     r = run_cli("vulndb", "build", "--from", str(empty), "--out", str(tmp_path / "db"))
-    assert r.returncode == 2 and f"{empty}: holds no OSV files" in r.stderr and "Traceback" not in r.stderr
+    assert (
+        r.returncode == 2 and f"{empty}: no advisories: holds no OSV files" in r.stderr and "Traceback" not in r.stderr
+    )
     (empty / "README.md").write_text("advisories live elsewhere")
     r = run_cli("vulndb", "build", "--from", str(empty), "--out", str(tmp_path / "db"))
     assert r.returncode == 2 and "found only: .md" in r.stderr
@@ -149,7 +151,7 @@ def test_cli_build_refuses_nothing_and_names_the_file(tmp_path: Path) -> None:
     withdrawn.mkdir()
     (withdrawn / "PYSEC-2023-73.yaml").write_bytes((OSV / "pypa" / "PYSEC-2023-73.yaml").read_bytes())
     r = run_cli("vulndb", "build", "--from", str(withdrawn), "--out", str(tmp_path / "db"))
-    assert r.returncode == 2 and "yields no advisory Trivy can use" in r.stderr
+    assert r.returncode == 2 and "no advisories Trivy can use" in r.stderr
     assert not (tmp_path / "db" / "db" / "trivy.db").exists()
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -189,7 +191,11 @@ def test_the_shipped_bundle_is_the_pypa_database_with_its_provenance(tmp_path: P
     raw = json.loads(gzip.decompress(BUNDLE.read_bytes()))
     assert len(raw["records"]) == 2661  # every vulns/*/*.yaml of that commit
     assert sum("is withdrawn" in n for n in notes) == 10
-    assert info.ecosystems == {"pip": 2651} and info.advisories == 2651
+    # Two real records bound their range with versions PEP 440 cannot read (binderhub's
+    # "0.2.0-n653", limnoria's timestamp): Trivy could not compare them, so they are skipped, named.
+    uncomparable = [n for n in notes if "is not a PEP 440 version Trivy can compare" in n]
+    assert len(uncomparable) == 2 and any("binderhub" in n for n in uncomparable), uncomparable
+    assert info.ecosystems == {"pip": 2649} and info.advisories == 2649
     assert f"{info.newest_advisory:%Y-%m-%d}" == "2024-10-10"
     assert seconds < 30, f"building the bundle DB took {seconds:.1f}s"
     print(f"bundle DB built in {seconds:.2f}s")

@@ -355,16 +355,8 @@ _OsvYamlLoader.yaml_implicit_resolvers = {
 def read_record_file(file: Path) -> object:
     """The data of one OSV file (JSON or YAML); ConfigError naming the file when it cannot be read."""
     name = str(file)
-    try:
-        size = file.stat().st_size
-        if size > MAX_RECORD_BYTES:
-            raise ConfigError(name, "", f"is too large: {size} bytes; an OSV record is at most {MAX_RECORD_BYTES}")
-        raw = file.read_bytes()
-        text = raw.decode("utf-8")
-    except OSError as exc:
-        raise ConfigError(name, "", f"cannot be read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(name, "", "is not UTF-8 text") from None
+    # The guarded reader: a FIFO, device or oversized file is one error, never a hang.
+    text = inputs.read_text(file, name, limit=MAX_RECORD_BYTES)
     return parse_text(text, name, yaml_=file.suffix in (".yaml", ".yml"))
 
 
@@ -459,11 +451,16 @@ def parse_osv(
         if defaulted:
             severity = defaults["PyPI" if bucket == "pip" else "Debian"]
         ranges = _ecosystem_ranges(entry, file, where, notes)
-        skip = _check_versions(file, where, bucket, name, ranges, entry.versions)
+        skip, versions = _check_versions(file, where, bucket, name, ranges, entry.versions)
         if skip:
             notes.append(f"{file}: {where}: {skip}; skipped")
             continue
-        if not ranges and not entry.versions:
+        if len(versions) != len(entry.versions):
+            dropped = sorted(set(entry.versions) - set(versions))
+            notes.append(
+                f"{file}: {where}: versions Trivy cannot compare left out: {', '.join(map(repr, dropped[:5]))}"
+            )
+        if not ranges and not versions:
             notes.append(f"{file}: {where}: no ECOSYSTEM range and no versions for {name}; skipped")
             continue
         base = Advisory(
@@ -479,7 +476,7 @@ def parse_osv(
             severity_defaulted=defaulted,
         )
         if bucket == "pip":
-            vulnerable, patched = _pip_constraints(ranges, tuple(entry.versions))
+            vulnerable, patched = _pip_constraints(ranges, tuple(versions))
             out.append(replace(base, package=pip_name(name), vulnerable_versions=vulnerable, patched_versions=patched))
         else:
             out.append(replace(base, fixed_version=_debian_fix(file, where, ranges, notes)))
@@ -497,25 +494,27 @@ _PEP508_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNOR
 
 def _check_versions(
     file: str, where: str, bucket: str, name: str, ranges: list[_Range], versions: Sequence[str]
-) -> str:
-    """Why an entry must be skipped (or ""); a Debian version that is none is an error.
+) -> tuple[str, list[str]]:
+    """Why the entry must be skipped (or ""), and the listed versions Trivy can compare.
 
     Real PyPI feeds hold versions PEP 440 cannot read (the PyPA database has
-    ``0.2.0-n653`` and even timestamps): Trivy could not compare them either, so
-    such an entry is skipped with a note naming it, and the rest of the record and
-    of the feed still count. A build whose every entry is skipped has no advisory
-    and fails.
+    ``0.2.0-n653`` as a range bound, even timestamps, and odd strings in version
+    lists). Trivy could not compare them either: a range bound like that skips its
+    entry, a listed version like that is left out, each with a note naming it; the
+    rest of the record and of the feed still count. A Debian version that is none
+    is an error.
     """
     from debian.debian_support import Version
 
     if bucket == "pip" and not _PEP508_NAME.match(name):
         raise ConfigError(file, f"{where}.package.name", f"{name!r} is not a PyPI package name")
-    given = [v for events in ranges for kind, v in events if not (kind == "introduced" and v == "0")]
-    for version in [*given, *versions]:
-        if bucket == "pip":
-            if not _PEP440.match(version):
-                return f"{version!r} is not a PEP 440 version Trivy can compare (package {name})"
-            continue
+    bounds = [v for events in ranges for kind, v in events if not (kind == "introduced" and v == "0")]
+    if bucket == "pip":
+        bad = [v for v in bounds if not _PEP440.match(v)]
+        if bad:
+            return f"{bad[0]!r} is not a PEP 440 version Trivy can compare (package {name})", []
+        return "", [v for v in versions if _PEP440.match(v)]
+    for version in [*bounds, *versions]:
         try:
             Version(version)
             # Debian policy: the upstream part starts with a digit (python-debian lets "1:-1" pass).
@@ -525,7 +524,7 @@ def _check_versions(
             ok = False
         if not ok:
             raise ConfigError(file, f"{where}.ranges", f"{version!r} is not a Debian version (package {name})")
-    return ""
+    return "", list(versions)
 
 
 def _bucket_of(ecosystem: str) -> str | None:
