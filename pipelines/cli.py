@@ -34,6 +34,7 @@ stages:
   lint       Hadolint plus the project's Dockerfile and Compose hardening policy
   build      golden base images from Debian packages, then every service, with BuildKit
   scan       Trivy (and Snyk) on the built images; HIGH/CRITICAL gate, waivers, SBOM, SARIF
+  verify     the hardening matrix: every image's user, privileges, files, health, secrets, base
   vulndb     build an offline vulnerability database from OSV advisories
   smoke      bring an environment's Compose stack up, probe it end to end, tear it down
   config     validate the config and print it resolved, as JSON
@@ -177,6 +178,23 @@ def _parser() -> argparse.ArgumentParser:
         "--vulndb", type=Path, metavar="PATH", help="use this Trivy DB (a cache dir with db/trivy.db) and nothing else"
     )
     _report_flags(sc)
+
+    ve = sub.add_parser(
+        "verify",
+        help="prove the hardening of every built image, cell by cell",
+        description="For every image of the last build of ENV (or the local images named), one row of the "
+        "hardening matrix: numeric non-root user (also PID 1's effective IDs), no capabilities, NoNewPrivs, "
+        "seccomp, no shell or package manager in runtime images, no compilers or VCS clients, no setuid or "
+        "world-writable files, application files not writable by the runtime user, an exec-form healthcheck "
+        "that turns healthy within its start period with a read-only root, a stop within 2 s of SIGTERM, no "
+        "secrets in ENV, labels, history or layers, bases pinned by digest, OCI labels, the size budget and one "
+        "Python minor version in builder and runtime. Each cell is pass, fail, waived or n/a with the value "
+        "read and how. Reports under ARTIFACTS/verify/RUN/. Exit 0 passed, 1 an unwaived fail, 2 could not run.",
+    )
+    ve.add_argument("images", nargs="*", help="local image references (default: the images of the last build)")
+    ve.add_argument("--env", help="environment whose build is verified (default: default_env)")
+    ve.add_argument("--explain", action="store_true", help="list the checks, roles and the Dockle mapping, run nothing")
+    _report_flags(ve)
 
     vd = sub.add_parser(
         "vulndb",
@@ -362,6 +380,13 @@ def _stage_scan(args: argparse.Namespace) -> Result:
     return scan.as_result(outcome)
 
 
+def _stage_verify(args: argparse.Namespace) -> Result:
+    from . import verify  # imported per command: `pipelines --help` stays fast
+
+    opts = verify.Options(images=tuple(args.images), env=args.env, explain=args.explain)
+    return verify.run(_context(args), opts)
+
+
 def _stage_smoke(args: argparse.Namespace) -> Result:
     from . import smoke  # imported per command: `pipelines --help` stays fast
 
@@ -429,6 +454,7 @@ STAGES: dict[str, Callable[[argparse.Namespace], Result]] = {
     "build": _stage_build,
     "lint": _stage_lint,
     "scan": _stage_scan,
+    "verify": _stage_verify,
     "smoke": _stage_smoke,
     "load": _stage_load,
 }
