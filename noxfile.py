@@ -15,7 +15,7 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["build", "scan", "smoke"]
+nox.options.sessions = ["build", "scan", "verify", "smoke"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
@@ -42,10 +42,11 @@ def build(session: nox.Session) -> None:
 
 @nox.session
 def patch(session: nox.Session) -> None:
-    """Security patch flow: rebuild what has pending Debian security updates, then scan and smoke-test it."""
+    """Security patch flow: rebuild what has pending Debian security updates, then scan, verify and smoke-test it."""
     _install(session)
     session.run("pipelines", "build", "--refresh-bases", *session.posargs, external=False)
     session.run("pipelines", "scan", *session.posargs, external=False)
+    session.run("pipelines", "verify", *session.posargs, external=False)
     session.run("pipelines", "smoke", *session.posargs, external=False)
 
 
@@ -71,6 +72,13 @@ def scan(session: nox.Session) -> None:
     """Scan the built images: Trivy (+ Snyk with a token), HIGH/CRITICAL gate, SBOM and reports."""
     _install(session)
     session.run("pipelines", "scan", *session.posargs)
+
+
+@nox.session
+def verify(session: nox.Session) -> None:
+    """The hardening matrix of every built image, each cell proven (args go to `pipelines verify`)."""
+    _install(session)
+    session.run("pipelines", "verify", *session.posargs)
 
 
 @nox.session

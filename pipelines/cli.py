@@ -40,7 +40,7 @@ stages:
   config     validate the config and print it resolved, as JSON
   doctor     report the Docker engine, buildx, compose and builder versions
   load       drive the API inside the prod stack with wrk: requests/s, p50/p99, errors
-  bench      measure builds and image sizes (--lint, --scan: those stages' speed)
+  bench      measure builds and image sizes (--lint, --scan, --verify: those stages' speed)
 
 exit codes: 0 ok, 1 the stage failed (build error, gate closed), 2 it could not
 run (bad config or input, missing tool, engine or registry down), 3 a bug in
@@ -272,6 +272,7 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--skip-cold", action="store_true", help="skip the cold build (keep caches and bases)")
     bn.add_argument("--lint", action="store_true", help="benchmark `pipelines lint` over the project instead")
     bn.add_argument("--scan", action="store_true", help="benchmark `pipelines scan` (cold and warm) instead")
+    bn.add_argument("--verify", action="store_true", help="benchmark `pipelines verify` per image (cold and warm)")
     return p
 
 
@@ -349,6 +350,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         bench.run_lint(cfg, out=args.out)
     elif args.scan:
         bench.run_scan(cfg, Toolchain(), env=args.env, out=args.out)
+    elif args.verify:
+        bench.run_verify(cfg, Toolchain(), env=args.env, out=args.out)
     else:
         bench.run(cfg, Toolchain(), env=args.env, service=args.service, out=args.out, skip_cold=args.skip_cold)
     return EXIT_OK

@@ -27,6 +27,7 @@ import json
 import re
 import stat
 import sys
+import tarfile
 import tempfile
 import time
 import uuid
@@ -305,11 +306,15 @@ def secrets_in_config(info: ImageInfo, history: Sequence[Mapping[str, Any]]) -> 
 def trivy_secrets(data: Any) -> list[str]:
     """Secrets Trivy's secret scanner found: file, line and rule of each (matches redacted)."""
     out = []
+    artifact = str((data or {}).get("ArtifactName", ""))
     for res in (data or {}).get("Results") or []:
         if res.get("Class") != "secret":
             continue
+        target = str(res.get("Target", "?"))
+        # A result on the artifact itself is the image's config (ENV, history), not a file in a layer.
+        where = "image config" if target == artifact else "/" + target.lstrip("/")
         for s in res.get("Secrets") or []:
-            out.append(f"/{str(res.get('Target', '?')).lstrip('/')}:{s.get('StartLine', 0)} {s.get('RuleID', '?')}")
+            out.append(f"{where}:{s.get('StartLine', 0)} {s.get('RuleID', '?')}")
     return out
 
 
@@ -582,7 +587,7 @@ class Facts:
 
 
 INSPECT = "docker image inspect"
-EXPORT = "docker export (filesystem of a created container)"
+EXPORT = "docker export (filesystem of a created container, indexed once per image ID)"
 
 
 def _c(spec: str, t: Target, outcome: Outcome, detail: str, evidence: str, seconds: float = 0.0) -> Check:
@@ -836,7 +841,7 @@ def check_secrets(f: Facts) -> Check:
     in_config = secrets_in_config(f.info, f.history)
     layers, layer_ev = f.secrets
     ev = f"{INSPECT} .Config.Env/.Labels; docker history --no-trunc; {layer_ev}"
-    bad = in_config + [f"layer {s}" for s in layers or []]
+    bad = in_config + [f"trivy: {s}" if s.startswith("image config") else f"layer {s}" for s in layers or []]
     if layers is None:
         bad.append(f"layers not scanned: {layer_ev}")
     detail = (
@@ -980,6 +985,53 @@ def targets(cfg: Config, opts: Options) -> list[Target]:
     return out
 
 
+TREE_FILES = ("etc/passwd", "etc/group", "etc/shadow")
+TREE_CACHE_VERSION = 1
+
+
+def _sanitized_shadow(text: str) -> str:
+    """Only what a check reads: which accounts have an empty password. Hashes never reach the cache."""
+    return "".join(
+        f"{p[0]}:{'' if p[1] == '' else '*'}:\n" for p in (ln.split(":") for ln in text.splitlines()) if len(p) >= 2
+    )
+
+
+def image_tree(engine: Engine, cfg: Config, info: ImageInfo) -> ImageTree:
+    """The image's filesystem index, exported once per image ID (its content never changes) and cached.
+
+    The cache (ARTIFACTS/verify/trees/ID.json) holds each entry's path, type,
+    mode, owner and size, /etc/passwd and /etc/group, and of /etc/shadow only
+    which accounts have an empty password.
+    """
+    cache = cfg.project.artifacts / "verify" / "trees" / f"{info.id.removeprefix('sha256:')}.json"
+    try:
+        data = json.loads(cache.read_text())
+        if data.get("version") == TREE_CACHE_VERSION and data.get("image_id") == info.id:
+            entries = []
+            for name, kind, mode, uid, gid, size, link in data["entries"]:
+                ti = tarfile.TarInfo(name)
+                ti.type, ti.mode, ti.uid, ti.gid, ti.size, ti.linkname = kind.encode(), mode, uid, gid, size, link
+                entries.append(ti)
+            return ImageTree(tuple(entries), {k: v.encode() for k, v in data["contents"].items()})
+    except (OSError, json.JSONDecodeError, KeyError, ValueError, TypeError):
+        pass  # no cache, or a torn one: export again
+    tree = engine.walk_image(info.id, read=set(TREE_FILES))
+    contents = {k: v.decode("utf-8", "replace") for k, v in tree.contents.items()}
+    if "etc/shadow" in contents:
+        contents["etc/shadow"] = _sanitized_shadow(contents["etc/shadow"])
+    record = {
+        "version": TREE_CACHE_VERSION,
+        "image_id": info.id,
+        "entries": [[e.name, e.type.decode(), e.mode, e.uid, e.gid, e.size, e.linkname] for e in tree.entries],
+        "contents": contents,
+    }
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(cache)
+    return ImageTree(tree.entries, {k: v.encode() for k, v in contents.items()})
+
+
 def gather(engine: Engine, cfg: Config, t: Target) -> Facts:
     seconds: dict[str, float] = {}
     start = time.monotonic()
@@ -987,7 +1039,7 @@ def gather(engine: Engine, cfg: Config, t: Target) -> Facts:
     history = engine.history(t.ref)
     seconds["inspect"] = round(time.monotonic() - start, 2)
     start = time.monotonic()
-    tree = engine.walk_image(t.ref, read={"etc/passwd", "etc/group", "etc/shadow"})
+    tree = image_tree(engine, cfg, info)
     seconds["filesystem"] = round(time.monotonic() - start, 2)
     start = time.monotonic()
     run = run_container(engine, cfg, t, info) if t.role.runs else None
@@ -1077,10 +1129,16 @@ def explain() -> Result:
             Table(("Dockle checkpoint", "title", "covered by"), DOCKLE, "Dockle mapping"),
         ),
         data={
-            "checks": [s.__dict__ for s in CHECKS],
+            "columns": [s.__dict__ for s in CHECKS],
             "dockle": [dict(zip(("id", "title", "covered_by"), d, strict=True)) for d in DOCKLE],
         },
     )
+
+
+def _app_time(run: RunFacts | None) -> float:
+    if run is None or run.healthy_after is None:
+        return 0.0
+    return run.healthy_after + STAYS_HEALTHY_S + (run.stop_s or 0.0)
 
 
 def log(line: str) -> None:
@@ -1122,7 +1180,9 @@ def run(ctx: Context, opts: Options) -> Result:
         f"no-new-privileges, {cfg.verify.memory_mb} MB, {cfg.verify.pids} PIDs, no network"
     ]
     notices += [f"waiver ledger: {p.message}" for p in problems]
-    notices += [f"waiver ledger: {s.message}" for s in waivers.stale(mine)]
+    if not opts.images:
+        # Stale means "matched nothing in the whole build": a run on named images sees only part of it.
+        notices += [f"waiver ledger: {s.message}" for s in waivers.stale(mine)]
     failed = [c for c in checks if c.outcome is Outcome.FAIL]
     waived = [c for c in checks if c.outcome is Outcome.WAIVED]
     worst = [c for c in checks if c.outcome in (Outcome.FAIL, Outcome.WAIVED)]
@@ -1159,6 +1219,8 @@ def run(ctx: Context, opts: Options) -> Result:
                     "image_id": f.info.id,
                     "role": f.target.role.name,
                     "seconds": timings[f.target.name],
+                    # The image's own part of that: start-up to healthy, watched staying healthy, stop.
+                    "app_start_s": round(_app_time(f.run), 2),
                     "phases_s": f.seconds,
                 }
                 for f in facts
