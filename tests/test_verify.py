@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -174,8 +173,10 @@ DEFECTS: dict[str, tuple[dict[str, str], str, str]] = {
     "world-writable": ({"extra": "COPY --from=tools /out/ww/ /app/"}, "VFY-WORLDWRITABLE", "/app/data"),
     "no-healthcheck": ({"health": ""}, "VFY-HEALTHCHECK", "no HEALTHCHECK"),
     "never-healthy": (
-        {"health": 'HEALTHCHECK --interval=1s --timeout=2s --start-period=2s --retries=2 CMD ["/usr/bin/python3", '
-         '"-c", "raise SystemExit(1)"]'},
+        {
+            "health": 'HEALTHCHECK --interval=1s --timeout=2s --start-period=2s --retries=2 CMD ["/usr/bin/python3", '
+            '"-c", "raise SystemExit(1)"]'
+        },
         "VFY-HEALTHY",
         "unhealthy",
     ),
@@ -200,7 +201,8 @@ def _dockerfile(runtime: str, rootfs: str, parts: dict[str, str]) -> str:
         f"FROM {runtime}",
         "COPY app.py /app/app.py",
         parts.get("extra", ""),
-        "LABEL " + " ".join(
+        "LABEL "
+        + " ".join(
             f'org.opencontainers.image.{k}="{v}"'
             for k, v in {
                 "title": "verify-defect",
