@@ -143,6 +143,44 @@ def test_explain_maps_every_dockle_checkpoint() -> None:
         assert named or d["covered_by"].startswith(("elsewhere:", "n/a:")), d
 
 
+# --------------------------------------------------------------------------- [verify] config
+
+
+def test_verify_config_defaults_and_the_project_settings() -> None:
+    from pipelines import config
+
+    cfg = config.load(ROOT / "pipeline.toml")
+    assert cfg.verify.stack_only == ("ingestion",)
+    assert cfg.verify.run["postgres"].tmpfs == ("/var/run/postgresql:uid=999,gid=999,mode=0755",)
+    assert "/tmp" in cfg.verify.writable_paths
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "problem"),
+    [
+        ('stack_only = ["nope"]', "verify.stack_only", "'nope' names no image or service"),
+        ('writable_paths = ["tmp"]', "verify.writable_paths", "not an absolute path"),
+        ("memory_mb = 4", "verify.memory_mb", "must be >= 16"),
+        ("colour = 1", "verify.colour", "unknown key"),
+        ('[verify.run.nope]\ntmpfs = ["/x"]', "verify.run.nope", "names no image or service"),
+        ('[verify.run.postgres]\ntmpfs = ["x"]', "verify.run.postgres.tmpfs", "absolute path"),
+    ],
+)
+def test_bad_verify_config_names_the_key(table: str, key: str, problem: str) -> None:
+    text = (ROOT / "pipeline.toml").read_text()
+    head = text.split("[verify]")[0]
+    # Next to the real config, so every relative path in it resolves; removed afterwards.
+    path = ROOT / f".pipeline-verify-test-{os.getpid()}.toml"
+    path.write_text(head + "[verify]\n" + table + "\n")
+    try:
+        r = run_cli("--config", str(path), "config")
+    finally:
+        path.unlink()
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert key in r.stderr and problem in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
 # --------------------------------------------------------------------------- engine: reference and defect images
 
 APP = """\
