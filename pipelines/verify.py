@@ -40,7 +40,7 @@ from . import _proc, manifest, report, waivers
 from .config import Config, Image
 from .engine import Engine, ImageInfo, ImageTree
 from .errors import InputError, PipelineError
-from .findings import Finding, Severity
+from .findings import Finding, Rule, Severity
 from .result import Check, Context, Outcome, Result, Table
 
 TOOL = "verify"
@@ -517,11 +517,34 @@ def run_container(engine: Engine, cfg: Config, t: Target, info: ImageInfo) -> Ru
 # --------------------------------------------------------------------------- secrets in layers
 
 
+def scan_stage_secrets(artifacts: Path, image_id: str) -> tuple[list[str], str] | None:
+    """The latest `pipelines scan` of exactly this image ID, when it found secrets.
+
+    Only a finding is taken from there: a scan result without secrets does not
+    say whether the secret scanner ran (scan.scanners may leave it out), so
+    that is never read as a pass.
+    """
+    latest = artifacts / "scan" / "latest"
+    for raw in sorted(latest.glob("*.trivy.json")) if latest.is_dir() else []:
+        try:
+            data = json.loads(raw.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if str((data.get("Metadata") or {}).get("ImageID", "")) == image_id:
+            found = trivy_secrets(data)
+            if found:
+                return found, f"pipelines scan: {raw} (trivy --scanners vuln,secret of this image ID)"
+    return None
+
+
 def layer_secrets(cfg: Config, t: Target, info: ImageInfo) -> tuple[list[str] | None, str]:
     """Trivy's secret scanner on exactly this image ID: (secrets, evidence); None when it could not run."""
     from .scan import TRIVY_QUIET, trivy_binary
 
     image_id = info.id.removeprefix("sha256:")
+    found = scan_stage_secrets(cfg.project.artifacts, info.id)
+    if found is not None:
+        return found
     cache = cfg.project.artifacts / "verify" / "secrets" / f"{image_id}.json"
     if cache.is_file():
         try:
@@ -1201,10 +1224,33 @@ def run(ctx: Context, opts: Options) -> Result:
         f"{len(waived)} waived, {sum(c.outcome is Outcome.NA for c in checks)} n/a"
     )
     gated = tuple(p for p in problems if p.severity >= Severity.ERROR)
+    # Failed and waived cells are also findings, so SARIF carries them (one run per image).
+    cell_findings = tuple(
+        Finding(
+            TOOL,
+            c.name,
+            Severity.ERROR,
+            f"{c.group}: {SPECS[c.name].title}: {c.detail}",
+            c.group,
+            hint=f"evidence: {c.evidence}",
+            waived_by="waiver ledger (see evidence)" if c.outcome is Outcome.WAIVED else "",
+            waiver_reason=c.detail if c.outcome is Outcome.WAIVED else "",
+            extra=(("image", c.group),),
+        )
+        for c in worst
+    )
     return Result(
         stage="verify",
         headline=headline,
-        findings=tuple(problems),
+        findings=(*problems, *cell_findings),
+        rules={
+            TOOL: {
+                s.id: Rule(
+                    s.id, Severity.ERROR, s.title, s.title, f"see `pipelines verify --explain` ({s.column})", TOOL
+                )
+                for s in CHECKS
+            }
+        },
         gated=gated,
         checks=tuple(checks),
         notices=tuple(notices),

@@ -89,6 +89,22 @@ def test_trivy_secret_result_names_file_line_and_rule() -> None:
     assert verify.trivy_secrets(json.loads((RECORDED / "trivy-image-api.json").read_text())) == []
 
 
+def test_a_scan_stage_result_is_reused_only_as_a_finding_for_the_same_image_id(tmp_path: Path) -> None:
+    latest = tmp_path / "scan" / "latest"
+    latest.mkdir(parents=True)
+    defect = json.loads((VERIFY_DATA / "trivy-secret-defect.json").read_text())
+    (latest / "defect.trivy.json").write_text(json.dumps(defect))
+    (latest / "api.trivy.json").write_text((RECORDED / "trivy-image-api.json").read_text())
+    image_id = defect["Metadata"]["ImageID"]
+    found = verify.scan_stage_secrets(tmp_path, image_id)
+    assert found is not None and "defect.trivy.json" in found[1]
+    assert any(f.startswith("/app/config/.env:") for f in found[0])
+    assert verify.scan_stage_secrets(tmp_path, "sha256:" + "0" * 64) is None
+    # A scan of the API without secret results is not proof that secrets were scanned for.
+    api_id = json.loads((RECORDED / "trivy-image-api.json").read_text())["Metadata"]["ImageID"]
+    assert verify.scan_stage_secrets(tmp_path, api_id) is None
+
+
 def test_from_lines_of_the_project_dockerfiles() -> None:
     api = (ROOT / "services" / "api" / "Dockerfile").read_text()
     assert verify.from_lines(api) == [("${BUILDER_IMAGE}", "builder"), ("${RUNTIME_IMAGE}", "runtime")]
@@ -329,6 +345,17 @@ def test_each_defect_image_fails_exactly_its_check(defect_images: dict[str, str]
     secret = cells[defect_images["secret"].rpartition("/")[2]]["VFY-SECRETS"]
     assert "layer /app/config/.env" in secret["detail"], secret
     assert "trivy" in secret["evidence"]
+    # SARIF: one run per image, with the failed cell as a result under its check id.
+    run_dir = max((ROOT / "artifacts" / "verify").glob("*/verify.sarif"), key=lambda p: p.stat().st_mtime).parent
+    sarif = json.loads((run_dir / "verify.sarif").read_text())
+    results = {
+        r["automationDetails"]["id"].split("/")[2]: {x["ruleId"] for x in r["results"]}
+        for r in sarif["runs"]
+        if r["results"]
+    }
+    for name, tag in defect_images.items():
+        expected = DEFECTS[name][1]
+        assert results.get(tag.rpartition("/")[2], set()) == ({expected} if expected else set()), name
     # The Markdown report (the job summary) is the matrix: one row per image, one column per check.
     md = max((ROOT / "artifacts" / "verify").glob("*/verify.md"), key=lambda p: p.stat().st_mtime).read_text()
     header = next(line for line in md.splitlines() if line.startswith("| image |"))
