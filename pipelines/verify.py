@@ -1199,6 +1199,13 @@ def run(ctx: Context, opts: Options) -> Result:
             log(f"verify: {t.name} ({t.ref}) as {t.role.name}")
             facts.append(gather(engine, cfg, t))
             timings[t.name] = round(time.monotonic() - start, 2)
+    # Only a run that read every image gets a directory.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # artifacts/verify/latest: the newest run's reports (CI uploads its SARIF from there).
+    latest = out_dir.parent / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink()
+    latest.symlink_to(out_dir.name)
     pythons = {f.target.name: python_minors(f.tree) for f in facts if f.target.image is not None}
     checks: list[Check] = []
     for f in facts:
