@@ -1024,6 +1024,16 @@ def _sanitized_shadow(text: str) -> str:
     )
 
 
+def tree_from_record(data: Mapping[str, Any]) -> ImageTree:
+    """An :class:`ImageTree` back from its cached record (see :func:`image_tree`)."""
+    entries = []
+    for name, kind, mode, uid, gid, size, link in data["entries"]:
+        ti = tarfile.TarInfo(name)
+        ti.type, ti.mode, ti.uid, ti.gid, ti.size, ti.linkname = kind.encode(), mode, uid, gid, size, link
+        entries.append(ti)
+    return ImageTree(tuple(entries), {k: v.encode() for k, v in data["contents"].items()})
+
+
 def image_tree(engine: Engine, cfg: Config, info: ImageInfo) -> ImageTree:
     """The image's filesystem index, exported once per image ID (its content never changes) and cached.
 
@@ -1035,12 +1045,7 @@ def image_tree(engine: Engine, cfg: Config, info: ImageInfo) -> ImageTree:
     try:
         data = json.loads(cache.read_text())
         if data.get("version") == TREE_CACHE_VERSION and data.get("image_id") == info.id:
-            entries = []
-            for name, kind, mode, uid, gid, size, link in data["entries"]:
-                ti = tarfile.TarInfo(name)
-                ti.type, ti.mode, ti.uid, ti.gid, ti.size, ti.linkname = kind.encode(), mode, uid, gid, size, link
-                entries.append(ti)
-            return ImageTree(tuple(entries), {k: v.encode() for k, v in data["contents"].items()})
+            return tree_from_record(data)
     except (OSError, json.JSONDecodeError, KeyError, ValueError, TypeError):
         pass  # no cache, or a torn one: export again
     tree = engine.walk_image(info.id, read=set(TREE_FILES))

@@ -10,8 +10,10 @@ of the build must pass every cell that applies.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import os
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -157,6 +159,77 @@ def test_explain_maps_every_dockle_checkpoint() -> None:
         named = {w.strip(",;()") for w in d["covered_by"].split() if w.startswith("VFY-")}
         assert named <= columns, d
         assert named or d["covered_by"].startswith(("elsewhere:", "n/a:")), d
+
+
+def _runtime_facts(*extra: tuple[str, int, int, int, bytes]) -> verify.Facts:
+    """The golden runtime's recorded filesystem index, plus entries (path, mode, uid, gid, tar type)."""
+    data = json.loads(gzip.decompress((VERIFY_DATA / "python-runtime-tree.json.gz").read_bytes()))
+    for path, mode, uid, gid, kind in extra:
+        data["entries"].append([path, kind.decode(), mode, uid, gid, 0, ""])
+    info = ImageInfo.from_inspect(json.loads((VERIFY_DATA / "python-runtime-inspect.json").read_text())[0])
+    target = verify.Target("python-runtime", "ref", verify.ROLE_RULES["runtime-base"], None)
+    return verify.Facts(target, info, [], verify.tree_from_record(data), None, ([], "recorded"))
+
+
+WRITABLE = ("/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm")
+
+
+def test_the_recorded_golden_runtime_passes_its_filesystem_cells() -> None:
+    f = _runtime_facts()
+    assert len(f.tree.entries) > 1000
+    for c in (
+        verify.check_shell(f),
+        verify.check_buildtools(f),
+        verify.check_setuid(f),
+        verify.check_world_writable(f, WRITABLE),
+        verify.check_appfiles(f, WRITABLE),
+    ):
+        assert c.outcome is Outcome.PASS, c
+    assert verify.python_minors(f.tree) == {"3.11"}
+    assert verify.check_user(f).outcome is Outcome.PASS  # no container run: the config and /etc/passwd
+
+
+@pytest.mark.parametrize(
+    ("entry", "check", "named"),
+    [
+        (("usr/bin/bash", 0o755, 0, 0, tarfile.REGTYPE), "VFY-SHELL", "/usr/bin/bash"),
+        (("opt/venv/bin/pip3.11", 0o755, 0, 0, tarfile.REGTYPE), "VFY-SHELL", "/opt/venv/bin/pip3.11"),
+        (("usr/bin/x86_64-linux-gnu-gcc-12", 0o755, 0, 0, tarfile.REGTYPE), "VFY-BUILDTOOLS", "gcc-12"),
+        (("opt/app/.git", 0o755, 0, 0, tarfile.DIRTYPE), "VFY-BUILDTOOLS", "/opt/app/.git"),
+        (("usr/bin/newgrp", 0o2755, 0, 0, tarfile.REGTYPE), "VFY-SETUID", "/usr/bin/newgrp (-rwxr-sr-x)"),
+        (("opt/app", 0o777, 0, 0, tarfile.DIRTYPE), "VFY-WORLDWRITABLE", "/opt/app (drwxrwxrwx)"),
+        (("opt/app/main.py", 0o644, 65532, 0, tarfile.REGTYPE), "VFY-APPFILES", "/opt/app/main.py (65532:0"),
+        (("opt/app/cfg", 0o775, 0, 65532, tarfile.DIRTYPE), "VFY-APPFILES", "/opt/app/cfg (0:65532"),
+    ],
+)
+def test_one_added_entry_fails_one_filesystem_cell_naming_it(
+    entry: tuple[str, int, int, int, bytes], check: str, named: str
+) -> None:
+    f = _runtime_facts(entry)
+    cells = {
+        c.name: c
+        for c in (
+            verify.check_shell(f),
+            verify.check_buildtools(f),
+            verify.check_setuid(f),
+            verify.check_world_writable(f, WRITABLE),
+            verify.check_appfiles(f, WRITABLE),
+        )
+    }
+    failed = {k for k, c in cells.items() if c.outcome is Outcome.FAIL}
+    assert failed == {check}, cells
+    assert named in cells[check].detail, cells[check]
+
+
+def test_tmp_like_paths_and_the_users_home_are_not_findings() -> None:
+    f = _runtime_facts(
+        ("tmp/cache", 0o1777, 0, 0, tarfile.DIRTYPE),
+        ("home/nonroot/.config", 0o755, 65532, 65532, tarfile.DIRTYPE),
+        ("usr/bin/sh-wrapper.txt", 0o644, 0, 0, tarfile.REGTYPE),
+    )
+    assert verify.check_world_writable(f, WRITABLE).outcome is Outcome.PASS
+    assert verify.check_appfiles(f, WRITABLE).outcome is Outcome.PASS
+    assert verify.check_shell(f).outcome is Outcome.PASS
 
 
 # --------------------------------------------------------------------------- [verify] config
