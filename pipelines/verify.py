@@ -414,11 +414,74 @@ def host_status(engine: Engine, container: str) -> tuple[ProcStatus | None, str,
     return parse_status(text), f"/proc/{pid}/status (container PID 1, cgroup {container[:12]})", ""
 
 
-def _run_kwargs(cfg: Config, t: Target, info: ImageInfo, *, read_only: bool) -> dict[str, Any]:
+def repository(ref: str) -> str:
+    """An image reference without its tag or digest (a registry's :port stays)."""
+    ref = ref.split("@", 1)[0]
+    head, sep, tail = ref.rpartition(":")
+    return head if sep and "/" not in tail else ref
+
+
+def compose_services(ctx: Context, env: str) -> dict[str, tuple[str, Mapping[str, Any]]]:
+    """The environment's merged Compose services by image repository: (service name, its settings).
+
+    Where several services run one image (a one-shot job and the server), the
+    one that keeps the image's own entrypoint describes how the image runs.
+    """
+    from . import compose_policy
+
+    cfg = ctx.cfg
+    files = [*cfg.compose.files, *cfg.env(env).compose]
+    if not cfg.compose.files:
+        return {}
+    displays = [report.display_path(f, cfg.root) for f in files]
+    rendered = compose_policy.render(
+        ctx.tools, files, displays, project_dir=cfg.root, env_file=cfg.compose.env_file
+    ).config
+    out: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    for name, svc in sorted((rendered.get("services") or {}).items()):
+        image = str(svc.get("image") or "")
+        if not image:
+            continue
+        repo = repository(image)
+        if repo not in out or (out[repo][1].get("entrypoint") and not svc.get("entrypoint")):
+            out[repo] = (name, svc)
+    return out
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits a throwaway container gets, and where they come from."""
+
+    memory: str | int
+    pids: int
+    nano_cpus: int
+    tmpfs: tuple[str, ...]  # Compose's short syntax: PATH[:OPTIONS]
+    source: str
+
+
+def limits_for(cfg: Config, env: str, t: Target, services: Mapping[str, tuple[str, Mapping[str, Any]]]) -> Limits:
+    """The environment's Compose limits for the service that runs this image, else [verify]'s."""
+    vc = cfg.verify
+    repo = repository(cfg.registry.repo(t.image.image) if t.image is not None else t.ref)
+    name, svc = services.get(repo, ("", {}))
+    mem, pids, cpus = svc.get("mem_limit"), svc.get("pids_limit"), svc.get("cpus")
+    if name and (mem or pids or cpus):
+        return Limits(
+            int(mem) if mem else f"{vc.memory_mb}m",
+            int(pids or vc.pids),
+            int(float(cpus or 1) * 1e9),
+            tuple(str(x) for x in svc.get("tmpfs") or ()),
+            f"limits of Compose service {name!r} in {env}",
+        )
+    why = f"{env}'s Compose sets no limits for {name!r}" if name else f"no Compose service of {env} runs it"
+    return Limits(f"{vc.memory_mb}m", vc.pids, 1_000_000_000, (), f"[verify] limits ({why})")
+
+
+def _run_kwargs(cfg: Config, t: Target, info: ImageInfo, limits: Limits, *, read_only: bool) -> dict[str, Any]:
     vc = cfg.verify
     extra = vc.run.get(t.name)
     tmpfs = {"/tmp": "rw,nosuid,nodev,size=16m,mode=1777"}  # noqa: S108 - the container's own tmpfs
-    for entry in extra.tmpfs if extra else ():
+    for entry in (*limits.tmpfs, *(extra.tmpfs if extra else ())):
         # Compose's short syntax: PATH[:OPTIONS] (uid=999,gid=999,mode=0755 for a server's socket dir).
         path, _, options = entry.partition(":")
         tmpfs[path] = ",".join(o for o in ("rw,nosuid,nodev,size=16m", options) if o)
@@ -427,9 +490,9 @@ def _run_kwargs(cfg: Config, t: Target, info: ImageInfo, *, read_only: bool) -> 
         "read_only": read_only,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
-        "mem_limit": f"{vc.memory_mb}m",
-        "pids_limit": vc.pids,
-        "nano_cpus": 1_000_000_000,
+        "mem_limit": limits.memory,
+        "pids_limit": limits.pids,
+        "nano_cpus": limits.nano_cpus,
         "tmpfs": tmpfs,
         "network_mode": "none",
         "labels": {"pipelines.stage": "verify"},
@@ -458,7 +521,7 @@ def _argv(kwargs: Mapping[str, Any], ref: str) -> str:
         f"--memory {kwargs['mem_limit']}",
         f"--pids-limit {kwargs['pids_limit']}",
     ]
-    parts += ["--cpus 1", "--network none"] + [f"--tmpfs {p}" for p in kwargs["tmpfs"]]
+    parts += [f"--cpus {kwargs['nano_cpus'] / 1e9:g}", "--network none"] + [f"--tmpfs {p}" for p in kwargs["tmpfs"]]
     parts += ["--health-interval 0.5s"] if "healthcheck" in kwargs else []
     parts += ["-i"] if kwargs.get("stdin_open") else []
     parts += [f"-e {k}" for k in kwargs["environment"]]
@@ -474,10 +537,10 @@ def health_deadline(cfg: Config, info: ImageInfo) -> float:
     return min(start + min(timeout, 3.0), float(cfg.verify.health_deadline))
 
 
-def run_container(engine: Engine, cfg: Config, t: Target, info: ImageInfo) -> RunFacts:
+def run_container(engine: Engine, cfg: Config, t: Target, info: ImageInfo, limits: Limits) -> RunFacts:
     facts = RunFacts()
-    kwargs = _run_kwargs(cfg, t, info, read_only=True)
-    facts.argv = _argv(kwargs, t.ref)
+    kwargs = _run_kwargs(cfg, t, info, limits, read_only=True)
+    facts.argv = _argv(kwargs, t.ref) + f" ({limits.source})"
     stack_only = t.name in cfg.verify.stack_only
     has_hc = "healthcheck" in kwargs
     try:
@@ -509,7 +572,7 @@ def run_container(engine: Engine, cfg: Config, t: Target, info: ImageInfo) -> Ru
                 facts.exit_code = st.exit_code
         if has_hc and not stack_only and facts.health != "healthy":
             # Who is to blame: the read-only root, or the image's health itself? One more run, writable.
-            with engine.running(t.ref, **_run_kwargs(cfg, t, info, read_only=False)) as c:
+            with engine.running(t.ref, **_run_kwargs(cfg, t, info, limits, read_only=False)) as c:
                 facts.writable_health, _ = engine.wait_health(c.id, health_deadline(cfg, info))
     except PipelineError as exc:
         facts.problem = exc.what + (f": {exc.seen}" if exc.seen else "")
@@ -917,7 +980,7 @@ def check_base(f: Facts) -> Check:
             "VFY-BASE",
             t,
             Outcome.FAIL,
-            f"no evidence of a pinned base: no {BASE_LABEL} label and not built from this config",
+            f"no evidence of a pinned base: no {BASE_LABEL} label, and not an image of the recorded build",
             f"{INSPECT} .Config.Labels",
         )
     refs, ev = found
@@ -1065,7 +1128,7 @@ def image_tree(engine: Engine, cfg: Config, info: ImageInfo) -> ImageTree:
     return ImageTree(tree.entries, {k: v.encode() for k, v in contents.items()})
 
 
-def gather(engine: Engine, cfg: Config, t: Target) -> Facts:
+def gather(engine: Engine, cfg: Config, t: Target, limits: Limits) -> Facts:
     seconds: dict[str, float] = {}
     start = time.monotonic()
     info = engine.image(t.ref)
@@ -1075,7 +1138,7 @@ def gather(engine: Engine, cfg: Config, t: Target) -> Facts:
     tree = image_tree(engine, cfg, info)
     seconds["filesystem"] = round(time.monotonic() - start, 2)
     start = time.monotonic()
-    run = run_container(engine, cfg, t, info) if t.role.runs else None
+    run = run_container(engine, cfg, t, info, limits) if t.role.runs else None
     seconds["container"] = round(time.monotonic() - start, 2)
     start = time.monotonic()
     secrets = layer_secrets(cfg, t, info)
@@ -1198,11 +1261,13 @@ def run(ctx: Context, opts: Options) -> Result:
     out_dir = cfg.project.artifacts / "verify" / f"{ctx.stamp()}-{env.name}"
     facts: list[Facts] = []
     timings: dict[str, float] = {}
+    # The environment's own limits, as its Compose files give them to each service.
+    services = compose_services(ctx, env.name)
     with ctx.engine() as engine:
         for t in tgts:
             start = time.monotonic()
             log(f"verify: {t.name} ({t.ref}) as {t.role.name}")
-            facts.append(gather(engine, cfg, t))
+            facts.append(gather(engine, cfg, t, limits_for(cfg, env.name, t, services)))
             timings[t.name] = round(time.monotonic() - start, 2)
     # Only a run that read every image gets a directory.
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -1217,7 +1282,8 @@ def run(ctx: Context, opts: Options) -> Result:
         checks += apply_waivers(cells(f, cfg, pythons), mine)
     notices = [
         f"verify {env.name}: {len(tgts)} images x {len(CHECKS)} checks; containers run read-only, cap_drop ALL, "
-        f"no-new-privileges, {cfg.verify.memory_mb} MB, {cfg.verify.pids} PIDs, no network"
+        f"no-new-privileges, no network, with the memory/PID/CPU limits and tmpfs mounts of {env.name}'s Compose "
+        f"service for the image (else [verify]: {cfg.verify.memory_mb} MB, {cfg.verify.pids} PIDs, 1 CPU)"
     ]
     notices += [f"waiver ledger: {p.message}" for p in problems]
     if not opts.images:

@@ -270,6 +270,33 @@ def test_bad_verify_config_names_the_key(table: str, key: str, problem: str) -> 
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.engine
+def test_the_environments_compose_limits_run_the_image_they_name(tools: object) -> None:
+    from pipelines import config
+    from pipelines.result import Context
+    from pipelines.tools import Toolchain
+
+    cfg = config.load(ROOT / "pipeline.toml")
+    ctx = Context(cfg, Toolchain())
+
+    def target(name: str) -> verify.Target:
+        return verify.Target(name, "ref", verify.ROLE_RULES["runtime"], cfg.images[name])
+
+    prod = verify.compose_services(ctx, "prod")
+    api = verify.limits_for(cfg, "prod", target("api"), prod)
+    # The server, not the one-shot migrate job that runs the same image with another entrypoint.
+    assert api.source == "limits of Compose service 'api' in prod"
+    assert (api.memory, api.pids, api.nano_cpus) == (256 * 1024 * 1024, 128, 1_000_000_000)
+    db = verify.limits_for(cfg, "prod", target("postgres"), prod)
+    assert db.memory == 512 * 1024 * 1024
+    assert any(t.startswith("/var/run/postgresql:") for t in db.tmpfs), db.tmpfs
+    dev = verify.limits_for(cfg, "dev", target("api"), verify.compose_services(ctx, "dev"))
+    assert dev.source == "[verify] limits (dev's Compose sets no limits for 'api')"
+    assert (dev.memory, dev.pids) == (f"{cfg.verify.memory_mb}m", cfg.verify.pids)
+    assert verify.repository("127.0.0.1:5000/pipelines/api:dev") == "127.0.0.1:5000/pipelines/api"
+    assert verify.repository("127.0.0.1:5000/pipelines/api@sha256:" + "0" * 64) == "127.0.0.1:5000/pipelines/api"
+
+
 # --------------------------------------------------------------------------- engine: reference and defect images
 
 APP = """\
