@@ -29,9 +29,9 @@ nox.options.stop_on_first_error = True
 # What CI runs, in order: the workflow's pipeline job has exactly one
 # `./noxw -s NAME` step per entry, `./noxw -s ci` (.ci/run) runs them all, and
 # tests/test_ci.py fails when the three drift apart.
-CI_SESSIONS = ["lint", "build", "scan", "smoke", "tests"]
+CI_SESSIONS = ["lint", "build", "scan", "verify", "smoke", "tests"]
 # These read the last build (artifacts/build/ENV.json): in CI_SESSIONS after `build`.
-NEEDS_BUILD = ["scan", "smoke", "load"]
+NEEDS_BUILD = ["scan", "verify", "smoke", "load"]
 # These need root: provisioning installs packages; a build that has to make the
 # debootstrap rootfs base (no base-image lock yet, or a changed one) runs
 # debootstrap, and so do the tests, which build. Not the default.
@@ -61,10 +61,11 @@ def build(session: nox.Session) -> None:
 
 @nox.session(tags=["release"])
 def patch(session: nox.Session) -> None:
-    """Security patch flow: rebuild what has pending Debian security updates, then scan and smoke-test it."""
+    """Security patch flow: rebuild what has pending Debian security updates, then scan, verify and smoke-test it."""
     _install(session)
     session.run("pipelines", "build", "--refresh-bases", *session.posargs, external=False)
     session.run("pipelines", "scan", *session.posargs, external=False)
+    session.run("pipelines", "verify", *session.posargs, external=False)
     session.run("pipelines", "smoke", *session.posargs, external=False)
 
 
@@ -100,6 +101,13 @@ def scan(session: nox.Session) -> None:
     """Scan the last build's images (after build): Trivy (+ Snyk with a token), HIGH/CRITICAL gate, SBOM, reports."""
     _install(session)
     session.run("pipelines", "scan", *session.posargs)
+
+
+@nox.session(tags=["ci"])
+def verify(session: nox.Session) -> None:
+    """Hardening matrix of the last build's images (after build), each cell proven (args go to `pipelines verify`)."""
+    _install(session)
+    session.run("pipelines", "verify", *session.posargs)
 
 
 @nox.session(tags=["ci"])

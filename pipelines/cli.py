@@ -34,12 +34,13 @@ stages:
   lint       Hadolint plus the project's Dockerfile and Compose hardening policy
   build      golden base images from Debian packages, then every service, with BuildKit
   scan       Trivy (and Snyk) on the built images; HIGH/CRITICAL gate, waivers, SBOM, SARIF
+  verify     the hardening matrix: every image's user, privileges, files, health, secrets, base
   vulndb     build an offline vulnerability database from OSV advisories
   smoke      bring an environment's Compose stack up, probe it end to end, tear it down
   config     validate the config and print it resolved, as JSON
   doctor     report the Docker engine, buildx, compose and builder versions
   load       drive the API inside the prod stack with wrk: requests/s, p50/p99, errors
-  bench      measure builds and image sizes (--lint, --scan: those stages' speed)
+  bench      measure builds and image sizes (--lint, --scan, --verify: those stages' speed)
 
 exit codes: 0 ok, 1 the stage failed (build error, gate closed), 2 it could not
 run (bad config or input, missing tool, engine or registry down), 3 a bug in
@@ -184,6 +185,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     _report_flags(sc)
 
+    ve = sub.add_parser(
+        "verify",
+        help="prove the hardening of every built image, cell by cell",
+        description="For every image of the last build of ENV (or the local images named), one row of the "
+        "hardening matrix: numeric non-root user (also PID 1's effective IDs), no capabilities, NoNewPrivs, "
+        "seccomp, no shell or package manager in runtime images, no compilers or VCS clients, no setuid or "
+        "world-writable files, application files not writable by the runtime user, an exec-form healthcheck "
+        "that turns healthy within its start period with a read-only root, a stop within 2 s of SIGTERM, no "
+        "secrets in ENV, labels, history or layers, bases pinned by digest, OCI labels, the size budget and one "
+        "Python minor version in builder and runtime. Each cell is pass, fail, waived or n/a with the value "
+        "read and how. Reports under ARTIFACTS/verify/RUN/. Exit 0 passed, 1 an unwaived fail, 2 could not run.",
+    )
+    ve.add_argument("images", nargs="*", help="local image references (default: the images of the last build)")
+    ve.add_argument("--env", help="environment whose build is verified (default: default_env)")
+    ve.add_argument("--explain", action="store_true", help="list the checks, roles and the Dockle mapping, run nothing")
+    _report_flags(ve)
+
     vd = sub.add_parser(
         "vulndb",
         help="build or inspect an offline vulnerability database",
@@ -267,6 +285,7 @@ def _parser() -> argparse.ArgumentParser:
         "time per file and the share of actionable and wrong findings",
     )
     bn.add_argument("--scan", action="store_true", help="benchmark `pipelines scan` (cold and warm) instead")
+    bn.add_argument("--verify", action="store_true", help="benchmark `pipelines verify` per image (cold and warm)")
     return p
 
 
@@ -351,6 +370,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         bench.run_lint(cfg, out=args.out)
     elif args.scan:
         bench.run_scan(cfg, Toolchain(), env=args.env, out=args.out)
+    elif args.verify:
+        bench.run_verify(cfg, Toolchain(), env=args.env, out=args.out)
     else:
         bench.run(cfg, Toolchain(), env=args.env, service=args.service, out=args.out, skip_cold=args.skip_cold)
     return EXIT_OK
@@ -381,6 +402,14 @@ def _stage_scan(args: argparse.Namespace) -> tuple[Context | None, Result]:
     ctx = _context(args)
     outcome = scan.run(ctx.cfg, ctx.tools, env=args.env, images=args.images, explicit_db=args.vulndb)
     return ctx, scan.as_result(outcome, judged_build=not args.images)
+
+
+def _stage_verify(args: argparse.Namespace) -> tuple[Context | None, Result]:
+    from . import verify  # imported per command: `pipelines --help` stays fast
+
+    opts = verify.Options(images=tuple(args.images), env=args.env, explain=args.explain)
+    ctx = _context(args)
+    return ctx, verify.run(ctx, opts)
 
 
 def _stage_smoke(args: argparse.Namespace) -> tuple[Context | None, Result]:
@@ -457,6 +486,7 @@ STAGES: dict[str, Callable[[argparse.Namespace], tuple[Context | None, Result]]]
     "build": _stage_build,
     "lint": _stage_lint,
     "scan": _stage_scan,
+    "verify": _stage_verify,
     "smoke": _stage_smoke,
     "load": _stage_load,
 }

@@ -341,6 +341,27 @@ class LoadSettings:
 
 
 @dataclass(frozen=True)
+class VerifyRun:
+    """What one image's throwaway container needs beyond the standard hardening ([verify.run.NAME])."""
+
+    tmpfs: tuple[str, ...] = ()
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """[verify]: how the hardening matrix runs each image's throwaway container."""
+
+    health_deadline: int = 60  # seconds; an image's own start period is the target within it
+    stack_only: tuple[str, ...] = ()  # images whose health needs other services (smoke proves it)
+    memory_mb: int = 256
+    pids: int = 128
+    # Paths in an image that may be world-writable (sticky tmp dirs) or the runtime user's.
+    writable_paths: tuple[str, ...] = ("/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm")  # noqa: S108
+    run: Mapping[str, VerifyRun] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Config:
     file: Path
     root: Path
@@ -356,6 +377,7 @@ class Config:
     default_env: str = field(default="dev")
     smoke: SmokeSettings = field(default_factory=SmokeSettings)
     load: LoadSettings | None = None
+    verify: VerifySettings = field(default_factory=VerifySettings)
 
     def scan_for(self, env: str) -> ScanSettings:
         """[scan] with the environment's [environments.ENV.scan] overrides applied."""
@@ -628,6 +650,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     bench = BenchSettings(
         change_service=change, max_rebuild_ratio=ratio_pct / 100, size_budgets_mb=sizes, scan_images=scan_images
     )
+    verify = _verify(top.table("verify"), images)
     top.done()
     return Config(
         file=path,
@@ -644,7 +667,38 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         default_env=default_env,
         smoke=smoke,
         load=load_settings,
+        verify=verify,
     )
+
+
+def _verify(t: _Table, images: Mapping[str, Image]) -> VerifySettings:
+    stack_only = t.strings("stack_only")
+    for n in stack_only:
+        if n not in images:
+            raise t.error("stack_only", f"{n!r} names no image or service")
+    writable = t.strings("writable_paths") or VerifySettings.writable_paths
+    for w in writable:
+        if not w.startswith("/"):
+            raise t.error("writable_paths", f"{w!r} is not an absolute path")
+    runs = {}
+    for name, rt in t.tables("run"):
+        if name not in images:
+            raise rt.error("", f"{name!r} names no image or service")
+        tmpfs = rt.strings("tmpfs")
+        if any(not p.startswith("/") for p in tmpfs):
+            raise rt.error("tmpfs", "every entry must be an absolute path")
+        runs[name] = VerifyRun(tmpfs=tmpfs, environment=rt.string_map("environment"))
+        rt.done()
+    out = VerifySettings(
+        health_deadline=t.integer("health_deadline", 60, minimum=1),
+        stack_only=stack_only,
+        memory_mb=t.integer("memory_mb", 256, minimum=16),
+        pids=t.integer("pids", 128, minimum=8),
+        writable_paths=writable,
+        run=runs,
+    )
+    t.done()
+    return out
 
 
 def _default_severity(t: _Table, file: str) -> dict[str, str]:

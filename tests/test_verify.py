@@ -1,0 +1,464 @@
+"""The hardening matrix (`pipelines verify`).
+
+Unit tests parse recorded real outputs (tests/data/recorded/verify/, see its
+SOURCES.md). The engine tests build images FROM the project's own golden
+bases, each with exactly one defect, and check that each fails exactly the
+cell it should, with evidence naming the file or value; the reference images
+of the build must pass every cell that applies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines import verify, waivers
+from pipelines.engine import ImageInfo
+from pipelines.errors import PipelineError
+from pipelines.result import Check, Outcome
+
+from .conftest import ROOT, docker, run_cli
+
+RECORDED = Path(__file__).parent / "data" / "recorded"
+PROC = RECORDED / "proc-status"
+VERIFY_DATA = RECORDED / "verify"
+
+
+# --------------------------------------------------------------------------- unit: parsers on recorded outputs
+
+
+def test_proc_status_of_a_hardened_container() -> None:
+    s = verify.parse_status((PROC / "api-hardened.status").read_text())
+    assert s.uid == (65532, 65532, 65532, 65532)
+    assert s.gid == (65532, 65532, 65532, 65532)
+    assert (s.cap_eff, s.no_new_privs, s.seccomp) == (0, 1, 2)
+
+
+def test_proc_status_of_root_with_default_capabilities() -> None:
+    s = verify.parse_status((PROC / "api-root-default.status").read_text())
+    assert s.uid == (0, 0, 0, 0)
+    assert s.cap_eff == 0xA80425FB  # Docker's default capability set
+    assert s.no_new_privs == 0
+
+
+def test_proc_status_without_a_field_is_an_error_not_a_default() -> None:
+    text = "\n".join(
+        line for line in (PROC / "api-hardened.status").read_text().splitlines() if not line.startswith("NoNewPrivs")
+    )
+    with pytest.raises(PipelineError, match="NoNewPrivs"):
+        verify.parse_status(text)
+
+
+def _recorded_info() -> ImageInfo:
+    return ImageInfo.from_inspect(json.loads((VERIFY_DATA / "api-inspect.json").read_text())[0])
+
+
+def test_recorded_reference_config_and_history_carry_no_secret() -> None:
+    history = json.loads((VERIFY_DATA / "api-history.json").read_text())
+    assert history, "the recording is empty"
+    assert verify.secrets_in_config(_recorded_info(), history) == []
+
+
+def test_a_token_in_env_and_a_password_in_history_are_found_and_redacted() -> None:
+    raw = json.loads((VERIFY_DATA / "api-inspect.json").read_text())[0]
+    token = "ghp_" + "a1B2c3D4e5" * 4
+    raw["Config"]["Env"] = [*raw["Config"]["Env"], f"GITHUB_TOKEN={token}", "PGPASSWORD_FILE=/run/secrets/db"]
+    history = json.loads((VERIFY_DATA / "api-history.json").read_text())
+    history.append({"CreatedBy": "RUN |1 DB_PASSWORD=hunter22 /bin/sh -c make"})
+    hits = verify.secrets_in_config(ImageInfo.from_inspect(raw), history)
+    assert any(h.startswith("ENV GITHUB_TOKEN=ghp_") for h in hits), hits
+    assert any("DB_PASSWORD=hunt" in h for h in hits), hits
+    assert not any("PGPASSWORD_FILE" in h for h in hits), "a *_FILE reference is not a secret"
+    assert token not in " ".join(hits) and "hunter22" not in " ".join(hits)
+
+
+def test_trivy_secret_result_names_file_line_and_rule() -> None:
+    data = json.loads((VERIFY_DATA / "trivy-secret-defect.json").read_text())
+    found = verify.trivy_secrets(data)
+    in_files = [f for f in found if f.startswith("/app/config/.env:")]
+    assert {f.split()[-1] for f in in_files} == {"github-pat", "aws-access-key-id"}, found
+    # The rest is Trivy reading the image's config (the ENV line and its history entry).
+    assert {f.split(":")[0] for f in found if f not in in_files} == {"image config"}, found
+    # The same image's scan without secret results (the recorded API scan) finds none.
+    assert verify.trivy_secrets(json.loads((RECORDED / "trivy-image-api.json").read_text())) == []
+
+
+def test_a_scan_stage_result_is_reused_only_as_a_finding_for_the_same_image_id(tmp_path: Path) -> None:
+    latest = tmp_path / "scan" / "latest"
+    latest.mkdir(parents=True)
+    defect = json.loads((VERIFY_DATA / "trivy-secret-defect.json").read_text())
+    (latest / "defect.trivy.json").write_text(json.dumps(defect))
+    (latest / "api.trivy.json").write_text((RECORDED / "trivy-image-api.json").read_text())
+    image_id = defect["Metadata"]["ImageID"]
+    found = verify.scan_stage_secrets(tmp_path, image_id)
+    assert found is not None and "defect.trivy.json" in found[1]
+    assert any(f.startswith("/app/config/.env:") for f in found[0])
+    assert verify.scan_stage_secrets(tmp_path, "sha256:" + "0" * 64) is None
+    # A scan of the API without secret results is not proof that secrets were scanned for.
+    api_id = json.loads((RECORDED / "trivy-image-api.json").read_text())["Metadata"]["ImageID"]
+    assert verify.scan_stage_secrets(tmp_path, api_id) is None
+
+
+def test_from_lines_of_the_project_dockerfiles() -> None:
+    api = (ROOT / "services" / "api" / "Dockerfile").read_text()
+    assert verify.from_lines(api) == [("${BUILDER_IMAGE}", "builder"), ("${RUNTIME_IMAGE}", "runtime")]
+    runtime = (ROOT / "images" / "runtime" / "Dockerfile").read_text()
+    assert verify.from_lines(runtime) == [("${BASE_IMAGE}", "assemble"), ("scratch", "")]
+    assert verify.expand("${BASE_IMAGE}", {"BASE_IMAGE": "r@sha256:1"}) == "r@sha256:1"
+
+
+def test_passwd_and_shadow_of_the_golden_rootfs() -> None:
+    passwd = verify.parse_passwd((VERIFY_DATA / "debian-passwd").read_text())
+    assert ("root", 0, 0, "/root") in passwd
+    assert len({p[1] for p in passwd}) == len(passwd)
+    assert verify.empty_passwords((VERIFY_DATA / "debian-shadow").read_text()) == []
+    assert verify.empty_passwords("root::19000:0:99999:7:::\nbin:*:19000::::::\n") == ["root"]
+
+
+def test_a_ledger_waiver_turns_the_failed_cell_of_its_image_only(tmp_path: Path) -> None:
+    ledger = tmp_path / "waivers.yaml"
+    until = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    ledger.write_text(
+        "waivers:\n"
+        "  - id: VFY-BASE\n"
+        "    scope: {image: legacy-*}\n"
+        "    reason: vendor image, pinned upstream soon\n"
+        "    owner: platform-team\n"
+        f"    expires: {until}\n"
+    )
+    entries, problems = waivers.load_ledger(ledger, display="waivers.yaml", max_days=90, today=dt.date.today())
+    assert problems == []
+    cells = [
+        Check("VFY-BASE", Outcome.FAIL, "not pinned: x:1", group="legacy-app", evidence="inspect"),
+        Check("VFY-BASE", Outcome.FAIL, "not pinned: y:1", group="api", evidence="inspect"),
+        Check("VFY-USER", Outcome.FAIL, "USER root", group="legacy-app", evidence="inspect"),
+    ]
+    out = verify.apply_waivers(cells, entries)
+    assert [c.outcome for c in out] == [Outcome.WAIVED, Outcome.FAIL, Outcome.FAIL]
+    assert "vendor image" in out[0].detail and "platform-team" in out[0].detail
+    assert "waiver waivers.yaml" in out[0].evidence
+
+
+def test_explain_maps_every_dockle_checkpoint() -> None:
+    r = run_cli("verify", "--explain", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    ids = {d["id"] for d in data["dockle"]}
+    assert {f"CIS-DI-{i:04d}" for i in range(1, 11)} <= ids
+    assert {f"DKL-DI-{i:04d}" for i in range(1, 7)} | {f"DKL-LI-{i:04d}" for i in range(1, 4)} <= ids
+    columns = {c["id"] for c in data["columns"]}
+    for d in data["dockle"]:
+        named = {w.strip(",;()") for w in d["covered_by"].split() if w.startswith("VFY-")}
+        assert named <= columns, d
+        assert named or d["covered_by"].startswith(("elsewhere:", "n/a:")), d
+
+
+def _runtime_facts(*extra: tuple[str, int, int, int, bytes]) -> verify.Facts:
+    """The golden runtime's recorded filesystem index, plus entries (path, mode, uid, gid, tar type)."""
+    data = json.loads(gzip.decompress((VERIFY_DATA / "python-runtime-tree.json.gz").read_bytes()))
+    for path, mode, uid, gid, kind in extra:
+        data["entries"].append([path, kind.decode(), mode, uid, gid, 0, ""])
+    info = ImageInfo.from_inspect(json.loads((VERIFY_DATA / "python-runtime-inspect.json").read_text())[0])
+    target = verify.Target("python-runtime", "ref", verify.ROLE_RULES["runtime-base"], None)
+    return verify.Facts(target, info, [], verify.tree_from_record(data), None, ([], "recorded"))
+
+
+WRITABLE = ("/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm")
+
+
+def test_the_recorded_golden_runtime_passes_its_filesystem_cells() -> None:
+    f = _runtime_facts()
+    assert len(f.tree.entries) > 1000
+    for c in (
+        verify.check_shell(f),
+        verify.check_buildtools(f),
+        verify.check_setuid(f),
+        verify.check_world_writable(f, WRITABLE),
+        verify.check_appfiles(f, WRITABLE),
+    ):
+        assert c.outcome is Outcome.PASS, c
+    assert verify.python_minors(f.tree) == {"3.11"}
+    assert verify.check_user(f).outcome is Outcome.PASS  # no container run: the config and /etc/passwd
+
+
+@pytest.mark.parametrize(
+    ("entry", "check", "named"),
+    [
+        (("usr/bin/bash", 0o755, 0, 0, tarfile.REGTYPE), "VFY-SHELL", "/usr/bin/bash"),
+        (("opt/venv/bin/pip3.11", 0o755, 0, 0, tarfile.REGTYPE), "VFY-SHELL", "/opt/venv/bin/pip3.11"),
+        (("usr/bin/x86_64-linux-gnu-gcc-12", 0o755, 0, 0, tarfile.REGTYPE), "VFY-BUILDTOOLS", "gcc-12"),
+        (("opt/app/.git", 0o755, 0, 0, tarfile.DIRTYPE), "VFY-BUILDTOOLS", "/opt/app/.git"),
+        (("usr/bin/newgrp", 0o2755, 0, 0, tarfile.REGTYPE), "VFY-SETUID", "/usr/bin/newgrp (-rwxr-sr-x)"),
+        (("opt/app", 0o777, 0, 0, tarfile.DIRTYPE), "VFY-WORLDWRITABLE", "/opt/app (drwxrwxrwx)"),
+        (("opt/app/main.py", 0o644, 65532, 0, tarfile.REGTYPE), "VFY-APPFILES", "/opt/app/main.py (65532:0"),
+        (("opt/app/cfg", 0o775, 0, 65532, tarfile.DIRTYPE), "VFY-APPFILES", "/opt/app/cfg (0:65532"),
+    ],
+)
+def test_one_added_entry_fails_one_filesystem_cell_naming_it(
+    entry: tuple[str, int, int, int, bytes], check: str, named: str
+) -> None:
+    f = _runtime_facts(entry)
+    cells = {
+        c.name: c
+        for c in (
+            verify.check_shell(f),
+            verify.check_buildtools(f),
+            verify.check_setuid(f),
+            verify.check_world_writable(f, WRITABLE),
+            verify.check_appfiles(f, WRITABLE),
+        )
+    }
+    failed = {k for k, c in cells.items() if c.outcome is Outcome.FAIL}
+    assert failed == {check}, cells
+    assert named in cells[check].detail, cells[check]
+
+
+def test_tmp_like_paths_and_the_users_home_are_not_findings() -> None:
+    f = _runtime_facts(
+        ("tmp/cache", 0o1777, 0, 0, tarfile.DIRTYPE),
+        ("home/nonroot/.config", 0o755, 65532, 65532, tarfile.DIRTYPE),
+        ("usr/bin/sh-wrapper.txt", 0o644, 0, 0, tarfile.REGTYPE),
+    )
+    assert verify.check_world_writable(f, WRITABLE).outcome is Outcome.PASS
+    assert verify.check_appfiles(f, WRITABLE).outcome is Outcome.PASS
+    assert verify.check_shell(f).outcome is Outcome.PASS
+
+
+# --------------------------------------------------------------------------- [verify] config
+
+
+def test_verify_config_defaults_and_the_project_settings() -> None:
+    from pipelines import config
+
+    cfg = config.load(ROOT / "pipeline.toml")
+    assert cfg.verify.stack_only == ("ingestion",)
+    assert cfg.verify.run["postgres"].tmpfs == ("/var/run/postgresql:uid=999,gid=999,mode=0755",)
+    assert "/tmp" in cfg.verify.writable_paths
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "problem"),
+    [
+        ('stack_only = ["nope"]', "verify.stack_only", "'nope' names no image or service"),
+        ('writable_paths = ["tmp"]', "verify.writable_paths", "not an absolute path"),
+        ("memory_mb = 4", "verify.memory_mb", "must be >= 16"),
+        ("colour = 1", "verify.colour", "unknown key"),
+        ('[verify.run.nope]\ntmpfs = ["/x"]', "verify.run.nope", "names no image or service"),
+        ('[verify.run.postgres]\ntmpfs = ["x"]', "verify.run.postgres.tmpfs", "absolute path"),
+    ],
+)
+def test_bad_verify_config_names_the_key(table: str, key: str, problem: str) -> None:
+    text = (ROOT / "pipeline.toml").read_text()
+    head = text.split("[verify]")[0]
+    # Next to the real config, so every relative path in it resolves; removed afterwards.
+    path = ROOT / f".pipeline-verify-test-{os.getpid()}.toml"
+    path.write_text(head + "[verify]\n" + table + "\n")
+    try:
+        r = run_cli("--config", str(path), "config")
+    finally:
+        path.unlink()
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert key in r.stderr and problem in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.engine
+def test_the_environments_compose_limits_run_the_image_they_name(tools: object) -> None:
+    from pipelines import config
+    from pipelines.result import Context
+    from pipelines.tools import Toolchain
+
+    cfg = config.load(ROOT / "pipeline.toml")
+    ctx = Context(cfg, Toolchain())
+
+    def target(name: str) -> verify.Target:
+        return verify.Target(name, "ref", verify.ROLE_RULES["runtime"], cfg.images[name])
+
+    prod = verify.compose_services(ctx, "prod")
+    api = verify.limits_for(cfg, "prod", target("api"), prod)
+    # The server, not the one-shot migrate job that runs the same image with another entrypoint.
+    assert api.source == "limits of Compose service 'api' in prod"
+    assert (api.memory, api.pids, api.nano_cpus) == (256 * 1024 * 1024, 128, 1_000_000_000)
+    db = verify.limits_for(cfg, "prod", target("postgres"), prod)
+    assert db.memory == 512 * 1024 * 1024
+    assert any(t.startswith("/var/run/postgresql:") for t in db.tmpfs), db.tmpfs
+    dev = verify.limits_for(cfg, "dev", target("api"), verify.compose_services(ctx, "dev"))
+    assert dev.source == "[verify] limits (dev's Compose sets no limits for 'api')"
+    assert (dev.memory, dev.pids) == (f"{cfg.verify.memory_mb}m", cfg.verify.pids)
+    assert verify.repository("127.0.0.1:5000/pipelines/api:dev") == "127.0.0.1:5000/pipelines/api"
+    assert verify.repository("127.0.0.1:5000/pipelines/api@sha256:" + "0" * 64) == "127.0.0.1:5000/pipelines/api"
+
+
+# --------------------------------------------------------------------------- engine: reference and defect images
+
+APP = """\
+import os, signal, sys, time
+# Ready once started; a SIGTERM ends it at once (unless told to ignore it, as PID 1 without a handler does).
+if "--no-handler" not in sys.argv:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+with open("/tmp/ready", "w") as f:
+    f.write("ok")
+while True:
+    time.sleep(0.2)
+"""
+HEALTH = '["/usr/bin/python3", "-c", "import os, sys; sys.exit(0 if os.path.exists(\'/tmp/ready\') else 1)"]'
+TOKEN = "ghp_" + "Zx8Qw2Er4Ty6Ui8Op0As" + "Df2Gh4Jk6Lz8Xc0Vb2"
+AWS = "AKIA" + "2E0A8F3B244C9986"
+
+# name -> (Dockerfile lines replacing the defaults, the one check it must fail, what the evidence must name)
+DEFECTS: dict[str, tuple[dict[str, str], str, str]] = {
+    "good": ({}, "", ""),
+    "root": ({"user": "USER 0:0"}, "VFY-USER", "USER '0:0' is root"),
+    "setuid": ({"extra": "COPY --from=tools /out/helper /app/helper"}, "VFY-SETUID", "/app/helper (-rwsr-xr-x)"),
+    "shell": ({"extra": "COPY --from=tools /usr/bin/dash /usr/bin/sh"}, "VFY-SHELL", "/usr/bin/sh"),
+    "secret": (
+        {"extra": f"ENV GITHUB_TOKEN={TOKEN}\nCOPY --from=tools /out/config/ /app/config/"},
+        "VFY-SECRETS",
+        "ENV GITHUB_TOKEN=ghp_",
+    ),
+    "world-writable": ({"extra": "COPY --from=tools /out/ww/ /app/"}, "VFY-WORLDWRITABLE", "/app/data"),
+    "no-healthcheck": ({"health": ""}, "VFY-HEALTHCHECK", "no HEALTHCHECK"),
+    "never-healthy": (
+        {
+            "health": 'HEALTHCHECK --interval=1s --timeout=2s --start-period=2s --retries=2 CMD ["/usr/bin/python3", '
+            '"-c", "raise SystemExit(1)"]'
+        },
+        "VFY-HEALTHY",
+        "unhealthy",
+    ),
+    "ignores-sigterm": (
+        {"entrypoint": 'ENTRYPOINT ["/usr/bin/python3", "/app/app.py", "--no-handler"]'},
+        "VFY-SIGTERM",
+        "exit 137",
+    ),
+    "base-by-tag": ({"base_label": "TAG"}, "VFY-BASE", "python-runtime:dev"),
+}
+
+
+def _dockerfile(runtime: str, rootfs: str, parts: dict[str, str]) -> str:
+    base_label = f"{runtime.rsplit('@', 1)[0]}:dev" if parts.get("base_label") == "TAG" else runtime
+    health = parts.get("health", f"HEALTHCHECK --interval=5s --timeout=3s --start-period=5s CMD {HEALTH}")
+    lines = [
+        f"FROM {rootfs} AS tools",
+        # Inputs of the defects, made where a shell exists; each defect image copies only its own.
+        "RUN mkdir -p /out/ww/data /out/config && cp /usr/bin/true /out/helper && chmod 4755 /out/helper"
+        " && chmod 0777 /out/ww/data"
+        f" && printf 'GITHUB_TOKEN={TOKEN}\\nAWS_ACCESS_KEY_ID={AWS}\\n' > /out/config/.env",
+        f"FROM {runtime}",
+        "COPY app.py /app/app.py",
+        parts.get("extra", ""),
+        "LABEL "
+        + " ".join(
+            f'org.opencontainers.image.{k}="{v}"'
+            for k, v in {
+                "title": "verify-defect",
+                "version": "0",
+                "created": "2026-01-01T00:00:00Z",
+                "revision": "0" * 40,
+                "source": "https://example.invalid/verify-defect",
+                "base.name": base_label,
+            }.items()
+        ),
+        parts.get("user", "USER 65532:65532"),
+        health,
+        parts.get("entrypoint", 'ENTRYPOINT ["/usr/bin/tini", "--", "/usr/bin/python3", "/app/app.py"]'),
+    ]
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+@pytest.fixture(scope="module")
+def defect_images(built: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    runtime = built["images"]["python-runtime"]["ref"]
+    rootfs = built["images"]["debian"]["ref"]
+    assert "@sha256:" in runtime and "@sha256:" in rootfs
+    tags: dict[str, str] = {}
+    try:
+        for name, (parts, _, _) in DEFECTS.items():
+            ctx = tmp_path_factory.mktemp(f"defect-{name}")
+            (ctx / "app.py").write_text(APP)
+            (ctx / "Dockerfile").write_text(_dockerfile(runtime, rootfs, parts))
+            tag = f"127.0.0.1:5000/pipelines-tests/verify-{name}:{os.getpid()}"
+            docker("buildx", "build", "--load", "--tag", tag, str(ctx), timeout=600)
+            tags[name] = tag
+        yield tags
+    finally:
+        for tag in tags.values():
+            docker("image", "rm", "-f", tag, check=False)
+
+
+def _cells(report: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for c in report["checks"]:
+        out.setdefault(c["group"], {})[c["name"]] = c
+    return out
+
+
+@pytest.mark.engine
+def test_reference_images_pass_every_cell_that_applies(built: dict[str, Any]) -> None:
+    r = run_cli("verify", "--env", "dev", "--format", "json")
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    report = json.loads(r.stdout)
+    cells = _cells(report)
+    assert set(cells) == set(built["images"])
+    for image, row in cells.items():
+        assert set(row) == set(verify.SPECS), image
+        for c in row.values():
+            assert c["outcome"] in ("pass", "n/a", "waived"), (image, c)
+            assert c["evidence"], (image, c)
+            assert c["detail"], (image, c)
+    # What runs is proven by running it: every application row passes the run checks.
+    for image in ("api", "postgres"):
+        for check in ("VFY-USER", "VFY-PRIVS", "VFY-HEALTHY", "VFY-SIGTERM", "VFY-READONLY", "VFY-APPFILES"):
+            assert cells[image][check]["outcome"] == "pass", (image, cells[image][check])
+    assert "/proc/" in cells["api"]["VFY-PRIVS"]["evidence"]
+    assert cells["api"]["VFY-SHELL"]["outcome"] == "pass"
+    assert cells["python-builder"]["VFY-BUILDTOOLS"]["outcome"] == "n/a"
+    assert "by design" in cells["python-builder"]["VFY-BUILDTOOLS"]["detail"]
+    # The benchmark's own target, measured by the stage: under 3 s per image without a healthcheck wait.
+    assert report["images"] and all(i["seconds"] > 0 for i in report["images"])
+
+
+@pytest.mark.engine
+def test_each_defect_image_fails_exactly_its_check(defect_images: dict[str, str]) -> None:
+    r = run_cli("verify", "--env", "dev", "--format", "json", *defect_images.values())
+    assert r.returncode == 1, r.stderr[-4000:]
+    report = json.loads(r.stdout)
+    cells = _cells(report)
+    by_tag = {tag.rpartition("/")[2]: name for name, tag in defect_images.items()}
+    assert {by_tag[g] for g in cells} == set(DEFECTS)
+    for group, row in cells.items():
+        name = by_tag[group]
+        _, expected, evidence = DEFECTS[name]
+        failed = {k: c for k, c in row.items() if c["outcome"] == "fail"}
+        assert set(failed) == ({expected} if expected else set()), (name, failed)
+        if expected:
+            assert evidence in failed[expected]["detail"], (name, failed[expected])
+            assert failed[expected]["evidence"], name
+    secret = cells[defect_images["secret"].rpartition("/")[2]]["VFY-SECRETS"]
+    assert "layer /app/config/.env" in secret["detail"], secret
+    assert "trivy" in secret["evidence"]
+    # SARIF: one run per image, with the failed cell as a result under its check id.
+    run_dir = max((ROOT / "artifacts" / "verify").glob("*/verify.sarif"), key=lambda p: p.stat().st_mtime).parent
+    sarif = json.loads((run_dir / "verify.sarif").read_text())
+    results = {
+        r["automationDetails"]["id"].split("/")[2]: {x["ruleId"] for x in r["results"]}
+        for r in sarif["runs"]
+        if r["results"]
+    }
+    for name, tag in defect_images.items():
+        expected = DEFECTS[name][1]
+        assert results.get(tag.rpartition("/")[2], set()) == ({expected} if expected else set()), name
+    # The Markdown report (the job summary) is the matrix: one row per image, one column per check.
+    md = max((ROOT / "artifacts" / "verify").glob("*/verify.md"), key=lambda p: p.stat().st_mtime).read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| image |"))
+    assert header.count("|") == len(verify.CHECKS) + 2
+    for group in cells:
+        assert any(line.startswith(f"| {group} |") for line in md.splitlines()), group
