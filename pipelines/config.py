@@ -291,6 +291,18 @@ class LoadSettings:
 
 
 @dataclass(frozen=True)
+class SigningSettings:
+    """[signing]: cosign keys. Unset keys mean nothing is signed or verified until configured."""
+
+    # The private key: a file outside the project tree, or "env://VAR" (the PEM in an environment variable).
+    key: str = ""
+    # The public key deploy verifies against: a file (may be committed: it is public) or "env://VAR".
+    public_key: str = ""
+    password_env: str = "COSIGN_PASSWORD"  # noqa: S105 - a variable's name, not a password; the variable holding the private key's password
+    attest: bool = True  # attach the scan verdict and the SBOM as signed attestations, and require them
+
+
+@dataclass(frozen=True)
 class Config:
     file: Path
     root: Path
@@ -306,6 +318,7 @@ class Config:
     default_env: str = field(default="dev")
     smoke: SmokeSettings = field(default_factory=SmokeSettings)
     load: LoadSettings | None = None
+    signing: SigningSettings = field(default_factory=SigningSettings)
 
     def scan_for(self, env: str) -> ScanSettings:
         """[scan] with the environment's [environments.ENV.scan] overrides applied."""
@@ -550,6 +563,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     )
     smoke = _smoke(top.table("smoke"), root)
     load = _load(top.table("load")) if "load" in data else None
+    signing = _signing(top.table("signing"), root)
     top.done()
     return Config(
         file=path,
@@ -566,7 +580,37 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         default_env=default_env,
         smoke=smoke,
         load=load,
+        signing=signing,
     )
+
+
+def _signing(t: _Table, root: Path) -> SigningSettings:
+    def where(name: str, *, private: bool) -> str:
+        value = t.string(name, "")
+        if not value or value.startswith("env://"):
+            if value == "env://" or (value and not _ARG.match(value[6:])):
+                raise t.error(name, f"{value!r} names no environment variable", hint='write "env://VARIABLE"')
+            return value
+        path = (root / Path(value).expanduser()).resolve()
+        # A private key inside the project tree is one `git add -A` away from being published.
+        if private and path.is_relative_to(root):
+            raise t.error(
+                name,
+                f"{path} is inside the project tree ({root}); a private key never lives in the repository",
+                hint='keep it outside (e.g. ~/.config/pipelines/cosign.key) or use "env://VARIABLE"',
+            )
+        return str(path)
+
+    out = SigningSettings(
+        key=where("key", private=True),
+        public_key=where("public_key", private=False),
+        password_env=t.string("password_env", "COSIGN_PASSWORD"),
+        attest=t.boolean("attest", True),
+    )
+    if not _ARG.match(out.password_env):
+        raise t.error("password_env", f"{out.password_env!r} is not an environment variable name")
+    t.done()
+    return out
 
 
 def _smoke(t: _Table, root: Path) -> SmokeSettings:
