@@ -579,11 +579,15 @@ def run_verify(ctx: Context, opts: Options) -> Result:
     trusts = [check_image(i, public, attestations=cfg.signing.attest) for i in record.services]
     checks = tuple(c for t in trusts for c in t.checks)
     refused = [t.name for t in trusts if not t.ok]
-    rows = tuple(
-        (t.name, t.ref.rsplit("@", 1)[1][:19], *(f"{c.outcome.value} {c.seconds:.2f}s" for c in t.checks))
-        for t in trusts
-    )
+    names = ("signature", *(("scan verdict attested", "SBOM attested") if cfg.signing.attest else ()))
+    rows = []
+    for t in trusts:
+        by_name = {c.name: f"{c.outcome.value} {c.seconds:.2f}s" for c in t.checks}
+        # A failed signature ends the image's checks: its attestations are "not checked", never blank.
+        rows.append((t.name, t.ref.rsplit("@", 1)[1][:19], *(by_name.get(n, "not checked") for n in names)))
     headers = ("image", "digest", "signature", *(("scan verdict", "SBOM") if cfg.signing.attest else ()))
+    why = tuple((c.group, c.name, c.detail) for c in checks if not c.ok)
+    refusals = (Table(("image", "check", "why refused"), why, "refused"),) if why else ()
     headline = (
         f"refused: {', '.join(refused)} not signed as required by {public}"
         if refused
@@ -594,7 +598,7 @@ def run_verify(ctx: Context, opts: Options) -> Result:
         headline=headline,
         checks=checks,
         notices=(f"{cosign_version()}; offline: the transparency log is not consulted ({' '.join(VERIFY_OFFLINE)})",),
-        tables=(Table(headers, tuple(r[: len(headers)] for r in rows), "signatures"),),
+        tables=(Table(headers, tuple(rows), "signatures"), *refusals),
         timings={c.group + " " + c.name: c.seconds for c in checks},
         data={"env": env, "public_key": public, "images": {t.name: t.ref for t in trusts}},
         out_dir=cfg.project.artifacts / "signing" / f"{ctx.stamp()}-{env}-verify",
