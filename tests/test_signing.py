@@ -306,6 +306,13 @@ def test_unsigned_and_wrongly_signed_images_are_told_apart(
     assert v.annotations == {"pipelines.test": "yes"}
     assert PASSWORD not in v.command
 
+    # The private key may come from the environment instead of a file (CI secrets); the public one too.
+    monkeypatch.setenv("PIPELINES_TEST_SIGNING_KEY", ours.private.read_text())
+    monkeypatch.setenv("PIPELINES_TEST_SIGNING_PUB", ours.public.read_text())
+    signing.sign(pushed_image, "env://PIPELINES_TEST_SIGNING_KEY", PASSWORD, {"pipelines.via": "env"})
+    both = signing.verify(pushed_image, "env://PIPELINES_TEST_SIGNING_PUB")
+    assert both.signatures == 2 and both.annotations == {"pipelines.test": "yes", "pipelines.via": "env"}
+
     with pytest.raises(signing.WrongKey, match="not by the key") as wrong:
         signing.verify(pushed_image, theirs.public)
     assert pushed_image in wrong.value.what
