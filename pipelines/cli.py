@@ -41,6 +41,9 @@ stages:
   doctor     report the Docker engine, buildx, compose and builder versions
   load       drive the API inside the prod stack with wrk: requests/s, p50/p99, errors
   bench      measure builds and image sizes (--lint, --scan, --verify: those stages' speed)
+  sign       sign the scanned images of an environment with cosign (offline, key-based)
+  verify-signatures  check every image of an environment against the public key
+  keys       generate a cosign key pair (outside the project)
 
 exit codes: 0 ok, 1 the stage failed (build error, gate closed), 2 it could not
 run (bad config or input, missing tool, engine or registry down), 3 a bug in
@@ -286,7 +289,45 @@ def _parser() -> argparse.ArgumentParser:
     )
     bn.add_argument("--scan", action="store_true", help="benchmark `pipelines scan` (cold and warm) instead")
     bn.add_argument("--verify", action="store_true", help="benchmark `pipelines verify` per image (cold and warm)")
+    _signing_parsers(sub)
     return p
+
+
+def _signing_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sg = sub.add_parser(
+        "sign",
+        help="sign an environment's scanned images with cosign",
+        description="Sign every service image of ENV's recorded (pushed) build by digest with the cosign key of "
+        "[signing].key, offline (no transparency log), and attach the scan verdict and the CycloneDX SBOM as "
+        "signed attestations. Refused (exit 1) unless the last scan passed for exactly these images. The key's "
+        "password is read from [signing].password_env (default COSIGN_PASSWORD).",
+    )
+    vs = sub.add_parser(
+        "verify-signatures",
+        help="verify every image of an environment against the public key",
+        description="Check each service image of ENV's recorded build: a signature by the key of "
+        "[signing].public_key and (with [signing].attest) a passing scan verdict and an SBOM attested with it. "
+        "Exit 1 names every unsigned or wrongly signed image; 2 when the registry does not answer.",
+    )
+    sg.add_argument("--key", metavar="KEY", help="private key file or env://VAR (default: [signing].key)")
+    for p in (sg, vs):
+        p.add_argument("--env", help="environment (default: the config's default_env)")
+        p.add_argument(
+            "--public-key", metavar="PUB", help="public key file or env://VAR (default: [signing].public_key)"
+        )
+        _report_flags(p)
+    ks = sub.add_parser("keys", help="manage cosign keys", description="Generate cosign key pairs.")
+    ksub = ks.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    kg = ksub.add_parser(
+        "generate",
+        help="generate a cosign key pair",
+        description="Write DIR/cosign.key (encrypted with the password in [signing].password_env, default "
+        "COSIGN_PASSWORD; mode 0600) and DIR/cosign.pub. DIR must be outside the project tree: a private key "
+        "never lives in the repository.",
+    )
+    kg.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="directory for the pair (outside the project)"
+    )
 
 
 def _load(args: argparse.Namespace) -> config_mod.Config:
@@ -476,11 +517,46 @@ def _stage_lint(args: argparse.Namespace) -> tuple[Context | None, Result]:
     return None, lint.as_result(res, out_dir)
 
 
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from . import signing  # imported per command: `pipelines --help` stays fast
+
+    password_env, root = "COSIGN_PASSWORD", None
+    try:
+        cfg = _load(args)
+        password_env, root = cfg.signing.password_env, cfg.root
+    except ConfigError as exc:
+        # Keys can be made before there is a project; a broken config still is an error.
+        if args.config is not None or not exc.problem.startswith("not found"):
+            raise
+    out = args.out.expanduser().resolve()
+    if root is not None:
+        signing.private_key_location(str(out / "cosign.key"), root)
+    pair = signing.generate_keys(out, os.environ.get(password_env, ""))
+    print(f"private key: {pair.private} (encrypted with ${password_env}; keep it out of the repository)")
+    print(f"public key:  {pair.public} (set [signing].public_key; it may be committed)")
+    return EXIT_OK
+
+
+def _stage_sign(args: argparse.Namespace) -> tuple[Context | None, Result]:
+    from . import signing  # imported per command: `pipelines --help` stays fast
+
+    ctx = _context(args)
+    return ctx, signing.run_sign(ctx, signing.Options(env=args.env, key=args.key, public_key=args.public_key))
+
+
+def _stage_verify_signatures(args: argparse.Namespace) -> tuple[Context | None, Result]:
+    from . import signing  # imported per command: `pipelines --help` stays fast
+
+    ctx = _context(args)
+    return ctx, signing.run_verify(ctx, signing.Options(env=args.env, public_key=args.public_key))
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "config": _cmd_config,
     "doctor": _cmd_doctor,
     "vulndb": _cmd_vulndb,
     "bench": _cmd_bench,
+    "keys": _cmd_keys,
 }
 STAGES: dict[str, Callable[[argparse.Namespace], tuple[Context | None, Result]]] = {
     "build": _stage_build,
@@ -489,6 +565,8 @@ STAGES: dict[str, Callable[[argparse.Namespace], tuple[Context | None, Result]]]
     "verify": _stage_verify,
     "smoke": _stage_smoke,
     "load": _stage_load,
+    "sign": _stage_sign,
+    "verify-signatures": _stage_verify_signatures,
 }
 
 

@@ -362,6 +362,18 @@ class VerifySettings:
 
 
 @dataclass(frozen=True)
+class SigningSettings:
+    """[signing]: cosign keys. Unset keys mean nothing is signed or verified until configured."""
+
+    # The private key: a file outside the project tree, or "env://VAR" (the PEM in an environment variable).
+    key: str = ""
+    # The public key deploy verifies against: a file (may be committed: it is public) or "env://VAR".
+    public_key: str = ""
+    password_env: str = "COSIGN_PASSWORD"  # noqa: S105 - a variable's name, not a password; the variable holding the private key's password
+    attest: bool = True  # attach the scan verdict and the SBOM as signed attestations, and require them
+
+
+@dataclass(frozen=True)
 class Config:
     file: Path
     root: Path
@@ -378,6 +390,7 @@ class Config:
     smoke: SmokeSettings = field(default_factory=SmokeSettings)
     load: LoadSettings | None = None
     verify: VerifySettings = field(default_factory=VerifySettings)
+    signing: SigningSettings = field(default_factory=SigningSettings)
 
     def scan_for(self, env: str) -> ScanSettings:
         """[scan] with the environment's [environments.ENV.scan] overrides applied."""
@@ -651,6 +664,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         change_service=change, max_rebuild_ratio=ratio_pct / 100, size_budgets_mb=sizes, scan_images=scan_images
     )
     verify = _verify(top.table("verify"), images)
+    signing = _signing(top.table("signing"), root)
     top.done()
     return Config(
         file=path,
@@ -668,6 +682,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         smoke=smoke,
         load=load_settings,
         verify=verify,
+        signing=signing,
     )
 
 
@@ -697,6 +712,35 @@ def _verify(t: _Table, images: Mapping[str, Image]) -> VerifySettings:
         writable_paths=writable,
         run=runs,
     )
+    t.done()
+    return out
+
+
+def _signing(t: _Table, root: Path) -> SigningSettings:
+    def where(name: str, *, private: bool) -> str:
+        value = t.string(name, "")
+        if not value or value.startswith("env://"):
+            if value == "env://" or (value and not _ARG.match(value[6:])):
+                raise t.error(name, f"{value!r} names no environment variable", hint='write "env://VARIABLE"')
+            return value
+        path = (root / Path(value).expanduser()).resolve()
+        # A private key inside the project tree is one `git add -A` away from being published.
+        if private and path.is_relative_to(root):
+            raise t.error(
+                name,
+                f"{path} is inside the project tree ({root}); a private key never lives in the repository",
+                hint='keep it outside (e.g. ~/.config/pipelines/cosign.key) or use "env://VARIABLE"',
+            )
+        return str(path)
+
+    out = SigningSettings(
+        key=where("key", private=True),
+        public_key=where("public_key", private=False),
+        password_env=t.string("password_env", "COSIGN_PASSWORD"),
+        attest=t.boolean("attest", True),
+    )
+    if not _ARG.match(out.password_env):
+        raise t.error("password_env", f"{out.password_env!r} is not an environment variable name")
     t.done()
     return out
 

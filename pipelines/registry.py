@@ -10,7 +10,7 @@ from . import _proc
 from .errors import RegistryUnavailable
 from .tools import Toolchain
 
-__all__ = ["RegistryUnavailable", "check", "has"]
+__all__ = ["RegistryUnavailable", "check", "has", "scheme"]
 
 
 def _scheme(address: str) -> str:
@@ -21,6 +21,11 @@ def _scheme(address: str) -> str:
         return "http" if ipaddress.ip_address(host.strip("[]")).is_loopback else "https"
     except ValueError:
         return "https"
+
+
+def scheme(address: str) -> str:
+    """http for loopback registries, https for every other one."""
+    return _scheme(address)
 
 
 def check(address: str, *, timeout: float = 5.0) -> None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Provision the container toolchain on a bare Debian 12 host: Docker engine,
-# buildx + compose v2 CLI plugins, a local registry on 127.0.0.1:5000 and
+# buildx + compose v2 CLI plugins, cosign, a local registry on 127.0.0.1:5000 and
 # debootstrap. Root only. Idempotent: every step checks before it acts, so
 # running it again (or after a reboot) only starts what is not running.
 set -euo pipefail
@@ -73,6 +73,39 @@ install_plugin() { # $1 = debian package, $2 = plugin binary name
 install_plugin docker-buildx docker-buildx
 install_plugin docker-compose docker-compose
 
+# --- cosign ------------------------------------------------------------------
+# Image signatures (`pipelines sign`, `pipelines verify-signatures`). bookworm
+# has no cosign; trixie's is one static Go binary, taken the same way as the
+# plugins: a private apt state, the one binary, nothing else of trixie.
+COSIGN_BIN=${PIPELINES_COSIGN_BIN:-/usr/local/bin/cosign}
+install_cosign() {
+  if command -v cosign >/dev/null 2>&1 && cosign version >/dev/null 2>&1; then return 0; fi
+  log "installing cosign from Debian $PLUGIN_SUITE"
+  local apt_root="$STATE/apt-$PLUGIN_SUITE"
+  mkdir -p "$apt_root/lists/partial" "$apt_root/cache/archives/partial" "$(dirname "$COSIGN_BIN")"
+  printf 'deb %s %s main\n' "$MIRROR" "$PLUGIN_SUITE" >"$apt_root/sources.list"
+  local opts=(-o "APT::Sandbox::User=root" -o "Dir::Etc::SourceList=$apt_root/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+              -o "Dir::State::Lists=$apt_root/lists" -o "Dir::Cache=$apt_root/cache")
+  if [ ! -e "$apt_root/.updated" ]; then
+    apt-get "${opts[@]}" update -qq
+    touch "$apt_root/.updated"
+  fi
+  local tmp; tmp=$(mktemp -d)
+  # A stale private index names a .deb the mirror no longer has: refresh once and retry.
+  if ! (cd "$tmp" && apt-get "${opts[@]}" download cosign >/dev/null 2>&1); then
+    apt-get "${opts[@]}" update -qq
+    (cd "$tmp" && apt-get "${opts[@]}" download cosign >/dev/null)
+  fi
+  dpkg-deb -x "$tmp"/*.deb "$tmp/root"
+  [ -f "$tmp/root/usr/bin/cosign" ] || die "cosign from $PLUGIN_SUITE does not contain usr/bin/cosign"
+  install -m 0755 "$tmp/root/usr/bin/cosign" "$COSIGN_BIN"
+  # Debian's build reports "GitVersion: devel"; the package version is the one to know.
+  log "cosign $(dpkg-deb -f "$tmp"/*.deb Version) installed at $COSIGN_BIN"
+  rm -rf "$tmp"
+  "$COSIGN_BIN" version >/dev/null 2>&1 || die "the installed cosign ($COSIGN_BIN) does not run"
+}
+install_cosign
+
 # --- Docker engine -----------------------------------------------------------
 if ! docker info >/dev/null 2>&1; then
   if pgrep -x dockerd >/dev/null 2>&1; then
@@ -110,4 +143,5 @@ fi
 
 docker buildx version >/dev/null || die "docker buildx does not run"
 docker compose version >/dev/null || die "docker compose does not run"
-log "ready: $(docker version --format 'engine {{.Server.Version}}'), $(docker buildx version | cut -d' ' -f1-2), $(docker compose version --short | sed 's/^/compose /'), registry $REGISTRY_ADDR"
+cosign version >/dev/null 2>&1 || die "cosign does not run"
+log "ready: $(docker version --format 'engine {{.Server.Version}}'), $(docker buildx version | cut -d' ' -f1-2), $(docker compose version --short | sed 's/^/compose /'), cosign, registry $REGISTRY_ADDR"

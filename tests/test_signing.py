@@ -1,0 +1,391 @@
+"""Real engine, real registry, real cosign: signing after a passing scan, verification before deploy.
+
+The prod build is pushed to the local registry, scanned (the reference config
+accepts the limited coverage of the shipped data, so the scan passes), signed
+with a key pair made in a temporary directory and verified against it. Every
+cosign run here is made with a dead HTTP(S) proxy for everything but loopback:
+a call to a transparency log or any other service would fail the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines import config, manifest, signing, verdicts
+from pipelines.errors import InputError, PipelineError, RegistryUnavailable
+from pipelines.tools import Toolchain
+
+from .conftest import IN_CI, ROOT, docker, run_cli
+
+pytestmark = pytest.mark.engine
+
+PASSWORD = "Zq-81-never-shown-7c3e"
+OTHER_PASSWORD = "other-key-password-55aa"
+REGISTRY = "127.0.0.1:5000"
+ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+
+
+def offline_env(home: Path, password: str = PASSWORD) -> dict[str, str]:
+    """Only loopback is reachable: a proxy that answers nothing for every other address."""
+    dead = "http://127.0.0.1:9"
+    return {
+        "COSIGN_PASSWORD": password,
+        "HOME": str(home),
+        "HTTP_PROXY": dead,
+        "HTTPS_PROXY": dead,
+        "http_proxy": dead,
+        "https_proxy": dead,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+
+
+@pytest.fixture(scope="module")
+def cosign(tools: Toolchain) -> str:
+    path = shutil.which("cosign")
+    if path is None:
+        msg = "cosign is not installed (scripts/provision.sh installs Debian trixie's)"
+        if IN_CI:
+            pytest.fail(f"CI=true: {msg}")
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def keys(cosign: str, tmp_path_factory: pytest.TempPathFactory, home: Path) -> dict[str, signing.KeyPair]:
+    out: dict[str, signing.KeyPair] = {}
+    for name, password in (("ours", PASSWORD), ("theirs", OTHER_PASSWORD)):
+        d = tmp_path_factory.mktemp(f"keys-{name}")
+        r = run_cli("keys", "generate", "--out", str(d / "pair"), env=offline_env(home, password))
+        assert r.returncode == 0, r.stderr
+        assert password not in r.stdout + r.stderr
+        pair = signing.KeyPair(d / "pair" / "cosign.key", d / "pair" / "cosign.pub")
+        assert pair.private.stat().st_mode & 0o077 == 0, "the private key must be readable by its owner only"
+        assert "ENCRYPTED SIGSTORE PRIVATE KEY" in pair.private.read_text()
+        assert "PUBLIC KEY" in pair.public.read_text()
+        out[name] = pair
+    return out
+
+
+@pytest.fixture(scope="module")
+def prod(tools: Toolchain, cfg: config.Config, cosign: str) -> Iterator[manifest.BuildRecord]:
+    """prod built, pushed and scanned (passing); the signatures made on it are deleted afterwards."""
+    r = run_cli("build", "--env", "prod")
+    assert r.returncode == 0, r.stderr[-4000:]
+    r = run_cli("scan", "--env", "prod")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    record = manifest.load(cfg.project.artifacts, "prod")
+    assert record.services and all("@sha256:" in i.ref for i in record.services)
+    yield record
+    for img in record.services:
+        delete_cosign_tags(img.ref)
+
+
+@pytest.fixture(scope="module")
+def signed(prod: manifest.BuildRecord, keys: dict[str, signing.KeyPair], home: Path) -> dict[str, Any]:
+    ours = keys["ours"]
+    r = run_cli(
+        "sign",
+        "--env",
+        "prod",
+        "--key",
+        str(ours.private),
+        "--public-key",
+        str(ours.public),
+        "--format",
+        "json",
+        env=offline_env(home),
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert PASSWORD not in r.stdout + r.stderr
+    return dict(json.loads(r.stdout))
+
+
+# ---- registry helpers: the test's own pushes are removed again -----------------------------------
+
+
+def _manifest_digest(repo: str, reference: str) -> str | None:
+    req = urllib.request.Request(
+        f"http://{REGISTRY}/v2/{repo}/manifests/{reference}", method="HEAD", headers={"Accept": ACCEPT}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            return resp.headers.get("Docker-Content-Digest")
+    except urllib.error.HTTPError:
+        return None
+
+
+def _delete(repo: str, digest: str) -> None:
+    req = urllib.request.Request(f"http://{REGISTRY}/v2/{repo}/manifests/{digest}", method="DELETE")
+    try:
+        urllib.request.urlopen(req, timeout=10).close()  # noqa: S310
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:
+            raise
+
+
+def delete_cosign_tags(ref: str) -> None:
+    """cosign stores signatures and attestations under sha256-HEX.sig / .att tags of the image's repository."""
+    repo, digest = ref.split("@", 1)
+    repo = repo.split("/", 1)[1]
+    for suffix in ("sig", "att"):
+        found = _manifest_digest(repo, f"{digest.replace(':', '-')}.{suffix}")
+        if found:
+            _delete(repo, found)
+
+
+@pytest.fixture
+def pushed_image(tmp_path: Path, tools: Toolchain) -> Iterator[str]:
+    """A tiny image of our own, pushed under a unique name and deleted (image, signatures) afterwards."""
+    (tmp_path / "marker").write_text(f"signing test {os.getpid()} {tmp_path.name}\n")
+    tar = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(tmp_path), "-cf", str(tar), "marker"], check=True)
+    repo = f"pipelines-test/signing-{os.getpid()}-{tmp_path.name[-12:].lower().replace('_', '-')}"
+    tag = f"{REGISTRY}/{repo}:unsigned"
+    docker("import", str(tar), tag)
+    ref = ""
+    try:
+        docker("push", tag, timeout=120)
+        ref = docker("inspect", "--format", "{{index .RepoDigests 0}}", tag).stdout.strip()
+        assert ref.startswith(f"{REGISTRY}/{repo}@sha256:"), ref
+        yield ref
+    finally:
+        if ref:
+            delete_cosign_tags(ref)
+            _delete(repo, ref.split("@", 1)[1])
+        docker("rmi", "-f", tag, check=False)
+
+
+# ---- the stages, end to end ----------------------------------------------------------------------
+
+
+def test_signed_build_verifies_offline_and_the_password_never_shows(
+    signed: dict[str, Any], prod: manifest.BuildRecord, keys: dict[str, signing.KeyPair], home: Path, cfg: config.Config
+) -> None:
+    names = {i.name for i in prod.services}
+    checks = signed["checks"]
+    # Every service: signed, both attestations made, and the signature checked with the public key right away.
+    for name in names:
+        mine = {c["name"] for c in checks if c["group"] == name}
+        assert mine == {"signed", "scan verdict attested", "SBOM attested", "verifies with the public key"}, mine
+    assert all(c["outcome"] == "pass" for c in checks)
+
+    r = run_cli(
+        "verify-signatures", "--env", "prod", "--public-key", str(keys["ours"].public), "--format", "json",
+        env=offline_env(home),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    report = json.loads(r.stdout)
+    by_image = {(c["group"], c["name"]): c for c in report["checks"]}
+    for img in prod.services:
+        assert by_image[(img.name, "signature")]["outcome"] == "pass"
+        assert f"pipelines.image={img.name}" in by_image[(img.name, "signature")]["detail"]
+        assert by_image[(img.name, "scan verdict attested")]["outcome"] == "pass"
+        assert img.image_id[:19] in by_image[(img.name, "scan verdict attested")]["detail"]
+        assert "CycloneDX" in by_image[(img.name, "SBOM attested")]["detail"]
+    # Offline: with every non-loopback address dead, nothing was fetched or cached for a trust root.
+    assert not (home / ".sigstore").exists()
+    # The verdict deploy reads: for exactly these images.
+    v = verdicts.load(cfg.project.artifacts, "prod", "verify-signatures")
+    assert not verdicts.covers(v, {i.name: i.image_id for i in prod.services})
+    # The password is nowhere in what the runs wrote.
+    written = [p for p in (cfg.project.artifacts / "signing").rglob("*") if p.is_file()]
+    assert written
+    for p in written:
+        assert PASSWORD not in p.read_text(errors="replace"), p
+
+
+def test_another_key_is_refused_naming_every_image(
+    signed: dict[str, Any], prod: manifest.BuildRecord, keys: dict[str, signing.KeyPair], home: Path, cfg: config.Config
+) -> None:
+    theirs = keys["theirs"].public
+    r = run_cli("verify-signatures", "--env", "prod", "--public-key", str(theirs), env=offline_env(home))
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    text = " ".join(r.stdout.split())
+    for img in prod.services:
+        assert img.ref in r.stdout  # references are never wrapped
+    assert "not by the key" in text
+    assert "refused:" in text
+    # Deploy's entry point says the same, as one error naming each refused image.
+    with pytest.raises(signing.SignatureError) as exc:
+        signing.require_signed(cfg, "prod", str(theirs))
+    for img in prod.services:
+        assert img.name in (exc.value.seen or "")
+    assert exc.value.exit_code == 1
+
+
+def test_signing_needs_a_passing_scan_of_exactly_these_images(
+    prod: manifest.BuildRecord, keys: dict[str, signing.KeyPair], home: Path, cfg: config.Config
+) -> None:
+    file = verdicts.path(cfg.project.artifacts, "prod", "scan")
+    saved = file.read_text()
+    ours = keys["ours"]
+    sign = ("sign", "--env", "prod", "--key", str(ours.private))
+    try:
+        v = json.loads(saved)
+        v["subjects"] = {n: "sha256:" + "0" * 64 for n in v["subjects"]}
+        file.write_text(json.dumps(v))
+        r = run_cli(*sign, env=offline_env(home))
+        assert r.returncode == 1, r.stderr
+        assert "refusing to sign" in r.stderr and "other images" in r.stderr
+
+        v = json.loads(saved)
+        v["passed"] = False
+        file.write_text(json.dumps(v))
+        r = run_cli(*sign, env=offline_env(home))
+        assert r.returncode == 1, r.stderr
+        assert "refusing to sign" in r.stderr and "failed at" in r.stderr
+
+        file.unlink()
+        r = run_cli(*sign, env=offline_env(home))
+        assert r.returncode == 1, r.stderr
+        assert "never ran on this build" in r.stderr
+        assert "Traceback" not in r.stderr
+    finally:
+        file.write_text(saved)
+
+
+def test_wrong_password_and_missing_key_are_clear_errors(
+    prod: manifest.BuildRecord, keys: dict[str, signing.KeyPair], home: Path, tmp_path: Path
+) -> None:
+    ours = keys["ours"]
+    r = run_cli("sign", "--env", "prod", "--key", str(ours.private), env=offline_env(home, "not-the-password-91"))
+    assert r.returncode == 2, r.stderr
+    assert "cannot be decrypted" in r.stderr
+    assert "not-the-password-91" not in r.stdout + r.stderr
+    r = run_cli("sign", "--env", "prod", "--key", str(tmp_path / "none.key"), env=offline_env(home))
+    assert r.returncode == 2 and "does not exist" in r.stderr, r.stderr
+    env = {**os.environ, **offline_env(home)}
+    del env["COSIGN_PASSWORD"]
+    r = subprocess.run(
+        [sys.executable, "-m", "pipelines", "sign", "--env", "prod", "--key", str(ours.private)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert r.returncode == 2 and "COSIGN_PASSWORD" in r.stderr, r.stderr
+
+
+# ---- the primitives on an image of the test's own ------------------------------------------------
+
+
+def test_unsigned_and_wrongly_signed_images_are_told_apart(
+    pushed_image: str, keys: dict[str, signing.KeyPair], home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for k, v in offline_env(home).items():
+        monkeypatch.setenv(k, v)
+    ours, theirs = keys["ours"], keys["theirs"]
+    with pytest.raises(signing.NotSigned, match="is not signed") as exc:
+        signing.verify(pushed_image, ours.public)
+    assert pushed_image in exc.value.what
+
+    seconds = signing.sign(pushed_image, ours.private, PASSWORD, {"pipelines.test": "yes"})
+    assert seconds > 0
+    v = signing.verify(pushed_image, ours.public)
+    assert v.digest == pushed_image.split("@", 1)[1] and v.signatures == 1
+    assert v.annotations == {"pipelines.test": "yes"}
+    assert PASSWORD not in v.command
+
+    # The private key may come from the environment instead of a file (CI secrets); the public one too.
+    monkeypatch.setenv("PIPELINES_TEST_SIGNING_KEY", ours.private.read_text())
+    monkeypatch.setenv("PIPELINES_TEST_SIGNING_PUB", ours.public.read_text())
+    signing.sign(pushed_image, "env://PIPELINES_TEST_SIGNING_KEY", PASSWORD, {"pipelines.via": "env"})
+    both = signing.verify(pushed_image, "env://PIPELINES_TEST_SIGNING_PUB")
+    assert both.signatures == 2 and both.annotations == {"pipelines.test": "yes", "pipelines.via": "env"}
+
+    with pytest.raises(signing.WrongKey, match="not by the key") as wrong:
+        signing.verify(pushed_image, theirs.public)
+    assert pushed_image in wrong.value.what
+
+    # A tag is never signed or verified: it can move after the fact.
+    with pytest.raises(InputError, match="by digest"):
+        signing.verify(pushed_image.split("@", 1)[0] + ":unsigned", ours.public)
+    # A digest the registry does not have is not "unsigned": it is missing.
+    absent = pushed_image.split("@", 1)[0] + "@sha256:" + "1" * 64
+    with pytest.raises(signing.ImageMissing):
+        signing.verify(absent, ours.public)
+    # No registry at all: could not verify (exit 2), not a verdict on the image.
+    unreachable = "127.0.0.1:9/" + pushed_image.split("/", 1)[1]
+    with pytest.raises(RegistryUnavailable) as down:
+        signing.verify(unreachable, ours.public)
+    assert down.value.exit_code == 2
+
+
+def test_attestations_work_offline(
+    pushed_image: str, keys: dict[str, signing.KeyPair], home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for k, v in offline_env(home).items():
+        monkeypatch.setenv(k, v)
+    ours, theirs = keys["ours"], keys["theirs"]
+    with pytest.raises(signing.AttestationMissing):
+        signing.verify_attestation(pushed_image, ours.public, signing.SCAN_VERDICT_TYPE)
+    pred = tmp_path / "verdict.json"
+    pred.write_text(json.dumps({"passed": True, "image_id": "sha256:" + "a" * 64}))
+    signing.attest(pushed_image, pred, signing.SCAN_VERDICT_TYPE, ours.private, PASSWORD)
+    # Attesting again replaces the earlier statement of the same type.
+    pred.write_text(json.dumps({"passed": True, "image_id": "sha256:" + "b" * 64}))
+    signing.attest(pushed_image, pred, signing.SCAN_VERDICT_TYPE, ours.private, PASSWORD)
+    got = signing.verify_attestation(pushed_image, ours.public, signing.SCAN_VERDICT_TYPE)
+    assert [p["image_id"] for p in got.predicates] == ["sha256:" + "b" * 64]
+    with pytest.raises(signing.AttestationMissing):
+        signing.verify_attestation(pushed_image, theirs.public, signing.SCAN_VERDICT_TYPE)
+    with pytest.raises(signing.AttestationMissing):
+        signing.verify_attestation(pushed_image, ours.public, signing.SBOM_TYPE)
+    assert not (home / ".sigstore").exists()
+
+
+# ---- keys and config -----------------------------------------------------------------------------
+
+
+def test_keys_are_never_generated_inside_the_project(cosign: str, tmp_path: Path) -> None:
+    r = run_cli("keys", "generate", "--out", str(ROOT / "artifacts" / "keys-here"), env={"COSIGN_PASSWORD": "x1"})
+    assert r.returncode == 2 and "inside the project tree" in r.stderr, r.stderr
+    assert not (ROOT / "artifacts" / "keys-here" / "cosign.key").exists()
+    r = run_cli("keys", "generate", "--out", str(tmp_path), env={"COSIGN_PASSWORD": ""})
+    assert r.returncode == 2 and "password" in r.stderr, r.stderr
+    assert not (tmp_path / "cosign.key").exists()
+
+
+def _cfg(tmp_path: Path, signing_toml: str) -> config.Config:
+    text = (ROOT / "pipeline.toml").read_text() + "\n[signing]\n" + signing_toml + "\n"
+    return config.parse(tomllib.loads(text), ROOT / "pipeline.toml")
+
+
+def test_signing_config(tmp_path: Path) -> None:
+    default = config.load(ROOT / "pipeline.toml").signing
+    assert (default.key, default.public_key, default.password_env, default.attest) == ("", "", "COSIGN_PASSWORD", True)
+    s = _cfg(tmp_path, f'key = "{tmp_path}/k.key"\npublic_key = "security/cosign.pub"\npassword_env = "SIGN_PW"')
+    assert s.signing.key == str(tmp_path / "k.key")
+    assert s.signing.public_key == str(ROOT / "security" / "cosign.pub")  # a public key may live in the repository
+    assert s.signing.password_env == "SIGN_PW"
+    assert _cfg(tmp_path, 'key = "env://SIGNING_KEY"').signing.key == "env://SIGNING_KEY"
+    for bad, says in (
+        ('key = "keys/cosign.key"', "inside the project tree"),
+        ('key = "env://"', "names no environment variable"),
+        ('password_env = "not a name"', "not an environment variable name"),
+        ('keyfile = "x"', "unknown key"),
+        ("attest = 1", "true or false"),
+    ):
+        with pytest.raises(PipelineError, match=says) as exc:
+            _cfg(tmp_path, bad)
+        assert "signing." in exc.value.what
