@@ -1,0 +1,318 @@
+"""`pipelines render k8s`: manifests of the reference stack, held to the restricted Pod Security Standard.
+
+The engine tests render the real builds of prod and staging (images by digest,
+users and healthchecks read from the images) and judge the output with tools
+that are not the renderer: kubernetes-validate's bundled schemas, the
+restricted-profile check, and the build record and images themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from pipelines import config, k8s, manifest
+
+from .conftest import ROOT, docker, run_cli
+
+VERSIONS = ("1.30.0", "1.33.0")
+SOURCE_KINDS = ("compose ", "image ", "build record ", "default")
+
+
+def load_docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = obj["spec"]["template"]["spec"]
+    return spec
+
+
+def workloads(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Deployment", "Job")}
+
+
+# --------------------------------------------------------------------------- no engine needed
+
+
+def restricted_pod(**container_sc: Any) -> dict[str, Any]:
+    sc = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    sc.update(container_sc)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "x", "securityContext": sc}]},
+    }
+
+
+def test_restricted_check_accepts_a_compliant_pod() -> None:
+    assert k8s.restricted_violations([restricted_pod()]) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"allowPrivilegeEscalation": True}, "allowPrivilegeEscalation is not false"),
+        ({"capabilities": {"drop": ["NET_RAW"]}}, "capabilities.drop does not contain ALL"),
+        ({"capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]}}, "capabilities.add has ['SYS_ADMIN']"),
+        ({"runAsNonRoot": False}, "runAsNonRoot is not true"),
+        ({"runAsUser": 0}, "runAsUser is 0"),
+        ({"seccompProfile": {"type": "Unconfined"}}, "seccompProfile is not RuntimeDefault"),
+        ({"privileged": True}, "privileged is true"),
+        ({"procMount": "Unmasked"}, "procMount is Unmasked"),
+    ],
+)
+def test_restricted_check_names_each_broken_control(change: dict[str, Any], expected: str) -> None:
+    bad = k8s.restricted_violations([restricted_pod(**change)])
+    assert any(expected in b for b in bad), bad
+
+
+def test_restricted_check_pod_level_rules() -> None:
+    pod = restricted_pod()
+    pod["spec"]["hostNetwork"] = True
+    pod["spec"]["volumes"] = [{"name": "h", "hostPath": {"path": "/"}}]
+    pod["spec"]["containers"][0]["ports"] = [{"containerPort": 80, "hostPort": 80}]
+    bad = k8s.restricted_violations([pod])
+    assert any("hostNetwork" in b for b in bad)
+    assert any("['hostPath']" in b for b in bad)
+    assert any("hostPort 80" in b for b in bad)
+
+
+def test_durations_sizes_and_cpus() -> None:
+    assert k8s._duration_ns("1m30s", "s", "k") == 90 * 10**9
+    assert k8s._duration_ns("500ms", "s", "k") == 5 * 10**8
+    assert k8s._seconds(5 * 10**8) == 1  # rounded up: never stricter than Compose
+    assert k8s._quantity(k8s._bytes("256m", "s", "k")) == "256Mi"
+    assert k8s._quantity(268435456) == "256Mi"
+    assert k8s._cpu(1, "s", "k") == "1"
+    assert k8s._cpu("0.25", "s", "k") == "250m"
+    with pytest.raises(k8s.RenderError, match=r"services\.s\.k: '2 sec' is not a duration"):
+        k8s._duration_ns("2 sec", "s", "k")
+
+
+# --------------------------------------------------------------------------- real builds
+
+
+@pytest.fixture(scope="module")
+def built_envs(built: dict[str, Any]) -> dict[str, manifest.BuildRecord]:
+    cfg = config.load(ROOT / "pipeline.toml")
+    out: dict[str, manifest.BuildRecord] = {}
+    for env in ("prod", "staging"):
+        r = run_cli("build", "--env", env)
+        assert r.returncode == 0, r.stderr[-4000:]
+        out[env] = manifest.load(cfg.project.artifacts, env)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rendered(built_envs: dict[str, manifest.BuildRecord], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for env in built_envs:
+        d = tmp_path_factory.mktemp(f"k8s-{env}")
+        started = time.monotonic()
+        r = run_cli("render", "k8s", "--env", env, "--out", str(d))
+        seconds = time.monotonic() - started
+        assert r.returncode == 0, r.stderr[-4000:]
+        print(f"render k8s --env {env}: {r.stdout.strip()} (process wall time {seconds:.2f}s)")
+        out[env] = d
+    return out
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("env", ["prod", "staging"])
+def test_manifests_validate_against_two_kubernetes_versions(rendered: dict[str, Path], env: str) -> None:
+    docs = load_docs(rendered[env] / k8s.MANIFESTS) + load_docs(rendered[env] / k8s.SECRETS)
+    assert len(docs) >= 10
+    for d in docs:
+        for v in VERSIONS:
+            # strict: a field the schema does not know is an error too
+            assert kubernetes_validate.validate(d, v, strict=True) == v.rsplit(".", 1)[0]
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("env", ["prod", "staging"])
+def test_every_pod_meets_the_restricted_profile(rendered: dict[str, Path], env: str) -> None:
+    docs = load_docs(rendered[env] / k8s.MANIFESTS)
+    wl = workloads(docs)
+    assert set(wl) == {"db", "migrate", "api", "ingestion"}
+    assert k8s.restricted_violations(docs) == []
+    for name, d in wl.items():
+        spec = pod_spec(d)
+        assert spec["automountServiceAccountToken"] is False
+        c = spec["containers"][0]
+        sc = c["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True, name
+        assert sc["capabilities"] == {"drop": ["ALL"]}, name
+        assert c["resources"]["limits"]["cpu"] == "1"
+        assert c["resources"]["limits"]["memory"] == ("512Mi" if name == "db" else "256Mi")
+        assert c["resources"]["requests"] == c["resources"]["limits"]
+        # Every path Compose mounted as tmpfs is writable in the pod, and /tmp always is.
+        mounts = {m["mountPath"] for m in c["volumeMounts"]}
+        assert "/tmp" in mounts
+    ns = next(d for d in docs if d["kind"] == "Namespace")
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert {m["mountPath"] for m in wl["db"]["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]} >= {
+        "/var/run/postgresql",
+        "/var/lib/postgresql/data",
+        "/run/secrets",
+    }
+
+
+@pytest.mark.engine
+def test_images_by_digest_and_users_from_the_images(
+    rendered: dict[str, Path], built_envs: dict[str, manifest.BuildRecord]
+) -> None:
+    record = built_envs["prod"]
+    refs = {i.ref for i in record.services}
+    for name, d in workloads(load_docs(rendered["prod"] / k8s.MANIFESTS)).items():
+        c = pod_spec(d)["containers"][0]
+        assert "@sha256:" in c["image"] and c["image"] in refs, c["image"]
+        # The numeric user is what the image itself says, read here with the docker CLI.
+        local = next(i.local_ref for i in record.services if i.ref == c["image"])
+        user = docker("image", "inspect", "--format", "{{.Config.User}}", local).stdout.strip()
+        uid, gid = (int(x) for x in user.split(":"))
+        assert uid != 0
+        assert (c["securityContext"]["runAsUser"], c["securityContext"]["runAsGroup"]) == (uid, gid), name
+        assert pod_spec(d)["securityContext"]["runAsUser"] == uid
+
+
+@pytest.mark.engine
+def test_compose_shapes_become_the_right_objects(rendered: dict[str, Path]) -> None:
+    docs = load_docs(rendered["prod"] / k8s.MANIFESTS)
+    wl = workloads(docs)
+    # migrate is what others wait for with service_completed_successfully: a Job, no probes.
+    assert wl["migrate"]["kind"] == "Job"
+    job_c = pod_spec(wl["migrate"])["containers"][0]
+    assert job_c["command"][-2:] == ["-m", "api.migrate"]
+    assert "livenessProbe" not in job_c
+    # Compose's healthcheck wins over the image's (interval 2s, retries 5 vs the image's 5s / 3).
+    api = pod_spec(wl["api"])["containers"][0]
+    assert api["livenessProbe"]["exec"]["command"] == ["/opt/venv/bin/python", "-m", "api.healthcheck"]
+    assert api["livenessProbe"]["periodSeconds"] == 2
+    assert api["livenessProbe"]["failureThreshold"] == 5
+    assert api["startupProbe"]["failureThreshold"] == 10 + 5  # start_period 20s / 2s, then the retries
+    env = {e["name"]: e["value"] for e in api["env"]}
+    assert env["METRICS_PASSWORD_FILE"] == "/run/secrets/metrics_password"
+    projected = next(v for v in pod_spec(wl["api"])["volumes"] if v["name"] == "secrets")["projected"]
+    assert sorted(s["secret"]["items"][0]["path"] for s in projected["sources"]) == [
+        "db_password",
+        "metrics_password",
+        "metrics_user",
+    ]
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    # api publishes 8000; db's image exposes 5432 and the others reach it by its Compose name.
+    assert set(services) == {"api", "db"}
+    assert services["db"]["spec"]["ports"][0]["port"] == 5432
+    pvcs = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
+    assert pvcs == {"pgdata", "ingest"}
+    secrets = load_docs(rendered["prod"] / k8s.SECRETS)
+    assert {s["metadata"]["name"] for s in secrets} == {"db-password", "metrics-user", "metrics-password"}
+    # Placeholders only: no value is ever rendered.
+    assert all("data" not in s and "stringData" not in s for s in secrets)
+
+
+@pytest.mark.engine
+def test_staging_ships_its_seed_mount_as_a_configmap(rendered: dict[str, Path]) -> None:
+    docs = load_docs(rendered["staging"] / k8s.MANIFESTS)
+    cms = [d for d in docs if d["kind"] == "ConfigMap"]
+    assert [c["metadata"]["name"] for c in cms] == ["ingestion-seed"]
+    assert cms[0]["data"]["staging.jsonl"] == (ROOT / "compose" / "seed" / "staging.jsonl").read_text()
+    ing = pod_spec(workloads(docs)["ingestion"])
+    env = {e["name"]: e["value"] for e in ing["containers"][0]["env"]}
+    assert env["INGEST_SEED_FILE"] == "/seed/staging.jsonl"
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("env", ["prod", "staging"])
+def test_every_field_is_traceable(rendered: dict[str, Path], env: str) -> None:
+    docs = load_docs(rendered[env] / k8s.MANIFESTS) + load_docs(rendered[env] / k8s.SECRETS)
+    prov = json.loads((rendered[env] / k8s.PROVENANCE).read_text())
+    assert set(prov["defaults"]) == set(k8s.DEFAULTS)
+    for d in docs:
+        key = f"{d['kind']}/{d['metadata']['name']}"
+        assert d["metadata"]["annotations"][k8s.SOURCE_ANNOTATION], key
+        sources = prov["objects"][key]
+        for src in sources.values():
+            assert src.startswith(SOURCE_KINDS), (key, src)
+            if src.startswith("default ") and "(" not in src.split()[1]:
+                # a named default is one of the table's names
+                assert src.split()[1] in k8s.DEFAULTS, src
+        for path in k8s.field_paths(d):
+            assert any(path == p or path.startswith((p + ".", p + "[")) for p in sources), (key, path)
+
+
+@pytest.mark.engine
+def test_output_is_byte_identical_across_processes(rendered: dict[str, Path], tmp_path: Path) -> None:
+    r = run_cli("render", "k8s", "--env", "prod", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-4000:]
+    for name in (k8s.MANIFESTS, k8s.SECRETS, k8s.PROVENANCE):
+        assert (tmp_path / name).read_bytes() == (rendered["prod"] / name).read_bytes(), name
+
+
+@pytest.mark.engine
+def test_not_pushed_env_says_which_reference_it_uses(built_envs: dict[str, Any], tmp_path: Path) -> None:
+    r = run_cli("render", "k8s", "--env", "dev", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-4000:]
+    api = workloads(load_docs(tmp_path / k8s.MANIFESTS))["api"]
+    note = api["metadata"]["annotations"][k8s.IMAGE_REF_ANNOTATION]
+    assert "not pushed" in note and "@sha256:" not in pod_spec(api)["containers"][0]["image"]
+
+
+BAD_OVERLAYS = [
+    ("services:\n  api:\n    cap_add: [SYS_ADMIN]\n", "services.api.cap_add", "SYS_ADMIN"),
+    (
+        'services:\n  api:\n    healthcheck:\n      test: "/opt/venv/bin/python -m api.healthcheck"\n',
+        "services.api.healthcheck.test",
+        "CMD-SHELL",
+    ),
+    ('services:\n  ingestion:\n    user: "0:0"\n', "services.ingestion.user", "root"),
+    ('services:\n  api:\n    user: "app"\n', "services.api.user", "not numeric"),
+    ("services:\n  db:\n    privileged: true\n", "services.db.privileged", "restricted profile"),
+    ("services:\n  api:\n    volumes:\n      - ./seed:/seed\n", "services.api.volumes[0]", "writable"),
+    (
+        "services:\n  ingestion:\n    environment:\n      TOKEN_FILE: /run/secrets/metrics_user\n",
+        "services.ingestion.environment.TOKEN_FILE",
+        "mounts no such secret",
+    ),
+]
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize(("overlay", "where", "what"), BAD_OVERLAYS, ids=[w for _, w, _ in BAD_OVERLAYS])
+def test_bad_compose_input_exits_2_naming_service_and_key(
+    built_envs: dict[str, Any], tmp_path: Path, overlay: str, where: str, what: str
+) -> None:
+    # Relative paths resolve against the project directory (compose/), wherever the overlay lies.
+    f = tmp_path / "overlay.yaml"
+    f.write_text(overlay)
+    out = tmp_path / "out"
+    r = run_cli("render", "k8s", "--env", "prod", "--compose-file", str(f), "--out", str(out))
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert where in r.stderr and what in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (out / k8s.MANIFESTS).exists()
+
+
+def test_unknown_environment_and_missing_overlay_exit_2(tmp_path: Path) -> None:
+    r = run_cli("render", "k8s", "--env", "nope", "--out", str(tmp_path))
+    assert r.returncode == 2 and "environments.nope" in r.stderr, r.stderr
+    missing = tmp_path / "missing.yaml"
+    r = run_cli("render", "k8s", "--env", "prod", "--compose-file", str(missing), "--out", str(tmp_path))
+    assert r.returncode == 2 and "missing.yaml" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_the_validator_ships_the_versions_we_name() -> None:
+    assert {v for v in VERSIONS} <= set(kubernetes_validate.utils.all_versions())
+    assert set(k8s.K8S_VERSIONS) <= set(kubernetes_validate.utils.all_versions())
