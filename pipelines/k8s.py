@@ -71,6 +71,11 @@ class Default:
 
 # Every value not read from Compose, the build record or an image. README "Kubernetes manifests" lists them too.
 DEFAULTS: dict[str, Default] = {
+    "apiVersion": Default("v1, apps/v1, batch/v1", "the stable API of each kind"),
+    "annotations": Default(
+        [SOURCE_ANNOTATION, NOT_RENDERED_ANNOTATION, IMAGE_REF_ANNOTATION, SUPPLY_ANNOTATION],
+        "where each object's fields came from, what was left out and why, which image reference, how to fill",
+    ),
     "replicas": Default(1, "Compose runs one container per service"),
     "requests": Default("= limits", "requests equal limits: Guaranteed QoS, nothing overcommitted"),
     "limits.cpu": Default("1", "a service without `cpus`/deploy limits still gets a CPU limit"),
@@ -496,6 +501,7 @@ def _bind_configmap(ctx: _Ctx, name: str, index: int, vol: Mapping[str, Any], cm
     obj = Obj({"apiVersion": "v1", "kind": "ConfigMap"})
     _meta(ctx, obj, cm_name, name)
     obj.src("metadata.name", f"compose services.{name}.{key} (service name + target)")
+    obj.src("kind", f"compose services.{name}.{key} (a read-only bind mount ships its files)")
     obj.body["immutable"] = True
     obj.src("immutable", f"compose services.{name}.{key}.read_only")
     if data:
@@ -525,7 +531,7 @@ def _workload(ctx: _Ctx, name: str, spec: Mapping[str, Any], is_job: bool, out: 
         "kind",
         f"compose services.{name} ({_ONE_SHOT if is_job else 'long-running service'})",
     )
-    obj.src("apiVersion", "default (the kind's stable API)")
+    obj.src("apiVersion", "default apiVersion")
     pod = "spec.template.spec"
     c = f"{pod}.containers[{kname}]"
     annotations: dict[str, str] = {}
@@ -770,7 +776,7 @@ def _workload(ctx: _Ctx, name: str, spec: Mapping[str, Any], is_job: bool, out: 
         svc = Obj({"apiVersion": "v1", "kind": "Service"})
         _meta(ctx, svc, kname, name)
         svc.src("metadata.name", f"compose services.{name} (the name other services use on Compose networks)")
-        svc.src("apiVersion", "default (the kind's stable API)")
+        svc.src("apiVersion", "default apiVersion")
         svc.src("kind", f"compose services.{name} (ports published or exposed by the image)")
         svc.body["spec"] = {
             "type": DEFAULTS["service.type"].value,
@@ -785,9 +791,10 @@ def _workload(ctx: _Ctx, name: str, spec: Mapping[str, Any], is_job: bool, out: 
 
 
 def _annotate(obj: Obj, extra: Mapping[str, str]) -> None:
-    obj.src("metadata.annotations", "default (provenance of this object, see provenance.json)")
-    obj.src("kind", obj.sources.get("kind", "default (the object that holds this Compose key)"))
-    obj.src("apiVersion", obj.sources.get("apiVersion", "default (the kind's stable API)"))
+    obj.src("metadata.annotations", "default annotations")
+    if "kind" not in obj.sources:
+        raise RuntimeError(f"{obj.key}: no source recorded for its kind")  # every builder names one
+    obj.src("apiVersion", obj.sources.get("apiVersion", "default apiVersion"))
     sources = sorted({s for p, s in obj.sources.items() if p != "metadata.annotations"})
     obj.body["metadata"]["annotations"] = {SOURCE_ANNOTATION: "; ".join(sources), **extra}
 
@@ -826,6 +833,7 @@ def render(
         "pod-security.kubernetes.io/warn": level,
     }
     ns.src("metadata.name", "default namespace.name (compose name + env)")
+    ns.src("kind", "default namespace.pod-security (the namespace enforces the profile)")
     ns.src("metadata.labels", "default namespace.pod-security; default labels")
     _annotate(ns, {})
     out.append(ns)
@@ -834,6 +842,7 @@ def render(
         sec = Obj({"apiVersion": "v1", "kind": "Secret"}, file=SECRETS)
         _meta(ctx, sec, _dns(sname, "Compose secret"), None)
         sec.src("metadata.name", f"compose secrets.{sname}")
+        sec.src("kind", f"compose secrets.{sname}")
         sec.body["type"] = "Opaque"
         sec.src("type", f"compose secrets.{sname} (a file's content)")
         _annotate(
@@ -850,6 +859,7 @@ def render(
         pvc = Obj({"apiVersion": "v1", "kind": "PersistentVolumeClaim"})
         _meta(ctx, pvc, _dns(vname, "Compose volume"), None)
         pvc.src("metadata.name", f"compose volumes.{vname}")
+        pvc.src("kind", f"compose volumes.{vname} (a named volume keeps its data)")
         pvc.body["spec"] = {
             "accessModes": list(DEFAULTS["pvc.accessModes"].value),
             "resources": {"requests": {"storage": DEFAULTS["pvc.storage"].value}},

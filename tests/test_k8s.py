@@ -244,11 +244,12 @@ def test_every_field_is_traceable(rendered: dict[str, Path], env: str) -> None:
         key = f"{d['kind']}/{d['metadata']['name']}"
         assert d["metadata"]["annotations"][k8s.SOURCE_ANNOTATION], key
         sources = prov["objects"][key]
-        for src in sources.values():
-            assert src.startswith(SOURCE_KINDS), (key, src)
-            if src.startswith("default ") and "(" not in src.split()[1]:
-                # a named default is one of the table's names
-                assert src.split()[1] in k8s.DEFAULTS, src
+        for entry in sources.values():
+            for src in entry.split("; "):
+                assert src.startswith(SOURCE_KINDS), (key, src)
+                if src.startswith("default "):
+                    # a named default: one of the table's names
+                    assert src.split()[1] in k8s.DEFAULTS, (key, src)
         for path in k8s.field_paths(d):
             assert any(path == p or path.startswith((p + ".", p + "[")) for p in sources), (key, path)
 
