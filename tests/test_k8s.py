@@ -9,6 +9,7 @@ restricted-profile check, and the build record and images themselves.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -317,3 +318,76 @@ def test_unknown_environment_and_missing_overlay_exit_2(tmp_path: Path) -> None:
 def test_the_validator_ships_the_versions_we_name() -> None:
     assert {v for v in VERSIONS} <= set(kubernetes_validate.utils.all_versions())
     assert set(k8s.K8S_VERSIONS) <= set(kubernetes_validate.utils.all_versions())
+
+
+# --------------------------------------------------------------------------- recorded inputs, golden output
+
+DATA = Path(__file__).parent / "data" / "k8s"
+TAG = "git-0123456789ab"
+
+
+def recorded_inputs() -> tuple[config.Config, manifest.BuildRecord, dict[str, Any], dict[str, Any]]:
+    from pipelines.engine import ImageInfo
+
+    cfg = config.load(ROOT / "pipeline.toml")
+    compose = json.loads((DATA / "prod.compose.json").read_text())
+    images: dict[str, Any] = {}
+    infos: dict[str, Any] = {}
+    for name in ("api", "ingestion", "postgres"):
+        tag = f"127.0.0.1:5000/pipelines/{name}:{TAG}"
+        inspect = json.loads((DATA / f"{name}.inspect.json").read_text())
+        digest = "sha256:" + name.encode().hex().ljust(64, "0")  # fixed: the golden file must not move
+        images[name] = manifest.BuiltImage(
+            name=name,
+            kind="service",
+            ref=f"127.0.0.1:5000/pipelines/{name}@{digest}",
+            tags=(tag,),
+            image_id=str(inspect["Id"]),
+            digest=digest,
+            seconds=1.0,
+            pushed=True,
+        )
+        infos[tag] = ImageInfo.from_inspect(inspect)
+    record = manifest.BuildRecord(
+        env="prod",
+        commit="0123456789ab" + "0" * 28,
+        dirty=False,
+        builder="recorded",
+        cache="inline",
+        started="2026-01-01T00:00:00Z",
+        seconds=1.0,
+        images=images,
+    )
+    return cfg, record, compose, infos
+
+
+def test_recorded_prod_matches_the_golden_manifests() -> None:
+    cfg, record, compose, infos = recorded_inputs()
+    objects = k8s.render(cfg, "prod", record, compose, infos)
+    again = k8s.render(cfg, "prod", record, json.loads(json.dumps(compose)), infos)
+    assert [k8s.dump(objects, f) for f in (k8s.MANIFESTS, k8s.SECRETS)] == [
+        k8s.dump(again, f) for f in (k8s.MANIFESTS, k8s.SECRETS)
+    ]
+    assert k8s.provenance(objects) == k8s.provenance(again)
+    assert k8s.restricted_violations(o.body for o in objects) == []
+    assert k8s.validate((o.body for o in objects), VERSIONS) == []
+    assert {o.key: k8s.untraced(o) for o in objects} == {o.key: [] for o in objects}
+    for f in (k8s.MANIFESTS, k8s.SECRETS):
+        golden = DATA / f"prod.{f}"
+        text = k8s.dump(objects, f)
+        if os.environ.get("PIPELINES_REGEN_GOLDEN") == "1":
+            golden.write_text(text)
+        assert text == golden.read_text(), f"{golden} differs (PIPELINES_REGEN_GOLDEN=1 rewrites it; review the diff)"
+
+
+def test_recorded_shell_healthcheck_in_the_image_is_refused() -> None:
+    from pipelines.engine import ImageInfo
+
+    cfg, record, compose, infos = recorded_inputs()
+    del compose["services"]["ingestion"]["healthcheck"]  # the image's own healthcheck applies
+    tag = f"127.0.0.1:5000/pipelines/ingestion:{TAG}"
+    raw = json.loads(json.dumps(dict(infos[tag].raw)))
+    raw["Config"]["Healthcheck"]["Test"] = ["CMD-SHELL", "python -m ingestion.healthcheck"]
+    infos[tag] = ImageInfo.from_inspect(raw)
+    with pytest.raises(k8s.RenderError, match=r"services\.ingestion\.image: a shell-form healthcheck"):
+        k8s.render(cfg, "prod", record, compose, infos)
