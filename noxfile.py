@@ -88,6 +88,13 @@ def load(session: nox.Session) -> None:
 
 
 @nox.session
+def render(session: nox.Session) -> None:
+    """Kubernetes manifests of an environment (args go to `pipelines render k8s`, e.g. -- --env prod)."""
+    _install(session)
+    session.run("pipelines", "render", "k8s", *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmark builds and image sizes (JSON + Markdown); -- --lint or -- --scan for those stages."""
     _install(session)
