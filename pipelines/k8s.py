@@ -241,6 +241,8 @@ def _user(info: ImageInfo, override: object, service: str, image: str) -> tuple[
     hint = "run as a numeric non-root user with its group: USER 65532:65532 in the Dockerfile (or Compose user:)"
     if not text:
         raise _fail(service, key, f"image {image} sets no USER: it would run as root", hint)
+    if uid.isdigit() and not gid:
+        raise _fail(service, key, f"user {text!r} names no group (runAsGroup needs a numeric GID)", hint)
     if not uid.isdigit() or not gid.isdigit():
         raise _fail(service, key, f"user {text!r} is not numeric UID:GID (runAsUser needs numbers)", hint)
     if int(uid) == 0:

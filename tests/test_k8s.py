@@ -103,6 +103,33 @@ def test_durations_sizes_and_cpus() -> None:
         k8s._duration_ns("2 sec", "s", "k")
 
 
+def test_deploy_resources_win_and_reservations_become_requests() -> None:
+    spec = {
+        "cpus": 2,
+        "deploy": {"resources": {"limits": {"cpus": "0.5", "memory": "128M"}, "reservations": {"memory": "64M"}}},
+    }
+    res, src = k8s._resources("w", spec)
+    assert res == {"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": "500m", "memory": "64Mi"}}
+    assert src["limits.cpu"] == "compose services.w.deploy.resources.limits.cpus"
+    assert src["requests.memory"] == "compose services.w.deploy.resources.reservations.memory"
+    res, src = k8s._resources("w", {})
+    assert res["limits"] == {"cpu": "1", "memory": "256Mi"} and src["limits.memory"] == "default limits.memory"
+
+
+def test_schema_errors_name_the_object_and_field() -> None:
+    bad = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "w"},
+        "spec": {"replicas": "one", "selector": {}, "template": {"spec": {"containers": []}}},
+    }
+    errors = k8s.validate([bad], VERSIONS)
+    assert any(e.startswith("Deployment/w: spec.replicas: ") and "(Kubernetes 1.30.0)" in e for e in errors), errors
+    assert any("(Kubernetes 1.33.0)" in e for e in errors)
+    unknown = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n", "colour": "red"}}
+    assert k8s.validate([unknown], VERSIONS), "strict schemas refuse unknown fields"
+
+
 # --------------------------------------------------------------------------- real builds
 
 
@@ -281,6 +308,7 @@ BAD_OVERLAYS = [
     ),
     ('services:\n  ingestion:\n    user: "0:0"\n', "services.ingestion.user", "root"),
     ('services:\n  api:\n    user: "app"\n', "services.api.user", "not numeric"),
+    ('services:\n  api:\n    user: "1000"\n', "services.api.user", "names no group"),
     ("services:\n  db:\n    privileged: true\n", "services.db.privileged", "restricted profile"),
     ("services:\n  api:\n    volumes:\n      - ./seed:/seed\n", "services.api.volumes[0]", "writable"),
     (
