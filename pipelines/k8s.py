@@ -474,7 +474,15 @@ def _bind_configmap(ctx: _Ctx, name: str, index: int, vol: Mapping[str, Any], cm
             "mount it read-only (:ro) to ship its files as a ConfigMap, or use a named volume",
         )
     src = Path(str(vol["source"]))
-    files = sorted(p for p in src.rglob("*") if p.is_file()) if src.is_dir() else [src] if src.is_file() else []
+    # Bytecode caches are the interpreter's, rewritten by whatever ran last: shipping them would make
+    # the output depend on that rather than on the mounted sources.
+    files = (
+        sorted(p for p in src.rglob("*") if p.is_file() and "__pycache__" not in p.relative_to(src).parts)
+        if src.is_dir()
+        else [src]
+        if src.is_file()
+        else []
+    )
     if not files:
         raise _fail(name, key, f"bind mount source {src} has no files", "point it at a file or a directory of files")
     data: dict[str, str] = {}
