@@ -369,25 +369,29 @@ def _probes(ctx: _Ctx, name: str, spec: Mapping[str, Any], info: ImageInfo, imag
     """liveness/readiness/startup probes from Compose's healthcheck (which wins) or the image's."""
     hc = spec.get("healthcheck")
     dflt = DEFAULTS["docker.healthcheck"].value
+    image_src = f"image {image} config Healthcheck"
+    # Docker merges a container's healthcheck with the image's field by field: what Compose leaves
+    # unset (no test, a zero duration) comes from the image, then from Docker's own defaults.
+    test: list[str] = list(info.healthcheck)
+    interval, timeout = info.health_interval_ns, info.health_timeout_ns
+    start, retries = info.health_start_period_ns, info.health_retries
+    source, key = image_src, "image"
     if hc is not None:
         if hc.get("disable"):
             return {}, f"compose services.{name}.healthcheck.disable"
-        source = f"compose services.{name}.healthcheck"
-        # A Compose healthcheck without `test` keeps the image's command (Docker merges field by field).
-        test = hc.get("test") or list(info.healthcheck)
-        if isinstance(test, str):
-            test = ["CMD-SHELL", test]
-        interval = _duration_ns(hc["interval"], name, "healthcheck.interval") if "interval" in hc else 0
-        timeout = _duration_ns(hc["timeout"], name, "healthcheck.timeout") if "timeout" in hc else 0
-        start = _duration_ns(hc["start_period"], name, "healthcheck.start_period") if "start_period" in hc else 0
-        retries = int(hc.get("retries") or 0)
-        key = "healthcheck.test"
-    else:
-        source = f"image {image} config Healthcheck"
-        test = list(info.healthcheck)
-        interval, timeout = info.health_interval_ns, info.health_timeout_ns
-        start, retries = info.health_start_period_ns, info.health_retries
-        key = "image"
+        source = f"compose services.{name}.healthcheck (unset fields: {image_src})"
+        if hc.get("test"):
+            raw = hc["test"]
+            test = ["CMD-SHELL", raw] if isinstance(raw, str) else [str(t) for t in raw]
+            key = "healthcheck.test"
+        if hc.get("interval"):
+            interval = _duration_ns(hc["interval"], name, "healthcheck.interval")
+        if hc.get("timeout"):
+            timeout = _duration_ns(hc["timeout"], name, "healthcheck.timeout")
+        if hc.get("start_period"):
+            start = _duration_ns(hc["start_period"], name, "healthcheck.start_period")
+        if hc.get("retries"):
+            retries = int(hc["retries"])
     command = _probe_command(test, name, key)
     if command is None:
         return {}, source
@@ -402,7 +406,7 @@ def _probes(ctx: _Ctx, name: str, spec: Mapping[str, Any], info: ImageInfo, imag
         # Docker ignores failures during start_period: the startup probe gives the same grace.
         "startupProbe": {**base, "failureThreshold": max(1, math.ceil(_seconds(start) / period_s)) + retries},
     }
-    return probes, source + " (unset fields: default docker.healthcheck)"
+    return probes, source + "; default docker.healthcheck"
 
 
 def _resources(name: str, spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

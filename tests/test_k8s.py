@@ -419,3 +419,18 @@ def test_recorded_shell_healthcheck_in_the_image_is_refused() -> None:
     infos[tag] = ImageInfo.from_inspect(raw)
     with pytest.raises(k8s.RenderError, match=r"services\.ingestion\.image: a shell-form healthcheck"):
         k8s.render(cfg, "prod", record, compose, infos)
+
+
+def test_compose_healthcheck_fields_merge_over_the_images() -> None:
+    cfg, record, compose, infos = recorded_inputs()
+    # Only the retries from Compose: the command and interval stay the image's (5s, retries 3 there).
+    compose["services"]["ingestion"]["healthcheck"] = {"retries": 7}
+    objects = {o.key: o for o in k8s.render(cfg, "prod", record, compose, infos)}
+    c = objects["Deployment/ingestion"].body["spec"]["template"]["spec"]["containers"][0]
+    assert c["livenessProbe"]["exec"]["command"] == ["/opt/venv/bin/python", "-m", "ingestion.healthcheck"]
+    assert (c["livenessProbe"]["periodSeconds"], c["livenessProbe"]["failureThreshold"]) == (5, 7)
+    assert c["startupProbe"]["failureThreshold"] == 2 + 7  # the image's start period, 10s / 5s
+    compose["services"]["ingestion"]["healthcheck"] = {"disable": True}
+    objects = {o.key: o for o in k8s.render(cfg, "prod", record, compose, infos)}
+    c = objects["Deployment/ingestion"].body["spec"]["template"]["spec"]["containers"][0]
+    assert "livenessProbe" not in c and "readinessProbe" not in c
