@@ -1002,8 +1002,13 @@ def restricted_violations(objects: Iterable[Mapping[str, Any]]) -> list[str]:
                 for p in c.get("ports") or []:
                     if p.get("hostPort"):
                         bad.append(f"{at}.ports hostPort {p.get('hostPort')}")
-                if c.get("lifecycle") and any("tcpSocket" in (h or {}) for h in (c["lifecycle"] or {}).values()):
-                    bad.append(f"{at}.lifecycle uses tcpSocket hooks")
+                # Probes and lifecycle hooks may not aim at another host (baseline "Host Probes / Lifecycle Hooks").
+                handlers = {k: c.get(k) for k in ("livenessProbe", "readinessProbe", "startupProbe")}
+                handlers.update({f"lifecycle.{k}": h for k, h in (c.get("lifecycle") or {}).items()})
+                for hname, h in sorted(handlers.items()):
+                    for how in ("httpGet", "tcpSocket"):
+                        if ((h or {}).get(how) or {}).get("host"):
+                            bad.append(f"{at}.{hname}.{how}.host is set")
         for k, v in ((o.get("metadata") or {}).get("annotations") or {}).items():
             if (
                 k.startswith("container.apparmor.security.beta.kubernetes.io/")

@@ -85,7 +85,9 @@ def test_restricted_check_pod_level_rules() -> None:
     pod["spec"]["hostNetwork"] = True
     pod["spec"]["volumes"] = [{"name": "h", "hostPath": {"path": "/"}}]
     pod["spec"]["containers"][0]["ports"] = [{"containerPort": 80, "hostPort": 80}]
+    pod["spec"]["containers"][0]["livenessProbe"] = {"httpGet": {"host": "10.0.0.1", "port": 80}}
     bad = k8s.restricted_violations([pod])
+    assert any("livenessProbe.httpGet.host is set" in b for b in bad)
     assert any("hostNetwork" in b for b in bad)
     assert any("['hostPath']" in b for b in bad)
     assert any("hostPort 80" in b for b in bad)
