@@ -917,6 +917,7 @@ _RESTRICTED_VOLUMES = {
     "projected",
     "secret",
 }
+_SELINUX_TYPES = ("container_t", "container_init_t", "container_kvm_t", "container_engine_t")
 _BASELINE_SYSCTLS = {
     "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
     "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
@@ -958,14 +959,7 @@ def restricted_violations(objects: Iterable[Mapping[str, Any]]) -> list[str]:
             bad.append(f"{where}: securityContext.seccompProfile.type is {pod_seccomp}")
         if psc.get("runAsUser") == 0:
             bad.append(f"{where}: securityContext.runAsUser is 0")
-        if (psc.get("seLinuxOptions") or {}).get("type") not in (
-            None,
-            "",
-            "container_t",
-            "container_init_t",
-            "container_kvm_t",
-            "container_engine_t",
-        ):
+        if (psc.get("seLinuxOptions") or {}).get("type") not in (None, "", *_SELINUX_TYPES):
             bad.append(f"{where}: securityContext.seLinuxOptions.type is not allowed")
         if (psc.get("windowsOptions") or {}).get("hostProcess"):
             bad.append(f"{where}: securityContext.windowsOptions.hostProcess is true")
@@ -995,6 +989,8 @@ def restricted_violations(objects: Iterable[Mapping[str, Any]]) -> list[str]:
                 seccomp = (sc.get("seccompProfile") or {}).get("type") or pod_seccomp
                 if seccomp not in ("RuntimeDefault", "Localhost"):
                     bad.append(f"{at}: seccompProfile is not RuntimeDefault/Localhost (container or pod)")
+                if (sc.get("seLinuxOptions") or {}).get("type") not in (None, "", *_SELINUX_TYPES):
+                    bad.append(f"{at}.securityContext.seLinuxOptions.type is not allowed")
                 if sc.get("procMount") not in (None, "Default"):
                     bad.append(f"{at}.securityContext.procMount is {sc.get('procMount')}")
                 if (sc.get("appArmorProfile") or {}).get("type") not in (None, "RuntimeDefault", "Localhost"):

@@ -436,3 +436,31 @@ def test_compose_healthcheck_fields_merge_over_the_images() -> None:
     objects = {o.key: o for o in k8s.render(cfg, "prod", record, compose, infos)}
     c = objects["Deployment/ingestion"].body["spec"]["template"]["spec"]["containers"][0]
     assert "livenessProbe" not in c and "readinessProbe" not in c
+
+
+PSA = DATA / "psa"
+# What each Kubernetes fixture's name stands for, as this check words it.
+PSA_EXPECTED = {
+    "capabilities_restricted": "capabilities.drop does not contain ALL",
+    "runasuser": "runAsUser is 0",
+    "seccompprofile_restricted": "seccompProfile is not RuntimeDefault",
+    "procmount": "procMount is Unmasked",
+    "restrictedvolumes": "has type ['portworxVolume']",
+    "runasnonroot": "runAsNonRoot is not true",
+    "hostpathvolumes": "has type ['hostPath']",
+    "sysctls": "sysctls othersysctl is not a safe sysctl",
+    "hostports": "hostPort 12345",
+    "privileged": "privileged is true",
+    "hostnamespaces": "spec.hostNetwork is true",
+}
+
+
+@pytest.mark.parametrize("path", sorted(PSA.glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_restricted_check_agrees_with_kubernetes_fixtures(path: Path) -> None:
+    pod = yaml.safe_load(path.read_text())
+    bad = k8s.restricted_violations([pod])
+    if path.parent.name == "pass":
+        assert bad == []
+        return
+    control = path.stem.split("-", 1)[1].rstrip("0123456789")
+    assert any(PSA_EXPECTED[control] in b for b in bad), bad
