@@ -500,7 +500,10 @@ def _bind_configmap(ctx: _Ctx, name: str, index: int, vol: Mapping[str, Any], cm
         ckey = rel.replace("/", "__")
         if not _CONFIGMAP_KEY.match(ckey) or ckey in data or ckey in binary:
             raise _fail(name, key, f"file {rel!r} makes no unique ConfigMap key", "rename it: letters, digits, -._")
-        content = f.read_bytes()
+        try:
+            content = f.read_bytes()
+        except OSError as exc:
+            raise _fail(name, key, f"{f} cannot be read ({exc.strerror})", "make the mounted files readable") from None
         total += len(content)
         try:
             data[ckey] = content.decode("utf-8")
@@ -1093,8 +1096,11 @@ def provenance(objects: Iterable[Obj]) -> str:
 
 def _write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be written ({exc.strerror})", hint="name a writable directory") from None
 
 
 def run(
@@ -1135,7 +1141,12 @@ def run(
                 hint="the first field named is where the Compose value does not fit; fix it in the Compose file",
             )
     target = out or cfg.project.artifacts / "k8s" / env_name
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"--out {target}: cannot be created ({exc.strerror})", hint="name a writable directory"
+        ) from None
     files = []
     for name, text in (
         (MANIFESTS, dump(objects, MANIFESTS)),

@@ -285,11 +285,13 @@ def test_every_field_is_traceable(rendered: dict[str, Path], env: str) -> None:
 
 
 @pytest.mark.engine
-def test_output_is_byte_identical_across_processes(rendered: dict[str, Path], tmp_path: Path) -> None:
-    r = run_cli("render", "k8s", "--env", "prod", "--out", str(tmp_path))
+def test_output_is_byte_identical_across_processes(rendered: dict[str, Path], cfg: config.Config) -> None:
+    # Another process, the default output directory (ARTIFACTS/k8s/ENV): the same bytes.
+    r = run_cli("render", "k8s", "--env", "prod")
     assert r.returncode == 0, r.stderr[-4000:]
+    default = cfg.project.artifacts / "k8s" / "prod"
     for name in (k8s.MANIFESTS, k8s.SECRETS, k8s.PROVENANCE):
-        assert (tmp_path / name).read_bytes() == (rendered["prod"] / name).read_bytes(), name
+        assert (default / name).read_bytes() == (rendered["prod"] / name).read_bytes(), name
 
 
 @pytest.mark.engine
@@ -335,6 +337,14 @@ def test_bad_compose_input_exits_2_naming_service_and_key(
     assert where in r.stderr and what in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert not (out / k8s.MANIFESTS).exists()
+
+
+@pytest.mark.engine
+def test_unwritable_output_exits_2(built_envs: dict[str, Any], tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    r = run_cli("render", "k8s", "--env", "prod", "--out", str(blocker / "sub"))
+    assert r.returncode == 2 and "--out" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
 def test_unknown_environment_and_missing_overlay_exit_2(tmp_path: Path) -> None:
