@@ -124,6 +124,13 @@ def load(session: nox.Session) -> None:
     session.run("pipelines", "load", *session.posargs)
 
 
+@nox.session(tags=["release"])
+def render(session: nox.Session) -> None:
+    """Kubernetes manifests of an environment (args go to `pipelines render k8s`, e.g. -- --env prod)."""
+    _install(session)
+    session.run("pipelines", "render", "k8s", *session.posargs)
+
+
 @nox.session(tags=["dev"])
 def bench(session: nox.Session) -> None:
     """Benchmark builds and image sizes (JSON + Markdown); -- --lint or -- --scan for those stages."""
