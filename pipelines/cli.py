@@ -52,6 +52,17 @@ pipelines itself (details in ARTIFACTS/logs/crash-*.log), 130 interrupted.
 """
 
 
+def _overlay_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--compose-file",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="an extra overlay on top of the environment's files",
+    )
+
+
 def _report_flags(p: argparse.ArgumentParser, default_format: str = "table") -> None:
     p.add_argument(
         "--format",
@@ -143,14 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument("--env", help="environment (default: the config's default_env)")
     sm.add_argument("--keep", action="store_true", help="leave the stack up for debugging")
     sm.add_argument("--project", help="Compose project name (default: pipelines-smoke-ENV-RANDOM)")
-    sm.add_argument(
-        "--compose-file",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="FILE",
-        help="an extra overlay on top of the environment's files",
-    )
+    _overlay_flag(sm)
     sm.add_argument(
         "--deadline",
         type=float,
@@ -312,14 +316,7 @@ def _parser() -> argparse.ArgumentParser:
         help="validate against this Kubernetes version's schemas; repeatable (default: 1.30 and 1.33)",
     )
     rd.add_argument("--no-validate", action="store_true", help="skip the offline schema validation")
-    rd.add_argument(
-        "--compose-file",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="FILE",
-        help="an extra overlay on top of the environment's files",
-    )
+    _overlay_flag(rd)
     return p
 
 

@@ -80,17 +80,8 @@ class LiveStack:
     def compose(self, *args: str, timeout: float = 120) -> str:
         return self._st.compose(*args, timeout=timeout).stdout
 
-    @staticmethod
-    def http(
-        method: str,
-        url: str,
-        *,
-        auth: tuple[str, str] | None = None,
-        body: bytes | None = None,
-        content_type: str = "application/json",
-        timeout: float = 5.0,
-    ) -> tuple[int, dict[str, str], bytes]:
-        return http(method, url, auth=auth, body=body, content_type=content_type, timeout=timeout)
+    # The same request helper the smoke stage's own probes use.
+    http = staticmethod(http)
 
     @staticmethod
     def wait_for(what: str, fn: Callable[[], T | None], *, deadline: float = 30.0, every: float = 0.3) -> T:
