@@ -11,7 +11,7 @@ import json
 import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +103,12 @@ def terminal(r: Result) -> str:
 
 def markdown(r: Result) -> str:
     verdict = "passed" if r.passed else "FAILED"
-    out = [f"### {r.stage.capitalize()}: {verdict}", "", r.headline, ""]
-    if r.notices:
-        out += [f"**{r.notices[0]}**", ""] + [f"- {n}" for n in r.notices[1:]] + [""]
+    # The first notice (what data the verdict rests on, e.g. the scan's DB and coverage) is the
+    # report's first line, as in the terminal.
+    out = [f"**{r.notices[0]}**", ""] if r.notices else []
+    out += [f"### {r.stage.capitalize()}: {verdict}", "", r.headline, ""]
+    if r.notices[1:]:
+        out += [f"- {n}" for n in r.notices[1:]] + [""]
     for t in r.tables:
         if t.title:
             out += [f"#### {t.title}", ""]
@@ -119,7 +122,14 @@ def markdown(r: Result) -> str:
 def junit(r: Result) -> str:
     """Checks become test cases; without checks, one case per examined file with its findings."""
     if not r.checks:
-        return report.junit(r.stage, list(r.findings), list(r.files), list(r.gated))
+        # One case per examined file, or per image where the findings name one (scan).
+        def case(f: Finding) -> Finding:
+            image = dict(f.extra).get("image")
+            return replace(f, file=image) if image and image in r.files else f
+
+        moved = {id(f): case(f) for f in r.findings}
+        gated = [moved.get(id(f), case(f)) for f in r.gated]
+        return report.junit(r.stage, list(moved.values()), list(r.files), gated)
     root = ET.Element("testsuites", name=r.stage)
     failures = [c for c in r.checks if not c.ok]
     ts = ET.SubElement(

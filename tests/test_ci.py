@@ -69,7 +69,7 @@ def write_noxfile(tmp: Path, text: str) -> ci.Noxfile:
 
 def test_the_workflow_runs_exactly_the_ci_sessions_in_order() -> None:
     nox = noxfile()
-    assert nox.ci_sessions == ("lint", "build", "scan", "smoke", "tests")
+    assert nox.ci_sessions == ("lint", "build", "scan", "verify", "smoke", "tests")
     assert ci.parity_problems(workflow(), nox) == []
     assert ci.session_steps(workflow(), "pipeline") == list(nox.ci_sessions)
     assert nox.sessions["ci"].requires == nox.ci_sessions
@@ -140,8 +140,8 @@ def test_drift_in_the_noxfile_is_caught(tmp_path: Path) -> None:
     text = NOXFILE.read_text()
     # A session added to CI_SESSIONS (and tagged) but not to the workflow.
     added = text.replace(
-        'CI_SESSIONS = ["lint", "build", "scan", "smoke", "tests"]',
-        'CI_SESSIONS = ["lint", "build", "scan", "smoke", "tests", "load"]',
+        'CI_SESSIONS = ["lint", "build", "scan", "verify", "smoke", "tests"]',
+        'CI_SESSIONS = ["lint", "build", "scan", "verify", "smoke", "tests", "load"]',
     ).replace('@nox.session(tags=["dev"])\ndef load(', '@nox.session(tags=["ci"])\ndef load(')
     assert added != text
     problems = ci.parity_problems(workflow(), write_noxfile(tmp_path, added))
@@ -154,8 +154,8 @@ def test_drift_in_the_noxfile_is_caught(tmp_path: Path) -> None:
     assert any("'bench' has group tags []" in p for p in problems), problems
     # scan before build; a default that needs root.
     reordered = text.replace(
-        'CI_SESSIONS = ["lint", "build", "scan", "smoke", "tests"]',
-        'CI_SESSIONS = ["lint", "scan", "build", "smoke", "tests"]',
+        'CI_SESSIONS = ["lint", "build", "scan", "verify", "smoke", "tests"]',
+        'CI_SESSIONS = ["lint", "scan", "build", "verify", "smoke", "tests"]',
     ).replace('nox.options.sessions = ["lint"]', 'nox.options.sessions = ["build", "scan", "smoke"]')
     problems = ci.parity_problems(workflow(), write_noxfile(tmp_path, reordered))
     assert any("'scan', which needs a build, before 'build'" in p for p in problems), problems

@@ -421,7 +421,9 @@ def _bundle_db(out: Path, default_severity: Mapping[str, str] | None = None) -> 
     stamp = out / ".bundle-digest"
     st = src.stat()
     severity = dict(sorted((default_severity or {}).items()))
-    digest = f"{src.name}:{st.st_size}:{st.st_mtime_ns}:{json.dumps(severity)}"
+    # The writer's own code is an input too: a fixed writer must not keep serving a DB built by the old one.
+    writer = hashlib.sha256(Path(vulndb.__file__).read_bytes()).hexdigest()[:16]
+    digest = f"{src.name}:{st.st_size}:{st.st_mtime_ns}:{json.dumps(severity)}:{writer}"
     if stamp.exists() and stamp.read_text() == digest:
         return vulndb.read_info(out)
     provenance, advisories = vulndb.load_bundle(src, default_severity=severity)
@@ -952,7 +954,7 @@ def as_result(out: Outcome, *, judged_build: bool = True) -> Result:
     for res in out.images:
         c = counts([f for f in out.findings if dict(f.extra).get("image") == res.name])
         rows.append((res.name, res.ref[:71], str(res.packages), *[str(v) for v in c.values()], f"{res.seconds:.1f}s"))
-    tables = [Table(("image", "reference", "packages", *reversed(LEVELS), "time"), tuple(rows), "images")]
+    tables = [Table(("image", "reference", "packages", *reversed(LEVELS), "time"), tuple(rows), "Images")]
     if gated:
         tables.append(
             Table(
@@ -968,7 +970,7 @@ def as_result(out: Outcome, *, judged_build: bool = True) -> Result:
                     )
                     for f in gated
                 ),
-                "gated findings",
+                "Gated findings",
             )
         )
     headline = (
