@@ -377,7 +377,7 @@ def _share_row(s: dict[str, object]) -> list[str]:
     ]
 
 
-SCAN_TARGET_S = 10.0
+SCAN_TARGET_S = 1.0  # warm scan of every service image, in total: unchanged images reuse their result
 
 
 def run_scan(
@@ -418,7 +418,7 @@ def run_scan(
             "",
             report.markdown_table(
                 ["images", "cold", "warm (median of runs)", "target (warm)"],
-                [[", ".join(names), f"{cold:.1f} s", f"{warm:.1f} s ({runs} runs)", f"<= {SCAN_TARGET_S:.0f} s"]],
+                [[", ".join(names), f"{cold:.1f} s", f"{warm:.1f} s ({runs} runs)", f"<= {SCAN_TARGET_S:g} s"]],
             ),
             "",
         ]
