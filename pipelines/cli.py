@@ -491,8 +491,7 @@ def _stage_scan(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from . import scan  # imported per command: `pipelines --help` stays fast
 
     ctx = _context(args)
-    outcome = scan.run(ctx.cfg, ctx.tools, env=args.env, images=args.images, explicit_db=args.vulndb)
-    return ctx, scan.as_result(outcome, judged_build=not args.images)
+    return ctx, scan.run(ctx, scan.Options(env=args.env, images=tuple(args.images), vulndb=args.vulndb))
 
 
 def _stage_verify(args: argparse.Namespace) -> tuple[Context | None, Result]:
@@ -547,24 +546,17 @@ def _stage_lint(args: argparse.Namespace) -> tuple[Context | None, Result]:
             "not found, and no paths given",
             hint="name files or directories to lint, or run from a project with pipeline.toml",
         )
-    root = cfg.root if cfg is not None else Path.cwd()
-    settings = lint.settings_from_config(cfg, root, threshold=args.threshold, profile=args.profile)
-    build_args = dict(a.split("=", 1) for a in args.build_arg if "=" in a)
-    if args.paths:
-        dockerfiles, composes = lint.targets_from_paths(
-            # Compose files named without --profile: availability rules are warnings, not prod errors.
-            args.paths,
-            root,
-            args.profile or "unspecified",
-            build_args,
-            env_file=args.env_file,
-        )
-    elif cfg is not None:
-        dockerfiles, composes = lint.targets_from_config(cfg)
-    res = lint.run(dockerfiles, composes, settings, Toolchain())
-    # Reports under ARTIFACTS only for the project's own lint, not for paths named by hand.
-    out_dir = cfg.project.artifacts / "lint" if cfg is not None and not args.paths else None
-    return None, lint.as_result(res, out_dir)
+    opts = lint.Options(
+        paths=tuple(args.paths),
+        threshold=args.threshold,
+        profile=args.profile,
+        build_args=tuple(args.build_arg),
+        env_file=args.env_file,
+    )
+    if cfg is None:
+        return None, lint.run(None, opts)
+    ctx = Context(cfg, Toolchain())
+    return ctx, lint.run(ctx, opts)
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:

@@ -51,7 +51,7 @@ def lint_paths(
         waiver_file=waiver_file,
         waiver_display=waiver_file.name if waiver_file else "",
     )
-    return lint.run(dockerfiles, composes, settings, tools, today=today)
+    return lint.analyse(dockerfiles, composes, settings, tools, today=today)
 
 
 def own_rules(res: lint.Result) -> list[str]:
@@ -475,7 +475,7 @@ def test_reference_stack_has_one_finding_left_and_none_once_its_networks_are_spl
 
     def findings(fs: list[Path]) -> list[Finding]:
         target = lint.ComposeTarget(tuple(fs), tuple(f.name for f in fs), env, profile, ROOT)
-        res = lint.run([], [target], settings, tools)
+        res = lint.analyse([], [target], settings, tools)
         assert res.errors == []
         return res.findings
 
@@ -514,5 +514,5 @@ def test_missing_labels_are_info_unless_the_config_requires_them(tools: Toolchai
     for required, severity in ((False, Severity.INFO), (True, Severity.WARNING)):
         dockerfiles, _ = lint.targets_from_paths([path], CORPUS, "prod", {})
         settings = lint.Settings(threshold=Severity.WARNING, root=CORPUS, require_labels=required)
-        res = lint.run(dockerfiles, [], settings, tools)
+        res = lint.analyse(dockerfiles, [], settings, tools)
         assert [f.severity for f in res.findings if f.rule == "PL-D017"] == [severity]

@@ -21,6 +21,7 @@ from .. import _proc, composefile, lockfile, render, report, waivers
 from ..config import Config
 from ..errors import ConfigError, InputError
 from ..findings import Finding, Rule, Severity
+from ..result import Context as StageContext
 from ..result import Result as StageResult
 from ..result import Table as StageTable
 from ..tools import Toolchain, hadolint_binary
@@ -300,7 +301,36 @@ def _hadolint_threshold(config: Path | None) -> Severity | None:
         raise InputError(f"{config}: failure-threshold: {exc}") from None
 
 
-def run(
+@dataclass(frozen=True)
+class Options:
+    paths: tuple[Path, ...] = ()  # empty: everything the config declares
+    threshold: str | None = None
+    profile: str | None = None
+    build_args: tuple[str, ...] = ()  # KEY=VALUE for FROM args, when linting paths
+    env_file: Path | None = None
+
+
+def run(ctx: StageContext | None, opts: Options) -> StageResult:
+    """The lint stage on the common contract; without a context (no config) it lints the paths given."""
+    cfg = ctx.cfg if ctx is not None else None
+    root = cfg.root if cfg is not None else Path.cwd()
+    settings = settings_from_config(cfg, root, threshold=opts.threshold, profile=opts.profile)
+    if opts.paths:
+        build_args = dict(a.split("=", 1) for a in opts.build_args if "=" in a)
+        # Compose files named without --profile: availability rules are warnings, not prod errors.
+        dockerfiles, composes = targets_from_paths(
+            list(opts.paths), root, opts.profile or "unspecified", build_args, env_file=opts.env_file
+        )
+    elif cfg is not None:
+        dockerfiles, composes = targets_from_config(cfg)
+    else:
+        raise InputError("nothing to lint: no paths and no config", hint="name files or directories to lint")
+    res = analyse(dockerfiles, composes, settings, ctx.tools if ctx is not None else Toolchain())
+    # Reports under ARTIFACTS only for the project's own lint, not for paths named by hand.
+    return as_result(res, cfg.project.artifacts / "lint" if cfg is not None and not opts.paths else None)
+
+
+def analyse(
     dockerfiles: list[DockerfileTarget],
     composes: list[ComposeTarget],
     settings: Settings,
@@ -308,6 +338,7 @@ def run(
     *,
     today: dt.date | None = None,
 ) -> Result:
+    """Hadolint and the policies over the targets; the :class:`Result` is what :func:`as_result` renders."""
     today = today or dt.date.today()
     if not dockerfiles and not composes:
         raise InputError("nothing to lint: no Dockerfile and no Compose file", hint="name files, or declare images")

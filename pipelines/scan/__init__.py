@@ -31,7 +31,7 @@ from ..config import Config, ScanSettings
 from ..engine import Engine
 from ..errors import InputError, PipelineError, ScanError
 from ..findings import Finding, Severity
-from ..result import Result, Table
+from ..result import Context, Result, Table
 from ..tools import TRIVY_QUIET, Toolchain, trivy_binary
 from . import vulndb
 
@@ -695,7 +695,22 @@ class Outcome:
         return bool(self.gated())
 
 
-def run(
+@dataclass(frozen=True)
+class Options:
+    env: str | None = None
+    images: tuple[str, ...] = ()  # local image references; empty: the images of the env's last build
+    vulndb: Path | None = None  # use this DB and nothing else
+
+
+def run(ctx: Context, opts: Options) -> Result:
+    """The scan stage on the common contract."""
+    outcome = analyse(
+        ctx.cfg, ctx.tools, env=opts.env, images=opts.images, explicit_db=opts.vulndb, environ=ctx.environ
+    )
+    return as_result(outcome, judged_build=not opts.images)
+
+
+def analyse(
     cfg: Config,
     tools: Toolchain,
     *,
@@ -705,6 +720,7 @@ def run(
     environ: Mapping[str, str] | None = None,
     today: dt.date | None = None,
 ) -> Outcome:
+    """Scan and gate; the :class:`Outcome` is what :func:`as_result` renders."""
     environ = os.environ if environ is None else environ
     for ref in images:
         # Before anything runs: a reference starting with '-' would reach `docker save` as an option.

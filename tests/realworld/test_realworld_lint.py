@@ -30,7 +30,7 @@ def result() -> lint.Result:
         pytest.skip(f"docker compose not usable: {exc}")
     dockerfiles, composes = lint.targets_from_paths([CORPUS], CORPUS, "unspecified", {})
     settings = lint.Settings(threshold=Severity.WARNING, profile="prod", root=CORPUS)
-    return lint.run(dockerfiles, composes, settings, tools)
+    return lint.analyse(dockerfiles, composes, settings, tools)
 
 
 @pytest.fixture(scope="module")
