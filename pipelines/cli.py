@@ -39,7 +39,7 @@ stages:
   smoke      bring an environment's Compose stack up, probe it end to end, tear it down
   config     validate the config and print it resolved, as JSON
   doctor     report the Docker engine, buildx, compose and builder versions
-  load       drive the API inside the prod stack with wrk: requests/s, p50/p99, errors
+  load       drive the [load] service inside a stack with wrk: requests/s, p50/p99, errors
   bench      measure builds and image sizes (--lint, --scan, --verify: those stages' speed)
   sign       sign the scanned images of an environment with cosign (offline, key-based)
   verify-signatures  check every image of an environment against the public key

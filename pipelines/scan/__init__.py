@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -845,72 +845,6 @@ def counts(findings: Sequence[Finding]) -> dict[str, int]:
     return c
 
 
-def summary(out: Outcome) -> str:
-    lines = [out.notices[0], *[f"note: {n}" for n in out.notices[1:]], ""]
-    for res in out.images:
-        mine = [f for f in out.findings if dict(f.extra).get("image") == res.name]
-        c = counts(mine)
-        lines.append(
-            f"{res.name} ({res.ref[:71]}): {res.packages} packages, "
-            + ", ".join(f"{k} {v}" for k, v in c.items())
-            + f", {res.seconds:.1f}s"
-        )
-    gated = out.gated()
-    if gated:
-        rows = [
-            [
-                dict(f.extra).get("image", ""),
-                dict(f.extra).get("scan_severity", f.severity.label),
-                f.rule,
-                dict(f.extra).get("package", "") or f.file,
-                dict(f.extra).get("installed", ""),
-                dict(f.extra).get("fixed", "") or "-",
-            ]
-            for f in gated
-        ]
-        lines += ["", report.terminal_table(["image", "severity", "id", "package", "installed", "fixed"], rows)]
-    waived = [f for f in out.findings if f.waived]
-    lines.append("")
-    lines.append(
-        f"gate: {'FAILED' if gated else 'passed'}: {len(gated)} findings at or above {out.threshold}"
-        f"{' (unfixed ignored)' if out.ignore_unfixed else ''} not covered by a valid waiver; "
-        f"{len(waived)} waived"
-    )
-    return "\n".join(lines)
-
-
-def markdown(out: Outcome) -> str:
-    gated = out.gated()
-    md = [f"**{out.notices[0]}**", "", f"### Scan `{out.env}`: {'FAILED' if gated else 'passed'}", ""]
-    md += [f"- {n}" for n in out.notices[1:]] + [""]
-    rows = []
-    for res in out.images:
-        c = counts([f for f in out.findings if dict(f.extra).get("image") == res.name])
-        rows.append([res.name, str(res.packages), *[str(v) for v in c.values()]])
-    md.append(report.markdown_table(["image", "packages", *reversed(LEVELS)], rows))
-    if gated:
-        md += [
-            "",
-            "Gated findings:",
-            "",
-            report.markdown_table(
-                ["image", "severity", "id", "package", "installed", "fixed"],
-                [
-                    [
-                        dict(f.extra).get("image", ""),
-                        dict(f.extra).get("scan_severity", ""),
-                        f.rule,
-                        dict(f.extra).get("package", "") or f.file,
-                        dict(f.extra).get("installed", ""),
-                        dict(f.extra).get("fixed", "") or "-",
-                    ]
-                    for f in gated
-                ],
-            ),
-        ]
-    return "\n".join(md) + "\n"
-
-
 def trivyignore(ledger: Sequence[waivers.Waiver]) -> str:
     """Trivy's own ignore file, generated from the ledger (for running trivy by hand)."""
     entries = []
@@ -928,33 +862,10 @@ def trivyignore(ledger: Sequence[waivers.Waiver]) -> str:
 
 def write_reports(out: Outcome, ledger: Sequence[waivers.Waiver]) -> None:
     d = out.run_dir
-    gated = out.gated()
-    report.write_json(
-        d / "scan.json",
-        {
-            "env": out.env,
-            "vulnerability_db": out.db,
-            "threshold": out.threshold,
-            "ignore_unfixed": out.ignore_unfixed,
-            "failed": bool(gated),
-            "notices": out.notices,
-            "images": [{**asdict(r), "issues": len(r.issues)} for r in out.images],
-            "findings": [
-                {**asdict(f), "severity": f.severity.label, "extra": dict(f.extra), "gated": f in gated}
-                for f in out.findings
-            ],
-        },
-    )
-    (d / "scan.md").write_text(markdown(out))
     for res in out.images:
         mine = [f for f in out.findings if dict(f.extra).get("image") == res.name]
         run = report.SarifRun(tool="trivy", category=f"scan/{res.name}", rules={}, findings=mine)
         (d / f"{res.name}.sarif").write_text(json.dumps(report.sarif([run]), indent=2) + "\n")
-    # JUnit: one test case per image, failing with that image's gated findings.
-    by_image = {id(f): replace(f, file=dict(f.extra).get("image", f.file)) for f in out.findings}
-    (d / "scan.junit.xml").write_text(
-        report.junit("scan", list(by_image.values()), [r.name for r in out.images], [by_image[id(f)] for f in gated])
-    )
     (d / "trivyignore.yaml").write_text(trivyignore(ledger))
     latest = d.parent / "latest"
     if latest.is_symlink() or latest.exists():
