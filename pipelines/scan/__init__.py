@@ -861,11 +861,9 @@ def trivyignore(ledger: Sequence[waivers.Waiver]) -> str:
 
 
 def write_reports(out: Outcome, ledger: Sequence[waivers.Waiver]) -> None:
+    # SARIF is the renderer's scan.sarif (one run per tool and image): a second
+    # per-image copy would upload every finding twice under another category.
     d = out.run_dir
-    for res in out.images:
-        mine = [f for f in out.findings if dict(f.extra).get("image") == res.name]
-        run = report.SarifRun(tool="trivy", category=f"scan/{res.name}", rules={}, findings=mine)
-        (d / f"{res.name}.sarif").write_text(json.dumps(report.sarif([run]), indent=2) + "\n")
     (d / "trivyignore.yaml").write_text(trivyignore(ledger))
     latest = d.parent / "latest"
     if latest.is_symlink() or latest.exists():
