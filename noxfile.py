@@ -30,6 +30,12 @@ nox.options.stop_on_first_error = True
 # `./noxw -s NAME` step per entry, `./noxw -s ci` (.ci/run) runs them all, and
 # tests/test_ci.py fails when the three drift apart.
 CI_SESSIONS = ["lint", "build", "scan", "verify", "smoke", "tests"]
+# What a deploy job runs, one `./noxw -s NAME -- --env ENV` step each: for an
+# environment it builds from source, and for one that promotes another
+# environment's release (`promote_from`) without building. The workflow's
+# deploy jobs run exactly these (tests/test_ci.py).
+RELEASE_SESSIONS = ["build", "scan", "verify", "smoke", "sign", "deploy"]
+PROMOTE_SESSIONS = ["deploy"]
 # These read the last build (artifacts/build/ENV.json): in CI_SESSIONS after `build`.
 NEEDS_BUILD = ["scan", "verify", "smoke", "load"]
 # These need root: provisioning installs packages; a build that has to make the
@@ -159,5 +165,8 @@ def ci(session: nox.Session) -> None:
     session.log("CI sessions passed: " + ", ".join(CI_SESSIONS))
 
 
-# Deploy sessions (tag "release") go here once deploy exists; the workflow has
-# the matching place marked "deploy" after the pipeline job.
+@nox.session(tags=["release"])
+def sign(session: nox.Session) -> None:
+    """Sign an environment's scanned images with cosign, offline (args go to `pipelines sign`: -- --env ENV)."""
+    _install(session)
+    session.run("pipelines", "sign", *session.posargs)

@@ -26,6 +26,8 @@ from .errors import InputError
 
 # A CI step is this and nothing else: no shell around it, no `${{ }}`.
 SESSION_STEP = re.compile(r"^\./noxw -s ([a-z][a-z0-9_-]*)$")
+# A deploy job's step: a release session for the job's own GitHub environment, nothing else.
+DEPLOY_STEP = re.compile(r"^\./noxw -s ([a-z][a-z0-9_-]*) -- --env ([a-z][a-z0-9_-]*)$")
 # owner/repo[/path]@<40 hex>; a local action (./) or a docker:// image is no pin.
 PINNED_USES = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
 GROUP_TAGS = ("ci", "release", "dev")
@@ -48,6 +50,10 @@ class Noxfile:
     needs_build: tuple[str, ...]
     needs_root: tuple[str, ...]
     default: tuple[str, ...]
+    # What a deploy job runs for an environment it builds (RELEASE_SESSIONS), and for one that promotes
+    # another environment's release without building (PROMOTE_SESSIONS).
+    release_sessions: tuple[str, ...] = ()
+    promote_sessions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,8 @@ def read_noxfile(path: Path) -> Noxfile:
         consts.get("NEEDS_BUILD", ()),
         consts.get("NEEDS_ROOT", ()),
         default,
+        consts.get("RELEASE_SESSIONS", ()),
+        consts.get("PROMOTE_SESSIONS", ()),
     )
 
 
@@ -186,13 +194,73 @@ def session_steps(doc: Mapping[str, Any], job: str) -> list[str]:
     return names
 
 
+def deploy_jobs(doc: Mapping[str, Any]) -> dict[str, str]:
+    """Jobs bound to a GitHub environment (``environment:``), with that environment's name."""
+    out = {}
+    for job, spec in doc["jobs"].items():
+        env = (spec or {}).get("environment")
+        name = env.get("name") if isinstance(env, dict) else env
+        if name:
+            out[str(job)] = str(name)
+    return out
+
+
+def _needs(doc: Mapping[str, Any], job: str) -> set[str]:
+    """Every job ``job`` waits for, directly or through others."""
+    seen: set[str] = set()
+    todo = [job]
+    while todo:
+        spec = doc["jobs"].get(todo.pop()) or {}
+        needs = spec.get("needs") or []
+        for n in [needs] if isinstance(needs, str) else needs:
+            if n not in seen:
+                seen.add(str(n))
+                todo.append(str(n))
+    return seen
+
+
+def _deploy_problems(doc: Mapping[str, Any], nox: Noxfile, pipeline: str) -> list[str]:
+    problems = []
+    for job, env in deploy_jobs(doc).items():
+        ran = []
+        for st in steps(doc):
+            if st.job != job or st.run is None:
+                continue
+            m = DEPLOY_STEP.match(st.run)
+            if not m:
+                problems.append(f"{st.where} runs {st.run!r}: a deploy step is `./noxw -s NAME -- --env {env}` only")
+                continue
+            name, target = m.groups()
+            ran.append(name)
+            if target != env:
+                problems.append(f"{st.where} deploys --env {target} from the job of environment {env!r}")
+            if name not in nox.sessions:
+                problems.append(f"{st.where} runs session {name!r}, which {nox.path.name} does not define")
+            elif st.name != name:
+                problems.append(f"{st.where} runs session {name!r}: name the step {name!r}")
+        allowed = [list(x) for x in (nox.release_sessions, nox.promote_sessions) if x]
+        if ran not in allowed:
+            problems.append(
+                f"deploy job {job!r} runs sessions {ran}; {nox.path.name} says RELEASE_SESSIONS "
+                f"{list(nox.release_sessions)} or PROMOTE_SESSIONS {list(nox.promote_sessions)}"
+            )
+        if pipeline not in _needs(doc, job):
+            problems.append(f"deploy job {job!r} does not wait for {pipeline!r}: only a green pipeline deploys")
+        conc = (doc["jobs"][job] or {}).get("concurrency")
+        if not (isinstance(conc, dict) and conc.get("cancel-in-progress") is False):
+            problems.append(f"deploy job {job!r} needs its own concurrency group with cancel-in-progress: false")
+    return problems
+
+
 def parity_problems(doc: Mapping[str, Any], nox: Noxfile, *, job: str = "pipeline") -> list[str]:
     """Every way the workflow, the noxfile's CI list and its tags disagree (empty when they agree)."""
     problems = []
     if job not in doc["jobs"]:
         problems.append(f"the workflow has no job {job!r} (the one that runs the CI sessions)")
+    deploying = deploy_jobs(doc)
+    problems += _deploy_problems(doc, nox, job)
     for st in steps(doc):
-        if st.run is None:
+        if st.run is None or st.job in deploying:
             continue
         m = SESSION_STEP.match(st.run)
         if not m:
