@@ -85,7 +85,7 @@ class Health:
         the last one may take ``timeout``. A configured floor only lengthens it.
         """
         own = START_SLACK + self.start_period + self.interval * self.retries + self.timeout
-        return round(max(own, floor), 3)
+        return max(own, floor)
 
 
 def health_of(spec: Mapping[str, Any] | None, *, where: str) -> Health | None:
