@@ -159,5 +159,11 @@ def ci(session: nox.Session) -> None:
     session.log("CI sessions passed: " + ", ".join(CI_SESSIONS))
 
 
-# Deploy sessions (tag "release") go here once deploy exists; the workflow has
-# the matching place marked "deploy" after the pipeline job.
+@nox.session(tags=["release"])
+def deploy(session: nox.Session) -> None:
+    """Deploy the verified, signed images of an environment, health-gated (args go to `pipelines deploy`).
+
+    The history and rollback are `pipelines releases --env ENV` and `pipelines rollback --env ENV [--to rN]`.
+    """
+    _install(session)
+    session.run("pipelines", "deploy", *session.posargs)

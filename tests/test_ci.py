@@ -122,7 +122,7 @@ def test_every_session_has_one_group_tag() -> None:
             "runs sessions",
         ),
         # a session the noxfile does not define
-        (lambda w: w["jobs"]["pipeline"]["steps"].append({"run": "./noxw -s deploy"}), "does not define"),
+        (lambda w: w["jobs"]["pipeline"]["steps"].append({"run": "./noxw -s publish"}), "does not define"),
         # a step named otherwise than the session that reproduces it
         (lambda w: w["jobs"]["pipeline"]["steps"][4].__setitem__("name", "Lint"), "name the step 'lint'"),
         # a session step in another job

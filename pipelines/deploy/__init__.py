@@ -5,12 +5,8 @@ earlier release back; each is ``(context, options) -> Result`` like every
 stage. What may be deployed and how each service is treated is decided in
 :mod:`.plan` (the gate), the history and its lock live in :mod:`.releases`,
 and an engine module carries a release out: :mod:`.compose_engine` on one
-host. An engine is a module with
-
-    apply(ctx, new: Deployment, old: Deployment | None, *, replace_stateful, floor, log) -> list[Step]
-
-that raises ``GateBroken`` (exit 1) after restoring ``old`` for what it
-switched, or ``DeployInterrupted`` (exit 130) the same way on Ctrl-C.
+host; :mod:`.steps` is what every engine reports (``apply``'s contract).
+:func:`engine_module` is the one place an engine is chosen.
 """
 
 from __future__ import annotations
@@ -27,6 +23,7 @@ from ..engine import Engine, ImageNotFound
 from ..errors import InputError, Interrupted, PipelineError
 from ..result import Check, Context, Outcome, Result, Table
 from . import plan, releases
+from . import steps as steps_mod
 from .plan import Deployment
 
 ENGINES = ("compose", "swarm")
@@ -253,7 +250,7 @@ def run(ctx: Context, opts: Options) -> Result:
                 floor=float(cfg.deploy.gate_deadline),
                 log=_log,
             )
-        except engine.GateBroken as exc:
+        except steps_mod.GateBroken as exc:
             release.status = "failed"
             release.rolled_back_to = live.id if live else None
             release.seconds = round(time.monotonic() - start, 2)
@@ -262,7 +259,7 @@ def run(ctx: Context, opts: Options) -> Result:
             restored = f"; {live.id} keeps serving" if live else "; its containers were removed"
             return _deploy_result(ctx, env, release, cand, exc.steps, notes, waited, error=exc.what + restored,
                                   evidence=exc.seen or "")  # fmt: skip
-        except (engine.DeployInterrupted, Interrupted, KeyboardInterrupt) as exc:
+        except (steps_mod.DeployInterrupted, Interrupted, KeyboardInterrupt) as exc:
             release.status = "interrupted"
             release.rolled_back_to = live.id if live else None
             release.seconds = round(time.monotonic() - start, 2)
@@ -409,7 +406,7 @@ def run_rollback(ctx: Context, opts: Options) -> Result:
         try:
             steps = engine.apply(ctx, new, old, replace_stateful=opts.replace_stateful,
                                  floor=float(ctx.cfg.deploy.gate_deadline), log=_log)  # fmt: skip
-        except engine.GateBroken as exc:
+        except steps_mod.GateBroken as exc:
             seconds = round(time.monotonic() - start, 2)
             return Result(
                 stage="rollback",

@@ -36,40 +36,12 @@ from ..errors import CommandFailed, GateFailed, Interrupted, PipelineError
 from ..result import Context
 from ..stack import Stack
 from .plan import Deployment, Service
+from .steps import DeployInterrupted, GateBroken, Step
 
 NAME = "compose"
 JOB_DEADLINE = 300.0  # seconds a one-shot job may run (plus the [deploy] floor)
 COMPOSE_TIMEOUT = 300.0
 LOG_TAIL = 15
-
-
-@dataclass
-class Step:
-    """What happened to one service."""
-
-    service: str
-    action: str  # created, rolled, replaced in place, kept, unchanged, job ran, removed, restored, ...
-    image: str = ""
-    gate: str = ""  # "healthy in 4.1 s", "exit 0", "unhealthy", ...
-    seconds: float = 0.0
-    ok: bool = True
-    detail: str = ""
-
-
-class GateBroken(GateFailed):
-    """A new container failed its gate; what was switched has been restored (exit 1)."""
-
-    def __init__(self, what: str, *, steps: list[Step], seen: str | None = None, hint: str | None = None) -> None:
-        super().__init__(what, seen=seen, hint=hint)
-        self.steps = steps
-
-
-class DeployInterrupted(Interrupted):
-    """Ctrl-C during the rollout; the new containers were removed and the previous release restored (exit 130)."""
-
-    def __init__(self, what: str, *, steps: list[Step]) -> None:
-        super().__init__(what)
-        self.steps = steps
 
 
 Log = Callable[[str], None]

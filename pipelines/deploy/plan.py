@@ -147,11 +147,17 @@ class Deployment:
         return dict((self.config.get("services") or {}).get(name) or {})
 
 
+def repository(ref: str) -> str:
+    """registry:port/namespace/NAME:tag or ...@sha256:... -> registry:port/namespace/NAME."""
+    repo = ref.split("@", 1)[0]
+    head, _, last = repo.rpartition("/")
+    last = last.split(":", 1)[0]  # a tag; the registry's port sits before a "/" and stays
+    return f"{head}/{last}" if head else last
+
+
 def image_name(ref: str) -> str:
     """registry/namespace/NAME:tag or ...@sha256:... -> NAME (the built image it is)."""
-    repo = ref.split("@", 1)[0]
-    last = repo.rsplit("/", 1)[-1]
-    return last.split(":", 1)[0]
+    return repository(ref).rsplit("/", 1)[-1]
 
 
 def _order(config: Mapping[str, Any]) -> list[str]:
@@ -453,7 +459,9 @@ def render(
     for name, spec in services.items():
         img = str((spec or {}).get("image", ""))
         built = image_name(img)
-        if built not in cand.refs or not img.split("@", 1)[0].rsplit(":", 1)[0].endswith(f"/{built}"):
+        # .../NAMESPACE/NAME: the namespace must be the config's, whatever registry the files name.
+        suffix = f"/{cfg.registry.namespace}/{built}" if cfg.registry.namespace else f"/{built}"
+        if built not in cand.refs or not repository(img).endswith(suffix):
             strangers.append(f"{name}: {img or '(no image)'}")
             continue
         pins[name] = {"image": cand.refs[built]}
