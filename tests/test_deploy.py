@@ -543,6 +543,39 @@ def test_two_deploys_of_one_environment_at_once_are_serialised(deployer: Deploye
     assert json.loads(file.read_text())["services"][API]["environment"]["LOG_LEVEL"] == level
 
 
+STATEFUL = "ingestion"  # the reference service with a named volume
+
+
+@pytest.mark.engine
+def test_a_stateful_service_keeps_running_unless_it_is_named_for_replacement(deployer: Deployer) -> None:
+    (kept,) = deployer.containers(STATEFUL)
+    level = _env_of(kept)["LOG_LEVEL"]
+    want = "error" if level != "error" else "critical"
+    r = deployer.run("deploy", LOG_LEVEL=want)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"{STATEFUL} is stateful (named volume" in r.stdout and f"--replace-stateful {STATEFUL}" in r.stdout
+    (same,) = deployer.containers(STATEFUL)
+    assert same["Id"] == kept["Id"] and _env_of(same)["LOG_LEVEL"] == level
+    assert _env_of(deployer.containers(API)[0])["LOG_LEVEL"] == want  # the stateless service did move
+    # What the release records is what runs: the kept service's old config.
+    live = deployer.history()["releases"][0]
+    rendered = json.loads((deployer.state / "staging" / live["id"] / "compose.json").read_text())
+    assert rendered["services"][STATEFUL]["environment"]["LOG_LEVEL"] == level
+
+    r = deployer.run("deploy", "--replace-stateful", API, LOG_LEVEL=want)
+    assert r.returncode == 2 and "not a stateful service" in r.stderr, r.stderr[-2000:]
+    r = deployer.run("deploy", "--replace-stateful", STATEFUL, LOG_LEVEL=want)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"{STATEFUL} replaced in place" in r.stdout  # the headline says what moved
+    (replaced,) = deployer.containers(STATEFUL)
+    assert replaced["Id"] != kept["Id"] and _env_of(replaced)["LOG_LEVEL"] == want
+    assert replaced["State"]["Health"]["Status"] == "healthy"
+    # Its data volume is the same one: replaced, never recreated empty.
+    assert {m["Name"] for m in replaced["Mounts"] if m["Type"] == "volume"} == {
+        m["Name"] for m in kept["Mounts"] if m["Type"] == "volume"
+    }
+
+
 @pytest.mark.engine
 def test_an_unsigned_image_is_refused(deployer: Deployer, staging: manifest.BuildRecord, keys: Any, home: Path) -> None:  # noqa: F811
     before = deployer.history()
