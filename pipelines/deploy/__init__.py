@@ -329,7 +329,7 @@ def _deploy_result(
 
 def run_releases(ctx: Context, opts: Options) -> Result:
     env = ctx.cfg.env(opts.env).name
-    history = releases_store_load(ctx, opts, env)
+    history = store_for(ctx, opts).load(env)
     shown = list(reversed(history.releases))
     if opts.limit:
         shown = shown[: opts.limit]
@@ -358,10 +358,6 @@ def run_releases(ctx: Context, opts: Options) -> Result:
         tables=(Table(("id", "status", "at", "commit", "images", "config", "source", "who"), rows, "releases"),),
         data={"env": env, "live": live.id if live else None, "releases": [r.model_dump() for r in shown]},
     )
-
-
-def releases_store_load(ctx: Context, opts: Options, env: str) -> releases.History:
-    return store_for(ctx, opts).load(env)
 
 
 # ---- rollback ------------------------------------------------------------------------------------

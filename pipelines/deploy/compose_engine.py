@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..engine import ContainerState, Engine
 from ..errors import CommandFailed, GateFailed, Interrupted, PipelineError
@@ -266,7 +265,7 @@ class Rollout:
                     continue
                 if svc.stateful and running and svc.name not in self.replace_stateful:
                     self.steps.append(
-                        Step(svc.name, "kept", _running_image(running), "", 0.0, True,
+                        Step(svc.name, "kept", self.running_ref(svc.name, running), "", 0.0, True,
                              f"stateful ({svc.stateful}): the running container stays; "
                              f"`--replace-stateful {svc.name}` replaces it (downtime)")
                     )  # fmt: skip
@@ -313,6 +312,11 @@ class Rollout:
                 self.steps.append(Step(name, "restore failed", svc_old.image, exc.what, ok=False))
         self.switched.clear()
 
+    def running_ref(self, name: str, running: list[ContainerState]) -> str:
+        """The digest the kept containers run, as the previous release recorded it (else the engine's label)."""
+        prev = self.old.service(name) if self.old else None
+        return prev.image if prev else _running_image(running)
+
     def remove_orphans(self) -> None:
         wanted = {s.name for s in self.new.services}
         for c in self.project_containers():
@@ -343,17 +347,3 @@ def apply(
                 engine.pull(ref)
         r = Rollout(ctx, engine, new, old, replace_stateful=replace_stateful, floor=floor, log=log)
         return r.apply()
-
-
-def running_services(ctx: Context, project: str) -> dict[str, list[ContainerState]]:
-    """The project's live containers per service (what `releases` compares the history with)."""
-    out: dict[str, list[ContainerState]] = {}
-    with Engine.connect(ctx.environ) as engine:
-        for c in engine.containers({"com.docker.compose.project": project}):
-            if c.status == "running":
-                out.setdefault(c.labels.get("com.docker.compose.service", ""), []).append(c)
-    return out
-
-
-def describe(d: Deployment) -> dict[str, Any]:
-    return {s.name: {"image": s.image, "deadline_s": s.deadline, "stateful": s.stateful} for s in d.services}
