@@ -170,3 +170,13 @@ def sign(session: nox.Session) -> None:
     """Sign an environment's scanned images with cosign, offline (args go to `pipelines sign`: -- --env ENV)."""
     _install(session)
     session.run("pipelines", "sign", *session.posargs)
+
+
+@nox.session(tags=["release"])
+def deploy(session: nox.Session) -> None:
+    """Deploy the verified, signed images of an environment, health-gated (args go to `pipelines deploy`).
+
+    The history and rollback are `pipelines releases --env ENV` and `pipelines rollback --env ENV [--to rN]`.
+    """
+    _install(session)
+    session.run("pipelines", "deploy", *session.posargs)

@@ -45,6 +45,9 @@ stages:
   verify-signatures  check every image of an environment against the public key
   keys       generate a cosign key pair (outside the project)
   render     render k8s: Kubernetes manifests of an environment (restricted Pod Security Standard)
+  deploy     roll an environment's verified, signed images out, health-gated, with automatic rollback
+  releases   list an environment's release history
+  rollback   put an earlier release of an environment back
 
 exit codes: 0 ok, 1 the stage failed (build error, gate closed), 2 it could not
 run (bad config or input, missing tool, engine or registry down), 3 a bug in
@@ -317,7 +320,52 @@ def _parser() -> argparse.ArgumentParser:
     )
     rd.add_argument("--no-validate", action="store_true", help="skip the offline schema validation")
     _overlay_flag(rd)
+    _deploy_parsers(sub)
     return p
+
+
+def _deploy_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dp = sub.add_parser(
+        "deploy",
+        help="roll an environment's images out, health-gated, with automatic rollback",
+        description="Deploy the images of ENV's recorded build by digest, only when its scan, verify and smoke "
+        "verdicts passed for exactly those images and every image's signature verifies (an environment with "
+        "promote_from deploys the live release of that environment instead). One-shot jobs run first; each "
+        "changed service is rolled (new containers beside the old, health-gated, then the old stopped); stateful "
+        "services are kept unless --replace-stateful names them. A failed gate restores the previous release "
+        "(exit 1); Ctrl-C does the same (exit 130). One deploy per environment at a time: a second one waits.",
+    )
+    rs = sub.add_parser(
+        "releases",
+        help="list an environment's release history",
+        description="The releases of ENV, newest first: id, status, when, commit, images by digest, config hash, "
+        "where they came from and who deployed them.",
+    )
+    rb = sub.add_parser(
+        "rollback",
+        help="put an earlier release back",
+        description="Restore an earlier release of ENV (default: the one that served before the live one) with "
+        "the same health-gated rollout; the restored release's recorded Compose file is used as it was.",
+    )
+    for p in (dp, rs, rb):
+        p.add_argument("--env", help="environment (default: the config's default_env)")
+        p.add_argument("--state", type=Path, metavar="DIR", help="release history directory (default: [deploy].state)")
+        _report_flags(p)
+    for p in (dp, rb):
+        p.add_argument("--engine", choices=("compose", "swarm"), default="compose", help="where (default: compose)")
+        p.add_argument("--wait", type=float, metavar="SECONDS", help="how long to wait for another deploy's lock")
+        p.add_argument(
+            "--replace-stateful",
+            action="append",
+            default=[],
+            metavar="SERVICE",
+            help="replace this stateful service too (stop, start, health gate: downtime); repeatable",
+        )
+    dp.add_argument("--public-key", metavar="PUB", help="public key file or env://VAR (default: [signing].public_key)")
+    dp.add_argument("--project", help="Compose project name (default: the live release's, else PROJECT-ENV)")
+    _overlay_flag(dp)
+    rb.add_argument("--to", metavar="RELEASE", help="the release to restore, e.g. r3")
+    rs.add_argument("--limit", type=int, default=0, metavar="N", help="show only the newest N releases")
 
 
 def _signing_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -593,6 +641,26 @@ def _stage_verify_signatures(args: argparse.Namespace) -> tuple[Context | None, 
     return ctx, signing.run_verify(ctx, signing.Options(env=args.env, public_key=args.public_key))
 
 
+def _stage_deploy(args: argparse.Namespace) -> tuple[Context | None, Result]:
+    from . import deploy  # imported per command: `pipelines --help` stays fast
+
+    ctx = _context(args)
+    opts = deploy.Options(
+        env=args.env,
+        state=args.state,
+        engine=getattr(args, "engine", "compose"),
+        wait=getattr(args, "wait", None),
+        replace_stateful=tuple(getattr(args, "replace_stateful", ())),
+        public_key=getattr(args, "public_key", None),
+        project=getattr(args, "project", None),
+        extra_files=tuple(p.resolve() for p in getattr(args, "compose_file", ())),
+        to=getattr(args, "to", None),
+        limit=getattr(args, "limit", 0),
+    )
+    run = {"deploy": deploy.run, "releases": deploy.run_releases, "rollback": deploy.run_rollback}[args.command]
+    return ctx, run(ctx, opts)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "config": _cmd_config,
     "doctor": _cmd_doctor,
@@ -610,6 +678,9 @@ STAGES: dict[str, Callable[[argparse.Namespace], tuple[Context | None, Result]]]
     "load": _stage_load,
     "sign": _stage_sign,
     "verify-signatures": _stage_verify_signatures,
+    "deploy": _stage_deploy,
+    "releases": _stage_deploy,
+    "rollback": _stage_deploy,
 }
 
 

@@ -243,6 +243,8 @@ class Environment:
     compose: tuple[Path, ...] = ()  # overlays on top of [compose].files
     profile: str = "prod"  # hardening expected: "prod" (staging too) or "dev"
     scan: Mapping[str, Any] = field(default_factory=dict)  # overrides of [scan] gate settings
+    # Deploy promotes this environment's live release (its digests, verified again) instead of a build.
+    promote_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -374,6 +376,16 @@ class SigningSettings:
 
 
 @dataclass(frozen=True)
+class DeploySettings:
+    """[deploy]: where release history lives and how long a deploy waits."""
+
+    state: Path = Path(".deploy")  # release history and locks; never under the disposable artifacts
+    lock_wait: int = 600  # seconds a deploy waits for another one on the same environment
+    stateful: tuple[str, ...] = ()  # services never replaced by a rolling deploy (besides those with volumes)
+    gate_deadline: int = 0  # seconds; a health gate is never shorter than this (0: the healthcheck alone)
+
+
+@dataclass(frozen=True)
 class Config:
     file: Path
     root: Path
@@ -391,6 +403,7 @@ class Config:
     load: LoadSettings | None = None
     verify: VerifySettings = field(default_factory=VerifySettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
+    deploy: DeploySettings = field(default_factory=DeploySettings)
 
     def scan_for(self, env: str) -> ScanSettings:
         """[scan] with the environment's [environments.ENV.scan] overrides applied."""
@@ -586,10 +599,12 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
             # to the production rules unless it says otherwise.
             profile=et.choice("profile", PROFILES, "dev" if name == "dev" else "prod"),
             scan=_scan_overrides(et.table("scan")),
+            promote_from=et.opt_string("promote_from"),
         )
         et.done()
     if not envs:
         raise ConfigError(file, "environments", "at least one environment is required (e.g. [environments.dev])")
+    _check_promotions(file, envs)
     default_env = top.string("default_env", next(iter(envs)))
     if default_env not in envs:
         raise top.error("default_env", f"names unknown environment {default_env!r}")
@@ -665,6 +680,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     )
     verify = _verify(top.table("verify"), images)
     signing = _signing(top.table("signing"), root)
+    deploy = _deploy(top.table("deploy"), root, artifacts)
     top.done()
     return Config(
         file=path,
@@ -683,7 +699,60 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         load=load_settings,
         verify=verify,
         signing=signing,
+        deploy=deploy,
     )
+
+
+def _check_promotions(file: str, envs: Mapping[str, Environment]) -> None:
+    """promote_from names another environment, and following it never comes back (no cycles)."""
+    for name, e in envs.items():
+        if e.promote_from is None:
+            continue
+        key = f"environments.{name}.promote_from"
+        if e.promote_from not in envs:
+            raise ConfigError(
+                file, key, f"names unknown environment {e.promote_from!r}", hint=f"choose one of: {', '.join(envs)}"
+            )
+        seen = [name]
+        step: str | None = e.promote_from
+        while step is not None:
+            if step in seen:
+                raise ConfigError(
+                    file,
+                    key,
+                    f"promotion goes round in a circle: {' <- '.join([*seen, step])}",
+                    hint="one environment at the start of the chain must deploy its own build",
+                )
+            seen.append(step)
+            step = envs[step].promote_from
+
+
+def _deploy(t: _Table, root: Path, artifacts: Path) -> DeploySettings:
+    state_rel = t.string("state", ".deploy")
+    if not state_rel.strip():
+        raise t.error("state", "must not be empty")
+    state = (root / Path(state_rel).expanduser()).resolve()
+    # The artifacts directory is disposable (CI throws it away); release history must outlive it.
+    if state.is_relative_to(artifacts.resolve()):
+        raise t.error(
+            "state",
+            f"{state} is inside the artifacts directory {artifacts}, which is disposable",
+            hint='keep release history beside it (the default is ".deploy")',
+        )
+    if state.exists() and not state.is_dir():
+        raise t.error("state", f"{state} exists and is not a directory")
+    stateful = t.strings("stateful")
+    for i, name in enumerate(stateful):
+        if not name.strip() or name in stateful[:i]:
+            raise t.error(f"stateful[{i}]", f"{name!r} is empty or listed twice")
+    out = DeploySettings(
+        state=state,
+        lock_wait=t.integer("lock_wait", 600, minimum=0, maximum=DAY),
+        stateful=stateful,
+        gate_deadline=t.integer("gate_deadline", 0, minimum=0, maximum=DAY),
+    )
+    t.done()
+    return out
 
 
 def _verify(t: _Table, images: Mapping[str, Image]) -> VerifySettings:

@@ -286,6 +286,16 @@ class Engine:
             self.client.api.stop(container, timeout=timeout_s)
         return round(time.monotonic() - start, 2)
 
+    def remove(self, container: str) -> None:
+        """Remove a container (killed first if it still runs); its named volumes stay. Gone already is fine."""
+        import docker.errors
+
+        with self._asking(f"container remove {container[:12]}"):
+            try:
+                self.client.api.remove_container(container, force=True, v=False)
+            except docker.errors.NotFound:
+                return
+
     def put_file(self, container: str, dest: str, data: bytes, *, mode: int = 0o644) -> None:
         """Write ``data`` to ``dest`` (an absolute file path) inside a container."""
         directory, _, name = dest.rpartition("/")

@@ -1305,6 +1305,8 @@ def run(ctx: Context, opts: Options) -> Result:
         f"{len(waived)} waived, {sum(c.outcome is Outcome.NA for c in checks)} n/a"
     )
     gated = tuple(p for p in problems if p.severity >= Severity.ERROR)
+    record = tgts[0].record
+    judged = {b.name: b.image_id for b in record.services} if not opts.images and record is not None else {}
     # Failed and waived cells are also findings, so SARIF carries them (one run per image).
     cell_findings = tuple(
         Finding(
@@ -1357,4 +1359,7 @@ def run(ctx: Context, opts: Options) -> Result:
         },
         files=tuple(t.name for t in tgts),
         out_dir=out_dir,
+        # The recorded build as a whole was judged: its verdict is recorded for exactly these images (deploy's gate).
+        env=env.name if judged else "",
+        subjects=judged,
     )

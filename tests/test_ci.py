@@ -122,7 +122,7 @@ def test_every_session_has_one_group_tag() -> None:
             "runs sessions",
         ),
         # a session the noxfile does not define
-        (lambda w: w["jobs"]["pipeline"]["steps"].append({"run": "./noxw -s deploy"}), "does not define"),
+        (lambda w: w["jobs"]["pipeline"]["steps"].append({"run": "./noxw -s publish"}), "does not define"),
         # a step named otherwise than the session that reproduces it
         (lambda w: w["jobs"]["pipeline"]["steps"][4].__setitem__("name", "Lint"), "name the step 'lint'"),
         # a session step in another job
@@ -160,6 +160,62 @@ def test_drift_in_the_noxfile_is_caught(tmp_path: Path) -> None:
     problems = ci.parity_problems(workflow(), write_noxfile(tmp_path, reordered))
     assert any("'scan', which needs a build, before 'build'" in p for p in problems), problems
     assert any("default session 'build' needs root" in p for p in problems), problems
+
+
+def test_deploy_jobs_run_the_release_sessions_for_their_own_environment() -> None:
+    w, nox = workflow(), noxfile()
+    assert ci.deploy_jobs(w) == {"deploy-staging": "staging", "deploy-prod": "prod"}
+    assert nox.release_sessions == ("build", "scan", "verify", "smoke", "sign", "deploy")
+    assert nox.promote_sessions == ("deploy",)
+    assert ci.session_steps(w, "deploy-staging") == []  # `-- --env` steps: not CI steps
+    runs = [st.run for st in ci.steps(w) if st.job == "deploy-staging" and st.run]
+    assert runs == [f"./noxw -s {n} -- --env staging" for n in nox.release_sessions]
+    assert [st.run for st in ci.steps(w) if st.job == "deploy-prod" and st.run] == ["./noxw -s deploy -- --env prod"]
+    for name in ("sign", "deploy"):
+        assert "release" in nox.sessions[name].tags
+    # staging waits for the green pipeline, prod for staging (and so for the pipeline too).
+    assert w["jobs"]["deploy-staging"]["needs"] == "pipeline" and w["jobs"]["deploy-prod"]["needs"] == "deploy-staging"
+
+
+def _deploy_job(w: dict[str, Any]) -> dict[str, Any]:
+    return dict(w["jobs"]["deploy-staging"])
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        # a step for another environment than the job's
+        (lambda j: j["steps"][-2].__setitem__("run", "./noxw -s deploy -- --env prod"), "from the job of environment"),
+        # a session left out (nothing signed, then deployed)
+        (lambda j: j.__setitem__("steps", [s for s in j["steps"] if s.get("name") != "sign"]), "RELEASE_SESSIONS"),
+        # shell around a session
+        (lambda j: j["steps"][1].__setitem__("run", "sudo ./noxw -s build -- --env staging"), "a deploy step is"),
+        # a step named otherwise
+        (lambda j: j["steps"][1].__setitem__("name", "Build"), "name the step 'build'"),
+        # not waiting for the pipeline
+        (lambda j: j.pop("needs"), "does not wait for 'pipeline'"),
+        # a newer run may cancel a deploy under way
+        (lambda j: j["concurrency"].__setitem__("cancel-in-progress", True), "cancel-in-progress: false"),
+        (lambda j: j.pop("concurrency"), "cancel-in-progress: false"),
+    ],
+)
+def test_drift_in_a_deploy_job_is_caught(edit: Any, expected: str) -> None:
+    w = workflow()
+    job = _deploy_job(w)
+    job["steps"] = [dict(s) for s in job["steps"]]
+    job["concurrency"] = dict(job["concurrency"])
+    edit(job)
+    w["jobs"]["deploy-staging"] = job
+    problems = ci.parity_problems(w, noxfile())
+    assert any(expected in p for p in problems), problems
+
+
+def test_a_deploy_job_without_release_lists_in_the_noxfile_is_caught(tmp_path: Path) -> None:
+    text = (
+        NOXFILE.read_text().replace("RELEASE_SESSIONS = ", "_RELEASE = ").replace("PROMOTE_SESSIONS = ", "_PROMOTE = ")
+    )
+    problems = ci.parity_problems(workflow(), write_noxfile(tmp_path, text))
+    assert sum("RELEASE_SESSIONS [] or PROMOTE_SESSIONS []" in p for p in problems) == 2, problems
 
 
 def test_a_noxfile_without_the_list_is_one_clear_error(tmp_path: Path) -> None:

@@ -367,13 +367,17 @@ def test_keys_are_never_generated_inside_the_project(cosign: str, tmp_path: Path
 
 
 def _cfg(tmp_path: Path, signing_toml: str) -> config.Config:
-    text = (ROOT / "pipeline.toml").read_text() + "\n[signing]\n" + signing_toml + "\n"
-    return config.parse(tomllib.loads(text), ROOT / "pipeline.toml")
+    doc = tomllib.loads((ROOT / "pipeline.toml").read_text())
+    doc["signing"] = tomllib.loads(signing_toml)
+    return config.parse(doc, ROOT / "pipeline.toml")
 
 
 def test_signing_config(tmp_path: Path) -> None:
     default = config.load(ROOT / "pipeline.toml").signing
-    assert (default.key, default.public_key, default.password_env, default.attest) == ("", "", "COSIGN_PASSWORD", True)
+    assert (default.key, default.public_key) == ("env://COSIGN_KEY", "env://COSIGN_PUBLIC_KEY")  # never a file here
+    assert (default.password_env, default.attest) == ("COSIGN_PASSWORD", True)
+    unset = _cfg(tmp_path, "").signing
+    assert (unset.key, unset.public_key, unset.password_env, unset.attest) == ("", "", "COSIGN_PASSWORD", True)
     s = _cfg(tmp_path, f'key = "{tmp_path}/k.key"\npublic_key = "security/cosign.pub"\npassword_env = "SIGN_PW"')
     assert s.signing.key == str(tmp_path / "k.key")
     assert s.signing.public_key == str(ROOT / "security" / "cosign.pub")  # a public key may live in the repository

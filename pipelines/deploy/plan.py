@@ -1,0 +1,510 @@
+"""What may be deployed, and how each service will be treated: the gate before any container moves.
+
+Two questions, answered before the lock's holder touches the engine:
+
+* which images: the environment's recorded build, by digest, only when its
+  scan, verify and smoke verdicts passed for exactly those images and every
+  image's signature verifies (or, for an environment with ``promote_from``,
+  the digests of the source environment's live release, signatures checked
+  again); anything else is refused with the reason.
+* which config: the merged Compose config of the environment with a generated
+  override that pins every service to its image by digest, rendered by
+  ``docker compose config`` into one file that is the release's config (its
+  hash is the release's ``config_hash``), and each service's role in a rollout
+  (one-shot job, stateful, front door with a fixed port, rolled) with the
+  health-gate deadline its healthcheck allows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets as secrets_mod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .. import manifest, signing, verdicts
+from ..config import Config
+from ..errors import InputError, PipelineError, StageFailed
+from ..result import Check, Context, Outcome
+from ..stack import Stack
+from . import releases
+
+GATE_STAGES = ("scan", "verify", "smoke")
+# Docker's own healthcheck defaults, for fields a healthcheck leaves out.
+DEFAULT_INTERVAL = 30.0
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_RETRIES = 3
+DEFAULT_GRACE = 10.0
+# Creating and starting a container before its first probe: not part of the healthcheck's own budget.
+START_SLACK = 5.0
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+# ---- durations and deadlines ---------------------------------------------------------------------
+
+
+def parse_duration(value: object, *, where: str) -> float:
+    """A Compose duration ("1m30s", "500ms", "2s"; a bare number is seconds) in seconds."""
+    if isinstance(value, bool):
+        raise InputError(f"{where}: {value!r} is not a duration", hint='write e.g. "10s" or "1m30s"')
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNIT[m.group(2)]
+        pos = m.end()
+    if not text or pos != len(text):
+        raise InputError(f"{where}: {value!r} is not a duration", hint='write e.g. "10s" or "1m30s"')
+    return total
+
+
+@dataclass(frozen=True)
+class Health:
+    """A service's healthcheck timings, in seconds."""
+
+    interval: float = DEFAULT_INTERVAL
+    timeout: float = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    start_period: float = 0.0
+
+    def deadline(self, floor: float = 0.0) -> float:
+        """How long a new container may take to turn healthy: never less than its healthcheck allows.
+
+        Failing probes in the start period do not count; after it, ``retries``
+        probes ``interval`` apart may fail before Docker calls it unhealthy, and
+        the last one may take ``timeout``. A configured floor only lengthens it.
+        """
+        own = START_SLACK + self.start_period + self.interval * self.retries + self.timeout
+        return max(own, floor)
+
+
+def health_of(spec: Mapping[str, Any] | None, *, where: str) -> Health | None:
+    """The Compose ``healthcheck:`` (or the image's, in the same shape); None when there is none."""
+    if not spec or spec.get("disable") or list(spec.get("test") or [])[:1] == ["NONE"]:
+        return None
+    if not spec.get("test"):
+        return None
+
+    def dur(key: str, default: float) -> float:
+        return parse_duration(spec[key], where=f"{where}.{key}") if spec.get(key) not in (None, "", 0) else default
+
+    retries = spec.get("retries")
+    if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 0):
+        raise InputError(f"{where}.retries: {retries!r} is not a count")
+    return Health(
+        interval=dur("interval", DEFAULT_INTERVAL),
+        timeout=dur("timeout", DEFAULT_TIMEOUT),
+        retries=int(retries) if retries else DEFAULT_RETRIES,
+        start_period=dur("start_period", 0.0),
+    )
+
+
+# ---- the services of a rendered config -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Service:
+    """How one Compose service takes part in a rollout."""
+
+    name: str
+    image: str  # the digest ref it runs
+    built: str  # the built image it is (image repository name)
+    one_shot: bool  # a job others wait for with service_completed_successfully
+    stateful: str  # why it is never rolled ("named volume pgdata", "[deploy].stateful"), or ""
+    fixed_ports: tuple[str, ...]  # host ports it publishes: cannot run twice
+    health: Health | None
+    grace: float  # stop_grace_period, seconds
+    depends: tuple[str, ...]
+    deadline: float  # health gate, seconds
+
+
+@dataclass
+class Deployment:
+    """A rendered release: the one Compose file it runs from and the services in rollout order."""
+
+    env: str
+    project: str
+    dir: Path  # STATE/ENV/rN
+    file: Path  # dir/compose.json: base + overlays + the digest override, as Compose rendered it
+    config: dict[str, Any]
+    services: list[Service]
+    config_hash: str
+
+    def service(self, name: str) -> Service | None:
+        return next((s for s in self.services if s.name == name), None)
+
+    def spec(self, name: str) -> dict[str, Any]:
+        return dict((self.config.get("services") or {}).get(name) or {})
+
+
+def repository(ref: str) -> str:
+    """registry:port/namespace/NAME:tag or ...@sha256:... -> registry:port/namespace/NAME."""
+    repo = ref.split("@", 1)[0]
+    head, _, last = repo.rpartition("/")
+    last = last.split(":", 1)[0]  # a tag; the registry's port sits before a "/" and stays
+    return f"{head}/{last}" if head else last
+
+
+def image_name(ref: str) -> str:
+    """registry/namespace/NAME:tag or ...@sha256:... -> NAME (the built image it is)."""
+    return repository(ref).rsplit("/", 1)[-1]
+
+
+def _order(config: Mapping[str, Any]) -> list[str]:
+    """Services in dependency order (depends_on first), ties in the file's order."""
+    services = dict(config.get("services") or {})
+    done: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        if name in visiting:
+            raise InputError(f"the Compose services' depends_on form a cycle through {name!r}")
+        visiting.add(name)
+        for dep in (services.get(name) or {}).get("depends_on") or {}:
+            if dep in services:
+                visit(dep)
+        visiting.discard(name)
+        done.append(name)
+
+    for name in services:
+        visit(name)
+    return done
+
+
+def services_of(
+    config: Mapping[str, Any],
+    *,
+    stateful: Sequence[str],
+    floor: float,
+    image_health: Mapping[str, Mapping[str, Any]],
+    source: str,
+) -> list[Service]:
+    """Each service's role and deadline; ``image_health``: digest ref -> the image's own healthcheck."""
+    specs = dict(config.get("services") or {})
+    unknown = sorted(set(stateful) - set(specs))
+    if unknown:
+        raise InputError(
+            f"[deploy].stateful names {', '.join(unknown)}, which {source} does not define",
+            hint=f"services there: {', '.join(specs)}",
+        )
+    waited_for = {
+        dep
+        for s in specs.values()
+        for dep, cond in ((s or {}).get("depends_on") or {}).items()
+        if (cond or {}).get("condition") == "service_completed_successfully"
+    }
+    out = []
+    for name in _order(config):
+        spec = specs[name] or {}
+        image = str(spec.get("image", ""))
+        one_shot = name in waited_for and str(spec.get("restart", "no")) == "no"
+        volumes = [
+            str(v.get("source"))
+            for v in spec.get("volumes") or []
+            if isinstance(v, dict) and v.get("type") == "volume" and v.get("source")
+        ]
+        why_stateful = (
+            "[deploy].stateful"
+            if name in stateful
+            else (f"named volume {', '.join(volumes)}" if volumes and not one_shot else "")
+        )
+        fixed = tuple(
+            str(p.get("published"))
+            for p in spec.get("ports") or []
+            if isinstance(p, dict) and str(p.get("published") or "") not in ("", "0")
+        )
+        where = f"{source}: services.{name}.healthcheck"
+        health = health_of(spec.get("healthcheck"), where=where)
+        if health is None and "healthcheck" not in spec:
+            health = health_of(image_health.get(image), where=f"image {image} healthcheck")
+        grace = (
+            parse_duration(spec["stop_grace_period"], where=f"{source}: services.{name}.stop_grace_period")
+            if spec.get("stop_grace_period")
+            else DEFAULT_GRACE
+        )
+        out.append(
+            Service(
+                name=name,
+                image=image,
+                built=image_name(image),
+                one_shot=one_shot,
+                stateful=why_stateful,
+                fixed_ports=fixed,
+                health=health,
+                grace=grace,
+                depends=tuple((spec.get("depends_on") or {}).keys()),
+                deadline=health.deadline(floor) if health else max(floor, 60.0),
+            )
+        )
+    return out
+
+
+def require_health(services: Sequence[Service], replace_stateful: Sequence[str], source: str) -> None:
+    """A service that is rolled (or replaced on request) needs a healthcheck to be judged by."""
+    for s in services:
+        rolled = not s.one_shot and (not s.stateful or s.name in replace_stateful)
+        if rolled and s.health is None:
+            raise InputError(
+                f"{source}: service {s.name!r} has no healthcheck, so a new container of it cannot be judged",
+                hint="give it a healthcheck (in the image or the Compose file); only one-shot jobs "
+                '(restart: "no", awaited with service_completed_successfully) may go without',
+            )
+
+
+# ---- what may be deployed ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The images a deploy may use, and why they may."""
+
+    env: str
+    commit: str
+    refs: dict[str, str]  # built image name -> repo@sha256:...
+    image_ids: dict[str, str]  # built image name -> image ID
+    verdicts: dict[str, str]  # stage -> when it passed (or the promotion it came by)
+    source: str  # "build" or "promoted from ENV rN"
+    image_tag: str = ""
+    checks: tuple[Check, ...] = field(default_factory=tuple)
+
+
+def _signature_checks(trusts: Sequence[signing.ImageTrust]) -> tuple[Check, ...]:
+    return tuple(c for t in trusts for c in t.checks)
+
+
+def _from_build(cfg: Config, env: str, public_key: str | None) -> Candidate:
+    e = cfg.env(env)
+    if not e.push:
+        raise InputError(
+            f"environment {env!r} has push = false: its images are in no registry, so nothing can be pulled by digest",
+            hint=f"deploy an environment with push = true (set it in [environments.{env}]), "
+            "or promote one that has a live release (promote_from)",
+        )
+    record = manifest.load(cfg.project.artifacts, env)
+    unpushed = [i.name for i in record.services if "@sha256:" not in i.ref]
+    if unpushed:
+        raise InputError(
+            f"the recorded build of {env!r} has no registry digest for {', '.join(unpushed)}",
+            hint=f"run `pipelines build --env {env}` (it pushes) before deploying",
+        )
+    subjects = {i.name: i.image_id for i in record.services}
+    passed: dict[str, str] = {}
+    checks: list[Check] = []
+    refused: list[str] = []
+    for stage in GATE_STAGES:
+        v = verdicts.load(cfg.project.artifacts, env, stage)
+        why = verdicts.covers(v, subjects)
+        if why or v is None:
+            refused.append(f"{stage}: {why or 'never ran on this build'}")
+            checks.append(Check(f"{stage} verdict", Outcome.FAIL, why, group="gate"))
+        else:
+            passed[stage] = v.at
+            checks.append(Check(f"{stage} verdict", Outcome.PASS, f"passed at {v.at}", group="gate"))
+    if refused:
+        raise StageFailed(
+            f"refusing to deploy the build of {env!r}: not every gate passed for exactly these images",
+            seen="\n".join(refused),
+            hint=f"run `pipelines scan --env {env}`, `pipelines verify --env {env}` and `pipelines smoke --env {env}` "
+            "on this build; a rebuild needs its own verdicts",
+        )
+    trusts = signing.require_signed(cfg, env, public_key)
+    return Candidate(
+        env=env,
+        commit=record.commit + ("-dirty" if record.dirty else ""),
+        refs={i.name: i.ref for i in record.services},
+        image_ids=subjects,
+        verdicts=passed,
+        source="build",
+        image_tag=record.image_tag(),
+        checks=(*checks, *_signature_checks(trusts)),
+    )
+
+
+def _promoted(cfg: Config, env: str, source_env: str, public_key: str | None, store: releases.Store) -> Candidate:
+    live = store.load(source_env).live()
+    if live is None:
+        raise StageFailed(
+            f"refusing to deploy {env!r}: it is promoted from {source_env!r}, which has no live release",
+            hint=f"deploy {source_env!r} first (`pipelines deploy --env {source_env}`); "
+            f"{env!r} then gets exactly its images",
+        )
+    public = signing.public_key_for(cfg, public_key)
+    trusts = []
+    for name, ref in sorted(live.refs.items()):
+        img = manifest.BuiltImage(
+            name=name,
+            kind="service",
+            ref=ref,
+            tags=(),
+            image_id=live.image_ids.get(name, ""),
+            digest=ref.rsplit("@", 1)[-1],
+            seconds=0.0,
+            pushed=True,
+        )
+        trusts.append(signing.check_image(img, public, attestations=cfg.signing.attest))
+    bad = [f"{t.name} ({t.ref}): {c.detail}" for t in trusts for c in t.checks if not c.ok]
+    if bad:
+        raise signing.SignatureError(
+            f"refusing to promote {source_env} {live.id} to {env!r}: {len(bad)} signature check(s) failed "
+            f"against {public}",
+            ref=", ".join(t.ref for t in trusts if not t.ok),
+            seen="\n".join(bad),
+            hint="sign the images with the matching key (`pipelines sign --env ENV`)",
+        )
+    origin = f"promoted from {source_env} {live.id}"
+    checks = (Check("promotion", Outcome.PASS, f"{source_env} {live.id} is live ({live.at})", group="gate"),)
+    return Candidate(
+        env=env,
+        commit=live.commit,
+        refs=dict(live.refs),
+        image_ids=dict(live.image_ids),
+        verdicts={**live.verdicts, "promotion": origin},
+        source=origin,
+        checks=(*checks, *_signature_checks(trusts)),
+    )
+
+
+def candidate(ctx: Context, env: str, public_key: str | None, store: releases.Store) -> Candidate:
+    """The images ``env`` may run now, or the error that says why none (StageFailed: exit 1; else exit 2)."""
+    e = ctx.cfg.env(env)
+    if e.promote_from:
+        return _promoted(ctx.cfg, env, e.promote_from, public_key, store)
+    return _from_build(ctx.cfg, env, public_key)
+
+
+# ---- rendering a release -------------------------------------------------------------------------
+
+
+def _compose_env(ctx: Context, secrets_dir: Path, image_tag: str) -> dict[str, str]:
+    env = {
+        "REGISTRY": ctx.cfg.registry.address,
+        "NAMESPACE": ctx.cfg.registry.namespace,
+        "SECRETS_DIR": str(secrets_dir),
+    }
+    if image_tag:
+        env["IMAGE_TAG"] = image_tag
+    # What the operator set wins (SECRETS_DIR of a real secret store, ...); every other variable
+    # of the environment reaches Compose as it is (API_PORT, LOG_LEVEL, ...).
+    for k in list(env):
+        if ctx.environ.get(k):
+            env[k] = ctx.environ[k]
+    return env
+
+
+def _render(stack: Stack) -> dict[str, Any]:
+    r = stack.compose("config", "--format", "json", what="docker compose config", check=False, timeout=60)
+    if not r.ok:
+        raise InputError(
+            f"docker compose rejects the configuration of {stack.env_name!r}",
+            seen=r.stderr.strip()[-2000:] or r.stdout[-2000:],
+            hint="`docker compose config` with the same files shows the same",
+        )
+    try:
+        data: dict[str, Any] = json.loads(r.stdout)
+    except json.JSONDecodeError as exc:
+        raise PipelineError("docker compose config printed no JSON", seen=str(exc)) from None
+    return data
+
+
+def _fill_secrets(config: Mapping[str, Any], secrets_dir: Path) -> int:
+    """Secrets the stack reads from the deploy's own secrets directory: made once, kept for every release."""
+    made = 0
+    for name, spec in (config.get("secrets") or {}).items():
+        file = Path(str((spec or {}).get("file", "")))
+        if file.parent == secrets_dir and not file.exists():
+            secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            file.write_text(secrets_mod.token_urlsafe(24) + "\n")
+            file.chmod(0o644)  # bind-mounted into containers that run as other users
+            made += 1
+        elif (spec or {}).get("file") and not file.is_file():
+            raise InputError(
+                f"the stack's secret {name!r} names {file}, which does not exist",
+                hint="create it, or point SECRETS_DIR at the directory that holds the secrets",
+            )
+    return made
+
+
+def render(
+    ctx: Context,
+    cand: Candidate,
+    *,
+    project: str,
+    release_dir: Path,
+    secrets_dir: Path,
+    extra_files: Sequence[Path],
+) -> dict[str, Any]:
+    """The release's own Compose file: every service pinned to its digest; returns the rendered config."""
+    cfg = ctx.cfg
+    env = _compose_env(ctx, secrets_dir, cand.image_tag)
+    release_dir.mkdir(parents=True, exist_ok=True)
+    base = Stack(cfg, cand.env, project, release_dir, ctx.tools, tuple(extra_files), env=dict(env))
+    config = _render(base)
+    services = dict(config.get("services") or {})
+    if not services:
+        raise InputError(f"the Compose config of {cand.env!r} defines no services: nothing to deploy")
+    pins: dict[str, dict[str, str]] = {}
+    strangers = []
+    for name, spec in services.items():
+        img = str((spec or {}).get("image", ""))
+        built = image_name(img)
+        # .../NAMESPACE/NAME: the namespace must be the config's, whatever registry the files name.
+        suffix = f"/{cfg.registry.namespace}/{built}" if cfg.registry.namespace else f"/{built}"
+        if built not in cand.refs or not repository(img).endswith(suffix):
+            strangers.append(f"{name}: {img or '(no image)'}")
+            continue
+        pins[name] = {"image": cand.refs[built]}
+    if strangers:
+        raise InputError(
+            f"services of {cand.env!r} run images that are not part of the release ({', '.join(sorted(cand.refs))})",
+            seen="\n".join(strangers),
+            hint="every deployed image is built, scanned, verified, smoke-tested and signed by the pipeline: "
+            "add it as a service or image in pipeline.toml",
+        )
+    override = release_dir / "images.override.yaml"
+    override.write_text(
+        "# Generated by `pipelines deploy`: every service by digest, never by tag.\n"
+        + yaml.safe_dump({"services": pins}, sort_keys=True)
+    )
+    pinned = Stack(cfg, cand.env, project, release_dir, ctx.tools, (*extra_files, override), env=dict(env))
+    rendered = _render(pinned)
+    _fill_secrets(rendered, secrets_dir)
+    return rendered
+
+
+def write_release_file(release_dir: Path, config: Mapping[str, Any]) -> tuple[Path, str]:
+    """The rendered config as the release's Compose file, and its sha256."""
+    text = json.dumps(config, indent=2, sort_keys=True) + "\n"
+    file = release_dir / "compose.json"
+    file.write_text(text)
+    return file, hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_release(store: releases.Store, env: str, release: releases.Release) -> tuple[Path, dict[str, Any]]:
+    """A recorded release's Compose file, checked against its recorded hash."""
+    file = store.release_dir(env, release.id) / "compose.json"
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(
+            f"release {release.id} of {env!r} has no readable Compose file ({exc})",
+            hint="the state directory lost it; deploy again instead of rolling back to it",
+        ) from None
+    if hashlib.sha256(text.encode()).hexdigest() != release.config_hash:
+        raise InputError(
+            f"{file}: its content does not match the hash recorded for release {release.id}",
+            hint="the file was changed after the deploy; deploy again instead of rolling back to it",
+        )
+    data: dict[str, Any] = json.loads(text)
+    return file, data
