@@ -19,6 +19,7 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -415,6 +416,7 @@ def run_sign(ctx: Context, opts: Options) -> Result:
             hint="generate a pair (`pipelines keys generate --out DIR`, outside the project) and set [signing].key",
         )
     key = private_key_location(key, cfg.root)
+    _require_env_key(key, ctx.environ, "the private key", "--key")
     password = ctx.environ.get(cfg.signing.password_env)
     if password is None:
         raise InputError(
@@ -544,6 +546,16 @@ def check_image(img: manifest.BuiltImage, public_key: str, *, attestations: bool
     return trust
 
 
+def _require_env_key(key: str, environ: Mapping[str, str], what: str, flag: str) -> None:
+    """An env:// key whose variable is unset is a clear error here, not cosign's "loading URL" later."""
+    if key.startswith("env://") and not environ.get(key[len("env://") :]):
+        var = key[len("env://") :]
+        raise InputError(
+            f"{what} is {key}, but ${var} is not set (or empty)",
+            hint=f"export {var} with the key's PEM text (in CI: the environment's secret or variable), or give {flag}",
+        )
+
+
 def public_key_for(cfg: Config, override: str | None = None) -> str:
     public = override or cfg.signing.public_key
     if not public:
@@ -551,6 +563,7 @@ def public_key_for(cfg: Config, override: str | None = None) -> str:
             f"{cfg.file}: [signing].public_key is not set and no --public-key given",
             hint="set it to the .pub file of the signing key pair (`pipelines keys generate`)",
         )
+    _require_env_key(public, os.environ, "the public key", "--public-key")
     return public if public.startswith("env://") else str(Path(public).expanduser().resolve())
 
 

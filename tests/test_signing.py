@@ -393,3 +393,13 @@ def test_signing_config(tmp_path: Path) -> None:
         with pytest.raises(PipelineError, match=says) as exc:
             _cfg(tmp_path, bad)
         assert "signing." in exc.value.what
+
+
+def test_an_env_key_whose_variable_is_unset_is_one_clear_error() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("COSIGN_PUBLIC_KEY", "COSIGN_KEY")}
+    r = run_cli("verify-signatures", "--env", "staging", env=env | {"COSIGN_PUBLIC_KEY": ""})
+    assert r.returncode == 2, r.stderr
+    assert "env://COSIGN_PUBLIC_KEY, but $COSIGN_PUBLIC_KEY is not set" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("sign", "--env", "staging", env=env | {"COSIGN_KEY": "", "COSIGN_PASSWORD": "x"})
+    assert r.returncode == 2, r.stderr
+    assert "env://COSIGN_KEY, but $COSIGN_KEY is not set" in r.stderr
