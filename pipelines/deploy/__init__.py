@@ -1,0 +1,1 @@
+"""Deploying a recorded, checked build to an environment."""
