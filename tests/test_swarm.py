@@ -101,6 +101,11 @@ def test_swarm_form_of_limits_ports_tmpfs_and_networks(reference: dict[str, Any]
     assert "tmpfs" not in api and "mem_limit" not in api and "pids_limit" not in api
     assert out["networks"]["data"] == {"driver": "overlay", "internal": True}
     assert out["networks"]["front"] == {"driver": "overlay"}
+    # Compose's implied volume names (PROJECT_KEY) become the stack's own; an explicit name stays.
+    assert out["volumes"] == {"ingest": {}, "pgdata": {}}
+    reference["volumes"]["pgdata"]["name"] = "kept-data"
+    again = swarm.render_stack(reference, _images(reference), stack="ref")
+    assert again["volumes"]["pgdata"] == {"name": "kept-data"}
     for name, svc in out["services"].items():
         assert svc["image"] == _images(reference)[name]
         assert all(p["mode"] == "host" for p in svc.get("ports", []))
@@ -436,10 +441,14 @@ def test_deploy_update_bad_update_and_rollback(
     with pytest.raises(GateFailed) as err:
         run("bad")
     detected = time.monotonic() - started
-    print(f"bad deploy detected in {detected:.1f} s: {err.value.what}")
+    print(f"bad deploy: failed after {detected:.1f} s: {err.value.what}; {err.value.seen.splitlines()[-1]}")
     assert err.value.exit_code == 1
     assert "web" in err.value.what or "worker" in err.value.what
     assert "roll" in err.value.what
+    failed = "web" if "service web:" in err.value.what else "worker"
+    # The deploy returned once Swarm's rollback of the named service ended: it serves the previous digest.
+    assert "Swarm rolled the update back" in err.value.what
+    assert _service(manager, f"{name}_{failed}")["UpdateStatus"]["State"] == "rollback_completed"
     for svc in ("web", "worker"):
         full = f"{name}_{svc}"
         deadline = time.monotonic() + 90
@@ -448,6 +457,11 @@ def test_deploy_update_bad_update_and_rollback(
             time.sleep(1)
         spec_image = _service(manager, full)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
         assert spec_image.endswith(variants["good2"].rpartition("@")[2]), (svc, spec_image)
+    deadline = time.monotonic() + 30
+    while (seen := _running_digests(manager, f"{name}_{failed}")) != {variants["good2"].rpartition("@")[2]}:
+        # A task of the bad digest may still be on its way down when Swarm reports the rollback complete.
+        assert time.monotonic() < deadline, seen
+        time.sleep(1)
 
     # 4. Rollback to the first release's digests: converges on them; the job does not run again.
     job_before = int(_service(manager, f"{name}_migrate")["JobStatus"]["JobIteration"]["Index"])

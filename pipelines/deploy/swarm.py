@@ -36,6 +36,9 @@ Decisions (README "Deploying to Docker Swarm" states them for users):
   services, deployed alone and waited on before the services that need them.
   Swarm re-runs a job on every update of its service, so a job is in exactly
   one phase of a deploy, and a rollback to earlier digests does not run jobs.
+* Named volumes are the stack's (``STACK_KEY``), not Compose's implied
+  ``PROJECT_KEY``, so two stacks of one project never share data; a volume
+  the Compose file names explicitly keeps that name.
 """
 
 from __future__ import annotations
@@ -643,9 +646,11 @@ def render_stack(merged_compose: Mapping[str, Any], images: Mapping[str, str], *
     volumes: dict[str, Any] = {}
     for key, spec in sorted((merged_compose.get("volumes") or {}).items()):
         spec = dict(spec or {})
-        # The render's name (PROJECT_KEY) is kept: the data a Compose deployment of this project wrote is
-        # the data the stack mounts.
         vol = {k: spec[k] for k in ("name", "external", "driver", "driver_opts", "labels") if spec.get(k)}
+        if not spec.get("external") and spec.get("name") == f"{merged_compose.get('name')}_{key}":
+            # Compose's implied PROJECT_KEY name: the stack's own (STACK_KEY) instead, so two stacks of one
+            # project (staging, prod) never share data. A stack named like the project mounts the same volume.
+            del vol["name"]
         volumes[key] = vol
     jobs = _job_services(services)
     rendered: dict[str, Any] = {}
@@ -769,8 +774,18 @@ class _Watch:
     window: float
     previous_update: str  # UpdateStatus.StartedAt before our deploy, "" when none
     previous_job_iteration: int
+    started: float = 0.0  # monotonic time of the stack deploy
     done: bool = False
     seen: str = ""
+    state: str = ""  # the UpdateStatus state of this deploy's update, once it failed
+
+
+_FAILED_STATES = {
+    "rollback_started": "Swarm is rolling the update back",
+    "rollback_completed": "Swarm rolled the update back",
+    "rollback_paused": "Swarm paused the rollback of the update (neither release is sure to serve)",
+    "paused": "Swarm paused the update",
+}
 
 
 def _service_state(client: docker.DockerClient, full: str) -> dict[str, Any] | None:
@@ -840,8 +855,9 @@ def _check(client: docker.DockerClient, stack: str, w: _Watch) -> str | None:
     w.seen = f"update {state or 'none'}{': ' + us['Message'] if us.get('Message') else ''}; " + "; ".join(
         _task_line(t) for t in tasks if t.get("DesiredState") in ("running", "ready") or t in current[-3:]
     )
-    if fresh and state in ("rollback_started", "rollback_completed", "rollback_paused", "paused"):
-        return f"service {w.name}: Swarm {state.replace('_', ' ')} the update: {us.get('Message') or ''}".rstrip(": ")
+    if fresh and state in _FAILED_STATES:
+        w.state = state
+        return f"service {w.name}: {_FAILED_STATES[state]}: {us.get('Message') or 'no message'}"
     if _digest(spec_image) != w.expected:
         if fresh:
             return f"service {w.name}: its spec runs {_digest(spec_image)[:19]} after the update, not {w.expected[:19]}"
@@ -864,6 +880,40 @@ def _check(client: docker.DockerClient, stack: str, w: _Watch) -> str | None:
     return ""
 
 
+def _settle(client: docker.DockerClient, stack: str, w: _Watch, deadline: float, log: Log) -> str:
+    """Wait for Swarm's rollback of ``w`` to end (completed or paused); the verdict to report."""
+    full = f"{stack}_{w.name}"
+    # The rollback replaces tasks one by one like an update: give it the same time again.
+    until = max(deadline, time.monotonic() + 60)
+    while time.monotonic() < until:
+        us = (_service_state(client, full) or {}).get("UpdateStatus") or {}
+        state = str(us.get("State") or "")
+        if state in ("rollback_completed", "rollback_paused"):
+            w.state = state
+            return f"service {w.name}: {_FAILED_STATES[state]}: {us.get('Message') or 'no message'}"
+        time.sleep(0.5)
+    log(f"swarm: {w.name}: the rollback did not end in time")
+    return f"service {w.name}: {_FAILED_STATES['rollback_started']} (still rolling back when the deploy gave up)"
+
+
+def _abort(tools: Toolchain, client: docker.DockerClient, stack: str, watches: Iterable[_Watch], log: Log) -> None:
+    """Ctrl-C: ask Swarm to roll back the updates this deploy started and that have not finished."""
+    for w in watches:
+        if w.done or w.job:
+            continue
+        us = (_service_state(client, f"{stack}_{w.name}") or {}).get("UpdateStatus") or {}
+        if us.get("State") != "updating" or str(us.get("StartedAt") or "") == w.previous_update:
+            continue
+        r = _proc.run(
+            [tools.docker, "service", "rollback", "--detach", f"{stack}_{w.name}"],
+            timeout=30,
+            check=False,
+            log=log,
+            what="docker service rollback",
+        )
+        log(f"swarm: {w.name}: {'rolling back' if r.ok else 'could not roll back: ' + _proc.tail(r.stderr, 3)}")
+
+
 def _watch(client: docker.DockerClient, stack: str, watches: list[_Watch], deadline: float, log: Log) -> None:
     pending = [w for w in watches if not w.done]
     last_report = 0.0
@@ -873,11 +923,20 @@ def _watch(client: docker.DockerClient, stack: str, watches: list[_Watch], deadl
             if verdict is None:
                 continue
             if verdict:
+                detected = time.monotonic()
+                log(f"swarm: {verdict}")
+                if w.state == "rollback_started":
+                    verdict = _settle(client, stack, w, deadline, log)
+                serving = {
+                    "rollback_completed": "the previous digests serve again",
+                    "rollback_paused": "a person must decide: `docker service rollback` or fix and deploy again",
+                    "paused": "the update waits: `docker service update --rollback` or fix and deploy again",
+                }.get(w.state, "")
                 raise GateFailed(
                     verdict,
-                    seen=w.seen,
-                    hint=f"`docker service ps --no-trunc {stack}_{w.name}` and `docker service logs "
-                    f"{stack}_{w.name}` show why; the previous digests keep serving",
+                    seen=f"{w.seen}\n(failure seen {detected - w.started:.1f} s after the stack deploy)",
+                    hint=f"{serving + '; ' if serving else ''}`docker service ps --no-trunc {stack}_{w.name}` and "
+                    f"`docker service logs {stack}_{w.name}` show why",
                 )
             w.done = True
             pending.remove(w)
@@ -995,6 +1054,7 @@ def deploy(
     with Engine.connect() as engine:
         check_manager(engine)
         client = engine.client
+        current: list[_Watch] = []
         try:
             for label, names in phases(stack_file, run_jobs=run_jobs):
                 phase_started = time.monotonic()
@@ -1021,6 +1081,9 @@ def deploy(
                 file = workdir / f"{stack}.swarm.{len(outcome.phases)}.yaml"
                 file.write_text(dump(_phase_file(stack_file, names)), encoding="utf-8")
                 say(f"swarm: phase {label}: {', '.join(names)}")
+                current = watches
+                for w in watches:
+                    w.started = time.monotonic()
                 _stack_deploy(tools, file, stack, registry_auth=registry_auth, log=say)
                 limit = deadline_for(stack_file, names)
                 if timeout is not None:
@@ -1028,9 +1091,13 @@ def deploy(
                 _watch(client, stack, watches, time.monotonic() + limit, say)
                 outcome.phases.append(PhaseResult(tuple(names), time.monotonic() - phase_started))
             outcome.removed_secrets = _prune_secrets(client, stack, say)
+        except Interrupted:  # Ctrl-C while a child ran (docker stack deploy)
+            _abort(tools, client, stack, current, say)
+            raise
         except KeyboardInterrupt:
+            _abort(tools, client, stack, current, say)
             raise Interrupted(
-                f"interrupted while deploying stack {stack}; Swarm finishes or rolls back the update on its own",
+                f"interrupted while deploying stack {stack}; updates under way were asked to roll back",
                 hint=f"`docker stack ps {stack}` shows where it is; `pipelines rollback` restores the previous release",
             ) from None
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
