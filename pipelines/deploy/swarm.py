@@ -357,12 +357,16 @@ def _tmpfs(name: str, spec: Mapping[str, Any], notices: list[str]) -> list[dict[
         for opt in [o for o in opts.split(",") if o]:
             if opt.startswith("size="):
                 vol["tmpfs"] = {"size": _bytes(opt.removeprefix("size="), name, f"tmpfs[{i}]")}
-            elif opt in ("mode=1777", "mode=01777"):
-                notices.append(f"services.{name}.tmpfs[{i}] {path}: {opt} dropped: it is what Swarm uses anyway")
+            elif opt.startswith(("uid=", "gid=")):
+                notices.append(
+                    f"services.{name}.tmpfs[{i}] {path}: {opt} dropped: Swarm cannot set a tmpfs's owner; the "
+                    "mount takes the owner and mode of the image's directory under it (root, 1777 where there is "
+                    "none): a service writing there as another user fails its healthcheck"
+                )
             else:
                 notices.append(
-                    f"services.{name}.tmpfs[{i}] {path}: {opt} dropped: a Swarm tmpfs takes a size only "
-                    "(owned by root, mode 1777)"
+                    f"services.{name}.tmpfs[{i}] {path}: {opt} dropped: a Swarm tmpfs takes a size only (the "
+                    "image's directory under it gives the mode, 1777 where there is none)"
                 )
         out.append(vol)
     return out
