@@ -92,6 +92,37 @@ def test_every_key_swarm_does_not_take_is_noticed(reference: dict[str, Any]) -> 
     assert any(n.startswith("services.api.depends_on dropped") for n in notes)
 
 
+def test_keys_beyond_the_reference_stack_are_noticed(tmp_path: Path) -> None:
+    """Keys the reference stack does not use, as `docker compose config` prints them, each named."""
+    compose = _recorded("prod", tmp_path)
+    api = compose["services"]["api"]
+    api.update(
+        container_name="api-1",
+        privileged=True,
+        devices=[{"source": "/dev/fuse", "target": "/dev/fuse", "permissions": "rwm"}],
+        shm_size="67108864",
+        group_add=["audio"],
+        pull_policy="always",
+    )
+    api["networks"]["data"] = {"ipv4_address": "10.9.0.5", "aliases": ["api-internal"]}
+    api["deploy"] = {"resources": {"reservations": {"devices": [{"capabilities": ["gpu"]}]}}}
+    api["ports"][0]["app_protocol"] = "http"
+    compose["networks"]["data"]["ipam"] = {"config": [{"subnet": "10.9.0.0/24"}]}
+    out = swarm.render_stack(compose, _images(compose), stack="ref")
+    notes = swarm.notices(out)
+    for key in ("container_name", "privileged", "devices", "shm_size", "group_add", "pull_policy"):
+        assert any(n.startswith(f"services.api.{key} dropped") for n in notes), key
+        assert key not in out["services"]["api"]
+    for prefix in (
+        "services.api.networks.data.ipv4_address dropped",
+        "services.api.deploy.resources.reservations.devices dropped",
+        "services.api.ports[0]: app_protocol dropped",
+        "networks.data.ipam dropped",
+    ):
+        assert any(n.startswith(prefix) for n in notes), (prefix, notes)
+    assert out["services"]["api"]["networks"]["data"] == {"aliases": ["api-internal"]}
+
+
 def test_swarm_form_of_limits_ports_tmpfs_and_networks(reference: dict[str, Any]) -> None:
     out = swarm.render_stack(reference, _images(reference), stack="ref")
     api = out["services"]["api"]
@@ -198,6 +229,8 @@ def test_phases_run_the_job_between_its_dependencies_and_its_dependants(tmp_path
         (lambda c, i: c["services"]["api"]["healthcheck"].update(disable=True), "services.api.healthcheck"),
         (lambda c, i: c["services"]["api"]["environment"].update(X=None), "services.api.environment.X"),
         (lambda c, i: c["networks"]["data"].update(driver="macvlan"), "networks.data"),
+        (lambda c, i: c["secrets"]["db_password"].update(environment="DB_PASSWORD"), "secrets.db_password"),
+        (lambda c, i: c["services"]["api"]["ports"][0].update(published="8000-8001"), "services.api.ports[0]"),
     ],
 )
 def test_bad_input_is_named(tmp_path: Path, change: Any, message: str) -> None:

@@ -431,8 +431,12 @@ def _ports(name: str, spec: Mapping[str, Any], notices: list[str]) -> list[dict[
     return out
 
 
-def _resources(name: str, spec: Mapping[str, Any], deploy: Mapping[str, Any]) -> dict[str, Any]:
+def _resources(name: str, spec: Mapping[str, Any], deploy: Mapping[str, Any], notices: list[str]) -> dict[str, Any]:
     res = dict(deploy.get("resources") or {})
+    for section in ("limits", "reservations"):
+        handled = {"cpus", "memory", "pids"} if section == "limits" else {"cpus", "memory"}
+        for k in sorted(set(res.get(section) or {}) - handled):
+            notices.append(f"services.{name}.deploy.resources.{section}.{k} dropped: not in the 3.9 format")
     limits = dict(res.get("limits") or {})
     reserv = dict(res.get("reservations") or {})
     # The 3.9 format forbids the service-level keys: they become deploy.resources.
@@ -519,7 +523,7 @@ def _service(
             deploy[k] = given[k]
     for k in sorted(set(given) - set(_DEPLOY_KEYS) - {"update_config", "rollback_config"}):
         notices.append(f"services.{name}.deploy.{k} dropped: not in the 3.9 format")
-    resources = _resources(name, spec, given)
+    resources = _resources(name, spec, given, notices)
     if resources:
         deploy["resources"] = resources
     restart = str(spec.get("restart") or "no")
@@ -876,7 +880,7 @@ def _check(client: docker.DockerClient, stack: str, w: _Watch) -> str | None:
     if not live or any(t not in current for t in live):
         return None
     running = [t for t in live if (t.get("Status") or {}).get("State") == "running"]
-    if len(running) < w.replicas:
+    if len(running) < w.replicas or len(running) < len(live):
         return None
     # Swarm marks a task "running" only after its first healthy check; on this node the engine says so too.
     if any(_container_health(client, t) not in ("", "healthy") for t in running):
