@@ -399,13 +399,25 @@ def stack(manager: Engine, tools: Toolchain, tmp_path_factory: pytest.TempPathFa
     (work / "token").write_text("first token\n")
     rendered = composefile.render(tools, [work / "compose.yaml"], ["compose.yaml"], project_dir=work)
     yield {"name": name, "work": work, "port": port, "compose": rendered.config, "tools": tools}
+    _remove_stack(name)
+
+
+def _remove_stack(name: str) -> None:
+    """`docker stack rm` returns before Swarm removed the tasks' containers and networks: wait for them."""
     docker("stack", "rm", name, check=False)
-    deadline = time.monotonic() + 60
+    label = f"label=com.docker.stack.namespace={name}"
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        left = docker("network", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={name}").stdout.strip()
-        left += docker("secret", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={name}").stdout.strip()
+        if not docker("service", "ls", "-q", "--filter", label, check=False).stdout.strip():
+            # Swarm (20.10) leaves the exited containers of job tasks behind: ours, removed here.
+            for cid in docker("ps", "-aq", "--filter", label, "--filter", "status=exited", check=False).stdout.split():
+                docker("rm", cid, check=False)
+        left = "".join(
+            docker(*kind, "-q", "--filter", label, check=False).stdout.strip()
+            for kind in (("ps", "-a"), ("network", "ls"), ("secret", "ls"))
+        )
         if not left:
-            break
+            return
         time.sleep(1)
 
 
@@ -523,7 +535,7 @@ def test_failing_job_aborts_before_services_change(
         )
         assert services.stdout.split() == [f"{name}_migrate"]  # nothing else was created
     finally:
-        docker("stack", "rm", name, check=False)
+        _remove_stack(name)
 
 
 def test_rendered_stack_file_is_accepted_by_docker_stack_config(tools: Toolchain, tmp_path: Path) -> None:

@@ -779,7 +779,6 @@ class _Watch:
     expected: str  # image digest the tasks must run
     job: bool
     replicas: int
-    window: float
     previous_update: str  # UpdateStatus.StartedAt before our deploy, "" when none
     previous_job_iteration: int
     started: float = 0.0  # monotonic time of the stack deploy
@@ -1077,7 +1076,6 @@ def deploy(
                             expected=_digest(images[name]),
                             job=dep.get("mode") == "replicated-job",
                             replicas=int(dep.get("replicas") or 1),
-                            window=0.0,
                             previous_update=str((before.get("UpdateStatus") or {}).get("StartedAt") or ""),
                             previous_job_iteration=int(
                                 ((before.get("JobStatus") or {}).get("JobIteration") or {}).get("Index") or 0
