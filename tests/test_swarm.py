@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import socket
 import time
 import urllib.request
@@ -548,3 +549,57 @@ def test_rendered_stack_file_is_accepted_by_docker_stack_config(tools: Toolchain
         r = docker("stack", "config", "-c", str(f), check=False)
         assert r.returncode == 0, r.stderr
         assert yaml.safe_load(r.stdout)["services"].keys() == set(names)
+
+
+# --------------------------------------------------------------------------- real-world Compose files
+
+REALWORLD = ROOT / "tests" / "realworld" / "compose"  # public files, sources in tests/realworld/SOURCES.md
+# Input keys the stack holds under another name.
+MOVED = {"tmpfs": "volumes", "cpus": "deploy", "mem_limit": "deploy", "mem_reservation": "deploy",
+         "pids_limit": "deploy", "scale": "deploy"}  # fmt: skip
+
+
+def _realworld(tools: Toolchain, tmp_path: Path) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for d in sorted(REALWORLD.iterdir()):
+        files = sorted(p for p in d.iterdir() if p.suffix in (".yml", ".yaml"))
+        rendered = composefile.render(tools, files[:1], [f"{d.name}/{files[0].name}"], project_dir=d)
+        config = rendered.config
+        for key, spec in (config.get("secrets") or {}).items():
+            if spec.get("file") and not Path(spec["file"]).is_file():  # not part of the public file
+                spec["file"] = str(tmp_path / key)
+                Path(spec["file"]).write_text(f"{key}\n")
+        out.append((d.name, config))
+    return out
+
+
+def test_realworld_compose_files_every_dropped_key_noticed(tools: Toolchain, tmp_path: Path) -> None:
+    """Twenty public Compose projects: each renders (or is refused naming service and key), nothing lost silently."""
+    rendered = refused = 0
+    for project, config in _realworld(tools, tmp_path):
+        images = {name: f"127.0.0.1:5000/rw/{name}@{DIGEST}1" for name in config["services"]}
+        try:
+            out = swarm.render_stack(config, images, stack="rw")
+        except swarm.SwarmRenderError as exc:
+            assert re.search(r"services\.[\w.-]+\.[\w.-]+", exc.what), (project, exc.what)
+            refused += 1
+            continue
+        rendered += 1
+        notes = swarm.notices(out)
+        for name, spec in config["services"].items():
+            svc = out["services"][name]
+            for key, value in spec.items():
+                if value in (None, [], {}, False) or key in svc or MOVED.get(key) in svc:
+                    continue
+                assert any(n.startswith(f"services.{name}.{key}") for n in notes), (project, name, key)
+            for i, port in enumerate(spec.get("ports") or []):
+                if port.get("host_ip") not in (None, "", "0.0.0.0", "::"):  # noqa: S104 - comparing, not binding
+                    assert any(n.startswith(f"services.{name}.ports[{i}]: host_ip") for n in notes), (project, name)
+            assert all(p["mode"] == "host" for p in svc.get("ports") or [])
+        # The CLI that deploys it accepts every phase file (schema 3.9, no forbidden property).
+        for i, (_, names) in enumerate(swarm.phases(out)):
+            f = tmp_path / f"{project}-{i}.yaml"
+            f.write_text(swarm.dump(swarm._phase_file(out, names)))
+            r = docker("stack", "config", "-c", str(f), check=False)
+            assert r.returncode == 0, (project, r.stderr)
+    assert rendered >= 18 and rendered + refused == 20
