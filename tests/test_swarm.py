@@ -17,7 +17,10 @@ import copy
 import hashlib
 import json
 import re
+import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -518,6 +521,60 @@ def test_deploy_update_bad_update_and_rollback(
     assert int(_service(manager, f"{name}_migrate")["JobStatus"]["JobIteration"]["Index"]) == job_before
     with urllib.request.urlopen(f"http://127.0.0.1:{stack['port']}/", timeout=5) as resp:
         assert resp.status == 200
+
+
+DEPLOY_CHILD = """
+import json, sys
+from pathlib import Path
+from pipelines.deploy import swarm
+from pipelines.errors import PipelineError
+from pipelines.tools import Toolchain
+compose = json.loads(Path(sys.argv[1]).read_text())
+images = json.loads(sys.argv[2])
+try:
+    swarm.deploy(compose, images, stack=sys.argv[3], workdir=Path(sys.argv[4]), tools=Toolchain())
+except PipelineError as exc:
+    print(exc.render(), flush=True)
+    sys.exit(exc.exit_code)
+"""
+
+
+@pytest.mark.engine
+def test_ctrl_c_mid_update_rolls_back(manager: Engine, variants: dict[str, str], stack: dict[str, Any]) -> None:
+    """Ctrl-C while Swarm replaces tasks: exit 130, and Swarm is asked to roll back to what served before."""
+    name, work, compose, tools = stack["name"], stack["work"], stack["compose"], stack["tools"]
+    good1 = {svc: variants["good1"] for svc in ("migrate", "web", "worker")}
+    swarm.deploy(compose, good1, stack=name, workdir=work / "out", tools=tools, log=lambda _: None)
+    (work / "compose.json").write_text(json.dumps(compose))
+    good2 = json.dumps({svc: variants["good2"] for svc in ("migrate", "web", "worker")})
+    child = subprocess.Popen(
+        [sys.executable, "-c", DEPLOY_CHILD, str(work / "compose.json"), good2, name, str(work / "out")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert child.stdout is not None
+    lines = []
+    for line in child.stdout:
+        lines.append(line)
+        if line.startswith("swarm: phase services"):
+            break
+    time.sleep(2)  # the stack deploy has run; Swarm is replacing tasks (each needs 3 s to become healthy)
+    child.send_signal(signal.SIGINT)
+    rest, _ = child.communicate(timeout=60)
+    output = "".join(lines) + rest
+    assert child.returncode == 130, output
+    assert "interrupted while deploying stack" in output
+    assert "docker service rollback" in output
+    for svc in ("web", "worker"):
+        full = f"{name}_{svc}"
+        deadline = time.monotonic() + 90
+        while _service(manager, full)["UpdateStatus"]["State"] != "rollback_completed":
+            assert time.monotonic() < deadline, _service(manager, full)["UpdateStatus"]
+            time.sleep(1)
+        while (seen := _running_digests(manager, full)) != {variants["good1"].rpartition("@")[2]}:
+            assert time.monotonic() < deadline, seen
+            time.sleep(1)
 
 
 @pytest.mark.engine
