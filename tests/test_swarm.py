@@ -519,6 +519,11 @@ def test_deploy_update_bad_update_and_rollback(
     for svc in ("web", "worker"):
         assert _running_digests(manager, f"{name}_{svc}") == {variants["good1"].rpartition("@")[2]}
     assert int(_service(manager, f"{name}_migrate")["JobStatus"]["JobIteration"]["Index"]) == job_before
+    # The first token's secret is used by no spec any more (nor a previous one): removed; the second stays.
+    first_secret = f"{name}_token_" + hashlib.sha256(b"first token\n").hexdigest()[:12]
+    assert back.removed_secrets == [first_secret]
+    left = docker("secret", "ls", "--format", "{{.Name}}", "--filter", f"label=com.docker.stack.namespace={name}")
+    assert left.stdout.split() == [f"{name}_token_" + hashlib.sha256(b"second token\n").hexdigest()[:12]]
     with urllib.request.urlopen(f"http://127.0.0.1:{stack['port']}/", timeout=5) as resp:
         assert resp.status == 200
 
