@@ -46,6 +46,7 @@ from typing import Any
 import yaml
 
 from . import _proc, manifest
+from .composespec import DOCKER_HEALTHCHECK, Default, duration_ns, job_services, size_bytes
 from .config import Config
 from .engine import Engine, ImageInfo
 from .errors import InputError, PipelineError
@@ -61,12 +62,6 @@ K8S_VERSIONS = ("1.30.0", "1.33.0")
 MANIFESTS = "manifests.yaml"
 SECRETS = "secrets.yaml"
 PROVENANCE = "provenance.json"
-
-
-@dataclass(frozen=True)
-class Default:
-    value: Any
-    why: str
 
 
 # Every value not read from Compose, the build record or an image. README "Kubernetes manifests" lists them too.
@@ -97,10 +92,7 @@ DEFAULTS: dict[str, Default] = {
     "namespace.pod-security": Default("restricted", "the namespace enforces the restricted profile"),
     "namespace.name": Default("NAME-ENV", "Compose project name and environment"),
     "imagePullPolicy": Default("IfNotPresent", "a digest or commit tag names one image: no re-pull needed"),
-    "docker.healthcheck": Default(
-        {"interval": "30s", "timeout": "30s", "retries": 3, "start_period": "0s"},
-        "Docker's own defaults for an unset healthcheck field",
-    ),
+    "docker.healthcheck": DOCKER_HEALTHCHECK,
     "configmap.max_bytes": Default(1024 * 1024, "a bind mount becomes a ConfigMap, which Kubernetes caps at 1 MiB"),
     "labels": Default(
         ["app.kubernetes.io/name", "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by"],
@@ -179,22 +171,12 @@ def _dns(name: str, what: str) -> str:
     return out
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-
-
 def _duration_ns(value: object, service: str, key: str) -> int:
     """A Compose duration ("1m30s", "500ms") in nanoseconds."""
-    text = str(value).strip()
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT_NS[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text:
-        raise _fail(service, key, f"{text!r} is not a duration", "write it like 2s, 500ms or 1m30s")
-    return int(total)
+    try:
+        return duration_ns(value)
+    except ValueError as exc:
+        raise _fail(service, key, str(exc), "write it like 2s, 500ms or 1m30s") from None
 
 
 def _seconds(ns: int) -> int:
@@ -202,16 +184,11 @@ def _seconds(ns: int) -> int:
     return max(1, math.ceil(ns / 10**9))
 
 
-_BYTES = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.IGNORECASE)
-
-
 def _bytes(value: object, service: str, key: str) -> int:
-    if isinstance(value, int):
-        return value
-    m = _BYTES.match(str(value).strip())
-    if not m:
-        raise _fail(service, key, f"{value!r} is not a size", "write it like 256m, 1g or a number of bytes")
-    return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2).lower() or " "))
+    try:
+        return size_bytes(value)
+    except ValueError as exc:
+        raise _fail(service, key, str(exc), "write it like 256m, 1g or a number of bytes") from None
 
 
 def _quantity(n: int) -> str:
@@ -328,15 +305,6 @@ def _meta(ctx: _Ctx, obj: Obj, name: str, service: str | None) -> None:
     obj.body["metadata"] = md
     obj.src("metadata.namespace", "default namespace.name (compose name + env)")
     obj.src("metadata.labels", "default labels (compose service and project names)")
-
-
-def _job_services(services: Mapping[str, Any]) -> set[str]:
-    jobs: set[str] = set()
-    for spec in services.values():
-        for dep, how in ((spec or {}).get("depends_on") or {}).items():
-            if (how or {}).get("condition") == "service_completed_successfully":
-                jobs.add(dep)
-    return jobs
 
 
 def _check_refused(name: str, spec: Mapping[str, Any]) -> None:
@@ -886,7 +854,7 @@ def render(
         _annotate(pvc, {})
         out.append(pvc)
 
-    jobs = _job_services(services)
+    jobs = job_services(services)
     for name, spec in sorted(services.items()):
         _workload(ctx, name, spec or {}, name in jobs, out)
 

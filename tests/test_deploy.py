@@ -28,7 +28,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines import config, manifest, verdicts
+from pipelines import config, deploy, manifest, verdicts
 from pipelines.deploy import plan, releases
 from pipelines.errors import ConfigError, InputError
 from pipelines.stack import leftovers
@@ -671,11 +671,12 @@ def test_prod_is_promoted_from_staging_without_a_build(deployer: Deployer, live:
     assert rel["verdicts"]["promotion"] == rel["source"]
 
 
-def test_push_false_and_swarm_are_refused_before_anything_runs(tmp_path: Path) -> None:
+def test_push_false_and_unknown_engines_are_refused_before_anything_runs(tmp_path: Path) -> None:
     r = run_cli("deploy", "--env", "dev", "--state", str(tmp_path))
     assert r.returncode == 2 and "push = false" in r.stderr, r.stderr
-    r = run_cli("deploy", "--env", "staging", "--engine", "swarm", "--state", str(tmp_path))
-    assert r.returncode == 2 and "not available in this build" in r.stderr, r.stderr
+    r = run_cli("deploy", "--env", "staging", "--engine", "nomad", "--state", str(tmp_path))
+    assert r.returncode == 2 and "nomad" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert deploy.engine_module("swarm").__name__ == "pipelines.deploy.swarm"  # the stage's other engine
     r = run_cli("rollback", "--env", "staging", "--state", str(tmp_path))
     assert r.returncode == 2 and "no live release" in r.stderr, r.stderr
     r = run_cli("releases", "--env", "staging", "--state", str(tmp_path), "--format", "json")

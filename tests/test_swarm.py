@@ -32,9 +32,10 @@ import pytest
 import yaml
 
 from pipelines import composefile
-from pipelines.deploy import swarm
+from pipelines.deploy import plan, steps, swarm
 from pipelines.engine import Engine
 from pipelines.errors import GateFailed, PipelineError
+from pipelines.result import Context
 from pipelines.tools import Toolchain
 
 from .conftest import IN_CI, ROOT, docker
@@ -531,8 +532,9 @@ def test_deploy_update_bad_update_and_rollback(
 DEPLOY_CHILD = """
 import json, sys
 from pathlib import Path
-from pipelines.deploy import swarm
+from pipelines.deploy import plan, steps, swarm
 from pipelines.errors import PipelineError
+from pipelines.result import Context
 from pipelines.tools import Toolchain
 compose = json.loads(Path(sys.argv[1]).read_text())
 images = json.loads(sys.argv[2])
@@ -665,3 +667,51 @@ def test_realworld_compose_files_every_dropped_key_noticed(tools: Toolchain, tmp
             r = docker("stack", "config", "-c", str(f), check=False)
             assert r.returncode == 0, (project, r.stderr)
     assert rendered >= 18 and rendered + refused == 20
+
+
+# ---- the deploy stage's engine contract: apply(ctx, new, old) ---------------------------------------
+
+
+def _deployment(compose: dict[str, Any], images: dict[str, str], project: str, rdir: Path) -> plan.Deployment:
+    config = copy.deepcopy(compose)
+    for name, ref in images.items():
+        config["services"][name]["image"] = ref
+    services = plan.services_of(config, stateful=(), floor=0.0, image_health={}, source="test")
+    rdir.mkdir(parents=True, exist_ok=True)
+    return plan.Deployment("test", project, rdir, rdir / "compose.json", config, services, "sha256:test")
+
+
+def test_stack_names_from_project_names() -> None:
+    assert swarm.stack_name("Pipelines-Reference_Staging") == "pipelines-reference_staging"
+    assert len(swarm.stack_name("x" * 80)) == 30
+    with pytest.raises(PipelineError, match="makes no Swarm stack name"):
+        swarm.stack_name("---")
+
+
+@pytest.mark.engine
+def test_apply_restores_the_old_release_when_swarm_rolls_back(
+    manager: Engine, variants: dict[str, str], tools: Toolchain, tmp_path: Path, cfg: Any
+) -> None:
+    """What `pipelines deploy --engine swarm` calls: a failed update leaves the old release serving, exit 1."""
+    name = f"swarmapply{uuid.uuid4().hex[:8]}"
+    port = _free_port()
+    (tmp_path / "compose.yaml").write_text(TEST_COMPOSE.format(project=name, port=port))
+    (tmp_path / "token").write_text("token\n")
+    compose = composefile.render(tools, [tmp_path / "compose.yaml"], ["compose.yaml"], project_dir=tmp_path).config
+    ctx = Context(cfg, tools)
+    every = ("migrate", "web", "worker")
+    try:
+        good = _deployment(compose, dict.fromkeys(every, variants["good1"]), name, tmp_path / "r1")
+        done = swarm.apply(ctx, good, None, log=lambda _: None)
+        assert {s.service for s in done if s.action in ("converged", "job ran")} == set(every)
+        bad = _deployment(compose, dict.fromkeys(every, variants["bad"]), name, tmp_path / "r2")
+        with pytest.raises(steps.GateBroken) as err:
+            swarm.apply(ctx, bad, good, log=lambda _: None)
+        assert err.value.exit_code == 1 and "roll" in err.value.what
+        assert [s.action for s in err.value.steps] == ["rolled back by Swarm", "restored"]
+        for svc in ("web", "worker"):
+            assert _running_digests(manager, f"{name}_{svc}") == {variants["good1"].rpartition("@")[2]}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+            assert resp.status == 200
+    finally:
+        _remove_stack(name)

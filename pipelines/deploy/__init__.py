@@ -54,14 +54,9 @@ def engine_module(name: str) -> ModuleType:
 
         return compose_engine
     if name == "swarm":
-        try:
-            from . import swarm  # type: ignore[attr-defined,unused-ignore]
-        except ImportError:
-            raise PipelineError(
-                "the swarm engine is not available in this build",
-                hint="deploy with --engine compose (single host)",
-            ) from None
-        return swarm  # type: ignore[no-any-return,unused-ignore]
+        from . import swarm
+
+        return swarm
     raise InputError(f"unknown deploy engine {name!r}", hint=f"choose one of: {', '.join(ENGINES)}")
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets as secrets_mod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any
 import yaml
 
 from .. import manifest, signing, verdicts
+from ..composespec import duration_ns
 from ..config import Config
 from ..errors import InputError, PipelineError, StageFailed
 from ..result import Check, Context, Outcome
@@ -43,8 +43,6 @@ DEFAULT_RETRIES = 3
 DEFAULT_GRACE = 10.0
 # Creating and starting a container before its first probe: not part of the healthcheck's own budget.
 START_SLACK = 5.0
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 # ---- durations and deadlines ---------------------------------------------------------------------
@@ -52,20 +50,10 @@ _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "
 
 def parse_duration(value: object, *, where: str) -> float:
     """A Compose duration ("1m30s", "500ms", "2s"; a bare number is seconds) in seconds."""
-    if isinstance(value, bool):
-        raise InputError(f"{where}: {value!r} is not a duration", hint='write e.g. "10s" or "1m30s"')
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip()
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT[m.group(2)]
-        pos = m.end()
-    if not text or pos != len(text):
-        raise InputError(f"{where}: {value!r} is not a duration", hint='write e.g. "10s" or "1m30s"')
-    return total
+    try:
+        return duration_ns(value) / 1e9
+    except ValueError:
+        raise InputError(f"{where}: {value!r} is not a duration", hint='write e.g. "10s" or "1m30s"') from None
 
 
 @dataclass(frozen=True)

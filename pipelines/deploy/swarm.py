@@ -54,14 +54,18 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from .. import _proc
+from ..composespec import DOCKER_HEALTHCHECK, Default, duration_ns, job_services, size_bytes
 from ..engine import Engine
 from ..errors import GateFailed, InputError, Interrupted, PipelineError
-from ..k8s import DEFAULTS as K8S_DEFAULTS
-from ..k8s import Default, _bytes, _duration_ns, _job_services
 from ..tools import Toolchain
+from . import steps as steps_mod
+from .steps import DeployInterrupted, Step
 
 if TYPE_CHECKING:
     import docker
+
+    from ..result import Context
+    from .plan import Deployment
 
 # The Compose file format docker/cli 20.10 (Engine API 1.41) reads; newer CLIs read it too.
 STACK_VERSION = "3.9"
@@ -96,7 +100,7 @@ DEFAULTS: dict[str, Default] = {
     "job.restart_policy": Default({"condition": "none"}, "a one-shot job that fails is not retried: it aborts"),
     "job.healthcheck": Default({"disable": True}, "a one-shot job serves nothing: its image's healthcheck is off"),
     "replicas": Default(1, "Compose runs one container per service"),
-    "docker.healthcheck": K8S_DEFAULTS["docker.healthcheck"],
+    "docker.healthcheck": DOCKER_HEALTHCHECK,
 }
 
 # Service keys a 3.9 stack file carries with the meaning Compose gives them: copied as they are.
@@ -223,6 +227,20 @@ class Outcome:
 
 def _fail(service: str, key: str, problem: str, hint: str) -> SwarmRenderError:
     return SwarmRenderError(f"compose services.{service}.{key}: {problem}", hint=hint)
+
+
+def _duration_ns(value: object, service: str, key: str) -> int:
+    try:
+        return duration_ns(value)
+    except ValueError as exc:
+        raise _fail(service, key, str(exc), "write it like 2s, 500ms or 1m30s") from None
+
+
+def _bytes(value: object, service: str, key: str) -> int:
+    try:
+        return size_bytes(value)
+    except ValueError as exc:
+        raise _fail(service, key, str(exc), "write it like 256m, 1g or a number of bytes") from None
 
 
 def _secs(ns: int) -> str:
@@ -660,7 +678,7 @@ def render_stack(merged_compose: Mapping[str, Any], images: Mapping[str, str], *
             # project (staging, prod) never share data. A stack named like the project mounts the same volume.
             del vol["name"]
         volumes[key] = vol
-    jobs = _job_services(services)
+    jobs = job_services(services)
     rendered: dict[str, Any] = {}
     for name, spec in sorted(services.items()):
         rendered[name] = _service(name, spec or {}, images[name], name in jobs, networks, secrets, configs, notices)
@@ -1139,3 +1157,74 @@ def rollback(
         timeout=timeout,
         log=log,
     )
+
+
+# --------------------------------------------------------------------------- the deploy stage's engine contract
+
+
+def stack_name(project: str) -> str:
+    """A Compose project name as a Swarm stack name (lowercase, [a-z0-9_-], at most 30 characters)."""
+    name = re.sub(r"[^a-z0-9_-]+", "-", project.lower()).strip("-_")[:30].rstrip("-_")
+    if not _STACK_NAME.match(name):
+        raise InputError(
+            f"project {project!r} makes no Swarm stack name",
+            hint="give --project a name of lowercase letters, digits, '-' or '_'",
+        )
+    return name
+
+
+def apply(
+    ctx: Context,
+    new: Deployment,
+    old: Deployment | None,
+    *,
+    replace_stateful: tuple[str, ...] = (),
+    floor: float = 0.0,
+    log: Log | None = None,
+) -> list[Step]:
+    """The stage's engine contract (see ``steps``): deploy ``new`` as a stack, watched to convergence.
+
+    Stateful services arrive here already holding the running release's spec unless ``replace_stateful``
+    names them (the stage decides that for every engine). When Swarm rolls an update back, the services
+    that converged in earlier phases are put back on ``old`` too, so no half-release is left serving.
+    """
+    say: Log = log or (lambda line: print(line, flush=True))
+    stack = stack_name(new.project)
+    images = {s.name: s.image for s in new.services}
+    timeout = floor or None
+    try:
+        out = deploy(new.config, images, stack=stack, workdir=new.dir, tools=ctx.tools, timeout=timeout, log=say)
+    except Interrupted as exc:
+        raise DeployInterrupted(f"{exc.what}; Swarm rolls back what was under way", steps=[]) from None
+    except GateFailed as exc:
+        done = [Step(service="(stack)", action="rolled back by Swarm", gate="failed", ok=False, detail=exc.what)]
+        if old is not None:
+            try:
+                back = rollback(
+                    old.config,
+                    {s.name: s.image for s in old.services},
+                    stack=stack,
+                    workdir=new.dir / "restore",
+                    tools=ctx.tools,
+                    timeout=timeout,
+                    log=say,
+                )
+                done.append(Step("(stack)", "restored", gate="converged", seconds=round(back.seconds, 2)))
+            except PipelineError as again:
+                done.append(Step("(stack)", "restore failed", gate="failed", ok=False, detail=again.what))
+        raise steps_mod.GateBroken(exc.what, steps=done, seen=exc.seen, hint=exc.hint) from None
+    by_phase = {n: p.seconds for p in out.phases for n in p.services}
+    result = [
+        Step(
+            service=s.name,
+            action="job ran" if s.one_shot else "converged",
+            image=s.image,
+            gate="healthy" if s.health else "running",
+            seconds=round(by_phase.get(s.name, 0.0), 2),
+        )
+        for s in new.services
+        if s.name in by_phase
+    ]
+    for n in out.notices:
+        result.append(Step("(stack)", "notice", detail=n))
+    return result
