@@ -208,6 +208,38 @@ def test_service_and_stdlib_modules_import_in_the_runtime(built: dict[str, Any],
     assert int(r.stdout.split()[-1]) > 300, r.stdout
 
 
+PRECOMPILE_LIST = DROP_LIST.parent / "precompile.txt"
+# In the runtime: import the listed modules, then name every stdlib module loaded
+# without bytecode beside it (the runtime user cannot write any, so it compiled
+# from source).
+FROM_SOURCE = """
+import importlib, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+loaded = [m for m in list(sys.modules.values()) if getattr(m, "__file__", None)]
+stdlib = [m for m in loaded if m.__file__.startswith("/usr/lib/python3.11/") and m.__file__.endswith(".py")
+          and m.__spec__.origin != "frozen"]  # the interpreter's own startup modules are frozen into it
+print(len(stdlib))
+print(" ".join(sorted(m.__name__ for m in stdlib if not (m.__spec__.cached and m.__spec__.has_location
+      and __import__("os").path.exists(m.__spec__.cached)))))
+"""
+
+
+def test_runtime_carries_bytecode_for_the_precompiled_stdlib(built: dict[str, Any]) -> None:
+    modules = [
+        line.split("#", 1)[0].strip()
+        for line in PRECOMPILE_LIST.read_text().splitlines()
+        if line.split("#", 1)[0].strip()
+    ]
+    assert len(modules) > 20
+    ref = local_ref(built["images"]["python-runtime"])
+    r = docker("run", "--rm", "--read-only", ref, "-c", FROM_SOURCE, *modules, check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    count, _, uncached = r.stdout.partition("\n")
+    assert int(count) > 100, r.stdout
+    assert uncached.split() == [], f"stdlib modules without bytecode in the runtime: {uncached.strip()}"
+
+
 # The API's liveness needs nothing else; ingestion's health needs its database, so it is
 # checked in the running stack (tests/test_smoke.py).
 @pytest.mark.parametrize("service", ["api"])
