@@ -303,14 +303,28 @@ class Engine:
     # ------------------------------------------------------------------ containers
 
     def containers(self, labels: Mapping[str, str]) -> list[ContainerState]:
+        import docker.errors
+
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         with self._asking("container list"):
             rows = self.client.api.containers(all=True, filters=filters)
-        return [self.state(r["Id"]) for r in rows]
+        out = []
+        for r in rows:
+            with self._asking(f"container inspect {r['Id'][:12]}"):
+                try:
+                    attrs = self.client.api.inspect_container(r["Id"])
+                except docker.errors.NotFound:
+                    continue  # removed between the list and its inspection (a stack going down): gone is gone
+            out.append(self._state_of(attrs))
+        return out
 
     def state(self, container: str) -> ContainerState:
         with self._asking(f"container inspect {container[:12]}"):
             attrs = self.client.api.inspect_container(container)
+        return self._state_of(attrs)
+
+    @staticmethod
+    def _state_of(attrs: Mapping[str, Any]) -> ContainerState:
         st = attrs.get("State") or {}
         return ContainerState(
             id=str(attrs.get("Id", "")),
