@@ -96,11 +96,14 @@ def http(
         req.add_header("Content-Type", content_type)
     if auth:
         req.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
+    start = time.monotonic()
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
             return resp.status, dict(resp.headers), resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
+    finally:
+        _proc.record_interval("stack http", time.monotonic() - start)
 
 
 @dataclass
@@ -324,7 +327,7 @@ class Stack:
                 s.done if self.one_shot(s.service) else s.ready for s in states.values()
             ):
                 return round(time.monotonic() - start, 2)
-            time.sleep(0.2)
+            _proc.wait(0.2)
         raise GateFailed(f"the stack was not healthy within {deadline_s:.0f} s", seen=self.states_table(states))
 
     def states_table(self, states: Mapping[str, ServiceState] | None = None) -> str:

@@ -114,7 +114,7 @@ def run_probe(st: stack.Stack, probe: Probe) -> Check:
         if time.monotonic() - start >= probe.deadline:
             outcome = Outcome.FAIL
             break
-        time.sleep(0.3)
+        _proc.wait(0.3)
     took = round(time.monotonic() - start, 2)
     if outcome is Outcome.PASS:
         detail += " (with credential)" if auth else ""
