@@ -197,6 +197,9 @@ def run(
             if stream_ is not None:
                 stream_.close()
     seconds = time.monotonic() - start
+    if os.environ.get(PROC_LOG_ENV):
+        tool = os.path.basename(args[0])
+        record_interval(f"{tool} {args[1]}" if tool == "docker" and len(args) > 1 else tool, seconds)
     result = Result(tuple(args), proc.returncode, stdout or "", stderr or "", seconds)
     if check and proc.returncode != 0:
         raise CommandFailed(
@@ -207,6 +210,35 @@ def run(
             hint=hint,
         )
     return result
+
+
+# When set, every child's tool and wall-clock interval is appended here as one
+# JSON line: `pipelines bench --pipeline` measures the time spent outside them.
+PROC_LOG_ENV = "PIPELINES_PROC_LOG"
+
+
+def wait(seconds: float, on: str = "container wait") -> None:
+    """Sleep while watching something else work (a container starting, a stack answering).
+
+    The same as time.sleep, but the pipeline benchmark counts it as time of
+    the tools being watched, not as the package's own.
+    """
+    time.sleep(seconds)
+    record_interval(on, seconds)
+
+
+def record_interval(tool: str, seconds: float) -> None:
+    """Append one finished interval of `tool` to the benchmark's log, if one is asked for."""
+    path = os.environ.get(PROC_LOG_ENV)
+    if not path:
+        return
+    import json
+
+    end = time.time()
+    line = json.dumps({"tool": tool, "start": end - seconds, "end": end}) + "\n"
+    # One short append per child: lines from parallel processes do not interleave.
+    with open(path, "a") as f:
+        f.write(line)
 
 
 def _looks_secret_value(env: Mapping[str, str], value: str) -> bool:

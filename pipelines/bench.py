@@ -13,11 +13,12 @@ import re
 import shutil
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from . import _proc, build, manifest, report
-from .config import Config
+from .config import Config, Image
 from .engine import Engine
 from .errors import ConfigError, GateFailed
 from .tools import Toolchain
@@ -514,4 +515,294 @@ def run_verify(
             + ", ".join(f"{r['image']} {r['warm_stage_s']:.1f} s" for r in missed),
             hint=f"details in {out / 'verify.md'}",
         )
+    return results
+
+
+# --------------------------------------------------------------------------- many services (--fleet)
+
+FLEET_SIZES = (1, 2, 5, 10)
+FLEET_TARGET_RATIO = 2.5  # ten services cold within 2.5x the time of two
+
+
+def fleet_config(cfg: Config, root: Path, count: int, tag: str) -> Config:
+    """cfg with its services replaced by `count` copies of the benchmark service.
+
+    Each copy gets its own context under root (same requirements, one source
+    file of its own, so no two images are equal) and its own repository name;
+    the bases and their lock are the project's, so they are reused, not built.
+    """
+    name = cfg.bench.change_service or cfg.services[0].name
+    src = cfg.images.get(name)
+    if src is None or src.is_base or src.context is None or src.dockerfile is None:
+        raise ConfigError(str(cfg.file), "bench.change_service", f"{name!r} is not a service with a Dockerfile")
+    lock = root / "pipeline.lock.json"
+    if cfg.project.lock.is_file():
+        shutil.copy2(cfg.project.lock, lock)
+    images: dict[str, Image] = {b.name: b for b in cfg.bases}
+    for k in range(1, count + 1):
+        ctx = root / f"{tag}-{k}"
+        if not ctx.exists():
+            shutil.copytree(src.context, ctx, ignore=shutil.ignore_patterns("__pycache__"))
+            first = sorted(p for p in ctx.rglob("*.py"))
+            if first:
+                first[0].write_text(first[0].read_text() + f"\n# fleet service {k}\n")
+        svc = replace(
+            src,
+            name=f"{tag}-{k}",
+            image=f"{tag}-{k}",
+            context=ctx,
+            dockerfile=ctx / src.dockerfile.relative_to(src.context),
+        )
+        images[svc.name] = svc
+    project = replace(cfg.project, artifacts=root / "artifacts", lock=lock)
+    return replace(cfg, images=images, project=project)
+
+
+def _remove_images(tools: Toolchain, rep: build.Report) -> None:
+    refs = [t for b in rep.images.values() if b.kind == "service" for t in b.tags]
+    if refs:
+        _proc.run([tools.docker, "image", "rm", "--force", *refs], timeout=300, check=False, quiet=True)
+
+
+def run_fleet(
+    cfg: Config,
+    tools: Toolchain,
+    *,
+    env: str | None = None,
+    out: Path | None = None,
+    sizes: tuple[int, ...] = FLEET_SIZES,
+) -> dict[str, object]:
+    """Cold builds of 1, 2, 5 and 10 services from the same bases: one bake per level against one build each.
+
+    Cold means no layer cache for the service stages (--no-cache); the bases
+    are the project's, already built. Every image is removed afterwards.
+    """
+    import tempfile
+
+    out = out or cfg.project.artifacts / "bench"
+    env_name = cfg.env(env).name
+    if cfg.env(env).push:
+        raise ConfigError(str(cfg.file), f"environments.{env_name}.push", "the fleet benchmark builds locally only")
+    tag = f"bench-fleet-{os.getpid()}"
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="pipelines-fleet-") as tmp:
+        for n in sizes:
+            fleet = fleet_config(cfg, Path(tmp), n, tag)
+            row: dict[str, object] = {"services": n}
+            for mode, bake in (("bake", True), ("per_image", False)):
+                load = os.getloadavg()[0]
+                secs, rep = _timed_build(fleet, tools, build.Options(env=env_name, no_cache=True, bake=bake))
+                built = [b for b in rep.images.values() if b.kind == "service"]
+                if len(built) != n or not all(b.image_id.startswith("sha256:") for b in built):
+                    raise GateFailed(f"fleet of {n}: {len(built)} service images recorded, {n} expected")
+                row[f"{mode}_s"] = secs
+                row[f"{mode}_load"] = round(load, 1)
+                _remove_images(tools, rep)
+            rows.append(row)
+            print(f"fleet: {row}", file=sys.stderr)
+    by_n = {int(str(r["services"])): r for r in rows}
+    checks: list[dict[str, object]] = []
+    if 2 in by_n and 10 in by_n:
+        for mode in ("bake", "per_image"):
+            ratio = float(str(by_n[10][f"{mode}_s"])) / float(str(by_n[2][f"{mode}_s"]))
+            checks.append(
+                {
+                    "check": f"10 services / 2 services, cold ({mode.replace('_', ' ')})",
+                    "value": f"{ratio:.2f}x",
+                    "target": f"<= {FLEET_TARGET_RATIO}x",
+                    "ok": ratio <= FLEET_TARGET_RATIO,
+                }
+            )
+    results: dict[str, object] = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {"cpus": os.cpu_count() or 0, "engine": tools.engine_version, "buildx": tools.buildx_version},
+        "builder": f"{tools.builder.name} ({tools.builder.driver}, BuildKit {tools.builder.buildkit})",
+        "rows": rows,
+        "checks": checks,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_json(out / "fleet.json", results)
+    md = [
+        f"## Many services, cold ({results['when']})",
+        "",
+        f"Builder: {results['builder']}; engine {tools.engine_version}; buildx {tools.buildx_version}",
+        "",
+        report.markdown_table(
+            ["services", "one bake", "one build each", "load (bake / each)"],
+            [
+                [
+                    str(r["services"]),
+                    f"{r['bake_s']:.1f} s",
+                    f"{r['per_image_s']:.1f} s",
+                    f"{r['bake_load']} / {r['per_image_load']}",
+                ]
+                for r in rows
+            ],
+        ),
+        "",
+        report.markdown_table(
+            ["check", "value", "target", "result"],
+            [[str(c["check"]), str(c["value"]), str(c["target"]), "ok" if c["ok"] else "MISSED"] for c in checks],
+        ),
+    ]
+    (out / "fleet.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md), file=sys.stderr)
+    missed = [c for c in checks if not c["ok"] and "bake" in str(c["check"])]
+    if missed:
+        raise GateFailed("fleet target missed: " + "; ".join(f"{c['check']} {c['value']}" for c in missed))
+    return results
+
+
+# --------------------------------------------------------------------------- the pipeline's own cost (--pipeline)
+
+PIPELINE_SESSIONS = ("build", "scan", "verify", "smoke")
+PIPELINE_TARGET_S = 10.0
+OUTSIDE_TARGET = 0.05  # share of the wall time spent outside docker, trivy and compose
+SESSION_OVERHEAD_TARGET_S = 0.3
+WATCHING = ("container wait", "stack http")
+
+
+def _union(intervals: list[tuple[float, float]]) -> float:
+    """Seconds covered by at least one interval (parallel children count once)."""
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b <= end:
+            continue
+        total += b - max(a, end)
+        end = b
+    return total
+
+
+def _timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    start = time.monotonic()
+    r = _proc.run(argv, cwd=cwd, env=env, timeout=1800, check=False, quiet=True, what=" ".join(argv[:3]))
+    if r.returncode != 0:
+        raise GateFailed(f"{' '.join(argv)} failed (exit {r.returncode})", seen=_proc.tail(r.stdout + r.stderr, 20))
+    return time.monotonic() - start
+
+
+def lint_direct(root: Path, venv: Path) -> list[list[str]]:
+    """What the noxfile's lint session runs, as plain commands from its environment."""
+    workflows = sorted(str(p) for p in (root / ".github" / "workflows").glob("*.y*ml"))
+    b = venv / "bin"
+    return [
+        [str(b / "pipelines"), "lint"],
+        [str(b / "ruff"), "check", "."],
+        [str(b / "ruff"), "format", "--check", "."],
+        [str(b / "mypy")],
+        [str(b / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows],
+        [str(b / "zizmor"), "--offline", "--no-config", "--persona", "regular", "--min-severity", "medium", *workflows],
+    ]
+
+
+def run_pipeline(cfg: Config, *, out: Path | None = None, runs: int = 3) -> dict[str, object]:
+    """`./noxw -s lint` against its commands run directly, and `./noxw -s build scan verify smoke` warm.
+
+    For the pipeline run every child process and engine API request of the
+    package is logged (PIPELINES_PROC_LOG); the wall time not covered by any
+    of them is the pipeline's own: nox, Python start-up, config, reports.
+    Runs are interleaved and repeated; the load average is recorded with each.
+    """
+    import statistics
+    import tempfile
+
+    out = out or cfg.project.artifacts / "bench"
+    root = cfg.root
+    noxw = str(root / "noxw")
+    direct = lint_direct(root, root / ".nox" / "lint")
+    _timed([noxw, "-s", "lint"], root)  # creates or refreshes the session's environment once
+    lint_rows: list[dict[str, float]] = []
+    pipe_rows: list[dict[str, object]] = []
+    for _ in range(runs):
+        load = os.getloadavg()[0]
+        via_nox = _timed([noxw, "-s", "lint"], root)
+        raw = sum(_timed(cmd, root) for cmd in direct)
+        lint_rows.append({"nox_s": round(via_nox, 2), "direct_s": round(raw, 2), "load": round(load, 1)})
+        with tempfile.NamedTemporaryFile(prefix="pipelines-proc-", suffix=".jsonl", delete=False) as f:
+            log = Path(f.name)
+        try:
+            load = os.getloadavg()[0]
+            start = time.time()
+            wall = _timed([noxw, "-s", *PIPELINE_SESSIONS], root, env={_proc.PROC_LOG_ENV: str(log)})
+            records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        finally:
+            log.unlink(missing_ok=True)
+        inside = _union([(max(r["start"], start), r["end"]) for r in records])
+        # Sleeping while a container starts or stays up, and HTTP to the stack,
+        # are the watched tools' time too; reported on their own.
+        watching = _union([(max(r["start"], start), r["end"]) for r in records if r["tool"] in WATCHING])
+        by_tool: dict[str, float] = {}
+        for r in records:
+            by_tool[r["tool"]] = round(by_tool.get(r["tool"], 0.0) + r["end"] - r["start"], 2)
+        pipe_rows.append(
+            {
+                "wall_s": round(wall, 2),
+                "in_tools_s": round(inside, 2),
+                "watching_s": round(watching, 2),
+                "outside_share": round(1 - inside / wall, 3),
+                "children": len(records),
+                "load": round(load, 1),
+                "by_tool_s": by_tool,
+            }
+        )
+        print(f"pipeline: lint {lint_rows[-1]}; pipeline {pipe_rows[-1]}", file=sys.stderr)
+    overhead = statistics.median(r["nox_s"] - r["direct_s"] for r in lint_rows)
+    wall = statistics.median(float(str(r["wall_s"])) for r in pipe_rows)
+    outside = statistics.median(float(str(r["outside_share"])) for r in pipe_rows)
+    checks = [
+        {
+            "check": "`./noxw -s lint` minus its commands run directly (median)",
+            "value": f"{overhead:.2f} s",
+            "target": f"<= {SESSION_OVERHEAD_TARGET_S} s",
+            "ok": overhead <= SESSION_OVERHEAD_TARGET_S,
+        },
+        {
+            "check": f"`./noxw -s {' '.join(PIPELINE_SESSIONS)}` warm (median)",
+            "value": f"{wall:.1f} s",
+            "target": f"<= {PIPELINE_TARGET_S} s",
+            "ok": wall <= PIPELINE_TARGET_S,
+        },
+        {
+            "check": "share of that time outside docker, trivy, compose (median)",
+            "value": f"{outside:.1%}",
+            "target": f"< {OUTSIDE_TARGET:.0%}",
+            "ok": outside < OUTSIDE_TARGET,
+        },
+    ]
+    results: dict[str, object] = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {"cpus": os.cpu_count() or 0, "python": platform.python_version()},
+        "lint": lint_rows,
+        "pipeline": pipe_rows,
+        "checks": checks,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_json(out / "pipeline.json", results)
+    md = [
+        f"## Pipeline overhead ({results['when']})",
+        "",
+        report.markdown_table(
+            ["run", "noxw -s lint", "lint direct", "pipeline wall", "in tools", "of it watching", "outside", "load"],
+            [
+                [
+                    str(i + 1),
+                    f"{lr['nox_s']:.2f} s",
+                    f"{lr['direct_s']:.2f} s",
+                    f"{pr['wall_s']} s",
+                    f"{pr['in_tools_s']} s",
+                    f"{pr['watching_s']} s",
+                    f"{float(str(pr['outside_share'])):.1%}",
+                    f"{lr['load']} / {pr['load']}",
+                ]
+                for i, (lr, pr) in enumerate(zip(lint_rows, pipe_rows, strict=True))
+            ],
+        ),
+        "",
+        report.markdown_table(
+            ["check", "value", "target", "result"],
+            [[str(c["check"]), str(c["value"]), str(c["target"]), "ok" if c["ok"] else "MISSED"] for c in checks],
+        ),
+    ]
+    (out / "pipeline.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md), file=sys.stderr)
     return results

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +47,9 @@ class Options:
     no_cache: bool = False
     parallel: int | None = None
     progress: str | None = None
+    # Services of one level in one `docker buildx bake`: one BuildKit session,
+    # every target solved at once, shared stages and base layers resolved once.
+    bake: bool = True
 
 
 @dataclass
@@ -256,6 +259,87 @@ def parse_metadata(path: Path) -> tuple[str, str]:
     return str(digest), str(config)
 
 
+_BAKE_LISTS = {"--tag": "tags", "--secret": "secret", "--cache-to": "cache-to", "--cache-from": "cache-from"}
+_BAKE_MAPS = {"--build-arg": "args", "--label": "labels"}
+_BAKE_DROP = {"--progress", "--iidfile", "--metadata-file"}  # per command, not per target
+
+
+def bake_target(argv: list[str]) -> dict[str, object]:
+    """The bake target for what one `buildx build` argv (from buildx_command) asks.
+
+    Derived from the argv itself, so a bake and a per-image build cannot differ
+    in arguments, labels, tags, secrets, cache or output.
+    """
+    start = argv.index("build") + 1
+    args, context = argv[start:-1], argv[-1]
+    target: dict[str, object] = {"context": context}
+    i = 0
+    while i < len(args):
+        flag = args[i]
+        if flag == "--no-cache":
+            target["no-cache"] = True
+        elif flag == "--load":
+            target["output"] = ["type=docker"]
+        elif flag == "--push":
+            target["output"] = ["type=registry"]
+        else:
+            value = args[i + 1]
+            i += 1
+            if flag in _BAKE_LISTS:
+                target.setdefault(_BAKE_LISTS[flag], [])
+                lst = target[_BAKE_LISTS[flag]]
+                if isinstance(lst, list):
+                    lst.append(value)
+            elif flag in _BAKE_MAPS:
+                key, _, val = value.partition("=")
+                mp = target.setdefault(_BAKE_MAPS[flag], {})
+                if isinstance(mp, dict):
+                    mp[key] = val
+            elif flag == "--file":
+                target["dockerfile"] = value
+            elif flag == "--target":
+                target["target"] = value
+            elif flag == "--output":
+                target["output"] = [value]
+            elif flag not in _BAKE_DROP:
+                raise TypeError(f"bake_target: no bake field for {flag}")
+        i += 1
+    return target
+
+
+def bake_name(image: str) -> str:
+    """A bake target name (letters, digits, '-', '_') for an image name."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in image)
+
+
+def parse_bake_metadata(path: Path, targets: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """image name -> (digest, config digest) from bake's --metadata-file (one entry per target)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CommandFailed(f"buildx bake wrote no usable metadata file at {path}", seen=str(exc)) from None
+    out = {}
+    for name, target in targets.items():
+        entry = data.get(target) if isinstance(data, dict) else None
+        digest = (entry or {}).get("containerimage.digest", "")
+        if not str(digest).startswith("sha256:"):
+            raise CommandFailed(f"buildx bake metadata has no image digest for {name}", seen=json.dumps(data)[:500])
+        out[name] = (str(digest), str((entry or {}).get("containerimage.config.digest", digest)))
+    return out
+
+
+def failed_targets(output: str, targets: Mapping[str, str]) -> list[str]:
+    """Image names whose steps BuildKit reports as failed in bake's plain output."""
+    by_target = {t: n for n, t in targets.items()}
+    found = []
+    for line in output.splitlines():
+        if "ERROR" in line or line.startswith(" > ["):
+            for t, n in by_target.items():
+                if f"[{t} " in line and n not in found:
+                    found.append(n)
+    return found
+
+
 def input_hash(img: Image, base_refs: Mapping[str, str]) -> str:
     """Hash of everything a base image is built from: settings, files, bases."""
     h = hashlib.sha256()
@@ -363,6 +447,71 @@ class _Builder:
         with _print_lock:
             self.packages[name] = lockfile.Packages(ref, new)
             self.packages_changed = True
+
+    def service_argv(self, img: Image, iid: Path, meta: Path, progress: str) -> list[str]:
+        tags = service_tags(self.cfg, img, self.env, self.git)
+        return buildx_command(
+            self.tools.docker,
+            self.cfg,
+            img,
+            env=self.env,
+            git=self.git,
+            tags=tags,
+            base_refs=self.base_refs,
+            cache=self.cache,
+            driver=self.builder.driver,
+            push=self.env.push,
+            ca_bundle=self.ca_bundle,
+            iidfile=iid,
+            metadata=meta,
+            progress=progress,
+            no_cache=self.opts.no_cache or img.name in self.uncached,
+        )
+
+    def bake(self, images: list[Image]) -> dict[str, Built]:
+        """Every service of a level in one `docker buildx bake`; per-service results as buildx() gives them."""
+        d = Path(tempfile.mkdtemp(prefix="bake-", dir=self.workdir))
+        meta, file = d / "metadata.json", d / "bake.json"
+        progress = self.progress_for(True)
+        targets = {img.name: bake_name(img.name) for img in images}
+        definition = {
+            "group": {"default": {"targets": list(targets.values())}},
+            "target": {
+                targets[img.name]: bake_target(self.service_argv(img, d / "iid", meta, progress)) for img in images
+            },
+        }
+        file.write_text(json.dumps(definition, indent=2))
+        argv = [self.tools.docker, "buildx", "bake", "--file", str(file), "--metadata-file", str(meta)]
+        argv += ["--progress", progress, *targets.values()]
+        names = ", ".join(targets)
+        start = time.monotonic()
+        try:
+            _proc.run(
+                argv,
+                timeout=self.cfg.build.timeout,
+                what=f"build of {names}",
+                hint="see the BuildKit output above",
+                stream=self.printer("bake"),
+            )
+        except CommandTimeout:
+            raise
+        except CommandFailed as exc:
+            bad = failed_targets(exc.seen or "", targets) or list(targets)
+            files = ", ".join(str(img.dockerfile) for img in images if img.name in bad)
+            raise BuildFailed(
+                f"build of {', '.join(bad)} failed", seen=exc.seen, hint=f"see the BuildKit output above; {files}"
+            ) from None
+        seconds = round(time.monotonic() - start, 2)
+        digests = parse_bake_metadata(meta, targets)
+        out = {}
+        for img in images:
+            tags = service_tags(self.cfg, img, self.env, self.git)
+            digest, config_digest = digests[img.name]
+            push = self.env.push
+            ref = f"{self.cfg.registry.repo(img.image)}@{digest}" if push else tags[0]
+            # One solve built them all: each shares its wall time.
+            out[img.name] = Built(img.name, "service", ref, tags, config_digest, digest, seconds, pushed=push)
+        return out
 
     def buildx(self, img: Image, tags: list[str], *, push: bool, parallel: bool, no_cache: bool = False) -> Built:
         d = Path(tempfile.mkdtemp(prefix=f"{img.name}-", dir=self.workdir))
@@ -687,17 +836,27 @@ def build_images(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[
     try:
         for level in levels:
             parallel = len(level) > 1 and workers > 1
+            baked = [img.name for img in level if not img.is_base] if opts.bake else []
+            if len(baked) < 2:
+                baked = []
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = {img.name: pool.submit(b.build_one, img, parallel) for img in level}
+                futures: dict[str, Future[Built]] = {
+                    img.name: pool.submit(b.build_one, img, parallel) for img in level if img.name not in baked
+                }
+                group = pool.submit(b.bake, [img for img in level if img.name in baked]) if baked else None
             # Every image of the level has finished; report all failures at once.
             failures = []
-            for name, fut in futures.items():
+            outcomes: list[Future[Built] | Future[dict[str, Built]]] = [*futures.values()]
+            if group is not None:
+                outcomes.append(group)
+            for fut in outcomes:
                 exc = fut.exception()
                 if exc is None:
-                    built = fut.result()
-                    rep.images[name] = built
-                    if built.kind == "base":
-                        b.base_refs[name] = built.ref
+                    result = fut.result()
+                    for built in result.values() if isinstance(result, dict) else [result]:
+                        rep.images[built.name] = built
+                        if built.kind == "base":
+                            b.base_refs[built.name] = built.ref
                 elif isinstance(exc, PipelineError):
                     failures.append(exc)
                 else:

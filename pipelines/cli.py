@@ -297,6 +297,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     bn.add_argument("--scan", action="store_true", help="benchmark `pipelines scan` (cold and warm) instead")
     bn.add_argument("--verify", action="store_true", help="benchmark `pipelines verify` per image (cold and warm)")
+    bn.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="nox's own cost: `./noxw -s lint` vs its commands, `./noxw -s build scan verify smoke` vs its tools",
+    )
+    bn.add_argument(
+        "--fleet", action="store_true", help="cold builds of 1, 2, 5 and 10 copies of a service: one bake vs one each"
+    )
     _signing_parsers(sub)
 
     rd = sub.add_parser(
@@ -488,6 +496,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         bench.run_scan(cfg, Toolchain(), env=args.env, out=args.out)
     elif args.verify:
         bench.run_verify(cfg, Toolchain(), env=args.env, out=args.out)
+    elif args.fleet:
+        bench.run_fleet(cfg, Toolchain(), env=args.env, out=args.out)
+    elif args.pipeline:
+        bench.run_pipeline(cfg, out=args.out)
     else:
         bench.run(cfg, Toolchain(), env=args.env, service=args.service, out=args.out, skip_cold=args.skip_cold)
     return EXIT_OK

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import _proc
 from .errors import EngineUnavailable, InputError, PipelineError
 
 if TYPE_CHECKING:
@@ -92,6 +93,21 @@ class ContainerState:
     labels: Mapping[str, str]
 
 
+def _time_requests(client: docker.DockerClient) -> None:
+    """Log each engine API request like a child process (see _proc.PROC_LOG_ENV), for the pipeline benchmark."""
+    api = client.api
+    send = api.send
+
+    def timed(request: Any, **kwargs: Any) -> Any:
+        start = time.monotonic()
+        try:
+            return send(request, **kwargs)
+        finally:
+            _proc.record_interval("docker api", time.monotonic() - start)
+
+    api.send = timed
+
+
 class Engine:
     """A connected engine. Create with :meth:`connect`; close when done (or use as a context manager)."""
 
@@ -119,6 +135,8 @@ class Engine:
             # A fixed API version needs no round trip to create the client; 1.41 is what
             # Docker 20.10 speaks, and newer engines still accept it.
             client = docker.from_env(version=API_VERSION, timeout=timeout, environment=env)
+            if os.environ.get(_proc.PROC_LOG_ENV):
+                _time_requests(client)
             client.ping()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             if client is not None:
@@ -277,7 +295,7 @@ class Engine:
             took = time.monotonic() - start
             if status in ("healthy", "unhealthy", "exited") or took >= deadline_s:
                 return status, round(took, 2)
-            time.sleep(poll_s)
+            _proc.wait(poll_s)
 
     def stop(self, container: str, *, timeout_s: int) -> float:
         """`docker stop` (SIGTERM, SIGKILL after ``timeout_s``): the seconds until the container had stopped."""
@@ -313,14 +331,28 @@ class Engine:
     # ------------------------------------------------------------------ containers
 
     def containers(self, labels: Mapping[str, str]) -> list[ContainerState]:
+        import docker.errors
+
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         with self._asking("container list"):
             rows = self.client.api.containers(all=True, filters=filters)
-        return [self.state(r["Id"]) for r in rows]
+        out = []
+        for r in rows:
+            with self._asking(f"container inspect {r['Id'][:12]}"):
+                try:
+                    attrs = self.client.api.inspect_container(r["Id"])
+                except docker.errors.NotFound:
+                    continue  # removed between the list and its inspection (a stack going down): gone is gone
+            out.append(self._state_of(attrs))
+        return out
 
     def state(self, container: str) -> ContainerState:
         with self._asking(f"container inspect {container[:12]}"):
             attrs = self.client.api.inspect_container(container)
+        return self._state_of(attrs)
+
+    @staticmethod
+    def _state_of(attrs: Mapping[str, Any]) -> ContainerState:
         st = attrs.get("State") or {}
         return ContainerState(
             id=str(attrs.get("Id", "")),

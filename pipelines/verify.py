@@ -554,11 +554,11 @@ def run_container(engine: Engine, cfg: Config, t: Target, info: ImageInfo, limit
                 facts.health, took = engine.wait_health(c.id, health_deadline(cfg, info) - before)
                 if facts.health == "healthy":
                     facts.healthy_after = round(before + took, 2)
-                    time.sleep(STAYS_HEALTHY_S)
+                    _proc.wait(STAYS_HEALTHY_S)
                     st = engine.state(c.id)
                     facts.stayed = st.health if st.status == "running" else f"{st.status} (exit {st.exit_code})"
             else:
-                time.sleep(NO_HEALTHCHECK_RUN_S)
+                _proc.wait(NO_HEALTHCHECK_RUN_S)
                 st = engine.state(c.id)
                 facts.stayed = "running" if st.status == "running" else f"{st.status} (exit {st.exit_code})"
             st = engine.state(c.id)

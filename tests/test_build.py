@@ -246,3 +246,51 @@ def test_broken_package_lock_is_a_config_error(tmp_path: Path) -> None:
     path.write_text('{"version": 1, "images": {"debian": {"ref": "x"}}}')
     with pytest.raises(ConfigError, match="is not a valid package lock"):
         lockfile.load_packages(path)
+
+
+def test_bake_target_carries_everything_the_build_command_does(cfg: config.Config, tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    argv = command(cfg, ca_bundle=ca, no_cache=True)
+    target = build.bake_target(argv)
+    assert target["context"] == argv[-1]
+    assert target["dockerfile"] == pairs(argv, "--file")[0]
+    assert target["tags"] == pairs(argv, "--tag")
+    assert target["secret"] == pairs(argv, "--secret") == [f"id=ca-bundle,src={ca}"]
+    assert target["args"] == dict(a.split("=", 1) for a in pairs(argv, "--build-arg"))
+    assert target["labels"] == dict(a.split("=", 1) for a in pairs(argv, "--label"))
+    assert target["cache-to"] == pairs(argv, "--cache-to") and target["cache-from"] == pairs(argv, "--cache-from")
+    assert target["no-cache"] is True
+    assert target["output"] == ["type=docker"]
+    pushed = build.bake_target(command(cfg, env="prod", push=True, driver="docker-container"))
+    assert pushed["output"] == ["type=registry"]
+
+
+def test_bake_target_refuses_a_flag_it_cannot_carry(cfg: config.Config) -> None:
+    argv = command(cfg)
+    argv[-1:-1] = ["--platform", "linux/arm64"]
+    with pytest.raises(TypeError, match="--platform"):
+        build.bake_target(argv)
+
+
+def test_bake_names_and_metadata_from_recorded_bake_output(tmp_path: Path) -> None:
+    """bake-metadata-loaded.json: `docker buildx bake --metadata-file` with two targets s1, s2 loaded
+    into the engine (docker driver, buildx 0.13.1, engine 20.10.24; 2026-11-24)."""
+    assert build.bake_name("python-runtime") == "python-runtime"
+    assert build.bake_name("web.v2") == "web_v2"
+    got = build.parse_bake_metadata(REC / "bake-metadata-loaded.json", {"a": "s1", "b": "s2"})
+    assert set(got) == {"a", "b"} and got["a"][0] != got["b"][0]
+    assert all(d.startswith("sha256:") and d == c for d, c in got.values())
+    with pytest.raises(CommandFailed, match="no image digest for c"):
+        build.parse_bake_metadata(REC / "bake-metadata-loaded.json", {"c": "s3"})
+    with pytest.raises(CommandFailed, match="no usable metadata"):
+        build.parse_bake_metadata(tmp_path / "absent.json", {"a": "s1"})
+
+
+def test_failed_targets_are_named_from_the_bake_output() -> None:
+    output = (
+        "#14 [s2 builder 4/6] RUN pip install\n#14 ERROR: executor failed running\n"
+        " > [s2 builder 4/6] RUN pip install:\n#15 [s1 runtime 2/3] COPY\n#15 DONE 0.1s\n"
+    )
+    assert build.failed_targets(output, {"one": "s1", "two": "s2"}) == ["two"]
+    assert build.failed_targets("ERROR: failed to solve", {"one": "s1"}) == []

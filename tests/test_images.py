@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import io
 import json
@@ -50,8 +51,9 @@ def inspect(ref: str) -> dict[str, Any]:
     return dict(json.loads(docker("image", "inspect", ref).stdout)[0])
 
 
-def exported_paths(ref: str) -> set[str]:
-    cid = docker("create", ref).stdout.strip()
+def exported_paths(ref: str, *cmd: str) -> set[str]:
+    """Every path in the image's filesystem; cmd for images without one (never run)."""
+    cid = docker("create", ref, *cmd).stdout.strip()
     try:
         raw = subprocess.run(["docker", "export", cid], capture_output=True, timeout=300, check=True).stdout
     finally:
@@ -133,6 +135,109 @@ def test_builder_and_runtime_carry_the_same_python(built: dict[str, Any]) -> Non
     builder = docker("run", "--rm", local_ref(built["images"]["python-builder"]), "python3", "-c", code).stdout
     runtime = docker("run", "--rm", local_ref(built["images"]["python-runtime"]), "-c", code).stdout
     assert builder.split() == runtime.split() == ["3", "11"]
+
+
+DROP_LIST = Path(__file__).resolve().parent.parent / "images" / "runtime" / "drop.txt"
+
+
+def drop_patterns() -> list[str]:
+    """images/runtime/drop.txt as assemble.py reads it, without the leading slash."""
+    lines = (line.split("#", 1)[0].strip() for line in DROP_LIST.read_text().splitlines())
+    return [line.lstrip("/") for line in lines if line]
+
+
+def dropped_paths(paths: set[str], patterns: list[str]) -> list[str]:
+    return sorted(
+        p
+        for p in paths
+        for pat in patterns
+        if (p.startswith(pat) if pat.endswith("/") else fnmatch.fnmatchcase(p, pat))
+    )
+
+
+def test_drop_list_is_applied_to_every_runtime_image(built: dict[str, Any], cfg: config.Config) -> None:
+    patterns = drop_patterns()
+    # The list must name things Debian's Python really installs, or it drops nothing:
+    # the builder carries the same packages, complete.
+    in_builder = dropped_paths(exported_paths(local_ref(built["images"]["python-builder"]), "true"), patterns)
+    for expected in ("usr/lib/python3.11/pydoc_data/", "usr/lib/x86_64-linux-gnu/gconv/", "usr/bin/tini-static"):
+        assert any(p.startswith(expected) for p in in_builder), f"{expected} not in the builder: stale drop list?"
+    for name, ref in final_images(built, cfg).items():
+        left = dropped_paths(exported_paths(ref), patterns)
+        assert left == [], f"{name} still contains what drop.txt leaves out: {left[:10]}"
+
+
+# Run inside each service image: every module of the service, every standard library
+# module left in the image and every extension module (stdlib and site-packages) must
+# import, so a dropped file or library that anything still needs fails here.
+IMPORT_ALL = """
+import importlib, pkgutil, sys, sysconfig, pathlib
+failed = []
+def attempt(name):
+    try:
+        importlib.import_module(name)
+    except Exception as e:
+        failed.append(f"{name}: {type(e).__name__}: {e}")
+app = sys.argv[1]
+for pkg in pathlib.Path(app).iterdir():
+    if (pkg / "__init__.py").is_file():
+        attempt(pkg.name)
+        for m in pkgutil.walk_packages([str(pkg)], pkg.name + "."):
+            if not m.name.endswith("__main__"):
+                attempt(m.name)
+stdlib = sysconfig.get_paths()["stdlib"]
+for m in pkgutil.iter_modules([stdlib, stdlib + "/lib-dynload"]):
+    if m.name not in ("__main__", "antigravity", "this") and not m.name.startswith("_test"):
+        attempt(m.name)
+site = sysconfig.get_paths()["purelib"]
+for so in pathlib.Path(site).rglob("*.cpython-*.so"):
+    rel = so.relative_to(site).with_suffix("").with_suffix("")
+    attempt(".".join(rel.parts))
+print(len(sys.modules))
+print("\\n".join(failed), file=sys.stderr)
+sys.exit(1 if failed else 0)
+"""
+
+
+@pytest.mark.parametrize("service", ["api", "ingestion"])
+def test_service_and_stdlib_modules_import_in_the_runtime(built: dict[str, Any], service: str) -> None:
+    ref = local_ref(built["images"][service])
+    r = docker("run", "--rm", "--entrypoint", "/opt/venv/bin/python", ref, "-c", IMPORT_ALL, "/opt/app", check=False)
+    assert r.returncode == 0, f"{service}: imports fail in the runtime image:\n{r.stderr[-4000:]}"
+    # Proof the walk imported something substantial, not an empty tree.
+    assert int(r.stdout.split()[-1]) > 300, r.stdout
+
+
+PRECOMPILE_LIST = DROP_LIST.parent / "precompile.txt"
+# In the runtime: import the listed modules, then name every stdlib module loaded
+# without bytecode beside it (the runtime user cannot write any, so it compiled
+# from source).
+FROM_SOURCE = """
+import importlib, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+loaded = [m for m in list(sys.modules.values()) if getattr(m, "__file__", None)]
+stdlib = [m for m in loaded if m.__file__.startswith("/usr/lib/python3.11/") and m.__file__.endswith(".py")
+          and m.__spec__.origin != "frozen"]  # the interpreter's own startup modules are frozen into it
+print(len(stdlib))
+print(" ".join(sorted(m.__name__ for m in stdlib if not (m.__spec__.cached and m.__spec__.has_location
+      and __import__("os").path.exists(m.__spec__.cached)))))
+"""
+
+
+def test_runtime_carries_bytecode_for_the_precompiled_stdlib(built: dict[str, Any]) -> None:
+    modules = [
+        line.split("#", 1)[0].strip()
+        for line in PRECOMPILE_LIST.read_text().splitlines()
+        if line.split("#", 1)[0].strip()
+    ]
+    assert len(modules) > 20
+    ref = local_ref(built["images"]["python-runtime"])
+    r = docker("run", "--rm", "--read-only", ref, "-c", FROM_SOURCE, *modules, check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    count, _, uncached = r.stdout.partition("\n")
+    assert int(count) > 100, r.stdout
+    assert uncached.split() == [], f"stdlib modules without bytecode in the runtime: {uncached.strip()}"
 
 
 # The API's liveness needs nothing else; ingestion's health needs its database, so it is

@@ -187,3 +187,22 @@ def test_ctrl_c_while_waiting_stops_the_child(tmp_path: Path) -> None:
     pid = int(pidfile.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_children_and_waits_are_logged_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline benchmark's log: one JSON line per child and per watched wait, nothing when unset."""
+    import json
+
+    log = tmp_path / "proc.jsonl"
+    monkeypatch.delenv(_proc.PROC_LOG_ENV, raising=False)
+    _proc.run([sys.executable, "-c", "pass"], timeout=30, quiet=True)
+    _proc.wait(0.01)
+    assert not log.exists()
+    monkeypatch.setenv(_proc.PROC_LOG_ENV, str(log))
+    before = time.time()
+    _proc.run([sys.executable, "-c", "import time; time.sleep(0.2)"], timeout=30, quiet=True)
+    _proc.wait(0.05)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["tool"] for r in lines] == [os.path.basename(sys.executable), "container wait"]
+    child = lines[0]
+    assert before <= child["start"] < child["end"] and child["end"] - child["start"] >= 0.2

@@ -11,6 +11,7 @@ in, so a bad package list cannot produce an image that quietly has one.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import re
 import shutil
@@ -88,7 +89,18 @@ def provider(virtual: str) -> str | None:
     return None
 
 
-def copy_entry(src: str, out: Path) -> None:
+def dropped(path: str, drop: list[str]) -> bool:
+    """Whether drop.txt leaves this (real, merged-/usr) path out."""
+    for pattern in drop:
+        if pattern.endswith("/"):
+            if path.startswith(pattern):
+                return True
+        elif fnmatch.fnmatchcase(path, pattern):
+            return True
+    return False
+
+
+def copy_entry(src: str, out: Path, drop: list[str]) -> None:
     if DROP.search(src):
         return
     if not os.path.lexists(src) or (os.path.isdir(src) and not os.path.islink(src)):
@@ -96,6 +108,9 @@ def copy_entry(src: str, out: Path) -> None:
     # Resolve the directory part through the merged-/usr symlinks so every file
     # lands at its real path; the symlinks themselves are recreated once.
     real_dir = os.path.realpath(os.path.dirname(src))
+    real = os.path.join(real_dir, os.path.basename(src))
+    if dropped(real, drop):
+        return
     dest = out / real_dir.lstrip("/") / os.path.basename(src)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if os.path.islink(src):
@@ -106,12 +121,52 @@ def copy_entry(src: str, out: Path) -> None:
         shutil.copy2(src, dest)
 
 
+STDLIB = "/usr/lib/python3.11/"
+# Imports the listed modules and prints the stdlib source files then loaded.
+LOADED = """
+import importlib, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+for m in list(sys.modules.values()):
+    f = getattr(m, "__file__", None)
+    if f and f.endswith(".py"):
+        print(f)
+"""
+
+
+def precompile(modules: list[str], out: Path) -> int:
+    """Bytecode for the listed stdlib modules and all they import, written into out.
+
+    Unchecked-hash pycs: the image is immutable, so Python need not stat the
+    source on every import. Modules drop.txt left out are skipped.
+    """
+    import py_compile
+
+    files = subprocess.run(
+        [sys.executable, "-I", "-c", LOADED, *modules], check=True, capture_output=True, text=True, timeout=120
+    ).stdout.split()
+    done = 0
+    for src in sorted(set(files)):
+        if not src.startswith(STDLIB) or not (out / src.lstrip("/")).is_file():
+            continue
+        rel = Path(src).relative_to(STDLIB)
+        cfile = out / STDLIB.lstrip("/") / rel.parent / "__pycache__" / f"{rel.stem}.cpython-311.pyc"
+        py_compile.compile(
+            src, cfile=str(cfile), doraise=True, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
+        )
+        done += 1
+    return done
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--roots", type=Path, required=True)
     ap.add_argument("--exclude", type=Path, required=True)
+    ap.add_argument("--drop", type=Path, required=True)
+    ap.add_argument("--precompile", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    drop = read_list(args.drop)
     out: Path = args.out
     out.mkdir(parents=True)
     for d in MERGED:
@@ -125,7 +180,7 @@ def main() -> int:
         for path in dpkg_query("${db-fsys:Files}", pkg).split("\n"):
             path = path.strip()
             if path:
-                copy_entry(path, out)
+                copy_entry(path, out, drop)
         name = pkg.split(":", 1)[0]
         status = subprocess.run(["dpkg-query", "-s", pkg], check=True, capture_output=True, text=True, timeout=60)
         (status_dir / name).write_text(status.stdout)
@@ -133,7 +188,8 @@ def main() -> int:
             if md5.exists():
                 shutil.copy2(md5, status_dir / f"{name}.md5sums")
     for path in GENERATED:
-        copy_entry(path, out)
+        copy_entry(path, out, drop)
+    compiled = precompile(read_list(args.precompile), out)
 
     etc = out / "etc"
     (etc / "passwd").write_text(
@@ -151,7 +207,7 @@ def main() -> int:
     bad = [f for f in FORBIDDEN if os.path.lexists(out / "usr" / f)]
     if bad:
         sys.exit(f"assemble: forbidden binaries in the runtime rootfs: {', '.join(bad)}; extend exclude.txt")
-    print(f"assemble: {len(pkgs)} packages: {' '.join(pkgs)}")
+    print(f"assemble: {len(pkgs)} packages: {' '.join(pkgs)}; {compiled} stdlib modules precompiled")
     return 0
 
 

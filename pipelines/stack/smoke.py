@@ -114,7 +114,7 @@ def run_probe(st: stack.Stack, probe: Probe) -> Check:
         if time.monotonic() - start >= probe.deadline:
             outcome = Outcome.FAIL
             break
-        time.sleep(0.3)
+        _proc.wait(0.3)
     took = round(time.monotonic() - start, 2)
     if outcome is Outcome.PASS:
         detail += " (with credential)" if auth else ""
@@ -215,7 +215,7 @@ def run(ctx: Context, opts: Options) -> Result:
     env = cfg.env(opts.env)
     project = opts.project or stack.project_name("pipelines-smoke", env.name)
     run_dir = cfg.project.artifacts / "smoke" / project
-    st = stack.Stack(cfg, env.name, project, run_dir, ctx.tools, extra_files=opts.extra_files)
+    st = stack.Stack(cfg, env.name, project, run_dir, ctx.tools, extra_files=opts.extra_files, fast_health=True)
     deadline = opts.deadline_s or cfg.smoke.deadline
     probes = [p for p in cfg.smoke.probes if not p.environments or env.name in p.environments]
     log(f"smoke: {env.name} as project {project}")

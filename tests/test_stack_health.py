@@ -1,0 +1,106 @@
+"""Smoke's health overlay: start_interval where the engine has it, a short interval where it does not."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines import stack
+from pipelines.tools import Toolchain, parse_version
+
+from .test_images import local_ref
+
+# The shape `docker compose config --format json` renders for compose/compose.yaml
+# (recorded 2026-11-24, Compose 2.26.1): three long-running services with
+# healthchecks, one one-shot job without.
+RENDERED: dict[str, Any] = {
+    "services": {
+        "db": {"healthcheck": {"test": ["CMD", "pg_isready"], "interval": "2s", "start_period": "30s"}},
+        "migrate": {"depends_on": {"db": {"condition": "service_healthy"}}},
+        "api": {"healthcheck": {"test": ["CMD", "python", "-m", "api.healthcheck"], "interval": "2s"}},
+        "worker": {"healthcheck": {"test": ["CMD", "true"], "interval": "2s", "start_period": "20s"}},
+        "off": {"healthcheck": {"disable": True}},
+        "none": {"healthcheck": {"test": ["NONE"]}},
+    }
+}
+
+
+def test_old_engine_gets_a_short_interval_for_every_enabled_check() -> None:
+    got = stack.health_override(RENDERED, (20, 10, 24))
+    assert got == {
+        "services": {name: {"healthcheck": {"interval": stack.OLD_ENGINE_INTERVAL}} for name in ("db", "api", "worker")}
+    }
+
+
+def test_engine_25_gets_start_interval_where_a_start_period_exists() -> None:
+    got = stack.health_override(RENDERED, (26, 1, 5))
+    assert got == {
+        "services": {name: {"healthcheck": {"start_interval": stack.START_INTERVAL}} for name in ("db", "worker")}
+    }
+
+
+def test_nothing_to_speed_up_is_no_overlay() -> None:
+    assert stack.health_override({"services": {"job": {"image": "x"}}}, (26, 0, 0)) is None
+    assert stack.health_override({}, (20, 10, 0)) is None
+
+
+def _compose(tmp_path: Path, *args: str, project: str, overlay: bool = True) -> subprocess.CompletedProcess[str]:
+    files = ["-f", "base.yaml", *(["-f", "over.yaml"] if overlay else [])]
+    return subprocess.run(
+        ["docker", "compose", "-p", project, *files, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.engine
+def test_overlay_merges_and_this_engine_accepts_it(built: dict[str, Any], tmp_path: Path) -> None:
+    """Compose merges the overlay over the check as written, and the engine here creates the container.
+
+    The start_interval half also records why the key is never sent to an older
+    engine: Compose refuses it there.
+    """
+    image = local_ref(built["images"]["python-runtime"])
+    (tmp_path / "base.yaml").write_text(
+        textwrap.dedent(f"""
+        services:
+          svc:
+            image: {image}
+            command: ["-c", "import time; time.sleep(60)"]
+            healthcheck:
+              test: ["CMD", "/usr/bin/python3", "-c", "pass"]
+              interval: 5s
+              retries: 3
+              start_period: 10s
+        """)
+    )
+    engine = parse_version(Toolchain().engine_version)
+    project = f"pipelines-test-health-{os.getpid()}"
+    rendered = json.loads(_compose(tmp_path, "config", "--format", "json", project=project, overlay=False).stdout)
+    for version in ((20, 10, 24), (26, 1, 5)):
+        overlay = stack.health_override(rendered, version)
+        assert overlay is not None
+        (tmp_path / "over.yaml").write_text(json.dumps(overlay))
+        merged = json.loads(_compose(tmp_path, "config", "--format", "json", project=project).stdout)
+        hc = merged["services"]["svc"]["healthcheck"]
+        assert hc["test"] == ["CMD", "/usr/bin/python3", "-c", "pass"] and hc["retries"] == 3
+        if version[:2] >= stack.START_INTERVAL_ENGINE:
+            assert hc["start_interval"] == stack.START_INTERVAL and hc["interval"] == "5s"
+        else:
+            assert hc["interval"] == stack.OLD_ENGINE_INTERVAL and "start_interval" not in hc
+        try:
+            r = _compose(tmp_path, "create", project=project)
+            if version[:2] > engine[:2] and version[:2] >= stack.START_INTERVAL_ENGINE:
+                assert r.returncode != 0 and "start_interval" in r.stderr, r.stderr
+            else:
+                assert r.returncode == 0, r.stderr
+        finally:
+            _compose(tmp_path, "down", "--volumes", project=project)
