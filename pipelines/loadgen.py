@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -55,9 +56,15 @@ class LoadReport:
 
     def requests_between(self, t0: float, t1: float) -> int:
         """Ticks scheduled in [t0, t1): the schedule is exact, so this needs no record per request."""
-        first = max(0, int(-(-t0 * self.rate // 1)))
-        last = min(self.sent, int(-(-t1 * self.rate // 1)))
-        return max(0, last - first)
+        return max(0, self._tick_at(t1) - self._tick_at(t0))
+
+    def _tick_at(self, t: float) -> int:
+        """The index of the first tick at or after ``t`` (tick n is due at n / rate), at most ``sent``."""
+        if t <= 0:
+            return 0
+        if not math.isfinite(t) or t * self.rate >= self.sent:
+            return self.sent
+        return math.ceil(t * self.rate)
 
     def percentile_ms(self, p: float) -> float:
         if not self.latencies_ms:
