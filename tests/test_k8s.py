@@ -176,7 +176,7 @@ def test_manifests_validate_against_two_kubernetes_versions(rendered: dict[str, 
 def test_every_pod_meets_the_restricted_profile(rendered: dict[str, Path], env: str) -> None:
     docs = load_docs(rendered[env] / k8s.MANIFESTS)
     wl = workloads(docs)
-    assert set(wl) == {"db", "migrate", "api", "ingestion"}
+    assert set(wl) == {"db", "migrate", "api", "ingestion", "proxy"}
     assert k8s.restricted_violations(docs) == []
     for name, d in wl.items():
         spec = pod_spec(d)
@@ -186,7 +186,7 @@ def test_every_pod_meets_the_restricted_profile(rendered: dict[str, Path], env: 
         assert sc["readOnlyRootFilesystem"] is True, name
         assert sc["capabilities"] == {"drop": ["ALL"]}, name
         assert c["resources"]["limits"]["cpu"] == "1"
-        assert c["resources"]["limits"]["memory"] == ("512Mi" if name == "db" else "256Mi")
+        assert c["resources"]["limits"]["memory"] == {"db": "512Mi", "proxy": "64Mi"}.get(name, "256Mi")
         assert c["resources"]["requests"] == c["resources"]["limits"]
         # Every path Compose mounted as tmpfs is writable in the pod, and /tmp always is.
         mounts = {m["mountPath"] for m in c["volumeMounts"]}
