@@ -128,6 +128,10 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=50.0, help="requests a second (default 50)")
     ap.add_argument("--path", default="/ready", help="what the load requests (default /ready: touches the database)")
     ap.add_argument("--settle", type=float, default=5.0, help="seconds of load before and after each step")
+    ap.add_argument(
+        "--gap", type=float, default=0.0, help="seconds between the new container's health and stopping the old one"
+    )
+    ap.add_argument("--unready", action="store_true", help="also switch to a container that is live but not ready")
     args = ap.parse_args()
     if not 0 < args.rate <= 200:
         sys.exit("--rate must be in (0, 200]: the load stays bounded")
@@ -171,52 +175,43 @@ def main() -> int:
         threading.Thread(target=load.run, daemon=True).start()
         time.sleep(args.settle)
 
-        # ---- good: new beside old, wait healthy, stop old, remove
-        t0 = time.monotonic()
-        (old,) = containers(project, "api")
-        sh(*base, "up", "-d", "--no-deps", "--no-recreate", "--scale", "api=2", "api",
-           env={**env, "ROLLOVER_API_IMAGE": args.new})  # fmt: skip
-        (new,) = [c for c in containers(project, "api") if c != old]
-        t_started = time.monotonic()
-        verdict = wait_health(new, 60)
-        t_healthy = time.monotonic()
-        log(f"good: new container {verdict} after {t_healthy - t_started:.1f} s")
-        time.sleep(args.settle)
-        t_stop = time.monotonic()
-        sh("docker", "stop", old)
-        sh("docker", "rm", old)
-        t_stopped = time.monotonic()
-        log(f"good: old container stopped and removed in {t_stopped - t_stop:.1f} s")
-        time.sleep(args.settle)
-        phases.append({"phase": "good deploy", "t0": t0, "t1": time.monotonic(), "verdict": verdict})
+        def roll(name: str, image: str, extra: dict[str, object] | None = None) -> None:
+            """What the deploy engine does: new beside old, wait for health, stop and remove the old one."""
+            t0 = time.monotonic()
+            (old,) = containers(project, "api")
+            files = list(base)
+            if extra:
+                (tmp / f"{name}.yaml").write_text(json.dumps({"services": {"api": extra}}))
+                files += ["-f", str(tmp / f"{name}.yaml")]
+            sh(*files, "up", "-d", "--no-deps", "--no-recreate", "--scale", "api=2", "api",
+               env={**env, "ROLLOVER_API_IMAGE": image})  # fmt: skip
+            (new,) = [c for c in containers(project, "api") if c != old]
+            verdict = wait_health(new, 60)
+            log(f"{name}: new container {verdict} after {time.monotonic() - t0:.1f} s")
+            if verdict == "healthy":
+                time.sleep(args.gap)
+                t_stop = time.monotonic()
+                sh("docker", "stop", old)
+                sh("docker", "rm", old)
+                log(f"{name}: old container stopped and removed in {time.monotonic() - t_stop:.1f} s")
+            else:
+                sh("docker", "rm", "-f", new)
+                log(f"{name}: new container removed, the old one serves")
+            time.sleep(args.settle)
+            phases.append({"phase": name, "t0": t0, "t1": time.monotonic(), "verdict": verdict})
 
-        # ---- bad: the new container never turns healthy; it is removed, the old one serves
-        t0 = time.monotonic()
-        (old,) = containers(project, "api")
-        bad_override = tmp / "bad.yaml"
-        bad_override.write_text(
-            json.dumps(
-                {
-                    "services": {
-                        "api": {
-                            "environment": {"PGHOST": "no-such-host.invalid"},
-                            "healthcheck": {
-                                "test": ["CMD", "/opt/venv/bin/python", "-c", READY_PROBE],
-                                "interval": "2s", "timeout": "3s", "retries": 3, "start_period": "6s",
-                            },
-                        }
-                    }
-                }
-            )
-        )  # fmt: skip
-        sh(*base, "-f", str(bad_override), "up", "-d", "--no-deps", "--no-recreate", "--scale", "api=2", "api",
-           env={**env, "ROLLOVER_API_IMAGE": args.new})  # fmt: skip
-        (bad,) = [c for c in containers(project, "api") if c != old]
-        verdict = wait_health(bad, 60)
-        log(f"bad: new container {verdict}")
-        sh("docker", "rm", "-f", bad)
-        time.sleep(args.settle)
-        phases.append({"phase": "bad deploy", "t0": t0, "t1": time.monotonic(), "verdict": verdict})
+        roll("good deploy", args.new)
+        roll("good deploy back", args.old)
+        # Never turns healthy: its database host does not exist and its health is readiness.
+        roll("bad deploy", args.new, {
+            "environment": {"PGHOST": "no-such-host.invalid"},
+            "healthcheck": {"test": ["CMD", "/opt/venv/bin/python", "-c", READY_PROBE],
+                            "interval": "2s", "timeout": "3s", "retries": 3, "start_period": "6s"},
+        })  # fmt: skip
+        if args.unready:
+            # Live but never ready: the engine's health (liveness) passes, the proxy's check does not.
+            roll("live but not ready", args.new, {"environment": {"PGHOST": "no-such-host.invalid"}})
+            roll("recovery", args.new)
     finally:
         if load is not None:
             load.finish()

@@ -242,8 +242,9 @@ def test_compose_shapes_become_the_right_objects(rendered: dict[str, Path]) -> N
         "metrics_user",
     ]
     services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
-    # api publishes 8000; db's image exposes 5432 and the others reach it by its Compose name.
-    assert set(services) == {"api", "db"}
+    # proxy publishes 8080; api's and db's images expose 8000 and 5432, reached by their Compose names.
+    assert set(services) == {"api", "db", "proxy"}
+    assert services["proxy"]["spec"]["ports"][0]["port"] == 8080
     assert services["db"]["spec"]["ports"][0]["port"] == 5432
     pvcs = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
     assert pvcs == {"pgdata", "ingest"}
