@@ -43,6 +43,7 @@ class Load:
     def __init__(self, port: int, path: str, rate: float) -> None:
         self.port, self.path, self.rate = port, path, rate
         self.results: list[tuple[float, str]] = []  # (monotonic time, "200" or an error)
+        self.latency: list[tuple[float, float]] = []  # (monotonic time, seconds to the answer)
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -59,6 +60,7 @@ class Load:
             outcome = f"{type(exc).__name__}: {exc}"
         with self.lock:
             self.results.append((at, outcome))
+            self.latency.append((at, time.monotonic() - at))
 
     def run(self) -> None:
         n = 0
@@ -226,7 +228,14 @@ def main() -> int:
     print(json.dumps({"requests": total, "failed": len(failures)}))
     for p in phases:
         n, bad_results = load.window(float(str(p["t0"])), float(str(p["t1"])))
-        print(f"{p['phase']}: {n} requests, {len(bad_results)} failed, new container {p['verdict']}")
+        with load.lock:
+            took = sorted(s for at, s in load.latency if float(str(p["t0"])) <= at < float(str(p["t1"])))
+        p99 = took[min(len(took) - 1, int(0.99 * len(took)))] if took else float("nan")
+        print(
+            f"{p['phase']}: {n} requests, {len(bad_results)} failed, new container {p['verdict']}; "
+            f"latency p50 {took[len(took) // 2] * 1000 if took else float('nan'):.0f} ms, "
+            f"p99 {p99 * 1000:.0f} ms, max {took[-1] * 1000 if took else float('nan'):.0f} ms"
+        )
         for at, what in bad_results[:20]:
             print(f"  +{at - float(str(p['t0'])):.2f} s: {what}")
     # HAProxy's httplog: "... upstream/up2 0/0/1/3/4 200 ... 0/0/0/0/RETRIES ..."
