@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from . import _proc, build, manifest, report
 from .config import Config, DeployBench
 from .engine import Engine
-from .errors import ConfigError, GateFailed, ToolNotFound
+from .errors import ConfigError, GateFailed, PipelineError, ToolNotFound
 from .tools import Toolchain
 
 if TYPE_CHECKING:
@@ -676,7 +676,7 @@ def run_deploy(cfg: Config, *, env: str | None = None, out: Path | None = None) 
         run = DeployRun(name, dict(variables), t0, clock(), r.returncode, deploy_json(r.stdout), r.stderr)
         print(f"bench deploy: {name} deploy exit {run.exit_code} after {run.seconds:.1f} s", file=sys.stderr)
         if run.exit_code not in (0, 1):
-            raise GateFailed(
+            raise PipelineError(
                 f"the {name} deploy could not run (exit {run.exit_code}); the benchmark measured nothing",
                 seen=_proc.tail(run.stderr, 15),
             )
@@ -684,9 +684,10 @@ def run_deploy(cfg: Config, *, env: str | None = None, out: Path | None = None) 
 
     first = deploy("initial", {}, time.monotonic)
     if first.exit_code != 0:
-        raise GateFailed(
+        raise PipelineError(
             f"{e.name} could not be deployed as configured (exit {first.exit_code}): nothing to benchmark against",
             seen=_proc.tail(first.stderr, 15),
+            hint="the benchmark starts from a live release: build, scan, verify, smoke and sign it first",
         )
     host, port = front_door(str(cfg.file), _project_of(first.result), spec.service, spec.port)
     runs: list[DeployRun] = []
@@ -696,7 +697,7 @@ def run_deploy(cfg: Config, *, env: str | None = None, out: Path | None = None) 
             runs.append(deploy(name, variables, load.elapsed))
             time.sleep(spec.settle)
     report_ = load.report
-    results = deploy_results(cfg, e.name, spec, report_, runs)
+    results = deploy_results(e.name, spec, report_, runs)
     write_deploy(out, results)
     checks = results["checks"]
     failed = [c for c in checks if not c["ok"]] if isinstance(checks, list) else []
@@ -708,9 +709,7 @@ def run_deploy(cfg: Config, *, env: str | None = None, out: Path | None = None) 
     return results
 
 
-def deploy_results(
-    cfg: Config, env: str, spec: DeployBench, load: LoadReport, runs: Sequence[DeployRun]
-) -> dict[str, object]:
+def deploy_results(env: str, spec: DeployBench, load: LoadReport, runs: Sequence[DeployRun]) -> dict[str, object]:
     """Judge the deploys: each one's window runs from its start to the next one's (its settle included)."""
     ends = [r.t0 for r in runs[1:]] + [load.duration_s]
     phases: list[dict[str, object]] = []

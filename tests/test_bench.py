@@ -229,7 +229,7 @@ def test_report_puts_each_failure_in_its_deploy(server: Server, tmp_path: Path) 
         bench.DeployRun("bad", {"API_WORKERS": "x"}, bad_t0, bad_t1, 1, bad_result, ""),
     ]
     spec = config.DeployBench("proxy", 8080, "/ready", 50, 0.3, {"API_WORKERS": "2"}, {"API_WORKERS": "x"})
-    results = bench.deploy_results(config.load(ROOT / "pipeline.toml"), "staging", spec, report, runs)
+    results = bench.deploy_results("staging", spec, report, runs)
     phases = {str(p["deploy"]): p for p in results["deploys"]}  # type: ignore[union-attr, index]
     assert phases["good"]["failed"] == 0
     assert phases["bad"]["failed"] == server.answered[502] > 0
