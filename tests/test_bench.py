@@ -108,10 +108,11 @@ def test_every_failure_is_kept_with_its_time(server: Server) -> None:
     r = load.stop()
     assert len(r.failures) == server.answered[503] > 0
     assert {f.what for f in r.failures} == {"HTTP 503"}
-    # A failure's time is when its request was sent: inside the window, give or take one request in flight.
-    assert all(broke - 0.1 <= f.at <= healed + 0.1 for f in r.failures), [f.at for f in r.failures]
+    # A failure's time is when its request was sent: inside the window, give or take the requests
+    # in flight when the server changed (a few ms; 0.3 s of slack for a busy machine).
+    assert all(broke - 0.3 <= f.at <= healed + 0.3 for f in r.failures), [f.at for f in r.failures]
     assert r.ok == server.answered[200] and r.ok + len(r.failures) == r.sent
-    assert r.failures_between(0, broke - 0.1) == [] and r.failures_between(healed + 0.1, math.inf) == []
+    assert r.failures_between(0, broke - 0.3) == [] and r.failures_between(healed + 0.3, math.inf) == []
 
 
 def test_a_server_that_goes_away_is_counted_as_refused(server: Server) -> None:
@@ -124,7 +125,7 @@ def test_a_server_that_goes_away_is_counted_as_refused(server: Server) -> None:
     r = load.stop()
     refused = [f for f in r.failures if "ConnectionRefusedError" in f.what]
     assert len(refused) >= 15, r.failures[:5]
-    assert all(f.at >= gone - 0.1 for f in r.failures)
+    assert all(f.at >= gone - 0.3 for f in r.failures)
     assert r.ok == server.answered[200]
 
 
@@ -216,6 +217,9 @@ def test_report_puts_each_failure_in_its_deploy(server: Server, tmp_path: Path) 
     good_t0 = load.elapsed()
     time.sleep(0.6)
     bad_t0 = load.elapsed()
+    # The server answers when a request arrives, its failure is dated when it was sent: let the
+    # requests sent before the bad window finish before the server turns bad.
+    time.sleep(0.3)
     server.status = 502
     time.sleep(0.4)
     server.status = 200
