@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The bad container's healthcheck: readiness, which its missing database fails.
+# Readiness inside an api container: the bad container's healthcheck, and the "ready" gate.
 READY_PROBE = "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/ready', timeout=2)"
 COMPOSE = ["compose/compose.yaml", "compose/compose.prod.yaml", "compose/compose.staging.yaml"]
 
@@ -118,6 +118,20 @@ def wait_health(cid: str, deadline: float) -> str:
     return health(cid)
 
 
+def wait_ready(cid: str, deadline: float) -> str:
+    """Readiness, asked inside the container (the api image has Python): what the proxy checks."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        r = subprocess.run(
+            ["docker", "exec", cid, "/opt/venv/bin/python", "-c", READY_PROBE],
+            capture_output=True, timeout=30, check=False,
+        )  # fmt: skip
+        if r.returncode == 0:
+            return "healthy"
+        time.sleep(0.5)
+    return "unhealthy (never ready)"
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -134,6 +148,12 @@ def main() -> int:
         "--gap", type=float, default=0.0, help="seconds between the new container's health and stopping the old one"
     )
     ap.add_argument("--unready", action="store_true", help="also switch to a container that is live but not ready")
+    ap.add_argument(
+        "--gate",
+        choices=("health", "ready"),
+        default="health",
+        help="what the old container is stopped after: the engine's health (liveness) or readiness as well",
+    )
     args = ap.parse_args()
     if not 0 < args.rate <= 200:
         sys.exit("--rate must be in (0, 200]: the load stays bounded")
@@ -190,6 +210,9 @@ def main() -> int:
             (new,) = [c for c in containers(project, "api") if c != old]
             verdict = wait_health(new, 60)
             log(f"{name}: new container {verdict} after {time.monotonic() - t0:.1f} s")
+            if verdict == "healthy" and args.gate == "ready":
+                verdict = wait_ready(new, 60)
+                log(f"{name}: new container {verdict} after {time.monotonic() - t0:.1f} s")
             if verdict == "healthy":
                 time.sleep(args.gap)
                 t_stop = time.monotonic()
