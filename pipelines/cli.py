@@ -40,7 +40,7 @@ stages:
   config     validate the config and print it resolved, as JSON
   doctor     report the Docker engine, buildx, compose and builder versions
   load       drive the [load] service inside a stack with wrk: requests/s, p50/p99, errors
-  bench      measure builds and image sizes (--lint, --scan, --verify: those stages' speed)
+  bench      measure builds and image sizes (--lint, --scan, --verify: those stages' speed; --deploy: zero downtime)
   sign       sign the scanned images of an environment with cosign (offline, key-based)
   verify-signatures  check every image of an environment against the public key
   keys       generate a cosign key pair (outside the project)
@@ -305,6 +305,12 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument(
         "--fleet", action="store_true", help="cold builds of 1, 2, 5 and 10 copies of a service: one bake vs one each"
     )
+    bn.add_argument(
+        "--deploy",
+        action="store_true",
+        help="constant load on the [bench.deploy] front door during a good and a bad `pipelines deploy`: "
+        "failed requests, deploy time, gate verdict to rollback",
+    )
     _signing_parsers(sub)
 
     rd = sub.add_parser(
@@ -500,6 +506,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         bench.run_fleet(cfg, Toolchain(), env=args.env, out=args.out)
     elif args.pipeline:
         bench.run_pipeline(cfg, out=args.out)
+    elif args.deploy:
+        bench.run_deploy(cfg, env=args.env, out=args.out)
     else:
         bench.run(cfg, Toolchain(), env=args.env, service=args.service, out=args.out, skip_cold=args.skip_cold)
     return EXIT_OK

@@ -297,6 +297,23 @@ class BenchSettings:
     max_rebuild_ratio: float  # source-change rebuild / cold build
     size_budgets_mb: Mapping[str, int]  # image name -> MB
     scan_images: tuple[str, ...] = ()  # services the scan benchmark times (default: all)
+    deploy: DeployBench | None = None  # [bench.deploy]: `pipelines bench --deploy`
+
+
+@dataclass(frozen=True)
+class DeployBench:
+    """[bench.deploy]: the load the deploy benchmark keeps on the front door, and the two deploys it makes."""
+
+    service: str  # the Compose service that publishes the stack's port (the front door)
+    port: int  # its container port
+    path: str  # what every request asks for
+    rate: float = 20.0  # requests a second, for the whole run
+    settle: float = 5.0  # seconds of load before, between and after the deploys
+    # Compose variables the child `pipelines deploy` runs with: the good deploy's must change what it rolls,
+    # the bad deploy's must make the new containers fail their health gate.
+    good: Mapping[str, str] = field(default_factory=dict)
+    bad: Mapping[str, str] = field(default_factory=dict)
+    max_failed: int = 0  # failed requests allowed during each deploy
 
 
 JsonScalar = str | int | float | bool
@@ -624,6 +641,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     for n in scan_images:
         if n not in images or images[n].is_base:
             raise bt.error("scan_images", f"{n!r} is not a service")
+    deploy_bench = _deploy_bench(bt.table("deploy")) if "deploy" in bt.data else None
     bt.done()
     lt = top.table("lint")
     threshold = lt.choice("threshold", ("error", "warning", "info", "style"), "warning")
@@ -676,7 +694,11 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     smoke = _smoke(top.table("smoke"), root, envs)
     load_settings = _load(top.table("load")) if "load" in top.data else None
     bench = BenchSettings(
-        change_service=change, max_rebuild_ratio=ratio_pct / 100, size_budgets_mb=sizes, scan_images=scan_images
+        change_service=change,
+        max_rebuild_ratio=ratio_pct / 100,
+        size_budgets_mb=sizes,
+        scan_images=scan_images,
+        deploy=deploy_bench,
     )
     verify = _verify(top.table("verify"), images)
     signing = _signing(top.table("signing"), root)
@@ -1013,6 +1035,32 @@ def _probe(t: _Table, envs: Mapping[str, Environment]) -> Probe:
         deadline=deadline,
         environments=environments,
     )
+
+
+def _deploy_bench(t: _Table) -> DeployBench:
+    from .loadgen import MAX_RATE
+
+    path = t.string("path", required=True)
+    _url_path(t, "path", path)
+    good, bad = t.string_map("good"), t.string_map("bad")
+    if not bad:
+        raise t.error(
+            "bad",
+            "needs the Compose variables that make a deploy fail its health gate",
+            hint='e.g. bad = { API_WORKERS = "not-a-number" }',
+        )
+    settings = DeployBench(
+        service=_nonempty(t, "service"),
+        port=_required_int(t, "port", 1, 65535),
+        path=path,
+        rate=t.number("rate", 20.0, low=0, high=MAX_RATE, low_open=True),
+        settle=t.number("settle", 5.0, low=0, high=600),
+        good=good,
+        bad=bad,
+        max_failed=t.integer("max_failed", 0, minimum=0),
+    )
+    t.done()
+    return settings
 
 
 def _load(t: _Table) -> LoadSettings:

@@ -1,13 +1,299 @@
-"""Benchmark helpers that need no engine: interval arithmetic and the throwaway fleet project."""
+"""Benchmark helpers: the deploy benchmark's load generator and report against real HTTP servers on
+loopback; interval arithmetic and the throwaway fleet project.
+
+No engine and no deploy command are needed: the servers are this process's own
+ThreadingHTTPServers, which count what reached them, so the generator's numbers
+are checked against the server's, not against themselves.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import socket
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from pipelines import bench, config
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from .conftest import ROOT
+from pipelines import bench, config, loadgen, render
+from pipelines.errors import ConfigError, InputError, ToolNotFound
+from pipelines.result import Check, Outcome, Result
+
+from .conftest import ROOT, run_cli
+from .test_config import GOOD, project
+
+
+class Server(ThreadingHTTPServer):
+    """Answers GET; ``status`` decides the answer, ``delay`` how long it takes; counts what it saw."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.status = 200
+        self.delay = 0.0
+        self.lock = threading.Lock()
+        self.answered: dict[int, int] = {}
+        self.paths: set[str] = set()
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Server
+
+    def do_GET(self) -> None:
+        s = self.server
+        with s.lock:
+            s.in_flight += 1
+            s.max_in_flight = max(s.max_in_flight, s.in_flight)
+            s.paths.add(self.path)
+            status = s.status
+        time.sleep(s.delay)
+        body = b'{"status": "ok"}'
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        with s.lock:
+            s.in_flight -= 1
+            s.answered[status] = s.answered.get(status, 0) + 1
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    s = Server()
+    t = threading.Thread(target=s.serve_forever, daemon=True)
+    t.start()
+    yield s
+    s.shutdown()
+    s.server_close()
+
+
+def test_constant_rate_every_request_answered(server: Server) -> None:
+    with loadgen.LoadGenerator("127.0.0.1", server.port, "/ready?x=1", 40) as load:
+        time.sleep(1.5)
+    r = load.report
+    # Open loop: ticks at 0, 1/40, ... for 1.5 s; the ticker wakes late now and then on a busy machine.
+    assert 55 <= r.sent <= 62, r.sent
+    assert r.failures == []
+    assert r.ok == r.sent == server.answered[200]
+    assert server.paths == {"/ready?x=1"}
+    assert r.summary()["failed"] == 0 and r.percentile_ms(99) < 1000
+
+
+def test_every_failure_is_kept_with_its_time(server: Server) -> None:
+    load = loadgen.LoadGenerator("127.0.0.1", server.port, "/", 50).start()
+    time.sleep(0.6)
+    server.status = 503
+    broke = load.elapsed()
+    time.sleep(0.6)
+    server.status = 200
+    healed = load.elapsed()
+    time.sleep(0.6)
+    r = load.stop()
+    assert len(r.failures) == server.answered[503] > 0
+    assert {f.what for f in r.failures} == {"HTTP 503"}
+    # A failure's time is when its request was sent: inside the window, give or take the requests
+    # in flight when the server changed (a few ms; 0.3 s of slack for a busy machine).
+    assert all(broke - 0.3 <= f.at <= healed + 0.3 for f in r.failures), [f.at for f in r.failures]
+    assert r.ok == server.answered[200] and r.ok + len(r.failures) == r.sent
+    assert r.failures_between(0, broke - 0.3) == [] and r.failures_between(healed + 0.3, math.inf) == []
+
+
+def test_a_server_that_goes_away_is_counted_as_refused(server: Server) -> None:
+    load = loadgen.LoadGenerator("127.0.0.1", server.port, "/", 50).start()
+    time.sleep(0.5)
+    server.shutdown()
+    server.server_close()  # the port now refuses connections
+    gone = load.elapsed()
+    time.sleep(0.5)
+    r = load.stop()
+    refused = [f for f in r.failures if "ConnectionRefusedError" in f.what]
+    assert len(refused) >= 15, r.failures[:5]
+    assert all(f.at >= gone - 0.3 for f in r.failures)
+    assert r.ok == server.answered[200]
+
+
+def test_requests_in_flight_are_bounded(server: Server) -> None:
+    """A server that stops keeping up gets no more than the ceiling; the ticks over it are failures."""
+    server.delay = 0.5
+    with loadgen.LoadGenerator("127.0.0.1", server.port, "/", 40, max_in_flight=3) as load:
+        time.sleep(1.0)
+    r = load.report
+    assert server.max_in_flight <= 3
+    not_sent = [f for f in r.failures if f.what.startswith("not sent: 3 requests in flight")]
+    assert len(not_sent) >= 20
+    assert r.ok == server.answered[200] and r.ok + len(r.failures) == r.sent
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.ip_addresses())
+def test_only_loopback_addresses_are_loaded(address: object) -> None:
+    host = str(address)
+    if getattr(address, "is_loopback", False):
+        loadgen.check_loopback(host)
+    else:
+        with pytest.raises(InputError, match="loopback addresses only"):
+            loadgen.check_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["example.com", "0.0.0.0", "10.0.0.1", "", "127.0.0.1.nip.io"])  # noqa: S104
+def test_names_and_wildcards_are_refused(host: str) -> None:
+    with pytest.raises(InputError):
+        loadgen.LoadGenerator(host, 80, "/", 1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_the_rate_is_bounded(rate: float) -> None:
+    if 0 < rate <= loadgen.MAX_RATE:
+        assert loadgen.LoadGenerator("127.0.0.1", 8080, "/", rate).rate == rate
+    else:
+        with pytest.raises(InputError, match="outside"):
+            loadgen.LoadGenerator("127.0.0.1", 8080, "/", rate)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(min_value=0.1, max_value=loadgen.MAX_RATE),
+    st.integers(min_value=0, max_value=5000),
+    st.lists(st.floats(min_value=0, max_value=100), max_size=6),
+)
+def test_windows_partition_the_requests(rate: float, sent: int, cuts: list[float]) -> None:
+    """However a run is cut into deploy windows, their request counts add up to what was sent."""
+    r = loadgen.LoadReport("127.0.0.1", 1, "/", rate, started="", sent=sent)
+    edges = [0.0, *sorted(cuts), math.inf]
+    counts = [r.requests_between(a, b) for a, b in itertools.pairwise(edges)]
+    assert all(c >= 0 for c in counts)
+    assert sum(counts) == sent
+
+
+def _deploy_result(steps: list[tuple[str, Outcome, float]], total: float) -> dict[str, object]:
+    """A deploy's JSON result as the common renderer writes it (the `--format json` contract)."""
+    checks = tuple(Check(name, outcome, "", seconds, "api", "deploy") for name, outcome, seconds in steps)
+    r = Result("deploy", "staging r2", checks=checks, timings={"deploy": total}, data={"release": {"project": "p"}})
+    return json.loads(json.dumps(render.to_json(r)))  # type: ignore[no-any-return]
+
+
+def test_verdict_to_rollback_is_read_from_the_deploys_steps() -> None:
+    result = _deploy_result(
+        [("signature", Outcome.PASS, 0.0), ("job ran", Outcome.PASS, 4.0), ("rolled", Outcome.FAIL, 20.0),
+         ("restored", Outcome.PASS, 3.5)],
+        total=28.0,
+    )  # fmt: skip
+    assert bench.verdict_to_rollback_s(result) == 4.0  # 28 - (4 + 20)
+    good = _deploy_result([("rolled", Outcome.PASS, 9.0)], total=9.5)
+    assert bench.verdict_to_rollback_s(good) is None
+    assert bench.verdict_to_rollback_s({}) is None
+    assert bench.verdict_to_rollback_s({"timings": {"deploy": "x"}, "checks": []}) is None
+
+
+def test_deploy_json_is_found_after_other_output() -> None:
+    assert bench.deploy_json('note: waited\n{"stage": "deploy", "timings": {}}') == {"stage": "deploy", "timings": {}}
+    assert bench.deploy_json("no json here") == {}
+    assert bench.deploy_json("{broken") == {}
+    assert bench.deploy_json("[1, 2]") == {}
+
+
+def test_report_puts_each_failure_in_its_deploy(server: Server, tmp_path: Path) -> None:
+    """Real load against a server that fails during the "bad" window: the report blames that deploy only."""
+    load = loadgen.LoadGenerator("127.0.0.1", server.port, "/ready", 50).start()
+    time.sleep(0.4)
+    good_t0 = load.elapsed()
+    time.sleep(0.6)
+    bad_t0 = load.elapsed()
+    # The server answers when a request arrives, its failure is dated when it was sent: let the
+    # requests sent before the bad window finish before the server turns bad.
+    time.sleep(0.3)
+    server.status = 502
+    time.sleep(0.4)
+    server.status = 200
+    time.sleep(0.4)
+    bad_t1 = load.elapsed()
+    time.sleep(0.3)
+    report = load.stop()
+    bad_result = _deploy_result([("rolled", Outcome.FAIL, 0.5), ("restored", Outcome.PASS, 0.2)], total=0.8)
+    runs = [
+        bench.DeployRun("good", {"API_WORKERS": "2"}, good_t0, good_t0 + 0.5, 0, _deploy_result([], 0.5), ""),
+        bench.DeployRun("bad", {"API_WORKERS": "x"}, bad_t0, bad_t1, 1, bad_result, ""),
+    ]
+    spec = config.DeployBench("proxy", 8080, "/ready", 50, 0.3, {"API_WORKERS": "2"}, {"API_WORKERS": "x"})
+    results = bench.deploy_results("staging", spec, report, runs)
+    phases = {str(p["deploy"]): p for p in results["deploys"]}  # type: ignore[union-attr, index]
+    assert phases["good"]["failed"] == 0
+    assert phases["bad"]["failed"] == server.answered[502] > 0
+    assert phases["bad"]["verdict_to_rollback_s"] == 0.3
+    assert results["ok"] is False
+    missed = [c["check"] for c in results["checks"] if not c["ok"]]  # type: ignore[union-attr, index]
+    assert missed == ["failed requests during the bad deploy"]
+    bench.write_deploy(tmp_path, results)
+    md = (tmp_path / "deploy.md").read_text()
+    assert "| bad | 1 |" in md and "HTTP 502" in md and "MISSED" in md
+    written = json.loads((tmp_path / "deploy.json").read_text())
+    assert written["load"]["failed"] == server.answered[502]
+    assert all(f["what"] == "HTTP 502" for f in written["deploys"][1]["failures"])
+
+
+def test_deploy_bench_config(tmp_path: Path) -> None:
+    base = textwrap.dedent(GOOD) + "\n[bench.deploy]\n"
+    cfg = config.load(project(tmp_path, base + 'service = "edge"\nport = 8080\npath = "/"\nbad = { X = "1" }\n'))
+    assert cfg.bench.deploy == config.DeployBench("edge", 8080, "/", 20.0, 5.0, {}, {"X": "1"}, 0)
+    for extra, message in [
+        ('service = "edge"\nport = 8080\npath = "/"\n', r"bench\.deploy\.bad: needs the Compose variables"),
+        ('service = "edge"\npath = "/"\nbad = { X = "1" }\n', r"bench\.deploy\.port: is required"),
+        ('service = "e"\nport = 1\npath = "x"\nbad = { X = "1" }\n', r"bench\.deploy\.path: 'x' is not a URL path"),
+        ('service = "e"\nport = 1\npath = "/"\nrate = 0\nbad = { X = "1" }\n', r"bench\.deploy\.rate"),
+        ('service = "e"\nport = 1\npath = "/"\nbad = { X = "1" }\nrat = 2\n', r"bench\.deploy.*rat"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            config.load(project(tmp_path, base + extra))
+
+
+def test_the_repository_benchmarks_its_front_door() -> None:
+    spec = config.load(ROOT / "pipeline.toml").bench.deploy
+    assert spec is not None and spec.service == "proxy" and spec.bad and spec.good
+
+
+def test_without_a_deploy_command_the_benchmark_cannot_run() -> None:
+    """Exit 2 naming what is missing, never a traceback; once `pipelines deploy` exists, the check lets it run."""
+    has_deploy = run_cli("deploy", "--help", timeout=120).returncode == 0
+    if has_deploy:
+        bench.require_deploy_command(config.load(ROOT / "pipeline.toml"))
+        return
+    r = run_cli("bench", "--deploy", "--env", "staging", timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "needs the `pipelines deploy` command" in r.stderr and "Traceback" not in r.stderr
+    with pytest.raises(ToolNotFound):
+        bench.require_deploy_command(config.load(ROOT / "pipeline.toml"))
+
+
+def test_a_closed_port_is_all_failures_not_a_crash() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: connections are refused
+        with loadgen.LoadGenerator("127.0.0.1", port, "/", 20) as load:
+            time.sleep(0.5)
+    r = load.report
+    assert r.ok == 0 and len(r.failures) == r.sent >= 8
+
+
+# ---- the fleet and pipeline benchmarks' helpers
 
 
 def test_union_counts_overlapping_intervals_once() -> None:

@@ -468,3 +468,115 @@ def test_refresh_bases_rebuilds_only_the_base_with_updates(built: dict[str, Any]
     after = lockfile.load_packages(path)[runtime]
     assert after.ref == again["images"][runtime]["ref"]
     assert after.packages["libssl3"]["version"] == current
+
+
+# --------------------------------------------------------------------------- the front door (images/proxy)
+
+
+def test_proxy_image_holds_haproxy_and_no_shell(built: dict[str, Any]) -> None:
+    ref = local_ref(built["images"]["proxy"])
+    c = inspect(ref)["Config"]
+    uid, _, gid = c["User"].partition(":")
+    assert uid.isdigit() and int(uid) != 0 and gid.isdigit() and int(gid) != 0, c["User"]
+    assert c["Healthcheck"]["Test"][0] == "CMD", c["Healthcheck"]
+    assert c["StopSignal"] == "SIGUSR1"
+    paths = exported_paths(ref)
+    for tool in SHELLS_AND_PKG_TOOLS:
+        assert f"usr/{tool}" not in paths and tool not in paths, tool
+    assert {"usr/sbin/haproxy", "etc/haproxy/haproxy.cfg", "usr/bin/nc.openbsd", "etc/os-release"} <= paths
+    # Scanners see every OS package through its dpkg status file.
+    status = {p.rpartition("/")[2] for p in paths if p.startswith("var/lib/dpkg/status.d/") and "." not in p[23:]}
+    assert {"haproxy", "libc6", "libssl3", "netcat-openbsd", "base-files"} <= status, status
+    r = docker("run", "--rm", "--entrypoint", "/usr/sbin/haproxy", ref, "-c", "-f", "/etc/haproxy/haproxy.cfg")
+    assert "Configuration file is valid" in r.stdout + r.stderr
+
+
+def _wait_health(name: str, deadline_s: float = 60) -> str:
+    end = time.monotonic() + deadline_s
+    status = ""
+    while time.monotonic() < end:
+        status = docker("inspect", "--format", "{{.State.Health.Status}}", name).stdout.strip()
+        if status in ("healthy", "unhealthy"):
+            break
+        time.sleep(0.5)
+    return status
+
+
+def _get(port: str, path: str) -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def _eventually(port: str, path: str, status: int, deadline_s: float = 30) -> tuple[int, bytes]:
+    end = time.monotonic() + deadline_s
+    got: tuple[int, bytes] = (0, b"")
+    while time.monotonic() < end:
+        try:
+            got = _get(port, path)
+        except OSError as exc:
+            got = (0, str(exc).encode())
+        if got[0] == status:
+            break
+        time.sleep(0.5)
+    return got
+
+
+HARDENED = ("--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges")
+
+
+def test_proxy_routes_to_a_ready_api_and_holds_back_one_that_is_not(
+    built: dict[str, Any], container_names: list[str]
+) -> None:
+    """A real api container behind the proxy, both hardened as in compose.prod.yaml.
+
+    The api has no database here: its liveness (/health) answers, its readiness (/ready)
+    does not. A proxy that checks /health routes to it; one that checks /ready (the
+    stack's setting) sends it nothing and answers 503 itself.
+    """
+    proxy = local_ref(built["images"]["proxy"])
+    api = local_ref(built["images"]["api"])
+    tag = f"pipelines-test-proxy-{os.getpid()}"
+    network = tag
+    docker("network", "create", network)
+    try:
+        container_names.extend([f"{tag}-api", f"{tag}-live", f"{tag}-ready"])
+        docker("run", "-d", "--name", f"{tag}-api", "--network", network, "--network-alias", "api", *HARDENED,
+               "--tmpfs", "/tmp", "-e", "PGHOST=nowhere.invalid", api)  # fmt: skip
+        for name, ready_path in ((f"{tag}-live", "/health"), (f"{tag}-ready", "/ready")):
+            docker("run", "-d", "--name", name, "--network", network, *HARDENED, "-p", "127.0.0.1::8080",
+                   "-e", f"READY_PATH={ready_path}", proxy)  # fmt: skip
+        assert _wait_health(f"{tag}-api") == "healthy"
+        for name in (f"{tag}-live", f"{tag}-ready"):
+            status = _wait_health(name)
+            logs = docker("logs", name, check=False)
+            assert status == "healthy", f"{name} is {status!r}:\n{logs.stdout}{logs.stderr}"
+            # Numeric non-root, effectively: the host's view of PID 1.
+            top = docker("top", name, "-o", "pid,uid,comm").stdout.splitlines()[1].split()
+            assert top[1] == "10080" and top[2] == "haproxy", top
+
+        live = docker("port", f"{tag}-live", "8080").stdout.strip().rpartition(":")[2]
+        status, body = _eventually(live, "/health", 200)
+        assert status == 200 and json.loads(body) == {"status": "ok"}, body
+        assert _get(live, "/.proxy/alive")[0] == 200
+
+        ready = docker("port", f"{tag}-ready", "8080").stdout.strip().rpartition(":")[2]
+        seen = {_get(ready, "/health")[0] for _ in range(10)}
+        assert seen == {503}, seen  # the api answers /health, but it is not ready: no traffic
+        assert _get(ready, "/.proxy/alive")[0] == 200
+
+        start = time.monotonic()
+        docker("stop", "--time", "10", f"{tag}-live")
+        took = time.monotonic() - start
+        code = docker("inspect", "--format", "{{.State.ExitCode}}", f"{tag}-live").stdout.strip()
+        assert took < 2.0 and code == "0", (took, code)
+    finally:
+        for n in container_names:
+            docker("rm", "-f", n, check=False)
+        docker("network", "rm", network, check=False)

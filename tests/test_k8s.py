@@ -176,7 +176,7 @@ def test_manifests_validate_against_two_kubernetes_versions(rendered: dict[str, 
 def test_every_pod_meets_the_restricted_profile(rendered: dict[str, Path], env: str) -> None:
     docs = load_docs(rendered[env] / k8s.MANIFESTS)
     wl = workloads(docs)
-    assert set(wl) == {"db", "migrate", "api", "ingestion"}
+    assert set(wl) == {"db", "migrate", "api", "ingestion", "proxy"}
     assert k8s.restricted_violations(docs) == []
     for name, d in wl.items():
         spec = pod_spec(d)
@@ -186,7 +186,7 @@ def test_every_pod_meets_the_restricted_profile(rendered: dict[str, Path], env: 
         assert sc["readOnlyRootFilesystem"] is True, name
         assert sc["capabilities"] == {"drop": ["ALL"]}, name
         assert c["resources"]["limits"]["cpu"] == "1"
-        assert c["resources"]["limits"]["memory"] == ("512Mi" if name == "db" else "256Mi")
+        assert c["resources"]["limits"]["memory"] == {"db": "512Mi", "proxy": "64Mi"}.get(name, "256Mi")
         assert c["resources"]["requests"] == c["resources"]["limits"]
         # Every path Compose mounted as tmpfs is writable in the pod, and /tmp always is.
         mounts = {m["mountPath"] for m in c["volumeMounts"]}
@@ -242,8 +242,9 @@ def test_compose_shapes_become_the_right_objects(rendered: dict[str, Path]) -> N
         "metrics_user",
     ]
     services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
-    # api publishes 8000; db's image exposes 5432 and the others reach it by its Compose name.
-    assert set(services) == {"api", "db"}
+    # proxy publishes 8080; api's and db's images expose 8000 and 5432, reached by their Compose names.
+    assert set(services) == {"api", "db", "proxy"}
+    assert services["proxy"]["spec"]["ports"][0]["port"] == 8080
     assert services["db"]["spec"]["ports"][0]["port"] == 5432
     pvcs = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
     assert pvcs == {"pgdata", "ingest"}

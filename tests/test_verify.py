@@ -415,7 +415,7 @@ def test_reference_images_pass_every_cell_that_applies(built: dict[str, Any]) ->
             assert c["evidence"], (image, c)
             assert c["detail"], (image, c)
     # What runs is proven by running it: every application row passes the run checks.
-    for image in ("api", "postgres"):
+    for image in ("api", "postgres", "proxy"):
         for check in ("VFY-USER", "VFY-PRIVS", "VFY-HEALTHY", "VFY-SIGTERM", "VFY-READONLY", "VFY-APPFILES"):
             assert cells[image][check]["outcome"] == "pass", (image, cells[image][check])
     assert "/proc/" in cells["api"]["VFY-PRIVS"]["evidence"]

@@ -1,0 +1,213 @@
+"""A constant, bounded HTTP load on a loopback port, every failure kept with its time.
+
+The deploy benchmark drives the published front door with it while releases
+change behind it: the question is not how fast the stack is but whether any
+request fails, and when. So the load is open-loop (a request every 1/rate
+seconds, whether or not earlier ones returned), each request on its own
+connection (a client that reuses one would never see a server go away), and
+bounded twice: the rate has a ceiling, and so has the number of requests in
+flight. A tick that finds the ceiling reached is not sent and is recorded as a
+failure: the server stopped keeping up, which is what the benchmark is there
+to see.
+
+Loopback only: the generator refuses any other address, so a mistyped host
+cannot turn a benchmark into load on someone else's server.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from .errors import InputError
+
+MAX_RATE = 500.0  # requests a second
+MAX_IN_FLIGHT = 64
+LOOPBACK_NAMES = ("localhost",)
+
+
+@dataclass(frozen=True)
+class Failure:
+    at: float  # seconds since the load started
+    what: str  # "HTTP 503", "ConnectionRefusedError: ...", "not sent: 64 requests in flight"
+
+
+@dataclass
+class LoadReport:
+    host: str
+    port: int
+    path: str
+    rate: float
+    started: str  # UTC, ISO 8601
+    duration_s: float = 0.0
+    sent: int = 0  # ticks, including those not sent for the in-flight ceiling
+    ok: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)  # of the requests that got an answer
+
+    def failures_between(self, t0: float, t1: float) -> list[Failure]:
+        return [f for f in self.failures if t0 <= f.at < t1]
+
+    def requests_between(self, t0: float, t1: float) -> int:
+        """Ticks scheduled in [t0, t1): the schedule is exact, so this needs no record per request."""
+        return max(0, self._tick_at(t1) - self._tick_at(t0))
+
+    def _tick_at(self, t: float) -> int:
+        """The index of the first tick at or after ``t`` (tick n is due at n / rate), at most ``sent``."""
+        if t <= 0:
+            return 0
+        if not math.isfinite(t) or t * self.rate >= self.sent:
+            return self.sent
+        return math.ceil(t * self.rate)
+
+    def percentile_ms(self, p: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "target": f"http://{self.host}:{self.port}{self.path}",
+            "rate_per_s": self.rate,
+            "started": self.started,
+            "duration_s": round(self.duration_s, 2),
+            "requests": self.sent,
+            "ok": self.ok,
+            "failed": len(self.failures),
+            "p50_ms": round(self.percentile_ms(50), 1),
+            "p99_ms": round(self.percentile_ms(99), 1),
+            "failures": [{"at_s": round(f.at, 3), "what": f.what} for f in self.failures],
+        }
+
+
+def check_loopback(host: str) -> None:
+    """Refuse anything but a loopback address: the load must stay on this machine."""
+    if host in LOOPBACK_NAMES:
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise InputError(
+            f"the load generator drives loopback addresses only, not {host!r}",
+            hint="publish the port on 127.0.0.1 (or ::1) and benchmark it there",
+        )
+
+
+class LoadGenerator:
+    """``with LoadGenerator(...) as load: ...; report = load.report`` or ``start()`` / ``stop()``."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        path: str,
+        rate: float,
+        *,
+        timeout_s: float = 5.0,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        method: str = "GET",
+    ) -> None:
+        check_loopback(host)
+        if not 0 < rate <= MAX_RATE:
+            raise InputError(f"load rate {rate:g}/s is outside (0, {MAX_RATE:g}]", hint="a bounded, constant load")
+        if not 1 <= port <= 65535:
+            raise InputError(f"port {port} is not a TCP port")
+        if not path.startswith("/"):
+            raise InputError(f"path {path!r} does not start with '/'")
+        if not 1 <= max_in_flight <= 1024:
+            raise InputError(f"max_in_flight {max_in_flight} is outside [1, 1024]")
+        self.host, self.port, self.path, self.rate = host, port, path, rate
+        self.method = method
+        self.timeout_s = timeout_s
+        self.max_in_flight = max_in_flight
+        self.report = LoadReport(host, port, path, rate, started="")
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._in_flight = 0
+        self._t0 = 0.0
+        self._pool: ThreadPoolExecutor | None = None
+        self._ticker: threading.Thread | None = None
+
+    def elapsed(self) -> float:
+        """Seconds since start, on the clock failures are recorded with."""
+        return time.monotonic() - self._t0
+
+    def start(self) -> LoadGenerator:
+        if self._ticker is not None:
+            raise RuntimeError("a LoadGenerator runs once")
+        self._pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="load")
+        self._t0 = time.monotonic()
+        self.report.started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        self._ticker = threading.Thread(target=self._tick, name="load-ticker", daemon=True)
+        self._ticker.start()
+        return self
+
+    def stop(self) -> LoadReport:
+        """Stop sending, wait for the requests in flight (each bounded by the timeout), return the report."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self.report.duration_s = self.elapsed()
+        self.report.failures.sort(key=lambda f: f.at)
+        return self.report
+
+    def __enter__(self) -> LoadGenerator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _tick(self) -> None:
+        if self._pool is None:  # start() sets it before this thread exists
+            raise RuntimeError("the ticker runs only after start()")
+        n = 0
+        while not self._stop.is_set():
+            due = n / self.rate
+            delay = due - self.elapsed()
+            if delay > 0 and self._stop.wait(delay):
+                break
+            with self._lock:
+                self.report.sent += 1
+                full = self._in_flight >= self.max_in_flight
+                if full:
+                    self.report.failures.append(Failure(due, f"not sent: {self._in_flight} requests in flight"))
+                else:
+                    self._in_flight += 1
+            if not full:
+                self._pool.submit(self._one, due)
+            n += 1
+
+    def _one(self, due: float) -> None:
+        start = time.monotonic()
+        problem = ""
+        try:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+            try:
+                conn.request(self.method, self.path, headers={"Connection": "close"})
+                resp = conn.getresponse()
+                resp.read()
+                if not 200 <= resp.status < 400:
+                    problem = f"HTTP {resp.status}"
+            finally:
+                conn.close()
+        except (OSError, http.client.HTTPException) as exc:  # timeouts are OSErrors
+            problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        ms = (time.monotonic() - start) * 1000
+        with self._lock:
+            self._in_flight -= 1
+            if problem:
+                self.report.failures.append(Failure(due, problem))
+            else:
+                self.report.ok += 1
+                self.report.latencies_ms.append(ms)
