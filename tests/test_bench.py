@@ -63,13 +63,14 @@ class Handler(BaseHTTPRequestHandler):
             status = s.status
         time.sleep(s.delay)
         body = b'{"status": "ok"}'
+        with s.lock:  # counted before it is sent: the client may read the answer before this thread runs on
+            s.answered[status] = s.answered.get(status, 0) + 1
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
         with s.lock:
             s.in_flight -= 1
-            s.answered[status] = s.answered.get(status, 0) + 1
 
     def log_message(self, format: str, *args: object) -> None:
         pass
