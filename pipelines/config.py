@@ -346,6 +346,9 @@ class SmokeSettings:
     probes: tuple[Probe, ...] = ()
     # Extra variables for the stack's Compose files in smoke and load runs (e.g. API_PORT = "").
     environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # "SERVICE:PORT" -> "FRONT:PORT": where a container port that is not published is reached instead
+    # (an environment whose front door publishes for the service behind it).
+    via: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -967,6 +970,9 @@ def _matching(t: _Table, name: str, default: str, pattern: re.Pattern[str], what
     return value
 
 
+_SERVICE_PORT = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*:[0-9]{1,5}$")
+
+
 def _smoke(t: _Table, root: Path, envs: Mapping[str, Environment]) -> SmokeSettings:
     deadline = t.number("deadline", 120.0, low=1, high=3600)
     suite_rel = t.opt_string("suite")
@@ -985,9 +991,22 @@ def _smoke(t: _Table, root: Path, envs: Mapping[str, Environment]) -> SmokeSetti
     for key in environment:
         if not _ARG.match(key):
             raise t.error(f"environment.{key}", "is not a valid variable name")
+    via = t.string_map("via")
+    for key, value in via.items():
+        for what in (key, value):
+            if not _SERVICE_PORT.match(what) or not 1 <= int(what.rpartition(":")[2]) <= 65535:
+                raise t.error(
+                    f"via.{key}", f"{what!r} is not SERVICE:PORT", hint='e.g. via = { "api:8000" = "proxy:8080" }'
+                )
+        if value.partition(":")[0] == key.partition(":")[0]:
+            raise t.error(f"via.{key}", "reaches a service through itself", hint="name the service in front of it")
     t.done()
     return SmokeSettings(
-        deadline=deadline, suite=suite, probes=tuple(probes), environment=MappingProxyType(dict(environment))
+        deadline=deadline,
+        suite=suite,
+        probes=tuple(probes),
+        environment=MappingProxyType(dict(environment)),
+        via=MappingProxyType(dict(via)),
     )
 
 

@@ -266,6 +266,7 @@ def test_the_repository_declares_its_probes_and_load_target() -> None:
         "metrics_password",
     )
     assert cfg.smoke.suite == ROOT / "smoke" and dict(cfg.smoke.environment) == {"API_PORT": ""}
+    assert dict(cfg.smoke.via) == {"api:8000": "proxy:8080"}  # staging and prod: only the front door publishes
     # The load check drives what its seed test hands over: /documents/{id} of the seeded documents.
     assert cfg.load is not None and (cfg.load.service, cfg.load.port, cfg.load.paths) == ("api", 8000, ())
     assert cfg.load.seed == "smoke/seed_load.py::test_seed_documents_for_load"
@@ -278,6 +279,10 @@ PROBE = '[[smoke.probes]]\nname = "p"\nservice = "web"\nport = 80\npath = "/"\n'
     ("extra", "message"),
     [
         ("[smoke]\ndeadline = 0\n", "smoke.deadline: must be from 1 to 3600, got 0"),
+        ('[smoke]\nvia = { "api" = "proxy:8080" }\n', "smoke.via.api: 'api' is not SERVICE:PORT"),
+        ('[smoke]\nvia = { "api:8000" = "proxy:99999" }\n', "smoke.via.api:8000: 'proxy:99999' is not SERVICE:PORT"),
+        ('[smoke]\nvia = { "api:8000" = "api:8080" }\n', "smoke.via.api:8000: reaches a service through itself"),
+        ('[smoke]\nvia = { "api:8000" = 8080 }\n', "smoke.via.api:8000"),
         ("[smoke]\ndeadline = 3601\n", "smoke.deadline: must be from 1 to 3600"),
         ("[smoke]\ndeadline = true\n", "smoke.deadline: expected a number, got a boolean"),
         ("[smoke]\ndeadline = nan\n", "smoke.deadline: must be from 1 to 3600, got nan"),

@@ -118,6 +118,7 @@ class Stack:
     config: dict[str, Any] = field(default_factory=dict)
     compose_files: tuple[Path, ...] = ()  # set for a stack re-opened from its handle
     fast_health: bool = False  # add health_override(): smoke wants "healthy" the moment it is true
+    via: dict[str, str] = field(default_factory=dict)  # [smoke].via: an unpublished port -> the front door's
 
     @property
     def files(self) -> list[Path]:
@@ -246,6 +247,7 @@ class Stack:
             "docker": self.tools.docker,
             "files": [str(f) for f in self.files],
             "env": self.env,
+            "via": self.routes(),
         }
         path.write_text(json.dumps(data, indent=2) + "\n")
         return path
@@ -262,8 +264,9 @@ class Stack:
                 Toolchain(str(data["docker"])),
                 env={str(k): str(v) for k, v in data["env"].items()},
                 compose_files=tuple(Path(f) for f in data["files"]),
+                via={str(k): str(v) for k, v in (data.get("via") or {}).items()},
             )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"{path}: not a stack handle ({exc})") from None
         rendered = st.run_dir / "compose.rendered.json"
         st.config = json.loads(rendered.read_text()) if rendered.is_file() else {}
@@ -339,9 +342,25 @@ class Stack:
             [[s.service, s.state, s.health or "-", str(s.exit_code)] for s in states.values()],
         )
 
-    def port(self, service: str, container_port: int) -> str:
-        r = self.compose("port", service, str(container_port), timeout=30)
-        return r.stdout.strip()
+    def routes(self) -> dict[str, str]:
+        return dict(self.via) if self.via or self.cfg is None else dict(self.cfg.smoke.via)
+
+    def port(self, service: str, container_port: int, *, _hop: bool = False) -> str:
+        """HOST:PORT where ``service``'s container port is published, or where [smoke].via reaches it."""
+        r = self.compose("port", service, str(container_port), timeout=30, check=False)
+        found = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+        if r.returncode == 0 and found and not found.endswith(":0"):
+            return found
+        target = self.routes().get(f"{service}:{container_port}")
+        if target and not _hop:
+            front, _, port = target.rpartition(":")
+            return self.port(front, int(port), _hop=True)
+        raise PipelineError(
+            f"{service} publishes no host port for its port {container_port} in {self.env_name}",
+            seen=(r.stderr or r.stdout).strip()[-500:] or None,
+            hint="publish it in the environment's Compose files, or name the service in front of it in "
+            f'[smoke].via (e.g. "{service}:{container_port}" = "proxy:8080")',
+        )
 
     def copy_in(self, src: Path, service: str, dest: str) -> None:
         self.compose("cp", str(src), f"{service}:{dest}", timeout=60)
