@@ -322,6 +322,17 @@ def _cache_dir(cache: Path, suite: Suite) -> Path:
     return cache / "os-updates" / safe
 
 
+def index_url(suite: Suite, inrelease: str, sha256: str) -> str:
+    """Where to fetch the index the InRelease names: by its hash when the archive offers that (apt does too).
+
+    A plain Packages.xz can be replaced between our InRelease and our download while the mirror
+    updates; the by-hash copy of exactly the file this InRelease lists stays until the next updates.
+    """
+    if str(deb822.Release(inrelease).get("Acquire-By-Hash", "")).strip().lower() == "yes":
+        return f"{suite.dists}/{suite.component}/binary-{suite.arch}/by-hash/SHA256/{sha256}"
+    return f"{suite.dists}/{suite.index_path}"
+
+
 def fetch_index(
     suite: Suite,
     cache: Path,
@@ -362,8 +373,9 @@ def fetch_index(
             f"{suite.dists}/InRelease does not list {suite.index_path}",
             hint=f"check suite {suite.suite!r}, component and architecture",
         )
-    raw = _get(f"{suite.dists}/{suite.index_path}", timeout)
     want, size = sums[suite.index_path]
+    url = index_url(suite, inrelease.decode("utf-8", "replace"), want)
+    raw = _get(url, timeout)
     got = hashlib.sha256(raw).hexdigest()
     if got != want or len(raw) != size:
         raise OsUpdatesError(
@@ -383,7 +395,7 @@ def fetch_index(
     meta_path.write_text(
         json.dumps(
             {
-                "url": f"{suite.dists}/{suite.index_path}",
+                "url": url,
                 "fetched_at": now.isoformat(),
                 "release_date": release_date.isoformat(),
                 "signature": signature,

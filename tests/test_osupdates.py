@@ -101,6 +101,26 @@ def test_status_d_tar_from_the_engine_skips_md5sums() -> None:
     assert sorted(p.name for p in pkgs) == ["libssl3", "tzdata"]
 
 
+def test_the_index_is_fetched_by_hash_when_the_archive_offers_it() -> None:
+    """A mirror mid-update replaces Packages.xz before its InRelease; the by-hash copy is the file it names."""
+    suite = osupdates.Suite("http://deb.debian.org/debian-security", "bookworm-security")
+    text = (DATA / "bookworm-security.InRelease").read_text()
+    want = "8575ec1f224d635ce30646a2a1388bee267a7f37fae3f997687643c9ebb8fb43"
+    assert osupdates.index_url(suite, text, want) == (
+        f"http://deb.debian.org/debian-security/dists/bookworm-security/main/binary-amd64/by-hash/SHA256/{want}"
+    )
+    without = "\n".join(line for line in text.splitlines() if not line.startswith("Acquire-By-Hash"))
+    assert osupdates.index_url(suite, without, want).endswith("/dists/bookworm-security/main/binary-amd64/Packages.xz")
+
+
+def test_a_fresh_index_comes_by_hash_and_verifies(tmp_path: Path) -> None:
+    index = osupdates.fetch_index(
+        osupdates.Suite("http://deb.debian.org/debian-security", "bookworm-security"), tmp_path
+    )
+    assert index.origin == "download" and index.packages
+    assert "/by-hash/SHA256/" in (next(tmp_path.rglob("meta.json"))).read_text()
+
+
 def test_release_date_and_index_hash() -> None:
     date, sums = osupdates.parse_release((DATA / "bookworm-security.InRelease").read_text(), "InRelease")
     assert date == dt.datetime(2026, 11, 21, 0, 53, 2, tzinfo=dt.UTC)
