@@ -30,6 +30,7 @@ IMAGE_KINDS = ("rootfs", "dockerfile")
 PROFILES = ("prod", "dev")
 ROLES = ("builder", "runtime")
 _ARG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLUGIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")  # what `pytest -p NAME` takes
 # Environment names end up in tags, file names and Compose project names (lowercase only).
 _ENV = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _STAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -329,6 +330,9 @@ class SmokeSettings:
     probes: tuple[Probe, ...] = ()
     # Extra variables for the stack's Compose files in smoke and load runs (e.g. API_PORT = "").
     environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # The pytest plugins the suite needs: when set, only these load (no entry-point autoload, whose imports
+    # cost a second per run); unset, pytest loads every installed plugin as usual.
+    plugins: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -963,9 +967,17 @@ def _smoke(t: _Table, root: Path, envs: Mapping[str, Environment]) -> SmokeSetti
     for key in environment:
         if not _ARG.match(key):
             raise t.error(f"environment.{key}", "is not a valid variable name")
+    plugins = t.strings("plugins") if "plugins" in t.data else None
+    for i, plugin in enumerate(plugins or ()):
+        if not _PLUGIN.match(plugin):
+            raise t.error(f"plugins[{i}]", f"{plugin!r} is not a pytest plugin's module or entry-point name")
     t.done()
     return SmokeSettings(
-        deadline=deadline, suite=suite, probes=tuple(probes), environment=MappingProxyType(dict(environment))
+        deadline=deadline,
+        suite=suite,
+        probes=tuple(probes),
+        environment=MappingProxyType(dict(environment)),
+        plugins=plugins,
     )
 
 

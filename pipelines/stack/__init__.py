@@ -22,12 +22,15 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import _proc, manifest
-from ..config import Config
+from .. import _proc
 from ..errors import CommandFailed, GateFailed, InputError, PipelineError
 from ..tools import Toolchain
+
+if TYPE_CHECKING:  # the config and build record (pydantic) are the stage's; a smoke suite re-opening the stack
+    # from its handle needs neither, and its start-up is on the stage's clock.
+    from ..config import Config
 
 LOG_TAIL = 20
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -176,6 +179,8 @@ class Stack:
             raise PipelineError(f"stack {self.project} was re-opened from its handle and cannot be prepared again")
         if not self.cfg.compose.files:
             raise InputError(f"{self.cfg.file}: [compose].files is empty: there is no stack to bring up")
+        from .. import manifest
+
         record = manifest.load(self.cfg.project.artifacts, self.env_name)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.secrets_dir.mkdir(mode=0o700, exist_ok=True)
