@@ -43,6 +43,7 @@ HEALTH_OVERRIDE = "compose.health.yaml"  # written beside a smoke stack: faster 
 START_INTERVAL_ENGINE = (25, 0)
 START_INTERVAL = "250ms"
 OLD_ENGINE_INTERVAL = "500ms"
+THROWAWAY_STOP_S = 2  # a throwaway stack's containers: SIGKILL after this (the services stop within it)
 
 
 def health_override(config: Mapping[str, Any], engine_version: tuple[int, int, int]) -> dict[str, Any] | None:
@@ -121,6 +122,7 @@ class Stack:
     config: dict[str, Any] = field(default_factory=dict)
     compose_files: tuple[Path, ...] = ()  # set for a stack re-opened from its handle
     fast_health: bool = False  # add health_override(): smoke wants "healthy" the moment it is true
+    throwaway: bool = False  # smoke and load runs: nothing of it outlives the run (see down())
 
     @property
     def files(self) -> list[Path]:
@@ -367,11 +369,42 @@ class Stack:
             tails[service] = _proc.tail(text, LOG_TAIL)
         return tails
 
+    def stop_all(self) -> None:
+        """Stop every running container of the run at once, each with its own stop signal.
+
+        `compose down` stops in dependency order, one level after the other
+        (api and the worker, then the database), each level up to its
+        timeout. A throwaway run's containers have nothing to hand over:
+        one `docker stop` stops them all in parallel, SIGKILL after
+        THROWAWAY_STOP_S. Whatever this misses, `down` still stops.
+        """
+        from ..engine import Engine
+
+        try:
+            with Engine.connect() as engine:
+                running = [
+                    c.id
+                    for c in engine.containers({"com.docker.compose.project": self.project})
+                    if c.status in ("running", "restarting")
+                ]
+        except PipelineError:
+            return
+        if running:
+            _proc.run(
+                [self.tools.docker, "stop", "--time", str(THROWAWAY_STOP_S), *running],
+                timeout=60,
+                check=False,
+                quiet=True,
+                what="docker stop (the run's containers, at once)",
+            )
+
     def down(self) -> None:
         # Ctrl-C during teardown would leave the run's resources behind: ignore
         # it until `down` (which has its own timeout) is over.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
+            if self.throwaway:
+                self.stop_all()
             self.compose(
                 "down",
                 "--volumes",

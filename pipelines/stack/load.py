@@ -106,7 +106,7 @@ def run(ctx: Context, opts: Options) -> Result:
     env = cfg.env(opts.env)
     project = stack.project_name("pipelines-load", env.name)
     out = cfg.project.artifacts / "load"
-    st = stack.Stack(cfg, env.name, project, out / project, ctx.tools)
+    st = stack.Stack(cfg, env.name, project, out / project, ctx.tools, throwaway=True)
     with stack.running(st, keep=False, deadline_s=cfg.smoke.deadline):
         if settings.seed:
             failed = [

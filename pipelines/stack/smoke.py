@@ -235,7 +235,9 @@ def run(ctx: Context, opts: Options) -> Result:
     env = cfg.env(opts.env)
     project = opts.project or stack.project_name("pipelines-smoke", env.name)
     run_dir = cfg.project.artifacts / "smoke" / project
-    st = stack.Stack(cfg, env.name, project, run_dir, ctx.tools, extra_files=opts.extra_files, fast_health=True)
+    st = stack.Stack(
+        cfg, env.name, project, run_dir, ctx.tools, extra_files=opts.extra_files, fast_health=True, throwaway=True
+    )
     deadline = opts.deadline_s or cfg.smoke.deadline
     probes = [p for p in cfg.smoke.probes if not p.environments or env.name in p.environments]
     log(f"smoke: {env.name} as project {project}")
