@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,7 @@ from ..tools import Toolchain
 if TYPE_CHECKING:  # the config and build record (pydantic) are the stage's; a smoke suite re-opening the stack
     # from its handle needs neither, and its start-up is on the stage's clock.
     from ..config import Config
+    from ..engine import Engine
 
 LOG_TAIL = 20
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -306,13 +307,44 @@ class Stack:
             if name == service
         )
 
+    def engine_states(self, engine: Engine) -> dict[str, ServiceState]:
+        """What `compose ps --all` says per service, from the engine's API by the project's labels.
+
+        A few milliseconds where `docker compose ps` takes 0.1-0.3 s (a CLI
+        start-up that loads the whole Compose project): the health wait asks
+        every 0.1 s instead of about every 0.4 s.
+        """
+        states = {}
+        for c in engine.containers({"com.docker.compose.project": self.project}):
+            service = c.labels.get("com.docker.compose.service", "")
+            if service and c.labels.get("com.docker.compose.oneoff", "False") != "True":
+                # As Compose shows it: health only while running. A one-shot job built from an image with a
+                # healthcheck (migrate) keeps its last probe's "unhealthy" after exiting 0.
+                health = c.health if c.status == "running" else ""
+                states[service] = ServiceState(service, c.status, health, c.exit_code)
+        return states
+
     def wait_healthy(self, deadline_s: float) -> float:
-        """Seconds until every service is healthy (or done, for one-shot jobs); raises on failure or timeout."""
+        """Seconds until every service is healthy (or done, for one-shot jobs); raises on failure or timeout.
+
+        A throwaway run's stack (smoke, load) is asked through the engine's API
+        (engine_states); any other (a deploy's) through `docker compose ps`.
+        """
+        if not self.throwaway:
+            return self._wait_healthy(self.ps, deadline_s, every=0.2)
+        from ..engine import Engine
+
+        with Engine.connect() as engine:
+            return self._wait_healthy(lambda: self.engine_states(engine), deadline_s, every=0.1)
+
+    def _wait_healthy(
+        self, states_now: Callable[[], dict[str, ServiceState]], deadline_s: float, every: float
+    ) -> float:
         start = time.monotonic()
         expected = set(self.config.get("services", {}))
         states: dict[str, ServiceState] = {}
         while time.monotonic() - start < deadline_s:
-            states = self.ps()
+            states = states_now()
             failed = [
                 s
                 for s in states.values()
@@ -334,7 +366,7 @@ class Stack:
                 s.done if self.one_shot(s.service) else s.ready for s in states.values()
             ):
                 return round(time.monotonic() - start, 2)
-            _proc.wait(0.2)
+            _proc.wait(every)
         raise GateFailed(f"the stack was not healthy within {deadline_s:.0f} s", seen=self.states_table(states))
 
     def states_table(self, states: Mapping[str, ServiceState] | None = None) -> str:
