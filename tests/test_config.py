@@ -265,7 +265,8 @@ def test_the_repository_declares_its_probes_and_load_target() -> None:
         "metrics_user",
         "metrics_password",
     )
-    assert cfg.smoke.suite == ROOT / "smoke" and dict(cfg.smoke.environment) == {"API_PORT": ""}
+    assert cfg.smoke.suite == ROOT / "smoke"
+    assert dict(cfg.smoke.environment) == {"API_PORT": "", "INGEST_POLL_SECONDS": "0.2"}
     # The suite loads only the plugin it needs; unset (the default) keeps pytest's autoload of every one.
     assert cfg.smoke.plugins == ("pytest_timeout",) and config.SmokeSettings().plugins is None
     # The load check drives what its seed test hands over: /documents/{id} of the seeded documents.
