@@ -92,8 +92,12 @@ class LiveStack:
     http = staticmethod(http)
 
     @staticmethod
-    def wait_for(what: str, fn: Callable[[], T | None], *, deadline: float = 30.0, every: float = 0.3) -> T:
-        """Call ``fn`` until it returns something other than None; fail with ``what`` at the deadline."""
+    def wait_for(what: str, fn: Callable[[], T | None], *, deadline: float = 30.0, every: float = 0.1) -> T:
+        """Call ``fn`` until it returns something other than None; fail with ``what`` at the deadline.
+
+        Every 0.1 s by default: a check is one request to a local stack, and each wait would otherwise
+        end on average half an interval after the thing it waits for happened.
+        """
         start = time.monotonic()
         while True:
             value = fn()
