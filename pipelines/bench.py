@@ -678,12 +678,117 @@ def _union(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
+_SESSION_START = re.compile(r"nox > Running session (\S+)")
+_SESSION_END = re.compile(r"nox > Session (\S+) (?:was successful|failed|raised|was skipped)")
+_HEALTHY = re.compile(r"all services healthy ([0-9.]+) s after up")
+
+
+def session_breakdown(
+    lines: list[tuple[float, str]], records: list[dict[str, Any]], start: float, wall: float
+) -> dict[str, object]:
+    """Where a `./noxw -s A B ...` run's time went, per session, from nox's own log lines and the child log.
+
+    ``lines`` are (seconds since ``start``, line) of nox's output; ``records``
+    the logged children, engine requests and waits (epoch seconds). Per
+    session: its wall time, start-up (the session's start to its first
+    logged child: nox's venv check, Python start-up and imports of the
+    `pipelines` command, config), time in tools and in waiting, time after
+    its last child (reports, verdict, exit); smoke's up-to-healthy when it
+    printed one. Before the first session: the wrapper and nox's start.
+    """
+    rel = [(r["tool"], max(r["start"] - start, 0.0), r["end"] - start) for r in records]
+    sessions: list[dict[str, object]] = []
+    bounds: list[tuple[str, float, float]] = []
+    opened: tuple[str, float] | None = None
+    for t, line in lines:
+        m = _SESSION_START.search(line)
+        if m:
+            opened = (m.group(1), t)
+            continue
+        m = _SESSION_END.search(line)
+        if m and opened is not None:
+            bounds.append((opened[0], opened[1], t))
+            opened = None
+    if opened is not None:
+        bounds.append((opened[0], opened[1], wall))
+    for name, a, b in bounds:
+        mine = [(tool, x, y) for tool, x, y in rel if x >= a - 0.01 and y <= b + 0.01]
+        by_tool: dict[str, float] = {}
+        for tool, x, y in mine:
+            by_tool[tool] = round(by_tool.get(tool, 0.0) + y - x, 2)
+        first = min((x for _, x, _ in mine), default=b)
+        last = max((y for _, _, y in mine), default=b)
+        inside = _union([(x, y) for _, x, y in mine])
+        row: dict[str, object] = {
+            "session": name,
+            "wall_s": round(b - a, 2),
+            "start_up_s": round(first - a, 2),
+            "in_tools_s": round(inside, 2),
+            "watching_s": round(_union([(x, y) for tool, x, y in mine if tool in WATCHING]), 2),
+            "after_last_tool_s": round(b - last, 2),
+            "outside_s": round(b - a - inside, 2),
+            "by_tool_s": dict(sorted(by_tool.items(), key=lambda kv: -kv[1])),
+        }
+        healthy = [float(m.group(1)) for t, line in lines if a <= t <= b and (m := _HEALTHY.search(line))]
+        if healthy:
+            row["up_to_healthy_s"] = healthy[-1]
+        sessions.append(row)
+    return {
+        "before_first_session_s": round(bounds[0][1], 2) if bounds else round(wall, 2),
+        "after_last_session_s": round(wall - bounds[-1][2], 2) if bounds else 0.0,
+        "sessions": sessions,
+    }
+
+
 def _timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     start = time.monotonic()
     r = _proc.run(argv, cwd=cwd, env=env, timeout=1800, check=False, quiet=True, what=" ".join(argv[:3]))
     if r.returncode != 0:
         raise GateFailed(f"{' '.join(argv)} failed (exit {r.returncode})", seen=_proc.tail(r.stdout + r.stderr, 20))
     return time.monotonic() - start
+
+
+def session_table(rows: list[dict[str, object]]) -> str:
+    """One Markdown row per run and session of session_breakdown's output."""
+    body: list[list[str]] = []
+    for i, r in enumerate(rows):
+        body.append([str(i + 1), "(wrapper, nox start)", f"{r.get('before_first_session_s', 0)} s", "", "", "", "", ""])
+        sessions = r.get("sessions")
+        for sr in sessions if isinstance(sessions, list) else []:
+            body.append(
+                [
+                    str(i + 1),
+                    str(sr["session"]),
+                    f"{sr['wall_s']} s",
+                    f"{sr['start_up_s']} s",
+                    f"{sr['in_tools_s']} s ({sr['watching_s']} s watching)",
+                    f"{sr['outside_s']} s",
+                    f"{sr['after_last_tool_s']} s",
+                    f"{sr['up_to_healthy_s']} s" if "up_to_healthy_s" in sr else "",
+                ]
+            )
+    return report.markdown_table(
+        ["run", "session", "wall", "start-up", "in tools", "outside tools", "after last tool", "up to healthy"], body
+    )
+
+
+def _timed_lines(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, list[tuple[float, str]]]:
+    """Like _timed, keeping each output line with its time since the start (epoch start, seconds, lines)."""
+    lines: list[tuple[float, str]] = []
+    start, t0 = time.time(), time.monotonic()
+    r = _proc.run(
+        argv,
+        cwd=cwd,
+        env=env,
+        timeout=1800,
+        check=False,
+        quiet=True,
+        what=" ".join(argv[:3]),
+        stream=lambda line: lines.append((time.monotonic() - t0, line)),
+    )
+    if r.returncode != 0:
+        raise GateFailed(f"{' '.join(argv)} failed (exit {r.returncode})", seen=_proc.tail(r.stdout, 20))
+    return start, time.monotonic() - t0, lines
 
 
 def lint_direct(root: Path, venv: Path) -> list[list[str]]:
@@ -727,11 +832,11 @@ def run_pipeline(cfg: Config, *, out: Path | None = None, runs: int = 3) -> dict
             log = Path(f.name)
         try:
             load = os.getloadavg()[0]
-            start = time.time()
-            wall = _timed([noxw, "-s", *PIPELINE_SESSIONS], root, env={_proc.PROC_LOG_ENV: str(log)})
+            start, wall, lines = _timed_lines([noxw, "-s", *PIPELINE_SESSIONS], root, {_proc.PROC_LOG_ENV: str(log)})
             records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         finally:
             log.unlink(missing_ok=True)
+        breakdown = session_breakdown(lines, records, start, wall)
         inside = _union([(max(r["start"], start), r["end"]) for r in records])
         # Sleeping while a container starts or stays up, and HTTP to the stack,
         # are the watched tools' time too; reported on their own.
@@ -748,6 +853,7 @@ def run_pipeline(cfg: Config, *, out: Path | None = None, runs: int = 3) -> dict
                 "children": len(records),
                 "load": round(load, 1),
                 "by_tool_s": by_tool,
+                **breakdown,
             }
         )
         print(f"pipeline: lint {lint_rows[-1]}; pipeline {pipe_rows[-1]}", file=sys.stderr)
@@ -802,6 +908,11 @@ def run_pipeline(cfg: Config, *, out: Path | None = None, runs: int = 3) -> dict
                 for i, (lr, pr) in enumerate(zip(lint_rows, pipe_rows, strict=True))
             ],
         ),
+        "",
+        "Per session (start-up: the session's start to its first child: nox's environment check, Python and the "
+        "`pipelines` command's imports, config):",
+        "",
+        session_table(pipe_rows),
         "",
         report.markdown_table(
             ["check", "value", "target", "result"],

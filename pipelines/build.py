@@ -151,9 +151,12 @@ def choose_cache(cfg: Config, env: Environment, builder: BuilderInfo, environ: M
 def cache_flags(backend: str, cfg: Config, img: Image, env: Environment) -> list[str]:
     repo = cfg.registry.repo(img.image)
     if backend == "inline":
-        flags = ["--cache-to", "type=inline"]
+        # Inline cache travels inside the pushed image. An image that is never pushed gains nothing from it,
+        # and BuildKit 0.8 writes it in no fixed order: its image ID changed on every no-change rebuild,
+        # so scan and verify saw a new image each time. The engine's own build cache serves it locally.
+        flags = ["--cache-to", "type=inline"] if img.is_base or env.push else []
         if not img.is_base:
-            # Inline cache travels inside the pushed image; reuse the env's last one.
+            # Reuse the env's last pushed one.
             flags += ["--cache-from", f"type=registry,ref={repo}:{env.tags[0]}"]
         return flags
     if backend == "registry":

@@ -211,6 +211,12 @@ def _parser() -> argparse.ArgumentParser:
     ve.add_argument("images", nargs="*", help="local image references (default: the images of the last build)")
     ve.add_argument("--env", help="environment whose build is verified (default: default_env)")
     ve.add_argument("--explain", action="store_true", help="list the checks, roles and the Dockle mapping, run nothing")
+    ve.add_argument(
+        "--fresh",
+        action="store_true",
+        help="run every throwaway container again (default: a run whose cells passed is reused for the same image "
+        "ID, run settings, [verify] config, package version and code; the headline names such images)",
+    )
     _report_flags(ve)
 
     vd = sub.add_parser(
@@ -565,7 +571,7 @@ def _stage_scan(args: argparse.Namespace) -> tuple[Context | None, Result]:
 def _stage_verify(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from . import verify  # imported per command: `pipelines --help` stays fast
 
-    opts = verify.Options(images=tuple(args.images), env=args.env, explain=args.explain)
+    opts = verify.Options(images=tuple(args.images), env=args.env, explain=args.explain, fresh=args.fresh)
     ctx = _context(args)
     return ctx, verify.run(ctx, opts)
 

@@ -30,6 +30,7 @@ IMAGE_KINDS = ("rootfs", "dockerfile")
 PROFILES = ("prod", "dev")
 ROLES = ("builder", "runtime")
 _ARG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLUGIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")  # what `pytest -p NAME` takes
 # Environment names end up in tags, file names and Compose project names (lowercase only).
 _ENV = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _STAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -349,6 +350,9 @@ class SmokeSettings:
     # "SERVICE:PORT" -> "FRONT:PORT": where a container port that is not published is reached instead
     # (an environment whose front door publishes for the service behind it).
     via: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # The pytest plugins the suite needs: when set, only these load (no entry-point autoload, whose imports
+    # cost a second per run); unset, pytest loads every installed plugin as usual.
+    plugins: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -1000,6 +1004,10 @@ def _smoke(t: _Table, root: Path, envs: Mapping[str, Environment]) -> SmokeSetti
                 )
         if value.partition(":")[0] == key.partition(":")[0]:
             raise t.error(f"via.{key}", "reaches a service through itself", hint="name the service in front of it")
+    plugins = t.strings("plugins") if "plugins" in t.data else None
+    for i, plugin in enumerate(plugins or ()):
+        if not _PLUGIN.match(plugin):
+            raise t.error(f"plugins[{i}]", f"{plugin!r} is not a pytest plugin's module or entry-point name")
     t.done()
     return SmokeSettings(
         deadline=deadline,
@@ -1007,6 +1015,7 @@ def _smoke(t: _Table, root: Path, envs: Mapping[str, Environment]) -> SmokeSetti
         probes=tuple(probes),
         environment=MappingProxyType(dict(environment)),
         via=MappingProxyType(dict(via)),
+        plugins=plugins,
     )
 
 

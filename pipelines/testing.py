@@ -38,6 +38,10 @@ class LiveStack:
 
     def __init__(self, st: Stack) -> None:
         self._st = st
+        # Published ports, looked up once: each lookup is a `docker compose port` (0.1 s), asked before
+        # every request. A test that drives Compose itself (compose()) may restart a service, whose
+        # ephemeral host port can then change: that forgets them.
+        self._urls: dict[tuple[str, int], str] = {}
 
     @property
     def project(self) -> str:
@@ -53,7 +57,10 @@ class LiveStack:
 
     def url(self, service: str, port: int) -> str:
         """``http://HOST:PORT`` of a service's published container port."""
-        return "http://" + self._st.port(service, port)
+        key = (service, port)
+        if key not in self._urls:
+            self._urls[key] = "http://" + self._st.port(service, port)
+        return self._urls[key]
 
     def secret(self, name: str) -> str:
         return self._st.secret(name)
@@ -78,14 +85,19 @@ class LiveStack:
         return self._st.compose("logs", "--no-color", service, timeout=60, check=False).stdout
 
     def compose(self, *args: str, timeout: float = 120) -> str:
+        self._urls.clear()
         return self._st.compose(*args, timeout=timeout).stdout
 
     # The same request helper the smoke stage's own probes use.
     http = staticmethod(http)
 
     @staticmethod
-    def wait_for(what: str, fn: Callable[[], T | None], *, deadline: float = 30.0, every: float = 0.3) -> T:
-        """Call ``fn`` until it returns something other than None; fail with ``what`` at the deadline."""
+    def wait_for(what: str, fn: Callable[[], T | None], *, deadline: float = 30.0, every: float = 0.1) -> T:
+        """Call ``fn`` until it returns something other than None; fail with ``what`` at the deadline.
+
+        Every 0.1 s by default: a check is one request to a local stack, and each wait would otherwise
+        end on average half an interval after the thing it waits for happened.
+        """
         start = time.monotonic()
         while True:
             value = fn()

@@ -14,7 +14,10 @@ facts come from three places only:
   long ``docker stop`` takes.
 
 Secrets in layers are Trivy's secret scanner's result for exactly this image
-ID (cached per ID under ARTIFACTS/verify/secrets/). What applies depends on
+ID (cached per ID under ARTIFACTS/verify/secrets/). A throwaway container run
+whose cells all passed is reused for the same image ID, the same run
+settings, [verify] config, package version and code (ARTIFACTS/verify/runs/);
+the report's first line names the images whose run was reused. What applies depends on
 the image's role (see :data:`ROLE_RULES`): a build-time base (the debootstrap
 rootfs, the builder) is where apt, a shell and compilers belong by design, so
 those cells are ``n/a`` with the reason, never a silent pass.
@@ -22,8 +25,11 @@ those cells are ``n/a`` with the reason, never a silent pass.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import json
+import os
 import re
 import stat
 import sys
@@ -154,6 +160,7 @@ class Options:
     images: tuple[str, ...] = ()  # local references; default: every image of the env's last build
     env: str | None = None
     explain: bool = False
+    fresh: bool = False  # run every throwaway container again, even for an unchanged image and config
 
 
 @dataclass(frozen=True)
@@ -670,6 +677,8 @@ class Facts:
     secrets: tuple[list[str] | None, str]
     seconds: dict[str, float] = field(default_factory=dict)
     stack_only: bool = False  # its health needs other services ([verify].stack_only)
+    run_key: str = ""  # what the container run depended on (see run_key); empty when nothing ran
+    run_reused: str = ""  # when the reused run was made; empty for a run made now
 
 
 INSPECT = "docker image inspect"
@@ -1126,7 +1135,7 @@ def image_tree(engine: Engine, cfg: Config, info: ImageInfo) -> ImageTree:
     return ImageTree(tree.entries, {k: v.encode() for k, v in contents.items()})
 
 
-def gather(engine: Engine, cfg: Config, t: Target, limits: Limits) -> Facts:
+def gather(engine: Engine, cfg: Config, t: Target, limits: Limits, *, fresh: bool = False) -> Facts:
     seconds: dict[str, float] = {}
     start = time.monotonic()
     info = engine.image(t.ref)
@@ -1136,12 +1145,104 @@ def gather(engine: Engine, cfg: Config, t: Target, limits: Limits) -> Facts:
     tree = image_tree(engine, cfg, info)
     seconds["filesystem"] = round(time.monotonic() - start, 2)
     start = time.monotonic()
-    run = run_container(engine, cfg, t, info, limits) if t.role.runs else None
+    run, key, reused = None, "", ""
+    if t.role.runs:
+        key = run_key(cfg, t, info, limits)
+        found = None if fresh else load_run(cfg.project.artifacts, key)
+        if found is not None:
+            run, reused = found
+        else:
+            run = run_container(engine, cfg, t, info, limits)
     seconds["container"] = round(time.monotonic() - start, 2)
     start = time.monotonic()
     secrets = layer_secrets(cfg, t, info)
     seconds["secrets"] = round(time.monotonic() - start, 2)
-    return Facts(t, info, history, tree, run, secrets, seconds, t.name in cfg.verify.stack_only)
+    return Facts(t, info, history, tree, run, secrets, seconds, t.name in cfg.verify.stack_only, key, reused)
+
+
+# --------------------------------------------------------------------------- reusing a passed container run
+
+RUN_CACHE_VERSION = 1
+
+
+def _code_digest() -> str:
+    """This module and the engine client: what runs, watches and judges the container."""
+    from . import engine
+
+    h = hashlib.sha256()
+    for mod in (__file__, engine.__file__):
+        h.update(Path(mod).read_bytes())
+    return h.hexdigest()
+
+
+def run_key(cfg: Config, t: Target, info: ImageInfo, limits: Limits) -> str:
+    """Everything a throwaway container run depends on: the image ID, how it is run and judged, and by what.
+
+    The run's settings (limits, tmpfs, environment, healthcheck timing), the
+    whole [verify] table, the image's role and stack-only status, the package
+    version and the source of this module and the engine client: a change to
+    any of them runs the container again.
+    """
+    from . import __version__
+
+    kwargs = _run_kwargs(cfg, t, info, limits, read_only=True)
+    kwargs.pop("name")  # unique per run
+    material = {
+        "cache": RUN_CACHE_VERSION,
+        "package": __version__,
+        "code": _code_digest(),
+        "image_id": info.id,
+        "name": t.name,
+        "role": t.role.name,
+        "run": kwargs,
+        "limits_source": limits.source,
+        "health_deadline": health_deadline(cfg, info),
+        "verify": dataclasses.asdict(cfg.verify),
+        "timing": [STOP_GRACE_S, STOP_TARGET_S, HEALTH_INTERVAL_NS, STAYS_HEALTHY_S, NO_HEALTHCHECK_RUN_S],
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _run_path(artifacts: Path, key: str) -> Path:
+    return artifacts / "verify" / "runs" / f"{key[:40]}.json"
+
+
+def load_run(artifacts: Path, key: str) -> tuple[RunFacts, str] | None:
+    """A passed run recorded under ``key``, and when it was made; None when there is none (or a torn one)."""
+    try:
+        data = json.loads(_run_path(artifacts, key).read_text())
+        if data.get("key") != key:
+            return None
+        facts = dict(data["facts"])
+        status = facts.pop("status")
+        if status is not None:
+            status = ProcStatus(
+                tuple(status["uid"]), tuple(status["gid"]), status["cap_eff"], status["no_new_privs"], status["seccomp"]
+            )
+        run = RunFacts(status=status, **facts)
+        when = str(data["when"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+    run.argv += f"; reused: the run of {when} (same image ID, run settings, [verify] config, package and code)"
+    return run, when
+
+
+def save_run(artifacts: Path, key: str, run: RunFacts) -> None:
+    """Record a run whose cells all passed. A failed one is never reused: it runs again, so a flake shows as one."""
+    path = _run_path(artifacts, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "key": key,
+        "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "facts": dataclasses.asdict(run),
+    }
+    tmp = path.with_suffix(f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(path)
+
+
+# Cells read from the throwaway container: a run is reused only when these all passed (or did not apply).
+RUN_CELLS = ("VFY-USER", "VFY-PRIVS", "VFY-HEALTHY", "VFY-SIGTERM", "VFY-READONLY")
 
 
 def cells(f: Facts, cfg: Config, pythons: Mapping[str, set[str]]) -> list[Check]:
@@ -1265,7 +1366,7 @@ def run(ctx: Context, opts: Options) -> Result:
         for t in tgts:
             start = time.monotonic()
             log(f"verify: {t.name} ({t.ref}) as {t.role.name}")
-            facts.append(gather(engine, cfg, t, limits_for(cfg, env.name, t, services)))
+            facts.append(gather(engine, cfg, t, limits_for(cfg, env.name, t, services), fresh=opts.fresh))
             timings[t.name] = round(time.monotonic() - start, 2)
     # Only a run that read every image gets a directory.
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -1277,7 +1378,13 @@ def run(ctx: Context, opts: Options) -> Result:
     pythons = {f.target.name: python_minors(f.tree) for f in facts if f.target.image is not None}
     checks: list[Check] = []
     for f in facts:
-        checks += apply_waivers(cells(f, cfg, pythons), mine)
+        own = cells(f, cfg, pythons)
+        # Judged before waivers: a waived run cell is still a failed run, and runs again next time.
+        passed = all(c.outcome in (Outcome.PASS, Outcome.NA) for c in own if c.name in RUN_CELLS)
+        if f.run is not None and f.run_key and not f.run_reused and not f.run.problem and passed:
+            save_run(cfg.project.artifacts, f.run_key, f.run)
+        checks += apply_waivers(own, mine)
+    reused = [f.target.name for f in facts if f.run_reused]
     notices = [
         f"verify {env.name}: {len(tgts)} images x {len(CHECKS)} checks; containers run read-only, cap_drop ALL, "
         f"no-new-privileges, no network, with the memory/PID/CPU limits and tmpfs mounts of {env.name}'s Compose "
@@ -1304,6 +1411,11 @@ def run(ctx: Context, opts: Options) -> Result:
         f"{len(checks)} cells: {sum(c.outcome is Outcome.PASS for c in checks)} pass, {len(failed)} fail, "
         f"{len(waived)} waived, {sum(c.outcome is Outcome.NA for c in checks)} n/a"
     )
+    if reused:
+        headline += (
+            f"; container runs reused (unchanged image ID and config, passed before): {', '.join(reused)}"
+            " (--fresh runs them again)"
+        )
     gated = tuple(p for p in problems if p.severity >= Severity.ERROR)
     record = tgts[0].record
     judged = {b.name: b.image_id for b in record.services} if not opts.images and record is not None else {}
@@ -1351,6 +1463,7 @@ def run(ctx: Context, opts: Options) -> Result:
                     # The image's own part of that: start-up to healthy, watched staying healthy, stop.
                     "app_start_s": round(_app_time(f.run), 2),
                     "phases_s": f.seconds,
+                    "run_reused_from": f.run_reused,
                 }
                 for f in facts
             ],

@@ -326,3 +326,22 @@ def test_fleet_config_copies_the_service_and_keeps_the_bases(tmp_path: Path) -> 
     assert len(set(contents)) == 3
     # A second call with more services reuses the contexts already there.
     assert len(bench.fleet_config(cfg, tmp_path, 4, "bench-fleet-t").services) == 4
+
+
+def test_session_breakdown_of_a_recorded_pipeline_run() -> None:
+    data = json.loads((ROOT / "tests" / "data" / "recorded" / "bench" / "pipeline-run.json").read_text())
+    lines = [(float(t), str(line)) for t, line in data["lines"]]
+    out = bench.session_breakdown(lines, data["records"], data["start"], data["wall"])
+    rows = {r["session"]: r for r in out["sessions"]}  # type: ignore[union-attr]
+    assert list(rows) == ["build", "scan", "verify", "smoke"]
+    assert out["before_first_session_s"] == 0.14
+    # Each session's time is its start-up, its tools and what lies between and after them; nothing is lost.
+    for r in rows.values():
+        assert r["wall_s"] >= r["in_tools_s"] > 0
+        assert abs(r["wall_s"] - r["in_tools_s"] - r["outside_s"]) < 0.02
+        assert r["outside_s"] >= r["start_up_s"] + r["after_last_tool_s"] - 0.02
+    assert rows["smoke"]["up_to_healthy_s"] == 5.9 and "up_to_healthy_s" not in rows["verify"]
+    assert rows["smoke"]["by_tool_s"]["docker compose"] > rows["smoke"]["by_tool_s"]["container wait"] > 0
+    # The sessions cover the run between nox's first and last session lines.
+    assert abs(sum(r["wall_s"] for r in rows.values()) - (31.403 - 0.139)) < 0.05
+    assert "| 1 | smoke |" in bench.session_table([out])

@@ -265,7 +265,10 @@ def test_the_repository_declares_its_probes_and_load_target() -> None:
         "metrics_user",
         "metrics_password",
     )
-    assert cfg.smoke.suite == ROOT / "smoke" and dict(cfg.smoke.environment) == {"API_PORT": ""}
+    assert cfg.smoke.suite == ROOT / "smoke"
+    assert dict(cfg.smoke.environment) == {"API_PORT": "", "INGEST_POLL_SECONDS": "0.2"}
+    # The suite loads only the plugin it needs; unset (the default) keeps pytest's autoload of every one.
+    assert cfg.smoke.plugins == ("pytest_timeout",) and config.SmokeSettings().plugins is None
     assert dict(cfg.smoke.via) == {"api:8000": "proxy:8080"}  # staging and prod: only the front door publishes
     # The load check drives what its seed test hands over: /documents/{id} of the seeded documents.
     assert cfg.load is not None and (cfg.load.service, cfg.load.port, cfg.load.paths) == ("api", 8000, ())
@@ -289,6 +292,9 @@ PROBE = '[[smoke.probes]]\nname = "p"\nservice = "web"\nport = 80\npath = "/"\n'
         ('[smoke]\nsuite = "../elsewhere"\n', "smoke.suite: '../elsewhere' is not inside the project"),
         ('[smoke]\nsuite = "tests/none"\n', "smoke.suite:"),
         ('[smoke]\nprobes = "x"\n', "smoke.probes: expected a list of tables"),
+        ('[smoke]\nplugins = "pytest_timeout"\n', "smoke.plugins: expected a list of strings"),
+        ('[smoke]\nplugins = ["pytest timeout"]\n', "smoke.plugins[0]: 'pytest timeout' is not a pytest plugin"),
+        ('[smoke]\nplugins = ["-p"]\n', "smoke.plugins[0]: '-p' is not a pytest plugin"),
         (PROBE.replace('name = "p"\n', ""), "smoke.probes[0].name: is required but missing"),
         (PROBE.replace('service = "web"\n', ""), "smoke.probes[0].service: is required but missing"),
         (PROBE.replace("port = 80\n", ""), "smoke.probes[0].port: is required but missing"),

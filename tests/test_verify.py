@@ -9,6 +9,7 @@ of the build must pass every cell that applies.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -268,6 +269,51 @@ def test_bad_verify_config_names_the_key(table: str, key: str, problem: str) -> 
     assert r.returncode == 2, r.stdout + r.stderr
     assert key in r.stderr and problem in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def _api_target_and_limits() -> tuple[Any, verify.Target, verify.Limits]:
+    from pipelines import config
+
+    cfg = config.load(ROOT / "pipeline.toml")
+    target = verify.Target("api", "ref", verify.ROLE_RULES["runtime"], cfg.images["api"])
+    return cfg, target, verify.Limits("256m", 128, 1_000_000_000, (), "[verify] limits")
+
+
+def test_a_passed_run_is_reused_only_under_its_own_key(tmp_path: Path) -> None:
+    cfg, target, limits = _api_target_and_limits()
+    info = _recorded_info()
+    key = verify.run_key(cfg, target, info, limits)
+    run = verify.RunFacts(
+        argv="docker run -d --read-only ref",
+        status=verify.parse_status((PROC / "api-hardened.status").read_text()),
+        status_source="/proc/42/status",
+        health="healthy",
+        healthy_after=0.8,
+        stayed="healthy",
+        stop_s=0.3,
+        exit_code=0,
+    )
+    assert verify.load_run(tmp_path, key) is None  # nothing recorded: the container runs
+    verify.save_run(tmp_path, key, run)
+    found = verify.load_run(tmp_path, key)
+    assert found is not None
+    again, when = found
+    assert again.status == run.status and again.healthy_after == 0.8 and again.stop_s == 0.3
+    # The evidence says the run was reused, and from when.
+    assert again.argv.startswith(run.argv) and f"reused: the run of {when}" in again.argv
+    # Another image ID, other limits, another [verify] table or role: another key, so the container runs.
+    other_id = verify.run_key(cfg, target, dataclasses.replace(info, id="sha256:" + "1" * 64), limits)
+    other_limits = verify.run_key(cfg, target, info, dataclasses.replace(limits, pids=64))
+    other_cfg = verify.run_key(
+        dataclasses.replace(cfg, verify=dataclasses.replace(cfg.verify, health_deadline=30)), target, info, limits
+    )
+    other_role = verify.run_key(cfg, dataclasses.replace(target, role=verify.ROLE_RULES["service"]), info, limits)
+    assert len({key, other_id, other_limits, other_cfg, other_role}) == 5
+    assert all(verify.load_run(tmp_path, k) is None for k in (other_id, other_limits, other_cfg, other_role))
+    # A torn record is no record.
+    path = next((tmp_path / "verify" / "runs").glob("*.json"))
+    path.write_text(path.read_text()[:40])
+    assert verify.load_run(tmp_path, key) is None
 
 
 @pytest.mark.engine

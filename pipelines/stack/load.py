@@ -106,10 +106,16 @@ def run(ctx: Context, opts: Options) -> Result:
     env = cfg.env(opts.env)
     project = stack.project_name("pipelines-load", env.name)
     out = cfg.project.artifacts / "load"
-    st = stack.Stack(cfg, env.name, project, out / project, ctx.tools)
+    st = stack.Stack(cfg, env.name, project, out / project, ctx.tools, throwaway=True)
     with stack.running(st, keep=False, deadline_s=cfg.smoke.deadline):
         if settings.seed:
-            failed = [c for c in smoke.run_suite(st, Path(settings.seed), cfg.root, node=settings.seed) if not c.ok]
+            failed = [
+                c
+                for c in smoke.run_suite(
+                    st, Path(settings.seed), cfg.root, node=settings.seed, plugins=cfg.smoke.plugins
+                )
+                if not c.ok
+            ]
             if failed:
                 raise GateFailed(
                     f"the load check's seed {settings.seed} failed", seen="\n".join(c.detail for c in failed)

@@ -13,7 +13,7 @@ import json
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -90,8 +90,13 @@ def judge(probe: Probe, status: int, body: bytes) -> str:
     return f"{probe.method} {probe.path} -> {status}"
 
 
-def run_probe(st: stack.Stack, probe: Probe) -> Check:
-    """Ask until the answer is the declared one or the probe's deadline passes."""
+def run_probe(st: stack.Stack, probe: Probe, ports: dict[tuple[str, int], str] | None = None) -> Check:
+    """Ask until the answer is the declared one or the probe's deadline passes.
+
+    ``ports`` keeps published addresses between probes (each lookup is a
+    `docker compose port`); one that fails to connect is looked up again.
+    """
+    ports = {} if ports is None else ports
     start = time.monotonic()
     auth = None
     if probe.auth_user_secret and probe.auth_password_secret:
@@ -100,7 +105,10 @@ def run_probe(st: stack.Stack, probe: Probe) -> Check:
     detail = ""
     while True:
         try:
-            url = "http://" + st.port(probe.service, probe.port) + probe.path
+            key = (probe.service, probe.port)
+            if key not in ports:
+                ports[key] = st.port(probe.service, probe.port)
+            url = "http://" + ports[key] + probe.path
             status, _, answer = stack.http(
                 probe.method, url, auth=auth, body=body, content_type=probe.content_type, timeout=5.0
             )
@@ -110,6 +118,7 @@ def run_probe(st: stack.Stack, probe: Probe) -> Check:
         except ProbeFailed as exc:
             detail = str(exc)
         except (OSError, PipelineError) as exc:
+            ports.pop((probe.service, probe.port), None)
             detail = f"{probe.service}:{probe.port}{probe.path}: {exc}"
         if time.monotonic() - start >= probe.deadline:
             outcome = Outcome.FAIL
@@ -124,8 +133,15 @@ def run_probe(st: stack.Stack, probe: Probe) -> Check:
     )
 
 
-def run_suite(st: stack.Stack, suite: Path, root: Path, *, node: str | None = None) -> list[Check]:
-    """The project's pytest suite against the live stack; one check per test case."""
+def run_suite(
+    st: stack.Stack, suite: Path, root: Path, *, node: str | None = None, plugins: Sequence[str] | None = None
+) -> list[Check]:
+    """The project's pytest suite against the live stack; one check per test case.
+
+    With ``plugins`` ([smoke].plugins) only those load: pytest's entry-point
+    autoload imports every installed plugin (Hypothesis alone 0.7 s) in a
+    suite that needs none of them.
+    """
     if node is None and not suite.exists():
         raise ToolNotFound(f"the smoke suite {suite} does not exist", hint="fix [smoke].suite in the config")
     junit = st.run_dir / ("suite.junit.xml" if node is None else "seed.junit.xml")
@@ -141,15 +157,19 @@ def run_suite(st: stack.Stack, suite: Path, root: Path, *, node: str | None = No
         "-p",
         "no:cacheprovider",
         f"--junitxml={junit}",
+        *(arg for p in plugins or () for arg in ("-p", p)),
         target,
     ]
+    env = {"PIPELINES_STACK": str(st.run_dir / stack.HANDLE), "PYTHONDONTWRITEBYTECODE": "1"}
+    if plugins is not None:
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     log(f"smoke: running {target} against {st.project}")
     r = _proc.run(
         argv,
         timeout=SUITE_TIMEOUT,
         check=False,
         cwd=root,
-        env={"PIPELINES_STACK": str(st.run_dir / stack.HANDLE), "PYTHONDONTWRITEBYTECODE": "1"},
+        env=env,
         what="smoke suite",
         stream=lambda line: log(f"  | {line}"),
     )
@@ -215,7 +235,9 @@ def run(ctx: Context, opts: Options) -> Result:
     env = cfg.env(opts.env)
     project = opts.project or stack.project_name("pipelines-smoke", env.name)
     run_dir = cfg.project.artifacts / "smoke" / project
-    st = stack.Stack(cfg, env.name, project, run_dir, ctx.tools, extra_files=opts.extra_files, fast_health=True)
+    st = stack.Stack(
+        cfg, env.name, project, run_dir, ctx.tools, extra_files=opts.extra_files, fast_health=True, throwaway=True
+    )
     deadline = opts.deadline_s or cfg.smoke.deadline
     probes = [p for p in cfg.smoke.probes if not p.environments or env.name in p.environments]
     log(f"smoke: {env.name} as project {project}")
@@ -227,9 +249,10 @@ def run(ctx: Context, opts: Options) -> Result:
         with stack.running(st, keep=opts.keep, deadline_s=deadline) as healthy_after:
             log(f"smoke: all services healthy {healthy_after:.1f} s after up")
             checks.append(services_healthy(st))
-            checks += [run_probe(st, p) for p in probes]
+            ports: dict[tuple[str, int], str] = {}
+            checks += [run_probe(st, p, ports) for p in probes]
             if cfg.smoke.suite is not None:
-                checks += run_suite(st, cfg.smoke.suite, cfg.root)
+                checks += run_suite(st, cfg.smoke.suite, cfg.root, plugins=cfg.smoke.plugins)
             if not all(c.ok for c in checks):
                 tables += evidence(st)
     except GateFailed as exc:
