@@ -216,6 +216,8 @@ def run(ctx: Context, opts: Options) -> Result:
         file, config_hash = plan.write_release_file(rdir, config)
         new = deployment(ctx, env, project, rdir, file, config, source)
         plan.require_health(new.services, opts.replace_stateful, source)
+        plan.require_scalable(new.services, new.config, source)
+        plan.require_readiness(new.services, new.config, cfg.deploy.readiness, source)
         release = releases.Release(
             id=rid,
             env=env,
