@@ -921,8 +921,9 @@ def front_door(file: str, project: str, service: str, port: int) -> tuple[str, i
 
 
 def _project_of(result: Mapping[str, Any]) -> str:
+    # The JSON renderer puts a result's data beside its other keys ({"release": ...}); "data" is the old shape.
     data = result.get("data")
-    release = data.get("release") if isinstance(data, Mapping) else None
+    release = result.get("release") or (data.get("release") if isinstance(data, Mapping) else None)
     project = release.get("project") if isinstance(release, Mapping) else None
     if not isinstance(project, str) or not project:
         raise ToolNotFound(

@@ -205,6 +205,12 @@ def test_verdict_to_rollback_is_read_from_the_deploys_steps() -> None:
     assert bench.verdict_to_rollback_s({"timings": {"deploy": "x"}, "checks": []}) is None
 
 
+def test_the_deployed_project_is_read_from_the_deploys_json() -> None:
+    assert bench._project_of(_deploy_result([("rolled", Outcome.PASS, 9.0)], total=9.5)) == "p"
+    with pytest.raises(ToolNotFound, match="did not say which Compose project"):
+        bench._project_of({"stage": "deploy"})
+
+
 def test_deploy_json_is_found_after_other_output() -> None:
     assert bench.deploy_json('note: waited\n{"stage": "deploy", "timings": {}}') == {"stage": "deploy", "timings": {}}
     assert bench.deploy_json("no json here") == {}

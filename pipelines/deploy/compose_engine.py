@@ -220,13 +220,15 @@ class Rollout:
             raise PipelineError(f"docker compose up started no new container of {svc.name}")
         ok, gate, _ = self.gate(svc, fresh)
         if not ok:
+            # The step ends at the gate's verdict: removing the new containers is the rollback, timed after it.
+            verdict_s = round(time.monotonic() - start, 2)
             evidence = "\n".join(self.logs(cid) for cid in fresh)
             self.remove(fresh)
             self.current = None
             if action != "replaced in place" and svc.name in self.switched:
                 # The old containers never stopped: nothing of this service needs restoring.
                 self.switched.remove(svc.name)
-            step = Step(svc.name, f"{action}: gate failed", svc.image, gate, round(time.monotonic() - start, 2), False)
+            step = Step(svc.name, f"{action}: gate failed", svc.image, gate, verdict_s, False)
             self.steps.append(step)
             raise GateBroken(f"{svc.name}: the new container failed its gate: {gate}", steps=self.steps,
                              seen=evidence)  # fmt: skip
@@ -262,7 +264,10 @@ class Rollout:
             ) from None
         took = round(time.monotonic() - start, 2)
         for s in self.new.services:
-            self.steps.append(Step(s.name, "created", s.image, "exit 0" if s.one_shot else "healthy", took))
+            said = (
+                "exit 0" if s.one_shot else "healthy, ready" if s.name in self.ctx.cfg.deploy.readiness else "healthy"
+            )
+            self.steps.append(Step(s.name, "created", s.image, said, took))
             self.switched.append(s.name)
 
     def first_ready(self) -> None:
