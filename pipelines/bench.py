@@ -1050,6 +1050,16 @@ def deploy_results(env: str, spec: DeployBench, load: LoadReport, runs: Sequence
                 "ok": int(str(p["failed"])) <= spec.max_failed,
             }
         )
+        if want:  # a deploy that must fail its gate: the previous release must be back soon after
+            took = p["verdict_to_rollback_s"]
+            checks.append(
+                {
+                    "check": f"{p['deploy']} deploy: gate verdict to rollback complete",
+                    "value": f"{took:.1f} s" if isinstance(took, int | float) else "not reported",
+                    "target": f"<= {spec.max_rollback_s:g} s",
+                    "ok": isinstance(took, int | float) and took <= spec.max_rollback_s,
+                }
+            )
     return {
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "env": env,

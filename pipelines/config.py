@@ -314,6 +314,7 @@ class DeployBench:
     good: Mapping[str, str] = field(default_factory=dict)
     bad: Mapping[str, str] = field(default_factory=dict)
     max_failed: int = 0  # failed requests allowed during each deploy
+    max_rollback_s: float = 10.0  # seconds from the bad deploy's failed gate to its rollback complete
 
 
 JsonScalar = str | int | float | bool
@@ -1095,6 +1096,7 @@ def _deploy_bench(t: _Table) -> DeployBench:
         good=good,
         bad=bad,
         max_failed=t.integer("max_failed", 0, minimum=0),
+        max_rollback_s=t.number("max_rollback_s", 10.0, low=0, high=3600, low_open=True),
     )
     t.done()
     return settings
