@@ -867,13 +867,17 @@ def deploy_json(stdout: str) -> dict[str, Any]:
 def verdict_to_rollback_s(result: Mapping[str, Any]) -> float | None:
     """Seconds from the failed health gate's verdict to the end of the deploy (rollback complete).
 
-    Read from the deploy's JSON result: its steps are checks, in the order they ran, each with
-    the seconds it took; the first failed one is the gate. Its verdict came at the sum of the
-    steps up to and including it; the deploy's total is timings["deploy"]. None when the result
-    does not carry that (no failed step with a duration, or no total).
+    The deploy's ``timings["rollback"]`` when it reports one (the engine measured it). Else an
+    upper bound read from the deploy's JSON result (time outside the steps counts too): its steps
+    are checks, in the order they ran, each with the seconds it took; the first failed one is the
+    gate. Its verdict came at the sum of the steps up to and including it; the deploy's total is
+    timings["deploy"]. None when the result does not carry that (no failed step with a duration,
+    or no total).
     """
     timings = result.get("timings")
     checks = result.get("checks")
+    if isinstance(timings, Mapping) and isinstance(timings.get("rollback"), int | float):
+        return round(float(timings["rollback"]), 2)  # the engine's own measure, when it gives one
     if not isinstance(timings, Mapping) or not isinstance(checks, list):
         return None
     total = timings.get("deploy")

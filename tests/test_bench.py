@@ -203,6 +203,7 @@ def test_verdict_to_rollback_is_read_from_the_deploys_steps() -> None:
     good = _deploy_result([("rolled", Outcome.PASS, 9.0)], total=9.5)
     assert bench.verdict_to_rollback_s(good) is None
     assert bench.verdict_to_rollback_s({}) is None
+    assert bench.verdict_to_rollback_s({"timings": {"deploy": 28.0, "rollback": 1.234}, "checks": []}) == 1.23
     assert bench.verdict_to_rollback_s({"timings": {"deploy": "x"}, "checks": []}) is None
 
 

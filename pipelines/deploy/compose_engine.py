@@ -97,6 +97,7 @@ class Rollout:
     # The step under way: its service, the containers that served before it, and whether they were replaced
     # in place (then nothing of the old release serves any more and a failure must bring it back).
     current: tuple[str, frozenset[str], bool] | None = None
+    verdict_at: float | None = None  # monotonic time of a failed gate's verdict
 
     # ---- engine queries ----------------------------------------------------------------------
 
@@ -221,7 +222,8 @@ class Rollout:
         ok, gate, _ = self.gate(svc, fresh)
         if not ok:
             # The step ends at the gate's verdict: removing the new containers is the rollback, timed after it.
-            verdict_s = round(time.monotonic() - start, 2)
+            self.verdict_at = time.monotonic()
+            verdict_s = round(self.verdict_at - start, 2)
             evidence = "\n".join(self.logs(cid) for cid in fresh)
             self.remove(fresh)
             self.current = None
@@ -250,12 +252,13 @@ class Rollout:
             st.wait_healthy(max(finish.values(), default=60.0))
             self.first_ready()
         except (GateFailed, CommandFailed) as exc:
+            verdict_at = time.monotonic()
             evidence = exc.seen or ""
             self.clear_project()
             self.steps.append(Step("(stack)", "first deploy: gate failed", "", exc.what, 0.0, False))
-            raise GateBroken(
-                f"the first release did not come up: {exc.what}", steps=self.steps, seen=evidence
-            ) from None
+            broken = GateBroken(f"the first release did not come up: {exc.what}", steps=self.steps, seen=evidence)
+            broken.rollback_s = round(time.monotonic() - verdict_at, 2)
+            raise broken from None
         except (KeyboardInterrupt, Interrupted):
             with _no_interrupts():
                 self.clear_project()
@@ -316,6 +319,8 @@ class Rollout:
             with _no_interrupts():
                 self.restore()
             exc.steps = self.steps
+            if self.verdict_at is not None:
+                exc.rollback_s = round(time.monotonic() - self.verdict_at, 2)
             raise
         except (KeyboardInterrupt, Interrupted):
             with _no_interrupts():
