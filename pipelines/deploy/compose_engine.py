@@ -280,7 +280,10 @@ class Rollout:
             if spec is None or svc.one_shot:
                 continue
             for c in self.containers(svc.name):
-                ready, seen, took = readiness.wait_ready(self.engine, c.id, spec, svc.deadline)
+                try:
+                    ready, seen, took = readiness.wait_ready(self.engine, c.id, spec, svc.deadline)
+                except PipelineError as exc:  # no address to ask: it cannot be shown ready, the stack goes
+                    raise GateFailed(f"{svc.name}: {exc.what}", seen=exc.seen, hint=exc.hint) from None
                 if not ready:
                     raise GateFailed(f"{svc.name} is healthy but {c.id[:12]} not ready after {took:.1f} s", seen=seen)
 
