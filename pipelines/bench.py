@@ -978,13 +978,17 @@ def deploy_json(stdout: str) -> dict[str, Any]:
 def verdict_to_rollback_s(result: Mapping[str, Any]) -> float | None:
     """Seconds from the failed health gate's verdict to the end of the deploy (rollback complete).
 
-    Read from the deploy's JSON result: its steps are checks, in the order they ran, each with
-    the seconds it took; the first failed one is the gate. Its verdict came at the sum of the
-    steps up to and including it; the deploy's total is timings["deploy"]. None when the result
-    does not carry that (no failed step with a duration, or no total).
+    The deploy's ``timings["rollback"]`` when it reports one (the engine measured it). Else an
+    upper bound read from the deploy's JSON result (time outside the steps counts too): its steps
+    are checks, in the order they ran, each with the seconds it took; the first failed one is the
+    gate. Its verdict came at the sum of the steps up to and including it; the deploy's total is
+    timings["deploy"]. None when the result does not carry that (no failed step with a duration,
+    or no total).
     """
     timings = result.get("timings")
     checks = result.get("checks")
+    if isinstance(timings, Mapping) and isinstance(timings.get("rollback"), int | float):
+        return round(float(timings["rollback"]), 2)  # the engine's own measure, when it gives one
     if not isinstance(timings, Mapping) or not isinstance(checks, list):
         return None
     total = timings.get("deploy")
@@ -1032,8 +1036,9 @@ def front_door(file: str, project: str, service: str, port: int) -> tuple[str, i
 
 
 def _project_of(result: Mapping[str, Any]) -> str:
+    # The JSON renderer puts a result's data beside its other keys ({"release": ...}); "data" is the old shape.
     data = result.get("data")
-    release = data.get("release") if isinstance(data, Mapping) else None
+    release = result.get("release") or (data.get("release") if isinstance(data, Mapping) else None)
     project = release.get("project") if isinstance(release, Mapping) else None
     if not isinstance(project, str) or not project:
         raise ToolNotFound(
@@ -1160,6 +1165,16 @@ def deploy_results(env: str, spec: DeployBench, load: LoadReport, runs: Sequence
                 "ok": int(str(p["failed"])) <= spec.max_failed,
             }
         )
+        if want:  # a deploy that must fail its gate: the previous release must be back soon after
+            took = p["verdict_to_rollback_s"]
+            checks.append(
+                {
+                    "check": f"{p['deploy']} deploy: gate verdict to rollback complete",
+                    "value": f"{took:.1f} s" if isinstance(took, int | float) else "not reported",
+                    "target": f"<= {spec.max_rollback_s:g} s",
+                    "ok": isinstance(took, int | float) and took <= spec.max_rollback_s,
+                }
+            )
     return {
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "env": env,

@@ -315,6 +315,7 @@ class DeployBench:
     good: Mapping[str, str] = field(default_factory=dict)
     bad: Mapping[str, str] = field(default_factory=dict)
     max_failed: int = 0  # failed requests allowed during each deploy
+    max_rollback_s: float = 10.0  # seconds from the bad deploy's failed gate to its rollback complete
 
 
 JsonScalar = str | int | float | bool
@@ -400,6 +401,23 @@ class SigningSettings:
 
 
 @dataclass(frozen=True)
+class Readiness:
+    """[deploy.readiness.SERVICE]: the HTTP route that says a new container can take traffic.
+
+    A container's engine health is often only liveness; what a front door routes by is
+    readiness (its dependencies answer). A deploy asks this route on the new container
+    before it stops an old one.
+    """
+
+    service: str
+    port: int  # container port
+    path: str  # starts with "/"
+    status: int = 200
+    json: Mapping[str, JsonScalar] = field(default_factory=lambda: MappingProxyType({}))
+    timeout: float = 2.0  # seconds one request may take
+
+
+@dataclass(frozen=True)
 class DeploySettings:
     """[deploy]: where release history lives and how long a deploy waits."""
 
@@ -407,6 +425,7 @@ class DeploySettings:
     lock_wait: int = 600  # seconds a deploy waits for another one on the same environment
     stateful: tuple[str, ...] = ()  # services never replaced by a rolling deploy (besides those with volumes)
     gate_deadline: int = 0  # seconds; a health gate is never shorter than this (0: the healthcheck alone)
+    readiness: Mapping[str, Readiness] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -779,9 +798,28 @@ def _deploy(t: _Table, root: Path, artifacts: Path) -> DeploySettings:
         lock_wait=t.integer("lock_wait", 600, minimum=0, maximum=DAY),
         stateful=stateful,
         gate_deadline=t.integer("gate_deadline", 0, minimum=0, maximum=DAY),
+        readiness=MappingProxyType({name: _readiness(name, rt) for name, rt in t.tables("readiness")}),
     )
     t.done()
     return out
+
+
+def _readiness(service: str, t: _Table) -> Readiness:
+    if not service.strip():
+        raise t.error("", "needs a service name: [deploy.readiness.SERVICE]")
+    port = _required_int(t, "port", 1, 65535)
+    path = _url_path(t, "path", t.string("path", required=True))
+    status = t.integer("status", 200, minimum=100, maximum=599)
+    expected = t.table("json")
+    json_values: dict[str, JsonScalar] = {}
+    for key, value in expected.data.items():
+        expected.used.add(key)
+        if not isinstance(value, (str, int, float, bool)):
+            raise expected.error(key, f"expected a string, number or boolean, got {_type_name(value)} {value!r}")
+        json_values[key] = value
+    timeout = t.number("timeout", 2.0, low=0, high=60, low_open=True)
+    t.done()
+    return Readiness(service, port, path, status, MappingProxyType(json_values), timeout)
 
 
 def _verify(t: _Table, images: Mapping[str, Image]) -> VerifySettings:
@@ -1086,6 +1124,7 @@ def _deploy_bench(t: _Table) -> DeployBench:
         good=good,
         bad=bad,
         max_failed=t.integer("max_failed", 0, minimum=0),
+        max_rollback_s=t.number("max_rollback_s", 10.0, low=0, high=3600, low_open=True),
     )
     t.done()
     return settings

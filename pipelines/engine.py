@@ -281,6 +281,11 @@ class Engine:
             attrs: Mapping[str, Any] = self.client.api.inspect_container(container)
         return attrs
 
+    def inspect_network(self, network: str) -> Mapping[str, Any]:
+        with self._asking(f"network inspect {network}"):
+            attrs: Mapping[str, Any] = self.client.api.inspect_network(network)
+        return attrs
+
     def wait_health(self, container: str, deadline_s: float, *, poll_s: float = 0.2) -> tuple[str, float]:
         """Poll until the container is healthy, unhealthy or stopped, or the deadline passes.
 

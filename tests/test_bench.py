@@ -8,6 +8,7 @@ are checked against the server's, not against themselves.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -202,7 +203,14 @@ def test_verdict_to_rollback_is_read_from_the_deploys_steps() -> None:
     good = _deploy_result([("rolled", Outcome.PASS, 9.0)], total=9.5)
     assert bench.verdict_to_rollback_s(good) is None
     assert bench.verdict_to_rollback_s({}) is None
+    assert bench.verdict_to_rollback_s({"timings": {"deploy": 28.0, "rollback": 1.234}, "checks": []}) == 1.23
     assert bench.verdict_to_rollback_s({"timings": {"deploy": "x"}, "checks": []}) is None
+
+
+def test_the_deployed_project_is_read_from_the_deploys_json() -> None:
+    assert bench._project_of(_deploy_result([("rolled", Outcome.PASS, 9.0)], total=9.5)) == "p"
+    with pytest.raises(ToolNotFound, match="did not say which Compose project"):
+        bench._project_of({"stage": "deploy"})
 
 
 def test_deploy_json_is_found_after_other_output() -> None:
@@ -243,6 +251,10 @@ def test_report_puts_each_failure_in_its_deploy(server: Server, tmp_path: Path) 
     assert results["ok"] is False
     missed = [c["check"] for c in results["checks"] if not c["ok"]]  # type: ignore[union-attr, index]
     assert missed == ["failed requests during the bad deploy"]
+    # The bad deploy's rollback is judged too: 0.3 s from its gate's verdict, against the target.
+    slow = bench.deploy_results("staging", dataclasses.replace(spec, max_rollback_s=0.2), report, runs)
+    missed = [c["check"] for c in slow["checks"] if not c["ok"]]  # type: ignore[union-attr, index]
+    assert missed == ["failed requests during the bad deploy", "bad deploy: gate verdict to rollback complete"]
     bench.write_deploy(tmp_path, results)
     md = (tmp_path / "deploy.md").read_text()
     assert "| bad | 1 |" in md and "HTTP 502" in md and "MISSED" in md
@@ -261,6 +273,10 @@ def test_deploy_bench_config(tmp_path: Path) -> None:
         ('service = "e"\nport = 1\npath = "x"\nbad = { X = "1" }\n', r"bench\.deploy\.path: 'x' is not a URL path"),
         ('service = "e"\nport = 1\npath = "/"\nrate = 0\nbad = { X = "1" }\n', r"bench\.deploy\.rate"),
         ('service = "e"\nport = 1\npath = "/"\nbad = { X = "1" }\nrat = 2\n', r"bench\.deploy.*rat"),
+        (
+            'service = "e"\nport = 1\npath = "/"\nbad = { X = "1" }\nmax_rollback_s = 0\n',
+            r"bench\.deploy\.max_rollback_s",
+        ),
     ]:
         with pytest.raises(ConfigError, match=message):
             config.load(project(tmp_path, base + extra))

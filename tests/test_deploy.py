@@ -11,6 +11,7 @@ and volume of those projects is removed afterwards.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import secrets
@@ -22,7 +23,7 @@ import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import given
@@ -34,6 +35,7 @@ from pipelines.errors import ConfigError, InputError
 from pipelines.stack import leftovers
 
 from .conftest import ROOT, docker, run_cli
+from .test_config import GOOD, project
 from .test_signing import cosign, delete_cosign_tags, home, keys, offline_env  # noqa: F401 - fixtures reused
 
 RECORDED = ROOT / "tests" / "data" / "recorded" / "deploy" / "staging.compose.json"
@@ -278,6 +280,107 @@ def test_deploy_config_and_promotion_are_validated() -> None:
             _parse(mutate)
 
 
+def test_readiness_config_is_read_and_bad_values_are_named(tmp_path: Path) -> None:
+    ready = _parse(lambda d: None).deploy.readiness[API]
+    assert (ready.service, ready.port, ready.path, ready.status, dict(ready.json)) == (
+        API, 8000, "/ready", 200, {"status": "ready"}
+    )  # fmt: skip
+    key = f"deploy.readiness.{API}"
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"port": 0}, rf"{key}\.port: must be from 1 to 65535"),
+        ({"port": 70000}, rf"{key}\.port: must be from 1 to 65535"),
+        ({"port": "8000"}, rf"{key}\.port: expected an integer"),
+        ({"path": "ready"}, rf"{key}\.path: 'ready' is not a URL path"),
+        ({"path": "/re ady"}, rf"{key}\.path: .* is not a URL path"),
+        ({"status": 99}, rf"{key}\.status: must be from 100 to 599"),
+        ({"json": {"status": ["ready"]}}, rf"{key}\.json\.status: expected a string, number or boolean"),
+        ({"timeout": 0}, rf"{key}\.timeout: must be more than 0"),
+        ({"paht": "/ready"}, rf"{key}\.paht: unknown key"),
+    ]
+    for change, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            _parse(lambda d, c=change: d["deploy"]["readiness"][API].update(c))  # type: ignore[misc]
+    with pytest.raises(ConfigError, match=rf"{key}\.path: is required"):
+        _parse(lambda d: d["deploy"]["readiness"][API].pop("path"))
+    # Through the command: exit 2, the key named, no traceback.
+    bad = project(tmp_path, GOOD + '\n[deploy.readiness.web]\nport = 8000\npath = "ready"\n')
+    r = run_cli("--config", str(bad), "releases", "--env", "prod", "--state", str(tmp_path / "state"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "deploy.readiness.web.path" in r.stderr and "not a URL path" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_readiness_and_fixed_names_are_checked_at_plan_time() -> None:
+    config_ = _recorded()
+    services = plan.services_of(config_, stateful=(), floor=0.0, image_health={}, source="recorded")
+    ready = _parse(lambda d: None).deploy.readiness
+    plan.require_readiness(services, config_, ready, "recorded")  # the api is on a non-internal network
+    job = next(s.name for s in services if s.one_shot)
+    inner = next(
+        s.name for s in services if not s.one_shot and set(config_["services"][s.name]["networks"]) == {"data"}
+    )
+    for name, message in ((job, "one-shot job"), (inner, "only on internal networks"), ("nosuch", "does not define")):
+        spec = config.Readiness(name, 8000, "/ready")
+        with pytest.raises(InputError, match=rf"\[deploy\.readiness\.{name}\].*{message}"):
+            plan.require_readiness(services, config_, {name: spec}, "recorded")
+    # A rolled service cannot keep a fixed container name: two of it run side by side during a deploy.
+    plan.require_scalable(services, config_, "recorded")
+    config_["services"][API]["container_name"] = "the-api"
+    with pytest.raises(InputError, match=f"service '{API}' sets container_name 'the-api'"):
+        plan.require_scalable(services, config_, "recorded")
+    stateful = next(s.name for s in services if s.stateful)  # replaced in place: one at a time, a name is fine
+    config_["services"][API].pop("container_name")
+    config_["services"][stateful]["container_name"] = "the-store"
+    plan.require_scalable(services, config_, "recorded")
+
+
+class _Answers(http.server.BaseHTTPRequestHandler):
+    replies: ClassVar[list[tuple[int, bytes]]] = []
+
+    def do_GET(self) -> None:
+        status, body = self.replies.pop(0)
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_readiness_answers_are_judged_by_status_and_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.deploy import readiness
+
+    # The operator's HTTP proxy is never used for a container address.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/ready"
+    spec = config.Readiness(API, 8000, "/ready", 200, {"status": "ready"})
+    cases = [
+        ((200, b'{"status": "ready"}'), True, "200"),
+        ((503, b'{"status": "unavailable", "error": "PoolTimeout"}'), False, "503"),
+        ((200, b'{"status": "unavailable"}'), False, 'status is not "ready"'),
+        ((200, b"ready"), False, "not JSON"),
+        ((200, b'["ready"]'), False, "not a JSON object"),
+    ]
+    try:
+        for reply, ok, seen in cases:
+            _Answers.replies.append(reply)
+            answer = readiness.ask(url, spec, 2.0)
+            assert (answer.ok, seen in answer.seen) == (ok, True), answer
+        _Answers.replies.append((204, b""))
+        assert readiness.ask(url, config.Readiness(API, 8000, "/ready", 204), 2.0).ok
+        _Answers.replies.append((200, b'{"ok": true}'))
+        assert not readiness.ask(url, config.Readiness(API, 8000, "/ready", 200, {"ok": 1}), 2.0).ok
+    finally:
+        server.shutdown()
+        server.server_close()
+    answer = readiness.ask(url, spec, 1.0)  # nobody listens any more
+    assert not answer.ok and "no answer" in answer.seen
+
+
 # ---- the real thing ------------------------------------------------------------------------------
 
 
@@ -484,6 +587,37 @@ def test_a_release_that_fails_its_health_gate_is_rolled_back(deployer: Deployer,
     print(f"failed deploy and automatic rollback: {took:.1f} s")
 
 
+OVERLAY_UNREADY = """\
+services:
+  {api}:
+    environment:
+      PGHOST: no-such-db-host
+"""
+
+
+@pytest.mark.engine
+def test_a_release_that_is_live_but_never_ready_is_rolled_back(deployer: Deployer, live: str, tmp_path: Path) -> None:
+    before = deployer.containers(API)
+    assert before, "needs the first deploy"
+    overlay = tmp_path / "unready.yaml"
+    overlay.write_text(OVERLAY_UNREADY.format(api=API))
+    start = time.monotonic()
+    r = deployer.run("deploy", "--compose-file", str(overlay))
+    took = time.monotonic() - start
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"failed its gate and was rolled back to {live}" in r.stdout
+    # Live (the engine's health passed) but never ready: its database is not there.
+    assert "healthy in" in r.stdout and "not ready after" in r.stdout, r.stdout[-3000:]
+    after = deployer.containers(API)
+    assert [c["Id"] for c in after] == [c["Id"] for c in before]
+    assert after[0]["State"]["Health"]["Status"] == "healthy"
+    assert _env_of(after[0])["PGHOST"] != "no-such-db-host"
+    h = deployer.history()
+    assert h["live"] == live
+    assert (h["releases"][0]["status"], h["releases"][0]["rolled_back_to"]) == ("failed", live)
+    print(f"live-but-unready deploy and automatic rollback: {took:.1f} s")
+
+
 @pytest.mark.engine
 def test_rollback_two_steps_restores_that_release_config(deployer: Deployer, live: str) -> None:
     (before,) = deployer.containers(API)
@@ -492,6 +626,7 @@ def test_rollback_two_steps_restores_that_release_config(deployer: Deployer, liv
         r = deployer.run("deploy", LOG_LEVEL=level)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         assert f"{API} rolled" in r.stdout
+        assert "ready in" in r.stdout  # the gate asked the readiness route too
         assert _env_of(deployer.containers(API)[0])["LOG_LEVEL"] == level
         ids[level] = deployer.history()["live"]
     first, second = ids["debug"], ids["warning"]

@@ -216,6 +216,8 @@ def run(ctx: Context, opts: Options) -> Result:
         file, config_hash = plan.write_release_file(rdir, config)
         new = deployment(ctx, env, project, rdir, file, config, source)
         plan.require_health(new.services, opts.replace_stateful, source)
+        plan.require_scalable(new.services, new.config, source)
+        plan.require_readiness(new.services, new.config, cfg.deploy.readiness, source)
         release = releases.Release(
             id=rid,
             env=env,
@@ -253,7 +255,7 @@ def run(ctx: Context, opts: Options) -> Result:
             store.save(history)
             restored = f"; {live.id} keeps serving" if live else "; its containers were removed"
             return _deploy_result(ctx, env, release, cand, exc.steps, notes, waited, error=exc.what + restored,
-                                  evidence=exc.seen or "")  # fmt: skip
+                                  evidence=exc.seen or "", rollback_s=exc.rollback_s)  # fmt: skip
         except (steps_mod.DeployInterrupted, Interrupted, KeyboardInterrupt) as exc:
             release.status = "interrupted"
             release.rolled_back_to = live.id if live else None
@@ -285,6 +287,7 @@ def _deploy_result(
     *,
     error: str = "",
     evidence: str = "",
+    rollback_s: float | None = None,
 ) -> Result:
     switched = [s for s in steps if s.action in ("created", "rolled", "replaced in place")]
     if error:
@@ -312,6 +315,8 @@ def _deploy_result(
             "deploy": release.seconds,
             "lock wait": waited,
             **{f"{s.service} {s.action}": s.seconds for s in steps},
+            # From the failed gate's verdict to the previous release alone serving, as the engine measured it.
+            **({"rollback": rollback_s} if rollback_s is not None else {}),
         },
         data={"env": env, "release": release.model_dump()},
         error=error,

@@ -6,8 +6,9 @@ For each service whose config changed, in dependency order:
   stops the deploy before anything was switched;
 * a stateless service gets new containers beside the old ones
   (``up --no-deps --no-recreate --scale S=2N``), each must turn healthy within
-  the deadline its healthcheck allows, then the old ones are stopped with the
-  service's grace period and removed;
+  the deadline its healthcheck allows, and ready too when the service has a
+  ``[deploy.readiness]`` route (asked from this host, same deadline), then the
+  old ones are stopped with the service's grace period and removed;
 * a service that publishes a fixed host port cannot run twice: it is
   recreated in place (a short gap, said so), then gated;
 * a stateful service (named volumes, or [deploy].stateful) is created when
@@ -34,6 +35,7 @@ from ..engine import ContainerState, Engine
 from ..errors import CommandFailed, GateFailed, Interrupted, PipelineError
 from ..result import Context
 from ..stack import Stack
+from . import readiness
 from .plan import Deployment, Service
 from .steps import DeployInterrupted, GateBroken, Step
 
@@ -95,6 +97,7 @@ class Rollout:
     # The step under way: its service, the containers that served before it, and whether they were replaced
     # in place (then nothing of the old release serves any more and a failure must bring it back).
     current: tuple[str, frozenset[str], bool] | None = None
+    verdict_at: float | None = None  # monotonic time of a failed gate's verdict
 
     # ---- engine queries ----------------------------------------------------------------------
 
@@ -126,7 +129,11 @@ class Rollout:
             return "(no logs)"
 
     def gate(self, svc: Service, ids: list[str]) -> tuple[bool, str, float]:
-        """Every container in ``ids`` healthy within the service's deadline (running, without a healthcheck)."""
+        """Every container in ``ids`` healthy (running, without a healthcheck), then ready, within the deadline.
+
+        Readiness ([deploy.readiness.SERVICE]) is asked after the engine's health, in the same deadline:
+        a container that lives but cannot serve (its database unreachable) must not replace one that can.
+        """
         start = time.monotonic()
         deadline = svc.deadline
         for cid in ids:
@@ -141,8 +148,23 @@ class Rollout:
                 took = time.monotonic() - start
                 what = "still starting" if status == "starting" else status
                 return False, f"{cid[:12]} {what} after {took:.1f} s (deadline {deadline:.0f} s)", took
+        healthy = round(time.monotonic() - start, 2)
+        said = f"healthy in {healthy:.1f} s" if svc.health else "running"
+        spec = self.ctx.cfg.deploy.readiness.get(svc.name)
+        if spec is None:
+            return True, said, healthy
+        for cid in ids:
+            left = max(0.5, deadline - (time.monotonic() - start))
+            try:
+                ready, seen, _ = readiness.wait_ready(self.engine, cid, spec, left)
+            except PipelineError as exc:  # no address to ask: it cannot be shown ready
+                ready, seen = False, exc.what
+            if not ready:
+                took = time.monotonic() - start
+                return False, (f"{said}, {cid[:12]} not ready after {took:.1f} s (deadline {deadline:.0f} s): "
+                               f"{seen}"), took  # fmt: skip
         took = round(time.monotonic() - start, 2)
-        return True, (f"healthy in {took:.1f} s" if svc.health else "running"), took
+        return True, f"{said}, ready in {took - healthy:.1f} s", took
 
     # ---- one service -------------------------------------------------------------------------
 
@@ -199,15 +221,18 @@ class Rollout:
             raise PipelineError(f"docker compose up started no new container of {svc.name}")
         ok, gate, _ = self.gate(svc, fresh)
         if not ok:
+            # The step ends at the gate's verdict: removing the new containers is the rollback, timed after it.
+            self.verdict_at = time.monotonic()
+            verdict_s = round(self.verdict_at - start, 2)
             evidence = "\n".join(self.logs(cid) for cid in fresh)
             self.remove(fresh)
             self.current = None
             if action != "replaced in place" and svc.name in self.switched:
                 # The old containers never stopped: nothing of this service needs restoring.
                 self.switched.remove(svc.name)
-            step = Step(svc.name, f"{action}: gate failed", svc.image, gate, round(time.monotonic() - start, 2), False)
+            step = Step(svc.name, f"{action}: gate failed", svc.image, gate, verdict_s, False)
             self.steps.append(step)
-            raise GateBroken(f"{svc.name}: the new container failed its health gate: {gate}", steps=self.steps,
+            raise GateBroken(f"{svc.name}: the new container failed its gate: {gate}", steps=self.steps,
                              seen=evidence)  # fmt: skip
         if action == "rolled":
             self.remove(before, grace=svc.grace)
@@ -225,13 +250,15 @@ class Rollout:
         try:
             st.up()
             st.wait_healthy(max(finish.values(), default=60.0))
+            self.first_ready()
         except (GateFailed, CommandFailed) as exc:
+            verdict_at = time.monotonic()
             evidence = exc.seen or ""
             self.clear_project()
             self.steps.append(Step("(stack)", "first deploy: gate failed", "", exc.what, 0.0, False))
-            raise GateBroken(
-                f"the first release did not come up: {exc.what}", steps=self.steps, seen=evidence
-            ) from None
+            broken = GateBroken(f"the first release did not come up: {exc.what}", steps=self.steps, seen=evidence)
+            broken.rollback_s = round(time.monotonic() - verdict_at, 2)
+            raise broken from None
         except (KeyboardInterrupt, Interrupted):
             with _no_interrupts():
                 self.clear_project()
@@ -240,8 +267,25 @@ class Rollout:
             ) from None
         took = round(time.monotonic() - start, 2)
         for s in self.new.services:
-            self.steps.append(Step(s.name, "created", s.image, "exit 0" if s.one_shot else "healthy", took))
+            said = (
+                "exit 0" if s.one_shot else "healthy, ready" if s.name in self.ctx.cfg.deploy.readiness else "healthy"
+            )
+            self.steps.append(Step(s.name, "created", s.image, said, took))
             self.switched.append(s.name)
+
+    def first_ready(self) -> None:
+        """Every container of a service with a readiness route answers it, within the service's deadline."""
+        for svc in self.new.services:
+            spec = self.ctx.cfg.deploy.readiness.get(svc.name)
+            if spec is None or svc.one_shot:
+                continue
+            for c in self.containers(svc.name):
+                try:
+                    ready, seen, took = readiness.wait_ready(self.engine, c.id, spec, svc.deadline)
+                except PipelineError as exc:  # no address to ask: it cannot be shown ready, the stack goes
+                    raise GateFailed(f"{svc.name}: {exc.what}", seen=exc.seen, hint=exc.hint) from None
+                if not ready:
+                    raise GateFailed(f"{svc.name} is healthy but {c.id[:12]} not ready after {took:.1f} s", seen=seen)
 
     def clear_project(self) -> None:
         """Remove the containers of a first deploy that failed; named volumes stay (data is never deleted)."""
@@ -278,6 +322,8 @@ class Rollout:
             with _no_interrupts():
                 self.restore()
             exc.steps = self.steps
+            if self.verdict_at is not None:
+                exc.rollback_s = round(time.monotonic() - self.verdict_at, 2)
             raise
         except (KeyboardInterrupt, Interrupted):
             with _no_interrupts():

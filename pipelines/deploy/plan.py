@@ -29,7 +29,7 @@ import yaml
 
 from .. import manifest, signing, verdicts
 from ..composespec import duration_ns
-from ..config import Config
+from ..config import Config, Readiness
 from ..errors import InputError, PipelineError, StageFailed
 from ..result import Check, Context, Outcome
 from ..stack import Stack
@@ -248,6 +248,44 @@ def require_health(services: Sequence[Service], replace_stateful: Sequence[str],
                 f"{source}: service {s.name!r} has no healthcheck, so a new container of it cannot be judged",
                 hint="give it a healthcheck (in the image or the Compose file); only one-shot jobs "
                 '(restart: "no", awaited with service_completed_successfully) may go without',
+            )
+
+
+def require_scalable(services: Sequence[Service], config: Mapping[str, Any], source: str) -> None:
+    """A rolled service runs its new containers beside the old ones: a fixed container name cannot run twice."""
+    specs = dict(config.get("services") or {})
+    for s in services:
+        rolled = not s.one_shot and not s.stateful and not s.fixed_ports
+        name = (specs.get(s.name) or {}).get("container_name")
+        if rolled and name:
+            raise InputError(
+                f"{source}: service {s.name!r} sets container_name {name!r}, so a new container of it cannot "
+                "start beside the old one (a rolling deploy runs both)",
+                hint=f"remove services.{s.name}.container_name (Compose names containers PROJECT-{s.name}-N), "
+                f"or list it in [deploy].stateful to have it replaced in place (downtime)",
+            )
+
+
+def require_readiness(
+    services: Sequence[Service], config: Mapping[str, Any], readiness: Mapping[str, Readiness], source: str
+) -> None:
+    """Every [deploy.readiness.SERVICE] names a long-running service the deploy host can reach."""
+    by = {s.name: s for s in services}
+    specs = dict(config.get("services") or {})
+    internal = {n for n, spec in (config.get("networks") or {}).items() if (spec or {}).get("internal")}
+    for name in readiness:
+        key = f"[deploy.readiness.{name}]"
+        svc = by.get(name)
+        if svc is None:
+            raise InputError(f"{key} names a service {source} does not define", hint=f"services there: {', '.join(by)}")
+        if svc.one_shot:
+            raise InputError(f"{key}: {name!r} is a one-shot job; it is judged by its exit code, not a route")
+        nets = (specs.get(name) or {}).get("networks")
+        if nets is not None and not (set(nets) - internal):
+            raise InputError(
+                f"{key}: {name!r} is only on internal networks ({', '.join(sorted(nets))}), "
+                "so the deploy host cannot ask its readiness route",
+                hint="put it on one network that is not internal as well (e.g. the one its front door uses)",
             )
 
 

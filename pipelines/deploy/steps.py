@@ -35,6 +35,8 @@ class GateBroken(GateFailed):
     def __init__(self, what: str, *, steps: list[Step], seen: str | None = None, hint: str | None = None) -> None:
         super().__init__(what, seen=seen, hint=hint)
         self.steps = steps
+        # Seconds from the failed gate's verdict to the previous release alone serving (None: not measured).
+        self.rollback_s: float | None = None
 
 
 class DeployInterrupted(Interrupted):
