@@ -804,19 +804,25 @@ def _deploy(t: _Table, root: Path, artifacts: Path) -> DeploySettings:
     return out
 
 
+def _json_scalars(t: _Table) -> dict[str, JsonScalar]:
+    """A probe's `json` table: top-level keys and the scalar each must have in the answer."""
+    expected = t.table("json")
+    values: dict[str, JsonScalar] = {}
+    for key, value in expected.data.items():
+        expected.used.add(key)
+        if not isinstance(value, (str, int, float, bool)):
+            raise expected.error(key, f"expected a string, number or boolean, got {_type_name(value)} {value!r}")
+        values[key] = value
+    return values
+
+
 def _readiness(service: str, t: _Table) -> Readiness:
     if not service.strip():
         raise t.error("", "needs a service name: [deploy.readiness.SERVICE]")
     port = _required_int(t, "port", 1, 65535)
     path = _url_path(t, "path", t.string("path", required=True))
     status = t.integer("status", 200, minimum=100, maximum=599)
-    expected = t.table("json")
-    json_values: dict[str, JsonScalar] = {}
-    for key, value in expected.data.items():
-        expected.used.add(key)
-        if not isinstance(value, (str, int, float, bool)):
-            raise expected.error(key, f"expected a string, number or boolean, got {_type_name(value)} {value!r}")
-        json_values[key] = value
+    json_values = _json_scalars(t)
     timeout = t.number("timeout", 2.0, low=0, high=60, low_open=True)
     t.done()
     return Readiness(service, port, path, status, MappingProxyType(json_values), timeout)
@@ -1064,13 +1070,7 @@ def _probe(t: _Table, envs: Mapping[str, Environment]) -> Probe:
     path = _url_path(t, "path", t.string("path", required=True))
     method = t.choice("method", HTTP_METHODS, "GET")
     status = t.integer("status", 200, minimum=100, maximum=599)
-    expected = t.table("json")
-    json_values: dict[str, JsonScalar] = {}
-    for key, value in expected.data.items():
-        expected.used.add(key)
-        if not isinstance(value, (str, int, float, bool)):
-            raise expected.error(key, f"expected a string, number or boolean, got {_type_name(value)} {value!r}")
-        json_values[key] = value
+    json_values = _json_scalars(t)
     json_keys = t.strings("json_keys")
     user, password = t.opt_string("auth_user_secret"), t.opt_string("auth_password_secret")
     if (user is None) != (password is None):
