@@ -365,7 +365,8 @@ def _deploy_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "rollback",
         help="put an earlier release back",
         description="Restore an earlier release of ENV (default: the one that served before the live one) with "
-        "the same health-gated rollout; the restored release's recorded Compose file is used as it was.",
+        "the same health-gated rollout; the restored release's recorded Compose file is used as it was. Its "
+        "images' signatures are verified again first (refused, exit 1, when they no longer hold).",
     )
     for p in (dp, rs, rb):
         p.add_argument("--env", help="environment (default: the config's default_env)")
@@ -381,7 +382,10 @@ def _deploy_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             metavar="SERVICE",
             help="replace this stateful service too (stop, start, health gate: downtime); repeatable",
         )
-    dp.add_argument("--public-key", metavar="PUB", help="public key file or env://VAR (default: [signing].public_key)")
+    for p in (dp, rb):
+        p.add_argument(
+            "--public-key", metavar="PUB", help="public key file or env://VAR (default: [signing].public_key)"
+        )
     dp.add_argument("--project", help="Compose project name (default: the live release's, else PROJECT-ENV)")
     _overlay_flag(dp)
     rb.add_argument("--to", metavar="RELEASE", help="the release to restore, e.g. r3")

@@ -445,6 +445,8 @@ class Deployer:
         base = [command, "--env", env_name, "--state", str(self.state)]
         if command == "deploy":
             base += ["--public-key", self.public, "--project", self.project]
+        if command == "rollback" and "--public-key" not in args:
+            base += ["--public-key", self.public]
         return [*base, *args]
 
     def run(
@@ -619,7 +621,11 @@ def test_a_release_that_is_live_but_never_ready_is_rolled_back(deployer: Deploye
 
 
 @pytest.mark.engine
-def test_rollback_two_steps_restores_that_release_config(deployer: Deployer, live: str) -> None:
+def test_rollback_two_steps_restores_that_release_config(
+    deployer: Deployer,
+    live: str,
+    keys: Any,  # noqa: F811 - test_signing's fixture
+) -> None:
     (before,) = deployer.containers(API)
     ids = {}
     for level in ("debug", "warning"):
@@ -631,10 +637,16 @@ def test_rollback_two_steps_restores_that_release_config(deployer: Deployer, liv
         ids[level] = deployer.history()["live"]
     first, second = ids["debug"], ids["warning"]
     assert int(second[1:]) > int(first[1:]) > int(live[1:])
+    # The release to restore is verified again: under another key it is refused and nothing moves.
+    r = deployer.run("rollback", "--to", live, "--public-key", str(keys["theirs"].public))
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"refusing to restore {live} on 'staging'" in r.stderr and "signature check(s) failed" in r.stderr
+    assert deployer.history()["live"] == second
     start = time.monotonic()
     r = deployer.run("rollback", "--to", live)
     took = time.monotonic() - start
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "signatures verified" in r.stderr
     (api,) = deployer.containers(API)
     assert _env_of(api)["LOG_LEVEL"] == _env_of(before)["LOG_LEVEL"]
     assert api["State"]["Health"]["Status"] == "healthy"

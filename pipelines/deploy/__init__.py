@@ -396,9 +396,16 @@ def run_rollback(ctx: Context, opts: Options) -> Result:
             )
         if target.project != live.project:
             raise InputError(f"{target.id} ran as project {target.project}, the live release as {live.project}")
+        signed = plan.verify_release(
+            ctx.cfg,
+            target.refs,
+            target.image_ids,
+            opts.public_key,
+            refusing=f"refusing to restore {target.id} on {env!r}",
+        )
         old = _recorded(ctx, store, env, live)
         new = _recorded(ctx, store, env, target)
-        _log(f"rollback: {env} {live.id} -> {target.id} (project {live.project})")
+        _log(f"rollback: {env} {live.id} -> {target.id} (project {live.project}); signatures verified")
         try:
             steps = engine.apply(ctx, new, old, replace_stateful=opts.replace_stateful,
                                  floor=float(ctx.cfg.deploy.gate_deadline), log=_log)  # fmt: skip
@@ -407,7 +414,7 @@ def run_rollback(ctx: Context, opts: Options) -> Result:
             return Result(
                 stage="rollback",
                 headline=f"rollback of {env} to {target.id} failed its gate; {live.id} keeps serving",
-                checks=_step_checks(exc.steps),
+                checks=(*signed, *_step_checks(exc.steps)),
                 tables=(_steps_table(exc.steps),),
                 timings={"rollback": seconds},
                 error=exc.what,
@@ -423,7 +430,7 @@ def run_rollback(ctx: Context, opts: Options) -> Result:
     return Result(
         stage="rollback",
         headline=f"{env}: rolled back from {live.id} to {target.id} in {seconds:.1f} s",
-        checks=_step_checks(steps),
+        checks=(*signed, *_step_checks(steps)),
         tables=(_steps_table(steps),),
         notices=(f"{target.id}: {target.source}, commit {target.commit[:12]}, at {target.at}",)
         + ((f"waited {waited:.1f} s for another deploy of {env}",) if waited else ()),

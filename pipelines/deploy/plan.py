@@ -358,23 +358,24 @@ def _from_build(cfg: Config, env: str, public_key: str | None) -> Candidate:
     )
 
 
-def _promoted(cfg: Config, env: str, source_env: str, public_key: str | None, store: releases.Store) -> Candidate:
-    live = store.load(source_env).live()
-    if live is None:
-        raise StageFailed(
-            f"refusing to deploy {env!r}: it is promoted from {source_env!r}, which has no live release",
-            hint=f"deploy {source_env!r} first (`pipelines deploy --env {source_env}`); "
-            f"{env!r} then gets exactly its images",
-        )
+def verify_release(
+    cfg: Config, refs: Mapping[str, str], image_ids: Mapping[str, str], public_key: str | None, *, refusing: str
+) -> tuple[Check, ...]:
+    """Every image of a recorded release checked again against today's public key (promotion, rollback).
+
+    A release passed its gate when it was deployed; its signatures are checked
+    again whenever it is put back or carried to another environment, so an
+    image signed with a key that has since been replaced is refused (exit 1).
+    """
     public = signing.public_key_for(cfg, public_key)
     trusts = []
-    for name, ref in sorted(live.refs.items()):
+    for name, ref in sorted(refs.items()):
         img = manifest.BuiltImage(
             name=name,
             kind="service",
             ref=ref,
             tags=(),
-            image_id=live.image_ids.get(name, ""),
+            image_id=image_ids.get(name, ""),
             digest=ref.rsplit("@", 1)[-1],
             seconds=0.0,
             pushed=True,
@@ -383,12 +384,25 @@ def _promoted(cfg: Config, env: str, source_env: str, public_key: str | None, st
     bad = [f"{t.name} ({t.ref}): {c.detail}" for t in trusts for c in t.checks if not c.ok]
     if bad:
         raise signing.SignatureError(
-            f"refusing to promote {source_env} {live.id} to {env!r}: {len(bad)} signature check(s) failed "
-            f"against {public}",
+            f"{refusing}: {len(bad)} signature check(s) failed against {public}",
             ref=", ".join(t.ref for t in trusts if not t.ok),
             seen="\n".join(bad),
             hint="sign the images with the matching key (`pipelines sign --env ENV`)",
         )
+    return _signature_checks(trusts)
+
+
+def _promoted(cfg: Config, env: str, source_env: str, public_key: str | None, store: releases.Store) -> Candidate:
+    live = store.load(source_env).live()
+    if live is None:
+        raise StageFailed(
+            f"refusing to deploy {env!r}: it is promoted from {source_env!r}, which has no live release",
+            hint=f"deploy {source_env!r} first (`pipelines deploy --env {source_env}`); "
+            f"{env!r} then gets exactly its images",
+        )
+    signed = verify_release(
+        cfg, live.refs, live.image_ids, public_key, refusing=f"refusing to promote {source_env} {live.id} to {env!r}"
+    )
     origin = f"promoted from {source_env} {live.id}"
     checks = (Check("promotion", Outcome.PASS, f"{source_env} {live.id} is live ({live.at})", group="gate"),)
     return Candidate(
@@ -398,7 +412,7 @@ def _promoted(cfg: Config, env: str, source_env: str, public_key: str | None, st
         image_ids=dict(live.image_ids),
         verdicts={**live.verdicts, "promotion": origin},
         source=origin,
-        checks=(*checks, *_signature_checks(trusts)),
+        checks=(*checks, *signed),
     )
 
 
