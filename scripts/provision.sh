@@ -12,6 +12,12 @@ REGISTRY_ADDR=${PIPELINES_REGISTRY_ADDR:-127.0.0.1:5000}
 # glibc >= 2.34; bookworm's compose is v1 and it has no buildx at all.
 PLUGIN_SUITE=${PIPELINES_PLUGIN_SUITE:-trixie}
 MIRROR=${PIPELINES_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# Opt-in: the engine from another Debian suite instead of the host's own
+# docker.io (bookworm: 20.10). "trixie" installs trixie's docker.io and
+# docker-cli (26.1.5: API 1.45, healthcheck start_interval); they need only
+# glibc >= 2.34, and their containerd, runc and tini come from the host's
+# suite (bookworm's containerd 1.6 and runc 1.1; trixie's runc needs glibc 2.38).
+ENGINE_SUITE=${PIPELINES_ENGINE_SUITE:-}
 
 log() { printf 'provision: %s\n' "$*" >&2; }
 die() { printf 'provision: error: %s\n' "$*" >&2; exit 1; }
@@ -32,7 +38,14 @@ apt_update() {
 }
 
 need_pkgs=()
-command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
+if [ -z "$ENGINE_SUITE" ]; then
+  command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
+else
+  # What the suite's docker.io depends on, from the host's own suite.
+  for p in containerd runc tini iptables; do
+    dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || need_pkgs+=("$p")
+  done
+fi
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
@@ -42,6 +55,46 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt_update
   log "installing ${need_pkgs[*]}"
   apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+# --- Docker engine from another suite (opt-in) --------------------------------
+install_engine_suite() { # $1 = suite
+  local suite=$1 apt_root="$STATE/apt-$1"
+  mkdir -p "$apt_root/lists/partial" "$apt_root/cache/archives/partial"
+  printf 'deb %s %s main\n' "$MIRROR" "$suite" >"$apt_root/sources.list"
+  # A private apt state: the two .debs are taken from the suite, verified
+  # against its signed index; nothing else of it reaches the host's sources.
+  local opts=(-o "APT::Sandbox::User=root" -o "Dir::Etc::SourceList=$apt_root/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+              -o "Dir::State::Lists=$apt_root/lists" -o "Dir::Cache=$apt_root/cache")
+  if [ ! -e "$apt_root/.updated" ]; then
+    apt-get "${opts[@]}" update -qq
+    touch "$apt_root/.updated"
+  fi
+  local want have
+  want=$(apt-cache "${opts[@]}" show docker.io 2>/dev/null | sed -n 's/^Version: //p' | head -n 1)
+  [ -n "$want" ] || die "Debian $suite has no docker.io (PIPELINES_ENGINE_SUITE=$suite)"
+  have=$(dpkg-query -W -f '${Version}' docker.io 2>/dev/null || true)
+  if [ "$have" != "$want" ] || ! command -v docker >/dev/null 2>&1; then
+    log "installing docker.io and docker-cli $want from Debian $suite${have:+ (replacing $have)}"
+    local tmp; tmp=$(mktemp -d)
+    if ! (cd "$tmp" && apt-get "${opts[@]}" download docker.io docker-cli >/dev/null 2>&1); then
+      apt-get "${opts[@]}" update -qq
+      (cd "$tmp" && apt-get "${opts[@]}" download docker.io docker-cli >/dev/null)
+    fi
+    # Installed by apt from the files: their dependencies come from the host's sources.
+    apt-get install -y -qq --no-install-recommends "$tmp"/docker.io_*.deb "$tmp"/docker-cli_*.deb >/dev/null
+    rm -rf "$tmp"
+    dockerd --version >/dev/null || die "dockerd from Debian $suite does not run on this host"
+  fi
+  # A daemon already running keeps its old binary; restarting it stops every container, so that is left to you.
+  if docker info >/dev/null 2>&1; then
+    local running; running=$(docker version --format '{{.Server.Version}}' 2>/dev/null || true)
+    [ "${running%%+*}" = "${want%%+*}" ] ||
+      log "dockerd $running is still running: stop it and run this script again to start $want"
+  fi
+}
+if [ -n "$ENGINE_SUITE" ]; then
+  install_engine_suite "$ENGINE_SUITE"
 fi
 
 # --- CLI plugins -------------------------------------------------------------
