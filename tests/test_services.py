@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import os
+import socket
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ from .conftest import ROOT
 
 sys.path[:0] = [str(ROOT / "services/ingestion/src"), str(ROOT / "services/api/src")]
 
+from api import healthcheck as api_health  # noqa: E402
 from api.auth import basic_auth_ok  # noqa: E402
 from api.metrics import Registry  # noqa: E402
 from api.settings import secret  # noqa: E402
@@ -173,3 +178,76 @@ def test_secrets_come_from_files_first(tmp_path: Path) -> None:
     assert (
         secret("METRICS_PASSWORD", {"METRICS_PASSWORD_FILE": str(tmp_path / "nope"), "METRICS_PASSWORD": "x"}) is None
     )
+
+
+@given(st.binary(max_size=64))
+def test_a_status_line_is_read_or_refused_never_a_crash(line: bytes) -> None:
+    status = api_health.status_of(line)
+    assert status is None or 100 <= status <= 999
+
+
+@pytest.mark.parametrize(
+    ("line", "status"),
+    [(b"HTTP/1.1 200 OK", 200), (b"HTTP/1.0 503 Service Unavailable", 503), (b"HTTP/1.1 204", 204),
+     (b"SSH-2.0-OpenSSH_9.2", None), (b"", None), (b"HTTP/1.1 20 OK", None), (b"HTTP/1.1 abc OK", None)],
+)  # fmt: skip
+def test_status_lines(line: bytes, status: int | None) -> None:
+    assert api_health.status_of(line) == status
+
+
+@pytest.fixture
+def health_server() -> Iterator[tuple[int, list[int]]]:
+    """A loopback HTTP server whose /health answers the next status in the list it hands out."""
+    answers: list[int] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code = answers.pop(0) if self.path == "/health" and answers else 404
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1], answers
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_probe_speaks_http_to_a_real_server(
+    health_server: tuple[int, list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, answers = health_server
+    monkeypatch.setenv("API_PORT", str(port))
+    answers[:] = [200, 503]
+    assert api_health.main() == 0
+    assert api_health.main() == 1  # a 503 is unhealthy
+    assert api_health.main() == 1  # nothing queued: 404
+
+
+def test_the_probe_is_unhealthy_when_nothing_or_no_http_listens(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("API_PORT", str(port))  # closed: connection refused
+    assert api_health.main() == 1
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        monkeypatch.setenv("API_PORT", str(srv.getsockname()[1]))
+
+        def garbage() -> None:
+            conn, _ = srv.accept()
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"SSH-2.0-not-http\r\n")
+
+        t = threading.Thread(target=garbage, daemon=True)
+        t.start()
+        assert api_health.main() == 1
+        t.join(5)
