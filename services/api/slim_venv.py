@@ -57,7 +57,8 @@ def installed(venv: Path, modules: list[str]) -> list[str]:
     """Those of the modules the venv's interpreter can find."""
     code = "import importlib.util, sys; print(*[m for m in sys.argv[1:] if importlib.util.find_spec(m)])"
     py = str(venv / "bin" / "python")
-    return subprocess.run([py, "-I", "-c", code, *modules], check=True, capture_output=True, text=True, timeout=60).stdout.split()
+    r = subprocess.run([py, "-I", "-c", code, *modules], check=True, capture_output=True, text=True, timeout=60)
+    return r.stdout.split()
 
 
 def prune(venv: Path, site: Path, listing: Path) -> int:
