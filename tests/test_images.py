@@ -167,13 +167,29 @@ def test_drop_list_is_applied_to_every_runtime_image(built: dict[str, Any], cfg:
         assert left == [], f"{name} still contains what drop.txt leaves out: {left[:10]}"
 
 
+# Standard library modules that cannot import on this platform whatever drop.txt says:
+# Windows-only modules, and the dbm back ends whose C modules Debian ships elsewhere
+# (python3-gdbm) or assemble.py leaves out with their library (_dbm, Berkeley DB).
+STDLIB_NOT_HERE = (
+    "asyncio.windows_events",
+    "asyncio.windows_utils",
+    "encodings.mbcs",
+    "encodings.oem",
+    "multiprocessing.popen_spawn_win32",
+    "dbm.gnu",
+    "dbm.ndbm",
+)
 # Run inside each service image: every module of the service, every standard library
-# module left in the image and every extension module (stdlib and site-packages) must
-# import, so a dropped file or library that anything still needs fails here.
+# module and submodule left in the image and every extension module (stdlib and
+# site-packages) must import, so a dropped file or library that anything still needs
+# fails here (a dropped http.server that xmlrpc.server imports, say).
 IMPORT_ALL = """
-import importlib, pkgutil, sys, sysconfig, pathlib
+import importlib, importlib.util, pkgutil, sys, sysconfig, pathlib
 failed = []
+not_here = set(sys.argv[2].split(","))
 def attempt(name):
+    if name in not_here:
+        return
     try:
         importlib.import_module(name)
     except Exception as e:
@@ -186,9 +202,21 @@ for pkg in pathlib.Path(app).iterdir():
             if not m.name.endswith("__main__"):
                 attempt(m.name)
 stdlib = sysconfig.get_paths()["stdlib"]
-for m in pkgutil.iter_modules([stdlib, stdlib + "/lib-dynload"]):
-    if m.name not in ("__main__", "antigravity", "this") and not m.name.startswith("_test"):
+for m in pkgutil.iter_modules([stdlib + "/lib-dynload"]):
+    if not m.name.startswith("_test"):
         attempt(m.name)
+for m in pkgutil.walk_packages([stdlib], onerror=lambda name: failed.append(f"{name}: cannot be walked")):
+    if m.name.rpartition(".")[2] != "__main__" and m.name not in ("antigravity", "this"):
+        attempt(m.name)
+for name in not_here:  # each must be present and fail to import, or leave the list
+    present = False
+    try:
+        present = importlib.util.find_spec(name) is not None
+        importlib.import_module(name)
+    except ImportError:
+        if present:
+            continue
+    failed.append(f"{name}: missing, or imports after all: take it off STDLIB_NOT_HERE")
 site = sysconfig.get_paths()["purelib"]
 for so in pathlib.Path(site).rglob("*.cpython-*.so"):
     rel = so.relative_to(site).with_suffix("").with_suffix("")
@@ -202,10 +230,139 @@ sys.exit(1 if failed else 0)
 @pytest.mark.parametrize("service", ["api", "ingestion"])
 def test_service_and_stdlib_modules_import_in_the_runtime(built: dict[str, Any], service: str) -> None:
     ref = local_ref(built["images"][service])
-    r = docker("run", "--rm", "--entrypoint", "/opt/venv/bin/python", ref, "-c", IMPORT_ALL, "/opt/app", check=False)
+    r = docker(
+        "run", "--rm", "--entrypoint", "/opt/venv/bin/python", ref, "-c", IMPORT_ALL, "/opt/app",
+        ",".join(STDLIB_NOT_HERE), check=False,
+    )  # fmt: skip
     assert r.returncode == 0, f"{service}: imports fail in the runtime image:\n{r.stderr[-4000:]}"
     # Proof the walk imported something substantial, not an empty tree.
     assert int(r.stdout.split()[-1]) > 300, r.stdout
+
+
+# Run inside a service image after the exercise: every module loaded from the standard
+# library, the virtualenv or the service without bytecode beside it. The runtime user
+# cannot write bytecode, so each of these would be compiled from source in every process.
+WITHOUT_BYTECODE = """
+import importlib.util, os, sys, sysconfig
+roots = (sysconfig.get_paths()["stdlib"] + "/", sysconfig.get_paths()["purelib"] + "/", "/opt/app/")
+files = [m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)]
+files = [f for f in files if f.endswith(".py") and f.startswith(roots)]
+missing = sorted(f for f in files if not os.path.exists(importlib.util.cache_from_source(f)))
+print(json.dumps({"checks": checks, "loaded": len(files), "without_bytecode": missing}))
+"""
+# The api, serving: uvicorn in-process, the routes and their error paths with the
+# database out of reach (PGHOST names nothing), the healthcheck's own code, the migrate
+# job's module. Prints each route's status.
+API_EXERCISE = """
+import json, threading, time, urllib.error, urllib.request
+import uvicorn
+import api.migrate
+from api import healthcheck
+server = uvicorn.Server(uvicorn.Config("api.app:create_app", factory=True, host="127.0.0.1", port=8000,
+                                       log_level="warning", timeout_graceful_shutdown=1))
+thread = threading.Thread(target=server.run, daemon=True)
+thread.start()
+deadline = time.monotonic() + 30
+while not server.started and time.monotonic() < deadline:
+    time.sleep(0.05)
+checks = {}
+for path in ("/health", "/ready", "/documents", "/documents?limit=0", "/documents/a-1", "/search",
+             "/search?q=x", "/metrics", "/nowhere"):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:8000" + path, timeout=10) as resp:
+            checks[path] = resp.status
+    except urllib.error.HTTPError as exc:
+        checks[path] = exc.code
+checks["healthcheck"] = healthcheck.main()
+server.should_exit = True
+thread.join(10)
+"""
+API_EXPECTED = {
+    "/health": 200,
+    "/ready": 503,
+    "/documents": 503,
+    "/documents?limit=0": 422,
+    "/documents/a-1": 503,
+    "/search": 422,
+    "/search?q=x": 503,
+    "/metrics": 404,  # no credentials configured: off
+    "/nowhere": 404,
+    "healthcheck": 0,
+}
+# The ingestion worker's code that needs no database (importing __main__ would start it):
+# documents parsed and refused, a database that does not answer, the healthcheck's
+# verdict on a worker that never beat.
+INGESTION_EXERCISE = """
+import json
+from ingestion import documents, healthcheck, settings, worker
+checks = {}
+checks["valid"] = documents.parse(json.dumps({"id": "a-1", "body": "text", "tags": ["t"]}), 1000).id
+checks["invalid"] = 0
+for line in ('{"body": ', b'{"body": "caf' + bytes([0xE9]) + b'"}', '{"body": NaN}', '{"id": 5, "body": "b"}'):
+    try:
+        documents.parse(line, 1000)
+    except documents.Invalid:
+        checks["invalid"] += 1
+s = settings.Settings.from_env()
+checks["db"] = worker.Worker(s).healthy_db()
+checks["health"] = healthcheck.check(s, 0.0) is not None
+"""
+
+
+@pytest.mark.parametrize("service", ["api", "ingestion"])
+def test_a_working_service_loads_nothing_without_bytecode(built: dict[str, Any], service: str) -> None:
+    """What each service imports doing its work has bytecode: precompile.txt (stdlib), the
+    api's bytecode.txt (its virtualenv), pip's (ingestion's virtualenv)."""
+    ref = local_ref(built["images"][service])
+    script = (API_EXERCISE if service == "api" else INGESTION_EXERCISE) + WITHOUT_BYTECODE
+    r = docker(
+        "run", "--rm", *HARDENED, "--tmpfs", "/tmp", "-e", "PGHOST=nowhere.invalid", "-e", "PGCONNECT_TIMEOUT=1",
+        "--entrypoint", "/opt/venv/bin/python", ref, "-c", script, check=False, timeout=180,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-4000:]
+    out = json.loads(r.stdout.splitlines()[-1])
+    if service == "api":
+        assert out["checks"] == API_EXPECTED, out["checks"]
+    else:
+        assert out["checks"] == {"valid": "a-1", "invalid": 4, "db": False, "health": True}, out["checks"]
+    assert out["loaded"] > 200, out
+    assert out["without_bytecode"] == [], f"{service} loads these from source: {out['without_bytecode']}"
+
+
+API_PRUNE = Path(__file__).resolve().parent.parent / "services" / "api" / "prune.txt"
+# Inside the api image: the site-packages paths matching each prune.txt pattern, and
+# those of the needs= modules that can be found.
+PRUNED = """
+import fnmatch, importlib.util, json, pathlib, sys, sysconfig
+site = pathlib.Path(sysconfig.get_paths()["purelib"])
+files = [str(p.relative_to(site)) for p in site.rglob("*")]
+left = {}
+for pat in json.loads(sys.argv[1]):
+    hits = [f for f in files if (f.startswith(pat) if pat.endswith("/") else fnmatch.fnmatchcase(f, pat))]
+    if hits:
+        left[pat] = hits[:5]
+found = [m for m in json.loads(sys.argv[2]) if importlib.util.find_spec(m) is not None]
+print(json.dumps({"left": left, "found": found, "files": len(files)}))
+"""
+
+
+def test_api_venv_prune_list_is_applied_and_its_reasons_hold(built: dict[str, Any]) -> None:
+    patterns: list[str] = []
+    needs: list[str] = []
+    for raw in API_PRUNE.read_text().splitlines():
+        words = raw.split("#", 1)[0].split()
+        if words:
+            patterns.append(words[0])
+            needs += [w.removeprefix("needs=") for w in words[1:]]
+    assert "pydantic/v1/" in patterns and len(needs) > 10, (patterns, needs)
+    ref = local_ref(built["images"]["api"])
+    r = docker("run", "--rm", "--entrypoint", "/opt/venv/bin/python", ref, "-c", PRUNED,
+               json.dumps(patterns), json.dumps(needs))  # fmt: skip
+    out = json.loads(r.stdout)
+    assert out["files"] > 500, out
+    assert out["left"] == {}, f"prune.txt patterns still in the api image: {out['left']}"
+    # The modules pruned for want of these cannot have imported in this image anyway.
+    assert out["found"] == [], f"installed after all, so what prune.txt removed may be needed: {out['found']}"
 
 
 PRECOMPILE_LIST = DROP_LIST.parent / "precompile.txt"

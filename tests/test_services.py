@@ -7,6 +7,7 @@ import http.server
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -251,3 +252,58 @@ def test_the_probe_is_unhealthy_when_nothing_or_no_http_listens(monkeypatch: pyt
         t.start()
         assert api_health.main() == 1
         t.join(5)
+
+
+# --------------------------------------------------------------------------- the api's venv slimming (build step)
+
+SLIM_VENV = ROOT / "services/api/tools/slim_venv.py"
+
+
+def _slim(tmp_path: Path, prune: str, bytecode: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """slim_venv.py on a real, tiny venv holding one package (app) and a module nothing imports (unused)."""
+    venv = tmp_path / "venv"
+    if not venv.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    [site] = (venv / "lib").glob("python3*/site-packages")
+    (site / "app").mkdir(exist_ok=True)
+    (site / "app" / "__init__.py").write_text("from . import core\n")
+    (site / "app" / "core.py").write_text("import json\nVALUE = 1\n")
+    (site / "app" / "stubs.pyi").write_text("VALUE: int\n")
+    (site / "unused.py").write_text("import app\n")
+    (site / "plugin.py").write_text("import somethingabsent\n")
+    (tmp_path / "prune.txt").write_text(prune)
+    (tmp_path / "bytecode.txt").write_text(bytecode)
+    r = subprocess.run(
+        [sys.executable, str(SLIM_VENV), "--venv", str(venv), "--prune", str(tmp_path / "prune.txt"),
+         "--bytecode", str(tmp_path / "bytecode.txt")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    return r, site
+
+
+def test_slim_venv_prunes_and_compiles_only_what_is_imported(tmp_path: Path) -> None:
+    r, site = _slim(tmp_path, "# why\n*.pyi\nplugin.py   needs=somethingabsent\n", "app\n")
+    assert r.returncode == 0, r.stderr
+    assert "2 files pruned, 2 modules compiled" in r.stdout
+    assert not (site / "app" / "stubs.pyi").exists() and not (site / "plugin.py").exists()
+    cached = sorted(p.name for p in site.rglob("*.pyc"))
+    assert cached == [f"__init__.cpython-{sys.version_info[0]}{sys.version_info[1]}.pyc",
+                      f"core.cpython-{sys.version_info[0]}{sys.version_info[1]}.pyc"]  # fmt: skip
+    assert (site / "unused.py").exists()  # kept, source only: nothing imports it
+
+
+@pytest.mark.parametrize(
+    ("prune", "message"),
+    [
+        ("gone/\n", "prune.txt:1: gone/ matches nothing"),
+        (
+            "# x\napp/core.py needs=json\n",
+            "prune.txt:2: app/core.py is pruned because json is not installed, but it is",
+        ),
+        ("app/core.py because\n", "prune.txt:1: unknown word 'because'"),
+    ],
+)
+def test_slim_venv_refuses_a_stale_or_wrong_prune_list(tmp_path: Path, prune: str, message: str) -> None:
+    r, site = _slim(tmp_path, prune, "app\n")
+    assert r.returncode != 0 and message in r.stderr, r.stderr
+    assert (site / "app" / "core.py").exists()
