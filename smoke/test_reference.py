@@ -56,7 +56,14 @@ def test_metrics_reject_a_wrong_password(stack: LiveStack) -> None:
 
 
 def test_bad_input_gets_json_errors(stack: LiveStack) -> None:
-    for path, expected in (("/documents?limit=0", 422), ("/search?q=", 422), ("/documents/no-such-doc", 404)):
+    for path, expected in (
+        ("/documents?limit=0", 422),
+        ("/search?q=", 422),
+        ("/documents/no-such-doc", 404),
+        # NUL cannot be stored, so it cannot be asked for: the client's mistake, not a database outage (503).
+        ("/documents/a%00b", 422),
+        ("/search?q=a%00b", 422),
+    ):
         status, _, body = stack.http("GET", f"{_api(stack)}{path}")
         data = _json(body)
         if status != expected or not isinstance(data, dict) or "error" not in data:

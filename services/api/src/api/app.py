@@ -24,6 +24,10 @@ from .settings import Settings
 
 log = logging.getLogger("api")
 DB_TIMEOUT = 2.0
+# PostgreSQL's text cannot hold NUL: psycopg refuses such a parameter before it
+# is sent, which the database-error handler would answer with 503. A NUL in an
+# id or a query is the client's mistake: 422 like any other invalid value.
+NO_NUL = r"^[^\x00]*$"
 PAGE_MAX = 100
 
 
@@ -114,7 +118,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"items": [_jsonable(r) for r in rows], "limit": limit, "offset": offset, "total": total}
 
     @app.get("/documents/{doc_id}")
-    async def get_document(doc_id: Annotated[str, Path(min_length=1, max_length=200)]) -> dict[str, Any]:
+    async def get_document(
+        doc_id: Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)],
+    ) -> dict[str, Any]:
         rows = await query("SELECT id, title, body, tags, created_at FROM documents WHERE id = %s", (doc_id,))
         if not rows:
             raise HTTPException(404, f"no document {doc_id!r}")
@@ -122,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/search")
     async def search(
-        q: Annotated[str, Query(min_length=1, max_length=200)],
+        q: Annotated[str, Query(min_length=1, max_length=200, pattern=NO_NUL)],
         limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 20,
     ) -> dict[str, Any]:
         rows = await query(
