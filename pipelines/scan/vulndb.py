@@ -50,7 +50,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from .. import inputs
 from ..errors import EXIT_UNUSABLE, ConfigError, PipelineError
 
-# The `as` imports re-export what lived here before pipelines.bolt existed.
+# The `as` imports re-export what lived here before pipelines.dbseverity and pipelines.bolt existed.
+from ..dbseverity import DEFAULT_SEVERITY as DEFAULT_SEVERITY
+from ..dbseverity import SEVERITIES as SEVERITIES
+from ..dbseverity import check_default_severity as check_default_severity
 from .bolt import PAGE_SIZE as PAGE_SIZE
 from .bolt import BoltReader as BoltReader
 from .bolt import Tree, nested_key_counts, read_key
@@ -58,16 +61,6 @@ from .bolt import bolt_file as bolt_file
 from .bolt import fnv1a_64 as fnv1a_64
 
 SCHEMA_VERSION = 2  # the trivy-db schema Trivy's --skip-db-update insists on
-
-# Index = the integer Trivy stores in VendorSeverity.
-SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
-
-# A record that rates nothing still describes a vulnerability: until a site
-# says otherwise it counts as HIGH, so it reaches a HIGH gate instead of
-# passing unseen (Debian's records on osv.dev carry no rating at all, nor do
-# most of PyPA's). Per OSV ecosystem family; `scan.default_severity` and
-# `vulndb build --default-severity` override it.
-DEFAULT_SEVERITY: Mapping[str, str] = {"Debian": "HIGH", "PyPI": "HIGH"}
 
 # Scans pass --skip-db-update anyway; a NextUpdate this far out also keeps a
 # run that forgets the flag from trying to swap the site's own advisories for
@@ -201,20 +194,6 @@ def parse_default_severity(pairs: Iterable[str], *, where: str) -> dict[str, str
     for pair in pairs:
         eco, sep, level = pair.partition("=")
         out.update(check_default_severity({eco.strip(): level.strip()} if sep else {pair: ""}, where=where))
-    return out
-
-
-def check_default_severity(given: Mapping[str, str], *, where: str) -> dict[str, str]:
-    """Validate a {ecosystem family: level} map; keys are matched without regard to case."""
-    families = {k.lower(): k for k in DEFAULT_SEVERITY}
-    out: dict[str, str] = {}
-    for eco, level in given.items():
-        family = families.get(eco.lower())
-        if family is None:
-            raise ConfigError(where, eco, f"is not an ecosystem the database holds ({', '.join(DEFAULT_SEVERITY)})")
-        if level.upper() not in SEVERITIES:
-            raise ConfigError(where, eco, f"{level!r} is not one of {', '.join(SEVERITIES)}")
-        out[family] = level.upper()
     return out
 
 
