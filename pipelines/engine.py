@@ -390,6 +390,12 @@ class ImageTree:
 
     entries: tuple[tarfile.TarInfo, ...]
     contents: Mapping[str, bytes]
+    # The whole filesystem's number of entries when ``entries`` holds only some of them (verify's summary).
+    count: int | None = None
+
+    @property
+    def entry_count(self) -> int:
+        return len(self.entries) if self.count is None else self.count
 
 
 class _ChunkReader(io.RawIOBase):

@@ -48,12 +48,12 @@ from cvss import CVSS2, CVSS3, CVSS4, CVSSError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .. import inputs
-from ..errors import EXIT_UNUSABLE, ConfigError, PipelineError
 
 # The `as` imports re-export what lived here before pipelines.dbseverity and pipelines.bolt existed.
 from ..dbseverity import DEFAULT_SEVERITY as DEFAULT_SEVERITY
 from ..dbseverity import SEVERITIES as SEVERITIES
 from ..dbseverity import check_default_severity as check_default_severity
+from ..errors import EXIT_UNUSABLE, ConfigError, PipelineError
 from .bolt import PAGE_SIZE as PAGE_SIZE
 from .bolt import BoltReader as BoltReader
 from .bolt import Tree, nested_key_counts, read_key
