@@ -265,6 +265,27 @@ class Toolchain:
             raise CommandFailed("could not inspect the active buildx builder", seen=_proc.tail(stderr, 5))
         return parse_builder(stdout)
 
+    def prefetch(self, *names: str) -> None:
+        """Start asking for these answers (cached properties) now, each in its own thread.
+
+        Each probe is a child process that mostly waits: asked side by side,
+        and while the command still imports its stage and reads its config,
+        instead of one after another later. Nothing is raised here: where the
+        command reads an answer it gets the one asked for here, or (when that
+        probe failed) the probe runs again there and raises what it always did.
+        """
+        import contextlib
+        import threading
+
+        def ask(name: str) -> None:
+            with contextlib.suppress(Exception):  # asked, and raised, again where it is read
+                getattr(self, name)
+
+        for name in names:
+            if not isinstance(getattr(type(self), name, None), cached_property):
+                raise ValueError(f"Toolchain has no probe {name!r}")  # a programming error, at once
+            threading.Thread(target=ask, args=(name,), name=f"probe {name}", daemon=True).start()
+
     def require_build(self) -> None:
         """Everything `pipelines build` needs, with the first problem raised."""
         self.engine_version  # noqa: B018

@@ -597,16 +597,36 @@ def scan_stage_secrets(artifacts: Path, image_id: str) -> tuple[list[str], str] 
     that is never read as a pass.
     """
     latest = artifacts / "scan" / "latest"
-    for raw in sorted(latest.glob("*.trivy.json")) if latest.is_dir() else []:
+    files = sorted(latest.glob("*.trivy.json")) if latest.is_dir() else []
+    stamps = []
+    for raw in files:
+        try:
+            st = raw.stat()
+        except OSError:
+            continue
+        stamps.append((str(raw), st.st_size, st.st_mtime_ns, st.st_ino))
+    return _scan_stage_findings(tuple(stamps)).get(image_id)
+
+
+@functools.lru_cache(maxsize=4)
+def _scan_stage_findings(stamps: tuple[tuple[str, int, int, int], ...]) -> dict[str, tuple[list[str], str]]:
+    """Image ID -> (secrets, evidence) of the scan results named (with size, mtime, inode) in ``stamps``.
+
+    Read once per verify run, not once per image (each result is hundreds of kB
+    of JSON); a result file that changed has other stamps, so it is read again.
+    """
+    out: dict[str, tuple[list[str], str]] = {}
+    for name, *_ in stamps:
+        raw = Path(name)
         try:
             data = json.loads(raw.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if str((data.get("Metadata") or {}).get("ImageID", "")) == image_id:
-            found = trivy_secrets(data)
-            if found:
-                return found, f"pipelines scan: {raw} (trivy --scanners vuln,secret of this image ID)"
-    return None
+        image_id = str((data.get("Metadata") or {}).get("ImageID", "")) if isinstance(data, dict) else ""
+        found = trivy_secrets(data) if image_id else []
+        if found and image_id not in out:
+            out[image_id] = (found, f"pipelines scan: {raw} (trivy --scanners vuln,secret of this image ID)")
+    return out
 
 
 def layer_secrets(cfg: Config, t: Target, info: ImageInfo) -> tuple[list[str] | None, str]:

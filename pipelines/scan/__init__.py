@@ -732,7 +732,7 @@ def analyse(
     tools.engine_version  # noqa: B018 - images come from the engine
     # An explicit database is only read, so it is checked first; the fallback chain may download.
     explicit = explicit_db is not None or settings.vulndb is not None
-    db = resolve_db(cfg, settings, explicit_db, trivy) if explicit else None
+    known = resolve_db(cfg, settings, explicit_db, trivy) if explicit else None
     for ref in images:
         # An image that is not there means the scan could not run (exit 2), not that it failed the gate.
         r = _proc.run(
@@ -744,27 +744,24 @@ def analyse(
                 seen=_proc.tail(r.stderr, 3),
                 hint="build it first (`pipelines build`), or `docker pull` it",
             )
-    if db is None:
-        db = resolve_db(cfg, settings, explicit_db, trivy)
-    targets: list[tuple[str, str]]
-    subjects: dict[str, str] = {}
-    if images:
-        targets = [(_safe_name(ref), ref) for ref in images]
-    else:
-        record = manifest.load(cfg.project.artifacts, e.name)
-        # The commit tag names exactly the image this build produced.
-        targets = [(b.name, b.local_ref) for b in record.services]
-        subjects = {b.name: b.image_id for b in record.services}
-        if not targets:
-            # Zero images scanned is not a pass.
-            raise InputError(
-                f"the last build of {e.name!r} ({manifest.path(cfg.project.artifacts, e.name)}) recorded no "
-                "service image to scan",
-                hint=f"run `pipelines build --env {e.name}`, or name images: `pipelines scan IMAGE`",
-            )
-    os_findings, os_notes = osupdates.for_scan(
-        cfg.images.values(), settings.os_updates, settings.cache_dir, settings.download_timeout, targets
-    )
+    # The fallback chain mostly waits (Trivy's download attempt): it runs while the build record and the
+    # images' OS packages are read. When it fails, its error is still the one raised first, as before.
+    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vulndb")
+    fetching = background.submit(resolve_db, cfg, settings, explicit_db, trivy) if known is None else None
+    try:
+        targets, subjects = _targets(cfg, e.name, images)
+        os_findings, os_notes = osupdates.for_scan(
+            cfg.images.values(), settings.os_updates, settings.cache_dir, settings.download_timeout, targets
+        )
+    except Exception:  # not an interruption: that stops the download (the CLI stops every child) at once
+        if fetching is not None:
+            fetching.result()
+        raise
+    finally:
+        background.shutdown(wait=False)
+    db = fetching.result() if fetching is not None else known
+    if db is None:  # one of the two ran: a bug otherwise
+        raise RuntimeError("no vulnerability database choice was made")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = cfg.project.artifacts / "scan" / f"{stamp}-{e.name}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -830,6 +827,23 @@ def analyse(
     )
     write_reports(out, scan_waivers)
     return out
+
+
+def _targets(cfg: Config, env: str, images: Sequence[str]) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """What to scan (name, reference) and, for the last build's images, the image IDs the verdict is about."""
+    if images:
+        return [(_safe_name(ref), ref) for ref in images], {}
+    record = manifest.load(cfg.project.artifacts, env)
+    # The commit tag names exactly the image this build produced.
+    targets = [(b.name, b.local_ref) for b in record.services]
+    if not targets:
+        # Zero images scanned is not a pass.
+        raise InputError(
+            f"the last build of {env!r} ({manifest.path(cfg.project.artifacts, env)}) recorded no "
+            "service image to scan",
+            hint=f"run `pipelines build --env {env}`, or name images: `pipelines scan IMAGE`",
+        )
+    return targets, {b.name: b.image_id for b in record.services}
 
 
 def _safe_name(ref: str) -> str:
