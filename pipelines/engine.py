@@ -108,6 +108,11 @@ def _time_requests(client: docker.DockerClient) -> None:
     api.send = timed
 
 
+def load_client() -> None:
+    """Import the engine client library (docker-py, requests) without connecting: a stage does it while it waits."""
+    import docker  # noqa: F401
+
+
 class Engine:
     """A connected engine. Create with :meth:`connect`; close when done (or use as a context manager)."""
 

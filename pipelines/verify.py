@@ -39,13 +39,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import _proc, manifest, report, waivers
 from .config import Config, Image
-from .engine import Engine, ImageInfo, ImageTree
+from .engine import Engine, ImageInfo, ImageTree, load_client
 from .errors import InputError, PipelineError
 from .findings import Finding, Rule, Severity
 from .result import Check, Context, Outcome, Result, Table
@@ -1436,23 +1437,32 @@ def run(ctx: Context, opts: Options) -> Result:
         return explain()
     cfg = ctx.cfg
     env = cfg.env(opts.env)
-    tgts = targets(cfg, opts)
-    if not tgts:
-        raise InputError(
-            f"the build of {env.name!r} recorded no image to verify", hint=f"run `pipelines build --env {env.name}`"
+    # The environment's own limits, as its Compose files give them to each service: `docker compose
+    # config` mostly waits, so it runs while the build record and the ledger are read. An error of
+    # those still comes first, as it did when the Compose files were rendered after them.
+    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compose")
+    rendering = background.submit(compose_services, ctx, env.name)
+    try:
+        tgts = targets(cfg, opts)
+        if not tgts:
+            raise InputError(
+                f"the build of {env.name!r} recorded no image to verify",
+                hint=f"run `pipelines build --env {env.name}`",
+            )
+        ledger, problems = waivers.load_ledger(
+            cfg.lint.waivers,
+            display=report.display_path(cfg.lint.waivers, cfg.root),
+            max_days=cfg.lint.waiver_max_days,
+            today=dt.date.today(),
         )
-    ledger, problems = waivers.load_ledger(
-        cfg.lint.waivers,
-        display=report.display_path(cfg.lint.waivers, cfg.root),
-        max_days=cfg.lint.waiver_max_days,
-        today=dt.date.today(),
-    )
+        load_client()  # the engine client's imports, while Compose still renders
+    finally:
+        background.shutdown(wait=False)
+    services = rendering.result()
     mine = [w for w in ledger if all(r.startswith("VFY-") for r in w.rules)]
     out_dir = cfg.project.artifacts / "verify" / f"{ctx.stamp()}-{env.name}"
     facts: list[Facts] = []
     timings: dict[str, float] = {}
-    # The environment's own limits, as its Compose files give them to each service.
-    services = compose_services(ctx, env.name)
     with ctx.engine() as engine:
         for t in tgts:
             start = time.monotonic()
