@@ -42,14 +42,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import _proc, manifest, report, waivers
+from . import _proc, report, waivers
 from .config import Config, Image
 from .engine import Engine, ImageInfo, ImageTree, load_client
 from .errors import InputError, PipelineError
 from .findings import Finding, Rule, Severity
 from .result import Check, Context, Outcome, Result, Table
+
+if TYPE_CHECKING:
+    from . import manifest
 
 TOOL = "verify"
 MB = 1_000_000
@@ -1065,6 +1068,9 @@ def check_python(f: Facts, pythons: Mapping[str, set[str]], cfg: Config) -> Chec
 
 
 def targets(cfg: Config, opts: Options) -> list[Target]:
+    # Here, not at the top: the build record's models (pydantic) load while Compose renders (see run).
+    from . import manifest
+
     env = cfg.env(opts.env)
     try:
         record: manifest.BuildRecord | None = manifest.load(cfg.project.artifacts, env.name)

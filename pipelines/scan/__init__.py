@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from .. import _proc, manifest, osupdates, refs, report, waivers
+from .. import _proc, osupdates, refs, report, waivers
 from ..config import Config, ScanSettings
 from ..engine import Engine
 from ..errors import InputError, PipelineError, ScanError
@@ -833,6 +833,9 @@ def _targets(cfg: Config, env: str, images: Sequence[str]) -> tuple[list[tuple[s
     """What to scan (name, reference) and, for the last build's images, the image IDs the verdict is about."""
     if images:
         return [(_safe_name(ref), ref) for ref in images], {}
+    # Here, not at the top: the build record's models are built while the DB fallback chain waits on Trivy.
+    from .. import manifest
+
     record = manifest.load(cfg.project.artifacts, env)
     # The commit tag names exactly the image this build produced.
     targets = [(b.name, b.local_ref) for b in record.services]
