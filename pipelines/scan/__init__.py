@@ -24,9 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .. import _proc, osupdates, refs, report, waivers
+from .. import _proc, refs, report, waivers
 from ..config import Config, ScanSettings
 from ..engine import Engine
 from ..errors import InputError, PipelineError, ScanError
@@ -669,13 +667,15 @@ class Outcome:
     subjects: dict[str, str] = field(default_factory=dict)  # the build's images judged: name -> image ID
 
     def gated(self) -> list[Finding]:
+        from ..osupdates import TOOL as OS_UPDATES_TOOL
+
         limit = level(self.threshold)
         out = []
         for f in self.findings:
             x = dict(f.extra)
             if f.waived:
                 continue
-            if f.tool == osupdates.TOOL:  # pending security updates gate in scan.os_updates = "fail" mode
+            if f.tool == OS_UPDATES_TOOL:  # pending security updates gate in scan.os_updates = "fail" mode
                 if f.severity >= Severity.ERROR:
                     out.append(f)
                 continue
@@ -750,6 +750,9 @@ def analyse(
     fetching = background.submit(resolve_db, cfg, settings, explicit_db, trivy) if known is None else None
     try:
         targets, subjects = _targets(cfg, e.name, images)
+        # Imported here: its HTTP client and Debian parsers load while Trivy's DB attempt runs.
+        from .. import osupdates
+
         os_findings, os_notes = osupdates.for_scan(
             cfg.images.values(), settings.os_updates, settings.cache_dir, settings.download_timeout, targets
         )
@@ -873,6 +876,8 @@ def trivyignore(ledger: Sequence[waivers.Waiver]) -> str:
             if w.package:
                 e["purls"] = [f"pkg:*/{w.package}"]
             entries.append(e)
+    import yaml
+
     head = "# Generated from the waiver ledger by `pipelines scan`; do not edit by hand.\n"
     return head + yaml.safe_dump({"vulnerabilities": entries, "secrets": [], "misconfigurations": []}, sort_keys=False)
 
