@@ -420,7 +420,9 @@ def _bundle_db(out: Path, default_severity: Mapping[str, str] | None = None) -> 
     st = src.stat()
     severity = dict(sorted((default_severity or {}).items()))
     # The writer's own code is an input too: a fixed writer must not keep serving a DB built by the old one.
-    writer = hashlib.sha256(Path(vulndb.__file__).read_bytes()).hexdigest()[:16]
+    # (The record models' file is read, not imported: a warm scan does not build them.)
+    code = Path(vulndb.__file__)
+    writer = hashlib.sha256(code.read_bytes() + code.with_name("osv.py").read_bytes()).hexdigest()[:16]
     digest = f"{src.name}:{st.st_size}:{st.st_mtime_ns}:{json.dumps(severity)}:{writer}"
     if stamp.exists() and stamp.read_text() == digest:
         return vulndb.read_info(out)

@@ -41,11 +41,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cmp_to_key
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import yaml
 from cvss import CVSS2, CVSS3, CVSS4, CVSSError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .. import inputs
 
@@ -59,6 +58,11 @@ from .bolt import BoltReader as BoltReader
 from .bolt import Tree, nested_key_counts, read_key
 from .bolt import bolt_file as bolt_file
 from .bolt import fnv1a_64 as fnv1a_64
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from .osv import OsvAffected, OsvRecord, OsvSeverity
 
 SCHEMA_VERSION = 2  # the trivy-db schema Trivy's --skip-db-update insists on
 
@@ -198,89 +202,7 @@ def parse_default_severity(pairs: Iterable[str], *, where: str) -> dict[str, str
 
 
 # --------------------------------------------------------------------------
-# OSV records, as the schema has them (https://ossf.github.io/osv-schema/)
-
-
-class _Strict(BaseModel):
-    # Strict: a number where a string belongs is an error, not "3". Frozen: read-only data.
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
-
-
-class _Open(BaseModel):
-    # The parts the schema leaves open to extension.
-    model_config = ConfigDict(strict=True, frozen=True, extra="allow")
-
-
-class OsvPackage(_Strict):
-    ecosystem: str = Field(min_length=1)
-    name: str = Field(min_length=1)
-    purl: str | None = None
-
-
-class OsvSeverity(_Strict):
-    type: str = Field(min_length=1)
-    score: str = Field(min_length=1)
-
-
-class OsvEvent(_Strict):
-    introduced: str | None = None
-    fixed: str | None = None
-    last_affected: str | None = None
-    limit: str | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> OsvEvent:
-        given = [k for k in ("introduced", "fixed", "last_affected", "limit") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError("expected exactly one of introduced, fixed, last_affected, limit")
-        return self
-
-    @property
-    def kind(self) -> str:
-        return next(k for k in ("introduced", "fixed", "last_affected", "limit") if getattr(self, k) is not None)
-
-    @property
-    def version(self) -> str:
-        return str(getattr(self, self.kind))
-
-
-class OsvRange(_Strict):
-    type: Literal["ECOSYSTEM", "SEMVER", "GIT"]
-    repo: str | None = None
-    events: list[OsvEvent] = Field(min_length=1)
-    database_specific: dict[str, Any] | None = None
-
-
-class OsvAffected(_Strict):
-    package: OsvPackage | None = None  # absent in records that only name git commits
-    severity: list[OsvSeverity] = []
-    ranges: list[OsvRange] = []
-    versions: list[str] = []
-    ecosystem_specific: dict[str, Any] | None = None
-    database_specific: dict[str, Any] | None = None
-
-
-class OsvReference(_Open):
-    type: str = ""
-    url: str = Field(min_length=1)
-
-
-class OsvRecord(_Strict):
-    schema_version: str | None = None
-    id: str = Field(min_length=1, max_length=200)
-    modified: AwareDatetime = Field(strict=False)
-    published: AwareDatetime | None = Field(default=None, strict=False)
-    withdrawn: AwareDatetime | None = Field(default=None, strict=False)
-    aliases: list[str] = []
-    upstream: list[str] = []
-    related: list[str] = []
-    summary: str = ""
-    details: str = ""
-    severity: list[OsvSeverity] = []
-    affected: list[OsvAffected] = []
-    references: list[OsvReference] = []
-    credits: list[dict[str, Any]] = []
-    database_specific: dict[str, Any] | None = None
+# OSV records (their models: pipelines.scan.osv)
 
 
 def _model_error(file: str, exc: ValidationError) -> ConfigError:
@@ -399,6 +321,11 @@ def parse_osv(
     """The advisories of one OSV record (one per affected entry Trivy can match)."""
     if not isinstance(data, dict):
         raise ConfigError(file, "", f"expected an object (an OSV record), got {_json_type(data)}")
+    # Imported here: the record models (pydantic) are for building a database, not for reading one.
+    from pydantic import ValidationError
+
+    from .osv import OsvRecord
+
     try:
         record = OsvRecord.model_validate(data)
     except ValidationError as exc:
