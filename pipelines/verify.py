@@ -1462,6 +1462,10 @@ def run(ctx: Context, opts: Options) -> Result:
             today=dt.date.today(),
         )
         load_client()  # the engine client's imports, while Compose still renders
+    except Exception:
+        # This error comes first, as before; the render is let finish (it cleans up its temp files).
+        rendering.exception()
+        raise
     finally:
         background.shutdown(wait=False)
     services = rendering.result()
