@@ -148,3 +148,21 @@ def test_a_remembered_version_outside_the_pinned_series_is_still_refused(
     with pytest.raises(ToolNotFound) as err:
         tools.trivy_binary()
     assert "0.50.1" in err.value.what and "0.76" in err.value.what
+
+
+def test_a_prefetched_probe_is_the_answer_read_later_and_a_failed_one_raises_where_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real docker CLI: against the engine the answers match; against a dead socket the error comes where read."""
+    chain = tools.Toolchain()
+    with pytest.raises(ValueError, match="no probe"):
+        chain.prefetch("docker_version")  # not a probe: a programming error, at once
+    chain.prefetch("engine_version", "buildx_version")
+    assert chain.engine_version == tools.Toolchain().engine_version
+    assert chain.buildx_version == tools.Toolchain().buildx_version
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no.sock")
+    dead = tools.Toolchain()
+    dead.prefetch("engine_version")
+    with pytest.raises(EngineUnavailable):
+        dead.engine_version  # noqa: B018 - the probe runs again here and raises
