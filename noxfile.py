@@ -12,7 +12,9 @@ ships a change), `dev` (tools for a developer); `./noxw -l` shows them and
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import nox
@@ -84,11 +86,30 @@ _COMPILE = (
 )
 
 
+def _fresh_bytecode(session: nox.Session) -> None:
+    """Compile the package's modules edited since the install (pipelines/bytecode.py says why), in this process.
+
+    Only when the session's interpreter is this one's version: its bytecode is
+    what this interpreter writes. Loaded by path: nox's environment does not
+    have the package, and the module is standard library only.
+    """
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    if not (Path(session.virtualenv.location) / "lib" / version).is_dir():
+        return
+    spec = importlib.util.spec_from_file_location("_pipelines_bytecode", ROOT / "pipelines" / "bytecode.py")
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.refresh(ROOT / "pipelines")
+
+
 def _install(session: nox.Session) -> None:
     """Install the pinned tools and the package, once per change of the lock."""
     digest = hashlib.sha256(LOCK.read_bytes() + (ROOT / "pyproject.toml").read_bytes() + INSTALL_STEPS).hexdigest()
     stamp = Path(session.virtualenv.location) / ".pipelines-installed"
     if stamp.exists() and stamp.read_text() == digest:
+        _fresh_bytecode(session)
         return
     session.install("--require-hashes", "-r", str(LOCK))
     session.install("--no-deps", "-e", ".")

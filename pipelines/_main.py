@@ -42,4 +42,19 @@ def main() -> int:
     # (logging's atexit flush) and print "Exception ignored ... KeyboardInterrupt" under a finished
     # run. With bytecode a short command reaches this point within 0.2 s of starting.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return code
+    return _leave(code)
+
+
+def _leave(code: int) -> int:
+    """Exit now with ``code``, without the interpreter's own shutdown.
+
+    Everything is written, closed and waited for by now (reports, records,
+    children; the stages' thread pools are joined or their work collected).
+    What the shutdown would still do is tear down every module and collect
+    the objects of pydantic, docker-py and the stage: 40-50 ms of every
+    command, for nothing anyone sees.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)

@@ -434,8 +434,15 @@ def _load(args: argparse.Namespace) -> config_mod.Config:
     return config_mod.load(path)
 
 
-def _context(args: argparse.Namespace) -> Context:
-    return Context(_load(args), Toolchain())
+def _context(args: argparse.Namespace, tools: Toolchain | None = None) -> Context:
+    return Context(_load(args), tools or Toolchain())
+
+
+def _probing(*names: str) -> Toolchain:
+    """A toolchain already asking the stage's first tool probes while the stage imports and reads its config."""
+    tools = Toolchain()
+    tools.prefetch(*names)
+    return tools
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -547,9 +554,10 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _stage_build(args: argparse.Namespace) -> tuple[Context | None, Result]:
+    tools = _probing("engine_version", "buildx_version", "builder")
     from . import build  # imported per command: `pipelines --help` stays fast
 
-    ctx = _context(args)
+    ctx = _context(args, tools)
     return ctx, build.run(
         ctx,
         build.Options(
@@ -566,9 +574,10 @@ def _stage_build(args: argparse.Namespace) -> tuple[Context | None, Result]:
 
 
 def _stage_scan(args: argparse.Namespace) -> tuple[Context | None, Result]:
+    tools = _probing("engine_version")
     from . import scan  # imported per command: `pipelines --help` stays fast
 
-    ctx = _context(args)
+    ctx = _context(args, tools)
     return ctx, scan.run(ctx, scan.Options(env=args.env, images=tuple(args.images), vulndb=args.vulndb))
 
 
@@ -581,9 +590,10 @@ def _stage_verify(args: argparse.Namespace) -> tuple[Context | None, Result]:
 
 
 def _stage_smoke(args: argparse.Namespace) -> tuple[Context | None, Result]:
+    tools = _probing("compose_version", "engine_version")
     from .stack import smoke  # imported per command: `pipelines --help` stays fast
 
-    ctx = _context(args)
+    ctx = _context(args, tools)
     return ctx, smoke.run(
         ctx,
         smoke.Options(

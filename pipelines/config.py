@@ -888,7 +888,7 @@ def _signing(t: _Table, root: Path) -> SigningSettings:
 
 
 def _default_severity(t: _Table, file: str) -> dict[str, str]:
-    from .scan.vulndb import check_default_severity
+    from .dbseverity import check_default_severity  # not the scan stage: every stage reads the config
 
     return check_default_severity(t.string_map("default_severity"), where=f"{file}: {t.key('default_severity')}")
 

@@ -108,6 +108,11 @@ def _time_requests(client: docker.DockerClient) -> None:
     api.send = timed
 
 
+def load_client() -> None:
+    """Import the engine client library (docker-py, requests) without connecting: a stage does it while it waits."""
+    import docker  # noqa: F401
+
+
 class Engine:
     """A connected engine. Create with :meth:`connect`; close when done (or use as a context manager)."""
 
@@ -390,6 +395,12 @@ class ImageTree:
 
     entries: tuple[tarfile.TarInfo, ...]
     contents: Mapping[str, bytes]
+    # The whole filesystem's number of entries when ``entries`` holds only some of them (verify's summary).
+    count: int | None = None
+
+    @property
+    def entry_count(self) -> int:
+        return len(self.entries) if self.count is None else self.count
 
 
 class _ChunkReader(io.RawIOBase):

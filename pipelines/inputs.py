@@ -12,10 +12,12 @@ import errno
 import os
 import stat
 from pathlib import Path
-
-import yaml
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import yaml
 
 MiB = 1 << 20
 # Hand-written files: a config, a ledger, a Dockerfile, a Compose file.
@@ -161,6 +163,8 @@ def load_yaml(text: str, display: str) -> tuple[object, dict[str, int]]:
     that cannot be what they look like (``2026-02-30``). Each is one
     :class:`ConfigError` naming the file and line.
     """
+    import yaml  # here, not at the top: a stage that reads no YAML does not pay for the parser
+
     depth, line = _flow_depth(text)
     if depth > MAX_DEPTH:
         # Before the parser: PyYAML's scanner slows down quadratically with flow nesting.
@@ -225,12 +229,16 @@ class _Converter:
         self.display = display
         self.lines = lines
         self.seen: set[int] = set()
+        import yaml
+
         self.constructor = yaml.SafeLoader("")
 
     def fail(self, node: yaml.Node, key: str, problem: str) -> ConfigError:
         return ConfigError(self.display, key, f"line {node.start_mark.line + 1}: {problem}")
 
     def convert(self, node: yaml.Node, key: str, depth: int) -> object:
+        import yaml
+
         if id(node) in self.seen or (node.tag == "tag:yaml.org,2002:merge"):
             raise self.fail(node, key, "YAML aliases (*name) and merge keys are not allowed here; write it out")
         self.seen.add(id(node))
@@ -257,6 +265,8 @@ class _Converter:
         return self.scalar(node, key)
 
     def scalar(self, node: yaml.Node, key: str) -> object:
+        import yaml
+
         try:
             return self.constructor.construct_object(node, deep=True)
         except (ValueError, OverflowError, yaml.YAMLError) as exc:
@@ -269,6 +279,8 @@ def check_yaml_expansion(node: yaml.Node | None, display: str, limit: int = 200_
     Anchors and aliases are legitimate in Compose files; what they expand to
     when a consumer walks the tree is counted here, each shared node once per use.
     """
+    import yaml
+
     sizes: dict[int, int] = {}
 
     def size(n: yaml.Node) -> int:

@@ -36,8 +36,6 @@ from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from debian import changelog as deb_changelog
-from debian import deb822
 from debian.debian_support import Version, version_compare
 
 from . import _proc
@@ -99,6 +97,8 @@ def parse_status(text: str, *, where: str = STATUS, whole_file_installed: bool =
     ``whole_file_installed``: status.d entries written without a Status field
     still describe installed packages (distroless images write them so).
     """
+    from debian import deb822  # here: parsing is for a cold cache; a warm stage reads JSON
+
     out = []
     for para in deb822.Deb822.iter_paragraphs(text, use_apt_pkg=False):
         if "Package" not in para:
@@ -239,6 +239,8 @@ class Index:
 
 def parse_release(text: str, where: str) -> tuple[dt.datetime, dict[str, tuple[str, int]]]:
     """The Date and the SHA256 list of an InRelease/Release file."""
+    from debian import deb822  # here: parsing is for a cold cache; a warm stage reads JSON
+
     rel = deb822.Release(text)
     try:
         date = parsedate_to_datetime(rel["Date"]).astimezone(dt.UTC)
@@ -251,6 +253,8 @@ def parse_release(text: str, where: str) -> tuple[dt.datetime, dict[str, tuple[s
 
 
 def parse_packages(text: str) -> dict[str, list[Available]]:
+    from debian import deb822  # here: parsing is for a cold cache; a warm stage reads JSON
+
     out: dict[str, list[Available]] = {}
     for para in deb822.Packages.iter_paragraphs(text, use_apt_pkg=False):
         if "Package" not in para:
@@ -328,6 +332,8 @@ def index_url(suite: Suite, inrelease: str, sha256: str) -> str:
     A plain Packages.xz can be replaced between our InRelease and our download while the mirror
     updates; the by-hash copy of exactly the file this InRelease lists stays until the next updates.
     """
+    from debian import deb822  # here: parsing is for a cold cache; a warm stage reads JSON
+
     if str(deb822.Release(inrelease).get("Acquire-By-Hash", "")).strip().lower() == "yes":
         return f"{suite.dists}/{suite.component}/binary-{suite.arch}/by-hash/SHA256/{sha256}"
     return f"{suite.dists}/{suite.index_path}"
@@ -440,6 +446,8 @@ def pending(image: str, installed: Iterable[Installed], index: Index) -> list[Pe
 
 def cves_since(text: str, installed_source_version: str) -> list[str]:
     """CVE ids named by changelog entries newer than the installed (source) version, in order."""
+    from debian import changelog as deb_changelog  # here: only pending updates need a changelog
+
     log = deb_changelog.Changelog(text, strict=False)
     floor = Version(installed_source_version)
     seen: dict[str, None] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 import urllib.error
 import urllib.request
 
@@ -31,6 +32,7 @@ def scheme(address: str) -> str:
 def check(address: str, *, timeout: float = 5.0) -> None:
     """Raise :class:`RegistryUnavailable` unless the registry's /v2/ endpoint answers."""
     url = f"{_scheme(address)}://{address}/v2/"
+    start = time.monotonic()
     try:
         with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310 - configured registry
             return
@@ -41,6 +43,9 @@ def check(address: str, *, timeout: float = 5.0) -> None:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         seen = f"GET {url} -> {reason}"
+    finally:
+        # Waiting on the registry, like an engine request: the pipeline benchmark counts it as the tool's time.
+        _proc.record_interval("registry http", time.monotonic() - start)
     raise RegistryUnavailable(
         f"the registry {address} does not answer",
         seen=seen,

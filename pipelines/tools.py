@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -55,20 +56,73 @@ def pinned(name: str, *, hint: str) -> str:
     return which(name, hint=hint)
 
 
+def _ask_hadolint(path: str, hint: str) -> str:
+    r = _proc.run([path, "--version"], timeout=30, check=False, quiet=True, what="hadolint --version")
+    try:
+        return _fmt(parse_version(r.stdout))
+    except ValueError:
+        raise ToolNotFound("hadolint does not report a version", seen=r.stdout + r.stderr, hint=hint) from None
+
+
 def hadolint_binary() -> tuple[str, str]:
     """The pinned hadolint and its version; a wrong version is an error, not a surprise."""
     hint = "install the project's pinned tools: pip install --require-hashes -r requirements/dev.txt"
     path = pinned("hadolint", hint=hint)
-    r = _proc.run([path, "--version"], timeout=30, check=False, quiet=True, what="hadolint --version")
-    try:
-        version = parse_version(r.stdout)
-    except ValueError:
-        raise ToolNotFound("hadolint does not report a version", seen=r.stdout + r.stderr, hint=hint) from None
+    version = parse_version(cached_version(path, lambda p: _ask_hadolint(p, hint)))
     if version[:2] != HADOLINT_SERIES:
         raise ToolNotFound(
             f"hadolint {_fmt(version)} found at {path}; this project is pinned to {_fmt(HADOLINT_SERIES)}.x", hint=hint
         )
     return path, _fmt(version)
+
+
+def version_cache_file() -> Path:
+    """Where the versions of pinned tool binaries are remembered (the user's cache directory)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pipelines" / "tool-versions.json"
+
+
+def _binary_key(path: str) -> str:
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    # Replacing, rewriting or relinking the file changes one of these; then the binary is asked again.
+    return f"{real}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
+
+
+def cached_version(path: str, ask: Callable[[str], str]) -> str:
+    """``ask(path)``'s answer (the binary's version), remembered per binary file.
+
+    A binary's version cannot change while the file stays the same: the answer
+    is kept under its real path, device, inode, size, mtime and ctime, so a
+    warm stage does not start the tool only to ask (trivy: 0.1-0.2 s). The
+    caller still checks the version it gets. A cache that cannot be read or
+    written is no error: the binary is asked.
+    """
+    try:
+        key = _binary_key(path)
+    except OSError:
+        return ask(path)
+    file = version_cache_file()
+    try:
+        known = json.loads(file.read_text())
+        if not isinstance(known, dict):
+            known = {}
+    except (OSError, ValueError):
+        known = {}
+    found = known.get(key)
+    if isinstance(found, str) and found:
+        return found
+    version = ask(path)
+    # Entries of files that changed stay behind; they are few (one per installed copy) and never match again.
+    known[key] = version
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
+        tmp.replace(file)
+    except OSError:
+        pass  # not remembered: asked again next time
+    return version
 
 
 def which(name: str, *, hint: str | None = None) -> str:
@@ -211,6 +265,27 @@ class Toolchain:
             raise CommandFailed("could not inspect the active buildx builder", seen=_proc.tail(stderr, 5))
         return parse_builder(stdout)
 
+    def prefetch(self, *names: str) -> None:
+        """Start asking for these answers (cached properties) now, each in its own thread.
+
+        Each probe is a child process that mostly waits: asked side by side,
+        and while the command still imports its stage and reads its config,
+        instead of one after another later. Nothing is raised here: where the
+        command reads an answer it gets the one asked for here, or (when that
+        probe failed) the probe runs again there and raises what it always did.
+        """
+        import contextlib
+        import threading
+
+        def ask(name: str) -> None:
+            with contextlib.suppress(Exception):  # asked, and raised, again where it is read
+                getattr(self, name)
+
+        for name in names:
+            if not isinstance(getattr(type(self), name, None), cached_property):
+                raise ValueError(f"Toolchain has no probe {name!r}")  # a programming error, at once
+            threading.Thread(target=ask, args=(name,), name=f"probe {name}", daemon=True).start()
+
     def require_build(self) -> None:
         """Everything `pipelines build` needs, with the first problem raised."""
         self.engine_version  # noqa: B018
@@ -237,15 +312,23 @@ TRIVY_SERIES = (0, 76)
 TRIVY_QUIET = ["--skip-version-check", "--disable-telemetry", "--quiet"]
 
 
+def _ask_trivy(path: str, hint: str) -> str:
+    r = _proc.run([path, "--version", "--format", "json"], timeout=30, check=False, quiet=True, what="trivy --version")
+    try:
+        return str(json.loads(r.stdout)["Version"])
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise ToolNotFound("trivy does not report its version", seen=r.stdout + r.stderr, hint=hint) from None
+
+
 def trivy_binary() -> tuple[str, str]:
     hint = "install the project's pinned tools: pip install --require-hashes -r requirements/dev.txt"
     path = pinned("trivy", hint=hint)
-    r = _proc.run([path, "--version", "--format", "json"], timeout=30, check=False, quiet=True, what="trivy --version")
+    version = cached_version(path, lambda p: _ask_trivy(p, hint))
     try:
-        version = str(json.loads(r.stdout)["Version"])
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise ToolNotFound("trivy does not report its version", seen=r.stdout + r.stderr, hint=hint) from None
-    if parse_version(version)[:2] != TRIVY_SERIES:
+        series = parse_version(version)[:2]
+    except ValueError:
+        series = (-1, -1)
+    if series != TRIVY_SERIES:
         raise ToolNotFound(
             f"trivy {version} found at {path}; this project is pinned to {'.'.join(map(str, TRIVY_SERIES))}.x",
             hint=hint,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -37,17 +38,21 @@ import tarfile
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import _proc, manifest, report, waivers
+from . import _proc, report, waivers
 from .config import Config, Image
-from .engine import Engine, ImageInfo, ImageTree
+from .engine import Engine, ImageInfo, ImageTree, load_client
 from .errors import InputError, PipelineError
 from .findings import Finding, Rule, Severity
 from .result import Check, Context, Outcome, Result, Table
+
+if TYPE_CHECKING:
+    from . import manifest
 
 TOOL = "verify"
 MB = 1_000_000
@@ -351,6 +356,7 @@ _COMPILER = re.compile(
     r"|make|cmake|ninja|ld|as)$"
 )
 VCS = {"git", "svn", "hg", "bzr", "cvs", "fossil"}
+VCS_DIRS = (".git", ".svn", ".hg")
 _PYTHON = re.compile(r"^usr/(local/)?bin/python3\.(\d+)$")
 PACKAGE_CACHES = ("var/lib/apt/lists/", "var/cache/apt/archives/")
 
@@ -595,16 +601,36 @@ def scan_stage_secrets(artifacts: Path, image_id: str) -> tuple[list[str], str] 
     that is never read as a pass.
     """
     latest = artifacts / "scan" / "latest"
-    for raw in sorted(latest.glob("*.trivy.json")) if latest.is_dir() else []:
+    files = sorted(latest.glob("*.trivy.json")) if latest.is_dir() else []
+    stamps = []
+    for raw in files:
+        try:
+            st = raw.stat()
+        except OSError:
+            continue
+        stamps.append((str(raw), st.st_size, st.st_mtime_ns, st.st_ino))
+    return _scan_stage_findings(tuple(stamps)).get(image_id)
+
+
+@functools.lru_cache(maxsize=4)
+def _scan_stage_findings(stamps: tuple[tuple[str, int, int, int], ...]) -> dict[str, tuple[list[str], str]]:
+    """Image ID -> (secrets, evidence) of the scan results named (with size, mtime, inode) in ``stamps``.
+
+    Read once per verify run, not once per image (each result is hundreds of kB
+    of JSON); a result file that changed has other stamps, so it is read again.
+    """
+    out: dict[str, tuple[list[str], str]] = {}
+    for name, *_ in stamps:
+        raw = Path(name)
         try:
             data = json.loads(raw.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if str((data.get("Metadata") or {}).get("ImageID", "")) == image_id:
-            found = trivy_secrets(data)
-            if found:
-                return found, f"pipelines scan: {raw} (trivy --scanners vuln,secret of this image ID)"
-    return None
+        image_id = str((data.get("Metadata") or {}).get("ImageID", "")) if isinstance(data, dict) else ""
+        found = trivy_secrets(data) if image_id else []
+        if found and image_id not in out:
+            out[image_id] = (found, f"pipelines scan: {raw} (trivy --scanners vuln,secret of this image ID)")
+    return out
 
 
 def layer_secrets(cfg: Config, t: Target, info: ImageInfo) -> tuple[list[str] | None, str]:
@@ -778,9 +804,7 @@ def check_buildtools(f: Facts) -> Check:
     if not t.role.final:
         return _na("VFY-BUILDTOOLS", t, t.role.why)
     found = executables(f.tree, lambda n: n in VCS or bool(_COMPILER.match(n)))
-    vcs_dirs = sorted(
-        "/" + e.name for e in f.tree.entries if e.isdir() and e.name.rpartition("/")[2] in (".git", ".svn", ".hg")
-    )
+    vcs_dirs = sorted("/" + e.name for e in f.tree.entries if e.isdir() and e.name.rpartition("/")[2] in VCS_DIRS)
     bad = found + vcs_dirs
     detail = ("found " + _list(bad)) if bad else "no compiler, build tool, VCS client or VCS metadata"
     return _c("VFY-BUILDTOOLS", t, _ok(not bad), detail, EXPORT + ": */bin, */sbin, .git/.svn/.hg directories")
@@ -793,7 +817,7 @@ def check_setuid(f: Facts) -> Check:
     bad = [
         f"/{e.name} ({stat.filemode(e.mode | stat.S_IFREG)})" for e in f.tree.entries if e.isfile() and e.mode & 0o6000
     ]
-    detail = ("setuid/setgid: " + _list(bad)) if bad else f"none among {len(f.tree.entries)} entries"
+    detail = ("setuid/setgid: " + _list(bad)) if bad else f"none among {f.tree.entry_count} entries"
     return _c("VFY-SETUID", t, _ok(not bad), detail, EXPORT + ": tar mode bits 04000/02000")
 
 
@@ -828,9 +852,10 @@ def check_appfiles(f: Facts, writable: Sequence[str]) -> Check:
     bad = [
         f"/{e.name} ({e.uid}:{e.gid} {stat.filemode(e.mode | (stat.S_IFDIR if e.isdir() else stat.S_IFREG))})"
         for e in f.tree.entries
+        # The ownership test first: it is cheap and rules out nearly every entry before the path test.
         if (e.isfile() or e.isdir())
-        and not _under(e.name, skip)
         and ((e.uid == uid and e.mode & 0o200) or (e.gid == gid and e.mode & 0o020))
+        and not _under(e.name, skip)
     ]
     detail = (
         f"writable by {uid}:{gid}: " + _list(bad)
@@ -1043,6 +1068,9 @@ def check_python(f: Facts, pythons: Mapping[str, set[str]], cfg: Config) -> Chec
 
 
 def targets(cfg: Config, opts: Options) -> list[Target]:
+    # Here, not at the top: the build record's models (pydantic) load while Compose renders (see run).
+    from . import manifest
+
     env = cfg.env(opts.env)
     try:
         record: manifest.BuildRecord | None = manifest.load(cfg.project.artifacts, env.name)
@@ -1095,13 +1123,56 @@ def _sanitized_shadow(text: str) -> str:
 
 
 def tree_from_record(data: Mapping[str, Any]) -> ImageTree:
-    """An :class:`ImageTree` back from its cached record (see :func:`image_tree`)."""
+    """An :class:`ImageTree` back from its cached record or summary (see :func:`image_tree`)."""
     entries = []
     for name, kind, mode, uid, gid, size, link in data["entries"]:
         ti = tarfile.TarInfo(name)
         ti.type, ti.mode, ti.uid, ti.gid, ti.size, ti.linkname = kind.encode(), mode, uid, gid, size, link
         entries.append(ti)
-    return ImageTree(tuple(entries), {k: v.encode() for k, v in data["contents"].items()})
+    count = data.get("count")
+    return ImageTree(
+        tuple(entries), {k: v.encode() for k, v in data["contents"].items()}, count if isinstance(count, int) else None
+    )
+
+
+TREE_SUMMARY_VERSION = 1
+
+
+def tree_entry_matters(name: str, mode: int, uid: int) -> bool:
+    """Whether a filesystem cell can name this entry; of every other entry the cells only count how many there are.
+
+    The cells read: files in bin/sbin (shells, package managers, compilers,
+    Python), package-manager caches, VCS directories, setuid/setgid bits, world-
+    and group-writable entries, and entries a non-root owner can write (the
+    image's user, VFY-APPFILES). A change to this module changes the summary's
+    key (:func:`_code_digest`), so a new cell never reads an old summary.
+    """
+    return bool(
+        _in_bin(name)
+        or name.startswith(PACKAGE_CACHES)
+        or name.rpartition("/")[2] in VCS_DIRS
+        or mode & 0o6022
+        or (uid != 0 and mode & 0o200)
+    )
+
+
+def tree_summary(record: Mapping[str, Any], code: str) -> dict[str, Any]:
+    """The part of a filesystem record the cells read (see :func:`tree_entry_matters`), and how many entries it had."""
+    return {
+        "version": TREE_SUMMARY_VERSION,
+        "image_id": record["image_id"],
+        "code": code,
+        "count": len(record["entries"]),
+        "entries": [e for e in record["entries"] if tree_entry_matters(e[0], e[2], e[3])],
+        "contents": record["contents"],
+    }
+
+
+def _write_json(path: Path, record: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(path)
 
 
 def image_tree(engine: Engine, cfg: Config, info: ImageInfo) -> ImageTree:
@@ -1109,30 +1180,56 @@ def image_tree(engine: Engine, cfg: Config, info: ImageInfo) -> ImageTree:
 
     The cache (ARTIFACTS/verify/trees/ID.json) holds each entry's path, type,
     mode, owner and size, /etc/passwd and /etc/group, and of /etc/shadow only
-    which accounts have an empty password.
+    which accounts have an empty password. Beside it, ID.summary.json holds
+    only the entries a cell can name (a few hundred of tens of thousands),
+    keyed by the image ID and this module's code: a warm verify reads that.
     """
-    cache = cfg.project.artifacts / "verify" / "trees" / f"{info.id.removeprefix('sha256:')}.json"
+    return cached_tree(cfg.project.artifacts / "verify" / "trees", info.id, lambda: _export_tree(engine, info))
+
+
+def cached_tree(trees: Path, image_id: str, export: Callable[[], dict[str, Any]]) -> ImageTree:
+    """The tree of ``image_id`` from its summary, else from its full record (writing the summary), else ``export()``."""
+    name = image_id.removeprefix("sha256:")
+    code = _code_digest()
+    summary = trees / f"{name}.summary.json"
     try:
-        data = json.loads(cache.read_text())
-        if data.get("version") == TREE_CACHE_VERSION and data.get("image_id") == info.id:
+        data = json.loads(summary.read_text())
+        if (
+            data.get("version") == TREE_SUMMARY_VERSION
+            and data.get("image_id") == image_id
+            and data.get("code") == code
+        ):
             return tree_from_record(data)
-    except (OSError, json.JSONDecodeError, KeyError, ValueError, TypeError):
+    except (OSError, json.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError):
+        pass  # no summary, or a torn one: made again from the full record
+    full = trees / f"{name}.json"
+    record: dict[str, Any] | None = None
+    try:
+        data = json.loads(full.read_text())
+        if data.get("version") == TREE_CACHE_VERSION and data.get("image_id") == image_id:
+            record = data
+    except (OSError, json.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError):
         pass  # no cache, or a torn one: export again
+    if record is None:
+        record = export()
+        _write_json(full, record)
+    tree = tree_from_record(record)  # before the summary: a record that does not parse is not summarised
+    _write_json(summary, tree_summary(record, code))
+    return tree
+
+
+def _export_tree(engine: Engine, info: ImageInfo) -> dict[str, Any]:
+    """The image's full filesystem record, exported from a created container."""
     tree = engine.walk_image(info.id, read=set(TREE_FILES))
     contents = {k: v.decode("utf-8", "replace") for k, v in tree.contents.items()}
     if "etc/shadow" in contents:
         contents["etc/shadow"] = _sanitized_shadow(contents["etc/shadow"])
-    record = {
+    return {
         "version": TREE_CACHE_VERSION,
         "image_id": info.id,
         "entries": [[e.name, e.type.decode(), e.mode, e.uid, e.gid, e.size, e.linkname] for e in tree.entries],
         "contents": contents,
     }
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record))
-    tmp.replace(cache)
-    return ImageTree(tree.entries, {k: v.encode() for k, v in contents.items()})
 
 
 def gather(engine: Engine, cfg: Config, t: Target, limits: Limits, *, fresh: bool = False) -> Facts:
@@ -1165,8 +1262,9 @@ def gather(engine: Engine, cfg: Config, t: Target, limits: Limits, *, fresh: boo
 RUN_CACHE_VERSION = 1
 
 
+@functools.cache
 def _code_digest() -> str:
-    """This module and the engine client: what runs, watches and judges the container."""
+    """This module and the engine client: what runs, watches and judges the container (and reads the filesystem)."""
     from . import engine
 
     h = hashlib.sha256()
@@ -1345,29 +1443,42 @@ def run(ctx: Context, opts: Options) -> Result:
         return explain()
     cfg = ctx.cfg
     env = cfg.env(opts.env)
-    tgts = targets(cfg, opts)
-    if not tgts:
-        raise InputError(
-            f"the build of {env.name!r} recorded no image to verify", hint=f"run `pipelines build --env {env.name}`"
+    # The environment's own limits, as its Compose files give them to each service: `docker compose
+    # config` mostly waits, so it runs while the build record and the ledger are read. An error of
+    # those still comes first, as it did when the Compose files were rendered after them.
+    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compose")
+    rendering = background.submit(compose_services, ctx, env.name)
+    try:
+        tgts = targets(cfg, opts)
+        if not tgts:
+            raise InputError(
+                f"the build of {env.name!r} recorded no image to verify",
+                hint=f"run `pipelines build --env {env.name}`",
+            )
+        ledger, problems = waivers.load_ledger(
+            cfg.lint.waivers,
+            display=report.display_path(cfg.lint.waivers, cfg.root),
+            max_days=cfg.lint.waiver_max_days,
+            today=dt.date.today(),
         )
-    ledger, problems = waivers.load_ledger(
-        cfg.lint.waivers,
-        display=report.display_path(cfg.lint.waivers, cfg.root),
-        max_days=cfg.lint.waiver_max_days,
-        today=dt.date.today(),
-    )
+        load_client()  # the engine client's imports, while Compose still renders
+    except Exception:
+        # This error comes first, as before; the render is let finish (it cleans up its temp files).
+        rendering.exception()
+        raise
+    finally:
+        background.shutdown(wait=False)
+    services = rendering.result()
     mine = [w for w in ledger if all(r.startswith("VFY-") for r in w.rules)]
     out_dir = cfg.project.artifacts / "verify" / f"{ctx.stamp()}-{env.name}"
     facts: list[Facts] = []
     timings: dict[str, float] = {}
-    # The environment's own limits, as its Compose files give them to each service.
-    services = compose_services(ctx, env.name)
     with ctx.engine() as engine:
         for t in tgts:
             start = time.monotonic()
             log(f"verify: {t.name} ({t.ref}) as {t.role.name}")
             facts.append(gather(engine, cfg, t, limits_for(cfg, env.name, t, services), fresh=opts.fresh))
-            timings[t.name] = round(time.monotonic() - start, 2)
+            timings[t.name] = round(time.monotonic() - start, 3)  # ms: a warm image takes a few
     # Only a run that read every image gets a directory.
     out_dir.mkdir(parents=True, exist_ok=True)
     # artifacts/verify/latest: the newest run's reports (CI uploads its SARIF from there).

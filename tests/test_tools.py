@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,77 @@ def test_doctor_reports_a_dead_daemon(tmp_path: Path) -> None:
     r = run_cli("doctor", cwd=ROOT, env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"})
     assert r.returncode == 2
     assert "engine   unavailable: the Docker engine is not reachable" in r.stdout
+
+
+def test_a_pinned_tools_version_is_asked_once_per_binary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real hadolint, copied: its version is remembered until the file changes, and still checked."""
+    import os
+    import shutil
+    import sys
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    binary = tmp_path / "hadolint"
+    shutil.copy2(Path(sys.executable).parent / "hadolint", binary)
+    asked: list[str] = []
+
+    def ask(path: str) -> str:
+        asked.append(path)
+        return tools._ask_hadolint(path, "hint")
+
+    first = tools.cached_version(str(binary), ask)
+    assert first.startswith("2.") and asked == [str(binary)]
+    assert tools.cached_version(str(binary), ask) == first and len(asked) == 1  # remembered
+    cache = tools.version_cache_file()
+    assert cache.is_file() and cache.is_relative_to(tmp_path / "cache")
+
+    # A remembered answer is that file's only: a rewritten binary (new mtime) is asked again.
+    known = json.loads(cache.read_text())
+    known = {k: "9.9.9" for k in known}
+    cache.write_text(json.dumps(known))
+    assert tools.cached_version(str(binary), ask) == "9.9.9"  # the cache is what answered
+    st = binary.stat()
+    os.utime(binary, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert tools.cached_version(str(binary), ask) == first and len(asked) == 2
+    # Another file of the same name and size elsewhere is another binary.
+    other = tmp_path / "other" / "hadolint"
+    other.parent.mkdir()
+    shutil.copy2(binary, other)
+    assert tools.cached_version(str(other), ask) == first and len(asked) == 3
+
+    # A damaged cache is no error: the binary is asked.
+    cache.write_text("{not json")
+    assert tools.cached_version(str(binary), ask) == first and len(asked) == 4
+
+
+def test_a_remembered_version_outside_the_pinned_series_is_still_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    trivy = str(Path(sys.executable).parent / "trivy")
+    path, version = tools.trivy_binary()
+    assert path == trivy and version.startswith("0.76.")
+    cache = tools.version_cache_file()
+    cache.write_text(json.dumps({k: "0.50.1" for k in json.loads(cache.read_text())}))
+    with pytest.raises(ToolNotFound) as err:
+        tools.trivy_binary()
+    assert "0.50.1" in err.value.what and "0.76" in err.value.what
+
+
+def test_a_prefetched_probe_is_the_answer_read_later_and_a_failed_one_raises_where_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real docker CLI: against the engine the answers match; against a dead socket the error comes where read."""
+    chain = tools.Toolchain()
+    with pytest.raises(ValueError, match="no probe"):
+        chain.prefetch("docker_version")  # not a probe: a programming error, at once
+    chain.prefetch("engine_version", "buildx_version")
+    assert chain.engine_version == tools.Toolchain().engine_version
+    assert chain.buildx_version == tools.Toolchain().buildx_version
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no.sock")
+    dead = tools.Toolchain()
+    dead.prefetch("engine_version")
+    with pytest.raises(EngineUnavailable):
+        dead.engine_version  # noqa: B018 - the probe runs again here and raises

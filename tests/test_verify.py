@@ -106,6 +106,10 @@ def test_a_scan_stage_result_is_reused_only_as_a_finding_for_the_same_image_id(t
     # A scan of the API without secret results is not proof that secrets were scanned for.
     api_id = json.loads((RECORDED / "trivy-image-api.json").read_text())["Metadata"]["ImageID"]
     assert verify.scan_stage_secrets(tmp_path, api_id) is None
+    # The results are read once per run, and again when they change: a newer scan without the secret.
+    defect["Results"] = [r for r in defect["Results"] if r.get("Class") != "secret"]
+    (latest / "defect.trivy.json").write_text(json.dumps(defect))
+    assert verify.scan_stage_secrets(tmp_path, image_id) is None
 
 
 def test_from_lines_of_the_project_dockerfiles() -> None:
@@ -220,6 +224,101 @@ def test_one_added_entry_fails_one_filesystem_cell_naming_it(
     failed = {k for k, c in cells.items() if c.outcome is Outcome.FAIL}
     assert failed == {check}, cells
     assert named in cells[check].detail, cells[check]
+
+
+def _tree_record(*extra: tuple[str, int, int, int, bytes]) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(gzip.decompress((VERIFY_DATA / "python-runtime-tree.json.gz").read_bytes()))
+    for path, mode, uid, gid, kind in extra:
+        data["entries"].append([path, kind.decode(), mode, uid, gid, 0, ""])
+    return data
+
+
+def _filesystem_cells(tree: Any) -> list[Check]:
+    info = ImageInfo.from_inspect(json.loads((VERIFY_DATA / "python-runtime-inspect.json").read_text())[0])
+    target = verify.Target("python-runtime", "ref", verify.ROLE_RULES["runtime-base"], None)
+    f = verify.Facts(target, info, [], tree, None, ([], "recorded"))
+    return [
+        verify.check_user(f),
+        verify.check_shell(f),
+        verify.check_buildtools(f),
+        verify.check_setuid(f),
+        verify.check_world_writable(f, WRITABLE),
+        verify.check_appfiles(f, WRITABLE),
+    ]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        (),
+        (("usr/bin/bash", 0o755, 0, 0, tarfile.REGTYPE),),
+        (("usr/local/bin/python3.12", 0o755, 0, 0, tarfile.SYMTYPE),),
+        (("opt/venv/bin/pip3.11", 0o755, 0, 0, tarfile.REGTYPE),),
+        (("usr/bin/x86_64-linux-gnu-gcc-12", 0o755, 0, 0, tarfile.REGTYPE),),
+        (("opt/app/.git", 0o755, 0, 0, tarfile.DIRTYPE),),
+        (("var/lib/apt/lists/deb.debian.org_Packages", 0o644, 0, 0, tarfile.REGTYPE),),
+        (("usr/lib/x/newgrp", 0o2755, 0, 0, tarfile.REGTYPE),),
+        (("opt/app", 0o777, 0, 0, tarfile.DIRTYPE),),
+        (("opt/app/main.py", 0o644, 65532, 0, tarfile.REGTYPE),),
+        (("opt/app/cfg", 0o775, 0, 65532, tarfile.DIRTYPE),),
+        (("opt/app/shared", 0o664, 0, 0, tarfile.REGTYPE), ("tmp/x", 0o1777, 0, 0, tarfile.DIRTYPE)),
+    ],
+)
+def test_the_tree_summary_gives_every_filesystem_cell_the_full_indexs_answer(
+    extra: tuple[tuple[str, int, int, int, bytes], ...],
+) -> None:
+    record = _tree_record(*extra)
+    full = verify.tree_from_record(record)
+    summary = verify.tree_from_record(verify.tree_summary(record, "code"))
+    # A fraction of the entries, and the same count for the cells that report one.
+    assert len(summary.entries) * 5 < len(full.entries)
+    assert summary.entry_count == full.entry_count == len(record["entries"])
+    assert _filesystem_cells(summary) == _filesystem_cells(full)
+    assert verify.python_minors(summary) == verify.python_minors(full)
+    if extra:
+        # Each added entry is one a cell names: dropping it would hide a finding.
+        kept = {e[0] for e in verify.tree_summary(record, "code")["entries"]}
+        assert {e[0] for e in extra} <= kept
+
+
+def test_the_tree_summary_is_read_only_for_its_image_id_and_code(tmp_path: Path) -> None:
+    record = _tree_record()
+    image_id = record["image_id"]
+    exports: list[str] = []
+
+    def export() -> dict[str, Any]:
+        exports.append(image_id)
+        return json.loads(json.dumps(record))
+
+    trees = tmp_path / "trees"
+    first = verify.cached_tree(trees, image_id, export)
+    assert exports == [image_id] and first.count is None  # exported, the full index
+    name = image_id.removeprefix("sha256:")
+    summary_file = trees / f"{name}.summary.json"
+    assert (trees / f"{name}.json").is_file() and summary_file.is_file()
+    warm = verify.cached_tree(trees, image_id, export)
+    assert exports == [image_id] and warm.count == len(record["entries"])  # the summary
+    assert _filesystem_cells(warm) == _filesystem_cells(first)
+
+    # Written by other code (a changed check): the summary is made again from the full index, not trusted.
+    stale = json.loads(summary_file.read_text())
+    stale["code"], stale["entries"] = "other code", []
+    summary_file.write_text(json.dumps(stale))
+    again = verify.cached_tree(trees, image_id, export)
+    assert exports == [image_id] and again.count is None
+    assert json.loads(summary_file.read_text())["entries"]  # rewritten under this code
+
+    # Another image's summary under this image's name is not this image's.
+    stale = json.loads(summary_file.read_text())
+    stale["image_id"], stale["entries"] = "sha256:" + "1" * 64, []
+    summary_file.write_text(json.dumps(stale))
+    assert verify.cached_tree(trees, image_id, export).count is None
+
+    # A torn summary and a torn index: exported again.
+    summary_file.write_text("{")
+    (trees / f"{name}.json").write_text("[")
+    assert verify.cached_tree(trees, image_id, export).count is None
+    assert exports == [image_id, image_id]
 
 
 def test_tmp_like_paths_and_the_users_home_are_not_findings() -> None:

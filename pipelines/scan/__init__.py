@@ -24,9 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .. import _proc, manifest, osupdates, refs, report, waivers
+from .. import _proc, refs, report, waivers
 from ..config import Config, ScanSettings
 from ..engine import Engine
 from ..errors import InputError, PipelineError, ScanError
@@ -422,7 +420,9 @@ def _bundle_db(out: Path, default_severity: Mapping[str, str] | None = None) -> 
     st = src.stat()
     severity = dict(sorted((default_severity or {}).items()))
     # The writer's own code is an input too: a fixed writer must not keep serving a DB built by the old one.
-    writer = hashlib.sha256(Path(vulndb.__file__).read_bytes()).hexdigest()[:16]
+    # (The record models' file is read, not imported: a warm scan does not build them.)
+    code = Path(vulndb.__file__)
+    writer = hashlib.sha256(code.read_bytes() + code.with_name("osv.py").read_bytes()).hexdigest()[:16]
     digest = f"{src.name}:{st.st_size}:{st.st_mtime_ns}:{json.dumps(severity)}:{writer}"
     if stamp.exists() and stamp.read_text() == digest:
         return vulndb.read_info(out)
@@ -669,13 +669,15 @@ class Outcome:
     subjects: dict[str, str] = field(default_factory=dict)  # the build's images judged: name -> image ID
 
     def gated(self) -> list[Finding]:
+        from ..osupdates import TOOL as OS_UPDATES_TOOL
+
         limit = level(self.threshold)
         out = []
         for f in self.findings:
             x = dict(f.extra)
             if f.waived:
                 continue
-            if f.tool == osupdates.TOOL:  # pending security updates gate in scan.os_updates = "fail" mode
+            if f.tool == OS_UPDATES_TOOL:  # pending security updates gate in scan.os_updates = "fail" mode
                 if f.severity >= Severity.ERROR:
                     out.append(f)
                 continue
@@ -732,7 +734,7 @@ def analyse(
     tools.engine_version  # noqa: B018 - images come from the engine
     # An explicit database is only read, so it is checked first; the fallback chain may download.
     explicit = explicit_db is not None or settings.vulndb is not None
-    db = resolve_db(cfg, settings, explicit_db, trivy) if explicit else None
+    known = resolve_db(cfg, settings, explicit_db, trivy) if explicit else None
     for ref in images:
         # An image that is not there means the scan could not run (exit 2), not that it failed the gate.
         r = _proc.run(
@@ -744,27 +746,27 @@ def analyse(
                 seen=_proc.tail(r.stderr, 3),
                 hint="build it first (`pipelines build`), or `docker pull` it",
             )
-    if db is None:
-        db = resolve_db(cfg, settings, explicit_db, trivy)
-    targets: list[tuple[str, str]]
-    subjects: dict[str, str] = {}
-    if images:
-        targets = [(_safe_name(ref), ref) for ref in images]
-    else:
-        record = manifest.load(cfg.project.artifacts, e.name)
-        # The commit tag names exactly the image this build produced.
-        targets = [(b.name, b.local_ref) for b in record.services]
-        subjects = {b.name: b.image_id for b in record.services}
-        if not targets:
-            # Zero images scanned is not a pass.
-            raise InputError(
-                f"the last build of {e.name!r} ({manifest.path(cfg.project.artifacts, e.name)}) recorded no "
-                "service image to scan",
-                hint=f"run `pipelines build --env {e.name}`, or name images: `pipelines scan IMAGE`",
-            )
-    os_findings, os_notes = osupdates.for_scan(
-        cfg.images.values(), settings.os_updates, settings.cache_dir, settings.download_timeout, targets
-    )
+    # The fallback chain mostly waits (Trivy's download attempt): it runs while the build record and the
+    # images' OS packages are read. When it fails, its error is still the one raised first, as before.
+    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vulndb")
+    fetching = background.submit(resolve_db, cfg, settings, explicit_db, trivy) if known is None else None
+    try:
+        targets, subjects = _targets(cfg, e.name, images)
+        # Imported here: its HTTP client and Debian parsers load while Trivy's DB attempt runs.
+        from .. import osupdates
+
+        os_findings, os_notes = osupdates.for_scan(
+            cfg.images.values(), settings.os_updates, settings.cache_dir, settings.download_timeout, targets
+        )
+    except Exception:  # not an interruption: that stops the download (the CLI stops every child) at once
+        if fetching is not None:
+            fetching.result()
+        raise
+    finally:
+        background.shutdown(wait=False)
+    db = fetching.result() if fetching is not None else known
+    if db is None:  # one of the two ran: a bug otherwise
+        raise RuntimeError("no vulnerability database choice was made")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = cfg.project.artifacts / "scan" / f"{stamp}-{e.name}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -832,6 +834,26 @@ def analyse(
     return out
 
 
+def _targets(cfg: Config, env: str, images: Sequence[str]) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """What to scan (name, reference) and, for the last build's images, the image IDs the verdict is about."""
+    if images:
+        return [(_safe_name(ref), ref) for ref in images], {}
+    # Here, not at the top: the build record's models are built while the DB fallback chain waits on Trivy.
+    from .. import manifest
+
+    record = manifest.load(cfg.project.artifacts, env)
+    # The commit tag names exactly the image this build produced.
+    targets = [(b.name, b.local_ref) for b in record.services]
+    if not targets:
+        # Zero images scanned is not a pass.
+        raise InputError(
+            f"the last build of {env!r} ({manifest.path(cfg.project.artifacts, env)}) recorded no "
+            "service image to scan",
+            hint=f"run `pipelines build --env {env}`, or name images: `pipelines scan IMAGE`",
+        )
+    return targets, {b.name: b.image_id for b in record.services}
+
+
 def _safe_name(ref: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in ref.rsplit("/", 1)[-1])[:80]
 
@@ -856,6 +878,8 @@ def trivyignore(ledger: Sequence[waivers.Waiver]) -> str:
             if w.package:
                 e["purls"] = [f"pkg:*/{w.package}"]
             entries.append(e)
+    import yaml
+
     head = "# Generated from the waiver ledger by `pipelines scan`; do not edit by hand.\n"
     return head + yaml.safe_dump({"vulnerabilities": entries, "secrets": [], "misconfigurations": []}, sort_keys=False)
 

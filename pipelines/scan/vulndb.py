@@ -41,33 +41,30 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cmp_to_key
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import yaml
 from cvss import CVSS2, CVSS3, CVSS4, CVSSError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .. import inputs
-from ..errors import EXIT_UNUSABLE, ConfigError, PipelineError
 
-# The `as` imports re-export what lived here before pipelines.bolt existed.
+# The `as` imports re-export what lived here before pipelines.dbseverity and pipelines.bolt existed.
+from ..dbseverity import DEFAULT_SEVERITY as DEFAULT_SEVERITY
+from ..dbseverity import SEVERITIES as SEVERITIES
+from ..dbseverity import check_default_severity as check_default_severity
+from ..errors import EXIT_UNUSABLE, ConfigError, PipelineError
 from .bolt import PAGE_SIZE as PAGE_SIZE
 from .bolt import BoltReader as BoltReader
 from .bolt import Tree, nested_key_counts, read_key
 from .bolt import bolt_file as bolt_file
 from .bolt import fnv1a_64 as fnv1a_64
 
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from .osv import OsvAffected, OsvRecord, OsvSeverity
+
 SCHEMA_VERSION = 2  # the trivy-db schema Trivy's --skip-db-update insists on
-
-# Index = the integer Trivy stores in VendorSeverity.
-SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
-
-# A record that rates nothing still describes a vulnerability: until a site
-# says otherwise it counts as HIGH, so it reaches a HIGH gate instead of
-# passing unseen (Debian's records on osv.dev carry no rating at all, nor do
-# most of PyPA's). Per OSV ecosystem family; `scan.default_severity` and
-# `vulndb build --default-severity` override it.
-DEFAULT_SEVERITY: Mapping[str, str] = {"Debian": "HIGH", "PyPI": "HIGH"}
 
 # Scans pass --skip-db-update anyway; a NextUpdate this far out also keeps a
 # run that forgets the flag from trying to swap the site's own advisories for
@@ -204,104 +201,8 @@ def parse_default_severity(pairs: Iterable[str], *, where: str) -> dict[str, str
     return out
 
 
-def check_default_severity(given: Mapping[str, str], *, where: str) -> dict[str, str]:
-    """Validate a {ecosystem family: level} map; keys are matched without regard to case."""
-    families = {k.lower(): k for k in DEFAULT_SEVERITY}
-    out: dict[str, str] = {}
-    for eco, level in given.items():
-        family = families.get(eco.lower())
-        if family is None:
-            raise ConfigError(where, eco, f"is not an ecosystem the database holds ({', '.join(DEFAULT_SEVERITY)})")
-        if level.upper() not in SEVERITIES:
-            raise ConfigError(where, eco, f"{level!r} is not one of {', '.join(SEVERITIES)}")
-        out[family] = level.upper()
-    return out
-
-
 # --------------------------------------------------------------------------
-# OSV records, as the schema has them (https://ossf.github.io/osv-schema/)
-
-
-class _Strict(BaseModel):
-    # Strict: a number where a string belongs is an error, not "3". Frozen: read-only data.
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
-
-
-class _Open(BaseModel):
-    # The parts the schema leaves open to extension.
-    model_config = ConfigDict(strict=True, frozen=True, extra="allow")
-
-
-class OsvPackage(_Strict):
-    ecosystem: str = Field(min_length=1)
-    name: str = Field(min_length=1)
-    purl: str | None = None
-
-
-class OsvSeverity(_Strict):
-    type: str = Field(min_length=1)
-    score: str = Field(min_length=1)
-
-
-class OsvEvent(_Strict):
-    introduced: str | None = None
-    fixed: str | None = None
-    last_affected: str | None = None
-    limit: str | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> OsvEvent:
-        given = [k for k in ("introduced", "fixed", "last_affected", "limit") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError("expected exactly one of introduced, fixed, last_affected, limit")
-        return self
-
-    @property
-    def kind(self) -> str:
-        return next(k for k in ("introduced", "fixed", "last_affected", "limit") if getattr(self, k) is not None)
-
-    @property
-    def version(self) -> str:
-        return str(getattr(self, self.kind))
-
-
-class OsvRange(_Strict):
-    type: Literal["ECOSYSTEM", "SEMVER", "GIT"]
-    repo: str | None = None
-    events: list[OsvEvent] = Field(min_length=1)
-    database_specific: dict[str, Any] | None = None
-
-
-class OsvAffected(_Strict):
-    package: OsvPackage | None = None  # absent in records that only name git commits
-    severity: list[OsvSeverity] = []
-    ranges: list[OsvRange] = []
-    versions: list[str] = []
-    ecosystem_specific: dict[str, Any] | None = None
-    database_specific: dict[str, Any] | None = None
-
-
-class OsvReference(_Open):
-    type: str = ""
-    url: str = Field(min_length=1)
-
-
-class OsvRecord(_Strict):
-    schema_version: str | None = None
-    id: str = Field(min_length=1, max_length=200)
-    modified: AwareDatetime = Field(strict=False)
-    published: AwareDatetime | None = Field(default=None, strict=False)
-    withdrawn: AwareDatetime | None = Field(default=None, strict=False)
-    aliases: list[str] = []
-    upstream: list[str] = []
-    related: list[str] = []
-    summary: str = ""
-    details: str = ""
-    severity: list[OsvSeverity] = []
-    affected: list[OsvAffected] = []
-    references: list[OsvReference] = []
-    credits: list[dict[str, Any]] = []
-    database_specific: dict[str, Any] | None = None
+# OSV records (their models: pipelines.scan.osv)
 
 
 def _model_error(file: str, exc: ValidationError) -> ConfigError:
@@ -420,6 +321,11 @@ def parse_osv(
     """The advisories of one OSV record (one per affected entry Trivy can match)."""
     if not isinstance(data, dict):
         raise ConfigError(file, "", f"expected an object (an OSV record), got {_json_type(data)}")
+    # Imported here: the record models (pydantic) are for building a database, not for reading one.
+    from pydantic import ValidationError
+
+    from .osv import OsvRecord
+
     try:
         record = OsvRecord.model_validate(data)
     except ValidationError as exc:
