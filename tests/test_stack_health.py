@@ -105,14 +105,8 @@ def _compose(tmp_path: Path, *args: str, project: str, overlay: bool = True) -> 
     )
 
 
-@pytest.mark.engine
-def test_overlay_merges_and_this_engine_accepts_it(built: dict[str, Any], tmp_path: Path) -> None:
-    """Compose merges the overlay over the check as written, and the engine here creates the container.
-
-    The start_interval half also records why the key is never sent to an older
-    engine: Compose refuses it there.
-    """
-    image = local_ref(built["images"]["python-runtime"])
+def _write_slow_check(tmp_path: Path, image: str) -> None:
+    """base.yaml: one service whose check, as written, is first asked 5 s after its start (start period 10 s)."""
     (tmp_path / "base.yaml").write_text(
         textwrap.dedent(f"""
         services:
@@ -126,6 +120,17 @@ def test_overlay_merges_and_this_engine_accepts_it(built: dict[str, Any], tmp_pa
               start_period: 10s
         """)
     )
+
+
+@pytest.mark.engine
+def test_overlay_merges_and_this_engine_accepts_it(built: dict[str, Any], tmp_path: Path) -> None:
+    """Compose merges the overlay over the check as written, and the engine here creates the container.
+
+    The start_interval half also records why the key is never sent to an older
+    engine: Compose refuses it there.
+    """
+    image = local_ref(built["images"]["python-runtime"])
+    _write_slow_check(tmp_path, image)
     engine = parse_version(Toolchain().engine_version)
     project = f"pipelines-test-health-{os.getpid()}"
     rendered = json.loads(_compose(tmp_path, "config", "--format", "json", project=project, overlay=False).stdout)
@@ -158,19 +163,7 @@ def test_overlay_makes_health_visible_sooner_on_this_engine(built: dict[str, Any
     on an older one the short interval.
     """
     image = local_ref(built["images"]["python-runtime"])
-    (tmp_path / "base.yaml").write_text(
-        textwrap.dedent(f"""
-        services:
-          svc:
-            image: {image}
-            command: ["-c", "import time; time.sleep(60)"]
-            healthcheck:
-              test: ["CMD", "/usr/bin/python3", "-c", "pass"]
-              interval: 5s
-              retries: 3
-              start_period: 10s
-        """)
-    )
+    _write_slow_check(tmp_path, image)
     project = f"pipelines-test-health-soon-{os.getpid()}"
     rendered = json.loads(_compose(tmp_path, "config", "--format", "json", project=project, overlay=False).stdout)
     overlay = stack.health_override(rendered, parse_version(Toolchain().engine_version))
