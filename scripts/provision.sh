@@ -57,19 +57,29 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
-# --- Docker engine from another suite (opt-in) --------------------------------
-install_engine_suite() { # $1 = suite
-  local suite=$1 apt_root="$STATE/apt-$1"
+# --- Packages from another Debian suite ---------------------------------------
+# private_apt SUITE: an apt state of its own for SUITE under $STATE, updated
+# once, with its options in APT_OPTS. Packages are taken from it one by one,
+# verified against the suite's signed index; nothing of the suite reaches the
+# host's sources, so it never brings its libc or anything else along.
+private_apt() { # $1 = suite
+  local apt_root="$STATE/apt-$1"
   mkdir -p "$apt_root/lists/partial" "$apt_root/cache/archives/partial"
-  printf 'deb %s %s main\n' "$MIRROR" "$suite" >"$apt_root/sources.list"
-  # A private apt state: the two .debs are taken from the suite, verified
-  # against its signed index; nothing else of it reaches the host's sources.
-  local opts=(-o "APT::Sandbox::User=root" -o "Dir::Etc::SourceList=$apt_root/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-              -o "Dir::State::Lists=$apt_root/lists" -o "Dir::Cache=$apt_root/cache")
+  printf 'deb %s %s main\n' "$MIRROR" "$1" >"$apt_root/sources.list"
+  APT_OPTS=(-o "APT::Sandbox::User=root" -o "Dir::Etc::SourceList=$apt_root/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+            -o "Dir::State::Lists=$apt_root/lists" -o "Dir::Cache=$apt_root/cache")
   if [ ! -e "$apt_root/.updated" ]; then
-    apt-get "${opts[@]}" update -qq
+    apt-get "${APT_OPTS[@]}" update -qq
     touch "$apt_root/.updated"
   fi
+}
+
+# --- Docker engine from another suite (opt-in) --------------------------------
+install_engine_suite() { # $1 = suite
+  local suite=$1
+  # Only the two .debs are taken from the suite (see private_apt).
+  private_apt "$suite"
+  local opts=("${APT_OPTS[@]}")
   local want have
   want=$(apt-cache "${opts[@]}" show docker.io 2>/dev/null | sed -n 's/^Version: //p' | head -n 1)
   [ -n "$want" ] || die "Debian $suite has no docker.io (PIPELINES_ENGINE_SUITE=$suite)"
@@ -104,17 +114,10 @@ install_plugin() { # $1 = debian package, $2 = plugin binary name
   # installed here would shadow a newer one from the host's own packages.
   if command -v docker >/dev/null 2>&1 && docker "${bin#docker-}" version >/dev/null 2>&1; then return 0; fi
   log "installing $bin from Debian $PLUGIN_SUITE ($pkg)"
-  local apt_root="$STATE/apt-$PLUGIN_SUITE"
-  mkdir -p "$apt_root/lists/partial" "$apt_root/cache/archives/partial" "$PLUGIN_DIR"
-  printf 'deb %s %s main\n' "$MIRROR" "$PLUGIN_SUITE" >"$apt_root/sources.list"
-  # A private apt state keeps trixie out of the host's sources: only the one
-  # plugin binary is taken, never trixie's libc or anything else.
-  local opts=(-o "APT::Sandbox::User=root" -o "Dir::Etc::SourceList=$apt_root/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-              -o "Dir::State::Lists=$apt_root/lists" -o "Dir::Cache=$apt_root/cache")
-  if [ ! -e "$apt_root/.updated" ]; then
-    apt-get "${opts[@]}" update -qq
-    touch "$apt_root/.updated"
-  fi
+  mkdir -p "$PLUGIN_DIR"
+  # Only the one plugin binary is taken from the suite (see private_apt).
+  private_apt "$PLUGIN_SUITE"
+  local opts=("${APT_OPTS[@]}")
   local tmp; tmp=$(mktemp -d)
   (cd "$tmp" && apt-get "${opts[@]}" download "$pkg" >/dev/null)
   dpkg-deb -x "$tmp"/*.deb "$tmp/root"
