@@ -55,6 +55,17 @@ pipelines itself (details in ARTIFACTS/logs/crash-*.log), 130 interrupted.
 """
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse turns the error into exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
 def _overlay_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--compose-file",
@@ -306,7 +317,15 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument(
         "--pipeline",
         action="store_true",
-        help="nox's own cost: `./noxw -s lint` vs its commands, `./noxw -s build scan verify smoke` vs its tools",
+        help="nox's own cost: `./noxw -s lint` vs its commands, `./noxw -s build scan verify smoke` vs its tools "
+        "(and smoke's up to all healthy)",
+    )
+    bn.add_argument(
+        "--runs",
+        type=_positive_int,
+        default=3,
+        metavar="N",
+        help="with --pipeline: how many times each is run; checks judge the median (default: 3)",
     )
     bn.add_argument(
         "--fleet", action="store_true", help="cold builds of 1, 2, 5 and 10 copies of a service: one bake vs one each"
@@ -522,7 +541,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     elif args.fleet:
         bench.run_fleet(cfg, Toolchain(), env=args.env, out=args.out)
     elif args.pipeline:
-        bench.run_pipeline(cfg, out=args.out)
+        bench.run_pipeline(cfg, out=args.out, runs=args.runs)
     elif args.deploy:
         bench.run_deploy(cfg, env=args.env, out=args.out)
     else:

@@ -361,3 +361,14 @@ def test_session_breakdown_of_a_recorded_pipeline_run() -> None:
     # The sessions cover the run between nox's first and last session lines.
     assert abs(sum(r["wall_s"] for r in rows.values()) - (31.403 - 0.139)) < 0.05
     assert "| 1 | smoke |" in bench.session_table([out])
+
+
+def test_up_to_healthy_reads_each_runs_smoke_line_and_misses_a_run_without_one() -> None:
+    data = json.loads((ROOT / "tests" / "data" / "recorded" / "bench" / "pipeline-run.json").read_text())
+    lines = [(float(t), str(line)) for t, line in data["lines"]]
+    run = bench.session_breakdown(lines, data["records"], data["start"], data["wall"])
+    assert bench.up_to_healthy([run, run]) == [5.9, 5.9]
+    # A run whose smoke printed no figure (it failed before healthy) adds nothing: the check then counts it missing.
+    silent = bench.session_breakdown([(t, line) for t, line in lines if "healthy" not in line], [], 0.0, 1.0)
+    assert bench.up_to_healthy([run, silent]) == [5.9]
+    assert bench.up_to_healthy([]) == []

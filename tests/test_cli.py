@@ -162,3 +162,20 @@ def test_a_judged_build_leaves_a_verdict_for_exactly_its_images(
     monkeypatch.setitem(cli.STAGES, "scan", lambda args: (ctx, failed))
     assert cli.main(["scan"]) == 1
     assert "failed at" in verdicts.covers(verdicts.load(ctx.artifacts, "dev", "scan"), {"api": "sha256:1"})
+
+
+@pytest.mark.parametrize("runs", ["0", "-2", "three"])
+def test_bench_runs_must_be_a_positive_whole_number(runs: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "--pipeline", "--runs", runs])
+    err = capsys.readouterr().err
+    assert exc.value.code == EXIT_UNUSABLE and "--runs" in err and "Traceback" not in err, err
+
+
+def test_bench_runs_reach_the_pipeline_benchmark(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines import bench
+
+    seen: list[int] = []
+    monkeypatch.setattr(bench, "run_pipeline", lambda cfg, *, out, runs: seen.append(runs) or {})
+    cli.main(["bench", "--pipeline", "--runs", "7"])
+    assert seen == [7]
