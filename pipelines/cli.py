@@ -323,7 +323,6 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument(
         "--runs",
         type=_positive_int,
-        default=3,
         metavar="N",
         help="with --pipeline: how many times each is run; checks judge the median (default: 3)",
     )
@@ -527,6 +526,8 @@ def _cmd_vulndb(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import bench  # imported per command: `pipelines --help` stays fast
 
+    if args.runs is not None and not args.pipeline:
+        raise InputError("--runs applies to `pipelines bench --pipeline` only", hint="add --pipeline or drop --runs")
     if args.lint_corpus is not None:
         # A corpus of other projects' files: no pipeline config involved.
         bench.run_lint_corpus(args.lint_corpus, out=args.out or Path("artifacts") / "bench")
@@ -541,7 +542,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     elif args.fleet:
         bench.run_fleet(cfg, Toolchain(), env=args.env, out=args.out)
     elif args.pipeline:
-        bench.run_pipeline(cfg, out=args.out, runs=args.runs)
+        bench.run_pipeline(cfg, out=args.out, runs=args.runs or 3)
     elif args.deploy:
         bench.run_deploy(cfg, env=args.env, out=args.out)
     else:

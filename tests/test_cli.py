@@ -178,4 +178,11 @@ def test_bench_runs_reach_the_pipeline_benchmark(monkeypatch: pytest.MonkeyPatch
     seen: list[int] = []
     monkeypatch.setattr(bench, "run_pipeline", lambda cfg, *, out, runs: seen.append(runs) or {})
     cli.main(["bench", "--pipeline", "--runs", "7"])
-    assert seen == [7]
+    cli.main(["bench", "--pipeline"])
+    assert seen == [7, 3]
+
+
+def test_bench_runs_without_pipeline_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["bench", "--scan", "--runs", "5"])
+    err = capsys.readouterr().err
+    assert code == EXIT_UNUSABLE and "--runs" in err and "--pipeline" in err and "Traceback" not in err, err
