@@ -346,7 +346,8 @@ def failed_targets(output: str, targets: Mapping[str, str]) -> list[str]:
 def input_hash(img: Image, base_refs: Mapping[str, str]) -> str:
     """Hash of everything a base image is built from: settings, files, bases."""
     h = hashlib.sha256()
-    settings = {k: v for k, v in asdict(img).items() if k not in ("context", "dockerfile")}
+    # The keyring decides what is trusted, not what is built: a host path must not force a rebuild.
+    settings = {k: v for k, v in asdict(img).items() if k not in ("context", "dockerfile", "keyring")}
     settings["base_refs"] = {arg: base_refs[b] for arg, b in sorted(img.bases.items())}
     if img.dockerfile is not None:
         settings["dockerfile"] = img.dockerfile.name
@@ -600,6 +601,15 @@ class _Builder:
             "Dpkg::Options::=--force-confold",
             "-o",
             "Dpkg::Use-Pty=0",
+            # apt's defaults, said explicitly: the updates come from signed, unexpired indexes only.
+            "-o",
+            "Acquire::AllowInsecureRepositories=false",
+            "-o",
+            "Acquire::AllowDowngradeToInsecureRepositories=false",
+            "-o",
+            "Acquire::Check-Valid-Until=true",
+            "-o",
+            "APT::Get::AllowUnauthenticated=false",
         ]
         try:
             for what, args in (("apt-get update", ["update"]), ("apt-get upgrade", ["--with-new-pkgs", "upgrade"])):
@@ -727,10 +737,7 @@ class _Builder:
         root = Path(tempfile.mkdtemp(prefix=f"{img.name}-rootfs-", dir=self.workdir))
         # mkdtemp makes it 0700; as the image's / it must be 0755 (apt's _apt user walks it too).
         root.chmod(0o755)
-        argv = [debootstrap, f"--variant={img.variant}"]
-        if img.include:
-            argv.append("--include=" + ",".join(img.include))
-        argv += [img.suite, str(root), img.mirror]
+        argv = debootstrap_argv(debootstrap, img, root)
         _proc.run(
             argv,
             timeout=self.cfg.build.timeout,
@@ -783,6 +790,32 @@ class _Builder:
             round(time.monotonic() - start, 2),
             pushed=True,
         )
+
+
+def debootstrap_argv(debootstrap: str, img: Image, root: Path, *, gpgv: str | None = None) -> list[str]:
+    """debootstrap's command line for a rootfs image: it must verify the archive's signatures or stop.
+
+    Without ``--force-check-gpg`` debootstrap quietly builds from an unverified (or HTTPS-only) Release
+    when the keyring is missing; with it and the image's keyring it aborts instead. gpgv and the keyring
+    are checked here first, so the reason is said plainly. ``gpgv``: the tool's path (default: PATH).
+    """
+    tool = gpgv if gpgv is not None else shutil.which("gpgv")
+    if tool is None or not Path(tool).is_file():
+        raise ToolNotFound(
+            f"gpgv is not installed: debootstrap cannot verify the archive for rootfs image {img.name!r}",
+            hint="apt-get install gpgv debian-archive-keyring (a rootfs is never built from an unverified archive)",
+        )
+    if not img.keyring.is_file():
+        raise ToolNotFound(
+            f"the archive keyring {img.keyring} of rootfs image {img.name!r} does not exist: "
+            "debootstrap cannot verify what it downloads",
+            hint="apt-get install debian-archive-keyring, or set `keyring` of the image in the config "
+            "to the keyring that signs its mirror",
+        )
+    argv = [debootstrap, "--force-check-gpg", "--keyring", str(img.keyring.absolute()), f"--variant={img.variant}"]
+    if img.include:
+        argv.append("--include=" + ",".join(img.include))
+    return [*argv, img.suite, str(root), img.mirror]
 
 
 def _some(items: list[str], limit: int = 8) -> str:

@@ -37,6 +37,8 @@ _STAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SUITE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
+# What debootstrap and the security-index check trust by default (Debian's debian-archive-keyring package).
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 
 T = TypeVar("T")
 
@@ -232,6 +234,8 @@ class Image:
     # Every suite apt uses, updates applied at build time; "*-security" ones come from security_mirror.
     suites: tuple[str, ...] = ()
     security_mirror: str = ""
+    # The OpenPGP keyring the mirrors' InRelease files must be signed by.
+    keyring: Path = DEBIAN_KEYRING
 
 
 @dataclass(frozen=True)
@@ -957,6 +961,10 @@ def _image(t: _Table, name: str, root: Path, *, is_base: bool) -> Image:
         raise t.error("image", problem, hint="a repository name such as 'api' or 'team/api', without tag")
     if kind == "rootfs":
         suites = t.strings("suites")
+        for i, entry in enumerate(suites):
+            # Each becomes a field of a sources.list line and part of the index URLs.
+            if not _SUITE.match(entry):
+                raise t.error(f"suites[{i}]", f"{entry!r} is not a Debian suite name such as bookworm-security")
         suite = _matching(
             t, "suite", suites[0] if suites else "bookworm", _SUITE, "a Debian suite name such as bookworm"
         )
@@ -976,10 +984,11 @@ def _image(t: _Table, name: str, root: Path, *, is_base: bool) -> Image:
             bases={},
             suite=suite,
             variant=_matching(t, "variant", "minbase", _SUITE, "a debootstrap variant such as minbase"),
-            mirror=_matching(t, "mirror", "http://deb.debian.org/debian", _URL, "an http:// or https:// URL"),
+            mirror=_mirror(t, "mirror", "http://deb.debian.org/debian"),
             include=t.strings("include"),
             suites=suites,
-            security_mirror=t.string("security_mirror", "http://deb.debian.org/debian-security"),
+            security_mirror=_mirror(t, "security_mirror", "http://deb.debian.org/debian-security"),
+            keyring=_keyring(t, root),
         )
         t.done()
         return img
@@ -1008,7 +1017,30 @@ def _image(t: _Table, name: str, root: Path, *, is_base: bool) -> Image:
     return img
 
 
-_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+# A mirror URL goes verbatim into debootstrap's argv and the image's sources.list: it must be a bare
+# http(s) URL, so that no apt option ("[trusted=yes] http://..."), second field, comment ('#') or
+# credentials ('@') can ride along. IPv6 literals need brackets and are refused with them.
+_URL = re.compile(r"^https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%+/-]*)?$")
+
+
+def _mirror(t: _Table, name: str, default: str) -> str:
+    value = t.string(name, default)
+    if not _URL.fullmatch(value):
+        raise t.error(
+            name,
+            f"{value!r} is not a plain http:// or https:// mirror URL",
+            hint="give only the URL, e.g. http://deb.debian.org/debian: no apt options such as [trusted=yes], "
+            "spaces, brackets, '#', '?' or user@; the archive's signature is always checked",
+        )
+    return value
+
+
+def _keyring(t: _Table, root: Path) -> Path:
+    value = t.string("keyring", str(DEBIAN_KEYRING))
+    if not value.strip():
+        raise t.error("keyring", "must not be empty", hint=f"the default is {DEBIAN_KEYRING}")
+    # A host file (not a project input), so it may live outside the project; relative means the project's.
+    return root / value if not Path(value).is_absolute() else Path(value)
 
 
 def _matching(t: _Table, name: str, default: str, pattern: re.Pattern[str], what: str) -> str:

@@ -8,11 +8,17 @@ ordering (python-debian, never by hand). A newer version there is a pending
 security update; the CVE ids come from the newer package's own Debian
 changelog (read out of its .deb), entries newer than the installed version.
 
-The index is fetched over HTTP with a timeout and checked against the suite's
-signed InRelease (signature by gpgv and the Debian archive keyring when they
-are installed; the index's hash always). It is cached with its fetch time, and
-a stale cache is never used: when no fresh index can be had the check fails,
-like the vulnerability database does.
+The index is fetched over HTTP with a timeout and trusted only through the
+suite's InRelease: its signature must verify with gpgv against the archive
+keyring (no gpgv or no keyring: the check cannot run, exit 2), only the text
+gpgv says was signed is read, the Release must be this suite's (Codename or
+Suite), must not be expired (Valid-Until) nor dated more than a week ago, and
+the index must match the hash it lists.
+Plain HTTP is fine on those terms, as it is for apt: a mirror, or anyone on
+the path, can withhold the newest index but can neither alter one nor replay
+an old one past its validity. It is cached with its fetch time, and a stale
+cache is never used: when no fresh index can be had the check fails, like the
+vulnerability database does.
 """
 
 from __future__ import annotations
@@ -39,14 +45,24 @@ from pathlib import Path
 from debian.debian_support import Version, version_compare
 
 from . import _proc
-from .config import Image
+from .config import DEBIAN_KEYRING, Image
 from .errors import PipelineError
 from .findings import Finding, Severity
 
 TOOL = "os-updates"
 RULE = "PL-U001"  # a pending security update; waivable by rule + image + package like any scan finding
 MODES = ("fail", "warn", "off")
-KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+KEYRING = DEBIAN_KEYRING
+# The security archive signs its Release valid for 7 days (Valid-Until = Date + 7 days) and re-signs it
+# within that; an older Date is a stalled mirror or a replayed index, and "nothing pending" from it
+# would be a false pass. Also the bound for a Release that declares no Valid-Until at all.
+MAX_RELEASE_AGE = dt.timedelta(days=7)
+CLOCK_SKEW = dt.timedelta(minutes=10)  # a Release dated further ahead means this host's clock is wrong
+# What a cached index was checked with: an entry written by an older, weaker check is fetched again.
+CHECKED = "gpgv-signed-text+valid-until+max-age/1"
+_SIGNED_BEGIN = "-----BEGIN PGP SIGNED MESSAGE-----"
+_SIGNATURE_BEGIN = "-----BEGIN PGP SIGNATURE-----"
+_SIGNATURE_END = "-----END PGP SIGNATURE-----"
 STATUS = "/var/lib/dpkg/status"
 STATUS_D = "/var/lib/dpkg/status.d"
 CVE = re.compile(r"\bCVE-\d{4}-\d{4,}\b")
@@ -183,6 +199,7 @@ class Suite:
     suite: str  # e.g. bookworm-security
     component: str = "main"
     arch: str = "amd64"
+    keyring: Path = KEYRING  # what its InRelease must be signed with
 
     @property
     def dists(self) -> str:
@@ -237,15 +254,91 @@ class Index:
         )
 
 
+def _release_time(value: str) -> dt.datetime:
+    when = parsedate_to_datetime(value)
+    if when.tzinfo is None:
+        raise ValueError("no time zone")
+    return when.astimezone(dt.UTC)
+
+
+def release_window(text: str, where: str) -> tuple[dt.datetime, dt.datetime | None]:
+    """The Date and the Valid-Until (None when the Release declares none) of a Release."""
+    from debian import deb822  # here: parsing is for a cold cache; a warm stage reads JSON
+
+    rel = deb822.Release(text)
+    try:
+        date = _release_time(rel["Date"])
+    except (KeyError, TypeError, ValueError):
+        raise OsUpdatesError(f"{where} has no valid Date field", seen=text[:300]) from None
+    if "Valid-Until" not in rel:
+        return date, None
+    try:
+        return date, _release_time(rel["Valid-Until"])
+    except (TypeError, ValueError):
+        raise OsUpdatesError(f"{where} has an unreadable Valid-Until field", seen=rel["Valid-Until"]) from None
+
+
+def stale_problem(
+    date: dt.datetime,
+    valid_until: dt.datetime | None,
+    now: dt.datetime,
+    max_age: dt.timedelta = MAX_RELEASE_AGE,
+) -> str | None:
+    """Why a Release with this Date and Valid-Until must not be believed at ``now``; None when it may."""
+    if valid_until is not None and now > valid_until:
+        return f"expired at {valid_until:%Y-%m-%d %H:%M} UTC (its Valid-Until); now is {now:%Y-%m-%d %H:%M} UTC"
+    if now - date > max_age:
+        return f"dated {date:%Y-%m-%d %H:%M} UTC, more than {_span(max_age)} before now ({now:%Y-%m-%d %H:%M} UTC)"
+    if date - now > CLOCK_SKEW:
+        return f"dated {date:%Y-%m-%d %H:%M} UTC, in the future (now is {now:%Y-%m-%d %H:%M} UTC)"
+    return None
+
+
+def _span(d: dt.timedelta) -> str:
+    return f"{d.days} days" if d.days and d == dt.timedelta(days=d.days) else f"{d.total_seconds() / 3600:g} hours"
+
+
+def check_fresh(text: str, where: str, now: dt.datetime, max_age: dt.timedelta = MAX_RELEASE_AGE) -> None:
+    """Refuse a signed Release that is expired or too old: it may be an old index replayed."""
+    date, valid_until = release_window(text, where)
+    problem = stale_problem(date, valid_until, now, max_age)
+    if problem is None:
+        return
+    future = date > now
+    raise OsUpdatesError(
+        f"{where} is {problem}; an old signed index may be replayed, so it is not used",
+        hint="check this host's clock"
+        if future
+        else "the mirror serves an outdated index (a stalled mirror, a proxy cache, or a replay): use an "
+        "up-to-date security_mirror, or try again later",
+    )
+
+
+def check_suite(text: str, where: str, suite: str) -> None:
+    """Refuse the signed Release of another suite served at this suite's address.
+
+    Every suite of the archive is signed with the same keys: without this, an attacker on the path
+    could answer for bookworm-security with a current bookworm-updates Release, whose index holds none
+    of the security fixes, and every image would look up to date.
+    """
+    from debian import deb822  # here: parsing is for a cold cache; a warm stage reads JSON
+
+    rel = deb822.Release(text)
+    names = sorted({str(rel.get(k, "")).strip() for k in ("Codename", "Suite")} - {""})
+    if suite not in names:
+        raise OsUpdatesError(
+            f"{where} is the Release of {' / '.join(names) or 'an unnamed suite'}, not of {suite}",
+            hint="the mirror serves another suite's index at this address (misconfigured, or substituted); "
+            "check security_mirror and suites in the config",
+        )
+
+
 def parse_release(text: str, where: str) -> tuple[dt.datetime, dict[str, tuple[str, int]]]:
     """The Date and the SHA256 list of an InRelease/Release file."""
     from debian import deb822  # here: parsing is for a cold cache; a warm stage reads JSON
 
     rel = deb822.Release(text)
-    try:
-        date = parsedate_to_datetime(rel["Date"]).astimezone(dt.UTC)
-    except (KeyError, TypeError, ValueError):
-        raise OsUpdatesError(f"{where} has no valid Date field", seen=text[:300]) from None
+    date, _ = release_window(text, where)
     sums = {str(e["name"]): (str(e["sha256"]), int(e["size"])) for e in rel.get("SHA256", [])}
     if not sums:
         raise OsUpdatesError(f"{where} lists no SHA256 sums", seen=text[:300])
@@ -289,19 +382,72 @@ def _get(url: str, timeout: float, limit: int = MAX_DEB_BYTES) -> bytes:
     return data
 
 
-def verify_inrelease(path: Path, keyring: Path = KEYRING) -> str:
-    """Check InRelease's signature with gpgv when the tools are here; say what was checked."""
-    gpgv = shutil.which("gpgv")
-    if gpgv is None or not keyring.is_file():
-        return "InRelease signature NOT verified (gpgv or the Debian archive keyring is not installed)"
-    r = _proc.run([gpgv, "--keyring", str(keyring), str(path)], timeout=60, check=False, quiet=True)
-    if r.returncode != 0:
+def verify_inrelease(path: Path, keyring: Path = KEYRING, *, gpgv: str | None = None) -> tuple[str, str]:
+    """(what was checked, the signed text) of an InRelease whose signature gpgv verifies against ``keyring``.
+
+    Fails closed: without gpgv or the keyring nothing about the index can be trusted, so the check
+    cannot run. Only the text gpgv reports as signed is returned, and the file must be one clearsigned
+    message and nothing else: gpgv ignores text around the message, and a Release paragraph put in
+    front of a genuine signed one would otherwise be what is read.
+    """
+    tool = verifier(keyring, gpgv)
+    text = path.read_bytes().decode("utf-8", "replace")
+    framing = _framing_problem(text)
+    if framing:
+        raise OsUpdatesError(
+            f"{path.name} is not a single clearsigned message: {framing}",
+            hint="the mirror (or something on the way) serves altered data; check the mirror in the config",
+        )
+    # The signed text on stdout, gpgv's machine-readable status (with its messages) on stderr.
+    r = _proc.run(
+        [tool, "--status-fd", "2", "--keyring", str(keyring.absolute()), "--output", "-", str(path)],
+        timeout=60,
+        check=False,
+        quiet=True,
+    )
+    status = [line.split()[1:] for line in r.stderr.splitlines() if line.startswith("[GNUPG:] ")]
+    words = [s[0] for s in status if s]
+    # GOODSIG is a good signature by an unexpired, unrevoked key of the keyring (gpgv reports those as
+    # EXPKEYSIG/REVKEYSIG). One is enough, as for apt: a second signature by a key this keyring does not
+    # have yet (a key rotation) must not fail the check; a bad signature always does.
+    good = [" ".join(s[2:]) for s in status if s and s[0] == "GOODSIG"]
+    if not good or "VALIDSIG" not in words or "BADSIG" in words or not r.stdout.strip():
         raise OsUpdatesError(
             f"the signature of {path.name} does not verify against {keyring}",
-            seen=_proc.tail(r.stderr or r.stdout, 5),
+            seen=_proc.tail(r.stderr or r.stdout, 8),
             hint="the mirror may be serving altered data; check the mirror in the config",
         )
-    return f"InRelease signature verified with {keyring.name}"
+    return f"InRelease signature verified with {keyring.name} ({'; '.join(good)})", r.stdout
+
+
+def verifier(keyring: Path = KEYRING, gpgv: str | None = None) -> str:
+    """gpgv's path, when it and the keyring are here; else the check cannot run (exit 2), never a note."""
+    tool = gpgv if gpgv is not None else shutil.which("gpgv")
+    if tool is None or not Path(tool).is_file():
+        raise OsUpdatesError(
+            f"gpgv is not installed{f' ({tool} does not exist)' if tool else ''}: "
+            "the security index's signature cannot be checked",
+            hint="apt-get install gpgv debian-archive-keyring (the OS updates check never uses an unsigned index)",
+        )
+    if not keyring.is_file():
+        raise OsUpdatesError(
+            f"the archive keyring {keyring} does not exist: the security index's signature cannot be checked",
+            hint="apt-get install debian-archive-keyring, or set `keyring` of the rootfs image in the config "
+            "to the keyring that signs your mirror",
+        )
+    return tool
+
+
+def _framing_problem(text: str) -> str | None:
+    """What is wrong with the armor of a clearsigned file, or None for exactly one message."""
+    if not text.startswith(_SIGNED_BEGIN + "\n") and not text.startswith(_SIGNED_BEGIN + "\r\n"):
+        return f"it does not start with {_SIGNED_BEGIN}"
+    for marker in (_SIGNED_BEGIN, _SIGNATURE_BEGIN, _SIGNATURE_END):
+        if text.count(marker) != 1:
+            return f"{marker} occurs {text.count(marker)} times"
+    if text.index(_SIGNATURE_BEGIN) > text.index(_SIGNATURE_END) or text.split(_SIGNATURE_END, 1)[1].strip():
+        return f"there is text after {_SIGNATURE_END}"
+    return None
 
 
 def _cached_packages(d: Path) -> dict[str, list[Available]]:
@@ -346,8 +492,15 @@ def fetch_index(
     timeout: float = 60,
     max_age: dt.timedelta = dt.timedelta(hours=6),
     now: dt.datetime | None = None,
+    max_release_age: dt.timedelta = MAX_RELEASE_AGE,
+    gpgv: str | None = None,
 ) -> Index:
-    """The suite's Packages index: a fresh cached copy, else downloaded and verified now."""
+    """The suite's Packages index: a fresh cached copy, else downloaded and verified now.
+
+    ``max_age`` bounds how long a downloaded index is reused; ``max_release_age`` how old the
+    suite's signed Release may be dated (and it must not be past its Valid-Until), cached or not.
+    ``now`` and ``gpgv`` (the path of the tool, else found on PATH) are for tests.
+    """
     now = now or dt.datetime.now(dt.UTC)
     d = _cache_dir(cache, suite)
     meta_path = d / "meta.json"
@@ -356,31 +509,44 @@ def fetch_index(
         try:
             meta = json.loads(meta_path.read_text())
             fetched = dt.datetime.fromisoformat(meta["fetched_at"])
-            if now - fetched <= max_age:
+            release_date = dt.datetime.fromisoformat(meta["release_date"])
+            valid_until = dt.datetime.fromisoformat(meta["valid_until"]) if meta["valid_until"] else None
+            if (
+                meta["checked"] == CHECKED
+                and meta["keyring"] == str(suite.keyring)
+                and now - fetched <= max_age
+                and stale_problem(release_date, valid_until, now, max_release_age) is None
+            ):
                 packages = _cached_packages(d)
                 return Index(
                     suite,
                     packages,
-                    dt.datetime.fromisoformat(meta["release_date"]),
+                    release_date,
                     fetched,
                     "cache",
                     str(meta["signature"]),
                     round(time.monotonic() - start, 2),
                 )
-        except (OSError, ValueError, KeyError, lzma.LZMAError):
+        except (OSError, ValueError, KeyError, TypeError, lzma.LZMAError):
             pass  # a broken cache is fetched again, never trusted
-    inrelease = _get(f"{suite.dists}/InRelease", timeout, limit=16 * 1024 * 1024)
+    where = f"{suite.dists}/InRelease"
+    verifier(suite.keyring, gpgv)  # before the download: without it nothing downloaded could be believed
+    inrelease = _get(where, timeout, limit=16 * 1024 * 1024)
     d.mkdir(parents=True, exist_ok=True)
     (d / "InRelease").write_bytes(inrelease)
-    signature = verify_inrelease(d / "InRelease")
-    release_date, sums = parse_release(inrelease.decode("utf-8", "replace"), f"{suite.dists}/InRelease")
+    signature, signed = verify_inrelease(d / "InRelease", suite.keyring, gpgv=gpgv)
+    # Everything below reads the signed text only.
+    check_fresh(signed, where, now, max_release_age)
+    check_suite(signed, where, suite.suite)
+    release_date, sums = parse_release(signed, where)
+    _, valid_until = release_window(signed, where)
     if suite.index_path not in sums:
         raise OsUpdatesError(
-            f"{suite.dists}/InRelease does not list {suite.index_path}",
+            f"{where} does not list {suite.index_path}",
             hint=f"check suite {suite.suite!r}, component and architecture",
         )
     want, size = sums[suite.index_path]
-    url = index_url(suite, inrelease.decode("utf-8", "replace"), want)
+    url = index_url(suite, signed, want)
     raw = _get(url, timeout)
     got = hashlib.sha256(raw).hexdigest()
     if got != want or len(raw) != size:
@@ -396,6 +562,8 @@ def fetch_index(
 
     if not packages:
         raise OsUpdatesError(f"{suite.dists}/{suite.index_path} lists no packages")
+    if valid_until is not None:
+        signature += f", valid until {valid_until:%Y-%m-%d %H:%M} UTC"
     (d / "Packages.xz").write_bytes(raw)
     _save_parsed(d, packages)
     meta_path.write_text(
@@ -404,7 +572,10 @@ def fetch_index(
                 "url": url,
                 "fetched_at": now.isoformat(),
                 "release_date": release_date.isoformat(),
+                "valid_until": valid_until.isoformat() if valid_until else None,
                 "signature": signature,
+                "checked": CHECKED,
+                "keyring": str(suite.keyring),
             }
         )
     )
@@ -651,7 +822,9 @@ def security_suites(images: Iterable[Image]) -> list[Suite]:
             continue
         for s in img.suites:
             if s.endswith("-security"):
-                out.setdefault((img.security_mirror, s), Suite(img.security_mirror, s, arch=host_arch()))
+                out.setdefault(
+                    (img.security_mirror, s), Suite(img.security_mirror, s, arch=host_arch(), keyring=img.keyring)
+                )
     if not out and not any(img.kind == "rootfs" for img in images):
         return [Suite(DEFAULT_SUITE.mirror, DEFAULT_SUITE.suite, arch=host_arch())]
     return list(out.values())

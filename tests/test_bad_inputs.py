@@ -233,6 +233,40 @@ VALUES = [
         "mirror-not-url", 'kind = "rootfs"', 'kind = "rootfs"\nmirror = "deb.debian.org/debian"', "images.debian.mirror"
     ),
     cfg("suite-path", 'kind = "rootfs"', 'kind = "rootfs"\nsuite = "../../bookworm"', "images.debian.suite"),
+    # A mirror goes into debootstrap's argv and the image's sources.list: a bare http(s) URL, no apt options.
+    cfg(
+        "mirror-trusted-option",
+        'kind = "rootfs"',
+        'kind = "rootfs"\nmirror = "[trusted=yes] http://deb.debian.org/debian"',
+        "images.debian.mirror",
+        "not a plain http:// or https:// mirror URL",
+    ),
+    cfg(
+        "security-mirror-trusted-option",
+        'kind = "rootfs"',
+        'kind = "rootfs"\nsecurity_mirror = "[trusted=yes] http://deb.debian.org/debian-security"',
+        "images.debian.security_mirror",
+        "not a plain http:// or https:// mirror URL",
+    ),
+    cfg(
+        "security-mirror-space",
+        'kind = "rootfs"',
+        'kind = "rootfs"\nsecurity_mirror = "http://x y"',
+        "images.debian.security_mirror",
+        "'http://x y'",
+    ),
+    cfg(
+        "security-mirror-scheme",
+        'kind = "rootfs"',
+        'kind = "rootfs"\nsecurity_mirror = "file:///srv/debian-security"',
+        "images.debian.security_mirror",
+    ),
+    cfg(
+        "security-mirror-option-after",
+        'kind = "rootfs"',
+        'kind = "rootfs"\nsecurity_mirror = "http://deb.debian.org/debian-security [trusted=yes]"',
+        "images.debian.security_mirror",
+    ),
     cfg("default-env-int", 'default_env = "dev"', "default_env = 3", "default_env"),
     cfg("build-arg-newline", 'target = "runtime"', 'target = "runtime"\nargs = { A = "x\\ny" }', "services.web.args.A"),
     # The [smoke] and [load] schema.

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from pipelines import build, config, lockfile
-from pipelines.errors import CommandFailed, ConfigError
+from pipelines.errors import CommandFailed, ConfigError, ToolNotFound
 from pipelines.gitinfo import GitInfo
 from pipelines.tools import BuilderInfo
 
@@ -213,6 +215,8 @@ def test_suites_change_the_rootfs_inputs(tmp_path: Path) -> None:
     [
         ('suite = "bookworm"\nsuites = ["bookworm-security"]', "must start with the debootstrap suite"),
         ("suites = [1]", r"suites\[0\]: expected a string"),
+        ('suites = ["bookworm", "bookworm-security [trusted=yes]"]', r"suites\[1\]: .* is not a Debian suite name"),
+        ('suites = ["bookworm", "../../etc"]', r"suites\[1\]: '\.\./\.\./etc' is not a Debian suite name"),
     ],
 )
 def test_bad_suites_are_config_errors(tmp_path: Path, snippet: str, message: str) -> None:
@@ -306,3 +310,89 @@ def test_failed_targets_are_named_from_the_bake_output() -> None:
     )
     assert build.failed_targets(output, {"one": "s1", "two": "s2"}) == ["two"]
     assert build.failed_targets("ERROR: failed to solve", {"one": "s1"}) == []
+
+
+# --------------------------------------------------------------------------- debootstrap verifies the archive
+
+
+def test_debootstrap_runs_with_the_archive_keyring_and_forced_signature_checks(
+    cfg: config.Config, tmp_path: Path
+) -> None:
+    img = cfg.images["debian"]
+    argv = build.debootstrap_argv("/usr/sbin/debootstrap", img, tmp_path / "root")
+    assert "--force-check-gpg" in argv and "--no-check-gpg" not in argv
+    assert argv[argv.index("--keyring") + 1] == "/usr/share/keyrings/debian-archive-keyring.gpg"
+    assert argv[-3:] == ["bookworm", str(tmp_path / "root"), "http://deb.debian.org/debian"]
+    # The keyring of the config is the one debootstrap gets.
+    mine = tmp_path / "mirror.gpg"
+    shutil.copy(config.DEBIAN_KEYRING, mine)
+    argv = build.debootstrap_argv("/usr/sbin/debootstrap", replace(img, keyring=mine), tmp_path / "root")
+    assert argv[argv.index("--keyring") + 1] == str(mine)
+
+
+def test_no_rootfs_is_built_without_the_keyring_or_gpgv(cfg: config.Config, tmp_path: Path) -> None:
+    img = replace(cfg.images["debian"], keyring=tmp_path / "gone.gpg")
+    with pytest.raises(ToolNotFound) as err:
+        build.debootstrap_argv("/usr/sbin/debootstrap", img, tmp_path / "root")
+    assert err.value.exit_code == 2
+    assert f"the archive keyring {tmp_path / 'gone.gpg'} of rootfs image 'debian' does not exist" in err.value.what
+    assert "apt-get install debian-archive-keyring" in (err.value.hint or "")
+    with pytest.raises(ToolNotFound, match="gpgv is not installed") as err:
+        build.debootstrap_argv("/usr/sbin/debootstrap", cfg.images["debian"], tmp_path, gpgv=str(tmp_path / "gpgv"))
+    assert "apt-get install gpgv" in (err.value.hint or "")
+
+
+def test_debootstrap_stops_at_a_release_whose_signature_fails(
+    cfg: config.Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real debootstrap with our argv, against a plain-HTTP mirror on 127.0.0.1 serving a real InRelease.
+
+    Tampered, it stops at the signature; intact, the signature passes and it goes on (to the next
+    problem: the recorded file is bookworm-updates', not bookworm's).
+    """
+    import os
+
+    from pipelines import _proc
+
+    from .test_osupdates import DATA, _serve
+
+    debootstrap = shutil.which("debootstrap") or shutil.which("debootstrap", path="/usr/sbin:/sbin")
+    if debootstrap is None or os.geteuid() != 0:
+        pytest.skip("debootstrap runs as root only, with debootstrap installed (CI builds rootfs bases so)")
+    real = (DATA / "bookworm-updates.InRelease").read_bytes()
+    tampered = real.replace(b"Codename: bookworm-updates", b"Codename: bookworm-updatez")
+    assert tampered != real
+    files = {"/debian/dists/bookworm/InRelease": tampered}
+    mirror, asked, stop = _serve(files, monkeypatch)
+    mirror = mirror.removesuffix("/debian-security") + "/debian"
+    try:
+        img = replace(cfg.images["debian"], mirror=mirror)
+        r = _proc.run(build.debootstrap_argv(debootstrap, img, tmp_path / "a"), timeout=120, check=False, quiet=True)
+        assert r.returncode != 0
+        assert "E: Invalid Release signature" in r.stdout + r.stderr
+        files["/debian/dists/bookworm/InRelease"] = real
+        r = _proc.run(build.debootstrap_argv(debootstrap, img, tmp_path / "b"), timeout=120, check=False, quiet=True)
+        assert "I: Valid Release signature" in r.stdout + r.stderr
+    finally:
+        stop()
+    assert "/debian/dists/bookworm/InRelease" in asked
+
+
+@pytest.mark.engine
+def test_the_build_refuses_a_rootfs_when_its_keyring_is_missing(tmp_path: Path, tools: object) -> None:
+    """`pipelines build` stops with exit 2 before debootstrap runs: no unverified rootfs is ever built."""
+    import os
+
+    from .conftest import run_cli
+
+    text = (
+        textwrap.dedent(GOOD)
+        .replace('kind = "rootfs"', f'kind = "rootfs"\nkeyring = "{tmp_path / "gone.gpg"}"', 1)
+        .replace('namespace = "demo"', f'namespace = "keyring-missing-{os.getpid()}"', 1)
+    )
+    path = project(tmp_path, text)
+    r = run_cli("--config", str(path), "build", "--env", "dev", "--bases-only", timeout=600)
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    assert f"error: the archive keyring {tmp_path / 'gone.gpg'} of rootfs image 'debian' does not exist" in r.stderr
+    assert "hint: apt-get install debian-archive-keyring" in r.stderr
+    assert "Traceback" not in r.stderr

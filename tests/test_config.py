@@ -346,7 +346,7 @@ def test_bad_smoke_and_load_settings(tmp_path: Path, extra: str, message: str) -
         ('args = { GREETING = "hi" }', 'args = { GREETING = "a\\nb" }', "services.web.args.GREETING: contains"),
         ("[environments.dev]", "[build]\nparallel = 65\n[environments.dev]", "build.parallel: must be from 1 to 64"),
         ("[environments.dev]", "[build]\ntimeout = 86401\n[environments.dev]", "build.timeout: must be from 1 to"),
-        ('kind = "rootfs"', 'kind = "rootfs"\nmirror = "ftp://x"', "images.debian.mirror: 'ftp://x' is not an http"),
+        ('kind = "rootfs"', 'kind = "rootfs"\nmirror = "ftp://x"', "images.debian.mirror: 'ftp://x' is not a plain"),
         ('name = "demo"', 'name = " "', "project.name: must not be empty"),
     ],
 )
@@ -466,3 +466,60 @@ def test_any_text_is_a_config_or_a_config_error(tmp_path: Path, text: str) -> No
         config.load(path)
     except ConfigError as exc:
         assert str(path) in exc.render()
+
+
+@pytest.mark.parametrize("key", ["mirror", "security_mirror"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "[trusted=yes] http://deb.debian.org/debian",
+        "http://deb.debian.org/debian [trusted=yes]",
+        "http://x y",
+        "ftp://deb.debian.org/debian",
+        "file:///srv/mirror",
+        "copy:///srv/mirror",
+        "deb.debian.org/debian",
+        "http://user:secret@deb.debian.org/debian",
+        "http://deb.debian.org/debian#",
+        "http://deb.debian.org/debian?x=1",
+        "http://[::1]/debian",
+        "http://deb.debian.org/debian]",
+        "http://",
+        "http:///debian",
+    ],
+)
+def test_mirrors_are_plain_http_urls(tmp_path: Path, key: str, value: str) -> None:
+    """A mirror reaches debootstrap's argv and the image's sources.list verbatim: no apt option may ride along."""
+    text = textwrap.dedent(GOOD).replace('kind = "rootfs"', f'kind = "rootfs"\n{key} = {value!r}', 1)
+    with pytest.raises(ConfigError) as err:
+        config.load(project(tmp_path, text))
+    assert f"images.debian.{key}: {value!r} is not a plain http:// or https:// mirror URL" in err.value.render()
+    assert "[trusted=yes]" in (err.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://deb.debian.org/debian",
+        "https://deb.debian.org/debian/",
+        "http://127.0.0.1:3142/debian",
+        "http://mirror.example.org:8080/pub/debian-security",
+        "https://snapshot.debian.org/archive/debian/20261201T000000Z",
+        "http://mirror.example/debian%2Bx/~user/a_b+c",
+    ],
+)
+def test_plain_mirror_urls_are_taken(tmp_path: Path, value: str) -> None:
+    for key in ("mirror", "security_mirror"):
+        text = textwrap.dedent(GOOD).replace('kind = "rootfs"', f'kind = "rootfs"\n{key} = {value!r}', 1)
+        img = config.load(project(tmp_path / key, text)).images["debian"]
+        assert getattr(img, key) == value
+
+
+def test_the_rootfs_keyring_defaults_to_debians_and_resolves_in_the_project(tmp_path: Path) -> None:
+    img = config.load(project(tmp_path / "a")).images["debian"]
+    assert img.keyring == config.DEBIAN_KEYRING == Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+    text = textwrap.dedent(GOOD).replace('kind = "rootfs"', 'kind = "rootfs"\nkeyring = "keys/mirror.gpg"', 1)
+    assert config.load(project(tmp_path / "b", text)).images["debian"].keyring == tmp_path / "b/keys/mirror.gpg"
+    empty = textwrap.dedent(GOOD).replace('kind = "rootfs"', 'kind = "rootfs"\nkeyring = ""', 1)
+    with pytest.raises(ConfigError, match=r"images\.debian\.keyring: must not be empty"):
+        config.load(project(tmp_path / "c", empty))

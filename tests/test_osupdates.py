@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import io
 import json
+import lzma
+import os
 import shutil
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +24,23 @@ from pipelines import osupdates
 from pipelines.findings import Severity
 
 DATA = Path(__file__).parent / "data" / "recorded" / "os-updates"
+# bookworm-updates' current signed Release, as apt on this host last fetched it: real archive data read in
+# place, never copied into the repository (provisioning runs `apt-get update`, so CI has it).
+HOST_UPDATES = Path("/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm-updates_InRelease")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _data(name: str) -> Path:
+    if name != "bookworm-updates.InRelease":
+        return DATA / name
+    if not HOST_UPDATES.is_file():
+        message = f"{HOST_UPDATES} is missing: run `apt-get update` on a Debian 12 host with bookworm-updates"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return HOST_UPDATES
+
+
 SUITE = osupdates.Suite("http://deb.debian.org/debian-security", "bookworm-security")
 
 
@@ -133,14 +154,202 @@ def test_release_date_and_index_hash() -> None:
 def test_inrelease_signature(tmp_path: Path) -> None:
     good = tmp_path / "InRelease"
     shutil.copy(DATA / "bookworm-security.InRelease", good)
-    if shutil.which("gpgv") is None or not osupdates.KEYRING.is_file():
-        assert "NOT verified" in osupdates.verify_inrelease(good)
-        return
-    assert "verified with" in osupdates.verify_inrelease(good)
+    statement, signed = osupdates.verify_inrelease(good)
+    assert statement.startswith("InRelease signature verified with debian-archive-keyring.gpg")
+    assert "(12/bookworm)" in statement  # who signed it, from gpgv's status
+    assert signed.startswith("Origin: Debian\n") and "BEGIN PGP" not in signed
     bad = tmp_path / "InRelease.tampered"
     bad.write_text(good.read_text().replace("Codename: bookworm-security", "Codename: bookworm-securitx"))
     with pytest.raises(osupdates.OsUpdatesError, match="does not verify"):
         osupdates.verify_inrelease(bad)
+
+
+def test_without_gpgv_or_the_keyring_the_index_check_cannot_run(tmp_path: Path) -> None:
+    """Fail closed: never an index whose signature was not checked, with a note saying so."""
+    good = tmp_path / "InRelease"
+    shutil.copy(DATA / "bookworm-security.InRelease", good)
+    with pytest.raises(osupdates.OsUpdatesError) as err:
+        osupdates.verify_inrelease(good, tmp_path / "no-such-keyring.gpg")
+    assert err.value.exit_code == 2
+    assert f"the archive keyring {tmp_path / 'no-such-keyring.gpg'} does not exist" in err.value.what
+    assert err.value.hint is not None and "apt-get install debian-archive-keyring" in err.value.hint
+    with pytest.raises(osupdates.OsUpdatesError) as err:
+        osupdates.verify_inrelease(good, gpgv=str(tmp_path / "bin" / "gpgv"))
+    assert err.value.exit_code == 2
+    assert err.value.what.startswith("gpgv is not installed")
+    assert err.value.hint is not None and "apt-get install gpgv" in err.value.hint
+
+
+def _serve(files: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[str], Callable[[], None]]:
+    """A plain-HTTP mirror on 127.0.0.1 serving ``files`` (path -> body); 404 for anything else."""
+    import http.server
+    import threading
+
+    asked: list[str] = []
+
+    class Mirror(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            body = files.get(self.path)
+            self.send_response(404 if body is None else 200)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Mirror)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return f"http://127.0.0.1:{server.server_address[1]}/debian-security", asked, stop
+
+
+def _window(name: str) -> tuple[dt.datetime, dt.datetime | None]:
+    """Date and Valid-Until of a recorded InRelease, read here apart from the code under test."""
+    from email.utils import parsedate_to_datetime
+
+    from debian import deb822
+
+    rel = deb822.Release(_data(name).read_text())
+    until = rel.get("Valid-Until")
+    return parsedate_to_datetime(rel["Date"]), parsedate_to_datetime(until) if until else None
+
+
+def test_an_expired_release_replayed_over_http_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real, validly signed InRelease served after its Valid-Until: the replay of an old index."""
+    date, valid_until = _window("bookworm-security.InRelease")
+    assert valid_until == dt.datetime(2026, 11, 28, 0, 53, 2, tzinfo=dt.UTC)
+    inrelease = (DATA / "bookworm-security.InRelease").read_bytes()
+    mirror, asked, stop = _serve({"/debian-security/dists/bookworm-security/InRelease": inrelease}, monkeypatch)
+    suite = osupdates.Suite(mirror, "bookworm-security")
+    try:
+        with pytest.raises(osupdates.OsUpdatesError, match="expired at 2026-11-28 00:53 UTC") as err:
+            osupdates.fetch_index(suite, tmp_path / "late", now=valid_until + dt.timedelta(minutes=1))
+        assert err.value.exit_code == 2 and "not used" in err.value.what
+        assert asked == ["/debian-security/dists/bookworm-security/InRelease"]  # the index was never fetched
+        # Inside its window the same file is believed, and the index it names is what is asked for next.
+        with pytest.raises(osupdates.OsUpdatesError, match=r"cannot fetch .*/by-hash/SHA256/8575ec1f"):
+            osupdates.fetch_index(suite, tmp_path / "in-time", now=date + dt.timedelta(days=1))
+    finally:
+        stop()
+
+
+def test_a_release_dated_before_the_bound_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Release without Valid-Until (bookworm-updates), dated more than a week ago, replayed over HTTP."""
+    date, valid_until = _window("bookworm-updates.InRelease")
+    assert valid_until is None
+    inrelease = _data("bookworm-updates.InRelease").read_bytes()
+    mirror, _, stop = _serve({"/debian-security/dists/bookworm-updates/InRelease": inrelease}, monkeypatch)
+    try:
+        old = date + dt.timedelta(days=7, hours=1)
+        with pytest.raises(osupdates.OsUpdatesError, match="more than 7 days before now"):
+            osupdates.fetch_index(osupdates.Suite(mirror, "bookworm-updates"), tmp_path, now=old)
+    finally:
+        stop()
+
+
+def test_another_suites_signed_release_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bookworm-updates' real, current Release served as bookworm-security's: signed by the same archive."""
+    date, _ = _window("bookworm-updates.InRelease")
+    inrelease = _data("bookworm-updates.InRelease").read_bytes()
+    mirror, asked, stop = _serve({"/debian-security/dists/bookworm-security/InRelease": inrelease}, monkeypatch)
+    try:
+        with pytest.raises(
+            osupdates.OsUpdatesError, match="is the Release of bookworm-updates / oldstable-updates, not of bookworm-s"
+        ):
+            osupdates.fetch_index(
+                osupdates.Suite(mirror, "bookworm-security"), tmp_path, now=date + dt.timedelta(hours=1)
+            )
+    finally:
+        stop()
+    assert asked == ["/debian-security/dists/bookworm-security/InRelease"]
+    # The security Release answers to its codename and to its suite name alike.
+    text = (DATA / "bookworm-security.InRelease").read_text()
+    osupdates.check_suite(text, "InRelease", "bookworm-security")
+    osupdates.check_suite(text, "InRelease", "oldstable-security")
+
+
+def test_the_date_bound_holds_inside_valid_until_and_a_future_date_is_refused() -> None:
+    text = (DATA / "bookworm-security.InRelease").read_text()
+    date, valid_until = _window("bookworm-security.InRelease")
+    assert valid_until is not None
+    three_days = date + dt.timedelta(days=3)
+    assert three_days < valid_until
+    osupdates.check_fresh(text, "InRelease", three_days)  # the default bound: a week
+    with pytest.raises(osupdates.OsUpdatesError, match="more than 2 days before now"):
+        osupdates.check_fresh(text, "InRelease", three_days, dt.timedelta(days=2))
+    with pytest.raises(osupdates.OsUpdatesError, match="in the future") as err:
+        osupdates.check_fresh(text, "InRelease", date - dt.timedelta(hours=1))
+    assert err.value.hint == "check this host's clock"
+
+
+def test_unsigned_text_around_the_signed_release_is_never_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gpgv verifies the clearsigned message and ignores text before it; that text must not be the Release.
+
+    The forged paragraph in front of a real signed InRelease names a fresh Date and the hash of a
+    forged index in which the vulnerable libssl3 is the newest version (nothing pending).
+    """
+    real = (DATA / "bookworm-security.InRelease").read_text()
+    date, _ = _window("bookworm-security.InRelease")
+    forged_index = lzma.compress(b"Package: libssl3\nVersion: 3.0.20-1~deb12u2\nArchitecture: amd64\n\n")
+    sha = hashlib.sha256(forged_index).hexdigest()
+    fresh = (date + dt.timedelta(days=30)).strftime("%a, %d %b %Y %H:%M:%S UTC")
+    forged = f"Origin: Debian\nDate: {fresh}\nSHA256:\n {sha} {len(forged_index)} main/binary-amd64/Packages.xz\n\n"
+    mirror, _, stop = _serve(
+        {
+            "/debian-security/dists/bookworm-security/InRelease": (forged + real).encode(),
+            "/debian-security/dists/bookworm-security/main/binary-amd64/Packages.xz": forged_index,
+        },
+        monkeypatch,
+    )
+    try:
+        with pytest.raises(osupdates.OsUpdatesError, match="is not a single clearsigned message"):
+            osupdates.fetch_index(
+                osupdates.Suite(mirror, "bookworm-security"), tmp_path, now=date + dt.timedelta(days=30)
+            )
+    finally:
+        stop()
+    appended = tmp_path / "appended"
+    appended.write_text(real + f"\nDate: {fresh}\n")
+    with pytest.raises(osupdates.OsUpdatesError, match="text after -----END PGP SIGNATURE-----"):
+        osupdates.verify_inrelease(appended)
+    twice = tmp_path / "twice"
+    twice.write_text(real + real)
+    with pytest.raises(osupdates.OsUpdatesError, match="occurs 2 times"):
+        osupdates.verify_inrelease(twice)
+
+
+def test_a_cached_index_past_its_valid_until_is_fetched_again(tmp_path: Path) -> None:
+    """A cache entry is reused only while its Release is valid and it was checked by this version."""
+    suite = osupdates.Suite("http://127.0.0.1:9/debian-security", "bookworm-security")
+    d = osupdates._cache_dir(tmp_path, suite)
+    d.mkdir(parents=True)
+    (d / "Packages.xz").write_bytes(lzma.compress((DATA / "bookworm-security.Packages.excerpt").read_bytes()))
+    date, valid_until = _window("bookworm-security.InRelease")
+    assert valid_until is not None
+    meta = {
+        "fetched_at": (valid_until - dt.timedelta(hours=1)).isoformat(),
+        "release_date": date.isoformat(),
+        "valid_until": valid_until.isoformat(),
+        "signature": "InRelease signature verified",
+        "checked": osupdates.CHECKED,
+        "keyring": str(suite.keyring),
+    }
+    (d / "meta.json").write_text(json.dumps(meta))
+    assert osupdates.fetch_index(suite, tmp_path, now=valid_until - dt.timedelta(minutes=30)).origin == "cache"
+    with pytest.raises(osupdates.OsUpdatesError, match=r"cannot fetch http://127\.0\.0\.1:9/"):
+        osupdates.fetch_index(suite, tmp_path, now=valid_until + dt.timedelta(minutes=1), max_age=dt.timedelta(1))
+    # An entry from the check that let an unsigned index through is not reused either.
+    (d / "meta.json").write_text(json.dumps({**meta, "checked": None, "signature": "NOT verified"}))
+    with pytest.raises(osupdates.OsUpdatesError, match=r"cannot fetch http://127\.0\.0\.1:9/"):
+        osupdates.fetch_index(suite, tmp_path, now=valid_until - dt.timedelta(minutes=30))
 
 
 def test_index_newest_and_source_versions() -> None:
@@ -305,4 +514,30 @@ def test_scan_stops_with_exit_2_when_the_index_cannot_be_had(tmp_path: Path, too
         docker("image", "rm", "-f", image, check=False)
     assert r.returncode == 2, r.stderr[-2000:]
     assert "error: cannot fetch http://127.0.0.1:9/debian-security/dists/bookworm-security/InRelease" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.engine
+def test_scan_stops_with_exit_2_when_the_keyring_is_missing(tmp_path: Path, tools: object) -> None:
+    import os
+
+    from .conftest import docker, run_cli
+
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /x\n")
+    image = f"pipelines-tests/os-index-no-keyring:{os.getpid()}"
+    docker("buildx", "build", "--load", "--tag", image, str(tmp_path / "svc"), timeout=300)
+    (tmp_path / "pipeline.toml").write_text(
+        "[project]\nname = 'x'\n[registry]\naddress = '127.0.0.1:5000'\n"
+        f"[images.debian]\nkind = 'rootfs'\nkeyring = '{tmp_path / 'gone.gpg'}'\n"
+        "[services.svc]\ncontext = 'svc'\n[environments.dev]\n[scan]\ndb_sources = ['bundle']\n"
+    )
+    try:
+        r = run_cli("--config", str(tmp_path / "pipeline.toml"), "scan", image)
+    finally:
+        docker("image", "rm", "-f", image, check=False)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"error: the archive keyring {tmp_path / 'gone.gpg'} does not exist" in r.stderr
+    assert "hint: apt-get install debian-archive-keyring" in r.stderr
+    assert "NOT verified" not in r.stdout + r.stderr
     assert "Traceback" not in r.stderr
