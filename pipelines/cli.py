@@ -254,6 +254,14 @@ def _parser() -> argparse.ArgumentParser:
         help="severity of records that rate nothing, per ecosystem (Debian, PyPI; default HIGH); repeatable",
     )
     vb.add_argument("--name", metavar="TEXT", help="how reports name this data (default: the directory)")
+    vb.add_argument(
+        "--covers",
+        action="append",
+        default=[],
+        metavar="ECOSYSTEM",
+        help="an ecosystem the advisories cover in full (PyPI, Debian:12); repeatable. Scans count only "
+        "declared ecosystems as covered: one advisory for an ecosystem is not coverage of it",
+    )
     vi = vsub.add_parser("info", help="show what a DB holds", description="Check a DB and print its metadata.")
     vi.add_argument("path", type=Path, help="cache directory (with db/trivy.db)")
     vp = vsub.add_parser(
@@ -281,6 +289,13 @@ def _parser() -> argparse.ArgumentParser:
         ("--license", "its license"),
     ):
         vbu.add_argument(flag, required=True, help=what)
+    vbu.add_argument(
+        "--covers",
+        action="append",
+        default=[],
+        metavar="ECOSYSTEM",
+        help="an ecosystem the data covers in full (PyPI, Debian:12); repeatable; recorded in the provenance",
+    )
 
     sub.add_parser(
         "config",
@@ -483,7 +498,7 @@ def _cmd_vulndb(args: argparse.Namespace) -> int:
     from .scan import vulndb, vulndb_oci
 
     if args.vulndb_command == "bundle":
-        prov = vulndb.Provenance(args.name, args.repository, args.commit, args.date, args.license)
+        prov = vulndb.Provenance(args.name, args.repository, args.commit, args.date, args.license, tuple(args.covers))
         records = vulndb.write_bundle(args.source, args.out, prov)
         print(f"{args.out}: {records} OSV records from {prov.line()}")
         return EXIT_OK
@@ -506,14 +521,21 @@ def _cmd_vulndb(args: argparse.Namespace) -> int:
             )
         for note in skipped:
             print(f"skipped: {note}", file=sys.stderr)
-        info = vulndb.build_db(advisories, args.out, source=args.name or str(args.source))
+        info = vulndb.build_db(advisories, args.out, source=args.name or str(args.source), covers=args.covers)
+        if not info.covers:
+            print(
+                "note: no --covers: the data declares no ecosystem it covers, so every scan against it "
+                "reports COVERAGE LIMITED",
+                file=sys.stderr,
+            )
     else:
         info = vulndb.read_info(scan.as_cache_dir(args.path))
     newest = f"{info.newest_advisory:%Y-%m-%d}" if info.newest_advisory else "not recorded"
     print(
         f"{info.path}: schema v{info.schema_version}, {info.advisories} advisories "
         f"({', '.join(f'{k} {v}' for k, v in info.ecosystems.items()) or 'none'}), newest advisory {newest}, "
-        f"written {info.updated_at:%Y-%m-%d %H:%M} UTC, source {info.source}"
+        f"written {info.updated_at:%Y-%m-%d %H:%M} UTC, source {info.source}; "
+        f"declares it covers: {', '.join(info.covers) or 'nothing'}"
     )
     if info.defaulted:
         print(
@@ -775,6 +797,7 @@ def emit(
             subjects=res.subjects,
             headline=res.headline,
             reports=str(res.out_dir or ""),
+            coverage=res.coverage,
         )
     report.step_summary(render.markdown(res), environ)
     text = render.render(res, fmt) + "\n"

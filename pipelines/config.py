@@ -250,6 +250,9 @@ class Environment:
     scan: Mapping[str, Any] = field(default_factory=dict)  # overrides of [scan] gate settings
     # Deploy promotes this environment's live release (its digests, verified again) instead of a build.
     promote_from: str | None = None
+    # Deploy and verify-signatures refuse a scan verdict (record or signed attestation) whose vulnerability
+    # data did not cover the images in full, even when scan.accept_limited_coverage let the scan pass.
+    require_full_coverage: bool = False
 
 
 @dataclass(frozen=True)
@@ -647,6 +650,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
             profile=et.choice("profile", PROFILES, "dev" if name == "dev" else "prod"),
             scan=_scan_overrides(et.table("scan")),
             promote_from=et.opt_string("promote_from"),
+            require_full_coverage=et.boolean("require_full_coverage", False),
         )
         et.done()
     if not envs:
@@ -732,6 +736,15 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     )
     verify = _verify(top.table("verify"), images)
     signing = _signing(top.table("signing"), root)
+    for e in envs.values():
+        # Promotion and deploy read the coverage from the signed scan verdict: without attestations there is none.
+        if e.require_full_coverage and not signing.attest:
+            raise ConfigError(
+                file,
+                f"environments.{e.name}.require_full_coverage",
+                "needs [signing].attest = true: the coverage is read from the signed scan verdict",
+                hint="set [signing].attest = true, or drop require_full_coverage",
+            )
     deploy = _deploy(top.table("deploy"), root, artifacts)
     top.done()
     return Config(

@@ -49,8 +49,13 @@ def to_json(r: Result) -> dict[str, Any]:
         "artifacts": [str(p) for p in r.artifacts],
         "checks": [check_json(c) for c in r.checks],
         "findings": [finding_json(f, id(f) in gated) for f in r.findings],
+        **({"coverage": coverage_json(r)} if r.coverage is not None else {}),
         **{k: v for k, v in r.data.items() if k not in _RESERVED},
     }
+
+
+def coverage_json(r: Result) -> dict[str, Any] | None:
+    return r.coverage.model_dump(mode="json") if r.coverage is not None else None
 
 
 _RESERVED = {
@@ -65,6 +70,7 @@ _RESERVED = {
     "timings",
     "artifacts",
     "checks",
+    "coverage",
 }
 
 
@@ -169,6 +175,8 @@ def sarif(r: Result) -> dict[str, Any]:
             category="/".join(p for p in (r.stage, tool, image) if p),
             rules=r.rules.get(tool, {}),
             findings=fs,
+            # Every run carries what its verdict rests on: an upload of one run alone still says it.
+            properties={"coverage": coverage_json(r)} if r.coverage is not None else {},
         )
         for (tool, image), fs in groups.items()
     ]

@@ -7,7 +7,7 @@ import json
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,7 @@ class SarifRun:
     rules: Mapping[str, Rule]
     findings: Sequence[Finding]
     version: str = ""
+    properties: Mapping[str, Any] = field(default_factory=dict)  # the run's SARIF property bag
 
 
 def _gzip_size(doc: Mapping[str, Any]) -> int:
@@ -154,7 +155,13 @@ def _truncate(run: dict[str, Any], findings: list[Finding], keep: int, index: Ma
         f"SARIF for {run['automationDetails']['id'].rstrip('/')}: {why}; kept the {keep} most severe of "
         f"{total} results (all of them are in the stage's JSON report)"
     )
-    run["properties"] = {"truncated": True, "totalResults": total, "keptResults": keep, "notice": notice}
+    run["properties"] = {
+        **run.get("properties", {}),
+        "truncated": True,
+        "totalResults": total,
+        "keptResults": keep,
+        "notice": notice,
+    }
 
 
 def sarif(runs: Sequence[SarifRun]) -> dict[str, Any]:
@@ -191,6 +198,8 @@ def sarif(runs: Sequence[SarifRun]) -> dict[str, Any]:
             "automationDetails": {"id": run.category + "/"},
             "results": [],
         }
+        if run.properties:
+            r_out["properties"] = dict(run.properties)
         if len(findings) > SARIF_MAX_RESULTS:
             _truncate(
                 r_out,

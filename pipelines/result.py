@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .config import Config
     from .engine import Engine
     from .tools import Toolchain
+    from .verdicts import Coverage
 
 
 class Outcome(enum.Enum):
@@ -85,6 +86,8 @@ class Result:
     # judge a recorded build (scan, verify, smoke); the CLI records the verdict for promotion.
     env: str = ""
     subjects: Mapping[str, str] = field(default_factory=dict)
+    # The vulnerability data the verdict rests on (scan): in the JSON, each SARIF run and the verdict record.
+    coverage: Coverage | None = None
 
     @property
     def passed(self) -> bool:

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from . import _proc, manifest, registry, verdicts
 from .config import Config
 from .errors import CommandFailed, InputError, PipelineError, RegistryUnavailable, StageFailed
@@ -400,6 +402,8 @@ def _predicate(
         "commit": record.commit,
         "reports": v.reports,
         "sbom_sha256": hashlib.sha256(sbom.read_bytes()).hexdigest(),
+        # The data the verdict rests on, signed with it: an environment requiring full coverage reads it here.
+        "coverage": v.coverage.model_dump(mode="json") if v.coverage is not None else None,
     }
     file = out_dir / f"{img.name}.scan-verdict.json"
     file.write_text(json.dumps(data, indent=2) + "\n")
@@ -507,8 +511,25 @@ class ImageTrust:
         return all(c.ok for c in self.checks)
 
 
-def check_image(img: manifest.BuiltImage, public_key: str, *, attestations: bool) -> ImageTrust:
-    """Signature (and attestations) of one image as checks; registry trouble raises (no verdict)."""
+def attested_coverage_problem(predicate: Mapping[str, Any]) -> str:
+    """Empty when the attested scan verdict says its data covered the image in full; otherwise why not."""
+    raw = predicate.get("coverage")
+    if raw is None:
+        return verdicts.coverage_problem(None)
+    try:
+        return verdicts.coverage_problem(verdicts.Coverage.model_validate(raw))
+    except ValidationError as exc:
+        return f"its coverage is not a coverage record ({str(exc).splitlines()[0]})"
+
+
+def check_image(
+    img: manifest.BuiltImage, public_key: str, *, attestations: bool, require_full_coverage: bool = False
+) -> ImageTrust:
+    """Signature (and attestations) of one image as checks; registry trouble raises (no verdict).
+
+    ``require_full_coverage``: the attested scan verdict must also say its vulnerability data covered
+    the image in full (the environment's require_full_coverage).
+    """
     trust = ImageTrust(img.name, img.ref)
     try:
         v = verify(img.ref, public_key)
@@ -531,6 +552,16 @@ def check_image(img: manifest.BuiltImage, public_key: str, *, attestations: bool
                 seen=json.dumps({k: last.get(k) for k in ("passed", "image_id", "at")}),
             )
         detail = f"passed at {last.get('at')} for {str(last.get('image_id'))[:19]}"
+        if require_full_coverage:
+            if why := attested_coverage_problem(last):
+                raise AttestationMissing(
+                    f"{img.ref}: the attested scan verdict is refused where full coverage is required: {why}",
+                    ref=img.ref,
+                    seen=json.dumps(last.get("coverage")),
+                    hint="scan with current data for every ecosystem of the image (scan.db_repositories, --vulndb), "
+                    "then sign again",
+                )
+            detail += "; full vulnerability data coverage"
         trust.checks.append(Check("scan verdict attested", Outcome.PASS, detail, a.seconds, img.name, a.command))
     except SignatureError as exc:
         trust.checks.append(Check("scan verdict attested", Outcome.FAIL, exc.what, 0.0, img.name, exc.seen or ""))
@@ -572,7 +603,10 @@ def require_signed(cfg: Config, env: str, public_key: str | None = None) -> list
     public = public_key_for(cfg, public_key)
     record = _record(cfg, env)
     registry.check(cfg.registry.address)
-    trusts = [check_image(i, public, attestations=cfg.signing.attest) for i in record.services]
+    full = cfg.env(env).require_full_coverage
+    trusts = [
+        check_image(i, public, attestations=cfg.signing.attest, require_full_coverage=full) for i in record.services
+    ]
     bad = [f"{t.name} ({t.ref}): {c.detail}" for t in trusts for c in t.checks if not c.ok]
     if bad:
         raise SignatureError(
@@ -589,7 +623,10 @@ def run_verify(ctx: Context, opts: Options) -> Result:
     public = public_key_for(cfg, opts.public_key)
     record = _record(cfg, env)
     registry.check(cfg.registry.address)
-    trusts = [check_image(i, public, attestations=cfg.signing.attest) for i in record.services]
+    full = cfg.env(env).require_full_coverage
+    trusts = [
+        check_image(i, public, attestations=cfg.signing.attest, require_full_coverage=full) for i in record.services
+    ]
     checks = tuple(c for t in trusts for c in t.checks)
     refused = [t.name for t in trusts if not t.ok]
     names = ("signature", *(("scan verdict attested", "SBOM attested") if cfg.signing.attest else ()))
@@ -610,7 +647,17 @@ def run_verify(ctx: Context, opts: Options) -> Result:
         stage="verify-signatures",
         headline=headline,
         checks=checks,
-        notices=(f"{cosign_version()}; offline: the transparency log is not consulted ({' '.join(VERIFY_OFFLINE)})",),
+        notices=(
+            f"{cosign_version()}; offline: the transparency log is not consulted ({' '.join(VERIFY_OFFLINE)})",
+            *(
+                [
+                    f"environments.{env}.require_full_coverage: the attested scan verdict must say its data covered "
+                    "every image in full"
+                ]
+                if full
+                else []
+            ),
+        ),
         tables=(Table(headers, tuple(rows), "signatures"), *refusals),
         timings={c.group + " " + c.name: c.seconds for c in checks},
         data={"env": env, "public_key": public, "images": {t.name: t.ref for t in trusts}},

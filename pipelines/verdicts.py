@@ -18,6 +18,24 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .errors import InputError
 
 
+class Coverage(BaseModel):
+    """The vulnerability data a scan verdict rests on, and whether it covered the judged images in full.
+
+    It travels with the verdict: the record here, the scan's JSON and SARIF
+    reports, and the signed scan-verdict attestation, so an environment that
+    requires full coverage can refuse a verdict that says ``limited``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str  # which data: "download: ...", "bundle: PyPA advisory database (...)", "none"
+    date: str  # how new it is (newest advisory, else the database's build), YYYY-MM-DD; "" without data
+    ecosystems: tuple[str, ...]  # what the source declares it covers ("debian 12", "pip")
+    limited: bool  # an image ecosystem undeclared, data too old, no advisories, or no data at all
+    reason: str = ""  # why limited
+    fallback: str = ""  # why the sources before it in scan.db_sources were not used, when the scan fell back
+
+
 class Verdict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -28,6 +46,18 @@ class Verdict(BaseModel):
     subjects: dict[str, str]  # image name -> image ID judged
     headline: str
     reports: str = ""  # where the stage's reports are
+    coverage: Coverage | None = None  # scan: the data the verdict rests on
+
+
+def coverage_problem(coverage: Coverage | None) -> str:
+    """Empty when ``coverage`` says the data covered the images in full; otherwise why not (for refusals)."""
+    if coverage is None:
+        return "it records no vulnerability data coverage"
+    if coverage.limited:
+        return f"its vulnerability data coverage is limited ({coverage.source}, {coverage.date or 'no date'}): " + (
+            coverage.reason or "no reason given"
+        )
+    return ""
 
 
 def path(artifacts: Path, env: str, stage: str) -> Path:
@@ -35,7 +65,15 @@ def path(artifacts: Path, env: str, stage: str) -> Path:
 
 
 def record(
-    artifacts: Path, *, stage: str, env: str, passed: bool, subjects: Mapping[str, str], headline: str, reports: str
+    artifacts: Path,
+    *,
+    stage: str,
+    env: str,
+    passed: bool,
+    subjects: Mapping[str, str],
+    headline: str,
+    reports: str,
+    coverage: Coverage | None = None,
 ) -> Path:
     v = Verdict(
         stage=stage,
@@ -45,6 +83,7 @@ def record(
         subjects=dict(subjects),
         headline=headline,
         reports=reports,
+        coverage=coverage,
     )
     file = path(artifacts, env, stage)
     file.parent.mkdir(parents=True, exist_ok=True)

@@ -37,13 +37,15 @@ def osv(id_: str, ecosystem: str, name: str, fixed: str | None, severity: str) -
     }
 
 
-def make_db(tmp: Path, *records: dict[str, Any]) -> Path:
+def make_db(tmp: Path, *records: dict[str, Any], covers: tuple[str, ...] = ("Debian:12", "PyPI")) -> Path:
+    """A DB of ``records`` that declares it covers ``covers`` (the api image's ecosystems by default)."""
     src = tmp / "osv"
     src.mkdir(exist_ok=True)
     for r in records:
         (src / f"{r['id']}.json").write_text(json.dumps(r))
     out = tmp / "db"
-    r = run_cli("vulndb", "build", "--from", str(src), "--out", str(out))
+    declared = [arg for eco in covers for arg in ("--covers", eco)]
+    r = run_cli("vulndb", "build", "--from", str(src), "--out", str(out), *declared)
     assert r.returncode == 0, r.stderr
     return out
 
@@ -164,7 +166,7 @@ def test_valid_waivers_pass_expired_fail_stale_reported(api_ref: str, tmp_path: 
 
 
 def test_ignore_unfixed_is_a_gate_option(api_ref: str, tmp_path: Path) -> None:
-    # The PyPI record is for a package the image lacks: it only makes the data cover both ecosystems.
+    # The PyPI record is for a package the image lacks: the DB declares (make_db) that it covers both ecosystems.
     db = make_db(
         tmp_path, osv("TEST-NOFIX-1", "Debian:12", "openssl", None, "HIGH"), osv("X", "PyPI", "absent", "1", "LOW")
     )

@@ -25,6 +25,7 @@ import pytest
 
 from pipelines import scan
 from pipelines.config import load
+from pipelines.errors import ConfigError
 from pipelines.scan import vulndb, vulndb_oci
 
 from .conftest import run_cli
@@ -88,12 +89,14 @@ def test_bundle_alone_fails_the_gate_and_says_why(old_pypi_image: str, tmp_path:
     data = result(tmp_path)
     line = first_line(r, data)
     assert line.startswith(BUNDLE_HEAD), line
-    assert "COVERAGE INSUFFICIENT, gate fails: no advisories for debian 12; data " in line
+    assert (
+        "COVERAGE INSUFFICIENT, gate fails: the data does not cover debian 12 (its source declares pip); data " in line
+    )
     assert "days old (scan.max_data_age_days = 30)" in line
     assert r.returncode == 1, r.stderr[-2000:]
     assert scan.COVERAGE_RULE in gated_ids(data)
     coverage = [f for f in data["findings"] if f["rule"] == scan.COVERAGE_RULE]
-    assert len(coverage) == 1 and "no advisories for debian 12" in coverage[0]["message"]
+    assert len(coverage) == 1 and "the data does not cover debian 12" in coverage[0]["message"]
     # A waiver cannot hide a coverage gap: only the config can accept it.
     ledger = f"""
         waivers:
@@ -115,7 +118,7 @@ def test_bundle_flags_old_pypi_packages_with_the_right_ids_and_severities(old_py
     data = result(tmp_path)
     line = first_line(r, data)
     assert line.startswith(BUNDLE_HEAD)
-    assert "; COVERAGE LIMITED: no advisories for debian 12; data " in line
+    assert "; COVERAGE LIMITED: the data does not cover debian 12 (its source declares pip); data " in line
     assert "(accepted by scan.accept_limited_coverage)" in line
     found = by_id(data)
     assert found[("PYSEC-2020-342", "apache-skywalking")] == ("CRITICAL", "")  # CVSS v3 9.8
@@ -159,7 +162,7 @@ def build_real_feed_db(tmp_path: Path) -> Path:
     out = tmp_path / "db"
     r = run_cli(
         "vulndb", "build", "--from", str(src), "--out", str(out), "--default-severity", "Debian=CRITICAL",
-        "--name", "GHSA and Debian test records",
+        "--name", "GHSA and Debian test records", "--covers", "PyPI", "--covers", "Debian:12", "--covers", "Debian:13",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "5 advisories (debian 12 1, debian 13 1, pip 3)" in r.stdout
@@ -254,9 +257,12 @@ def test_push_refuses_what_it_cannot_publish(tmp_path: Path) -> None:
     assert r.returncode == 2 and "cannot reach the registry 127.0.0.1:9" in r.stderr and "Traceback" not in r.stderr
 
 
-def _choice(ecosystems: dict[str, int], newest: dt.datetime | None) -> scan.DbChoice:
+def _choice(ecosystems: dict[str, int], newest: dt.datetime | None, covers: tuple[str, ...]) -> scan.DbChoice:
+    """A DB holding ``ecosystems`` advisories that declares it covers ``covers``."""
     when = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
-    info = vulndb.DbInfo(Path("/x/db/trivy.db"), 2, when, when, sum(ecosystems.values()), "src", ecosystems, newest, {})
+    info = vulndb.DbInfo(
+        Path("/x/db/trivy.db"), 2, when, when, sum(ecosystems.values()), "src", ecosystems, newest, {}, covers
+    )
     return scan.DbChoice(Path("/x"), "explicit", info)
 
 
@@ -264,7 +270,7 @@ def test_coverage_verdicts(tmp_path: Path) -> None:
     settings = load(project(tmp_path)).scan
     now = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
     images = {"api": ("debian 12", "pip"), "worker": ("pip",)}
-    fresh = _choice({"debian 12": 10, "pip": 5}, dt.datetime(2026, 11, 23, tzinfo=dt.UTC))
+    fresh = _choice({"debian 12": 10, "pip": 5}, dt.datetime(2026, 11, 23, tzinfo=dt.UTC), ("debian 12", "pip"))
     c = scan.assess_coverage(fresh, images, settings, now)
     assert c is not None and not c.limited and c.findings() == []
     assert fresh.statement(c) == (
@@ -272,15 +278,16 @@ def test_coverage_verdicts(tmp_path: Path) -> None:
         "(1 days old); covers the images' ecosystems (debian 12, pip)"
     )
     # No Debian data: only the image with Debian packages is not covered.
-    c = scan.assess_coverage(_choice({"pip": 5, "debian 12": 0}, None), images, settings, now)
+    c = scan.assess_coverage(_choice({"pip": 5, "debian 12": 0}, None, ("pip",)), images, settings, now)
     assert c is not None and c.missing == {"api": ("debian 12",), "worker": ()}
     assert [f.file for f in c.findings()] == ["api"]
     # A database that does not record its newest advisory (Trivy's own) is dated by its build.
-    assert "; built 2026-11-20 (4 days old); COVERAGE INSUFFICIENT, gate fails: no advisories for debian 12" in (
-        _choice({"pip": 5}, None).statement(c)
+    assert (
+        "; built 2026-11-20 (4 days old); COVERAGE INSUFFICIENT, gate fails: the data does not cover debian 12 "
+        "(its source declares pip)" in _choice({"pip": 5}, None, ("pip",)).statement(c)
     )
     # Old data fails every image; accepting it removes the findings and says so.
-    old = _choice({"debian 12": 1, "pip": 1}, dt.datetime(2026, 9, 1, tzinfo=dt.UTC))
+    old = _choice({"debian 12": 1, "pip": 1}, dt.datetime(2026, 9, 1, tzinfo=dt.UTC), ("debian 12", "pip"))
     c = scan.assess_coverage(old, images, settings, now)
     assert (
         c is not None and len(c.findings()) == 2 and c.reasons() == ["data 84 days old (scan.max_data_age_days = 30)"]
@@ -289,6 +296,122 @@ def test_coverage_verdicts(tmp_path: Path) -> None:
     c = scan.assess_coverage(old, images, accepted, now)
     assert c is not None and c.findings() == [] and c.verdict().startswith("COVERAGE LIMITED: data 84 days old")
     # Nothing in the data is never coverage, even for an image without packages.
-    c = scan.assess_coverage(_choice({}, None), {"scratch": ()}, settings, now)
+    c = scan.assess_coverage(_choice({}, None, ()), {"scratch": ()}, settings, now)
     assert c is not None and c.reasons() == ["the database holds no advisories"] and len(c.findings()) == 1
     assert scan.assess_coverage(scan.DbChoice(None, "none", None), images, settings, now) is None
+
+
+# --------------------------------------------------------------------------- coverage is what the source declares
+
+
+def _stray_debian_bundle(tmp_path: Path) -> Path:
+    """A bundle that declares PyPI only, holding the PyPA test records plus one stray Debian 12 advisory."""
+    src = tmp_path / "osv"
+    src.mkdir()
+    for f in [*(OSV / "pypa").iterdir(), OSV / "debian" / "DEBIAN-CVE-2099-0001.json"]:
+        (src / f.name).write_bytes(f.read_bytes())
+    bundle = tmp_path / "stray.osv.json.gz"
+    prov = vulndb.Provenance("stray test", "example.invalid/stray", "0" * 40, "2026-11-20", "CC0-1.0", ("PyPI",))
+    vulndb.write_bundle(src, bundle, prov)
+    return bundle
+
+
+def test_one_stray_advisory_does_not_make_an_ecosystem_covered(tmp_path: Path) -> None:
+    prov, advisories = vulndb.load_bundle(_stray_debian_bundle(tmp_path))
+    assert prov.ecosystems == ("PyPI",)
+    vulndb.build_db(advisories, tmp_path / "db", source=prov.line(), covers=prov.ecosystems)
+    info = vulndb.read_info(tmp_path / "db")  # read back from the file, as a scan does
+    # The stray advisory is in the data (Trivy still matches it), but the source declares PyPI alone.
+    assert info.ecosystems["debian 12"] == 1 and info.covers == ("pip",)
+    choice = scan.DbChoice(tmp_path / "db", "explicit", info)
+    settings = replace(load(project(tmp_path)).scan, max_data_age_days=36500)
+    c = scan.assess_coverage(choice, {"api": ("debian 12", "pip")}, settings, dt.datetime.now(dt.UTC))
+    assert c is not None and c.missing == {"api": ("debian 12",)} and c.limited
+    assert [f.rule for f in c.findings()] == [scan.COVERAGE_RULE]
+    record = scan.coverage_record(choice, c)
+    assert record.ecosystems == ("pip",) and record.limited and record.date == "2026-11-20"
+    assert record.reason == "the data does not cover debian 12 (its source declares pip)"
+    # Declared, it is covered: the same records with Debian 12 declared too.
+    vulndb.build_db(advisories, tmp_path / "db2", source=prov.line(), covers=("PyPI", "Debian:12"))
+    both = scan.DbChoice(tmp_path / "db2", "explicit", vulndb.read_info(tmp_path / "db2"))
+    c = scan.assess_coverage(both, {"api": ("debian 12", "pip")}, settings, dt.datetime.now(dt.UTC))
+    assert c is not None and not c.limited and not scan.coverage_record(both, c).limited
+    # A declaration the database cannot hold is refused, naming the flag.
+    with pytest.raises(ConfigError, match="'npm' is not an ecosystem"):
+        vulndb.build_db(advisories, tmp_path / "db3", source="x", covers=("npm",))
+
+
+def test_trivy_db_coverage_is_its_declared_data_sources(tmp_path: Path) -> None:
+    """Trivy's own database (no provenance of ours): the data-source bucket is its declaration."""
+    pip_bucket = b"pip::GitHub Security Advisory pip"
+    tree: Any = {
+        b"debian 12": {b"zlib": {b"CVE-2099-0001": b"{}"}},  # advisories, but no data source declared for them
+        pip_bucket: {b"django": {b"GHSA-x": b'{"VulnerableVersions":["<4.2.3"]}'}},
+        b"data-source": {pip_bucket: json.dumps({"ID": "ghsa", "Name": "GitHub Security Advisory pip"}).encode()},
+        b"vulnerability": {b"CVE-2099-0001": b"{}", b"GHSA-x": b"{}"},
+    }
+    db = tmp_path / "trivy" / "db"
+    db.mkdir(parents=True)
+    (db / "trivy.db").write_bytes(vulndb.bolt_file(tree))
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    (db / "metadata.json").write_text(json.dumps({"Version": 2, "UpdatedAt": now, "NextUpdate": now}))
+    info = vulndb.read_info(tmp_path / "trivy")
+    assert info.ecosystems == {"debian 12": 1, "pip": 1}
+    assert info.covers == ("pip",)
+    # With Debian's data source declared, Debian 12 is covered.
+    tree[b"data-source"][b"debian 12"] = b'{"ID":"debian","Name":"Debian Security Tracker"}'
+    (db / "trivy.db").write_bytes(vulndb.bolt_file(tree))
+    assert vulndb.read_info(tmp_path / "trivy").covers == ("debian 12", "pip")
+
+
+def test_stray_advisory_db_scans_with_limited_coverage(old_pypi_image: str, tmp_path: Path) -> None:
+    """The real image (Debian 12 and PyPI packages) against GitHub's records and one Debian advisory, PyPI declared."""
+    src = tmp_path / "osv"
+    src.mkdir()
+    for f in [*(OSV / "ghsa").iterdir(), OSV / "debian" / "DEBIAN-CVE-2099-0001.json"]:
+        (src / f.name).write_bytes(f.read_bytes())
+    db = tmp_path / "db"
+    r = run_cli("vulndb", "build", "--from", str(src), "--out", str(db), "--name", "stray", "--covers", "PyPI")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("vulndb", "info", str(db))
+    assert r.returncode == 0 and "(debian 12 1, debian 13 1, pip 3)" in r.stdout
+    assert "declares it covers: pip" in r.stdout
+    cfg = project(tmp_path, scan_cfg="max_data_age_days = 36500")
+    r = run_cli("--config", str(cfg), "scan", old_pypi_image, "--vulndb", str(db))
+    data = result(tmp_path)
+    line = first_line(r, data)
+    # The stray advisory still finds its package; it does not make Debian 12 covered.
+    assert ("CVE-2099-0001", "zlib1g") in by_id(data)
+    assert line.endswith(
+        "COVERAGE INSUFFICIENT, gate fails: the data does not cover debian 12 (its source declares pip)"
+    )
+    assert r.returncode == 1 and scan.COVERAGE_RULE in gated_ids(data)
+    assert data["coverage"]["ecosystems"] == ["pip"] and data["coverage"]["limited"] is True
+
+
+def test_fallback_and_coverage_travel_in_the_headline_and_every_report(old_pypi_image: str, tmp_path: Path) -> None:
+    # Nothing answers on port 9: the download fails, the bundle is what the scan falls back to.
+    cfg = project(
+        tmp_path,
+        scan_cfg='db_sources = ["download", "bundle"]\ndb_repositories = ["127.0.0.1:9/pipelines-test/no-db:2"]\n'
+        'accept_limited_coverage = true\nseverity = "CRITICAL"\ndownload_timeout = 30',
+    )
+    r = run_cli("--config", str(cfg), "scan", old_pypi_image, "--format", "json")
+    data = json.loads(r.stdout)
+    assert data == result(tmp_path)  # the report printed is the one written
+    headline = data["headline"]
+    assert "; FELL BACK to the offline bundle because download: " in headline, headline
+    cov = data["coverage"]
+    assert headline.endswith(f"; COVERAGE LIMITED: {cov['reason']}")
+    assert cov["fallback"].startswith("download: ") and cov["fallback"] in headline
+    assert cov["source"].startswith("bundle: PyPA advisory database (github.com/pypa/advisory-database@3ccb612573e2")
+    assert (cov["date"], cov["ecosystems"], cov["limited"]) == ("2024-10-10", ["pip"], True)
+    assert cov["reason"].startswith("the data does not cover debian 12 (its source declares pip); data ")
+    assert set(cov) == {"source", "date", "ecosystems", "limited", "reason", "fallback"}
+    # The markdown report and the terminal end on the same headline; the SARIF runs each carry the coverage.
+    run_dir = (tmp_path / "artifacts/scan/latest").resolve()
+    assert headline in (run_dir / "scan.md").read_text()
+    sarif = json.loads((run_dir / "scan.sarif").read_text())
+    assert sarif["runs"] and all(run["properties"]["coverage"] == cov for run in sarif["runs"])
+    r = run_cli("--config", str(cfg), "scan", old_pypi_image)
+    assert "; FELL BACK to the offline bundle because download: " in r.stdout.rstrip().splitlines()[-1]

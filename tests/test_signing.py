@@ -18,13 +18,16 @@ import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipelines import config, manifest, signing, verdicts
+from pipelines.deploy import plan
 from pipelines.errors import InputError, PipelineError, RegistryUnavailable
+from pipelines.result import Context
 from pipelines.tools import Toolchain
 
 from .conftest import IN_CI, ROOT, docker, run_cli
@@ -352,6 +355,108 @@ def test_attestations_work_offline(
     with pytest.raises(signing.AttestationMissing):
         signing.verify_attestation(pushed_image, ours.public, signing.SBOM_TYPE)
     assert not (home / ".sigstore").exists()
+
+
+# ---- coverage: the data the scan verdict rests on travels in its attestation ------------------------
+
+
+def test_the_attested_scan_verdict_carries_its_coverage(
+    signed: dict[str, Any],
+    prod: manifest.BuildRecord,
+    keys: dict[str, signing.KeyPair],
+    home: Path,
+    cfg: config.Config,
+    tools: Toolchain,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for k, v in offline_env(home).items():
+        monkeypatch.setenv(k, v)
+    public = str(keys["ours"].public)
+    verdict = verdicts.load(cfg.project.artifacts, "prod", "scan")
+    assert verdict is not None and verdict.coverage is not None
+    cov = verdict.coverage.model_dump(mode="json")
+    assert set(cov) >= {"source", "date", "ecosystems", "limited", "reason"} and cov["source"] and cov["date"]
+    for img in prod.services:
+        got = signing.verify_attestation(img.ref, public, signing.SCAN_VERDICT_TYPE)
+        assert got.predicates[-1]["coverage"] == cov  # signed with the verdict, exactly as recorded
+    # verify-signatures where prod requires full coverage: refused exactly when the signed coverage is limited.
+    strict_prod = replace(cfg.env("prod"), require_full_coverage=True)
+    strict = replace(cfg, environments={**cfg.environments, "prod": strict_prod})
+    res = signing.run_verify(Context(strict, tools), signing.Options(env="prod", public_key=public))
+    assert res.passed is not verdict.coverage.limited
+    if verdict.coverage.limited:  # offline, the reference scan falls back to the PyPI-only bundle
+        refused = [c for c in res.checks if not c.ok]
+        assert {c.name for c in refused} == {"scan verdict attested"}
+        assert {c.group for c in refused} == {i.name for i in prod.services}
+        assert all("full coverage is required" in c.detail and verdict.coverage.reason in c.detail for c in refused)
+    assert signing.run_verify(Context(cfg, tools), signing.Options(env="prod", public_key=public)).passed
+
+
+def _coverage(limited: bool) -> verdicts.Coverage:
+    return verdicts.Coverage(
+        source="bundle: PyPA advisory database (test)" if limited else "download: Trivy DB",
+        date="2024-10-10" if limited else "2026-12-06",
+        ecosystems=("pip",) if limited else ("debian 12", "pip"),
+        limited=limited,
+        reason="the data does not cover debian 12 (its source declares pip)" if limited else "",
+        fallback="download: connection refused" if limited else "",
+    )
+
+
+def test_a_limited_coverage_attestation_is_refused_where_full_coverage_is_required(
+    pushed_image: str,
+    keys: dict[str, signing.KeyPair],
+    home: Path,
+    tmp_path: Path,
+    cfg: config.Config,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for k, v in offline_env(home).items():
+        monkeypatch.setenv(k, v)
+    ours = keys["ours"]
+    image_id = "sha256:" + "c" * 64
+    name = "coverage-test"
+    img = manifest.BuiltImage(
+        name=name, kind="service", ref=pushed_image, tags=(), image_id=image_id,
+        digest=pushed_image.split("@", 1)[1], seconds=0.0, pushed=True,
+    )  # fmt: skip
+    signing.sign(pushed_image, ours.private, PASSWORD)
+    sbom = tmp_path / "sbom.json"
+    sbom.write_text(json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []}))
+    signing.attest(pushed_image, sbom, signing.SBOM_TYPE, ours.private, PASSWORD)
+
+    def attest_verdict(coverage: verdicts.Coverage | None) -> None:
+        pred = tmp_path / "verdict.json"
+        body = {"passed": True, "image_id": image_id, "at": "2026-12-07T00:00:00Z"}
+        pred.write_text(json.dumps({**body, "coverage": coverage.model_dump(mode="json") if coverage else None}))
+        signing.attest(pushed_image, pred, signing.SCAN_VERDICT_TYPE, ours.private, PASSWORD)
+
+    def promote(required: bool) -> Any:
+        # Deploy's gate for a promoted (or restored) release: every image verified again against the key.
+        return plan.verify_release(
+            cfg, {name: pushed_image}, {name: image_id}, str(ours.public),
+            refusing="refusing to promote the test release", require_full_coverage=required,
+        )  # fmt: skip
+
+    attest_verdict(_coverage(limited=True))
+    assert signing.check_image(img, str(ours.public), attestations=True).ok  # not required: accepted
+    assert promote(required=False)
+    trust = signing.check_image(img, str(ours.public), attestations=True, require_full_coverage=True)
+    (bad,) = [c for c in trust.checks if not c.ok]
+    assert bad.name == "scan verdict attested" and "full coverage is required" in bad.detail
+    assert "the data does not cover debian 12" in bad.detail and "bundle: PyPA advisory database" in bad.detail
+    with pytest.raises(signing.SignatureError, match="refusing to promote the test release") as refused:
+        promote(required=True)
+    assert "coverage is limited" in (refused.value.seen or "")
+    # A verdict signed before coverage travelled with it says nothing about it: refused where it is required.
+    attest_verdict(None)
+    trust = signing.check_image(img, str(ours.public), attestations=True, require_full_coverage=True)
+    assert not trust.ok and "records no vulnerability data coverage" in json.dumps([c.detail for c in trust.checks])
+    # Full coverage passes where it is required, and says so.
+    attest_verdict(_coverage(limited=False))
+    trust = signing.check_image(img, str(ours.public), attestations=True, require_full_coverage=True)
+    assert trust.ok and any("full vulnerability data coverage" in c.detail for c in trust.checks)
+    assert promote(required=True)
 
 
 # ---- keys and config -----------------------------------------------------------------------------

@@ -381,6 +381,7 @@ def test_database_layout_trivy_depends_on(tmp_path: Path) -> None:
         "NewestAdvisory": "2026-10-01T00:00:00Z",
         "DefaultedSeverity": {"debian 12": 1},
         "Keys": 1,
+        "Covers": [],
     }
 
 

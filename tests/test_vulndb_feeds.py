@@ -179,7 +179,7 @@ def test_the_shipped_bundle_is_the_pypa_database_with_its_provenance(tmp_path: P
     started = time.monotonic()
     notes: list[str] = []
     provenance, advisories = vulndb.load_bundle(BUNDLE, notes=notes)
-    info = vulndb.build_db(advisories, tmp_path / "bundle", source=provenance.line())
+    info = vulndb.build_db(advisories, tmp_path / "bundle", source=provenance.line(), covers=provenance.ecosystems)
     seconds = time.monotonic() - started
     assert provenance == vulndb.Provenance(
         "PyPA advisory database",
@@ -187,7 +187,9 @@ def test_the_shipped_bundle_is_the_pypa_database_with_its_provenance(tmp_path: P
         "3ccb612573e2511ab5cad7dafecd838605c80cda",
         "2024-10-10",
         "CC-BY-4.0",
+        ("PyPI",),  # what the bundle declares it covers: PyPI, nothing else
     )
+    assert info.covers == ("pip",)
     raw = json.loads(gzip.decompress(BUNDLE.read_bytes()))
     assert len(raw["records"]) == 2661  # every vulns/*/*.yaml of that commit
     assert sum("is withdrawn" in n for n in notes) == 10

@@ -332,6 +332,9 @@ def _from_build(cfg: Config, env: str, public_key: str | None) -> Candidate:
     for stage in GATE_STAGES:
         v = verdicts.load(cfg.project.artifacts, env, stage)
         why = verdicts.covers(v, subjects)
+        full = not why and v is not None and stage == "scan" and e.require_full_coverage
+        if full and v is not None and (gap := verdicts.coverage_problem(v.coverage)):
+            why = f"passed at {v.at}, but {gap} (environments.{env}.require_full_coverage)"
         if why or v is None:
             refused.append(f"{stage}: {why or 'never ran on this build'}")
             checks.append(Check(f"{stage} verdict", Outcome.FAIL, why, group="gate"))
@@ -359,7 +362,13 @@ def _from_build(cfg: Config, env: str, public_key: str | None) -> Candidate:
 
 
 def verify_release(
-    cfg: Config, refs: Mapping[str, str], image_ids: Mapping[str, str], public_key: str | None, *, refusing: str
+    cfg: Config,
+    refs: Mapping[str, str],
+    image_ids: Mapping[str, str],
+    public_key: str | None,
+    *,
+    refusing: str,
+    require_full_coverage: bool = False,
 ) -> tuple[Check, ...]:
     """Every image of a recorded release checked again against today's public key (promotion, rollback).
 
@@ -380,7 +389,11 @@ def verify_release(
             seconds=0.0,
             pushed=True,
         )
-        trusts.append(signing.check_image(img, public, attestations=cfg.signing.attest))
+        trusts.append(
+            signing.check_image(
+                img, public, attestations=cfg.signing.attest, require_full_coverage=require_full_coverage
+            )
+        )
     bad = [f"{t.name} ({t.ref}): {c.detail}" for t in trusts for c in t.checks if not c.ok]
     if bad:
         raise signing.SignatureError(
@@ -401,7 +414,13 @@ def _promoted(cfg: Config, env: str, source_env: str, public_key: str | None, st
             f"{env!r} then gets exactly its images",
         )
     signed = verify_release(
-        cfg, live.refs, live.image_ids, public_key, refusing=f"refusing to promote {source_env} {live.id} to {env!r}"
+        cfg,
+        live.refs,
+        live.image_ids,
+        public_key,
+        refusing=f"refusing to promote {source_env} {live.id} to {env!r}",
+        # What the target environment requires, not what the source did: prod may demand more than staging.
+        require_full_coverage=cfg.env(env).require_full_coverage,
     )
     origin = f"promoted from {source_env} {live.id}"
     checks = (Check("promotion", Outcome.PASS, f"{source_env} {live.id} is live ({live.at})", group="gate"),)

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _proc, refs, report, waivers
 from ..config import Config, ScanSettings
@@ -32,6 +32,9 @@ from ..findings import Finding, Severity
 from ..result import Context, Result, Table
 from ..tools import TRIVY_QUIET, Toolchain, trivy_binary
 from . import vulndb
+
+if TYPE_CHECKING:
+    from ..verdicts import Coverage as CoverageRecord
 
 LEVELS = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 NOT_CHECKED = "VULNERABILITIES WERE NOT CHECKED: no vulnerability database was available"
@@ -187,6 +190,13 @@ class DbChoice:
         )
         return line + (f"; {coverage.verdict()}" if coverage else "")
 
+    @property
+    def fallback(self) -> str:
+        """Why the sources before this one were not used, when the scan fell back to the bundle or to nothing."""
+        if self.source not in ("bundle", "none"):
+            return ""
+        return "; ".join(self.attempts) or "no other source is enabled in scan.db_sources"
+
 
 @dataclass(frozen=True)
 class Coverage:
@@ -195,9 +205,10 @@ class Coverage:
     age_days: int
     max_age_days: int
     image_ecosystems: Mapping[str, tuple[str, ...]]  # image -> ecosystems Trivy found packages of
-    missing: Mapping[str, tuple[str, ...]]  # image -> those the data has no advisories for
+    missing: Mapping[str, tuple[str, ...]]  # image -> those the data source does not declare it covers
     accepted: bool  # scan.accept_limited_coverage
     empty: bool = False  # the database holds no advisories at all
+    declared: tuple[str, ...] = ()  # the ecosystems the data source declares it covers
 
     @property
     def stale(self) -> bool:
@@ -211,10 +222,14 @@ class Coverage:
         out = ["the database holds no advisories"] if self.empty else []
         gaps = sorted({e for m in self.missing.values() for e in m})
         if gaps:
-            out.append(f"no advisories for {', '.join(gaps)}")
+            out.append(self._gap(gaps))
         if self.stale:
             out.append(f"data {self.age_days} days old (scan.max_data_age_days = {self.max_age_days})")
         return out
+
+    def _gap(self, gaps: Sequence[str]) -> str:
+        declared = ", ".join(self.declared) or "nothing"
+        return f"the data does not cover {', '.join(gaps)} (its source declares {declared})"
 
     def verdict(self) -> str:
         found = sorted({e for es in self.image_ecosystems.values() for e in es})
@@ -234,7 +249,7 @@ class Coverage:
             gaps = self.missing.get(image, ())
             problems = (
                 (["the database holds no advisories"] if self.empty else [])
-                + ([f"no advisories for {', '.join(gaps)}"] if gaps else [])
+                + ([self._gap(gaps)] if gaps else [])
                 + ([f"vulnerability data is {self.age_days} days old (max {self.max_age_days})"] if self.stale else [])
             )
             if not problems:
@@ -318,7 +333,8 @@ def assess_coverage(
 ) -> Coverage | None:
     if db.info is None:
         return None
-    have = {eco for eco, n in db.info.ecosystems.items() if n > 0}
+    # What the source declares, not what it happens to hold: one stray advisory is no coverage.
+    have = set(db.info.covers)
     age = max(0, (now - db.info.data_date).days)
     return Coverage(
         age_days=age,
@@ -327,6 +343,30 @@ def assess_coverage(
         missing={image: tuple(e for e in ecos if e not in have) for image, ecos in per_image.items()},
         accepted=settings.accept_limited_coverage,
         empty=db.info.advisories == 0,
+        declared=tuple(db.info.covers),
+    )
+
+
+def coverage_record(db: DbChoice, coverage: Coverage | None) -> CoverageRecord:
+    """What travels with the verdict (its record, the reports, the signed attestation): the data and its reach."""
+    from ..verdicts import Coverage as Record
+
+    if db.info is None or coverage is None:
+        return Record(
+            source=db.source,
+            date="",
+            ecosystems=(),
+            limited=True,
+            reason="no vulnerability database: vulnerabilities were not checked",
+            fallback=db.fallback,
+        )
+    return Record(
+        source=f"{db.source}: {db.info.source}",
+        date=f"{db.info.data_date:%Y-%m-%d}",
+        ecosystems=tuple(db.info.covers),
+        limited=coverage.limited,
+        reason="; ".join(coverage.reasons()),
+        fallback=db.fallback,
     )
 
 
@@ -427,7 +467,7 @@ def _bundle_db(out: Path, default_severity: Mapping[str, str] | None = None) -> 
     if stamp.exists() and stamp.read_text() == digest:
         return vulndb.read_info(out)
     provenance, advisories = vulndb.load_bundle(src, default_severity=severity)
-    info = vulndb.build_db(advisories, out, source=provenance.line())
+    info = vulndb.build_db(advisories, out, source=provenance.line(), covers=provenance.ecosystems)
     stamp.write_text(digest)
     return info
 
@@ -667,6 +707,7 @@ class Outcome:
     notices: list[str]
     run_dir: Path
     subjects: dict[str, str] = field(default_factory=dict)  # the build's images judged: name -> image ID
+    coverage: CoverageRecord | None = None  # the data the verdict rests on, and whether it covered the images
 
     def gated(self) -> list[Finding]:
         from ..osupdates import TOOL as OS_UPDATES_TOOL
@@ -829,6 +870,7 @@ def analyse(
         notices,
         run_dir,
         subjects,
+        coverage_record(db, coverage),
     )
     write_reports(out, scan_waivers)
     return out
@@ -926,6 +968,13 @@ def as_result(out: Outcome, *, judged_build: bool = True) -> Result:
         f"gate: {'FAILED' if gated else 'passed'}: {len(gated)} findings at or above {out.threshold}"
         f"{' (unfixed ignored)' if out.ignore_unfixed else ''} not covered by a valid waiver; {len(waived)} waived"
     )
+    cov = out.coverage
+    if cov is not None and cov.fallback:
+        # The verdict's own line says when it rests on a fallback, and why: it travels into the verdict record.
+        where = "the offline bundle" if cov.source.startswith("bundle:") else "no vulnerability data"
+        headline += f"; FELL BACK to {where} because {cov.fallback}"
+    if cov is not None and cov.limited:
+        headline += f"; COVERAGE LIMITED: {cov.reason}"
     return Result(
         stage="scan",
         headline=headline,
@@ -945,4 +994,5 @@ def as_result(out: Outcome, *, judged_build: bool = True) -> Result:
         out_dir=out.run_dir,
         env=out.env if judged_build else "",
         subjects=out.subjects if judged_build else {},
+        coverage=out.coverage,
     )

@@ -279,6 +279,15 @@ def read_key(data: bytes, bucket: bytes, key: bytes) -> bytes | None:
     return None
 
 
+def bucket_keys(data: bytes, bucket: bytes) -> list[bytes] | None:
+    """The keys of the top-level ``bucket``; None when it is absent. ValueError if damaged."""
+    reader = BoltReader(data)
+    for name, value, is_bucket in reader.items(reader.root):
+        if name == bucket and is_bucket:
+            return [k for k, _v, _sub in reader.bucket_items(value)]
+    return None
+
+
 def _leaf_elements(page: memoryview, count: int) -> Iterator[tuple[bytes, bytes, bool]]:
     for i in range(count):
         at = _PAGE_HEADER.size + i * _LEAF_ELEMENT.size

@@ -55,7 +55,7 @@ from ..dbseverity import check_default_severity as check_default_severity
 from ..errors import EXIT_UNUSABLE, ConfigError, PipelineError
 from .bolt import PAGE_SIZE as PAGE_SIZE
 from .bolt import BoltReader as BoltReader
-from .bolt import Tree, nested_key_counts, read_key
+from .bolt import Tree, bucket_keys, nested_key_counts, read_key
 from .bolt import bolt_file as bolt_file
 from .bolt import fnv1a_64 as fnv1a_64
 
@@ -130,6 +130,10 @@ class DbInfo:
     # rebuilt from live feeds every few hours, so its UpdatedAt stands in for it).
     newest_advisory: datetime | None = None
     defaulted: Mapping[str, int] = field(default_factory=dict)  # advisories rated by the default, per ecosystem
+    # The ecosystems the data source declares it covers ("pip", "debian 12"): ours record what the builder was
+    # told (`--covers`, a bundle's provenance); Trivy's own list a data source per bucket. Coverage is judged
+    # by this, never by whether some advisory for an ecosystem happens to be in the file.
+    covers: tuple[str, ...] = ()
 
     @property
     def cache_dir(self) -> Path:
@@ -743,12 +747,16 @@ def build_db(
     source: str,
     updated_at: datetime | None = None,
     notes: list[str] | None = None,
+    covers: Iterable[str] = (),
 ) -> DbInfo:
     """Write ``out/db/trivy.db`` and ``out/db/metadata.json`` for ``advisories`` (merged first).
 
     ``source`` says where the advisories came from (a path, URL, or a
     provenance line); it is kept in the database and reported by every scan.
+    ``covers`` names the ecosystems the source declares in full (OSV names:
+    ``PyPI``, ``Debian:12``); scans count only those as covered.
     """
+    declared = covers_buckets(covers, where="--covers")
     when = (updated_at or datetime.now(UTC)).replace(microsecond=0)
     if when.tzinfo is None:
         raise ValueError("updated_at must be timezone-aware")
@@ -768,6 +776,7 @@ def build_db(
         "Ecosystems": dict(sorted(ecosystems.items())),
         "NewestAdvisory": _rfc3339(newest) if newest else None,
         "DefaultedSeverity": dict(sorted(defaulted.items())),
+        "Covers": list(declared),
     }
     tree = _db_tree(entries, source)
     info_record["Keys"] = sum(
@@ -795,8 +804,34 @@ def build_db(
     # Metadata last: Trivy (and read_info) treat a database without it as absent.
     _atomic_write(db_dir / "metadata.json", (json.dumps(metadata, indent=2) + "\n").encode())
     return DbInfo(
-        path, SCHEMA_VERSION, when, next_update, len(entries), source, dict(ecosystems), newest, dict(defaulted)
+        path,
+        SCHEMA_VERSION,
+        when,
+        next_update,
+        len(entries),
+        source,
+        dict(ecosystems),
+        newest,
+        dict(defaulted),
+        declared,
     )
+
+
+def covers_buckets(ecosystems: Iterable[str], *, where: str) -> tuple[str, ...]:
+    """OSV ecosystem names a source declares (``PyPI``, ``Debian:12``) as the buckets scans match ("pip", ...)."""
+    out: list[str] = []
+    for eco in ecosystems:
+        bucket = _bucket_of(eco)
+        if bucket is None:
+            raise ConfigError(
+                where,
+                "",
+                f"{eco!r} is not an ecosystem this database can hold",
+                hint="name PyPI or Debian:N (e.g. Debian:12), as OSV spells them",
+            )
+        if bucket not in out:
+            out.append(bucket)
+    return tuple(sorted(out))
 
 
 def _db_tree(entries: Mapping[tuple[str, str, str], Advisory], source: str) -> Tree:
@@ -901,6 +936,7 @@ def read_info(cache_dir: Path) -> DbInfo:
         counts = nested_key_counts(data, lambda name: name.decode(errors="replace") not in _NOT_ADVISORIES)
         raw_info = read_key(data, INFO_BUCKET.encode(), INFO_KEY.encode())
         ours = _info_record(raw_info) if raw_info is not None else {}
+        sources = bucket_keys(data, DATA_SOURCE_BUCKET.encode()) or []
     except (OSError, ValueError) as exc:
         raise VulnDbError(f"{path} is not a readable vulnerability database", seen=str(exc), hint=hint) from None
     ecosystems: dict[str, int] = {}
@@ -931,6 +967,15 @@ def read_info(cache_dir: Path) -> DbInfo:
         raise VulnDbError(f"{path} has damaged provenance", seen=str(exc), hint=hint) from None
     source = ours.get("Source", meta.get("Source", ""))
     defaulted = ours.get("DefaultedSeverity") or {}
+    if ours:
+        # Ours say what they were declared to cover; a database from before that declares nothing.
+        declared = ours.get("Covers", [])
+        if not isinstance(declared, list) or not all(isinstance(e, str) for e in declared):
+            raise VulnDbError(f"{path} has damaged provenance", seen=f"Covers: {declared!r}", hint=hint)
+        covers = tuple(sorted(set(declared)))
+    else:
+        # Trivy's own: every bucket it fills has its data source recorded in the data-source bucket.
+        covers = tuple(sorted({ecosystem_of_bucket(k.decode(errors="replace")) for k in sources}))
     return DbInfo(
         path,
         SCHEMA_VERSION,
@@ -941,6 +986,7 @@ def read_info(cache_dir: Path) -> DbInfo:
         dict(sorted(ecosystems.items())),
         newest,
         {str(k): int(v) for k, v in defaulted.items()} if isinstance(defaulted, dict) else {},
+        covers,
     )
 
 
@@ -984,6 +1030,8 @@ class Provenance:
     commit: str
     date: str  # the commit's date, YYYY-MM-DD
     license: str
+    # What the data covers in full, as OSV names its ecosystems ("PyPI"): declared by whoever packs it.
+    ecosystems: tuple[str, ...] = ()
 
     def line(self) -> str:
         return f"{self.name} ({self.repository}@{self.commit[:12]}, {self.date}, {self.license})"
@@ -995,6 +1043,7 @@ def write_bundle(source_dir: Path, out: Path, provenance: Provenance) -> int:
     Each record is parsed and validated first, so a bundle never holds what
     the scan could not read.
     """
+    covers_buckets(provenance.ecosystems, where="--covers")
     notes: list[str] = []
     records: list[dict[str, Any]] = []
     for file in osv_files(source_dir):
@@ -1011,6 +1060,7 @@ def write_bundle(source_dir: Path, out: Path, provenance: Provenance) -> int:
             "commit": provenance.commit,
             "date": provenance.date,
             "license": provenance.license,
+            "ecosystems": list(provenance.ecosystems),
         },
         "records": records,
     }
@@ -1045,6 +1095,10 @@ def load_bundle(
     keys = ("name", "repository", "commit", "date", "license")
     if not isinstance(prov, dict) or not all(isinstance(prov.get(k), str) and prov.get(k) for k in keys):
         raise ConfigError(name, "provenance", f"must give {', '.join(keys)}")
+    declared = prov.get("ecosystems", [])
+    if not isinstance(declared, list) or not all(isinstance(e, str) for e in declared):
+        raise ConfigError(name, "provenance.ecosystems", "must be a list of OSV ecosystem names (PyPI, Debian:12)")
+    covers_buckets(declared, where=f"{name}: provenance.ecosystems")
     records = data.get("records")
     if not isinstance(records, list) or not records:
         raise ConfigError(name, "records", "holds no advisories")
@@ -1055,7 +1109,8 @@ def load_bundle(
             raise ConfigError(name, f"records[{i}]", "expected {path, record}")
         where = f"{name}: {item['path']}"
         advisories.extend(parse_osv(item.get("record"), where, sink, default_severity=default_severity))
-    return Provenance(*(str(prov[k]) for k in keys)), advisories
+    name_, repository, commit, date, license_ = (str(prov[k]) for k in keys)
+    return Provenance(name_, repository, commit, date, license_, tuple(declared)), advisories
 
 
 def iter_notes(notes: list[str], limit: int = 20) -> Iterator[str]:
