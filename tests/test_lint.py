@@ -46,7 +46,7 @@ def lint_paths(
     profile: str = "prod",
     today: dt.date = TODAY,
     waiver_file: Path | None = None,
-    hadolint_config: Path | None = None,
+    hadolint_config: Path | None = ROOT / ".hadolint.yaml",
 ) -> lint.Result:
     dockerfiles, composes = lint.targets_from_paths(list(paths), CORPUS, profile, {})
     settings = lint.Settings(
@@ -279,6 +279,28 @@ def test_a_hadolint_pragma_waives_nothing_and_is_reported(tools: Toolchain, tmp_
     assert reported.line == pragma_line and "DL3008" in reported.message and "not honoured" in reported.message
     assert reported.severity is Severity.ERROR and "# pipelines: ignore=DL3008" in reported.hint
     assert res.failed and reported in res.gated()
+
+
+@pytest.mark.parametrize("where", ["HADOLINT_IGNORE", "HADOLINT_OVERRIDE_STYLE", "cwd", "home"])
+def test_nothing_unseen_waives_a_hadolint_rule(
+    tools: Toolchain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Without the project's hadolint config, hadolint's own defaults: no variable, no stray config file."""
+    d = tmp_path / "svc"
+    shutil.copytree(CORPUS / "dockerfile/good", d)
+    if where.startswith("HADOLINT_"):
+        monkeypatch.setenv(where, "DL3008")
+    else:
+        home = tmp_path / "home"
+        monkeypatch.setenv("HOME", str(home))
+        monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+        found = {"cwd": tmp_path / ".hadolint.yaml", "home": home / ".config/hadolint.yaml"}[where]
+        found.parent.mkdir(parents=True, exist_ok=True)
+        found.write_text("ignored: [DL3008]\n")
+        monkeypatch.chdir(tmp_path)
+    res = lint_paths(tools, d / "Dockerfile", hadolint_config=None)
+    dl3008 = [f for f in res.findings if f.rule == "DL3008"]
+    assert [(f.severity, f.waived) for f in dl3008] == [(Severity.WARNING, False)], lint.table(res)
 
 
 def test_a_pipelines_waiver_is_how_a_hadolint_rule_is_waived(tools: Toolchain, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -257,11 +258,15 @@ HADOLINT_PRAGMA = re.compile(r"^\s*#\s*hadolint\s+(?:global\s+)?ignore\s*=\s*(?P
 
 def hadolint(path: Path, display: str, config: Path | None, binary: str) -> list[Finding]:
     # Its ignore pragmas would waive with no reason and no expiry: off, and each reported (hadolint_pragmas).
+    # Nor does anything unseen ignore or downgrade a rule: without the project's config, hadolint would
+    # read one from the working directory or the user's home, and it reads HADOLINT_* variables.
     argv = [binary, "--no-fail", "--disable-ignore-pragma", "--format", "json"]
-    if config is not None:
-        argv += ["--config", str(config)]
-    argv.append(str(path))
-    r = _proc.run(argv, timeout=60, check=False, quiet=True, what="hadolint")
+    with tempfile.TemporaryDirectory(prefix="pipelines-hadolint-") as tmp:
+        if config is None:
+            config = Path(tmp) / "hadolint.yaml"
+            config.write_text("ignored: []\n")
+        argv += ["--config", str(config), str(path)]
+        r = _proc.run(argv, timeout=60, check=False, quiet=True, what="hadolint", unset_prefix="HADOLINT_")
     try:
         items = json.loads(r.stdout or "null")
     except json.JSONDecodeError:
