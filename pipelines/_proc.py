@@ -121,6 +121,7 @@ def run(
     hint: str | None = None,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
+    unset_prefix: str = "",
     input: str | None = None,
     stream: Log | None = None,
     secrets: Iterable[str] = (),
@@ -136,6 +137,7 @@ def run(
     terminal progress needs the real terminal); nothing is captured.
     ``check``: raise :class:`CommandFailed` on a non-zero exit.
     ``env``: entries added to (not replacing) the current environment.
+    ``unset_prefix``: variables starting with it are left out of the child's environment.
     """
     args = [os.fspath(a) for a in argv]
     if not args:
@@ -145,9 +147,9 @@ def run(
     if log is not None and not quiet:
         log(f"$ {shown}")
     full_env = None
-    if env:
-        full_env = dict(os.environ)
-        full_env.update(env)
+    if env or unset_prefix:
+        full_env = {k: v for k, v in os.environ.items() if not (unset_prefix and k.startswith(unset_prefix))}
+        full_env.update(env or {})
     start = time.monotonic()
     try:
         proc = subprocess.Popen(

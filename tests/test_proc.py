@@ -88,6 +88,16 @@ def test_env_is_added_not_replaced() -> None:
     assert r.stdout.split() == ["yes", "True"]
 
 
+def test_variables_with_a_prefix_can_be_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOL_IGNORE", "X1")
+    monkeypatch.setenv("TOOLBOX", "kept")
+    code = "import os; print(sorted(k for k in os.environ if k.startswith('TOOL')), os.environ.get('EXTRA'))"
+    r = _proc.run([PY, "-c", code], timeout=30, unset_prefix="TOOL_", log=None)
+    assert r.stdout.split() == ["['TOOLBOX']", "None"]
+    r = _proc.run([PY, "-c", code], timeout=30, unset_prefix="TOOL_", env={"EXTRA": "yes"}, log=None)
+    assert r.stdout.split() == ["['TOOLBOX']", "yes"]
+
+
 def test_logged_command_line_masks_secrets() -> None:
     logged: list[str] = []
     _proc.run(

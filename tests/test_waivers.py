@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shlex
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,150 @@ def test_any_text_is_a_ledger_or_a_config_error(tmp_path: Path, text: str) -> No
     else:
         assert all(isinstance(w, waivers.Waiver) for w in ws)
         assert all(p.file == "security/waivers.yaml" for p in problems)
+
+
+# --------------------------------------------------------------------------- inline waivers
+
+MAX_DAYS = 90
+RULES = st.lists(st.from_regex(r"(PL-[DC]0[0-9]{2}|DL[0-9]{4}|SC[0-9]{4})", fullmatch=True), min_size=1, max_size=4)
+# One line of text: nothing that str.splitlines() would break, not blank.
+REASONS = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=60
+).filter(lambda s: s.strip() != "")
+
+
+def inline(text: str, spans: tuple[tuple[int, int], ...] = ()) -> tuple[list[waivers.Waiver], list[waivers.Finding]]:
+    return waivers.parse_inline(text, "Dockerfile", max_days=MAX_DAYS, today=TODAY, spans=spans)
+
+
+def comment(rules: list[str], reason: str, expires: dt.date) -> str:
+    return f"# pipelines: ignore={','.join(rules)} reason={shlex.quote(reason)} expires={expires.isoformat()}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(RULES, REASONS, st.integers(0, MAX_DAYS), st.sampled_from(["", "owner=platform "]))
+def test_a_well_formed_inline_waiver_reads_back_exactly(rules: list[str], reason: str, days: int, owner: str) -> None:
+    expires = TODAY + dt.timedelta(days=days)
+    line = comment(rules, reason, expires).replace(" reason=", f" {owner}reason=")
+    ws, problems = inline(line + "\nRUN true\n")
+    assert problems == []
+    [w] = ws
+    assert (w.rules, w.reason, w.expires) == (tuple(rules), reason, expires)
+    assert (w.inline, w.path, w.line, w.end_line, w.where) == (True, "Dockerfile", 2, 2, "Dockerfile:1")
+    assert w.owner == ("platform" if owner else "")
+
+
+@settings(max_examples=300, deadline=None)
+@given(RULES, REASONS, st.integers(-3650, 3650), st.sampled_from(["reason", "expires", "both", "none"]))
+def test_an_inline_waiver_without_reason_or_expiry_or_in_window_is_refused(
+    rules: list[str], reason: str, days: int, drop: str
+) -> None:
+    expires = TODAY + dt.timedelta(days=days)
+    line = comment(rules, reason, expires)
+    if drop in ("reason", "both"):
+        line = line.replace(f" reason={shlex.quote(reason)}", "")
+    if drop in ("expires", "both"):
+        line = line.replace(f" expires={expires.isoformat()}", "")
+    ws, problems = inline(line + "\nRUN true\n")
+    usable = drop == "none" and 0 <= days <= MAX_DAYS
+    assert len(ws) + len(problems) == 1
+    assert bool(ws) is usable
+    if not usable:
+        [p] = problems
+        assert (p.file, p.line, p.severity) == ("Dockerfile", 1, waivers.Severity.ERROR)
+        if drop in ("reason", "both"):
+            assert "has no reason" in p.message
+        elif drop == "expires":
+            assert "has no expiry" in p.message
+        elif days < 0:
+            assert p.rule == waivers.RULE_EXPIRED and f"expired on {expires.isoformat()}" in p.message
+        else:
+            assert p.rule == waivers.RULE_INVALID and f"more than {MAX_DAYS} days ahead" in p.message
+
+
+LINES = st.lists(
+    st.one_of(
+        st.just(""),
+        st.just("   "),
+        st.just("# a note"),
+        st.just("RUN true"),
+        st.just("  key: value"),
+        st.just('# pipelines: ignore=PL-D014 reason="r" expires=2026-12-01'),
+        st.just('  key: value  # pipelines: ignore=PL-C001 reason="r" expires=2026-12-01'),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(LINES)
+def test_an_inline_waiver_covers_exactly_one_line_never_the_file(lines: list[str]) -> None:
+    ws, problems = inline("\n".join(lines))
+    code = [n for n, raw in enumerate(lines, 1) if raw.strip() and not raw.lstrip().startswith("#")]
+    declared = [n for n, raw in enumerate(lines, 1) if "pipelines: ignore=" in raw]
+    assert len(ws) + len(problems) == len(declared)
+    for w in ws:
+        at = int(w.where.rsplit(":", 1)[1])
+        expected = at if at in code else min(n for n in code if n > at)
+        assert w.inline and w.line == w.end_line == expected
+        others = [n for n in range(0, len(lines) + 2) if n != expected]
+        for n in others:
+            assert not w.covers(waivers.Finding("t", w.rules[0], waivers.Severity.ERROR, "m", "Dockerfile", n))
+        assert w.covers(waivers.Finding("t", w.rules[0], waivers.Severity.ERROR, "m", "Dockerfile", expected))
+        assert not w.covers(waivers.Finding("t", w.rules[0], waivers.Severity.ERROR, "m", "other", expected))
+    for p in problems:
+        assert p.rule == waivers.RULE_INVALID and "covers nothing" in p.message
+        assert not any(n > p.line for n in code)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 30), st.integers(0, 5)), max_size=6), st.integers(1, 40))
+def test_an_inline_waiver_covers_the_whole_instruction_it_stands_above(
+    raw_spans: list[tuple[int, int]], at: int
+) -> None:
+    spans = tuple((a, a + n) for a, n in raw_spans)
+    lines = ["RUN true"] * 45
+    lines[at - 1] = '# pipelines: ignore=PL-D014 reason="r" expires=2026-12-01'
+    [w], _ = inline("\n".join(lines), spans)
+    target = at + 1
+    first, last = next(((a, b) for a, b in spans if a <= target <= b), (target, target))
+    assert (w.line, w.end_line) == (first, last)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from("PLD-0123,=\"'\\ reasonexpiwt=#:2026-1.x\t"), max_size=80))
+def test_any_inline_waiver_text_is_a_waiver_or_one_finding(rest: str) -> None:
+    """Whatever follows `ignore=`: one usable waiver (reason, expiry in the window, a line) or one finding."""
+    ws, problems = inline(f"# pipelines: ignore={rest}\nRUN true\n")
+    assert len(ws) + len(problems) == 1
+    for w in ws:
+        assert w.rules and w.reason.strip() and TODAY <= w.expires <= TODAY + dt.timedelta(days=MAX_DAYS)
+        assert w.inline and w.line == 2
+    for p in problems:
+        assert p.rule in (waivers.RULE_INVALID, waivers.RULE_EXPIRED) and p.line == 1 and p.file == "Dockerfile"
+
+
+@pytest.mark.parametrize(
+    ("rest", "message"),
+    [
+        ("", "names no rule"),
+        (' reason="r" expires=2026-12-01', "'reason=r' is not a rule id"),
+        ('PL-D001 reason="unterminated expires=2026-12-01', "cannot be read (No closing quotation)"),
+        ('PL-D001 reason="r" expires=2026-12-01 until=2026-12-01', "not until="),
+        ('PL-D001 reason="r" expires=2026-W49-1', "is not YYYY-MM-DD"),
+        ('PL-D001 reason="r" expires=2026-02-30', "is not YYYY-MM-DD"),
+        ('PL-W003 reason="r" expires=2026-12-01', "PL-W003: a waiver's own problems are fixed, not waived"),
+    ],
+)
+def test_malformed_inline_waivers(rest: str, message: str) -> None:
+    ws, problems = inline(f"# pipelines: ignore={rest}\nRUN true\n")
+    assert ws == [] and len(problems) == 1 and message in problems[0].message, problems
+
+
+def test_a_ledger_entry_cannot_waive_a_waiver_rule(tmp_path: Path) -> None:
+    entry = ENTRY.replace("PL-D001", "[PL-D001, PL-W002]") + "    expires: 2026-12-01\n"
+    ws, problems = load(tmp_path, "waivers:\n" + entry)
+    assert ws == [] and len(problems) == 1 and "fixed, not waived" in problems[0].message
+    expired = waivers.Finding("pipelines", waivers.RULE_EXPIRED, waivers.Severity.ERROR, "m", "f", 1)
+    sneaky = waivers.Waiver(rules=(waivers.RULE_EXPIRED,), reason="r", expires=TODAY, where="x", path="*")
+    assert waivers.apply([expired], [sneaky]) == [expired] and sneaky.used == 0

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -250,12 +252,21 @@ def _compose_groups(files: list[Path], root: Path, profile: str, *, explicit: bo
 # --------------------------------------------------------------------------- linters
 
 
+# Hadolint's own ignore comments (`# hadolint ignore=DL3008`, `# hadolint global ignore=...`).
+HADOLINT_PRAGMA = re.compile(r"^\s*#\s*hadolint\s+(?:global\s+)?ignore\s*=\s*(?P<rules>\S*)", re.IGNORECASE)
+
+
 def hadolint(path: Path, display: str, config: Path | None, binary: str) -> list[Finding]:
-    argv = [binary, "--no-fail", "--format", "json"]
-    if config is not None:
-        argv += ["--config", str(config)]
-    argv.append(str(path))
-    r = _proc.run(argv, timeout=60, check=False, quiet=True, what="hadolint")
+    # Its ignore pragmas would waive with no reason and no expiry: off, and each reported (hadolint_pragmas).
+    # Nor does anything unseen ignore or downgrade a rule: without the project's config, hadolint would
+    # read one from the working directory or the user's home, and it reads HADOLINT_* variables.
+    argv = [binary, "--no-fail", "--disable-ignore-pragma", "--format", "json"]
+    with tempfile.TemporaryDirectory(prefix="pipelines-hadolint-") as tmp:
+        if config is None:
+            config = Path(tmp) / "hadolint.yaml"
+            config.write_text("ignored: []\n")
+        argv += ["--config", str(config), str(path)]
+        r = _proc.run(argv, timeout=60, check=False, quiet=True, what="hadolint", unset_prefix="HADOLINT_")
     try:
         items = json.loads(r.stdout or "null")
     except json.JSONDecodeError:
@@ -282,6 +293,29 @@ def hadolint(path: Path, display: str, config: Path | None, binary: str) -> list
                 hint=f"https://github.com/hadolint/hadolint/wiki/{code}" if code.startswith("DL") else "",
             )
         )
+    return out
+
+
+def hadolint_pragmas(text: str, display: str) -> list[Finding]:
+    """Each `# hadolint ignore=` comment: not honoured, and a finding until it is moved to an accountable waiver."""
+    out = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        m = HADOLINT_PRAGMA.match(raw)
+        if m:
+            rules = m.group("rules") or "RULE"
+            out.append(
+                Finding(
+                    "pipelines",
+                    waivers.RULE_PRAGMA,
+                    Severity.ERROR,
+                    f"`{raw.strip()}` is not honoured: it would waive {rules} with no reason and no expiry "
+                    "(hadolint runs with --disable-ignore-pragma)",
+                    display,
+                    number,
+                    hint=f'replace it with # pipelines: ignore={rules} reason="why" expires=YYYY-MM-DD, or a ledger '
+                    "entry; or fix what it hid",
+                )
+            )
     return out
 
 
@@ -386,9 +420,11 @@ def analyse(
         findings += _drop_hadolint_duplicates(own, theirs, parsed) + theirs
         notices += dockerfile_policy.unresolved_bases(parsed)
         healthchecks[t.context_dir.name] = any(c.cmd == "HEALTHCHECK" for c in final.commands)
-        ws, problems = waivers.parse_inline(parsed.text, t.display, waivers.next_code_lines(parsed.text))
+        ws, problems = waivers.parse_inline(
+            parsed.text, t.display, max_days=settings.waiver_max_days, today=today, spans=parsed.spans
+        )
         all_waivers += ws
-        findings += problems
+        findings += problems + hadolint_pragmas(parsed.text, t.display)
     for c in composes:
         files.extend(d for d in c.displays if d not in files)
         try:
@@ -407,7 +443,7 @@ def analyse(
         findings += compose_policy.check(rendered, compose_policy.Context(c.profile, c.environment, known))
         for f, d in zip(c.files, c.displays, strict=True):
             text = f.read_text()
-            ws, problems = waivers.parse_inline(text, d, waivers.next_code_lines(text))
+            ws, problems = waivers.parse_inline(text, d, max_days=settings.waiver_max_days, today=today)
             # The same file appears in several environments: count each waiver once.
             for w in ws:
                 if not any(x.where == w.where for x in all_waivers):

@@ -295,6 +295,8 @@ class Parsed:
     text: str
     stages: list[Stage]
     global_args: dict[str, str]
+    # First and last line of every instruction (FROM and global ARGs too): what an inline waiver covers.
+    spans: tuple[tuple[int, int], ...] = ()
 
 
 def parse(path: Path, display: str, build_args: Mapping[str, str]) -> Parsed:
@@ -336,7 +338,7 @@ def parse(path: Path, display: str, build_args: Mapping[str, str]) -> Parsed:
             stages[-1].commands.append(c)
     if not stages:
         raise InputError(f"{display}: no FROM instruction", hint="a Dockerfile needs at least one stage")
-    return Parsed(path, display, text, stages, global_args)
+    return Parsed(path, display, text, stages, global_args, tuple((c.start_line, c.end_line) for c in commands))
 
 
 def substitute(value: str, args: Mapping[str, str]) -> str:
