@@ -34,7 +34,8 @@ ID_B = "sha256:" + "b" * 64
 @pytest.mark.parametrize("stage", ["scan", "verify", "smoke"])
 def test_a_moved_local_tag_is_refused_naming_both_image_ids(built: dict[str, Any], stage: str) -> None:
     services = [i for i in built["images"].values() if i["kind"] == "service" and not i["pushed"]]
-    victim = services[0]
+    # The api: the dev stack runs it (smoke's Compose would take it by tag), and it is the example.
+    victim = next((i for i in services if i["name"] == "api"), services[0])
     other = next(i for i in services if i["image_id"] != victim["image_id"])
     tag, recorded, moved = victim["tags"][0], victim["image_id"], other["image_id"]
     assert docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip() == recorded
@@ -54,17 +55,22 @@ def test_a_moved_local_tag_is_refused_naming_both_image_ids(built: dict[str, Any
 @pytest.mark.engine
 def test_a_pushed_image_is_examined_by_digest_whatever_its_local_tag_names(built: dict[str, Any]) -> None:
     # A docker-container builder pushes without loading: the local tag may still name an older `--load`.
-    base = next(i for i in built["images"].values() if i["pushed"] and i["image_id"] and "@" in i["ref"])
-    stale = next(i for i in built["images"].values() if i["image_id"] and i["image_id"] != base["image_id"])
-    stale_tag = stale["tags"][0] if stale["tags"] else stale["ref"]
-    img = manifest.BuiltImage.model_validate({**base, "tags": [stale_tag]})
+    base = next(i for i in built["images"].values() if i["pushed"] and "@" in i["ref"])
+    pushed_id = docker("image", "inspect", "--format", "{{.Id}}", base["ref"]).stdout.strip()
+    stale = next(i for i in built["images"].values() if i["tags"] and i["image_id"] != pushed_id)
+    # Recorded as a pushed build whose local tag names another (older) image.
+    img = manifest.BuiltImage.model_validate({**base, "image_id": pushed_id, "tags": [stale["tags"][0]]})
     from pipelines import subjects
     from pipelines.engine import Engine
 
     with Engine.connect() as engine:
         got = subjects.resolve(engine, img)
-    assert got.image_id == base["image_id"]
-    assert got.ref == base["image_id"]
+        assert got.image_id == pushed_id and got.ref == pushed_id and got.source == base["ref"]
+        # A record whose pushed digest is another image than it says is refused, naming both.
+        wrong = manifest.BuiltImage.model_validate({**base, "image_id": stale["image_id"]})
+        with pytest.raises(subjects.SubjectMismatch) as exc:
+            subjects.resolve(engine, wrong)
+    assert pushed_id in exc.value.render() and stale["image_id"] in exc.value.render()
 
 
 @pytest.mark.engine
