@@ -10,6 +10,7 @@ build's tags to what they name.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -185,3 +186,25 @@ def test_tags_are_valid_docker_tags_for_the_longest_environment_name() -> None:
     tag = git.tag("e" * 63)
     assert len(tag) <= 128 and tag.replace("-", "").isalnum()
     assert GitInfo("unknown", True, 0).tag("dev") == "nogit-dev"
+
+
+@pytest.mark.engine
+def test_a_container_is_held_to_the_image_it_was_meant_to_run(
+    built: dict[str, Any], container_names: list[str]
+) -> None:
+    services = [i for i in built["images"].values() if i["kind"] == "service" and i["image_id"]]
+    ran, other = (
+        services[0]["image_id"],
+        next(i["image_id"] for i in services if i["image_id"] != services[0]["image_id"]),
+    )
+    name = f"pipelines-test-subject-{os.getpid()}"
+    container_names.append(name)
+    docker("create", "--name", name, "--network", "none", ran)
+    from pipelines import subjects
+    from pipelines.engine import Engine
+
+    with Engine.connect() as engine:
+        subjects.check_container(engine, name, ran, "test")
+        with pytest.raises(subjects.SubjectMismatch) as exc:
+            subjects.check_container(engine, name, other, "test")
+    assert ran in exc.value.render() and other in exc.value.render()
