@@ -124,6 +124,13 @@ def test_an_image_with_an_os_but_no_packages_listed_is_an_error_not_a_clean_scan
         scan.check_image_result(trivy_report(ID_A, results=results), "api", ID_A)
 
 
+def test_an_image_whose_dpkg_database_lists_packages_trivy_did_not_list_is_an_error() -> None:
+    # Trivy did not even recognise the OS: only the image's own dpkg database says there are packages.
+    with pytest.raises(ScanError, match="dpkg database of api lists 88 packages"):
+        scan.check_image_result(trivy_report(ID_A, results=None, os_family=None), "api", ID_A, dpkg_packages=88)
+    scan.check_image_result(trivy_report(ID_A, results=OS_PKGS), "api", ID_A, dpkg_packages=88)
+
+
 def test_the_checked_result_of_the_asked_image_passes() -> None:
     scan.check_image_result(trivy_report(ID_A, results=OS_PKGS), "api", ID_A)
     # An image with no OS and no packages (FROM scratch, one static binary) has nothing to list.

@@ -477,7 +477,7 @@ def _scan_image(
         shutil.copyfile(cached / "cdx.json", sbom)
         data = _read_result(raw, f"trivy image {name} (reused)", _proc.Result((), 0, "", "", 0.0))
         try:
-            res.image_id = check_image_result(data, name, asked)
+            res.image_id = check_image_result(data, name, asked, _dpkg_packages(asked, settings.cache_dir))
         except ScanError:
             shutil.rmtree(cached, ignore_errors=True)  # not this image's whole answer: scanned again below
         else:
@@ -524,7 +524,7 @@ def _scan_image(
     ]
     r = _proc.run(argv, timeout=settings.timeout + 60, check=False, what=f"trivy image {name}", quiet=True)
     data = _read_result(raw, f"trivy image {name}", r)
-    res.image_id = check_image_result(data, name, asked)
+    res.image_id = check_image_result(data, name, asked, _dpkg_packages(asked, settings.cache_dir))
     res.issues, res.packages = parse_trivy(data, name)
     res.ecosystems = image_ecosystems(data)
     res.raw = str(raw)
@@ -549,6 +549,16 @@ def _scan_image(
     return res
 
 
+def _dpkg_packages(image_id: str, cache: Path) -> int:
+    """How many packages the image's dpkg database lists (0 without one), read apart from Trivy, kept per image ID."""
+    from .. import osupdates
+
+    try:
+        return len(osupdates.image_packages(image_id, cache))
+    except osupdates.NoDpkgData:
+        return 0
+
+
 def _result_key(image_id: str, db: DbChoice, trivy: str, scanners: list[str]) -> str:
     """What Trivy's answer depends on: the image, the DB's exact files, Trivy itself, the scanners."""
     h = hashlib.sha256()
@@ -562,13 +572,14 @@ def _result_key(image_id: str, db: DbChoice, trivy: str, scanners: list[str]) ->
     return h.hexdigest()[:32]
 
 
-def check_image_result(data: Any, name: str, image_id: str) -> str:
+def check_image_result(data: Any, name: str, image_id: str, dpkg_packages: int = 0) -> str:
     """The image ID Trivy reports having read, when it is ``image_id`` and the report is a whole scan; else ScanError.
 
     A report about another image would make the verdict speak for something
-    never examined; an image in which Trivy found an operating system but
-    listed no packages was not read (it always lists them: --list-all-pkgs),
-    and would pass as clean.
+    never examined. An image in which Trivy found an operating system, or
+    whose dpkg database lists ``dpkg_packages`` packages (read apart from
+    Trivy), but for which Trivy listed no OS packages was not read (it lists
+    them all: --list-all-pkgs), and would pass as clean.
     """
     meta = data.get("Metadata") if isinstance(data, dict) else None
     meta = meta if isinstance(meta, dict) else {}
@@ -587,12 +598,20 @@ def check_image_result(data: Any, name: str, image_id: str) -> str:
     os_found = meta.get("OS")
     results = data.get("Results") if isinstance(data, dict) else None
     listed = any(isinstance(r, dict) and r.get("Packages") for r in results or [])
+    os_listed = any(isinstance(r, dict) and r.get("Class") == "os-pkgs" and r.get("Packages") for r in results or [])
+    hint = "run the scan again; if it persists, check the image with `trivy image --list-all-pkgs`"
     if os_found and not listed:
         family = " ".join(str(os_found.get(k, "")) for k in ("Family", "Name")) if isinstance(os_found, dict) else ""
         raise ScanError(
             f"Trivy found an operating system in {name} ({family.strip() or 'unnamed'}) but listed no packages: "
             "that is a failed read, not a clean scan",
-            hint="run the scan again; if it persists, check the image with `trivy image --list-all-pkgs`",
+            hint=hint,
+        )
+    if dpkg_packages and not os_listed:
+        raise ScanError(
+            f"the dpkg database of {name} lists {dpkg_packages} packages, and Trivy listed no OS packages: "
+            "that is a failed read, not a clean scan",
+            hint=hint,
         )
     return reported
 
