@@ -185,7 +185,7 @@ def labels(cfg: Config, img: Image, git: GitInfo) -> dict[str, str]:
 
 def service_tags(cfg: Config, img: Image, env: Environment, git: GitInfo) -> list[str]:
     repo = cfg.registry.repo(img.image)
-    return [f"{repo}:{git.tag}"] + [f"{repo}:{t}" for t in env.tags]
+    return [f"{repo}:{git.tag(env.name)}"] + [f"{repo}:{t}" for t in env.tags]
 
 
 def buildx_command(

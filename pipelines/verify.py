@@ -171,10 +171,21 @@ class Options:
 @dataclass(frozen=True)
 class Target:
     name: str
-    ref: str
+    ref: str  # what is examined: once the run starts (pinned()), the image ID, never a tag
     role: Role
     image: Image | None  # its config entry, when the build record names it
     record: manifest.BuildRecord | None = None
+    built: manifest.BuiltImage | None = None  # the build record's entry for it
+    named: str = ""  # how it was named (a tag, a digest, the reference given), for the report
+
+    def pinned(self, engine: Engine) -> Target:
+        """This target examined by image ID: a recorded image proven to be the record's, a named one as named now."""
+        from . import subjects
+
+        if self.built is not None:
+            subject = subjects.resolve(engine, self.built)
+            return dataclasses.replace(self, ref=subject.ref, named=subject.source)
+        return dataclasses.replace(self, ref=subjects.pin(engine, self.ref), named=self.ref)
 
 
 # --------------------------------------------------------------------------- parsers
@@ -473,7 +484,7 @@ class Limits:
 def limits_for(cfg: Config, env: str, t: Target, services: Mapping[str, tuple[str, Mapping[str, Any]]]) -> Limits:
     """The environment's Compose limits for the service that runs this image, else [verify]'s."""
     vc = cfg.verify
-    repo = repository(cfg.registry.repo(t.image.image) if t.image is not None else t.ref)
+    repo = repository(cfg.registry.repo(t.image.image) if t.image is not None else (t.named or t.ref))
     name, svc = services.get(repo, ("", {}))
     mem, pids, cpus = svc.get("mem_limit"), svc.get("pids_limit"), svc.get("cpus")
     if name and (mem or pids or cpus):
@@ -549,6 +560,8 @@ def health_deadline(cfg: Config, info: ImageInfo) -> float:
 
 
 def run_container(engine: Engine, cfg: Config, t: Target, info: ImageInfo, limits: Limits) -> RunFacts:
+    from .subjects import SubjectMismatch, check_container
+
     facts = RunFacts()
     kwargs = _run_kwargs(cfg, t, info, limits, read_only=True)
     facts.argv = _argv(kwargs, t.ref) + f" ({limits.source})"
@@ -557,6 +570,7 @@ def run_container(engine: Engine, cfg: Config, t: Target, info: ImageInfo, limit
     try:
         with engine.running(t.ref, **kwargs) as c:
             started = time.monotonic()  # the start period counts from here, as the engine counts it
+            check_container(engine, c.id, info.id, f"verify {t.name}")
             facts.status, facts.status_source, facts.status_problem = host_status(engine, c.id)
             if not t.role.app:
                 return facts
@@ -585,6 +599,8 @@ def run_container(engine: Engine, cfg: Config, t: Target, info: ImageInfo, limit
             # Who is to blame: the read-only root, or the image's health itself? One more run, writable.
             with engine.running(t.ref, **_run_kwargs(cfg, t, info, limits, read_only=False)) as c:
                 facts.writable_health, _ = engine.wait_health(c.id, health_deadline(cfg, info))
+    except SubjectMismatch:
+        raise  # not a finding about this image: the stage cannot say which image it ran (exit 2)
     except PipelineError as exc:
         facts.problem = exc.what + (f": {exc.seen}" if exc.seen else "")
     return facts
@@ -1091,20 +1107,21 @@ def targets(cfg: Config, opts: Options) -> list[Target]:
         if record is None:  # pragma: no cover - load raised above
             raise PipelineError("no build record")
         return [
-            Target(b.name, b.local_ref, role_of(cfg.images[b.name]), cfg.images[b.name], record)
+            Target(b.name, b.local_ref, role_of(cfg.images[b.name]), cfg.images[b.name], record, b)
             for b in record.images.values()
             if b.name in cfg.images
         ]
     out = []
-    known = {}
+    known: dict[str, manifest.BuiltImage] = {}
     if record is not None:
         for b in record.images.values():
             for r in (b.ref, b.local_ref, *b.tags):
-                known[r] = b.name
+                known[r] = b
     for ref in opts.images:
-        name = known.get(ref)
-        if name and name in cfg.images:
-            out.append(Target(name, ref, role_of(cfg.images[name]), cfg.images[name], record))
+        built = known.get(ref)
+        if built is not None and built.name in cfg.images:
+            name = built.name
+            out.append(Target(name, ref, role_of(cfg.images[name]), cfg.images[name], record, built))
         else:
             # Not from this build: held to the strictest role (an application on a runtime base).
             out.append(Target(ref.rpartition("/")[2], ref, ROLE_RULES["runtime"], None, None))
@@ -1474,9 +1491,12 @@ def run(ctx: Context, opts: Options) -> Result:
     facts: list[Facts] = []
     timings: dict[str, float] = {}
     with ctx.engine() as engine:
+        # Every image by ID before any is examined: a tag moved since the build stops the run (exit 2)
+        # before it judges anything.
+        tgts = [t.pinned(engine) for t in tgts]
         for t in tgts:
             start = time.monotonic()
-            log(f"verify: {t.name} ({t.ref}) as {t.role.name}")
+            log(f"verify: {t.name} ({t.named} = {t.ref}) as {t.role.name}")
             facts.append(gather(engine, cfg, t, limits_for(cfg, env.name, t, services), fresh=opts.fresh))
             timings[t.name] = round(time.monotonic() - start, 3)  # ms: a warm image takes a few
     # Only a run that read every image gets a directory.
@@ -1529,7 +1549,10 @@ def run(ctx: Context, opts: Options) -> Result:
         )
     gated = tuple(p for p in problems if p.severity >= Severity.ERROR)
     record = tgts[0].record
-    judged = {b.name: b.image_id for b in record.services} if not opts.images and record is not None else {}
+    # The IDs examined (each proven to be the record's before it was): what the verdict is about.
+    examined = {f.target.name: f.info.id for f in facts}
+    services_built = {b.name for b in record.services} if not opts.images and record is not None else set()
+    judged = {n: i for n, i in examined.items() if n in services_built}
     # Failed and waived cells are also findings, so SARIF carries them (one run per image).
     cell_findings = tuple(
         Finding(
@@ -1567,7 +1590,7 @@ def run(ctx: Context, opts: Options) -> Result:
             "images": [
                 {
                     "name": f.target.name,
-                    "ref": f.target.ref,
+                    "ref": f.target.named or f.target.ref,
                     "image_id": f.info.id,
                     "role": f.target.role.name,
                     "seconds": timings[f.target.name],

@@ -168,9 +168,9 @@ def test_input_hash_follows_files_settings_and_bases(cfg: config.Config) -> None
 
 
 def test_git_tags() -> None:
-    assert GIT.tag == "git-0123456789ab"
-    assert GitInfo(GIT.commit, True, 0).tag == "git-0123456789ab-dirty"
-    assert GitInfo("unknown", True, 0).tag == "nogit"
+    assert GIT.tag("dev") == "git-0123456789ab-dev"
+    assert GitInfo(GIT.commit, True, 0, "0f0f0f0f0f0f").tag("dev") == "git-0123456789ab-dev-dirty-0f0f0f0f0f0f"
+    assert GitInfo("unknown", True, 0).tag("dev") == "nogit-dev"
 
 
 def test_created_time_is_the_commit_time_or_source_date_epoch(tmp_path: Path) -> None:

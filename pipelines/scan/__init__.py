@@ -5,7 +5,13 @@ Scanning fails closed. The vulnerability database is resolved explicitly
 every report says which one was used; when none can be had the stage stops
 unless the config allows scanning without one, and then the report's first
 line says vulnerabilities were NOT checked. Trivy's exit code is never the
-verdict: its JSON is, and an empty or missing result is an error.
+verdict (its JSON is), but a non-zero one is an error, whatever file it left;
+an empty or missing result is an error too.
+
+Each image is scanned by its image ID, never through a tag: the build's images
+are resolved against the build record first (see pipelines.subjects), and
+Trivy's answer must name that same ID and, when it found an OS, list its
+packages. The verdict names the IDs Trivy reported.
 """
 
 from __future__ import annotations
@@ -498,27 +504,33 @@ def _scan_image(
     scanners = [s for s in settings.scanners if s in ("vuln", "secret") and (s != "vuln" or db.info is not None)]
     raw = out / f"{name}.trivy.json"
     sbom = out / f"{name}.cdx.json"
+    # ``ref`` is an image ID (see _targets): what is saved, scanned and kept is that image, whatever tags do.
     # An image ID names its whole content: with the same DB, Trivy and scanners, Trivy's answer
     # is the same, so a warm scan of an unchanged image reuses it instead of saving and reading
     # every layer again.
     with Engine.connect() as engine:
-        res.image_id = engine.image(ref).id
-    key = _result_key(res.image_id, db, trivy, scanners)
+        asked = engine.image(ref).id
+    key = _result_key(asked, db, trivy, scanners)
     cached = settings.cache_dir / "results" / key
     if (cached / "trivy.json").is_file() and (cached / "cdx.json").is_file():
         shutil.copyfile(cached / "trivy.json", raw)
         shutil.copyfile(cached / "cdx.json", sbom)
         data = _read_result(raw, f"trivy image {name} (reused)", _proc.Result((), 0, "", "", 0.0))
-        res.issues, res.packages = parse_trivy(data, name)
-        res.ecosystems = image_ecosystems(data)
-        res.raw, res.sbom, res.reused = str(raw), str(sbom), True
-        res.seconds = round(time.monotonic() - start, 2)
-        return res
+        try:
+            res.image_id = check_image_result(data, name, asked, _dpkg_packages(asked, settings.cache_dir))
+        except ScanError:
+            shutil.rmtree(cached, ignore_errors=True)  # not this image's whole answer: scanned again below
+        else:
+            res.issues, res.packages = parse_trivy(data, name)
+            res.ecosystems = image_ecosystems(data)
+            res.raw, res.sbom, res.reused = str(raw), str(sbom), True
+            res.seconds = round(time.monotonic() - start, 2)
+            return res
     tar = work / f"{name}.tar"
     _proc.run(
-        [tools.docker, "save", "--output", str(tar), ref],
+        [tools.docker, "save", "--output", str(tar), asked],
         timeout=600,
-        what=f"docker save {ref}",
+        what=f"docker save {name} ({asked})",
         hint=f"build it first (`pipelines build`) or check the reference {ref}",
     )
     # Trivy's cache is single-process: every scan gets its own, with the one
@@ -552,6 +564,7 @@ def _scan_image(
     ]
     r = _proc.run(argv, timeout=settings.timeout + 60, check=False, what=f"trivy image {name}", quiet=True)
     data = _read_result(raw, f"trivy image {name}", r)
+    res.image_id = check_image_result(data, name, asked, _dpkg_packages(asked, settings.cache_dir))
     res.issues, res.packages = parse_trivy(data, name)
     res.ecosystems = image_ecosystems(data)
     res.raw = str(raw)
@@ -576,6 +589,16 @@ def _scan_image(
     return res
 
 
+def _dpkg_packages(image_id: str, cache: Path) -> int:
+    """How many packages the image's dpkg database lists (0 without one), read apart from Trivy, kept per image ID."""
+    from .. import osupdates
+
+    try:
+        return len(osupdates.image_packages(image_id, cache))
+    except osupdates.NoDpkgData:
+        return 0
+
+
 def _result_key(image_id: str, db: DbChoice, trivy: str, scanners: list[str]) -> str:
     """What Trivy's answer depends on: the image, the DB's exact files, Trivy itself, the scanners."""
     h = hashlib.sha256()
@@ -589,7 +612,59 @@ def _result_key(image_id: str, db: DbChoice, trivy: str, scanners: list[str]) ->
     return h.hexdigest()[:32]
 
 
-def _read_result(path: Path, what: str, r: _proc.Result) -> Any:
+def check_image_result(data: Any, name: str, image_id: str, dpkg_packages: int = 0) -> str:
+    """The image ID Trivy reports having read, when it is ``image_id`` and the report is a whole scan; else ScanError.
+
+    A report about another image would make the verdict speak for something
+    never examined. An image in which Trivy found an operating system, or
+    whose dpkg database lists ``dpkg_packages`` packages (read apart from
+    Trivy), but for which Trivy listed no OS packages was not read (it lists
+    them all: --list-all-pkgs), and would pass as clean.
+    """
+    meta = data.get("Metadata") if isinstance(data, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    reported = str(meta.get("ImageID") or "")
+    if not reported:
+        raise ScanError(
+            f"Trivy's result for {name} names no image ID: it cannot be tied to the image {image_id}",
+            hint="a result that does not say what it examined is not a scan of this image",
+        )
+    if reported != image_id:
+        raise ScanError(
+            f"Trivy's result for {name} is about image {reported}, not the image asked about ({image_id})",
+            seen=f"asked: {image_id}\nreported: {reported}",
+            hint="the scanned archive was not this image; run the scan again",
+        )
+    os_found = meta.get("OS")
+    results = data.get("Results") if isinstance(data, dict) else None
+    listed = any(isinstance(r, dict) and r.get("Packages") for r in results or [])
+    os_listed = any(isinstance(r, dict) and r.get("Class") == "os-pkgs" and r.get("Packages") for r in results or [])
+    hint = "run the scan again; if it persists, check the image with `trivy image --list-all-pkgs`"
+    if os_found and not listed:
+        family = " ".join(str(os_found.get(k, "")) for k in ("Family", "Name")) if isinstance(os_found, dict) else ""
+        raise ScanError(
+            f"Trivy found an operating system in {name} ({family.strip() or 'unnamed'}) but listed no packages: "
+            "that is a failed read, not a clean scan",
+            hint=hint,
+        )
+    if dpkg_packages and not os_listed:
+        raise ScanError(
+            f"the dpkg database of {name} lists {dpkg_packages} packages, and Trivy listed no OS packages: "
+            "that is a failed read, not a clean scan",
+            hint=hint,
+        )
+    return reported
+
+
+def _read_result(path: Path, what: str, r: _proc.Result, ok: tuple[int, ...] = (0,)) -> Any:
+    if r.returncode not in ok:
+        # Without --exit-code Trivy exits 0 whatever it found: anything else is a failed run, and a file it
+        # left (a partial write, or one from before) is no answer.
+        raise ScanError(
+            f"{what} failed (exit {r.returncode})",
+            seen=_proc.tail(r.stderr or r.stdout, 15),
+            hint="a scan that did not finish is a failure, never a pass",
+        )
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -689,7 +764,7 @@ def _snyk(ref: str, name: str, out: Path, environ: Mapping[str, str]) -> tuple[l
         raise ScanError(
             f"snyk container test failed for {name} (exit {r.returncode})", seen=_proc.tail(r.stderr or r.stdout, 10)
         )
-    return parse_snyk(_read_result(raw, f"snyk {name}", r), name), "Snyk: ran"
+    return parse_snyk(_read_result(raw, f"snyk {name}", r, ok=(0, 1)), name), "Snyk: ran"
 
 
 # --------------------------------------------------------------------------- gate and reports
@@ -776,6 +851,7 @@ def analyse(
     # An explicit database is only read, so it is checked first; the fallback chain may download.
     explicit = explicit_db is not None or settings.vulndb is not None
     known = resolve_db(cfg, settings, explicit_db, trivy) if explicit else None
+    named: dict[str, str] = {}  # reference -> the image ID it named when asked: scanned by that ID
     for ref in images:
         # An image that is not there means the scan could not run (exit 2), not that it failed the gate.
         r = _proc.run(
@@ -787,12 +863,13 @@ def analyse(
                 seen=_proc.tail(r.stderr, 3),
                 hint="build it first (`pipelines build`), or `docker pull` it",
             )
+        named[ref] = r.stdout.strip()
     # The fallback chain mostly waits (Trivy's download attempt): it runs while the build record and the
     # images' OS packages are read. When it fails, its error is still the one raised first, as before.
     background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vulndb")
     fetching = background.submit(resolve_db, cfg, settings, explicit_db, trivy) if known is None else None
     try:
-        targets, subjects = _targets(cfg, e.name, images)
+        targets = _targets(cfg, e.name, images, named)
         # Imported here: its HTTP client and Debian parsers load while Trivy's DB attempt runs.
         from .. import osupdates
 
@@ -833,6 +910,8 @@ def analyse(
                 "trivy config: Dockerfiles checked; Compose files are not a type Trivy checks "
                 "(the lint stage's Compose policy covers them)"
             )
+    # The verdict is about the images Trivy says it read (each checked against the ID it was asked about).
+    subjects = {r.name: r.image_id for r in results} if not images else {}
     coverage = assess_coverage(db, {r.name: r.ecosystems for r in results}, settings, dt.datetime.now(dt.UTC))
     notices[0] = db.statement(coverage)
     if db.info is not None and db.info.defaulted:
@@ -876,24 +955,24 @@ def analyse(
     return out
 
 
-def _targets(cfg: Config, env: str, images: Sequence[str]) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    """What to scan (name, reference) and, for the last build's images, the image IDs the verdict is about."""
+def _targets(cfg: Config, env: str, images: Sequence[str], named: Mapping[str, str]) -> list[tuple[str, str]]:
+    """What to scan: (name, image ID), the ID of a named image as it was asked, of a build's as its record says."""
     if images:
-        return [(_safe_name(ref), ref) for ref in images], {}
+        return [(_safe_name(ref), named[ref]) for ref in images]
     # Here, not at the top: the build record's models are built while the DB fallback chain waits on Trivy.
-    from .. import manifest
+    from .. import manifest, subjects
 
     record = manifest.load(cfg.project.artifacts, env)
-    # The commit tag names exactly the image this build produced.
-    targets = [(b.name, b.local_ref) for b in record.services]
-    if not targets:
+    if not record.services:
         # Zero images scanned is not a pass.
         raise InputError(
             f"the last build of {env!r} ({manifest.path(cfg.project.artifacts, env)}) recorded no "
             "service image to scan",
             hint=f"run `pipelines build --env {env}`, or name images: `pipelines scan IMAGE`",
         )
-    return targets, {b.name: b.image_id for b in record.services}
+    # By image ID (or pushed digest), never through a tag someone may have moved since the build.
+    with Engine.connect() as engine:
+        return [(b.name, subjects.resolve(engine, b).ref) for b in record.services]
 
 
 def _safe_name(ref: str) -> str:

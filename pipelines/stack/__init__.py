@@ -31,6 +31,7 @@ from ..tools import Toolchain
 
 if TYPE_CHECKING:  # the config and build record (pydantic) are the stage's; a smoke suite re-opening the stack
     # from its handle needs neither, and its start-up is on the stage's clock.
+    from .. import manifest
     from ..config import Config
     from ..engine import Engine
 
@@ -39,6 +40,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 HANDLE = "stack.json"  # written beside a running stack for its test suite (pipelines.testing)
 LOAD_PATHS = "load-paths.txt"  # where a load seed test lists the paths it wants driven
 HEALTH_OVERRIDE = "compose.health.yaml"  # written beside a smoke stack: faster health probes while it starts
+IMAGES_OVERRIDE = "compose.images.yaml"  # written beside a stack: the build's images by image ID, not by tag
 # Engines from 25 (API 1.44) probe every start_interval during start_period;
 # Compose refuses the key on older engines, which probe every `interval` from
 # the start, so a short-lived smoke stack gets a short interval there instead.
@@ -151,6 +153,9 @@ class Stack:
     fast_health: bool = False  # add health_override(): smoke wants "healthy" the moment it is true
     via: dict[str, str] = field(default_factory=dict)  # [smoke].via: an unpublished port -> the front door's
     throwaway: bool = False  # smoke and load runs: nothing of it outlives the run (see down())
+    # Set by prepare(): each build image's ID (proven to be the record's), and the Compose services running one.
+    subjects: dict[str, str] = field(default_factory=dict)  # build image name -> image ID
+    pins: dict[str, str] = field(default_factory=dict)  # Compose service -> the image ID it runs
 
     @property
     def files(self) -> list[Path]:
@@ -224,6 +229,7 @@ class Stack:
             }
         )
         self.config = self._render()
+        overlays = [self._pin_images(record)]
         if self.fast_health:
             from ..tools import parse_version
 
@@ -231,8 +237,10 @@ class Stack:
             if override is not None:
                 path = self.run_dir / HEALTH_OVERRIDE
                 path.write_text(json.dumps(override, indent=2) + "\n")  # JSON is YAML
-                self.extra_files = (*self.extra_files, path)
-                self.config = self._render()
+                overlays.append(path)
+        if any(overlays):
+            self.extra_files = (*self.extra_files, *(p for p in overlays if p is not None))
+            self.config = self._render()
         # Every secret the stack reads from ${SECRETS_DIR} gets a fresh random value for this run.
         made = 0
         for name, spec in (self.config.get("secrets") or {}).items():
@@ -262,6 +270,44 @@ class Stack:
                 hint=f"run `pipelines build --env {self.env_name}` first",
             )
         self.save_handle()
+
+    def _pin_images(self, record: manifest.BuildRecord) -> Path | None:
+        """An overlay that runs each of the build's images by its image ID; None when no service runs one.
+
+        Compose would take them by tag, which anyone can move (and a pushed
+        build may never have written locally): each is resolved against the
+        build record first, and a tag naming another image stops the run
+        (exit 2). check_images() holds the started containers to these IDs.
+        """
+        from .. import subjects
+        from ..engine import Engine
+
+        with Engine.connect() as engine:
+            found = {b.name: subjects.resolve(engine, b) for b in record.services}
+        by_ref = {r: b.name for b in record.services for r in (b.ref, *b.tags)}
+        self.subjects = {name: s.image_id for name, s in found.items()}
+        self.pins = {
+            service: found[by_ref[image]].image_id
+            for service, spec in (self.config.get("services") or {}).items()
+            if (image := str((spec or {}).get("image", ""))) in by_ref
+        }
+        if not self.pins:
+            return None
+        path = self.run_dir / IMAGES_OVERRIDE
+        pinned = {"services": {service: {"image": image_id} for service, image_id in sorted(self.pins.items())}}
+        path.write_text(json.dumps(pinned, indent=2) + "\n")  # JSON is YAML
+        return path
+
+    def check_images(self) -> None:
+        """Every container of a pinned service runs the image ID it was pinned to, as the engine reports it."""
+        from .. import subjects
+        from ..engine import Engine
+
+        with Engine.connect() as engine:
+            for c in engine.containers({"com.docker.compose.project": self.project}):
+                service = c.labels.get("com.docker.compose.service", "")
+                if service in self.pins:
+                    subjects.check_container(engine, c.id, self.pins[service], f"{self.project} service {service}")
 
     def _render(self) -> dict[str, Any]:
         r = self.compose("config", "--format", "json", what="docker compose config")
@@ -528,7 +574,9 @@ def running(stack: Stack, *, keep: bool, deadline_s: float) -> Iterator[float]:
                 hint="see the service states and logs below",
             ) from None
         stack.wait_healthy(max(1.0, deadline_s - (time.monotonic() - start)))
-        yield round(time.monotonic() - start, 2)
+        healthy = round(time.monotonic() - start, 2)
+        stack.check_images()
+        yield healthy
     finally:
         if keep:
             print(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .. import _proc, manifest, render, stack
+from .. import _proc, render, stack
 from ..config import Probe
 from ..errors import GateFailed, PipelineError, ToolNotFound
 from ..result import Check, Context, Outcome, Result, Table
@@ -262,8 +262,8 @@ def run(ctx: Context, opts: Options) -> Result:
     res = _result(env.name, project, run_dir, checks, tables, error, healthy_after)
     if opts.extra_files:
         return res  # a stack changed by extra overlays proves nothing about the build as it ships
-    record = manifest.load(cfg.project.artifacts, env.name)
-    return replace(res, env=env.name, subjects={b.name: b.image_id for b in record.services})
+    # The IDs the stack ran (each proven to be the record's; the containers held to them once healthy).
+    return replace(res, env=env.name, subjects=dict(st.subjects))
 
 
 def _result(
