@@ -54,6 +54,19 @@ def test_a_moved_local_tag_is_refused_naming_both_image_ids(built: dict[str, Any
 
 
 @pytest.mark.engine
+def test_smokes_verdict_names_exactly_the_images_its_stack_ran(built: dict[str, Any], cfg: Config) -> None:
+    r = run_cli("smoke", "--env", "dev", timeout=900)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    verdict = json.loads((cfg.project.artifacts / "verdicts" / "dev" / "smoke.json").read_text())
+    # The dev stack (compose.yaml + compose.dev.yaml) runs postgres, api and ingestion; the proxy is
+    # built for every environment but only compose.prod.yaml runs it.
+    ran = {"postgres", "api", "ingestion"}
+    assert "proxy" in built["images"]
+    assert set(verdict["subjects"]) == ran
+    assert all(verdict["subjects"][n] == built["images"][n]["image_id"] for n in ran)
+
+
+@pytest.mark.engine
 def test_a_pushed_image_is_examined_by_digest_whatever_its_local_tag_names(built: dict[str, Any]) -> None:
     # A docker-container builder pushes without loading: the local tag may still name an older `--load`.
     base = next(i for i in built["images"].values() if i["pushed"] and "@" in i["ref"])

@@ -285,12 +285,15 @@ class Stack:
         with Engine.connect() as engine:
             found = {b.name: subjects.resolve(engine, b) for b in record.services}
         by_ref = {r: b.name for b in record.services for r in (b.ref, *b.tags)}
-        self.subjects = {name: s.image_id for name, s in found.items()}
-        self.pins = {
-            service: found[by_ref[image]].image_id
+        ran = {
+            service: by_ref[image]
             for service, spec in (self.config.get("services") or {}).items()
             if (image := str((spec or {}).get("image", ""))) in by_ref
         }
+        self.pins = {service: found[name].image_id for service, name in ran.items()}
+        # The verdict speaks for what this stack runs: a built image no service of it uses was resolved
+        # (a moved tag still stops the run) but never examined, so it is no subject of smoke's.
+        self.subjects = {name: found[name].image_id for name in ran.values()}
         if not self.pins:
             return None
         path = self.run_dir / IMAGES_OVERRIDE
