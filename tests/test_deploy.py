@@ -700,10 +700,10 @@ class Deployer:
         self.timings.append((f"{command} {' '.join(args)}".strip(), round(time.monotonic() - start, 2)))
         return r
 
-    def popen(self, command: str, *args: str, **extra: str) -> subprocess.Popen[str]:
+    def popen(self, command: str, *args: str, env_name: str = "staging", **extra: str) -> subprocess.Popen[str]:
         full = {**os.environ, **self.env(**extra)}
         return subprocess.Popen(
-            [sys.executable, "-m", "pipelines", *self.argv(command, "staging", *args)],
+            [sys.executable, "-m", "pipelines", *self.argv(command, env_name, *args)],
             cwd=ROOT, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
 
@@ -880,10 +880,11 @@ def test_rollback_two_steps_restores_that_release_config(
         ids[level] = deployer.history()["live"]
     first, second = ids["debug"], ids["warning"]
     assert int(second[1:]) > int(first[1:]) > int(live[1:])
-    # The release to restore is verified again: under another key it is refused and nothing moves.
+    # The release to restore is verified again: under another key its record (signed by our key) is not
+    # trusted, so it is refused and nothing moves; its images would be next (see the compose-images test).
     r = deployer.run("rollback", "--to", live, "--public-key", str(keys["theirs"].public))
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
-    assert f"refusing to restore {live} on 'staging'" in r.stderr and "signature check(s) failed" in r.stderr
+    assert f"release {live} of 'staging' is not trusted" in r.stderr and "does not verify" in r.stderr, r.stderr
     assert deployer.history()["live"] == second
     start = time.monotonic()
     r = deployer.run("rollback", "--to", live)
@@ -1059,6 +1060,66 @@ def test_prod_is_promoted_from_staging_without_a_build(deployer: Deployer, live:
     assert rel["refs"] == staging_live["refs"]
     assert rel["source"] == f"promoted from staging {staging_live['id']}"
     assert rel["verdicts"]["promotion"] == rel["source"]
+
+
+def _prod(deployer: Deployer, suffix: str) -> Deployer:
+    """prod (promoted from staging) under a project of its own, in the same state directory."""
+    prod = Deployer.__new__(Deployer)
+    prod.__dict__.update(deployer.__dict__, project=f"{deployer.project}-{suffix}", timings=[])
+    return prod
+
+
+@pytest.mark.engine
+def test_a_deploy_that_waited_for_the_lock_promotes_what_is_live_after_a_rollback_meanwhile(
+    deployer: Deployer, live: str
+) -> None:
+    r = deployer.run("deploy", LOG_LEVEL="debug")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    newer = deployer.history()["live"]
+    assert newer != live
+    prod = _prod(deployer, "waited")
+    try:
+        # prod's lock is held (as by another prod deploy); the prod deploy waits for it ...
+        with releases.locked(deployer.state, "prod", wait_s=5):
+            p = prod.popen("deploy", env_name="prod")
+            try:
+                seen = _stderr_until(p, "waiting for the lock of 'prod'", timeout=120)
+                # ... while staging, the release it promotes, is rolled back (a real rollback, staging's lock).
+                r = deployer.run("rollback", "--to", live)
+                assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+            except BaseException:
+                p.kill()
+                raise
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, out[-3000:] + "".join(seen) + err[-3000:]
+    finally:
+        purge(prod.project)
+    assert deployer.history()["live"] == live
+    rel = prod.history("prod")["releases"][0]  # newest first
+    # What staging runs now, not what it ran when the waiting deploy started.
+    assert rel["status"] == "live" and rel["source"] == f"promoted from staging {live}", rel
+
+
+@pytest.mark.engine
+def test_prod_deploys_only_the_commit_it_was_approved_for(deployer: Deployer, live: str) -> None:
+    staging_live = next(x for x in deployer.history()["releases"] if x["status"] == "live")
+    commit = staging_live["commit"]
+    prod = _prod(deployer, "approved")
+    before = prod.history("prod")
+    try:
+        r = prod.run("deploy", "--expect-commit", OTHER, env_name="prod")
+        assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-3000:]
+        assert commit in r.stderr and OTHER in r.stderr and f"promoted from staging {staging_live['id']}" in r.stderr
+        assert prod.history("prod") == before  # nothing recorded, nothing moved
+        r = prod.run("deploy", "--expect-commit", commit.removesuffix("-dirty"), env_name="prod")
+        if commit.endswith("-dirty"):  # staging was built from a tree with uncommitted changes: never approved
+            assert r.returncode == 1 and "a build of a dirty tree never matches" in r.stderr, r.stderr[-3000:]
+        else:
+            assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+            rel = prod.history("prod")["releases"][0]
+            assert (rel["status"], rel["commit"]) == ("live", commit)
+    finally:
+        purge(prod.project)
 
 
 def test_push_false_and_unknown_engines_are_refused_before_anything_runs(tmp_path: Path) -> None:
