@@ -1,6 +1,6 @@
 """What may be deployed, and how each service will be treated: the gate before any container moves.
 
-Two questions, answered before the lock's holder touches the engine:
+Two questions, answered under the environment's lock before the engine is touched:
 
 * which images: the environment's recorded build, by digest, only when its
   scan, verify and smoke verdicts passed for exactly those images and every

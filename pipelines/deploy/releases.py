@@ -183,8 +183,9 @@ class Store:
         file = self.statement_file(release.env, release.id)
         what = f"release {release.id} of {release.env!r}"
         hint = (
-            "the state directory was changed after that deploy, or the release was recorded before release "
-            "records were signed: restore the state directory from a backup, or deploy anew"
+            "the state directory was changed after that deploy, the record was signed with another key than "
+            "the public key given, or it was made before release records were signed: restore the state "
+            "directory from a backup, or start a new history"
         )
         try:
             shown = signing.verify_blob(file, public_key)
