@@ -468,9 +468,11 @@ def test_rollback_verifies_every_image_its_compose_file_runs_not_only_its_refs(
     bare = replace(cfg, signing=replace(cfg.signing, attest=False))
     checks = plan.verify_release(bare, {}, {}, str(ours.public), refusing="r1", config=compose)
     assert [(c.name, c.ok) for c in checks] == [("signature", True)] and "store" in checks[0].group
-    # ... and with attestations required it still needs its attested scan verdict and SBOM.
-    with pytest.raises(signing.SignatureError, match="refusing r1"):
+    # ... and with attestations required it still needs its attested scan verdict and SBOM, for an image ID
+    # the history knows.
+    with pytest.raises(signing.SignatureError, match="refusing r1") as exc:
         plan.verify_release(cfg, {}, {}, str(ours.public), refusing="refusing r1", config=compose)
+    assert "cannot be matched to an image ID" in (exc.value.seen or ""), exc.value.seen
 
 
 # ---- unit: config --------------------------------------------------------------------------------

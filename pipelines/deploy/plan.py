@@ -434,6 +434,12 @@ def verify_release(
         )
         trusts.append(signing.check_image(img, public, attestations=cfg.signing.attest))
     bad += [f"{t.name} ({t.ref}): {c.detail}" for t in trusts for c in t.checks if not c.ok]
+    bad += [
+        f"{t.name} ({t.ref}): no release of this history was made of it, so its attested scan verdict "
+        "cannot be matched to an image ID"
+        for t in trusts
+        if not t.ok and not ids.get(t.name) and any(c.ok and c.name == "signature" for c in t.checks)
+    ]
     if bad:
         raise signing.SignatureError(
             f"{refusing}: {len(bad)} signature check(s) failed against {public}",
