@@ -326,6 +326,26 @@ def test_expect_commit_never_matches_a_build_of_a_dirty_tree(tmp_path: Path) -> 
     assert f"{COMMIT}-dirty" in r.stderr and "a build of a dirty tree never matches" in r.stderr
 
 
+def test_a_deploy_without_the_key_that_signs_its_record_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    proj, flags, env = _demo(tmp_path)
+    state = tmp_path / "state"
+    base = ["--config", str(proj), "deploy", "--env", "prod", "--state", str(state)]
+    cases = [
+        ([], env, "[signing].key is not set and no --key given: a deploy signs its release record"),
+        (["--key", str(tmp_path / "nosuch.key")], env, "nosuch.key does not exist"),
+        (["--key", str(proj.parent / "cosign.key")], env, "is inside the project tree"),
+        (flags, {"COSIGN_PASSWORD": ""}, None),  # an empty password is a password; refused later, by the gate
+        (["--key", "env://PLTEST_NO_SUCH_KEY"], env, "$PLTEST_NO_SUCH_KEY is not set"),
+    ]
+    for extra, environ, message in cases:
+        r = run_cli(*base, *extra, env=environ)
+        if message is None:
+            assert r.returncode == 1 and "scan: never ran on this build" in r.stderr, r.stderr
+            continue
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (extra, r.stderr)
+    assert not (state / "prod.json").exists()
+
+
 def _stderr_until(p: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:
     """stderr lines of ``p`` up to the one containing ``needle`` (the test fails if it never comes)."""
     lines: list[str] = []
