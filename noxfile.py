@@ -235,7 +235,8 @@ def sign(session: nox.Session) -> None:
 def deploy(session: nox.Session) -> None:
     """Deploy the verified, signed images of an environment, health-gated (args go to `pipelines deploy`).
 
-    The history and rollback are `pipelines releases --env ENV` and `pipelines rollback --env ENV [--to rN]`.
+    CI passes `-- --env ENV --expect-commit "$GITHUB_SHA"`: a release of another commit is refused. The
+    history and rollback are `pipelines releases --env ENV` and `pipelines rollback --env ENV [--to rN]`.
     """
     _install(session)
     session.run("pipelines", "deploy", *session.posargs)

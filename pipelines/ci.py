@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,15 @@ from .errors import InputError
 
 # A CI step is this and nothing else: no shell around it, no `${{ }}`.
 SESSION_STEP = re.compile(r"^\./noxw -s ([a-z][a-z0-9_-]*)$")
-# A deploy job's step: a release session for the job's own GitHub environment, nothing else.
-DEPLOY_STEP = re.compile(r"^\./noxw -s ([a-z][a-z0-9_-]*) -- --env ([a-z][a-z0-9_-]*)$")
+# A deploy job's step: a release session for the job's own GitHub environment, nothing else; the deploy
+# session also names the commit the run is of (the one its approvers saw), from the runner's own variable.
+DEPLOY_STEP = re.compile(
+    r"^\./noxw -s ([a-z][a-z0-9_-]*) -- --env ([a-z][a-z0-9_-]*)( --expect-commit \"\$GITHUB_SHA\")?$"
+)
+EXPECT_COMMIT = ' --expect-commit "$GITHUB_SHA"'
+# The only steps that may see a secret (the cosign key and its password): they sign.
+SECRET_SESSIONS = ("sign", "deploy")
+SECRET_REF = re.compile(r"\$\{\{[^}]*\bsecrets\b[^}]*\}\}")
 # owner/repo[/path]@<40 hex>; a local action (./) or a docker:// image is no pin.
 PINNED_USES = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
 GROUP_TAGS = ("ci", "release", "dev")
@@ -64,6 +71,7 @@ class Step:
     run: str | None
     uses: str | None
     with_: Mapping[str, Any]
+    env: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def where(self) -> str:
@@ -179,6 +187,7 @@ def steps(doc: Mapping[str, Any]) -> list[Step]:
                     None if run is None else str(run).strip(),
                     step.get("uses"),
                     step.get("with") or {},
+                    step.get("env") or {},
                 )
             )
     return out
@@ -230,8 +239,15 @@ def _deploy_problems(doc: Mapping[str, Any], nox: Noxfile, pipeline: str) -> lis
             if not m:
                 problems.append(f"{st.where} runs {st.run!r}: a deploy step is `./noxw -s NAME -- --env {env}` only")
                 continue
-            name, target = m.groups()
+            name, target, expect = m.groups()
             ran.append(name)
+            if name == "deploy" and not expect:
+                problems.append(
+                    f"{st.where} deploys without{EXPECT_COMMIT}: the release must be of the run's commit "
+                    "(the one its reviewers approved)"
+                )
+            elif expect and name != "deploy":
+                problems.append(f"{st.where}: only the deploy session takes --expect-commit")
             if target != env:
                 problems.append(f"{st.where} deploys --env {target} from the job of environment {env!r}")
             if name not in nox.sessions:
@@ -345,6 +361,77 @@ def hardening_problems(doc: Mapping[str, Any], *, upload_job: str = "code-scanni
             out.append(f"{st.where}: checkout without persist-credentials: false keeps the token on disk")
         if st.run and "${{" in st.run:
             out.append(f"{st.where}: `${{{{ }}}}` expanded inside run: (pass it through env: instead)")
+    return out
+
+
+def secret_refs(value: Any) -> list[str]:
+    """Every ``${{ ... secrets ... }}`` expression in a YAML value, however deep."""
+    if isinstance(value, Mapping):
+        return [r for k, v in value.items() for r in (*secret_refs(k), *secret_refs(v))]
+    if isinstance(value, list | tuple):
+        return [r for v in value for r in secret_refs(v)]
+    return [m.group(0) for m in SECRET_REF.finditer(value)] if isinstance(value, str) else []
+
+
+def secret_problems(doc: Mapping[str, Any]) -> list[str]:
+    """Secrets reach only the steps that sign (SECRET_SESSIONS), through their own step-level env.
+
+    Not the workflow's or a job's env (every step of the job would have them: build, scan, verify,
+    smoke and the tests run code a pull request can change), and not any other step.
+    """
+    out = []
+    for found in secret_refs({k: v for k, v in doc.items() if k != "jobs"}):
+        out.append(f"the workflow's top level uses {found}: give secrets to the steps that sign only")
+    for job, spec in doc["jobs"].items():
+        for found in secret_refs({k: v for k, v in (spec or {}).items() if k != "steps"}):
+            out.append(f"job {job!r} uses {found} outside its steps: give secrets to the steps that sign only")
+    for st in steps(doc):
+        m = DEPLOY_STEP.match(st.run or "")
+        may = m is not None and m.group(1) in SECRET_SESSIONS and st.uses is None
+        raw = dict((doc["jobs"][st.job].get("steps") or [])[st.index - 1])
+        for key, value in raw.items():
+            for found in secret_refs(value):
+                if not (may and key == "env"):
+                    out.append(
+                        f"{st.where} uses {found}: only the {' and '.join(SECRET_SESSIONS)} steps of a deploy job "
+                        "may see a secret, in their own env:"
+                    )
+    return out
+
+
+def _self_hosted(runs_on: Any) -> bool:
+    """``runs-on`` names a self-hosted runner: the label, or a runner group (groups hold the organisation's own)."""
+    if isinstance(runs_on, dict):
+        return "group" in runs_on or _self_hosted(runs_on.get("labels"))
+    labels = [runs_on] if isinstance(runs_on, str) else list(runs_on or [])
+    return "self-hosted" in [str(x) for x in labels]
+
+
+def runner_problems(doc: Mapping[str, Any], *, default_branch: str = "main") -> list[str]:
+    """Self-hosted runners (the deploy host) run only the deploy jobs, only for pushes to the default branch.
+
+    A pull request's code must never reach the deploy host: each self-hosted job is bound to its GitHub
+    environment and says so in its own ``if:`` (a job skipped because the one it needs was skipped
+    is not enough: ``if: always()`` on it would run it anyway).
+    """
+    out = []
+    deploying = deploy_jobs(doc)
+    push = "github.event_name == 'push'"
+    branch = f"github.ref == 'refs/heads/{default_branch}'"
+    for job, spec in doc["jobs"].items():
+        if not _self_hosted((spec or {}).get("runs-on")):
+            continue
+        if job not in deploying:
+            out.append(f"job {job!r} runs on a self-hosted runner but is not a deploy job (no `environment:`)")
+        cond = " ".join(str((spec or {}).get("if") or "").split())
+        for clause in (push, branch):
+            if clause not in cond:
+                out.append(
+                    f"self-hosted job {job!r}: its `if:` lacks {clause!r} "
+                    f"(never a pull request, only pushes to {default_branch})"
+                )
+        if any(bad in cond for bad in ("always()", "||")):
+            out.append(f"self-hosted job {job!r}: its `if:` {cond!r} could run it for other events")
     return out
 
 

@@ -386,7 +386,8 @@ def _deploy_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "promote_from deploys the live release of that environment instead). One-shot jobs run first; each "
         "changed service is rolled (new containers beside the old, health-gated, then the old stopped); stateful "
         "services are kept unless --replace-stateful names them. A failed gate restores the previous release "
-        "(exit 1); Ctrl-C does the same (exit 130). One deploy per environment at a time: a second one waits.",
+        "(exit 1); Ctrl-C does the same (exit 130). One deploy per environment at a time: a second one waits, "
+        "then decides what to deploy. The release record is signed with the signing key ([signing].key).",
     )
     rs = sub.add_parser(
         "releases",
@@ -420,6 +421,16 @@ def _deploy_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "--public-key", metavar="PUB", help="public key file or env://VAR (default: [signing].public_key)"
         )
     dp.add_argument("--project", help="Compose project name (default: the live release's, else PROJECT-ENV)")
+    dp.add_argument(
+        "--expect-commit",
+        metavar="SHA",
+        help="the full commit the release must be of (what the approvers saw); another commit is refused (exit 1)",
+    )
+    dp.add_argument(
+        "--key",
+        metavar="KEY",
+        help="private key that signs the release record: file or env://VAR (default: [signing].key)",
+    )
     _overlay_flag(dp)
     rb.add_argument("--to", metavar="RELEASE", help="the release to restore, e.g. r3")
     rs.add_argument("--limit", type=int, default=0, metavar="N", help="show only the newest N releases")
@@ -738,6 +749,8 @@ def _stage_deploy(args: argparse.Namespace) -> tuple[Context | None, Result]:
         extra_files=tuple(p.resolve() for p in getattr(args, "compose_file", ())),
         to=getattr(args, "to", None),
         limit=getattr(args, "limit", 0),
+        expect_commit=getattr(args, "expect_commit", None),
+        key=getattr(args, "key", None),
     )
     run = {"deploy": deploy.run, "releases": deploy.run_releases, "rollback": deploy.run_rollback}[args.command]
     return ctx, run(ctx, opts)

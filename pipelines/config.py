@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -424,11 +425,30 @@ class Readiness:
     timeout: float = 2.0  # seconds one request may take
 
 
+def default_state(project: str, environ: Mapping[str, str] | None = None) -> Path:
+    """Where release history lives unless [deploy].state says: outside any checkout of the project.
+
+    $XDG_STATE_HOME/pipelines/PROJECT when that is set; else /var/lib/pipelines/PROJECT for root (a deploy
+    host's CI runs the pipeline as root) and ~/.local/state/pipelines/PROJECT for anyone else.
+    """
+    env = os.environ if environ is None else environ
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", project).strip(".") or "project"
+    xdg = env.get("XDG_STATE_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        base = Path(xdg)
+    elif os.geteuid() == 0:
+        base = Path("/var/lib")
+    else:
+        base = Path(env.get("HOME") or Path.home()) / ".local" / "state"
+    return base / "pipelines" / name
+
+
 @dataclass(frozen=True)
 class DeploySettings:
     """[deploy]: where release history lives and how long a deploy waits."""
 
-    state: Path = Path(".deploy")  # release history and locks; never under the disposable artifacts
+    # Release history and locks: outside the project tree, never under the disposable artifacts.
+    state: Path = field(default_factory=lambda: default_state("pipelines"))
     lock_wait: int = 600  # seconds a deploy waits for another one on the same environment
     stateful: tuple[str, ...] = ()  # services never replaced by a rolling deploy (besides those with volumes)
     gate_deadline: int = 0  # seconds; a health gate is never shorter than this (0: the healthcheck alone)
@@ -745,7 +765,7 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
                 "needs [signing].attest = true: the coverage is read from the signed scan verdict",
                 hint="set [signing].attest = true, or drop require_full_coverage",
             )
-    deploy = _deploy(top.table("deploy"), root, artifacts)
+    deploy = _deploy(top.table("deploy"), root, artifacts, project_name)
     top.done()
     return Config(
         file=path,
@@ -792,17 +812,25 @@ def _check_promotions(file: str, envs: Mapping[str, Environment]) -> None:
             step = envs[step].promote_from
 
 
-def _deploy(t: _Table, root: Path, artifacts: Path) -> DeploySettings:
-    state_rel = t.string("state", ".deploy")
-    if not state_rel.strip():
+def _deploy(t: _Table, root: Path, artifacts: Path, project: str) -> DeploySettings:
+    state_rel = t.opt_string("state")
+    if state_rel is not None and not state_rel.strip():
         raise t.error("state", "must not be empty")
-    state = (root / Path(state_rel).expanduser()).resolve()
+    state = (root / Path(state_rel).expanduser()).resolve() if state_rel else default_state(project)
     # The artifacts directory is disposable (CI throws it away); release history must outlive it.
     if state.is_relative_to(artifacts.resolve()):
         raise t.error(
             "state",
             f"{state} is inside the artifacts directory {artifacts}, which is disposable",
-            hint='keep release history beside it (the default is ".deploy")',
+            hint=f"leave it unset (default: {default_state(project)}) or name a directory outside the checkout",
+        )
+    # A checkout's clean (git clean -ffdx) wipes the tree, and the code under review can write it: history
+    # kept there is lost, or rewritten, by the next run.
+    if state.is_relative_to(root.resolve()):
+        raise t.error(
+            "state",
+            f"{state} is inside the project tree {root}, where a checkout's clean wipes it",
+            hint=f"leave it unset (default: {default_state(project)}) or name a directory outside the checkout",
         )
     if state.exists() and not state.is_dir():
         raise t.error("state", f"{state} exists and is not a directory")

@@ -353,6 +353,46 @@ def verify_attestation(ref: str, public_key: str | Path, type_: str) -> Attested
     return Attested(ref, type_, tuple(predicates), seconds, shown)
 
 
+def require_env_key(key: str, environ: Mapping[str, str], what: str, flag: str) -> None:
+    """An env:// key whose variable is unset is a clear error before anything runs (deploy's record key)."""
+    _require_env_key(key, environ, what, flag)
+
+
+def sign_blob(blob: Path, key: str | Path, password: str) -> Path:
+    """Sign a file (a release record) offline with the private key; the signature goes to BLOB.sig."""
+    sig = blob.with_name(blob.name + ".sig")
+    argv = [cosign_binary(), "sign-blob", "--key", _key_arg(key), *SIGN_OFFLINE, "--yes"]
+    argv += ["--output-signature", str(sig), str(blob)]
+    r, shown = _cosign(argv, what=f"cosign sign-blob {blob.name}", password=password)
+    if not r.ok or not sig.is_file():
+        _raise_for(r, str(blob), f"signing {blob}", str(key), shown=shown)
+    return sig
+
+
+def verify_blob(blob: Path, public_key: str | Path) -> str:
+    """Check BLOB.sig against the public key: SignatureError when it is missing or does not verify.
+
+    Returns the cosign command line, as evidence.
+    """
+    sig = blob.with_name(blob.name + ".sig")
+    if not blob.is_file() or not sig.is_file():
+        missing = ", ".join(str(p) for p in (blob, sig) if not p.is_file())
+        raise NotSigned(f"{blob} is not signed ({missing} missing)", ref=str(blob))
+    argv = [cosign_binary(), "verify-blob", "--key", _key_arg(public_key), *VERIFY_OFFLINE]
+    argv += ["--signature", str(sig), str(blob)]
+    r, shown = _cosign(argv, what=f"cosign verify-blob {blob.name}")
+    if not r.ok:
+        low = _text(r).lower()
+        if "invalid signature" in low or "base64" in low:
+            raise WrongKey(
+                f"{blob}: its signature does not verify against {public_key}",
+                ref=str(blob),
+                seen=f"$ {shown}\n" + _proc.tail(_text(r), 6),
+            )
+        _raise_for(r, str(blob), f"verifying {blob}", str(public_key), shown=shown)
+    return shown
+
+
 # ---- the two stages ------------------------------------------------------------------------------
 
 

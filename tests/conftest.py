@@ -42,6 +42,21 @@ def run_cli(
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _deploy_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Release history a test makes without --state goes to a directory of this run, never the host's own."""
+    home = tmp_path_factory.mktemp("xdg-state")
+    kept = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(home)
+    try:
+        yield home
+    finally:
+        if kept is None:
+            os.environ.pop("XDG_STATE_HOME", None)
+        else:
+            os.environ["XDG_STATE_HOME"] = kept
+
+
 @pytest.fixture(scope="session")
 def tools() -> Toolchain:
     t = Toolchain()

@@ -169,8 +169,10 @@ def test_deploy_jobs_run_the_release_sessions_for_their_own_environment() -> Non
     assert nox.promote_sessions == ("deploy",)
     assert ci.session_steps(w, "deploy-staging") == []  # `-- --env` steps: not CI steps
     runs = [st.run for st in ci.steps(w) if st.job == "deploy-staging" and st.run]
-    assert runs == [f"./noxw -s {n} -- --env staging" for n in nox.release_sessions]
-    assert [st.run for st in ci.steps(w) if st.job == "deploy-prod" and st.run] == ["./noxw -s deploy -- --env prod"]
+    expect = ' --expect-commit "$GITHUB_SHA"'
+    assert runs == [f"./noxw -s {n} -- --env staging" + (expect if n == "deploy" else "") for n in nox.release_sessions]
+    prod = [st.run for st in ci.steps(w) if st.job == "deploy-prod" and st.run]
+    assert prod == [f"./noxw -s deploy -- --env prod{expect}"]
     for name in ("sign", "deploy"):
         assert "release" in nox.sessions[name].tags
     # staging waits for the green pipeline, prod for staging (and so for the pipeline too).
@@ -194,6 +196,12 @@ def _deploy_job(w: dict[str, Any]) -> dict[str, Any]:
         (lambda j: j["steps"][1].__setitem__("name", "Build"), "name the step 'build'"),
         # not waiting for the pipeline
         (lambda j: j.pop("needs"), "does not wait for 'pipeline'"),
+        # a deploy that does not say which commit it must ship (what the reviewers approved)
+        (lambda j: j["steps"][-2].__setitem__("run", "./noxw -s deploy -- --env staging"), "deploys without"),
+        (
+            lambda j: j["steps"][-2].__setitem__("run", "./noxw -s deploy -- --env staging --expect-commit abc"),
+            "a deploy step is",
+        ),
         # a newer run may cancel a deploy under way
         (lambda j: j["concurrency"].__setitem__("cancel-in-progress", True), "cancel-in-progress: false"),
         (lambda j: j.pop("concurrency"), "cancel-in-progress: false"),
@@ -271,6 +279,85 @@ def test_permissions_timeouts_and_credentials() -> None:
     problems = ci.hardening_problems(old)
     for expected in ("workflow-level permissions", "concurrency", "no `permissions:`", "persist-credentials", "${{"):
         assert any(expected in p for p in problems), (expected, problems)
+
+
+def _steps_of(w: dict[str, Any], job: str) -> list[dict[str, Any]]:
+    return [dict(st) for st in w["jobs"][job]["steps"]]
+
+
+def test_secrets_reach_only_the_steps_that_sign() -> None:
+    w = workflow()
+    assert ci.secret_problems(w) == []
+    # Where they are: the sign and deploy steps' own env, in both deploy jobs; nowhere else.
+    holders = {(st.job, st.name) for st in ci.steps(w) if ci.secret_refs(st.env)}
+    assert holders == {("deploy-staging", "sign"), ("deploy-staging", "deploy"), ("deploy-prod", "deploy")}
+    for job, name in holders:
+        env = next(st.env for st in ci.steps(w) if (st.job, st.name) == (job, name))
+        assert set(env) >= {"COSIGN_KEY", "COSIGN_PASSWORD"}, (job, name, env)
+    for job, spec in w["jobs"].items():
+        assert not ci.secret_refs(spec.get("env") or {}), f"job {job!r} gives secrets to every step"
+    key = "${{ secrets.COSIGN_KEY }}"
+    cases: list[tuple[Any, str]] = [
+        # job-level env: build, scan, verify and smoke would have them too (the workflow before this check)
+        (
+            lambda w: w["jobs"]["deploy-staging"].setdefault("env", {}).__setitem__("COSIGN_KEY", key),
+            "outside its steps",
+        ),
+        (lambda w: w.__setitem__("env", {"COSIGN_PASSWORD": "${{ secrets.COSIGN_PASSWORD }}"}), "top level"),
+        # a step that does not sign
+        (lambda w: w["jobs"]["deploy-staging"]["steps"][1].__setitem__("env", {"K": key}), "step 2 ('build')"),
+        (lambda w: w["jobs"]["pipeline"]["steps"][-2].__setitem__("env", {"K": key}), "'pipeline' step"),
+        # an action's input on the deploy job
+        (lambda w: w["jobs"]["deploy-prod"]["steps"][-1]["with"].__setitem__("token", key), "'deploy-prod' step 3"),
+        # the deploy step, but in its run line rather than its env
+        (lambda w: w["jobs"]["deploy-prod"]["steps"][1].__setitem__("run", f"echo {key}"), "'deploy-prod' step 2"),
+    ]
+    for edit, expected in cases:
+        w = workflow()
+        edit(w)
+        problems = ci.secret_problems(w)
+        assert any(expected in p for p in problems), (expected, problems)
+
+
+def test_self_hosted_runners_run_only_deploy_jobs_for_pushes_to_main() -> None:
+    w = workflow()
+    assert ci.runner_problems(w) == []
+    hosted = {j for j, spec in w["jobs"].items() if "self-hosted" in spec["runs-on"]}
+    assert hosted == set(ci.deploy_jobs(w)) == {"deploy-staging", "deploy-prod"}
+    for job in hosted:
+        cond = w["jobs"][job]["if"]
+        assert "github.event_name == 'push'" in cond and "github.ref == 'refs/heads/main'" in cond, (job, cond)
+    assert (
+        "pull_request" in w[True]
+    )  # YAML 1.1 reads `on:` as true; so the `if:` is what keeps pull requests off the deploy host
+    cases: list[tuple[Any, str]] = [
+        # prod relied on `needs:` alone (the workflow before this check)
+        (lambda w: w["jobs"]["deploy-prod"].pop("if"), "'deploy-prod': its `if:` lacks"),
+        (lambda w: w["jobs"]["deploy-prod"].__setitem__("if", "always()"), "'deploy-prod': its `if:` lacks"),
+        (
+            lambda w: w["jobs"]["deploy-staging"].__setitem__(
+                "if", "github.event_name == 'push' && github.ref == 'refs/heads/main' || true"
+            ),
+            "could run it for other events",
+        ),
+        (lambda w: w["jobs"]["pipeline"].__setitem__("runs-on", ["self-hosted"]), "'pipeline' runs on a self-hosted"),
+        (
+            lambda w: w["jobs"]["code-scanning"].__setitem__("runs-on", {"group": "pipelines-deploy"}),
+            "'code-scanning' runs on a self-hosted",
+        ),
+        (lambda w: w["jobs"]["deploy-prod"].pop("environment"), "'deploy-prod' runs on a self-hosted"),
+    ]
+    for edit, expected in cases:
+        w = workflow()
+        edit(w)
+        problems = ci.runner_problems(w)
+        assert any(expected in p for p in problems), (expected, problems)
+
+
+def test_the_workflow_documents_the_runner_group_restriction() -> None:
+    text = " ".join(line.strip().lstrip("#").strip() for line in WORKFLOW.read_text().splitlines())
+    assert "Runner-group restriction" in text
+    assert ".github/workflows/ci.yml@refs/heads/main" in text and "public repositories not allowed" in text
 
 
 def test_the_lint_session_checks_the_workflow() -> None:
@@ -386,6 +473,9 @@ def test_noxw_elevates_on_github_and_keeps_the_ca_bundle(runner_bin: Path) -> No
         PIP_CERT="/etc/ssl/corp.pem",
         SSL_CERT_FILE="/etc/ssl/corp.pem",
         REQUESTS_CA_BUNDLE="/etc/ssl/corp.pem",
+        COSIGN_KEY="-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----",
+        COSIGN_PASSWORD="pw",
+        COSIGN_PUBLIC_KEY="-----BEGIN PUBLIC KEY-----",
         UNRELATED_SECRET="x",
     )
     assert r.returncode == 0 and argv is not None, r.stderr
@@ -393,6 +483,8 @@ def test_noxw_elevates_on_github_and_keeps_the_ca_bundle(runner_bin: Path) -> No
     for var in ("CI", "HOME", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "ACTIONS_RUNTIME_TOKEN", "ACTIONS_CACHE_URL"):
         assert var in keep, keep
     assert {"PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"} <= set(keep)
+    # The signing variables the sign and deploy steps are given (and only they are) survive sudo.
+    assert {"COSIGN_KEY", "COSIGN_PASSWORD", "COSIGN_PUBLIC_KEY"} <= set(keep)
     assert "UNRELATED_SECRET" not in keep
     # sudo's secure_path would replace PATH: it goes through env, then the same wrapper runs again.
     assert (

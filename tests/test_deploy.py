@@ -29,14 +29,23 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines import config, deploy, manifest, verdicts
+from pipelines import config, deploy, manifest, signing, verdicts
 from pipelines.deploy import plan, releases
 from pipelines.errors import ConfigError, InputError
 from pipelines.stack import leftovers
 
 from .conftest import ROOT, docker, run_cli
 from .test_config import GOOD, project
-from .test_signing import cosign, delete_cosign_tags, home, keys, offline_env  # noqa: F401 - fixtures reused
+from .test_signing import (  # noqa: F401 - cosign, home, keys, pushed_image: fixtures reused
+    OTHER_PASSWORD,
+    PASSWORD,
+    cosign,
+    delete_cosign_tags,
+    home,
+    keys,
+    offline_env,
+    pushed_image,
+)
 
 RECORDED = ROOT / "tests" / "data" / "recorded" / "deploy" / "staging.compose.json"
 
@@ -253,6 +262,239 @@ def test_lock_serialises_and_names_its_holder_when_the_wait_runs_out(tmp_path: P
         assert w1 == 0 and w2 == 0
 
 
+# ---- unit: what a deploy is bound to -------------------------------------------------------------
+
+COMMIT = "a1" * 20
+OTHER = "b2" * 20
+
+
+def _demo(tmp_path: Path, *, commit: str = COMMIT, dirty: bool = False) -> tuple[Path, list[str], dict[str, str]]:
+    """A project whose prod build is recorded (pushed, by digest), and the deploy flags its key needs.
+
+    Nothing is signed or scanned: what these tests show is refused (or passed) before any of that.
+    """
+    proj = project(tmp_path / "proj", GOOD)
+    cfg_ = config.load(proj)
+    web = manifest.BuiltImage(
+        name="web", kind="service", ref="127.0.0.1:5000/demo/web@sha256:" + "1" * 64, tags=("prod",),
+        image_id="sha256:" + "2" * 64, digest="sha256:" + "1" * 64, seconds=1.0, pushed=True,
+    )  # fmt: skip
+    manifest.save(
+        cfg_.project.artifacts,
+        manifest.BuildRecord(
+            env="prod",
+            commit=commit,
+            dirty=dirty,
+            builder="b",
+            cache="none",
+            started=releases.now(),
+            seconds=1.0,
+            images={"web": web},
+        ),
+    )
+    keys_ = tmp_path / "keys"
+    keys_.mkdir()
+    (keys_ / "cosign.key").write_text("not used: refused before anything is signed\n")
+    (keys_ / "cosign.pub").write_text("not used\n")
+    flags = ["--key", str(keys_ / "cosign.key"), "--public-key", str(keys_ / "cosign.pub")]
+    return proj, flags, {"COSIGN_PASSWORD": "unused"}
+
+
+def test_expect_commit_refuses_a_release_of_another_commit_naming_both(tmp_path: Path) -> None:
+    proj, flags, env = _demo(tmp_path)
+    state = tmp_path / "state"
+    base = ["--config", str(proj), "deploy", "--env", "prod", "--state", str(state), *flags]
+    r = run_cli(*base, "--expect-commit", OTHER, env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert COMMIT in r.stderr and OTHER in r.stderr and "refusing to deploy 'prod'" in r.stderr, r.stderr
+    assert not (state / "prod.json").exists()
+    # The same commit (in any case): the deploy goes on to its next gate, the verdicts of this build.
+    r = run_cli(*base, "--expect-commit", COMMIT.upper(), env=env)
+    assert r.returncode == 1 and "scan: never ran on this build" in r.stderr, r.stderr
+    assert "expected commit" not in r.stderr
+    # A prefix, or anything but a full commit id, is not an approval: exit 2 before anything is read.
+    for bad in (COMMIT[:12], "main", ""):
+        r = run_cli(*base, "--expect-commit", bad, env=env)
+        assert r.returncode == 2 and "is not a full commit id" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_expect_commit_never_matches_a_build_of_a_dirty_tree(tmp_path: Path) -> None:
+    proj, flags, env = _demo(tmp_path, dirty=True)
+    r = run_cli("--config", str(proj), "deploy", "--env", "prod", "--state", str(tmp_path / "state"), *flags,
+                "--expect-commit", COMMIT, env=env)  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    assert f"{COMMIT}-dirty" in r.stderr and "a build of a dirty tree never matches" in r.stderr
+
+
+def test_a_deploy_without_the_key_that_signs_its_record_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    proj, flags, env = _demo(tmp_path)
+    state = tmp_path / "state"
+    base = ["--config", str(proj), "deploy", "--env", "prod", "--state", str(state)]
+    cases = [
+        ([], env, "[signing].key is not set and no --key given: a deploy signs its release record"),
+        (["--key", str(tmp_path / "nosuch.key")], env, "nosuch.key does not exist"),
+        (["--key", str(proj.parent / "cosign.key")], env, "is inside the project tree"),
+        (flags, {"COSIGN_PASSWORD": ""}, None),  # an empty password is a password; refused later, by the gate
+        (["--key", "env://PLTEST_NO_SUCH_KEY"], env, "$PLTEST_NO_SUCH_KEY is not set"),
+    ]
+    for extra, environ, message in cases:
+        r = run_cli(*base, *extra, env=environ)
+        if message is None:
+            assert r.returncode == 1 and "scan: never ran on this build" in r.stderr, r.stderr
+            continue
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (extra, r.stderr)
+    assert not (state / "prod.json").exists()
+
+
+def _stderr_until(p: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:
+    """stderr lines of ``p`` up to the one containing ``needle`` (the test fails if it never comes)."""
+    lines: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        assert p.stderr is not None
+        for line in p.stderr:
+            lines.append(line)
+            if needle in line:
+                found.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    if not found.wait(timeout):
+        p.kill()
+        pytest.fail(f"{needle!r} never came; stderr so far:\n{''.join(lines)[-3000:]}")
+    return lines
+
+
+def test_a_deploy_that_waited_for_the_lock_does_not_undo_a_rollback_made_meanwhile(tmp_path: Path) -> None:
+    proj, flags, env = _demo(tmp_path)
+    state = tmp_path / "state"
+    store = releases.Store(state)
+    store.save(
+        releases.History(env="prod", releases=[_release("r1", "superseded", "prod"), _release("r2", "live", "prod")])
+    )
+    argv = [sys.executable, "-m", "pipelines", "--config", str(proj), "deploy", "--env", "prod", "--state", str(state)]
+    with releases.locked(state, "prod", wait_s=5):
+        p = subprocess.Popen(
+            [*argv, *flags, "--wait", "120"], cwd=ROOT, env={**os.environ, **env},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            seen = _stderr_until(p, "waiting for the lock of 'prod'", timeout=60)
+            # While it waits: r2 is rolled back to r1, as `pipelines rollback` records it (it holds this lock).
+            h = store.load("prod")
+            h.make_live("r1")
+            r2 = h.get("r2")
+            assert r2 is not None
+            r2.status, r2.rolled_back_to = "rolled-back", "r1"
+            store.save(h)
+        except BaseException:
+            p.kill()
+            raise
+    out, err = p.communicate(timeout=120)
+    err = "".join(seen) + err
+    assert p.returncode == 1, out[-2000:] + err[-3000:]
+    assert "refusing to deploy 'prod': it was rolled back from r2 to r1 while this deploy waited" in err, err
+    h = store.load("prod")
+    assert [(r.id, r.status) for r in h.releases] == [("r1", "live"), ("r2", "rolled-back")]
+
+
+# ---- signed release records ----------------------------------------------------------------------
+
+
+def _sealed(store: releases.Store, private: Path, rid: str, status: str, compose: dict[str, Any]) -> releases.Release:
+    """A release recorded as a deploy records it: its Compose file, its hash, its signed statement."""
+    store.release_dir("staging", rid).mkdir(parents=True)
+    _, digest = plan.write_release_file(store.release_dir("staging", rid), compose)
+    r = _release(rid, status)
+    r.project, r.config_hash, r.refs, r.image_ids, r.images = f"pltest-sealed-{os.getpid()}", digest, {}, {}, {}
+    store.seal(r, str(private), PASSWORD)
+    return r
+
+
+@pytest.mark.engine
+def test_a_release_record_changed_together_with_its_hash_is_refused(
+    tmp_path: Path,
+    keys: Any,  # noqa: F811 - test_signing's fixture
+    home: Path,  # noqa: F811 - test_signing's fixture
+) -> None:
+    store = releases.Store(tmp_path / "state")
+    ours, theirs = keys["ours"], keys["theirs"]
+    pub = str(ours.public)
+    empty: dict[str, Any] = {"services": {}}
+    store.save(releases.History(env="staging", releases=[
+        _sealed(store, ours.private, "r1", "superseded", empty), _sealed(store, ours.private, "r2", "live", empty),
+    ]))  # fmt: skip
+    target = store.load("staging").get("r1")
+    assert target is not None
+    assert plan.load_release(store, "staging", target, pub)[1] == empty  # as the deploy wrote it: trusted
+    # Whoever can write the state directory changes the Compose file and the hash ENV.json keeps for it.
+    evil = {"services": {"x": {"image": "127.0.0.1:5000/pltest/none@sha256:" + "0" * 64, "privileged": True}}}
+    _, forged = plan.write_release_file(store.release_dir("staging", "r1"), evil)
+    h = store.load("staging")
+    rec = h.get("r1")
+    assert rec is not None
+    rec.config_hash = forged
+    store.save(h)
+    with pytest.raises(releases.RecordNotTrusted, match=r"differs from its signed statement .* in config_hash"):
+        plan.load_release(store, "staging", rec, pub)
+    r = run_cli("rollback", "--env", "staging", "--state", str(store.state), "--to", "r1", "--public-key", pub,
+                env=offline_env(home))  # fmt: skip
+    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "release r1 of 'staging' is not trusted" in r.stderr and "config_hash" in r.stderr, r.stderr
+    assert store.load("staging").live() == store.load("staging").get("r2")  # nothing moved
+    # ... and the signed statement beside them too: its signature no longer verifies.
+    stmt = store.statement_file("staging", "r1")
+    data = json.loads(stmt.read_text())
+    data["config_hash"] = forged
+    stmt.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    with pytest.raises(releases.RecordNotTrusted, match="its signature does not verify"):
+        plan.load_release(store, "staging", rec, pub)
+    # ... or signed again with a key of their own; or the signature removed.
+    store.seal(rec, str(theirs.private), OTHER_PASSWORD)
+    with pytest.raises(releases.RecordNotTrusted, match="its signature does not verify"):
+        plan.load_release(store, "staging", rec, pub)
+    stmt.with_name("release.json.sig").unlink()
+    with pytest.raises(releases.RecordNotTrusted, match="is not signed"):
+        plan.load_release(store, "staging", rec, pub)
+
+
+@pytest.mark.engine
+def test_rollback_verifies_every_image_its_compose_file_runs_not_only_its_refs(
+    tmp_path: Path,
+    keys: Any,  # noqa: F811 - test_signing's fixture
+    home: Path,  # noqa: F811 - test_signing's fixture
+    pushed_image: str,  # noqa: F811 - test_signing's fixture
+    cfg: config.Config,
+) -> None:
+    from dataclasses import replace
+
+    store = releases.Store(tmp_path / "state")
+    ours = keys["ours"]
+    # r1 runs an image its refs do not name (as a stateful service kept from an earlier release does).
+    compose = {"services": {"store": {"image": pushed_image}}}
+    store.save(releases.History(env="staging", releases=[
+        _sealed(store, ours.private, "r1", "superseded", compose),
+        _sealed(store, ours.private, "r2", "live", {"services": {}}),
+    ]))  # fmt: skip
+    r = run_cli("rollback", "--env", "staging", "--state", str(store.state), "--to", "r1",
+                "--public-key", str(ours.public), env=offline_env(home))  # fmt: skip
+    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "refusing to restore r1 on 'staging'" in r.stderr and pushed_image in r.stderr, r.stderr
+    assert "not signed" in r.stderr
+    assert store.load("staging").live() == store.load("staging").get("r2")
+    # Signed with our key, the same image passes the signature check (attestations aside) ...
+    signing.sign(pushed_image, ours.private, PASSWORD)
+    bare = replace(cfg, signing=replace(cfg.signing, attest=False))
+    checks = plan.verify_release(bare, {}, {}, str(ours.public), refusing="r1", config=compose)
+    assert [(c.name, c.ok) for c in checks] == [("signature", True)] and "store" in checks[0].group
+    # ... and with attestations required it still needs its attested scan verdict and SBOM, for an image ID
+    # the history knows.
+    with pytest.raises(signing.SignatureError, match="refusing r1") as exc:
+        plan.verify_release(cfg, {}, {}, str(ours.public), refusing="refusing r1", config=compose)
+    assert "cannot be matched to an image ID" in (exc.value.seen or ""), exc.value.seen
+
+
 # ---- unit: config --------------------------------------------------------------------------------
 
 
@@ -265,7 +507,7 @@ def _parse(mutate: Any) -> config.Config:
 def test_deploy_config_and_promotion_are_validated() -> None:
     cfg = _parse(lambda d: None)
     assert cfg.env("prod").promote_from == "staging"
-    assert cfg.deploy.state == (ROOT / ".deploy").resolve()
+    assert cfg.deploy.state == config.default_state(cfg.project.name)
     cases: list[tuple[Any, str]] = [
         (lambda d: d["deploy"].update(state="artifacts/deploy"), "deploy.state: .*disposable"),
         (lambda d: d["deploy"].update(lock_wait=-1), "deploy.lock_wait: must be"),
@@ -278,6 +520,28 @@ def test_deploy_config_and_promotion_are_validated() -> None:
     for mutate, message in cases:
         with pytest.raises(ConfigError, match=message):
             _parse(mutate)
+
+
+def test_release_history_lives_outside_the_project_tree_by_default(tmp_path: Path) -> None:
+    cfg_ = _parse(lambda d: None)
+    state = cfg_.deploy.state
+    # A checkout's clean wipes the project tree (and the change under review can write it): never there.
+    assert not state.is_relative_to(ROOT) and state.is_absolute()
+    assert state == Path(os.environ["XDG_STATE_HOME"]) / "pipelines" / cfg_.project.name  # conftest isolates it
+    assert config.default_state("my app", {"XDG_STATE_HOME": "/srv/state"}) == Path("/srv/state/pipelines/my-app")
+    bare = config.default_state("demo", {"HOME": "/home/ci"})
+    assert bare == (
+        Path("/var/lib/pipelines/demo") if os.geteuid() == 0 else Path("/home/ci/.local/state/pipelines/demo")
+    )
+    assert config.default_state("demo", {"XDG_STATE_HOME": "relative", "HOME": "/h"}) in (
+        Path("/var/lib/pipelines/demo"), Path("/h/.local/state/pipelines/demo")
+    )  # fmt: skip
+    # Configurable, outside the tree; the old default inside it is refused, naming the key.
+    outside = tmp_path / "history"
+    assert _parse(lambda d: d["deploy"].update(state=str(outside))).deploy.state == outside.resolve()
+    for inside in (".deploy", str(ROOT / "state"), "services/../.deploy"):
+        with pytest.raises(ConfigError, match=r"deploy.state: .* is inside the project tree"):
+            _parse(lambda d, v=inside: d["deploy"].update(state=v))  # type: ignore[misc]
 
 
 def test_readiness_config_is_read_and_bad_values_are_named(tmp_path: Path) -> None:
@@ -433,6 +697,7 @@ class Deployer:
 
     def __init__(self, pairs: Any, home_dir: Path, state: Path, project: str) -> None:
         self.public = str(pairs["ours"].public)
+        self.private = str(pairs["ours"].private)
         self.home = home_dir
         self.state = state
         self.project = project
@@ -444,7 +709,7 @@ class Deployer:
     def argv(self, command: str, env_name: str, *args: str) -> list[str]:
         base = [command, "--env", env_name, "--state", str(self.state)]
         if command == "deploy":
-            base += ["--public-key", self.public, "--project", self.project]
+            base += ["--public-key", self.public, "--key", self.private, "--project", self.project]
         if command == "rollback" and "--public-key" not in args:
             base += ["--public-key", self.public]
         return [*base, *args]
@@ -457,10 +722,10 @@ class Deployer:
         self.timings.append((f"{command} {' '.join(args)}".strip(), round(time.monotonic() - start, 2)))
         return r
 
-    def popen(self, command: str, *args: str, **extra: str) -> subprocess.Popen[str]:
+    def popen(self, command: str, *args: str, env_name: str = "staging", **extra: str) -> subprocess.Popen[str]:
         full = {**os.environ, **self.env(**extra)}
         return subprocess.Popen(
-            [sys.executable, "-m", "pipelines", *self.argv(command, "staging", *args)],
+            [sys.executable, "-m", "pipelines", *self.argv(command, env_name, *args)],
             cwd=ROOT, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
 
@@ -637,10 +902,11 @@ def test_rollback_two_steps_restores_that_release_config(
         ids[level] = deployer.history()["live"]
     first, second = ids["debug"], ids["warning"]
     assert int(second[1:]) > int(first[1:]) > int(live[1:])
-    # The release to restore is verified again: under another key it is refused and nothing moves.
+    # The release to restore is verified again: under another key its record (signed by our key) is not
+    # trusted, so it is refused and nothing moves; its images would be next (see the compose-images test).
     r = deployer.run("rollback", "--to", live, "--public-key", str(keys["theirs"].public))
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
-    assert f"refusing to restore {live} on 'staging'" in r.stderr and "signature check(s) failed" in r.stderr
+    assert f"release {live} of 'staging' is not trusted" in r.stderr and "does not verify" in r.stderr, r.stderr
     assert deployer.history()["live"] == second
     start = time.monotonic()
     r = deployer.run("rollback", "--to", live)
@@ -816,6 +1082,66 @@ def test_prod_is_promoted_from_staging_without_a_build(deployer: Deployer, live:
     assert rel["refs"] == staging_live["refs"]
     assert rel["source"] == f"promoted from staging {staging_live['id']}"
     assert rel["verdicts"]["promotion"] == rel["source"]
+
+
+def _prod(deployer: Deployer, suffix: str) -> Deployer:
+    """prod (promoted from staging) under a project of its own, in the same state directory."""
+    prod = Deployer.__new__(Deployer)
+    prod.__dict__.update(deployer.__dict__, project=f"{deployer.project}-{suffix}", timings=[])
+    return prod
+
+
+@pytest.mark.engine
+def test_a_deploy_that_waited_for_the_lock_promotes_what_is_live_after_a_rollback_meanwhile(
+    deployer: Deployer, live: str
+) -> None:
+    r = deployer.run("deploy", LOG_LEVEL="debug")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    newer = deployer.history()["live"]
+    assert newer != live
+    prod = _prod(deployer, "waited")
+    try:
+        # prod's lock is held (as by another prod deploy); the prod deploy waits for it ...
+        with releases.locked(deployer.state, "prod", wait_s=5):
+            p = prod.popen("deploy", env_name="prod")
+            try:
+                seen = _stderr_until(p, "waiting for the lock of 'prod'", timeout=120)
+                # ... while staging, the release it promotes, is rolled back (a real rollback, staging's lock).
+                r = deployer.run("rollback", "--to", live)
+                assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+            except BaseException:
+                p.kill()
+                raise
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, out[-3000:] + "".join(seen) + err[-3000:]
+    finally:
+        purge(prod.project)
+    assert deployer.history()["live"] == live
+    rel = prod.history("prod")["releases"][0]  # newest first
+    # What staging runs now, not what it ran when the waiting deploy started.
+    assert rel["status"] == "live" and rel["source"] == f"promoted from staging {live}", rel
+
+
+@pytest.mark.engine
+def test_prod_deploys_only_the_commit_it_was_approved_for(deployer: Deployer, live: str) -> None:
+    staging_live = next(x for x in deployer.history()["releases"] if x["status"] == "live")
+    commit = staging_live["commit"]
+    prod = _prod(deployer, "approved")
+    before = prod.history("prod")
+    try:
+        r = prod.run("deploy", "--expect-commit", OTHER, env_name="prod")
+        assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-3000:]
+        assert commit in r.stderr and OTHER in r.stderr and f"promoted from staging {staging_live['id']}" in r.stderr
+        assert prod.history("prod") == before  # nothing recorded, nothing moved
+        r = prod.run("deploy", "--expect-commit", commit.removesuffix("-dirty"), env_name="prod")
+        if commit.endswith("-dirty"):  # staging was built from a tree with uncommitted changes: never approved
+            assert r.returncode == 1 and "a build of a dirty tree never matches" in r.stderr, r.stderr[-3000:]
+        else:
+            assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+            rel = prod.history("prod")["releases"][0]
+            assert (rel["status"], rel["commit"]) == ("live", commit)
+    finally:
+        purge(prod.project)
 
 
 def test_push_false_and_unknown_engines_are_refused_before_anything_runs(tmp_path: Path) -> None:

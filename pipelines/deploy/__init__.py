@@ -19,8 +19,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from .. import signing
 from ..engine import Engine, ImageNotFound
-from ..errors import InputError, Interrupted, PipelineError
+from ..errors import InputError, Interrupted, PipelineError, StageFailed
 from ..result import Check, Context, Outcome, Result, Table
 from . import plan, releases
 from . import steps as steps_mod
@@ -28,6 +29,8 @@ from .plan import Deployment
 
 ENGINES = ("compose", "swarm")
 _PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# A full commit id (SHA-1 or SHA-256 repositories): a prefix could be made to match another commit.
+_COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class Options:
     state: Path | None = None  # release history directory (default: [deploy].state)
     extra_files: tuple[Path, ...] = ()  # Compose overlays on top of the environment's files
     limit: int = 0  # releases: show only the newest N (0: all)
+    expect_commit: str | None = None  # deploy: refuse a release of any other commit (what the approvers saw)
+    key: str | None = None  # deploy: the private key that signs the release record (default: [signing].key)
 
 
 # ---- shared ground -------------------------------------------------------------------------------
@@ -122,9 +127,50 @@ def deployment(
     return Deployment(env, project, rdir, file, config, services, hashlib.sha256(file.read_bytes()).hexdigest())
 
 
-def _recorded(ctx: Context, store: releases.Store, env: str, r: releases.Release) -> Deployment:
-    file, config = plan.load_release(store, env, r)
+def _recorded(ctx: Context, store: releases.Store, env: str, r: releases.Release, public: str) -> Deployment:
+    file, config = plan.load_release(store, env, r, public)
     return deployment(ctx, env, r.project, file.parent, file, config, f"{env} release {r.id}")
+
+
+def expected_commit(value: str | None) -> str | None:
+    """``--expect-commit``: a full commit id, lowercased; anything else is exit 2."""
+    if value is None:
+        return None
+    commit = value.strip().lower()
+    if not _COMMIT.match(commit):
+        raise InputError(
+            f"--expect-commit {value!r} is not a full commit id (40 or 64 hex digits)",
+            hint='pass the commit the approvers saw, e.g. `--expect-commit "$GITHUB_SHA"` in a workflow',
+        )
+    return commit
+
+
+def _record_key(ctx: Context, opts: Options) -> tuple[str, str]:
+    """The private key and its password that sign the release record: checked before anything moves."""
+    cfg = ctx.cfg
+    key = opts.key or cfg.signing.key
+    if not key:
+        raise InputError(
+            f"{cfg.file}: [signing].key is not set and no --key given: a deploy signs its release record",
+            hint="set [signing].key (a file outside the project, or env://VAR) or pass --key",
+        )
+    key = signing.private_key_location(key, cfg.root)
+    signing.require_env_key(key, ctx.environ, "the private key", "--key")
+    if not key.startswith("env://") and not Path(key).is_file():
+        raise InputError(f"the private key {key} does not exist", hint="name the signing key's file, or env://VAR")
+    password = ctx.environ.get(cfg.signing.password_env)
+    if password is None:
+        raise InputError(
+            f"the private key's password is not in ${cfg.signing.password_env}",
+            hint=f"export {cfg.signing.password_env} (never put it in the config or on the command line)",
+        )
+    return key, password
+
+
+def rolled_back_since(before: releases.History, after: releases.History) -> list[releases.Release]:
+    """Releases rolled back from between two readings of the history (a rollback ran in between)."""
+    was = {r.id: r.status for r in before.releases}
+    return [r for r in after.releases if r.status == "rolled-back" and was.get(r.id) != "rolled-back"]
 
 
 def _close_stale(history: releases.History) -> None:
@@ -168,15 +214,36 @@ def run(ctx: Context, opts: Options) -> Result:
     for name in opts.replace_stateful:
         if not name.strip():
             raise InputError("--replace-stateful needs a service name")
+    expect = expected_commit(opts.expect_commit)
+    plan.require_deployable(cfg, env)
+    key, password = _record_key(ctx, opts)
+    public = signing.public_key_for(cfg, opts.public_key)
     store = store_for(ctx, opts)
     start = time.monotonic()
-    # The gate first (verdicts, signatures): it reads only the registry and records, so it needs no lock.
-    cand = plan.candidate(ctx, env, opts.public_key, store)
+    # What the history says before the wait: a rollback while this deploy waited is seen below.
+    before = store.load(env)
     wait = cfg.deploy.lock_wait if opts.wait is None else opts.wait
-    with releases.locked(store.state, env, wait_s=wait) as waited:
+
+    def waiting(holder: str) -> None:
+        _log(f"deploy: waiting for the lock of {env!r} held by another deploy ({holder})")
+
+    with releases.locked(store.state, env, wait_s=wait, on_wait=waiting) as waited:
         if waited:
             _log(f"deploy: waited {waited:.1f} s for another deploy of {env!r} to finish")
         history = store.load(env)
+        undone = rolled_back_since(before, history)
+        if undone:
+            r = undone[-1]
+            raise StageFailed(
+                f"refusing to deploy {env!r}: it was rolled back from {r.id} to {r.rolled_back_to} "
+                "while this deploy waited for the lock",
+                seen="\n".join(f"{u.id}: rolled back to {u.rolled_back_to}" for u in undone),
+                hint="a rollback is a decision this deploy was made without: run the deploy again if it is "
+                "still wanted",
+            )
+        # The gate (verdicts, signatures) under the lock: a deploy that waited decides on what is there now,
+        # e.g. the live release of the environment it promotes from after a rollback there.
+        cand = plan.candidate(ctx, env, public, store, expect)
         _close_stale(history)
         live = history.live()
         project = project_name(ctx, env, opts.project, live)
@@ -186,7 +253,7 @@ def run(ctx: Context, opts: Options) -> Result:
         config = plan.render(
             ctx, cand, project=project, release_dir=rdir, secrets_dir=secrets_dir, extra_files=opts.extra_files
         )
-        old = _recorded(ctx, store, env, live) if live and live.project == project else None
+        old = _recorded(ctx, store, env, live, public) if live and live.project == project else None
         source = f"{env} release {rid}"
         notes: list[str] = []
         if live and live.project != project:
@@ -235,6 +302,8 @@ def run(ctx: Context, opts: Options) -> Result:
             source=cand.source,
             notes=notes,
         )
+        # Signed before anything moves: a release that cannot be signed is never deployed.
+        store.seal(release, key, password)
         history.releases.append(release)
         store.save(history)
         _log(f"deploy: {env} {rid} ({cand.source}, commit {cand.commit[:12]}) as project {project}")
@@ -396,15 +465,23 @@ def run_rollback(ctx: Context, opts: Options) -> Result:
             )
         if target.project != live.project:
             raise InputError(f"{target.id} ran as project {target.project}, the live release as {live.project}")
+        public = signing.public_key_for(ctx.cfg, opts.public_key)
+        # The target's record and Compose file first (its signed statement), then every image its services run.
+        file, config = plan.load_release(store, env, target, public)
+        known = {ref: r.image_ids.get(name, "") for r in history.releases for name, ref in r.refs.items()}
         signed = plan.verify_release(
             ctx.cfg,
             target.refs,
             target.image_ids,
-            opts.public_key,
+            public,
             refusing=f"refusing to restore {target.id} on {env!r}",
+            # A release put back is held to what the environment requires today, coverage included.
+            require_full_coverage=ctx.cfg.env(env).require_full_coverage,
+            config=config,
+            known_ids=known,
         )
-        old = _recorded(ctx, store, env, live)
-        new = _recorded(ctx, store, env, target)
+        old = _recorded(ctx, store, env, live, public)
+        new = deployment(ctx, env, target.project, file.parent, file, config, f"{env} release {target.id}")
         _log(f"rollback: {env} {live.id} -> {target.id} (project {live.project}); signatures verified")
         try:
             steps = engine.apply(ctx, new, old, replace_stateful=opts.replace_stateful,

@@ -1,6 +1,6 @@
 """What may be deployed, and how each service will be treated: the gate before any container moves.
 
-Two questions, answered before the lock's holder touches the engine:
+Two questions, answered under the environment's lock before the engine is touched:
 
 * which images: the environment's recorded build, by digest, only when its
   scan, verify and smoke verdicts passed for exactly those images and every
@@ -310,15 +310,35 @@ def _signature_checks(trusts: Sequence[signing.ImageTrust]) -> tuple[Check, ...]
     return tuple(c for t in trusts for c in t.checks)
 
 
-def _from_build(cfg: Config, env: str, public_key: str | None) -> Candidate:
+def require_commit(env: str, commit: str, expected: str | None, source: str) -> None:
+    """The release is of the commit its approvers saw (``--expect-commit``), or StageFailed naming both."""
+    if expected is None or commit == expected:
+        return
+    raise StageFailed(
+        f"refusing to deploy {env!r}: its release ({source}) is commit {commit}, not the expected commit {expected}",
+        seen=f"release commit:  {commit}\nexpected commit: {expected}",
+        hint="what was approved is not what would ship: build, gate and approve that commit "
+        + "(a build of a dirty tree never matches)"
+        if commit.endswith("-dirty")
+        else "what was approved is not what would ship: run the pipeline for the approved commit again",
+    )
+
+
+def require_deployable(cfg: Config, env: str) -> None:
+    """An environment that builds its own images must push them: a deploy pulls by digest."""
     e = cfg.env(env)
-    if not e.push:
+    if not e.promote_from and not e.push:
         raise InputError(
             f"environment {env!r} has push = false: its images are in no registry, so nothing can be pulled by digest",
             hint=f"deploy an environment with push = true (set it in [environments.{env}]), "
             "or promote one that has a live release (promote_from)",
         )
+
+
+def _from_build(cfg: Config, env: str, public_key: str | None, expect_commit: str | None = None) -> Candidate:
+    require_deployable(cfg, env)
     record = manifest.load(cfg.project.artifacts, env)
+    require_commit(env, record.commit + ("-dirty" if record.dirty else ""), expect_commit, "the recorded build")
     unpushed = [i.name for i in record.services if "@sha256:" not in i.ref]
     if unpushed:
         raise InputError(
@@ -332,7 +352,7 @@ def _from_build(cfg: Config, env: str, public_key: str | None) -> Candidate:
     for stage in GATE_STAGES:
         v = verdicts.load(cfg.project.artifacts, env, stage)
         why = verdicts.covers(v, subjects)
-        full = not why and v is not None and stage == "scan" and e.require_full_coverage
+        full = not why and v is not None and stage == "scan" and cfg.env(env).require_full_coverage
         if full and v is not None and (gap := verdicts.coverage_problem(v.coverage)):
             why = f"passed at {v.at}, but {gap} (environments.{env}.require_full_coverage)"
         if why or v is None:
@@ -361,6 +381,13 @@ def _from_build(cfg: Config, env: str, public_key: str | None) -> Candidate:
     )
 
 
+def compose_images(config: Mapping[str, Any]) -> dict[str, str]:
+    """service -> image of every service in a rendered Compose config."""
+    return {
+        str(name): str((spec or {}).get("image") or "") for name, spec in sorted((config.get("services") or {}).items())
+    }
+
+
 def verify_release(
     cfg: Config,
     refs: Mapping[str, str],
@@ -369,22 +396,42 @@ def verify_release(
     *,
     refusing: str,
     require_full_coverage: bool = False,
+    config: Mapping[str, Any] | None = None,
+    known_ids: Mapping[str, str] | None = None,
 ) -> tuple[Check, ...]:
     """Every image of a recorded release checked again against today's public key (promotion, rollback).
 
     A release passed its gate when it was deployed; its signatures are checked
     again whenever it is put back or carried to another environment, so an
     image signed with a key that has since been replaced is refused (exit 1).
+    With ``config`` (the release's Compose file), every image a service runs is
+    checked too, not only those the release was built of: a stateful service
+    kept running as it was runs an image of an earlier release. ``known_ids``
+    maps such a ref to its image ID (from the history), for its attestation.
     """
     public = signing.public_key_for(cfg, public_key)
+    todo = dict(sorted(refs.items()))
+    ids = dict(image_ids)
+    bad: list[str] = []
+    covered = set(refs.values())
+    for service, ref in compose_images(config or {}).items():
+        if ref in covered:
+            continue
+        covered.add(ref)
+        if "@sha256:" not in ref:
+            bad.append(f"service {service} ({ref or 'no image'}): not an image by digest")
+            continue
+        key = f"{image_name(ref)} (service {service})"
+        todo[key] = ref
+        ids[key] = (known_ids or {}).get(ref, "")
     trusts = []
-    for name, ref in sorted(refs.items()):
+    for name, ref in todo.items():
         img = manifest.BuiltImage(
             name=name,
             kind="service",
             ref=ref,
             tags=(),
-            image_id=image_ids.get(name, ""),
+            image_id=ids.get(name, ""),
             digest=ref.rsplit("@", 1)[-1],
             seconds=0.0,
             pushed=True,
@@ -394,18 +441,31 @@ def verify_release(
                 img, public, attestations=cfg.signing.attest, require_full_coverage=require_full_coverage
             )
         )
-    bad = [f"{t.name} ({t.ref}): {c.detail}" for t in trusts for c in t.checks if not c.ok]
+    bad += [f"{t.name} ({t.ref}): {c.detail}" for t in trusts for c in t.checks if not c.ok]
+    bad += [
+        f"{t.name} ({t.ref}): no release of this history was made of it, so its attested scan verdict "
+        "cannot be matched to an image ID"
+        for t in trusts
+        if not t.ok and not ids.get(t.name) and any(c.ok and c.name == "signature" for c in t.checks)
+    ]
     if bad:
         raise signing.SignatureError(
             f"{refusing}: {len(bad)} signature check(s) failed against {public}",
-            ref=", ".join(t.ref for t in trusts if not t.ok),
+            ref=", ".join(t.ref for t in trusts if not t.ok) or ", ".join(todo.values()),
             seen="\n".join(bad),
             hint="sign the images with the matching key (`pipelines sign --env ENV`)",
         )
     return _signature_checks(trusts)
 
 
-def _promoted(cfg: Config, env: str, source_env: str, public_key: str | None, store: releases.Store) -> Candidate:
+def _promoted(
+    cfg: Config,
+    env: str,
+    source_env: str,
+    public_key: str | None,
+    store: releases.Store,
+    expect_commit: str | None = None,
+) -> Candidate:
     live = store.load(source_env).live()
     if live is None:
         raise StageFailed(
@@ -413,11 +473,14 @@ def _promoted(cfg: Config, env: str, source_env: str, public_key: str | None, st
             hint=f"deploy {source_env!r} first (`pipelines deploy --env {source_env}`); "
             f"{env!r} then gets exactly its images",
         )
+    public = signing.public_key_for(cfg, public_key)
+    store.check_sealed(live, public)
+    require_commit(env, live.commit, expect_commit, f"promoted from {source_env} {live.id}")
     signed = verify_release(
         cfg,
         live.refs,
         live.image_ids,
-        public_key,
+        public,
         refusing=f"refusing to promote {source_env} {live.id} to {env!r}",
         # What the target environment requires, not what the source did: prod may demand more than staging.
         require_full_coverage=cfg.env(env).require_full_coverage,
@@ -435,12 +498,17 @@ def _promoted(cfg: Config, env: str, source_env: str, public_key: str | None, st
     )
 
 
-def candidate(ctx: Context, env: str, public_key: str | None, store: releases.Store) -> Candidate:
-    """The images ``env`` may run now, or the error that says why none (StageFailed: exit 1; else exit 2)."""
+def candidate(
+    ctx: Context, env: str, public_key: str | None, store: releases.Store, expect_commit: str | None = None
+) -> Candidate:
+    """The images ``env`` may run now, or the error that says why none (StageFailed: exit 1; else exit 2).
+
+    With ``expect_commit``, a release of any other commit is refused before its signatures are checked.
+    """
     e = ctx.cfg.env(env)
     if e.promote_from:
-        return _promoted(ctx.cfg, env, e.promote_from, public_key, store)
-    return _from_build(ctx.cfg, env, public_key)
+        return _promoted(ctx.cfg, env, e.promote_from, public_key, store, expect_commit)
+    return _from_build(ctx.cfg, env, public_key, expect_commit)
 
 
 # ---- rendering a release -------------------------------------------------------------------------
@@ -550,8 +618,11 @@ def write_release_file(release_dir: Path, config: Mapping[str, Any]) -> tuple[Pa
     return file, hashlib.sha256(text.encode()).hexdigest()
 
 
-def load_release(store: releases.Store, env: str, release: releases.Release) -> tuple[Path, dict[str, Any]]:
-    """A recorded release's Compose file, checked against its recorded hash."""
+def load_release(
+    store: releases.Store, env: str, release: releases.Release, public_key: str
+) -> tuple[Path, dict[str, Any]]:
+    """A recorded release's Compose file, checked against its hash as the release's signed statement says."""
+    store.check_sealed(release, public_key)
     file = store.release_dir(env, release.id) / "compose.json"
     try:
         text = file.read_text(encoding="utf-8")

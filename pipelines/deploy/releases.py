@@ -6,6 +6,16 @@ word (the verdicts it passed), by whom, and what became of it. The file is
 validated when read and replaced atomically when written; the per-release
 files (the generated override and the rendered config) live in STATE/ENV/rN/.
 
+Whoever can write the state directory could change a release's Compose file
+and the hash ENV.json records for it together, so the hash alone proves
+nothing. The deploy that makes a release therefore writes what it cannot
+change afterwards (env, id, project, commit, images, refs, image IDs, the
+config's hash, verdicts, source) to STATE/ENV/rN/release.json and signs it
+with the signing key (cosign sign-blob, offline); a release is used again
+(as the live one a deploy replaces, a rollback's target, a promotion's
+source) only when that signature verifies against the public key and the
+statement matches the history's record.
+
 STATE/ENV.lock is an flock held for a whole deploy or rollback: a second one
 waits for it (up to a deadline) and then runs, so deploys are serialised,
 never interleaved.
@@ -21,14 +31,15 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import InputError, PipelineError
+from .. import signing
+from ..errors import InputError, PipelineError, StageFailed
 
 Status = Literal["deploying", "live", "superseded", "failed", "rolled-back", "interrupted"]
 STATUSES: tuple[str, ...] = ("deploying", "live", "superseded", "failed", "rolled-back", "interrupted")
@@ -108,6 +119,23 @@ class History(BaseModel):
         target.status = "live"
 
 
+# What a release's signature covers: everything but what later deploys and rollbacks change about it.
+SEALED_FIELDS: tuple[str, ...] = (
+    "id", "env", "at", "commit", "engine", "project", "images", "refs", "image_ids", "config_hash", "verdicts",
+    "who", "source",
+)  # fmt: skip
+
+
+class RecordNotTrusted(StageFailed):
+    """A recorded release's signed statement is missing, does not verify or disagrees with the history (exit 1)."""
+
+
+def statement(release: Release) -> bytes:
+    """The signed statement of ``release``: its immutable fields as canonical JSON."""
+    data = release.model_dump(include=set(SEALED_FIELDS))
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -135,6 +163,50 @@ class Store:
 
     def release_dir(self, env: str, release_id: str) -> Path:
         return self.state / env / release_id
+
+    def statement_file(self, env: str, release_id: str) -> Path:
+        return self.release_dir(env, release_id) / "release.json"
+
+    def seal(self, release: Release, key: str, password: str) -> Path:
+        """Write the release's statement beside its Compose file and sign it with the private key."""
+        file = self.statement_file(release.env, release.id)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(statement(release))
+        return signing.sign_blob(file, key, password)
+
+    def check_sealed(self, release: Release, public_key: str) -> str:
+        """The release's statement verifies against ``public_key`` and says what the history says.
+
+        RecordNotTrusted (exit 1) otherwise, naming the field that differs; returns
+        the cosign command line as evidence.
+        """
+        file = self.statement_file(release.env, release.id)
+        what = f"release {release.id} of {release.env!r}"
+        hint = (
+            "the state directory was changed after that deploy, the record was signed with another key than "
+            "the public key given, or it was made before release records were signed: restore the state "
+            "directory from a backup, or start a new history"
+        )
+        try:
+            shown = signing.verify_blob(file, public_key)
+        except signing.SignatureError as exc:
+            raise RecordNotTrusted(f"{what} is not trusted: {exc.what}", seen=exc.seen, hint=hint) from None
+        try:
+            signed = json.loads(file.read_bytes())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RecordNotTrusted(f"{what}: its signed statement {file} is unreadable ({exc})", hint=hint) from None
+        if not isinstance(signed, dict):
+            raise RecordNotTrusted(f"{what}: its signed statement {file} is not a JSON object", hint=hint)
+        recorded = json.loads(statement(release))
+        differ = sorted(k for k in SEALED_FIELDS if signed.get(k) != recorded.get(k))
+        if differ:
+            raise RecordNotTrusted(
+                f"{what} is not trusted: {self.path(release.env)} differs from its signed statement {file} "
+                f"in {', '.join(differ)}",
+                seen="\n".join(f"{k}: signed {signed.get(k)!r}, recorded {recorded.get(k)!r}" for k in differ),
+                hint=hint,
+            )
+        return shown
 
     def load(self, env: str) -> History:
         file = self.path(env)
@@ -179,8 +251,12 @@ class LockTimeout(PipelineError):
 
 
 @contextlib.contextmanager
-def locked(state: Path, env: str, *, wait_s: float, poll_s: float = 0.2) -> Iterator[float]:
+def locked(
+    state: Path, env: str, *, wait_s: float, poll_s: float = 0.2, on_wait: Callable[[str], None] | None = None
+) -> Iterator[float]:
     """Hold STATE/ENV.lock for the block; yields the seconds spent waiting for it.
+
+    ``on_wait`` is told once, with the holder, when the lock is taken and this one has to wait.
 
     The holder writes its pid, host and start time into the file, so a waiter
     that gives up can say who it waited for. The kernel releases an flock when
@@ -196,8 +272,11 @@ def locked(state: Path, env: str, *, wait_s: float, poll_s: float = 0.2) -> Iter
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown"
+                if on_wait is not None:
+                    on_wait(holder)
+                    on_wait = None
                 if time.monotonic() - start >= wait_s:
-                    holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown"
                     raise LockTimeout(
                         f"another deploy of {env!r} still holds {file} after {wait_s:.0f} s",
                         seen=f"holder: {holder}",
