@@ -51,6 +51,7 @@ def project(tmp: Path, env_extra: str = "", signing: str = "") -> Path:
         {env_extra}
         [signing]
         public_key = "cosign.pub"
+        key = "env://CG_COSIGN_KEY"
         {signing}
     """)
     )
@@ -102,6 +103,10 @@ def test_the_verdict_record_carries_the_coverage_and_a_damaged_one_is_exit_2(tmp
     assert verdicts.load(artifacts, "qa", "scan") is not None
 
 
+# A deploy asks for the key that signs its release record before anything runs; these never get that far.
+KEY_ENV = {"CG_COSIGN_KEY": "never read: a gate refuses first", "COSIGN_PASSWORD": ""}
+
+
 def _build(tmp: Path, scan_coverage: verdicts.Coverage | None) -> Path:
     """A recorded, pushed build of qa whose scan, verify and smoke verdicts passed for exactly its image."""
     artifacts = tmp / "artifacts"
@@ -125,22 +130,22 @@ def _build(tmp: Path, scan_coverage: verdicts.Coverage | None) -> Path:
 def test_deploy_refuses_a_limited_scan_verdict_where_full_coverage_is_required(tmp_path: Path) -> None:
     strict = project(tmp_path, "require_full_coverage = true")
     state = _build(tmp_path, LIMITED)
-    r = run_cli("--config", str(strict), "deploy", "--env", "qa", "--state", str(state))
+    r = run_cli("--config", str(strict), "deploy", "--env", "qa", "--state", str(state), env=KEY_ENV)
     assert r.returncode == 1, r.stderr[-2000:]
     assert "refusing to deploy the build of 'qa'" in r.stderr
     assert "its vulnerability data coverage is limited" in r.stderr and LIMITED.reason in r.stderr
     assert "environments.qa.require_full_coverage" in r.stderr and "Traceback" not in r.stderr
     # A scan verdict that records no coverage is no proof of full coverage either.
     _build(tmp_path, None)
-    r = run_cli("--config", str(strict), "deploy", "--env", "qa", "--state", str(state))
+    r = run_cli("--config", str(strict), "deploy", "--env", "qa", "--state", str(state), env=KEY_ENV)
     assert r.returncode == 1 and "records no vulnerability data coverage" in r.stderr, r.stderr[-2000:]
     # Full coverage passes the verdict gate; the next gate (the image's signature) is what stops this one.
     _build(tmp_path, FULL)
-    r = run_cli("--config", str(strict), "deploy", "--env", "qa", "--state", str(state))
+    r = run_cli("--config", str(strict), "deploy", "--env", "qa", "--state", str(state), env=KEY_ENV)
     assert "coverage is limited" not in r.stderr and "require_full_coverage" not in r.stderr
     assert "is not in the registry" in r.stderr, r.stderr[-2000:]
     # Not required: the same limited verdict passes the verdict gate.
     _build(tmp_path, LIMITED)
-    r = run_cli("--config", str(project(tmp_path)), "deploy", "--env", "qa", "--state", str(state))
+    r = run_cli("--config", str(project(tmp_path)), "deploy", "--env", "qa", "--state", str(state), env=KEY_ENV)
     assert "coverage is limited" not in r.stderr and "require_full_coverage" not in r.stderr
     assert "is not in the registry" in r.stderr, r.stderr[-2000:]
