@@ -273,6 +273,15 @@ for path in ("/health", "/ready", "/documents", "/documents?limit=0", "/document
             checks[path] = resp.status
     except urllib.error.HTTPError as exc:
         checks[path] = exc.code
+for name, body in (("POST /documents", {"title": "t", "body": "text", "tags": ["x"]}),
+                   ("POST /documents (invalid)", {"body": ""})):
+    req = urllib.request.Request("http://127.0.0.1:8000/documents", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            checks[name] = resp.status
+    except urllib.error.HTTPError as exc:
+        checks[name] = exc.code
 checks["healthcheck"] = healthcheck.main()
 server.should_exit = True
 thread.join(10)
@@ -287,6 +296,8 @@ API_EXPECTED = {
     "/search?q=x": 503,
     "/metrics": 404,  # no credentials configured: off
     "/nowhere": 404,
+    "POST /documents": 503,
+    "POST /documents (invalid)": 422,
     "healthcheck": 0,
 }
 # The ingestion worker's code that needs no database (importing __main__ would start it):
