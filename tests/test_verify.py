@@ -99,14 +99,18 @@ def test_redaction_shows_no_part_of_a_secret() -> None:
     # What a hit shows for the value: everything after the name's "=" (the name itself is no secret).
     shown = "\n".join(kinds.values())
     for value in [*values.values(), "hunter2hunter2"]:
-        pieces = sorted({value[i : i + 3] for i in range(len(value) - 2)} & {shown[i : i + 3] for i in range(len(shown))})
+        pieces = sorted(
+            {value[i : i + 3] for i in range(len(value) - 2)} & {shown[i : i + 3] for i in range(len(shown))}
+        )
         assert not pieces, f"{value!r}: {pieces} in {hits}"
     assert kinds["SIGNING_TOKEN"].startswith("<value, 14 chars, sha256:")
     assert kinds["AWS_ACCESS_KEY_ID"].startswith("<aws-access-key-id, 20 chars, sha256:")
     assert kinds["SLACK_BOT"].startswith("<slack-token, 23 chars, sha256:")
     # The fingerprint tells the same value from another: two findings of one value share it.
     same = verify.secrets_in_config(ImageInfo.from_inspect(raw), [])
-    assert [h for h in same if h.startswith("ENV DB_PASSWORD=")] == [h for h in hits if h.startswith("ENV DB_PASSWORD=")]
+    assert [h for h in same if h.startswith("ENV DB_PASSWORD=")] == [
+        h for h in hits if h.startswith("ENV DB_PASSWORD=")
+    ]
 
 
 def test_trivy_secret_result_names_file_line_and_rule() -> None:
