@@ -28,12 +28,15 @@ pytestmark = pytest.mark.engine
 
 # An upstream: ready READY_AFTER seconds after it starts; before that its readiness route takes
 # NOT_READY_SLOW_S to say 503 and every other request is answered 500. Each request is logged with
-# whether it came before or after ready. SIGTERM: stop accepting, finish what is in flight, exit.
+# whether it came before or after ready. SIGTERM: not ready any more (the front door takes it out),
+# still serving for DRAIN_S, then it stops accepting, finishes what is in flight and exits.
 UPSTREAM = r"""
-import http.server, json, os, signal, socketserver, sys, threading, time
+import http.server, json, os, signal, socketserver, threading, time
 name = os.environ["NAME"]
 ready_at = time.monotonic() + float(os.environ.get("READY_AFTER", "0"))
 slow = float(os.environ.get("NOT_READY_SLOW_S", "1.5"))
+drain = float(os.environ.get("DRAIN_S", "3"))
+stopping = threading.Event()
 class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args): pass
     def answer(self):
@@ -44,7 +47,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/ready":
             if not ready:
                 time.sleep(slow)
-            status = 200 if ready else 503
+            status = 200 if ready and not stopping.is_set() else 503
         else:
             status = 200 if ready else 500
             print(f"{'served' if ready else 'PREMATURE'} {self.command} {self.path}", flush=True)
@@ -58,8 +61,18 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = False
     block_on_close = True
 server = Server(("0.0.0.0", 8000), Handler)
-signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-server.serve_forever()
+signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+server.socket.settimeout(0.05)
+deadline = None
+while deadline is None or time.monotonic() < deadline:
+    if stopping.is_set() and deadline is None:
+        deadline = time.monotonic() + drain
+    try:
+        conn, address = server.socket.accept()
+    except (TimeoutError, InterruptedError):
+        continue
+    conn.settimeout(None)
+    server.process_request(conn, address)
 server.server_close()
 """
 HARDENED = ("--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges")

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .auth import basic_auth_ok
 from .metrics import MetricsMiddleware, Registry
 from .settings import Settings
+from .state import DRAINING
 
 log = logging.getLogger("api")
 DB_TIMEOUT = 2.0
@@ -103,7 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/ready")
     async def ready() -> JSONResponse:
-        """Readiness: the database answers."""
+        """Readiness: the database answers, and the api is not draining before it stops."""
+        if DRAINING.exists():
+            return JSONResponse({"status": "draining"}, status_code=503)
         try:
             await query("SELECT 1 AS ok")
         except (psycopg.Error, PoolTimeout) as exc:
