@@ -750,19 +750,20 @@ def test_proxy_routes_to_a_ready_api_and_holds_back_one_that_is_not(
         docker("network", "rm", network, check=False)
 
 
-def test_the_api_drains_on_sigusr2_then_stops(built: dict[str, Any], container_names: list[str]) -> None:
-    """compose.prod.yaml stops the api with SIGUSR2: /ready says "draining" while it still serves, then it exits."""
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_api_drains_on_sigpwr_then_stops(built: dict[str, Any], container_names: list[str], workers: str) -> None:
+    """compose.prod.yaml stops the api with SIGPWR: /ready says "draining" while it still serves, then it exits."""
     api = local_ref(built["images"]["api"])
-    name = f"pipelines-test-drain-{os.getpid()}"
+    name = f"pipelines-test-drain-{os.getpid()}-{workers}"
     container_names.append(name)
     docker("run", "-d", "--name", name, *HARDENED, "--tmpfs", "/tmp", "-p", "127.0.0.1::8000",
-           "-e", "PGHOST=nowhere.invalid", "-e", "API_DRAIN_S=2", api)  # fmt: skip
+           "-e", "PGHOST=nowhere.invalid", "-e", "API_DRAIN_S=2", "-e", f"API_WORKERS={workers}", api)  # fmt: skip
     assert _wait_health(name) == "healthy"
     port = docker("port", name, "8000").stdout.strip().splitlines()[0].rpartition(":")[2]
     status, body = _get(port, "/ready")
     assert status == 503 and json.loads(body)["status"] == "unavailable", body  # no database here
     start = time.monotonic()
-    docker("kill", "--signal", "SIGUSR2", name)
+    docker("kill", "--signal", "SIGPWR", name)
     body = b""
     while time.monotonic() - start < 1.5 and b"draining" not in body:
         status, body = _get(port, "/ready")
@@ -771,5 +772,5 @@ def test_the_api_drains_on_sigusr2_then_stops(built: dict[str, Any], container_n
     docker("wait", name, timeout=30)
     took = time.monotonic() - start
     state = json.loads(docker("inspect", "--format", "{{json .State}}", name).stdout)
-    assert 1.8 <= took <= 5.0, took
+    assert 1.8 <= took <= 8.0, took  # the 2 s drain, then a shutdown of at most ~1 s (more on a busy host)
     assert state["ExitCode"] in (0, 143), state  # the SIGTERM shutdown after the drain

@@ -3,9 +3,11 @@
 Behind a front door that routes by readiness, SIGTERM is the wrong way to stop:
 uvicorn closes its socket at once, and a request the front door had just sent
 is lost (one that is not safe to repeat cannot be retried elsewhere). So the
-stack stops the api with SIGUSR2 (``stop_signal``): /ready answers 503 for
+stack stops the api with SIGPWR (``stop_signal``): /ready answers 503 for
 API_DRAIN_S seconds while every request is still served, the front door takes
-the container out, and then the usual SIGTERM shutdown runs.
+the container out, and then the usual SIGTERM shutdown runs. SIGPWR because
+uvicorn's multi-worker supervisor takes SIGUSR1, SIGUSR2 and SIGWINCH for
+itself (and ignores them): this handler would never run there.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .settings import Settings
 from .state import DRAINING
 
 log = logging.getLogger("api")
+DRAIN_SIGNAL = signal.SIGPWR
 
 
 def _drain_then_stop(seconds: float) -> None:
@@ -36,7 +39,7 @@ def _drain_then_stop(seconds: float) -> None:
             log.info("draining: not ready for %.1f s, then stopping", seconds)
         threading.Timer(seconds_left, os.kill, (os.getpid(), signal.SIGTERM)).start()
 
-    signal.signal(signal.SIGUSR2, stop)
+    signal.signal(DRAIN_SIGNAL, stop)
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ class Settings:
     db_pool_max: int
     metrics_user: str | None
     metrics_password: str | None
-    drain_s: float = 0.0  # on SIGUSR2: not ready for this long, still serving, then the usual SIGTERM shutdown
+    drain_s: float = 0.0  # on SIGPWR: not ready for this long, still serving, then the usual SIGTERM shutdown
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
