@@ -1118,7 +1118,7 @@ def run_deploy(cfg: Config, *, env: str | None = None, out: Path | None = None) 
         )
     host, port = front_door(str(cfg.file), _project_of(first.result), spec.service, spec.port)
     runs: list[DeployRun] = []
-    with LoadGenerator(host, port, spec.path, spec.rate) as load:
+    with LoadGenerator(host, port, spec.path, spec.rate, requests=spec.requests) as load:
         time.sleep(spec.settle)
         for name, variables in (("good", spec.good), ("bad", spec.bad), ("restore", {})):
             runs.append(deploy(name, variables, load.elapsed))
@@ -1207,6 +1207,18 @@ def deploy_results(env: str, spec: DeployBench, load: LoadReport, runs: Sequence
     }
 
 
+def _mix_table(mix: object) -> list[str]:
+    """The load's requests by kind: a mix of methods must show that each one went through, not only the total."""
+    if not isinstance(mix, Mapping) or len(mix) < 2:
+        return []
+    rows = [
+        [str(name), str(t.get("weight")), str(t.get("sent")), str(t.get("ok")), str(t.get("failed"))]
+        for name, t in mix.items()
+        if isinstance(t, Mapping)
+    ]
+    return [report.markdown_table(["request", "weight", "sent", "ok", "failed"], rows), ""]
+
+
 def write_deploy(out: Path, results: Mapping[str, object]) -> None:
     report.write_json(out / "deploy.json", dict(results))
     load = results["load"]
@@ -1224,6 +1236,7 @@ def write_deploy(out: Path, results: Mapping[str, object]) -> None:
         f"Load: {load['rate_per_s']:g} requests/s on {load['target']} for {load['duration_s']:.0f} s, "
         f"{load['requests']} requests, {load['failed']} failed; p50 {load['p50_ms']} ms, p99 {load['p99_ms']} ms.",
         "",
+        *_mix_table(load.get("mix")),
         report.markdown_table(
             ["deploy", "exit", "wall time", "deploy's own", "verdict to rollback", "requests", "failed"],
             [

@@ -16,11 +16,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import inputs, refs
 from .errors import ConfigError, ConfigNotFound
 from .findings import Severity
+
+if TYPE_CHECKING:
+    from .loadgen import Request as LoadRequest
 
 DEFAULT_FILE = "pipeline.toml"
 DAY = 24 * 3600  # no timeout in the config may exceed it
@@ -324,6 +327,8 @@ class DeployBench:
     bad: Mapping[str, str] = field(default_factory=dict)
     max_failed: int = 0  # failed requests allowed during each deploy
     max_rollback_s: float = 10.0  # seconds from the bad deploy's failed gate to its rollback complete
+    # [[bench.deploy.requests]]: the load's mix (method, path, body, weight); empty: GET `path` only.
+    requests: tuple[LoadRequest, ...] = ()
 
 
 JsonScalar = str | int | float | bool
@@ -1179,7 +1184,14 @@ def _probe(t: _Table, envs: Mapping[str, Environment]) -> Probe:
 def _deploy_bench(t: _Table) -> DeployBench:
     from .loadgen import MAX_RATE
 
-    path = t.string("path", required=True)
+    requests = tuple(_load_request(rt) for rt in t.table_list("requests"))
+    names = [f"{r.method} {r.path}" for r in requests]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise t.error(f"requests[{i}]", f"names {name} a second time", hint="give each method and path once")
+    if requests and "path" in t.data:
+        raise t.error("path", "is the load of a single GET; with [[bench.deploy.requests]] each request has its own")
+    path = requests[0].path if requests else t.string("path", required=True)
     _url_path(t, "path", path)
     good, bad = t.string_map("good"), t.string_map("bad")
     if not bad:
@@ -1198,9 +1210,27 @@ def _deploy_bench(t: _Table) -> DeployBench:
         bad=bad,
         max_failed=t.integer("max_failed", 0, minimum=0),
         max_rollback_s=t.number("max_rollback_s", 10.0, low=0, high=3600, low_open=True),
+        requests=requests,
     )
     t.done()
     return settings
+
+
+def _load_request(t: _Table) -> LoadRequest:
+    from .loadgen import MAX_BODY, MAX_WEIGHT, Request
+
+    method = t.choice("method", HTTP_METHODS, "GET")
+    path = t.string("path", required=True)
+    _url_path(t, "path", path)
+    body = t.opt_string("body")
+    if body is not None and len(body.encode()) > MAX_BODY:
+        raise t.error("body", f"is over {MAX_BODY} bytes")
+    if body is not None and method in ("GET", "HEAD"):
+        raise t.error("body", f"a {method} request carries no body")
+    content_type = t.string("content_type", "application/json")
+    weight = t.integer("weight", 1, minimum=1, maximum=MAX_WEIGHT)
+    t.done()
+    return Request(method, path, body.encode() if body is not None else None, content_type, weight)
 
 
 def _load(t: _Table) -> LoadSettings:

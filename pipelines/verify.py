@@ -282,16 +282,31 @@ def expand(text: str, args: Mapping[str, str]) -> str:
 # Secrets in configuration: a credential-like name with a literal value, or a value shaped like a known token.
 _SECRET_NAME = re.compile(r"(?i)(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL)")
 _NOT_A_VALUE = re.compile(r"(?i)(_FILE|_PATH|_DIR)$")
-_SECRET_VALUE = re.compile(
-    r"(AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}|glpat-[A-Za-z0-9_-]{20}"
-    r"|xox[abprs]-[A-Za-z0-9-]{10,}|sk_live_[A-Za-z0-9]{20,}|-----BEGIN [A-Z ]*PRIVATE KEY-----"
-    r"|AIza[0-9A-Za-z_-]{35})"
-)
+# Token shapes, each named: the name is what a report says instead of any part of the value.
+_TOKEN_KINDS = {
+    "aws_access_key_id": r"AKIA[0-9A-Z]{16}",
+    "aws_temporary_access_key_id": r"ASIA[0-9A-Z]{16}",
+    "github_token": r"gh[pousr]_[A-Za-z0-9]{36,}",
+    "github_pat": r"github_pat_[A-Za-z0-9_]{40,}",
+    "gitlab_pat": r"glpat-[A-Za-z0-9_-]{20}",
+    "slack_token": r"xox[abprs]-[A-Za-z0-9-]{10,}",
+    "stripe_live_key": r"sk_live_[A-Za-z0-9]{20,}",
+    "private_key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
+    "google_api_key": r"AIza[0-9A-Za-z_-]{35}",
+}
+_SECRET_VALUE = re.compile("|".join(f"(?P<{kind}>{rx})" for kind, rx in _TOKEN_KINDS.items()))
 _ASSIGN = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=(\"[^\"]*\"|'[^']*'|[^\s;&|]+)")
+FINGERPRINT_HEX = 8
 
 
-def _redact(value: str) -> str:
-    return value[:4] + "…" if len(value) > 4 else "…"
+def _redact(value: str, kind: str = "value") -> str:
+    """What a report may say of a secret: its kind, its length and a short fingerprint, no character of it.
+
+    The fingerprint (the first 32 bits of its SHA-256) tells two findings of the same value apart and
+    lets its owner confirm which credential leaked, without the report holding any part of it.
+    """
+    digest = hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:FINGERPRINT_HEX]
+    return f"<{kind.replace('_', '-')}, {len(value)} chars, sha256:{digest}>"
 
 
 def secrets_in_config(info: ImageInfo, history: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -300,8 +315,9 @@ def secrets_in_config(info: ImageInfo, history: Sequence[Mapping[str, Any]]) -> 
 
     def judge(where: str, name: str, value: str) -> None:
         value = value.strip("\"'")
-        if _SECRET_VALUE.search(value):
-            hits.append(f"{where} {name}={_redact(value)} (token-shaped value)")
+        token = _SECRET_VALUE.search(value)
+        if token:
+            hits.append(f"{where} {name}={_redact(value, token.lastgroup or 'token')} (token-shaped value)")
         elif (
             _SECRET_NAME.search(name)
             and not _NOT_A_VALUE.search(name)

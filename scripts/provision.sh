@@ -177,19 +177,12 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 # --- Local registry ----------------------------------------------------------
+# Loopback only, deletes off unless PIPELINES_REGISTRY_DELETE=1 (scripts/registry-config.sh
+# says why). A registry already running keeps the configuration it started with.
 mkdir -p "$STATE/registry"
-cat >"$STATE/registry.yml" <<YAML
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: $STATE/registry
-  delete:
-    enabled: true
-http:
-  addr: $REGISTRY_ADDR
-YAML
+PIPELINES_REGISTRY_ROOT="$STATE/registry" bash "$(dirname "$0")/registry-config.sh" >"$STATE/registry.yml.new" ||
+  die "no registry configuration (see the message above)"
+mv "$STATE/registry.yml.new" "$STATE/registry.yml"
 if ! curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; then
   log "starting registry on $REGISTRY_ADDR"
   setsid nohup docker-registry serve "$STATE/registry.yml" >/var/log/pipelines/registry.log 2>&1 </dev/null &

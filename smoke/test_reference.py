@@ -84,6 +84,27 @@ def test_ingested_documents_become_searchable(stack: LiveStack) -> None:
         raise AssertionError(f"fetch by id -> {status} {body[:200]!r}")
 
 
+def test_a_posted_document_is_stored_each_time_it_is_sent(stack: LiveStack) -> None:
+    token = "posted" + secrets.token_hex(4)
+    body = json.dumps({"title": "Posted", "body": f"stored through the api {token}", "tags": ["p"]}).encode()
+    ids = []
+    for _ in range(2):
+        status, _, answer = stack.http("POST", f"{_api(stack)}/documents", body=body)
+        data = _json(answer)
+        if status != 201 or not isinstance(data, dict) or not str(data.get("id", "")).startswith("api:"):
+            raise AssertionError(f"POST /documents -> {status} {answer[:200]!r}, expected 201 with a new id")
+        ids.append(str(data["id"]))
+    if ids[0] == ids[1]:
+        raise AssertionError(f"the same document sent twice got one id {ids[0]}: a POST must store it again")
+    status, _, answer = stack.http("GET", f"{_api(stack)}/documents/{ids[1]}")
+    doc = _json(answer)
+    if status != 200 or not isinstance(doc, dict) or token not in doc.get("body", ""):
+        raise AssertionError(f"fetch of the posted document -> {status} {answer[:200]!r}")
+    status, _, answer = stack.http("POST", f"{_api(stack)}/documents", body=json.dumps({"body": ""}).encode())
+    if status != 422:
+        raise AssertionError(f"POST of an empty body -> {status} {answer[:200]!r}, expected 422")
+
+
 def test_malformed_records_are_rejected_and_the_worker_goes_on(stack: LiveStack) -> None:
     token = "reject" + secrets.token_hex(4)
     lines = [

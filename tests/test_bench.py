@@ -44,6 +44,8 @@ class Server(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.answered: dict[int, int] = {}
         self.paths: set[str] = set()
+        self.methods: dict[str, int] = {}
+        self.bodies: set[tuple[str, bytes]] = set()  # (content type, body) of requests that had one
         self.in_flight = 0
         self.max_in_flight = 0
 
@@ -57,10 +59,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         s = self.server
+        length = int(self.headers.get("Content-Length") or 0)
+        sent = self.rfile.read(length) if length else b""
         with s.lock:
             s.in_flight += 1
             s.max_in_flight = max(s.max_in_flight, s.in_flight)
             s.paths.add(self.path)
+            s.methods[self.command] = s.methods.get(self.command, 0) + 1
+            if sent:
+                s.bodies.add((self.headers.get("Content-Type", ""), sent))
             status = s.status
         time.sleep(s.delay)
         body = b'{"status": "ok"}'
@@ -72,6 +79,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         with s.lock:
             s.in_flight -= 1
+
+    do_POST = do_GET
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -99,6 +108,50 @@ def test_constant_rate_every_request_answered(server: Server) -> None:
     assert r.summary()["failed"] == 0 and r.percentile_ms(99) < 1000
 
 
+def test_a_mix_of_methods_is_sent_in_turn_by_weight(server: Server) -> None:
+    doc = b'{"body": "stored"}'
+    mix = (
+        loadgen.Request("GET", "/ready", weight=2),
+        loadgen.Request("POST", "/documents", body=doc, weight=1),
+    )
+    assert loadgen.schedule(mix) == [0, 1, 0]  # spread out, not two GETs then a POST
+    with loadgen.LoadGenerator("127.0.0.1", server.port, "/", 60, requests=mix) as load:
+        time.sleep(1.0)
+    r = load.report
+    assert r.failures == [] and r.ok == r.sent
+    assert server.paths == {"/ready", "/documents"}
+    assert server.bodies == {("application/json", doc)}  # only the POSTs carry one, with its type
+    tallies = r.summary()["mix"]
+    assert tallies == {
+        "GET /ready": {"weight": 2, "sent": server.methods["GET"], "ok": server.methods["GET"], "failed": 0},
+        "POST /documents": {"weight": 1, "sent": server.methods["POST"], "ok": server.methods["POST"], "failed": 0},
+    }
+    # Tick n takes the cycle's n-th request: two GETs for every POST, whatever the run's length.
+    assert server.methods["POST"] == r.sent // 3 + (1 if r.sent % 3 == 2 else 0)
+
+
+def test_a_failed_request_says_which_of_the_mix_it_was(server: Server) -> None:
+    mix = (loadgen.Request("GET", "/a"), loadgen.Request("POST", "/b", body=b"{}"))
+    server.status = 503
+    with loadgen.LoadGenerator("127.0.0.1", server.port, "/", 40, requests=mix) as load:
+        time.sleep(0.5)
+    r = load.report
+    assert {f.what for f in r.failures} == {"GET /a: HTTP 503", "POST /b: HTTP 503"}
+    assert all(t.failed == t.sent > 0 for t in r.mix.values())
+
+
+def test_a_mix_is_checked_before_any_request(server: Server) -> None:
+    for mix, message in [
+        ((loadgen.Request("GET", "x"),), "does not start with '/'"),
+        ((loadgen.Request("GET", "/", weight=0),), "weight 0"),
+        ((loadgen.Request("GET", "/"), loadgen.Request("GET", "/")), "one method and path twice"),
+        ((loadgen.Request("POST", "/", body=b"x" * (loadgen.MAX_BODY + 1)),), "bytes is over"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            loadgen.LoadGenerator("127.0.0.1", server.port, "/", 10, requests=mix)
+    assert server.methods == {}
+
+
 def test_every_failure_is_kept_with_its_time(server: Server) -> None:
     load = loadgen.LoadGenerator("127.0.0.1", server.port, "/", 50).start()
     time.sleep(0.6)
@@ -110,7 +163,7 @@ def test_every_failure_is_kept_with_its_time(server: Server) -> None:
     time.sleep(0.6)
     r = load.stop()
     assert len(r.failures) == server.answered[503] > 0
-    assert {f.what for f in r.failures} == {"HTTP 503"}
+    assert {f.what for f in r.failures} == {"GET /: HTTP 503"}
     # A failure's time is when its request was sent: inside the window, give or take the requests
     # in flight when the server changed (a few ms; 0.3 s of slack for a busy machine).
     assert all(broke - 0.3 <= f.at <= healed + 0.3 for f in r.failures), [f.at for f in r.failures]
@@ -139,7 +192,7 @@ def test_requests_in_flight_are_bounded(server: Server) -> None:
         time.sleep(1.0)
     r = load.report
     assert server.max_in_flight <= 3
-    not_sent = [f for f in r.failures if f.what.startswith("not sent: 3 requests in flight")]
+    not_sent = [f for f in r.failures if f.what.startswith("GET /: not sent: 3 requests in flight")]
     assert len(not_sent) >= 20
     assert r.ok == server.answered[200] and r.ok + len(r.failures) == r.sent
 
@@ -260,7 +313,7 @@ def test_report_puts_each_failure_in_its_deploy(server: Server, tmp_path: Path) 
     assert "| bad | 1 |" in md and "HTTP 502" in md and "MISSED" in md
     written = json.loads((tmp_path / "deploy.json").read_text())
     assert written["load"]["failed"] == server.answered[502]
-    assert all(f["what"] == "HTTP 502" for f in written["deploys"][1]["failures"])
+    assert all(f["what"] == "GET /ready: HTTP 502" for f in written["deploys"][1]["failures"])
 
 
 def test_deploy_bench_config(tmp_path: Path) -> None:
@@ -282,9 +335,40 @@ def test_deploy_bench_config(tmp_path: Path) -> None:
             config.load(project(tmp_path, base + extra))
 
 
+def test_deploy_bench_request_mix_config(tmp_path: Path) -> None:
+    base = textwrap.dedent(GOOD) + '\n[bench.deploy]\nservice = "edge"\nport = 8080\nbad = { X = "1" }\n'
+    mix = (
+        '[[bench.deploy.requests]]\npath = "/r"\nweight = 3\n'
+        '[[bench.deploy.requests]]\nmethod = "POST"\npath = "/d"\nbody = \'{"a": 1}\'\n'
+    )
+    spec = config.load(project(tmp_path, base + mix)).bench.deploy
+    assert spec is not None and spec.path == "/r"
+    assert spec.requests == (
+        loadgen.Request("GET", "/r", None, "application/json", 3),
+        loadgen.Request("POST", "/d", b'{"a": 1}', "application/json", 1),
+    )
+    for extra, message in [
+        ('path = "/"\n' + mix, r"bench\.deploy\.path: is the load of a single GET"),
+        ('[[bench.deploy.requests]]\nmethod = "get"\npath = "/"\n', r"bench\.deploy\.requests\[0\]\.method"),
+        ('[[bench.deploy.requests]]\npath = "x"\n', r"bench\.deploy\.requests\[0\]\.path: 'x' is not a URL path"),
+        ('[[bench.deploy.requests]]\npath = "/"\nbody = "{}"\n', r"requests\[0\]\.body: a GET request carries no"),
+        ('[[bench.deploy.requests]]\npath = "/"\nweight = 0\n', r"requests\[0\]\.weight"),
+        (
+            '[[bench.deploy.requests]]\npath = "/"\n[[bench.deploy.requests]]\npath = "/"\n',
+            r"requests\[1\]: names GET /",
+        ),
+        ('[[bench.deploy.requests]]\npath = "/"\nverb = "GET"\n', r"requests\[0\].*verb"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            config.load(project(tmp_path, base + extra))
+
+
 def test_the_repository_benchmarks_its_front_door() -> None:
     spec = config.load(ROOT / "pipeline.toml").bench.deploy
     assert spec is not None and spec.service == "proxy" and spec.bad and spec.good
+    # Reads and writes that are not safe to send twice, both through the front door during every deploy.
+    assert {r.method for r in spec.requests} >= {"GET", "POST"}
+    assert all(r.body for r in spec.requests if r.method == "POST")
 
 
 def test_without_a_deploy_command_the_benchmark_cannot_run() -> None:

@@ -273,6 +273,15 @@ for path in ("/health", "/ready", "/documents", "/documents?limit=0", "/document
             checks[path] = resp.status
     except urllib.error.HTTPError as exc:
         checks[path] = exc.code
+for name, body in (("POST /documents", {"title": "t", "body": "text", "tags": ["x"]}),
+                   ("POST /documents (invalid)", {"body": ""})):
+    req = urllib.request.Request("http://127.0.0.1:8000/documents", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            checks[name] = resp.status
+    except urllib.error.HTTPError as exc:
+        checks[name] = exc.code
 checks["healthcheck"] = healthcheck.main()
 server.should_exit = True
 thread.join(10)
@@ -287,6 +296,8 @@ API_EXPECTED = {
     "/search?q=x": 503,
     "/metrics": 404,  # no credentials configured: off
     "/nowhere": 404,
+    "POST /documents": 503,
+    "POST /documents (invalid)": 422,
     "healthcheck": 0,
 }
 # The ingestion worker's code that needs no database (importing __main__ would start it):
@@ -737,3 +748,29 @@ def test_proxy_routes_to_a_ready_api_and_holds_back_one_that_is_not(
         for n in container_names:
             docker("rm", "-f", n, check=False)
         docker("network", "rm", network, check=False)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_api_drains_on_sigpwr_then_stops(built: dict[str, Any], container_names: list[str], workers: str) -> None:
+    """compose.prod.yaml stops the api with SIGPWR: /ready says "draining" while it still serves, then it exits."""
+    api = local_ref(built["images"]["api"])
+    name = f"pipelines-test-drain-{os.getpid()}-{workers}"
+    container_names.append(name)
+    docker("run", "-d", "--name", name, *HARDENED, "--tmpfs", "/tmp", "-p", "127.0.0.1::8000",
+           "-e", "PGHOST=nowhere.invalid", "-e", "API_DRAIN_S=2", "-e", f"API_WORKERS={workers}", api)  # fmt: skip
+    assert _wait_health(name) == "healthy"
+    port = docker("port", name, "8000").stdout.strip().splitlines()[0].rpartition(":")[2]
+    status, body = _get(port, "/ready")
+    assert status == 503 and json.loads(body)["status"] == "unavailable", body  # no database here
+    start = time.monotonic()
+    docker("kill", "--signal", "SIGPWR", name)
+    body = b""
+    while time.monotonic() - start < 1.5 and b"draining" not in body:
+        status, body = _get(port, "/ready")
+    assert status == 503 and json.loads(body) == {"status": "draining"}, body
+    assert _get(port, "/health")[0] == 200  # still serving while it drains
+    docker("wait", name, timeout=30)
+    took = time.monotonic() - start
+    state = json.loads(docker("inspect", "--format", "{{json .State}}", name).stdout)
+    assert 1.8 <= took <= 8.0, took  # the 2 s drain, then a shutdown of at most ~1 s (more on a busy host)
+    assert state["ExitCode"] in (0, 143), state  # the SIGTERM shutdown after the drain

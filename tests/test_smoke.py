@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -144,6 +146,43 @@ def test_two_smoke_runs_at_once(built: dict[str, Any]) -> None:
         assert p.returncode == 0, err[-4000:]
     for project in projects:
         assert_clean(project)
+
+
+def _files_holding(root: Path, values: list[str]) -> list[str]:
+    """Every file under ``root`` whose bytes contain one of ``values``."""
+    needles = [v.encode() for v in values]
+    return sorted(str(f) for f in root.rglob("*") if f.is_file() and any(n in f.read_bytes() for n in needles))
+
+
+def test_smoke_leaves_no_generated_secret_under_artifacts(built: dict[str, Any], cfg: config.Config) -> None:
+    """CI uploads artifacts/: the secrets a smoke run makes live in a private directory outside it, gone after."""
+    kept = f"pt-secrets-kept-{os.getpid()}"
+    r = run_cli("smoke", "--env", "dev", "--project", kept, "--keep", timeout=600)
+    st = stack.Stack.from_handle(cfg.project.artifacts / "smoke" / kept / stack.HANDLE)
+    secrets_dir = st.secrets_dir
+    try:
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+        values = [v for v in st.secret_values() if v]
+        assert len(values) >= 3, f"the kept stack has {len(values)} secrets in {secrets_dir}"
+        assert not secrets_dir.resolve().is_relative_to(cfg.project.artifacts.resolve()), secrets_dir
+        assert secrets_dir.stat().st_mode & 0o777 == 0o700
+        # Reports, logs, the rendered Compose file, the stack handle, the suite's JUnit: none holds a value.
+        assert _files_holding(cfg.project.artifacts, values) == []
+    finally:
+        st.down()
+        shutil.rmtree(secrets_dir, ignore_errors=True)
+        assert_clean(kept)
+
+    # Without --keep the private directory goes with the stack.
+    project = f"pt-secrets-{os.getpid()}"
+    before = set(Path(tempfile.gettempdir()).glob(f"pipelines-secrets-{project}-*"))
+    r = run_cli("smoke", "--env", "dev", "--project", project, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    handle = json.loads((cfg.project.artifacts / "smoke" / project / stack.HANDLE).read_text())
+    assert not Path(handle["secrets_dir"]).exists(), handle["secrets_dir"]
+    assert set(Path(tempfile.gettempdir()).glob(f"pipelines-secrets-{project}-*")) == before == set()
+    assert not (cfg.project.artifacts / "smoke" / project / "secrets").exists()
+    assert_clean(project)
 
 
 def test_services_in_the_stack_stop_within_2s(built: dict[str, Any], cfg: config.Config) -> None:

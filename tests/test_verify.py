@@ -75,10 +75,42 @@ def test_a_token_in_env_and_a_password_in_history_are_found_and_redacted() -> No
     history = json.loads((VERIFY_DATA / "api-history.json").read_text())
     history.append({"CreatedBy": "RUN |1 DB_PASSWORD=hunter22 /bin/sh -c make"})
     hits = verify.secrets_in_config(ImageInfo.from_inspect(raw), history)
-    assert any(h.startswith("ENV GITHUB_TOKEN=ghp_") for h in hits), hits
-    assert any("DB_PASSWORD=hunt" in h for h in hits), hits
+    assert any(h.startswith("ENV GITHUB_TOKEN=<github-token, 44 chars, sha256:") for h in hits), hits
+    assert any("DB_PASSWORD=<value, 8 chars, sha256:" in h for h in hits), hits
     assert not any("PGPASSWORD_FILE" in h for h in hits), "a *_FILE reference is not a secret"
     assert token not in " ".join(hits) and "hunter22" not in " ".join(hits)
+
+
+def test_redaction_shows_no_part_of_a_secret() -> None:
+    """Kind, length and a short fingerprint: no prefix (nor any three characters in a row) of the value."""
+    raw = json.loads((VERIFY_DATA / "api-inspect.json").read_text())[0]
+    values = {
+        "GITHUB_TOKEN": "ghp_" + "Zq9Xw8Vu7T" * 4,
+        "AWS_ACCESS_KEY_ID": "AKIA" + "QWERTYUIOPASDFGH",
+        "SLACK_BOT": "xoxb-" + "98765-abcdefghijkl",
+        "DB_PASSWORD": "Tr0ub4dor&3",
+        "API_KEY": "k3y-of-the-kingdom",
+    }
+    raw["Config"]["Env"] = [*raw["Config"]["Env"], *(f"{k}={v}" for k, v in values.items())]
+    history = [{"CreatedBy": "RUN |1 SIGNING_TOKEN=hunter2hunter2 /bin/sh -c make"}]
+    hits = verify.secrets_in_config(ImageInfo.from_inspect(raw), history)
+    assert len(hits) == len(values) + 1, hits
+    kinds = {h.split("=", 1)[0].split()[-1]: h.split("=", 1)[1] for h in hits}
+    # What a hit shows for the value: everything after the name's "=" (the name itself is no secret).
+    shown = "\n".join(kinds.values())
+    for value in [*values.values(), "hunter2hunter2"]:
+        pieces = sorted(
+            {value[i : i + 3] for i in range(len(value) - 2)} & {shown[i : i + 3] for i in range(len(shown))}
+        )
+        assert not pieces, f"{value!r}: {pieces} in {hits}"
+    assert kinds["SIGNING_TOKEN"].startswith("<value, 14 chars, sha256:")
+    assert kinds["AWS_ACCESS_KEY_ID"].startswith("<aws-access-key-id, 20 chars, sha256:")
+    assert kinds["SLACK_BOT"].startswith("<slack-token, 23 chars, sha256:")
+    # The fingerprint tells the same value from another: two findings of one value share it.
+    same = verify.secrets_in_config(ImageInfo.from_inspect(raw), [])
+    assert [h for h in same if h.startswith("ENV DB_PASSWORD=")] == [
+        h for h in hits if h.startswith("ENV DB_PASSWORD=")
+    ]
 
 
 def test_trivy_secret_result_names_file_line_and_rule() -> None:

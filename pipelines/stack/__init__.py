@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -156,6 +158,10 @@ class Stack:
     # Set by prepare(): each build image's ID (proven to be the record's), and the Compose services running one.
     subjects: dict[str, str] = field(default_factory=dict)  # build image name -> image ID
     pins: dict[str, str] = field(default_factory=dict)  # Compose service -> the image ID it runs
+    # Where the run's secret files live. prepare() makes a private directory (0700) outside run_dir when none
+    # is given: run_dir is under artifacts/, which CI uploads, and down() removes it with the stack.
+    secrets_path: Path | None = None
+    owns_secrets: bool = False  # secrets_path is the one prepare() made
 
     @property
     def files(self) -> list[Path]:
@@ -191,7 +197,12 @@ class Stack:
     # ------------------------------------------------------------------ set-up
     @property
     def secrets_dir(self) -> Path:
-        return self.run_dir / "secrets"
+        return self.secrets_path if self.secrets_path is not None else self.run_dir / "secrets"
+
+    def remove_secrets(self) -> None:
+        """Delete the private secrets directory prepare() made; a given one belongs to whoever gave it."""
+        if self.owns_secrets and self.secrets_path is not None:
+            shutil.rmtree(self.secrets_path, ignore_errors=True)
 
     def secret(self, name: str) -> str:
         path = self.secrets_dir / name
@@ -218,7 +229,11 @@ class Stack:
 
         record = manifest.load(self.cfg.project.artifacts, self.env_name)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.secrets_dir.mkdir(mode=0o700, exist_ok=True)
+        if self.secrets_path is None:
+            # mkdtemp: 0700 and a fresh name, in TMPDIR (which the engine must be able to bind-mount from).
+            self.secrets_path = Path(tempfile.mkdtemp(prefix=f"pipelines-secrets-{self.project}-"))
+            self.owns_secrets = True
+        self.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.env.update(
             {
                 "REGISTRY": self.cfg.registry.address,
@@ -327,6 +342,7 @@ class Stack:
             "project": self.project,
             "env_name": self.env_name,
             "run_dir": str(self.run_dir),
+            "secrets_dir": str(self.secrets_dir),
             "docker": self.tools.docker,
             "files": [str(f) for f in self.files],
             "env": self.env,
@@ -348,6 +364,7 @@ class Stack:
                 env={str(k): str(v) for k, v in data["env"].items()},
                 compose_files=tuple(Path(f) for f in data["files"]),
                 via={str(k): str(v) for k, v in (data.get("via") or {}).items()},
+                secrets_path=Path(data["secrets_dir"]) if data.get("secrets_dir") else None,
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"{path}: not a stack handle ({exc})") from None
@@ -541,6 +558,7 @@ class Stack:
                 what="docker compose down",
                 check=False,
             )
+            self.remove_secrets()
         finally:
             signal.signal(signal.SIGINT, previous)
 

@@ -4,7 +4,10 @@ No ``from __future__ import annotations`` here: FastAPI reads the endpoint
 annotations at runtime to build request validation.
 """
 
+import hashlib
+import json
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -16,11 +19,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .auth import basic_auth_ok
 from .metrics import MetricsMiddleware, Registry
 from .settings import Settings
+from .state import DRAINING
 
 log = logging.getLogger("api")
 DB_TIMEOUT = 2.0
@@ -29,6 +34,18 @@ DB_TIMEOUT = 2.0
 # id or a query is the client's mistake: 422 like any other invalid value.
 NO_NUL = r"^[^\x00]*$"
 PAGE_MAX = 100
+MAX_BODY, MAX_TITLE, MAX_TAGS, MAX_TAG = 100_000, 500, 50, 100
+
+
+class NewDocument(BaseModel):
+    """A document a client stores: the same fields and limits as an ingested record, without the id."""
+
+    model_config = {"extra": "forbid"}
+    title: str = Field("", max_length=MAX_TITLE, pattern=NO_NUL)
+    body: str = Field(min_length=1, max_length=MAX_BODY, pattern=NO_NUL)
+    tags: list[Annotated[str, Field(min_length=1, max_length=MAX_TAG, pattern=NO_NUL)]] = Field(
+        default_factory=list, max_length=MAX_TAGS
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -87,7 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/ready")
     async def ready() -> JSONResponse:
-        """Readiness: the database answers."""
+        """Readiness: the database answers, and the api is not draining before it stops."""
+        if DRAINING.exists():
+            return JSONResponse({"status": "draining"}, status_code=503)
         try:
             await query("SELECT 1 AS ok")
         except (psycopg.Error, PoolTimeout) as exc:
@@ -124,6 +143,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rows = await query("SELECT id, title, body, tags, created_at FROM documents WHERE id = %s", (doc_id,))
         if not rows:
             raise HTTPException(404, f"no document {doc_id!r}")
+        return _jsonable(rows[0])
+
+    @app.post("/documents", status_code=201)
+    async def store_document(doc: NewDocument) -> dict[str, Any]:
+        """Store a new document under an id of its own: sending it twice stores it twice (not idempotent)."""
+        canonical = json.dumps({"title": doc.title, "body": doc.body, "tags": doc.tags}, sort_keys=True)
+        sha = hashlib.sha256(canonical.encode()).hexdigest()
+        rows = await query(
+            "INSERT INTO documents (id, title, body, tags, content_sha, batch) VALUES (%s, %s, %s, %s, %s, 'api') "
+            "RETURNING id, created_at",
+            (f"api:{uuid.uuid4().hex}", doc.title, doc.body, doc.tags, sha),
+        )
         return _jsonable(rows[0])
 
     @app.get("/search")

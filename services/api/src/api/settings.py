@@ -35,6 +35,7 @@ class Settings:
     db_pool_max: int
     metrics_user: str | None
     metrics_password: str | None
+    drain_s: float = 0.0  # on SIGPWR: not ready for this long, still serving, then the usual SIGTERM shutdown
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -64,4 +65,5 @@ class Settings:
             db_pool_max=int(e.get("DB_POOL_MAX", "10")),
             metrics_user=secret("METRICS_USER", e),
             metrics_password=secret("METRICS_PASSWORD", e),
+            drain_s=float(e.get("API_DRAIN_S", "0")),
         )
