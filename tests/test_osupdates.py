@@ -494,18 +494,38 @@ def test_security_suite_from_the_config_or_the_rootfs_default(tmp_path: Path) ->
 
 
 @pytest.mark.engine
-def test_scan_stops_with_exit_2_when_the_index_cannot_be_had(tmp_path: Path, tools: object) -> None:
+@pytest.mark.parametrize(
+    ("case", "image_key", "expected"),
+    [
+        (
+            "index-unreachable",
+            "security_mirror = 'http://127.0.0.1:9/debian-security'",
+            ["error: cannot fetch http://127.0.0.1:9/debian-security/dists/bookworm-security/InRelease"],
+        ),
+        (
+            "no-keyring",
+            "keyring = '{tmp}/gone.gpg'",
+            [
+                "error: the archive keyring {tmp}/gone.gpg does not exist",
+                "hint: apt-get install debian-archive-keyring",
+            ],
+        ),
+    ],
+)
+def test_scan_stops_with_exit_2_when_the_index_cannot_be_had_or_checked(
+    tmp_path: Path, tools: object, case: str, image_key: str, expected: list[str]
+) -> None:
     import os
 
     from .conftest import docker, run_cli
 
     (tmp_path / "svc").mkdir()
     (tmp_path / "svc" / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /x\n")
-    image = f"pipelines-tests/os-index-unreachable:{os.getpid()}"
+    image = f"pipelines-tests/os-index-{case}:{os.getpid()}"
     docker("buildx", "build", "--load", "--tag", image, str(tmp_path / "svc"), timeout=300)
     (tmp_path / "pipeline.toml").write_text(
         "[project]\nname = 'x'\n[registry]\naddress = '127.0.0.1:5000'\n"
-        "[images.debian]\nkind = 'rootfs'\nsecurity_mirror = 'http://127.0.0.1:9/debian-security'\n"
+        f"[images.debian]\nkind = 'rootfs'\n{image_key.format(tmp=tmp_path)}\n"
         "[services.svc]\ncontext = 'svc'\n[environments.dev]\n[scan]\ndb_sources = ['bundle']\n"
     )
     try:
@@ -513,31 +533,7 @@ def test_scan_stops_with_exit_2_when_the_index_cannot_be_had(tmp_path: Path, too
     finally:
         docker("image", "rm", "-f", image, check=False)
     assert r.returncode == 2, r.stderr[-2000:]
-    assert "error: cannot fetch http://127.0.0.1:9/debian-security/dists/bookworm-security/InRelease" in r.stderr
-    assert "Traceback" not in r.stderr
-
-
-@pytest.mark.engine
-def test_scan_stops_with_exit_2_when_the_keyring_is_missing(tmp_path: Path, tools: object) -> None:
-    import os
-
-    from .conftest import docker, run_cli
-
-    (tmp_path / "svc").mkdir()
-    (tmp_path / "svc" / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /x\n")
-    image = f"pipelines-tests/os-index-no-keyring:{os.getpid()}"
-    docker("buildx", "build", "--load", "--tag", image, str(tmp_path / "svc"), timeout=300)
-    (tmp_path / "pipeline.toml").write_text(
-        "[project]\nname = 'x'\n[registry]\naddress = '127.0.0.1:5000'\n"
-        f"[images.debian]\nkind = 'rootfs'\nkeyring = '{tmp_path / 'gone.gpg'}'\n"
-        "[services.svc]\ncontext = 'svc'\n[environments.dev]\n[scan]\ndb_sources = ['bundle']\n"
-    )
-    try:
-        r = run_cli("--config", str(tmp_path / "pipeline.toml"), "scan", image)
-    finally:
-        docker("image", "rm", "-f", image, check=False)
-    assert r.returncode == 2, r.stderr[-2000:]
-    assert f"error: the archive keyring {tmp_path / 'gone.gpg'} does not exist" in r.stderr
-    assert "hint: apt-get install debian-archive-keyring" in r.stderr
+    for line in expected:
+        assert line.format(tmp=tmp_path) in r.stderr, r.stderr[-2000:]
     assert "NOT verified" not in r.stdout + r.stderr
     assert "Traceback" not in r.stderr
