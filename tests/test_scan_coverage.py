@@ -3,7 +3,7 @@
 The test image starts from the project's own python-runtime golden base and
 adds *.dist-info directories of old releases (Trivy detects Python packages
 by them). The data is the shipped PyPA bundle, real GitHub and PyPA records
-(tests/data/osv), and the same data pulled from the local registry the way
+(../shared/testdata/osv), and the same data pulled from the local registry the way
 Trivy pulls its official database.
 """
 
@@ -27,10 +27,9 @@ from pipelines import scan
 from pipelines.config import load
 from pipelines.scan import vulndb, vulndb_oci
 
-from .conftest import run_cli
+from .conftest import osv_dir, run_cli
 from .test_scan import gated_ids, project, result
 
-OSV = Path(__file__).parent / "data" / "osv"
 REGISTRY = "127.0.0.1:5000"
 
 # (name as in METADATA, version): old releases with advisories in the PyPA database and GitHub's.
@@ -153,7 +152,7 @@ def build_real_feed_db(tmp_path: Path) -> Path:
     """GitHub's records plus the Debian record, with Debian's unrated records as CRITICAL."""
     src = tmp_path / "osv"
     for sub in ("ghsa", "debian"):
-        for f in (OSV / sub).iterdir():
+        for f in osv_dir(sub).iterdir():
             (src / sub).mkdir(parents=True, exist_ok=True)
             (src / sub / f.name).write_bytes(f.read_bytes())
     out = tmp_path / "db"

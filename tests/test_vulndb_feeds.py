@@ -1,6 +1,6 @@
 """The writer on real advisory feeds (GitHub's OSV JSON, the PyPA database's YAML), read by the real Trivy.
 
-Inputs are recorded in tests/data/osv (see SOURCES.md there); the shipped
+Inputs are real records in ../shared/testdata/osv (SOURCES.md there names their commits); the shipped
 bundle is the whole PyPA database. Nothing is mocked: Trivy scans a root
 filesystem with dist-info directories and a dpkg status file written here.
 """
@@ -21,12 +21,11 @@ from pipelines import scan
 from pipelines.errors import ConfigError
 from pipelines.scan import vulndb
 
-from .conftest import run_cli
+from .conftest import osv_dir, run_cli
 from .test_vulndb import findings, make_rootfs, trivy, write_osv
 
 __all__ = ["trivy"]  # the fixture, shared with test_vulndb
 
-OSV = Path(__file__).parent / "data" / "osv"
 BUNDLE = scan.bundle_dir() / scan.BUNDLE_FILE
 
 
@@ -34,7 +33,7 @@ def load_all(default_severity: dict[str, str] | None = None) -> tuple[list[vulnd
     notes: list[str] = []
     advisories: list[vulndb.Advisory] = []
     for sub in ("ghsa", "pypa", "debian"):
-        advisories += vulndb.load_osv(OSV / sub, notes=notes, default_severity=default_severity)
+        advisories += vulndb.load_osv(osv_dir(sub), notes=notes, default_severity=default_severity)
     return advisories, notes
 
 
@@ -106,7 +105,7 @@ def test_yaml_is_read_as_osv_means_it(tmp_path: Path) -> None:
 
 
 def _hostile(tmp_path: Path) -> list[tuple[str, bytes, str]]:
-    good = json.loads((OSV / "ghsa" / "GHSA-p44j-xrqg-4xrr.json").read_text())
+    good = json.loads((osv_dir("ghsa") / "GHSA-p44j-xrqg-4xrr.json").read_text())
     return [
         ("deep.json", b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
         ("deep.yaml", b"a: " + b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
@@ -149,7 +148,7 @@ def test_cli_build_refuses_nothing_and_names_the_file(tmp_path: Path) -> None:
     assert r.returncode == 2 and "found only: .md" in r.stderr
     withdrawn = tmp_path / "withdrawn"
     withdrawn.mkdir()
-    (withdrawn / "PYSEC-2023-73.yaml").write_bytes((OSV / "pypa" / "PYSEC-2023-73.yaml").read_bytes())
+    (withdrawn / "PYSEC-2023-73.yaml").write_bytes((osv_dir("pypa") / "PYSEC-2023-73.yaml").read_bytes())
     r = run_cli("vulndb", "build", "--from", str(withdrawn), "--out", str(tmp_path / "db"))
     assert r.returncode == 2 and "no advisories Trivy can use" in r.stderr
     assert not (tmp_path / "db" / "db" / "trivy.db").exists()
@@ -159,14 +158,14 @@ def test_cli_build_refuses_nothing_and_names_the_file(tmp_path: Path) -> None:
     r = run_cli("vulndb", "build", "--from", str(bad), "--out", str(tmp_path / "db"))
     assert r.returncode == 2 and f"{bad / 'x.json'}" in r.stderr and "Traceback" not in r.stderr
     r = run_cli(
-        "vulndb", "build", "--from", str(OSV / "pypa"), "--out", str(tmp_path / "db"), "--default-severity", "npm=LOW"
+        "vulndb", "build", "--from", str(osv_dir("pypa")), "--out", str(tmp_path / "db"), "--default-severity", "npm=LOW"
     )
     assert r.returncode == 2 and "npm: is not an ecosystem the database holds" in r.stderr
 
 
 def test_cli_build_reads_yaml_and_reports_what_it_holds(tmp_path: Path) -> None:
     out = tmp_path / "db"
-    r = run_cli("vulndb", "build", "--from", str(OSV / "pypa"), "--out", str(out), "--default-severity", "PyPI=MEDIUM")
+    r = run_cli("vulndb", "build", "--from", str(osv_dir("pypa")), "--out", str(out), "--default-severity", "PyPI=MEDIUM")
     assert r.returncode == 0, r.stderr
     assert "6 advisories (pip 6), newest advisory 2023-11-07" in r.stdout
     assert "rated by the default severity (the records rate nothing): pip 3" in r.stdout
@@ -204,10 +203,10 @@ def test_the_shipped_bundle_is_the_pypa_database_with_its_provenance(tmp_path: P
 def test_bundle_round_trip_and_damage(tmp_path: Path) -> None:
     prov = vulndb.Provenance("test", "example.invalid/x", "0" * 40, "2024-10-10", "CC-BY-4.0")
     out = tmp_path / "b.osv.json.gz"
-    assert vulndb.write_bundle(OSV / "pypa", out, prov) == 7
+    assert vulndb.write_bundle(osv_dir("pypa"), out, prov) == 7
     got_prov, advisories = vulndb.load_bundle(out)
     assert got_prov == prov
-    assert sorted(a.id for a in advisories) == sorted(a.id for a in vulndb.load_osv(OSV / "pypa"))
+    assert sorted(a.id for a in advisories) == sorted(a.id for a in vulndb.load_osv(osv_dir("pypa")))
     out.write_bytes(out.read_bytes()[:500])
     with pytest.raises(ConfigError, match="is truncated"):
         vulndb.load_bundle(out)
@@ -228,7 +227,7 @@ def test_bundle_round_trip_and_damage(tmp_path: Path) -> None:
 
 def test_same_id_in_two_files_and_two_spellings_is_one_advisory(tmp_path: Path) -> None:
     # A mirror of one advisory next to the original, spelling the project differently.
-    record = json.loads((OSV / "ghsa" / "GHSA-p44j-xrqg-4xrr.json").read_text())
+    record = json.loads((osv_dir("ghsa") / "GHSA-p44j-xrqg-4xrr.json").read_text())
     copy = json.loads(json.dumps(record))
     copy["affected"][0]["package"]["name"] = "products-pluggableauthservice"
     copy["affected"][0]["ranges"][0]["events"] = [{"introduced": "3.0"}, {"last_affected": "3.1"}]
@@ -329,7 +328,7 @@ def test_a_foreign_trivy_db_is_counted_per_ecosystem_and_dated_by_its_build(tmp_
 
 
 def test_an_entry_without_a_package_is_skipped_with_a_note() -> None:
-    record = json.loads((OSV / "ghsa" / "GHSA-v845-jxx5-vc9f.json").read_text())
+    record = json.loads((osv_dir("ghsa") / "GHSA-v845-jxx5-vc9f.json").read_text())
     git_only = {"ranges": [{"type": "GIT", "repo": "https://x.test/r", "events": [{"introduced": "0"}]}]}
     record["affected"].append(git_only)
     notes: list[str] = []
