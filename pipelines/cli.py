@@ -308,9 +308,16 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument(
         "--lint-corpus",
         type=Path,
-        metavar="DIR",
-        help="lint every file of a labelled real-world corpus (DIR/labels.tsv) and report tracebacks, exit 2, "
-        "time per file and the share of actionable and wrong findings",
+        metavar="CHECKOUTS",
+        help="lint the real-world corpus listed by --corpus-manifest, read from CHECKOUTS/OWNER/NAME (checked out "
+        "beforehand at the listed commits; nothing is fetched) and report tracebacks, refused files, time per "
+        "file, precision and recall against the labels beside the manifest",
+    )
+    bn.add_argument(
+        "--corpus-manifest",
+        type=Path,
+        metavar="FILE",
+        help="the corpus's manifest (name, repository, path, commit, files beside; labels.tsv beside it)",
     )
     bn.add_argument("--scan", action="store_true", help="benchmark `pipelines scan` (cold and warm) instead")
     bn.add_argument("--verify", action="store_true", help="benchmark `pipelines verify` per image (cold and warm)")
@@ -528,9 +535,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if args.runs is not None and not args.pipeline:
         raise InputError("--runs applies to `pipelines bench --pipeline` only", hint="add --pipeline or drop --runs")
+    if (args.lint_corpus is None) != (args.corpus_manifest is None):
+        raise InputError(
+            "--lint-corpus CHECKOUTS and --corpus-manifest FILE go together",
+            hint="e.g. --lint-corpus /tmp/checkouts --corpus-manifest tests/realworld/manifest.tsv",
+        )
     if args.lint_corpus is not None:
         # A corpus of other projects' files: no pipeline config involved.
-        bench.run_lint_corpus(args.lint_corpus, out=args.out or Path("artifacts") / "bench")
+        bench.run_lint_corpus(args.lint_corpus, args.corpus_manifest, out=args.out or Path("artifacts") / "bench")
         return EXIT_OK
     cfg = _load(args)
     if args.lint:

@@ -455,10 +455,16 @@ PSA_PODS = [
     *(
         f"fail/v1.25-{n}.yaml"
         for n in (
-            "capabilities_restricted0", "capabilities_restricted1", "capabilities_restricted2", "procmount1",
-            "restrictedvolumes16", "runasnonroot3", "runasuser0", "seccompprofile_restricted2",
+            "capabilities_restricted0",
+            "capabilities_restricted1",
+            "capabilities_restricted2",
+            "procmount1",
+            "restrictedvolumes16",
+            "runasnonroot3",
+            "runasuser0",
+            "seccompprofile_restricted2",
         )
-    ),  # fmt: skip
+    ),
     *(f"pass/v1.25-{n}.yaml" for n in ("base", "selinuxoptions0", "sysctls1")),
 ]
 # What each Kubernetes fixture's name stands for, as this check words it.

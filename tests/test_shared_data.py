@@ -29,7 +29,7 @@ def test_a_missing_shared_file_skips_outside_ci(tmp_path: Path, monkeypatch: pyt
 
 
 def test_shared_data_is_found_relative_to_the_project_root() -> None:
-    assert conftest.SHARED_TESTDATA == ROOT.parent / "shared" / "testdata"
+    assert ROOT.parent / "shared" / "testdata" == conftest.SHARED_TESTDATA
 
 
 # Folders and files that held other projects' files; none may come back into the tree.

@@ -158,14 +158,23 @@ def test_cli_build_refuses_nothing_and_names_the_file(tmp_path: Path) -> None:
     r = run_cli("vulndb", "build", "--from", str(bad), "--out", str(tmp_path / "db"))
     assert r.returncode == 2 and f"{bad / 'x.json'}" in r.stderr and "Traceback" not in r.stderr
     r = run_cli(
-        "vulndb", "build", "--from", str(osv_dir("pypa")), "--out", str(tmp_path / "db"), "--default-severity", "npm=LOW"
+        "vulndb",
+        "build",
+        "--from",
+        str(osv_dir("pypa")),
+        "--out",
+        str(tmp_path / "db"),
+        "--default-severity",
+        "npm=LOW",
     )
     assert r.returncode == 2 and "npm: is not an ecosystem the database holds" in r.stderr
 
 
 def test_cli_build_reads_yaml_and_reports_what_it_holds(tmp_path: Path) -> None:
     out = tmp_path / "db"
-    r = run_cli("vulndb", "build", "--from", str(osv_dir("pypa")), "--out", str(out), "--default-severity", "PyPI=MEDIUM")
+    r = run_cli(
+        "vulndb", "build", "--from", str(osv_dir("pypa")), "--out", str(out), "--default-severity", "PyPI=MEDIUM"
+    )
     assert r.returncode == 0, r.stderr
     assert "6 advisories (pip 6), newest advisory 2023-11-07" in r.stdout
     assert "rated by the default severity (the records rate nothing): pip 3" in r.stdout
