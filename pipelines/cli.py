@@ -651,6 +651,11 @@ def _stage_load(args: argparse.Namespace) -> tuple[Context | None, Result]:
 def _stage_lint(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from . import lint  # imported per command: `pipelines --help` stays fast
 
+    if args.no_config and args.config is not None:
+        raise InputError(
+            f"--config {args.config} and --no-config contradict each other",
+            hint="drop --no-config to lint with that config, or --config to lint without one",
+        )
     cfg = None
     if not args.no_config:
         try:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from . import _proc, inputs
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .tools import Toolchain
 
 REQUIRED_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?\?")
@@ -55,8 +55,9 @@ def _env_values(env_file: Path | None, project_dir: Path) -> dict[str, str]:
     """Variables Compose would interpolate with: the process environment and the env file it reads."""
     source = env_file if env_file is not None else project_dir / ".env"
     values = dict(os.environ)
-    if source.is_file():
-        for raw in source.read_text(errors="replace").splitlines():
+    if source.exists():  # not only a regular file: Compose would block on a FIFO named .env
+        # Guarded (a FIFO or a huge file is one clear error); bytes Compose cannot use are its to report.
+        for raw in inputs.read_bytes(source).decode("utf-8", errors="replace").splitlines():
             line = raw.strip()
             if line and not line.startswith("#") and "=" in line:
                 k, _, v = line.removeprefix("export ").partition("=")
@@ -71,7 +72,7 @@ def _optional_env_files(path: Path, project_dir: Path, display: str, notices: li
     lints such a file as if it were empty when the entry says `required: false`.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(inputs.read_text(path, display))
     except yaml.YAMLError:
         return path  # custom tags (!reset, !override): leave it to Compose, which reports what is wrong
     services = data.get("services") if isinstance(data, dict) else None
@@ -102,7 +103,9 @@ def _optional_env_files(path: Path, project_dir: Path, display: str, notices: li
 def _without_comments(path: Path) -> str:
     # Compose ignores a `${NAME:?}` in a comment; so must the check for required variables.
     return "\n".join(
-        line for line in path.read_text(errors="replace").splitlines() if not line.lstrip().startswith("#")
+        line
+        for line in inputs.read_bytes(path).decode("utf-8", errors="replace").splitlines()
+        if not line.lstrip().startswith("#")
     )
 
 
@@ -195,8 +198,8 @@ _TolerantLoader.add_multi_constructor("!", _untagged)
 
 def _raw_services(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_TolerantLoader)  # noqa: S506 - a SafeLoader
-    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        data = yaml.load(inputs.read_text(path), Loader=_TolerantLoader)  # noqa: S506 - a SafeLoader
+    except (yaml.YAMLError, ConfigError):
         return {}
     services = data.get("services") if isinstance(data, dict) else None
     return services if isinstance(services, dict) else {}

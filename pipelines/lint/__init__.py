@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from .. import _proc, composefile, lockfile, render, report, waivers
+from .. import _proc, composefile, inputs, lockfile, render, report, waivers
 from ..config import Config
 from ..errors import ConfigError, InputError
 from ..findings import Finding, Rule, Severity
@@ -164,8 +164,8 @@ def _is_compose(p: Path) -> bool:
     if p.name in COMPOSE_NAMES:
         return True  # named so: read (and judged) as one, whatever it holds
     try:
-        data = yaml.safe_load(p.read_text())
-    except (yaml.YAMLError, OSError, UnicodeDecodeError, RecursionError):
+        data = yaml.safe_load(inputs.read_text(p))
+    except (yaml.YAMLError, ConfigError, RecursionError):
         return p.name in COMPOSE_NAMES or p.name.startswith(("compose.", "docker-compose."))
     return isinstance(data, dict) and "services" in data
 
@@ -289,7 +289,7 @@ def _hadolint_threshold(config: Path | None) -> Severity | None:
     if config is None or not config.exists():
         return None
     try:
-        data = yaml.safe_load(config.read_text()) or {}
+        data = yaml.safe_load(inputs.read_text(config)) or {}
     except yaml.YAMLError as exc:
         raise InputError(f"{config}: not valid YAML ({exc})") from None
     value = data.get("failure-threshold") if isinstance(data, dict) else None
@@ -406,7 +406,7 @@ def analyse(
         }
         findings += compose_policy.check(rendered, compose_policy.Context(c.profile, c.environment, known))
         for f, d in zip(c.files, c.displays, strict=True):
-            text = f.read_text()
+            text = inputs.read_text(f, d)
             ws, problems = waivers.parse_inline(text, d, waivers.next_code_lines(text))
             # The same file appears in several environments: count each waiver once.
             for w in ws:

@@ -995,6 +995,11 @@ def _copies_whole_context(p: Parsed) -> bool:
     return False
 
 
+def _beside(p: Parsed, other: Path) -> str:
+    """How to name a file read for a Dockerfile: beside it as the Dockerfile is named, else its own path."""
+    return str(Path(p.display).with_name(other.name)) if other.parent == p.path.parent else str(other)
+
+
 def _dockerignore(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
     if ctx.context_dir is None:
         return
@@ -1012,7 +1017,7 @@ def _dockerignore(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
         return
     if not whole and not present:
         return
-    matcher = PatternMatcher(dockerignore_patterns(source.read_text()))
+    matcher = PatternMatcher(dockerignore_patterns(inputs.read_text(source, _beside(p, source))))
     candidates = [*DOCKERIGNORE_MUST_EXCLUDE, *(s for s in DOCKERIGNORE_SHOULD_EXCLUDE if s in present)]
     leaked = [s for s in candidates if not matcher.matches(s)]
     if leaked:
