@@ -513,7 +513,10 @@ def _cmd_vulndb(args: argparse.Namespace) -> int:
             )
         for note in skipped:
             print(f"skipped: {note}", file=sys.stderr)
-        info = vulndb.build_db(advisories, args.out, source=args.name or str(args.source))
+        merged: list[str] = []
+        info = vulndb.build_db(advisories, args.out, source=args.name or str(args.source), notes=merged)
+        for note in merged:  # records of one ID that disagree, Debian entries without a fix
+            print(note if note.startswith("warning: ") else f"note: {note}", file=sys.stderr)
     else:
         info = vulndb.read_info(scan.as_cache_dir(args.path))
     newest = f"{info.newest_advisory:%Y-%m-%d}" if info.newest_advisory else "not recorded"

@@ -114,6 +114,7 @@ class Advisory:
     description: str = ""
     modified: datetime | None = None  # the record's own "modified": how new the data is
     severity_defaulted: bool = False  # the record rated nothing; severity is the configured default
+    files: tuple[str, ...] = ()  # the OSV files it was read from: a conflict between two is named by them
 
 
 @dataclass(frozen=True)
@@ -380,6 +381,7 @@ def parse_osv(
             description=record.details,
             modified=record.modified.astimezone(UTC),
             severity_defaulted=defaulted,
+            files=(file,),
         )
         if bucket == "pip":
             vulnerable, patched = _pip_constraints(ranges, tuple(versions))
@@ -633,7 +635,30 @@ def merge(advisories: Iterable[Advisory], notes: list[str] | None = None) -> dic
     return out
 
 
+def _conflict(a: Advisory, b: Advisory) -> str:
+    """How two records of one ID from different files disagree on what is affected ("" when they agree)."""
+    if not b.files or set(b.files) <= set(a.files):
+        return ""  # entries of one file (one per release series) are parts, not rivals
+    if a.ecosystem == "pip":
+        if set(a.vulnerable_versions) == set(b.vulnerable_versions):
+            return ""
+        return (
+            f"affected {' || '.join(a.vulnerable_versions)} (fixed {', '.join(a.patched_versions) or 'nowhere'}) vs "
+            f"{' || '.join(b.vulnerable_versions)} (fixed {', '.join(b.patched_versions) or 'nowhere'})"
+        )
+    if a.fixed_version == b.fixed_version:
+        return ""
+    return f"fixed in {a.fixed_version or 'no release'} vs {b.fixed_version or 'no release'}"
+
+
 def _fold(a: Advisory, b: Advisory, notes: list[str]) -> Advisory:
+    conflict = _conflict(a, b)
+    if conflict:
+        # Never narrowed: the union of the ranges (pip) or the later fix (Debian) stands, and the clash is named.
+        notes.append(
+            f"warning: {a.id} in {a.package} ({a.ecosystem}): {', '.join(a.files)} and {', '.join(b.files)} "
+            f"disagree: {conflict}; kept every version either calls affected"
+        )
     fixed = a.fixed_version
     if a.ecosystem != "pip" and a.fixed_version != b.fixed_version:
         if not a.fixed_version or not b.fixed_version:
@@ -656,6 +681,7 @@ def _fold(a: Advisory, b: Advisory, notes: list[str]) -> Advisory:
         vulnerable_versions=tuple(dict.fromkeys(a.vulnerable_versions + b.vulnerable_versions)),
         patched_versions=tuple(dict.fromkeys(a.patched_versions + b.patched_versions)),
         modified=max(dates) if dates else None,
+        files=tuple(dict.fromkeys(a.files + b.files)),
     )
 
 
