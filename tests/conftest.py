@@ -114,3 +114,15 @@ def osv_dir(feed: str) -> Path:
     if feed == "pypa":
         return shared_data("osv/pypa-3ccb612573e2", PYPA_FILES)
     return ROOT / "tests" / "data" / "osv" / feed
+
+
+def shared_advisories() -> Path:
+    """The PyPA advisory database snapshot the project's scan builds its offline DB from (../shared/advisories)."""
+    path = ROOT.parent / "shared" / "advisories" / "pypa-advisory-database"
+    for p in (path / "vulns", path.parent / "README.md"):
+        if not p.exists():
+            msg = f"advisory data {p} is missing (shared data folder ../shared/advisories beside the repository)"
+            if IN_CI:
+                pytest.fail(f"CI=true and {msg}")
+            pytest.skip(msg)
+    return path

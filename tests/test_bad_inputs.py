@@ -927,6 +927,15 @@ GUARDED = [
     ),
 ]
 
+GUARDED += [
+    extra(
+        "offline-provenance-key", '[scan]\noffline_provenance = { owner = "x" }\n', "scan.offline_provenance", "'owner'"
+    ),
+    extra("offline-provenance-commit", '[scan]\noffline_provenance = { commit = "main" }\n', "not a git commit id"),
+    extra("offline-provenance-date", '[scan]\noffline_provenance = { date = "July 2026" }\n', "not YYYY-MM-DD"),
+    extra("offline-advisories-empty", '[scan]\noffline_advisories = " "\n', "scan.offline_advisories", "is empty"),
+]
+
 CASES = VALUES + FILESYSTEM + ODD + NOTHING + EXIT_CODES + GUARDED
 
 

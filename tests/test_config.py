@@ -466,3 +466,11 @@ def test_any_text_is_a_config_or_a_config_error(tmp_path: Path, text: str) -> No
         config.load(path)
     except ConfigError as exc:
         assert str(path) in exc.render()
+
+
+def test_the_offline_advisories_are_found_beside_the_project_not_at_a_fixed_path() -> None:
+    """The one config path allowed outside the tree: relative to pipeline.toml, so CI finds ../shared too."""
+    text = (ROOT / "pipeline.toml").read_text()
+    assert 'offline_advisories = "../shared/advisories/pypa-advisory-database"' in text
+    cfg = config.load(ROOT / "pipeline.toml")
+    assert cfg.scan.offline_advisories == ROOT.parent / "shared" / "advisories" / "pypa-advisory-database"

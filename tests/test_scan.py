@@ -16,7 +16,7 @@ from pipelines import scan
 from pipelines.config import load
 from pipelines.scan import vulndb
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, run_cli, shared_advisories
 
 REC = Path(__file__).parent / "data" / "recorded"
 TODAY = dt.date.today()
@@ -54,6 +54,9 @@ PY_ADVISORY = osv("TEST-PY-0001", "PyPI", "starlette", "99.0", "CRITICAL")
 
 
 def project(tmp: Path, ledger: str = "waivers: []\n", scan_cfg: str = "") -> Path:
+    if "db_sources" not in scan_cfg or "bundle" in scan_cfg:
+        # The offline source is the project's advisory snapshot beside the repository (../shared/advisories).
+        scan_cfg = f'offline_advisories = "{shared_advisories()}"\n' + scan_cfg
     (tmp / "svc").mkdir(exist_ok=True)
     (tmp / "svc" / "Dockerfile").write_text("FROM scratch\n")
     (tmp / "waivers.yaml").write_text(textwrap.dedent(ledger))
@@ -198,7 +201,7 @@ def test_no_db_at_all_stops_unless_explicitly_allowed(api_ref: str, tmp_path: Pa
     assert (tmp_path / "artifacts/scan/latest/scan.md").read_text().startswith(f"**{scan.NOT_CHECKED}**")
 
 
-def test_shipped_bundle_is_the_last_resort(api_ref: str, tmp_path: Path) -> None:
+def test_offline_advisories_are_the_last_resort(api_ref: str, tmp_path: Path) -> None:
     scan_cfg = 'db_sources = ["cache", "bundle"]\naccept_limited_coverage = true'
     r = run_cli("--config", str(project(tmp_path, scan_cfg=scan_cfg)), "scan", api_ref)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -2,7 +2,7 @@
 
 The test image starts from the project's own python-runtime golden base and
 adds *.dist-info directories of old releases (Trivy detects Python packages
-by them). The data is the shipped PyPA bundle, real GitHub and PyPA records
+by them). The data is the PyPA snapshot in ../shared/advisories, real GitHub and PyPA records
 (../shared/testdata/osv), and the same data pulled from the local registry the way
 Trivy pulls its official database.
 """
@@ -76,8 +76,8 @@ def first_line(r: subprocess.CompletedProcess[str], data: dict[str, Any]) -> str
 
 
 BUNDLE_HEAD = (
-    "Vulnerability DB: bundle (PyPA advisory database (github.com/pypa/advisory-database@3ccb612573e2, "
-    "2024-10-10, CC-BY-4.0)): 2649 advisories (pip 2649); newest advisory 2024-10-10 ("
+    "Vulnerability DB: bundle (PyPA advisory database (github.com/westonsteimel/advisory-database-pypa@57da901aadaf, "
+    "2026-07-23, CC-BY-4.0); 7080 records, 305 skipped): 6775 advisories (pip 6775); newest advisory 2026-07-23 ("
 )
 
 

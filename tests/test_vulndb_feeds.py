@@ -21,12 +21,10 @@ from pipelines import scan
 from pipelines.errors import ConfigError
 from pipelines.scan import vulndb
 
-from .conftest import osv_dir, run_cli
+from .conftest import osv_dir, run_cli, shared_advisories
 from .test_vulndb import findings, make_rootfs, trivy, write_osv
 
 __all__ = ["trivy"]  # the fixture, shared with test_vulndb
-
-BUNDLE = scan.bundle_dir() / scan.BUNDLE_FILE
 
 
 def load_all(default_severity: dict[str, str] | None = None) -> tuple[list[vulndb.Advisory], list[str]]:
@@ -183,30 +181,60 @@ def test_cli_build_reads_yaml_and_reports_what_it_holds(tmp_path: Path) -> None:
     assert (info.advisories, info.ecosystems, info.defaulted) == (6, {"pip": 6}, {"pip": 3})
 
 
-def test_the_shipped_bundle_is_the_pypa_database_with_its_provenance(tmp_path: Path) -> None:
+def test_the_offline_db_is_the_2026_07_23_pypa_snapshot_with_its_provenance(tmp_path: Path) -> None:
     started = time.monotonic()
-    notes: list[str] = []
-    provenance, advisories = vulndb.load_bundle(BUNDLE, notes=notes)
-    info = vulndb.build_db(advisories, tmp_path / "bundle", source=provenance.line())
+    data = vulndb.load_advisory_dir(shared_advisories())
+    info = vulndb.build_db(
+        data.advisories, tmp_path / "bundle", source=data.source_line(), notes=data.notes, data_as_of=data.as_of()
+    )
     seconds = time.monotonic() - started
-    assert provenance == vulndb.Provenance(
+    # Read from the snapshot's README: the mirror the commit lives in, its date, the data's license.
+    assert data.provenance == vulndb.Provenance(
         "PyPA advisory database",
-        "github.com/pypa/advisory-database",
-        "3ccb612573e2511ab5cad7dafecd838605c80cda",
-        "2024-10-10",
+        "github.com/westonsteimel/advisory-database-pypa",
+        "57da901aadaf5862a588727ec949df1e56908f4f",
+        "2026-07-23",
         "CC-BY-4.0",
     )
-    raw = json.loads(gzip.decompress(BUNDLE.read_bytes()))
-    assert len(raw["records"]) == 2661  # every vulns/*/*.yaml of that commit
-    assert sum("is withdrawn" in n for n in notes) == 10
-    # Two real records bound their range with versions PEP 440 cannot read (binderhub's
-    # "0.2.0-n653", limnoria's timestamp): Trivy could not compare them, so they are skipped, named.
-    uncomparable = [n for n in notes if "is not a PEP 440 version Trivy can compare" in n]
-    assert len(uncomparable) == 2 and any("binderhub" in n for n in uncomparable), uncomparable
-    assert info.ecosystems == {"pip": 2649} and info.advisories == 2649
-    assert f"{info.newest_advisory:%Y-%m-%d}" == "2024-10-10"
-    assert seconds < 30, f"building the bundle DB took {seconds:.1f}s"
-    print(f"bundle DB built in {seconds:.2f}s")
+    assert data.records == 7080  # every vulns/*/*.yaml of that commit
+    # Left out, each named with its file and why: withdrawn records, and records whose every entry has a range
+    # bound PEP 440 cannot read ("0.2.0-n653", timestamps) or no range and no versions at all.
+    assert data.unused == 305 and sum("is withdrawn" in n for n in data.notes) == 269
+    assert sum("is not a PEP 440 version Trivy can compare" in n for n in data.notes) == 25
+    assert sum("no ECOSYSTEM range and no versions" in n for n in data.notes) == 11
+    assert sum("versions Trivy cannot compare left out" in n for n in data.notes) == 47  # entry kept
+    assert data.source_line().endswith("; 7080 records, 305 skipped")
+    assert info.ecosystems == {"pip": info.advisories} and info.advisories == 6775  # one ID in two entries
+    # Two real records say they were modified on 2027-07-09: misdated, named, and not taken as the data's age.
+    misdated = [n for n in data.notes if "is after the data's own date 2026-07-23" in n]
+    assert len(misdated) == 2 and any("PYSEC-2025-19" in n for n in misdated), misdated
+    assert f"{info.newest_advisory:%Y-%m-%d}" == "2026-07-23"
+    assert seconds < 60, f"building the offline DB took {seconds:.1f}s"
+    print(f"offline DB built in {seconds:.2f}s")
+
+
+def test_provenance_comes_from_the_config_or_a_readme_and_is_required(tmp_path: Path) -> None:
+    osv = tmp_path / "mirror" / "vulns"
+    osv.mkdir(parents=True)
+    (osv / "PYSEC-2023-73.yaml").write_bytes((osv_dir("pypa") / "PYSEC-2023-73.yaml").read_bytes())
+    with pytest.raises(ConfigError, match=r"provenance lacks repository, commit, date \(no README.md in it or beside"):
+        vulndb.read_provenance(osv)
+    (tmp_path / "mirror" / "README.md").write_text(
+        "# Our mirror\n\n| field | value |\n|---|---|\n| data | Our advisories (internal) |\n"
+        "| repository | https://github.com/example/advisories.git |\n| commit | " + "ab" * 20 + " |\n"
+    )
+    with pytest.raises(ConfigError, match=r"lacks repository, commit, date \(read .*mirror/README.md"):
+        vulndb.read_provenance(osv)  # no date: nothing is taken from an incomplete table
+    given = {"repository": "github.com/example/advisories", "commit": "ab" * 20, "date": "2026-01-02"}
+    assert vulndb.read_provenance(osv, given).line() == (
+        "vulns (github.com/example/advisories@abababababab, 2026-01-02, license not stated)"
+    )
+    (tmp_path / "mirror" / "README.md").write_text(
+        (tmp_path / "mirror" / "README.md").read_text() + "| commit date | 2026-01-02 |\n\nLicensed CC0-1.0.\n"
+    )
+    assert vulndb.read_provenance(tmp_path / "mirror").line() == (
+        "Our advisories (github.com/example/advisories@abababababab, 2026-01-02, CC0-1.0)"
+    )
 
 
 def test_bundle_round_trip_and_damage(tmp_path: Path) -> None:
