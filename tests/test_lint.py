@@ -664,3 +664,18 @@ def test_every_shape_of_running_a_download_is_caught_and_a_checked_one_is_not(tm
         f.line for f in dockerfile_policy.check(parsed, dockerfile_policy.Context("prod")) if f.rule == "PL-D013"
     )
     assert found == [2, 3, 4, 6, 7, 8, 12], found
+
+
+def test_an_interpreter_given_a_script_is_a_service_and_a_bare_one_is_not(tmp_path: Path) -> None:
+    def healthcheck_findings(cmd: str) -> list[str]:
+        (tmp_path / "Dockerfile").write_text("FROM python:3.12-slim@sha256:" + "a" * 64 + f"\nUSER 10001\nCMD {cmd}\n")
+        parsed = dockerfile_policy.parse(tmp_path / "Dockerfile", "Dockerfile", {})
+        return [
+            f.message for f in dockerfile_policy.check(parsed, dockerfile_policy.Context("prod")) if f.rule == "PL-D002"
+        ]
+
+    assert healthcheck_findings('["python3", "server.py"]') == [
+        "final stage #0 (FROM python:3.12-slim@sha256:" + "a" * 64 + ") has no HEALTHCHECK"
+    ]
+    assert healthcheck_findings('["python", "-m", "app"]') != []
+    assert healthcheck_findings('["python3"]') == [] and healthcheck_findings('["python3", "-i"]') == []

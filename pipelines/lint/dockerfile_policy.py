@@ -516,7 +516,8 @@ def _is_service(p: Parsed, final: Stage) -> bool:
         return False
     words = [w for c in runs[-1:] for w in c.value]
     program = words[0].rsplit("/", 1)[-1] if words else ""
-    return program not in INTERPRETERS
+    # `python3 server.py`, `python -m app`: an interpreter given something to run is the service.
+    return program not in INTERPRETERS or any(not w.startswith("-") for w in words[1:])
 
 
 def _healthcheck(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
