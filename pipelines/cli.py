@@ -269,7 +269,7 @@ def _parser() -> argparse.ArgumentParser:
         "bundle",
         help="pack OSV files into an offline bundle",
         description="Validate every OSV file under DIR and pack them, unchanged, with their provenance into "
-        "one gzip'd JSON file (how the package's offline bundle is made).",
+        "one gzip'd JSON file, to move a snapshot around (the scan reads an OSV directory: scan.offline_advisories).",
     )
     vbu.add_argument("--from", dest="source", type=Path, required=True, metavar="DIR", help="directory of OSV files")
     vbu.add_argument("--out", type=Path, required=True, metavar="FILE", help="bundle file to write")

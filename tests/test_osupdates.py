@@ -288,7 +288,7 @@ def test_security_suite_from_the_config_or_the_rootfs_default(tmp_path: Path) ->
 def test_scan_stops_with_exit_2_when_the_index_cannot_be_had(tmp_path: Path, tools: object) -> None:
     import os
 
-    from .conftest import docker, run_cli
+    from .conftest import docker, run_cli, shared_advisories
 
     (tmp_path / "svc").mkdir()
     (tmp_path / "svc" / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /x\n")
@@ -298,6 +298,7 @@ def test_scan_stops_with_exit_2_when_the_index_cannot_be_had(tmp_path: Path, too
         "[project]\nname = 'x'\n[registry]\naddress = '127.0.0.1:5000'\n"
         "[images.debian]\nkind = 'rootfs'\nsecurity_mirror = 'http://127.0.0.1:9/debian-security'\n"
         "[services.svc]\ncontext = 'svc'\n[environments.dev]\n[scan]\ndb_sources = ['bundle']\n"
+        f"offline_advisories = '{shared_advisories()}'\n"
     )
     try:
         r = run_cli("--config", str(tmp_path / "pipeline.toml"), "scan", image)

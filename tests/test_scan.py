@@ -283,3 +283,16 @@ def test_repository_config_scan_settings() -> None:
     cfg = load(ROOT / "pipeline.toml")
     assert cfg.scan.severity == "HIGH" and "vuln" in cfg.scan.scanners
     assert cfg.scan_for("prod").severity in scan.LEVELS
+
+
+def test_without_configured_offline_advisories_the_bundle_source_says_so(tmp_path: Path) -> None:
+    """A project outside this workspace has no snapshot beside it: the source is named as unconfigured."""
+    cfg_file = tmp_path / "pipeline.toml"
+    project(tmp_path, scan_cfg='db_sources = ["cache"]')  # writes the files; the config is replaced below
+    cfg_file.write_text(cfg_file.read_text().replace('db_sources = ["cache"]', 'db_sources = ["bundle"]'))
+    cfg = load(cfg_file)
+    assert cfg.scan.offline_advisories is None
+    trivy, _ = scan.trivy_binary()
+    with pytest.raises(vulndb.VulnDbError) as err:
+        scan.resolve_db(cfg, cfg.scan, None, trivy)
+    assert "bundle: scan.offline_advisories: no offline advisories configured" in str(err.value.seen)

@@ -1,7 +1,7 @@
 """The writer on real advisory feeds (GitHub's OSV JSON, the PyPA database's YAML), read by the real Trivy.
 
-Inputs are real records in ../shared/testdata/osv (SOURCES.md there names their commits); the shipped
-bundle is the whole PyPA database. Nothing is mocked: Trivy scans a root
+Inputs are real records in ../shared/testdata/osv (SOURCES.md there names their commits); the offline
+advisories are the whole PyPA database snapshot in ../shared/advisories. Nothing is mocked: Trivy scans a root
 filesystem with dist-info directories and a dpkg status file written here.
 """
 

@@ -1,7 +1,7 @@
 """The scan stage: Trivy (and optional Snyk), one gate, the waiver ledger, SBOMs, reports.
 
 Scanning fails closed. The vulnerability database is resolved explicitly
-(given path, fresh local cache, download, then the shipped offline bundle) and
+(given path, fresh local cache, download, then the configured offline advisories) and
 every report says which one was used; when none can be had the stage stops
 unless the config allows scanning without one, and then the report's first
 line says vulnerabilities were NOT checked. Trivy's exit code is never the
