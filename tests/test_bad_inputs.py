@@ -869,7 +869,17 @@ EXIT_CODES = [
     Case("build-parallel-zero", "exit-codes", ("build", "--parallel", "0"), 2, ("--parallel",)),
     Case("build-unknown-env", "exit-codes", ("build", "--env", "qa"), 2, ("environments.qa",)),
     Case("lint-missing-path", "exit-codes", ("lint", "--no-config", "missing/Dockerfile"), 2, ("missing/Dockerfile",)),
-    Case("scan-without-build", "exit-codes", ("scan",), 2, ("pipelines build",)),
+    Case(
+        "scan-without-build",
+        "exit-codes",
+        ("scan",),
+        2,
+        ("pipelines build",),
+        # Some vulnerability data, so the missing build is what stops the scan: three shared GHSA records.
+        append=f"[scan]\noffline_advisories = {str(ROOT.parent / 'shared' / 'testdata' / 'osv' / 'ghsa')!r}\n"
+        'offline_provenance = { repository = "github.com/github/advisory-database", commit = "313aa94", '
+        'date = "2023-07-01" }\n',
+    ),
 ]
 
 # Every file lint reads goes through the guarded reader; contradictory options are refused, not resolved.
