@@ -109,28 +109,51 @@ def _optional_env_files(
         root = yaml.compose(inputs.read_text(path, display), Loader=yaml.SafeLoader)
     except yaml.YAMLError:
         return path  # Compose reports what is wrong with it
-    services = _child(root, "services")
-    if not isinstance(services, yaml.MappingNode):
-        return path
+    # Every mapping with an `env_file:`: a service's, or a shared block (`x-common: &common`) merged into
+    # services with `<<:`, which is one node wherever it is merged. An `include:` entry's env_file is not a
+    # service's: left alone.
+    owners: list[tuple[str, yaml.MappingNode]] = []
+    seen: set[int] = set()
+    services: list[tuple[str, yaml.Node]] = []
+    blocks: list[tuple[str, yaml.Node]] = []
+    if isinstance(root, yaml.MappingNode):
+        for k, v in root.value:
+            if getattr(k, "value", None) == "services" and isinstance(v, yaml.MappingNode):
+                services += [(f"service {name.value}", svc) for name, svc in v.value]
+            elif getattr(k, "value", None) != "include":
+                blocks.append((str(getattr(k, "value", "")), v))
+    stack = services + blocks  # popped last first: a shared block is named by its own key
+    while stack:
+        where, node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            if _child(node, "env_file") is not None:
+                owners.append((where, node))
+            stack += [(where, v) for _, v in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += [(where, v) for v in node.value]
     changed = False
-    for name_node, svc in services.value:
+    for where, svc in owners:
         env_node = _child(svc, "env_file")
-        if env_node is None or not isinstance(svc, yaml.MappingNode):
+        if env_node is None:
             continue
         entries = env_node.value if isinstance(env_node, yaml.SequenceNode) else [env_node]
         new: list[yaml.Node] = []
+        touched = False
         for e in entries:
             path_node = e if isinstance(e, yaml.ScalarNode) else _child(e, "path")
             required = _child(e, "required") if isinstance(e, yaml.MappingNode) else None
             raw = path_node.value if isinstance(path_node, yaml.ScalarNode) else None
             target = _interpolate(raw, env) if isinstance(raw, str) else None
             optional = isinstance(required, yaml.ScalarNode) and str(required.value).lower() == "false"
-            if target is None or not target or optional or (project_dir / target).exists():
+            if path_node is None or not target or optional or (project_dir / target).exists():
                 new.append(e)
                 continue
-            changed = True
+            touched = True
             shown = target if target == raw else f"{raw} ({target})"
-            notices.append(f"{display}: service {name_node.value}: env_file {shown} is absent; linted as if empty")
+            notices.append(f"{display}: {where}: env_file {shown} is absent; linted as if empty")
             new.append(
                 yaml.MappingNode(
                     "tag:yaml.org,2002:map",
@@ -143,9 +166,12 @@ def _optional_env_files(
                     ],
                 )
             )
-        svc.value = [
-            (k, yaml.SequenceNode("tag:yaml.org,2002:seq", new) if k.value == "env_file" else v) for k, v in svc.value
-        ]
+        if touched:
+            changed = True
+            svc.value = [
+                (k, yaml.SequenceNode("tag:yaml.org,2002:seq", new) if k.value == "env_file" else v)
+                for k, v in svc.value
+            ]
     if not changed:
         return path
     copy = out_dir / path.name

@@ -679,3 +679,18 @@ def test_an_interpreter_given_a_script_is_a_service_and_a_bare_one_is_not(tmp_pa
     ]
     assert healthcheck_findings('["python", "-m", "app"]') != []
     assert healthcheck_findings('["python3"]') == [] and healthcheck_findings('["python3", "-i"]') == []
+
+
+def test_an_absent_env_file_in_a_shared_block_merged_into_services_is_a_note(tools: Toolchain, tmp_path: Path) -> None:
+    f = _stack(
+        tmp_path,
+        "x-common: &common\n  env_file: ./common.env\n  restart: unless-stopped\n"
+        "services:\n  web:\n    <<: *common\n    image: nginx:1.27\n    ports: !reset []\n"
+        "  worker:\n    <<: *common\n    image: nginx:1.27\n    user: root\n",
+    )
+    res = lint_paths(tools, f)
+    assert res.errors == [], res.errors
+    assert [n for n in res.notices if "absent" in n] == [
+        f"{f}: x-common: env_file ./common.env is absent; linted as if empty"
+    ]
+    assert {x.service for x in res.findings if x.rule == "PL-C004"} == {"web", "worker"}
