@@ -476,13 +476,7 @@ def _drop_repeats(theirs: list[Finding], own: list[Finding], parsed: dockerfile_
 def _drop_hadolint_duplicates(
     own: list[Finding], theirs: list[Finding], parsed: dockerfile_policy.Parsed
 ) -> list[Finding]:
-    # Hadolint points at an instruction's first line; ours may point inside it (a heredoc line).
-    start = {}
-    for s in parsed.stages:
-        for c in s.commands:
-            for ln in range(c.start_line, c.end_line + 1):
-                start[ln] = c.start_line
-        start[s.line] = s.line
+    start = _instruction_starts(parsed)
     said = {(f.rule, start.get(f.line, f.line)) for f in theirs}
     return [
         f for f in own if not any((code, start.get(f.line, f.line)) in said for code in HADOLINT_COVERS.get(f.rule, ()))
