@@ -231,6 +231,10 @@ CORPUS_MIN_ACTIONABLE = 0.90
 CORPUS_MAX_WRONG = 0.02
 CORPUS_MIN_LABELLED = 200
 VERDICTS = ("actionable", "not-actionable", "wrong")
+# A problem a reviewer found in a corpus file that the linter did not report: the denominator of recall.
+MISSED = "missed"
+# The files a corpus entry may bring from its own directory, and why: the rules read them.
+SIDECARS = {".dockerignore": "the build context's exclusions (PL-D016)", ".env": "Compose's interpolation defaults"}
 
 
 def label_key(file: str, rule: str, line: int, message: str) -> tuple[str, str, int, str]:
@@ -239,21 +243,107 @@ def label_key(file: str, rule: str, line: int, message: str) -> tuple[str, str, 
 
 
 def read_labels(path: Path) -> dict[tuple[str, str, int, str], tuple[str, str]]:
-    """(file, rule, line, message) -> (verdict, reason), from a tab-separated labels file."""
+    """(file, rule, line, message) -> (verdict, reason), from a tab-separated labels file.
+
+    A `missed` line names a problem the linter should report and does not; its message column describes it.
+    """
     out: dict[tuple[str, str, int, str], tuple[str, str]] = {}
     for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not raw.strip() or raw.startswith("#"):
             continue
         parts = raw.split("\t")
-        if len(parts) != 6 or parts[3] not in VERDICTS or not parts[2].isdigit():
+        if len(parts) != 6 or parts[3] not in (*VERDICTS, MISSED) or not parts[2].isdigit():
             raise ConfigError(
                 str(path),
                 f"line {n}",
-                "expected file, rule, line, verdict (actionable|not-actionable|wrong), "
+                "expected file, rule, line, verdict (actionable|not-actionable|wrong|missed), "
                 "reason and message, tab-separated",
             )
         out[label_key(parts[0], parts[1], int(parts[2]), parts[5])] = (parts[3], parts[4])
     return out
+
+
+@dataclass(frozen=True)
+class CorpusEntry:
+    """One file of the real-world corpus: where it comes from, and its name in the labels."""
+
+    name: str  # e.g. dockerfile/netbox-docker/Dockerfile: the labels' file column
+    repository: str  # owner/name on GitHub
+    path: str  # inside the repository
+    commit: str
+    beside: tuple[str, ...]  # files of the same directory the entry brings along (SIDECARS)
+
+
+def read_corpus_manifest(path: Path) -> list[CorpusEntry]:
+    """The committed list of corpus files: name, repository, path, commit, files beside (tab-separated)."""
+    if not path.is_file():
+        raise ConfigError(
+            str(path), "", "not found", hint="give the corpus manifest (e.g. tests/realworld/manifest.tsv)"
+        )
+    out: list[CorpusEntry] = []
+    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not raw.strip() or raw.startswith("#"):
+            continue
+        parts = raw.split("\t")
+        beside = () if len(parts) != 5 or parts[4] == "-" else tuple(parts[4].split(","))
+        ok = (
+            len(parts) == 5
+            and re.fullmatch(r"(dockerfile|compose)/[\w.-]+/[\w.-]+", parts[0]) is not None
+            and re.fullmatch(r"[\w.-]+/[\w.-]+", parts[1]) is not None
+            and not parts[2].startswith("/")
+            and ".." not in Path(parts[2]).parts
+            and re.fullmatch(r"[0-9a-f]{40}", parts[3]) is not None
+            and all(b in SIDECARS for b in beside)
+        )
+        if not ok:
+            raise ConfigError(
+                str(path),
+                f"line {n}",
+                "expected name (dockerfile|compose/DIR/FILE), repository (owner/name), path, 40-hex commit and "
+                f"the files beside it ({', '.join(SIDECARS)} or -), tab-separated",
+            )
+        out.append(CorpusEntry(parts[0], parts[1], parts[2], parts[3], beside))
+    if not out:
+        raise ConfigError(str(path), "", "lists no corpus file")
+    return out
+
+
+def stage_corpus(entries: Sequence[CorpusEntry], checkouts: Path, stage: Path) -> list[str]:
+    """Copy each listed file out of CHECKOUTS/<owner>/<name> (checked out at its commit) into STAGE/<name>.
+
+    Fetches nothing: the checkouts are made at measurement time by whoever measures. Returns notes on checkouts
+    whose commit could not be checked (not a git work tree).
+    """
+    notes: list[str] = []
+    heads: dict[Path, str | None] = {}
+    for e in entries:
+        repo = checkouts / e.repository
+        if not repo.is_dir():
+            raise ConfigError(
+                str(repo), "", f"no checkout of {e.repository}", hint=f"check out {e.repository} at {e.commit} there"
+            )
+        if repo not in heads:
+            r = _proc.run(["git", "-C", str(repo), "rev-parse", "HEAD"], timeout=30, check=False, quiet=True)
+            heads[repo] = r.stdout.strip() if r.returncode == 0 and (repo / ".git").exists() else None
+            if heads[repo] is None:
+                notes.append(f"{e.repository}: not a git work tree, its commit was not checked")
+        head = heads[repo]
+        if head is not None and head != e.commit:
+            raise ConfigError(
+                str(repo), "HEAD", f"is {head}, the manifest lists {e.name} at {e.commit}",
+                hint=f"git -C {repo} checkout {e.commit}",
+            )  # fmt: skip
+        src = repo / e.path
+        if not src.is_file():
+            raise ConfigError(str(src), "", f"not found: {e.name} is {e.path} of {e.repository} at {e.commit}")
+        dest = stage / e.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        for b in e.beside:
+            if not (src.parent / b).is_file():
+                raise ConfigError(str(src.parent / b), "", f"not found: the manifest lists it beside {e.name}")
+            shutil.copyfile(src.parent / b, dest.parent / b)
+    return notes
 
 
 def _shares(verdicts: list[str]) -> dict[str, object]:
@@ -265,100 +355,75 @@ def _shares(verdicts: list[str]) -> dict[str, object]:
     }
 
 
-def run_lint_corpus(corpus: Path, *, out: Path) -> dict[str, object]:
-    """Lint every file of a labelled real-world corpus one by one, as a new user would, and score the findings.
+def run_lint_corpus(checkouts: Path, manifest_file: Path, *, out: Path) -> dict[str, object]:
+    """Lint every file of the labelled real-world corpus one by one, as a new user would, and score the findings.
 
-    Reports Python tracebacks, runs that could not lint (exit 2), time per file, and the share of the
-    project's own findings labelled actionable, not actionable and wrong in CORPUS/labels.tsv.
+    The corpus is the manifest's list (repository, path, commit) read out of checkouts made beforehand; the
+    labels (labels.tsv beside the manifest) judge every finding of the project's own rules. Reports Python
+    tracebacks, refused files (exit 2), time per file, precision (the share labelled actionable, not actionable
+    and wrong) and recall (the actionable problems found over those found plus those labelled missed).
     """
+    import tempfile
+
     from . import lint  # the lint stage; imported here so a build benchmark does not load it
 
-    labels_file = corpus / "labels.tsv"
+    entries = read_corpus_manifest(manifest_file)
+    labels_file = manifest_file.parent / "labels.tsv"
     if not labels_file.is_file():
         raise ConfigError(str(labels_file), "", "not found", hint="label the corpus's findings first")
     labels = read_labels(labels_file)
-    dockerfiles, composes = lint.targets_from_paths([corpus], corpus, "unspecified", {})
-    paths = sorted({t.path for t in dockerfiles} | {f for c in composes for f in c.files})
-    per_file: list[dict[str, object]] = []
-    verdicts: list[str] = []
-    unlabelled: list[str] = []
-    for path in paths:
-        argv = [sys.executable, "-m", "pipelines", "lint", "--no-config", "--format", "json", str(path.resolve())]
-        start = time.monotonic()
-        r = _proc.run(argv, timeout=120, check=False, quiet=True, cwd=corpus)
-        seconds = round(time.monotonic() - start, 3)
-        findings = json.loads(r.stdout)["findings"] if r.stdout.strip().startswith("{") else []
-        mine = [f for f in findings if str(f["rule"]).startswith("PL-")]
-        for f in mine:
-            key = label_key(str(f["file"]), str(f["rule"]), int(f["line"]), str(f["message"]))
-            if key in labels:
-                verdicts.append(labels[key][0])
-            else:
-                unlabelled.append(f"{f['file']}:{f['line']} {f['rule']} {f['message']}")
-        per_file.append(
-            {
-                "file": str(path.relative_to(corpus)),
-                "exit": r.returncode,
-                "seconds": seconds,
-                "findings": len(findings),
-                "own": len(mine),
-                "traceback": "Traceback (most recent call last)" in r.stderr,
-            }
-        )
-    # One call over the whole corpus, as a CI job would run it: time per file without process start-up.
-    argv = [sys.executable, "-m", "pipelines", "lint", "--no-config", "--format", "json", str(corpus.resolve())]
-    start = time.monotonic()
-    _proc.run(argv, timeout=600, check=False, quiet=True, cwd=corpus)
-    batch = round((time.monotonic() - start) / max(len(paths), 1), 3)
-    times = sorted(float(str(p["seconds"])) for p in per_file)
-    own = _shares(verdicts)
-    exit_2 = [str(p["file"]) for p in per_file if p["exit"] == 2]
-    results: dict[str, object] = {
-        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "files": len(per_file),
-        "dockerfiles": len(dockerfiles),
-        "compose_files": len(paths) - len(dockerfiles),
-        "tracebacks": sum(1 for p in per_file if p["traceback"]),
-        "exit_2": exit_2,
-        "exit_3": [p["file"] for p in per_file if p["exit"] == 3],
-        "seconds_per_file_median": times[len(times) // 2] if times else 0.0,
-        "seconds_per_file_max": times[-1] if times else 0.0,
-        "seconds_per_file_one_call": batch,
-        "findings_total": sum(int(str(p["findings"])) for p in per_file),
-        "own": own,
-        "unlabelled": unlabelled,
-        "per_file": per_file,
-    }
-    before = corpus / "labels-before.tsv"
-    own_before = _shares([v for v, _ in read_labels(before).values()]) if before.is_file() else None
+    with tempfile.TemporaryDirectory(prefix="pipelines-lint-corpus-") as tmp:
+        corpus = Path(tmp)
+        notes = stage_corpus(entries, checkouts, corpus)
+        results = _score_corpus(corpus, labels, lint.targets_from_paths([corpus], corpus, "unspecified", {}))
+    results["manifest"] = str(manifest_file)
+    repositories = sorted({f"{e.repository}@{e.commit}" for e in entries})
+    results["repositories"] = repositories
+    results["notes"] = notes
+    before = manifest_file.parent / "labels-before.tsv"
+    own_before = _shares([v for v, _ in read_labels(before).values() if v != MISSED]) if before.is_file() else None
     if own_before is not None:
         results["own_before"] = own_before
+    own = results["own"]
+    if not isinstance(own, dict):
+        raise TypeError("corpus shares are a mapping")
     ok = (
         not results["tracebacks"]
-        and not exit_2
+        and not results["exit_2"]
         and not results["exit_3"]
-        and len(verdicts) >= CORPUS_MIN_LABELLED
-        and float(str(own["actionable_pct"])) >= 100 * CORPUS_MIN_ACTIONABLE
-        and float(str(own["wrong_pct"])) <= 100 * CORPUS_MAX_WRONG
+        and int(own["findings"]) >= CORPUS_MIN_LABELLED
+        and float(own["actionable_pct"]) >= 100 * CORPUS_MIN_ACTIONABLE
+        and float(own["wrong_pct"]) <= 100 * CORPUS_MAX_WRONG
     )
     results["ok"] = ok
     report.write_json(out / "lint-corpus.json", results)
     rows = [["now", *_share_row(own)]]
     if own_before is not None:
         rows.insert(0, ["before", *_share_row(own_before)])
+    exit_2 = results["exit_2"]
+    unlabelled = results["unlabelled"]
+    missed = results["missed"]
+    if not isinstance(exit_2, list) or not isinstance(unlabelled, list) or not isinstance(missed, list):
+        raise TypeError("corpus lists are lists")
     md = "\n".join(
         [
             f"## Lint on a real-world corpus ({results['when']})",
             "",
-            f"{results['files']} files ({results['dockerfiles']} Dockerfiles, {results['compose_files']} Compose), "
-            f"{results['findings_total']} findings (Hadolint's included); tracebacks {results['tracebacks']}, "
-            f"could not lint (exit 2) {len(exit_2)}; "
-            f"{results['seconds_per_file_median']:.2f} s a file alone (median; max "
-            f"{results['seconds_per_file_max']:.2f} s), {batch:.2f} s a file in one call over the corpus.",
+            f"{results['files']} files ({results['dockerfiles']} Dockerfiles, {results['compose_files']} Compose) "
+            f"from {len(repositories)} repositories, {results['findings_total']} findings (Hadolint's "
+            f"included); tracebacks {results['tracebacks']}, refused (exit 2) {len(exit_2)}"
+            + (f" ({', '.join(map(str, exit_2))})" if exit_2 else "")
+            + f"; {results['seconds_per_file_median']:.2f} s a file alone (median; max "
+            f"{results['seconds_per_file_max']:.2f} s), {results['seconds_per_file_one_call']:.2f} s a file in one "
+            "call over the corpus.",
             "",
             report.markdown_table(
-                ["project's own findings", "labelled", "actionable", "not actionable", "wrong"], rows
+                ["project's own findings", "labelled", "actionable (precision)", "not actionable", "wrong"], rows
             ),
+            "",
+            f"Recall: {results['recall_pct']}% ({results['found_actionable']} actionable problems found, "
+            f"{len(missed)} labelled missed and still missed, {results['missed_now_found']} labelled missed and now "
+            "found).",
             "",
             f"Targets: >= {CORPUS_MIN_ACTIONABLE:.0%} actionable, <= {CORPUS_MAX_WRONG:.0%} wrong, "
             f">= {CORPUS_MIN_LABELLED} labelled, no traceback, no exit 2: {'met' if ok else 'MISSED'}."
@@ -372,6 +437,76 @@ def run_lint_corpus(corpus: Path, *, out: Path) -> dict[str, object]:
     if not ok:
         raise GateFailed("lint missed its real-world targets", seen=md)
     return results
+
+
+def _score_corpus(
+    corpus: Path,
+    labels: Mapping[tuple[str, str, int, str], tuple[str, str]],
+    targets: tuple[Sequence[Any], Sequence[Any]],
+) -> dict[str, object]:
+    """Lint each staged file alone with the real CLI, then the whole corpus in one call; match the labels."""
+    dockerfiles, composes = targets
+    paths = sorted({t.path for t in dockerfiles} | {f for c in composes for f in c.files})
+    per_file: list[dict[str, object]] = []
+    verdicts: list[str] = []
+    unlabelled: list[str] = []
+    seen: set[tuple[str, str, int]] = set()
+    for path in paths:
+        argv = [sys.executable, "-m", "pipelines", "lint", "--no-config", "--format", "json", str(path.resolve())]
+        start = time.monotonic()
+        r = _proc.run(argv, timeout=120, check=False, quiet=True, cwd=corpus)
+        seconds = round(time.monotonic() - start, 3)
+        findings = json.loads(r.stdout)["findings"] if r.stdout.strip().startswith("{") else []
+        mine = [f for f in findings if str(f["rule"]).startswith("PL-")]
+        for f in mine:
+            key = label_key(str(f["file"]), str(f["rule"]), int(f["line"]), str(f["message"]))
+            seen.add(key[:3])
+            if key in labels and labels[key][0] != MISSED:
+                verdicts.append(labels[key][0])
+            elif key not in labels:
+                unlabelled.append(f"{f['file']}:{f['line']} {f['rule']} {f['message']}")
+        per_file.append(
+            {
+                "file": str(path.relative_to(corpus)),
+                "exit": r.returncode,
+                "seconds": seconds,
+                "findings": len(findings),
+                "own": len(mine),
+                "traceback": "Traceback (most recent call last)" in r.stderr,
+                "refused": r.stderr.strip().splitlines()[-1] if r.returncode == 2 and r.stderr.strip() else "",
+            }
+        )
+    # One call over the whole corpus, as a CI job would run it: time per file without process start-up.
+    argv = [sys.executable, "-m", "pipelines", "lint", "--no-config", "--format", "json", str(corpus.resolve())]
+    start = time.monotonic()
+    _proc.run(argv, timeout=600, check=False, quiet=True, cwd=corpus)
+    batch = round((time.monotonic() - start) / max(len(paths), 1), 3)
+    times = sorted(float(str(p["seconds"])) for p in per_file)
+    # A missed problem counts as found once the linter reports its rule at its line, whatever the wording.
+    missed = sorted(f"{k[0]}:{k[2]} {k[1]} {k[3]}" for k, (v, _) in labels.items() if v == MISSED and k[:3] not in seen)
+    now_found = sum(1 for k, (v, _) in labels.items() if v == MISSED and k[:3] in seen)
+    found_actionable = verdicts.count("actionable") + now_found
+    known = found_actionable + len(missed)
+    return {
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "files": len(per_file),
+        "dockerfiles": len(dockerfiles),
+        "compose_files": len(paths) - len(dockerfiles),
+        "tracebacks": sum(1 for p in per_file if p["traceback"]),
+        "exit_2": [str(p["file"]) for p in per_file if p["exit"] == 2],
+        "exit_3": [p["file"] for p in per_file if p["exit"] == 3],
+        "seconds_per_file_median": times[len(times) // 2] if times else 0.0,
+        "seconds_per_file_max": times[-1] if times else 0.0,
+        "seconds_per_file_one_call": batch,
+        "findings_total": sum(int(str(p["findings"])) for p in per_file),
+        "own": _shares(verdicts),
+        "found_actionable": found_actionable,
+        "missed": missed,
+        "missed_now_found": now_found,
+        "recall_pct": round(100 * found_actionable / known, 1) if known else 0.0,
+        "unlabelled": unlabelled,
+        "per_file": per_file,
+    }
 
 
 def _share_row(s: dict[str, object]) -> list[str]:

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 
 from . import _proc, inputs
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .tools import Toolchain
 
 REQUIRED_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?\?")
@@ -55,8 +56,9 @@ def _env_values(env_file: Path | None, project_dir: Path) -> dict[str, str]:
     """Variables Compose would interpolate with: the process environment and the env file it reads."""
     source = env_file if env_file is not None else project_dir / ".env"
     values = dict(os.environ)
-    if source.is_file():
-        for raw in source.read_text(errors="replace").splitlines():
+    if source.exists():  # not only a regular file: Compose would block on a FIFO named .env
+        # Guarded (a FIFO or a huge file is one clear error); bytes Compose cannot use are its to report.
+        for raw in inputs.read_bytes(source).decode("utf-8", errors="replace").splitlines():
             line = raw.strip()
             if line and not line.startswith("#") and "=" in line:
                 k, _, v = line.removeprefix("export ").partition("=")
@@ -64,45 +66,125 @@ def _env_values(env_file: Path | None, project_dir: Path) -> dict[str, str]:
     return values
 
 
-def _optional_env_files(path: Path, project_dir: Path, display: str, notices: list[str], out_dir: Path) -> Path:
+_VAR = re.compile(r"\$\$|\$\{(\w+)(?:(:?[-?+])([^}]*))?\}|\$(\w+)")
+
+
+def _interpolate(text: str, env: Mapping[str, str]) -> str | None:
+    """Compose's interpolation of one value (``${V}``, ``${V:-default}``, ``${V-default}``, ``${V:+alt}``,
+    ``$V``, ``$$``); None when a ``${V:?message}`` is unset (Compose itself reports that)."""
+    missing = False
+
+    def one(m: re.Match[str]) -> str:
+        nonlocal missing
+        if m.group(0) == "$$":
+            return "$"
+        name, op, arg = (m.group(1), m.group(2), m.group(3) or "") if m.group(1) else (m.group(4), None, "")
+        value = env.get(name)
+        empty = value is None or (value == "" and op is not None and op.startswith(":"))
+        if op in (":-", "-"):
+            return arg if (value is None if op == "-" else empty) else str(value)
+        if op in (":?", "?"):
+            if value is None if op == "?" else empty:
+                missing = True
+            return value or ""
+        if op in (":+", "+"):
+            return arg if not (value is None if op == "+" else empty) else ""
+        return value or ""
+
+    out = _VAR.sub(one, text)
+    return None if missing else out
+
+
+def _optional_env_files(
+    path: Path, project_dir: Path, display: str, notices: list[str], out_dir: Path, env: Mapping[str, str]
+) -> Path:
     """A copy of the file where service `env_file:` entries absent from this checkout are `required: false`.
 
     A `.env` or `.env.production` named by a service is usually not committed; Compose itself
-    lints such a file as if it were empty when the entry says `required: false`.
+    lints such a file as if it were empty when the entry says `required: false`. The path may be
+    interpolated (`${ENV_FILE:-.env}`): it is resolved as Compose would. The copy is made from the
+    YAML's nodes, so Compose's own tags (`!reset`, `!override`) and every other value stay as written.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        root = yaml.compose(inputs.read_text(path, display), Loader=yaml.SafeLoader)
     except yaml.YAMLError:
-        return path  # custom tags (!reset, !override): leave it to Compose, which reports what is wrong
-    services = data.get("services") if isinstance(data, dict) else None
-    if not isinstance(services, dict):
-        return path
-    changed = False
-    for name, svc in services.items():
-        if not isinstance(svc, dict) or "env_file" not in svc:
+        return path  # Compose reports what is wrong with it
+    # Every mapping with an `env_file:`: a service's, or a shared block (`x-common: &common`) merged into
+    # services with `<<:`, which is one node wherever it is merged. An `include:` entry's env_file is not a
+    # service's: left alone.
+    owners: list[tuple[str, yaml.MappingNode]] = []
+    seen: set[int] = set()
+    services: list[tuple[str, yaml.Node]] = []
+    blocks: list[tuple[str, yaml.Node]] = []
+    if isinstance(root, yaml.MappingNode):
+        for k, v in root.value:
+            if getattr(k, "value", None) == "services" and isinstance(v, yaml.MappingNode):
+                services += [(f"service {name.value}", svc) for name, svc in v.value]
+            elif getattr(k, "value", None) != "include":
+                blocks.append((str(getattr(k, "value", "")), v))
+    stack = services + blocks  # popped last first: a shared block is named by its own key
+    while stack:
+        where, node = stack.pop()
+        if id(node) in seen:
             continue
-        entries = svc["env_file"] if isinstance(svc["env_file"], list) else [svc["env_file"]]
-        new = []
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            if _child(node, "env_file") is not None:
+                owners.append((where, node))
+            stack += [(where, v) for _, v in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += [(where, v) for v in node.value]
+    changed = False
+    for where, svc in owners:
+        env_node = _child(svc, "env_file")
+        if env_node is None:
+            continue
+        entries = env_node.value if isinstance(env_node, yaml.SequenceNode) else [env_node]
+        new: list[yaml.Node] = []
+        touched = False
         for e in entries:
-            spec = dict(e) if isinstance(e, dict) else {"path": e}
-            target = Path(str(spec.get("path", "")))
-            if "$" not in str(target) and not (project_dir / target).exists() and spec.get("required", True):
-                spec["required"] = False
-                changed = True
-                notices.append(f"{display}: service {name}: env_file {target} is absent; linted as if empty")
-            new.append(spec)
-        svc["env_file"] = new
+            path_node = e if isinstance(e, yaml.ScalarNode) else _child(e, "path")
+            required = _child(e, "required") if isinstance(e, yaml.MappingNode) else None
+            raw = path_node.value if isinstance(path_node, yaml.ScalarNode) else None
+            target = _interpolate(raw, env) if isinstance(raw, str) else None
+            optional = isinstance(required, yaml.ScalarNode) and str(required.value).lower() == "false"
+            if path_node is None or not target or optional or (project_dir / target).exists():
+                new.append(e)
+                continue
+            touched = True
+            shown = target if target == raw else f"{raw} ({target})"
+            notices.append(f"{display}: {where}: env_file {shown} is absent; linted as if empty")
+            new.append(
+                yaml.MappingNode(
+                    "tag:yaml.org,2002:map",
+                    [
+                        (yaml.ScalarNode("tag:yaml.org,2002:str", "path"), path_node),
+                        (
+                            yaml.ScalarNode("tag:yaml.org,2002:str", "required"),
+                            yaml.ScalarNode("tag:yaml.org,2002:bool", "false"),
+                        ),
+                    ],
+                )
+            )
+        if touched:
+            changed = True
+            svc.value = [
+                (k, yaml.SequenceNode("tag:yaml.org,2002:seq", new) if k.value == "env_file" else v)
+                for k, v in svc.value
+            ]
     if not changed:
         return path
     copy = out_dir / path.name
-    copy.write_text(yaml.safe_dump(data, sort_keys=False))
+    copy.write_text(yaml.serialize(root))
     return copy
 
 
 def _without_comments(path: Path) -> str:
     # Compose ignores a `${NAME:?}` in a comment; so must the check for required variables.
     return "\n".join(
-        line for line in path.read_text(errors="replace").splitlines() if not line.lstrip().startswith("#")
+        line
+        for line in inputs.read_bytes(path).decode("utf-8", errors="replace").splitlines()
+        if not line.lstrip().startswith("#")
     )
 
 
@@ -121,7 +203,8 @@ def render(
     notices: list[str] = []
     with tempfile.TemporaryDirectory(prefix="pipelines-compose-") as tmp:
         used = [
-            _optional_env_files(f, project_dir, d, notices, Path(tmp)) for f, d in zip(files, displays, strict=True)
+            _optional_env_files(f, project_dir, d, notices, Path(tmp), env)
+            for f, d in zip(files, displays, strict=True)
         ]
         # Every profile is linted: a service behind `profiles:` still runs when someone enables it.
         argv = [tools.docker, "compose", "--project-directory", str(project_dir), "--profile", "*"]
@@ -195,8 +278,8 @@ _TolerantLoader.add_multi_constructor("!", _untagged)
 
 def _raw_services(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_TolerantLoader)  # noqa: S506 - a SafeLoader
-    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        data = yaml.load(inputs.read_text(path), Loader=_TolerantLoader)  # noqa: S506 - a SafeLoader
+    except (yaml.YAMLError, ConfigError):
         return {}
     services = data.get("services") if isinstance(data, dict) else None
     return services if isinstance(services, dict) else {}

@@ -295,6 +295,10 @@ class ScanSettings:
     accept_limited_coverage: bool = False
     # Severity of advisories that rate nothing, per OSV ecosystem family (Debian, PyPI); built-in: HIGH.
     default_severity: Mapping[str, str] = field(default_factory=dict)
+    # The "bundle" source: a directory of OSV files built into a Trivy DB on first use, and where it comes from
+    # (name, repository, commit, date, license; what is not given is read from its README).
+    offline_advisories: Path | None = None
+    offline_provenance: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -742,6 +746,8 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         max_data_age_days=sc.integer("max_data_age_days", 30, minimum=1),
         accept_limited_coverage=sc.boolean("accept_limited_coverage", False),
         default_severity=_default_severity(sc, str(path)),
+        offline_advisories=_offline_advisories(sc, root),
+        offline_provenance=_offline_provenance(sc),
     )
     sc.done()
     ct = top.table("compose")
@@ -941,6 +947,33 @@ def _default_severity(t: _Table, file: str) -> dict[str, str]:
     from .dbseverity import check_default_severity  # not the scan stage: every stage reads the config
 
     return check_default_severity(t.string_map("default_severity"), where=f"{file}: {t.key('default_severity')}")
+
+
+def _offline_advisories(t: _Table, root: Path) -> Path | None:
+    """The one config path allowed outside the project tree: advisory data is shared between checkouts (a
+    mirror beside them, ../shared in this workspace) and is read, never written or built from."""
+    rel = t.opt_string("offline_advisories")
+    if rel is None:
+        return None
+    if not rel.strip():
+        raise t.error("offline_advisories", "is empty", hint="a directory of OSV files, relative to pipeline.toml")
+    return Path(os.path.normpath(root / rel))
+
+
+# covers: the OSV ecosystems the data declares in full, comma-separated ("PyPI"); nothing else counts as covered.
+OFFLINE_PROVENANCE_KEYS = ("name", "repository", "commit", "date", "license", "covers")
+
+
+def _offline_provenance(t: _Table) -> dict[str, str]:
+    given = t.string_map("offline_provenance")
+    for k, v in given.items():
+        if k not in OFFLINE_PROVENANCE_KEYS:
+            raise t.error("offline_provenance", f"{k!r} is not one of {', '.join(OFFLINE_PROVENANCE_KEYS)}")
+        if k == "commit" and not re.fullmatch(r"[0-9a-f]{7,40}", v):
+            raise t.error("offline_provenance", f"commit {v!r} is not a git commit id")
+        if k == "date" and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+            raise t.error("offline_provenance", f"date {v!r} is not YYYY-MM-DD")
+    return given
 
 
 def _scan_overrides(t: _Table) -> dict[str, Any]:

@@ -57,7 +57,9 @@ def pinned(name: str, *, hint: str) -> str:
 
 
 def _ask_hadolint(path: str, hint: str) -> str:
-    r = _proc.run([path, "--version"], timeout=30, check=False, quiet=True, what="hadolint --version")
+    # Hadolint reads a .hadolint.yaml in its working directory even for --version: a broken one there must not
+    # pass for a missing tool (lint reads and names the config it uses itself).
+    r = _proc.run([path, "--version"], timeout=30, check=False, quiet=True, what="hadolint --version", cwd=Path("/"))
     try:
         return _fmt(parse_version(r.stdout))
     except ValueError:

@@ -23,6 +23,29 @@ from pipelines.tools import Toolchain
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Data files taken from other projects live beside the repository, never in it (CI has the same folder).
+SHARED_TESTDATA = ROOT.parent / "shared" / "testdata"
+# The real advisory records tests read there (SOURCES.md in each folder names repository, path and commit).
+GHSA_FILES = ("GHSA-jh3w-4vvf-mjgr.json", "GHSA-p44j-xrqg-4xrr.json", "GHSA-v845-jxx5-vc9f.json")
+PYPA_FILES = tuple(
+    f"PYSEC-{n}.yaml" for n in ("2020-341", "2020-342", "2021-45", "2023-100", "2023-192", "2023-212", "2023-73")
+)
+
+
+def shared_data(rel: str, names: tuple[str, ...] = ()) -> Path:
+    """A data file (or a folder holding `names`) under ../shared/testdata.
+
+    Missing: the test is skipped on a developer machine and FAILS under CI=true, naming the file, since CI has
+    the folder beside the clone and a silent skip would hide a test that never ran.
+    """
+    path = SHARED_TESTDATA / rel
+    for p in [path, *(path / n for n in names)]:
+        if not p.exists():
+            msg = f"test data file {p} is missing (shared data folder ../shared/testdata beside the repository)"
+            if IN_CI:
+                pytest.fail(f"CI=true and {msg}")
+            pytest.skip(msg)
+    return path
 
 
 def run_cli(
@@ -97,3 +120,24 @@ def container_names() -> Iterator[list[str]]:
     yield names
     for n in names:
         docker("rm", "-f", "-v", n, check=False)
+
+
+def osv_dir(feed: str) -> Path:
+    """A folder of OSV test records: `ghsa` and `pypa` (real records, shared) or `debian` (constructed, here)."""
+    if feed == "ghsa":
+        return shared_data("osv/ghsa", GHSA_FILES)
+    if feed == "pypa":
+        return shared_data("osv/pypa-3ccb612573e2", PYPA_FILES)
+    return ROOT / "tests" / "data" / "osv" / feed
+
+
+def shared_advisories() -> Path:
+    """The PyPA advisory database snapshot the project's scan builds its offline DB from (../shared/advisories)."""
+    path = ROOT.parent / "shared" / "advisories" / "pypa-advisory-database"
+    for p in (path / "vulns", path.parent / "README.md"):
+        if not p.exists():
+            msg = f"advisory data {p} is missing (shared data folder ../shared/advisories beside the repository)"
+            if IN_CI:
+                pytest.fail(f"CI=true and {msg}")
+            pytest.skip(msg)
+    return path

@@ -903,10 +903,84 @@ EXIT_CODES = [
     Case("build-parallel-zero", "exit-codes", ("build", "--parallel", "0"), 2, ("--parallel",)),
     Case("build-unknown-env", "exit-codes", ("build", "--env", "qa"), 2, ("environments.qa",)),
     Case("lint-missing-path", "exit-codes", ("lint", "--no-config", "missing/Dockerfile"), 2, ("missing/Dockerfile",)),
-    Case("scan-without-build", "exit-codes", ("scan",), 2, ("pipelines build",)),
+    Case(
+        "scan-without-build",
+        "exit-codes",
+        ("scan",),
+        2,
+        ("pipelines build",),
+        # Some vulnerability data, so the missing build is what stops the scan: three shared GHSA records.
+        append=f"[scan]\noffline_advisories = {str(ROOT.parent / 'shared' / 'testdata' / 'osv' / 'ghsa')!r}\n"
+        'offline_provenance = { repository = "github.com/github/advisory-database", commit = "313aa94", '
+        'date = "2023-07-01" }\n',
+    ),
 ]
 
-CASES = VALUES + FILESYSTEM + ODD + NOTHING + EXIT_CODES
+# Every file lint reads goes through the guarded reader; contradictory options are refused, not resolved.
+NOT_UTF8 = b"failure-threshold: caf\xe9\n"
+GUARDED = [
+    Case(
+        "hadolint-config-not-utf8",
+        "odd",
+        ("lint",),
+        2,
+        ("hcfg.yaml", "is not UTF-8 text (line 1: byte 0xe9)"),
+        edit=('waivers = "waivers.yaml"', 'waivers = "waivers.yaml"\nhadolint_config = "hcfg.yaml"'),
+        files={"hcfg.yaml": NOT_UTF8},
+    ),
+    Case(
+        "hadolint-yaml-beside-not-utf8",
+        "odd",
+        ("lint", "--no-config", "Dockerfile"),
+        2,
+        (".hadolint.yaml", "is not UTF-8 text"),
+        files={".hadolint.yaml": NOT_UTF8, "Dockerfile": "FROM scratch\nCOPY app /app\n"},
+    ),
+    Case(
+        "dockerignore-not-utf8",
+        "odd",
+        ("lint", "--no-config", "ctx/Dockerfile"),
+        2,
+        ("ctx/.dockerignore", "is not UTF-8 text"),
+        files={"ctx/Dockerfile": "FROM scratch\nCOPY . /app\n", "ctx/.dockerignore": b".git\n\xff\n"},
+    ),
+    Case(
+        "dockerignore-is-fifo",
+        "filesystem",
+        ("lint", "--no-config", "ctx/Dockerfile"),
+        2,
+        ("ctx/.dockerignore", "a FIFO"),
+        files={"ctx/Dockerfile": "FROM scratch\nCOPY . /app\n"},
+        setup=_fifo("ctx/.dockerignore"),
+    ),
+    Case(
+        "compose-env-is-fifo",
+        "filesystem",
+        ("lint", "--no-config", "c/compose.yaml"),
+        2,
+        ("c/.env", "a FIFO"),
+        files={"c/compose.yaml": "services:\n  web:\n    image: x\n"},
+        setup=_fifo("c/.env"),
+    ),
+    Case(
+        "config-and-no-config",
+        "exit-codes",
+        ("--config", "pipeline.toml", "lint", "--no-config", "services/web/Dockerfile"),
+        2,
+        ("--config", "--no-config", "contradict"),
+    ),
+]
+
+GUARDED += [
+    extra(
+        "offline-provenance-key", '[scan]\noffline_provenance = { owner = "x" }\n', "scan.offline_provenance", "'owner'"
+    ),
+    extra("offline-provenance-commit", '[scan]\noffline_provenance = { commit = "main" }\n', "not a git commit id"),
+    extra("offline-provenance-date", '[scan]\noffline_provenance = { date = "July 2026" }\n', "not YYYY-MM-DD"),
+    extra("offline-advisories-empty", '[scan]\noffline_advisories = " "\n', "scan.offline_advisories", "is empty"),
+]
+
+CASES = VALUES + FILESYSTEM + ODD + NOTHING + EXIT_CODES + GUARDED
 
 
 def make_project(root: Path, case: Case) -> None:

@@ -523,3 +523,11 @@ def test_the_rootfs_keyring_defaults_to_debians_and_resolves_in_the_project(tmp_
     empty = textwrap.dedent(GOOD).replace('kind = "rootfs"', 'kind = "rootfs"\nkeyring = ""', 1)
     with pytest.raises(ConfigError, match=r"images\.debian\.keyring: must not be empty"):
         config.load(project(tmp_path / "c", empty))
+
+
+def test_the_offline_advisories_are_found_beside_the_project_not_at_a_fixed_path() -> None:
+    """The one config path allowed outside the tree: relative to pipeline.toml, so CI finds ../shared too."""
+    text = (ROOT / "pipeline.toml").read_text()
+    assert 'offline_advisories = "../shared/advisories/pypa-advisory-database"' in text
+    cfg = config.load(ROOT / "pipeline.toml")
+    assert cfg.scan.offline_advisories == ROOT.parent / "shared" / "advisories" / "pypa-advisory-database"

@@ -710,3 +710,151 @@ def test_pl_d015_flags_code_the_runtime_user_could_rewrite(
     assert bool(hits) is flagged, [(f.rule, f.message) for f in res.findings]
     if flagged:
         assert hits[0].line == 2 and "65532" in hits[0].message
+
+
+# ---- one finding per problem, whatever Hadolint version is pinned ---------------------------------------
+
+
+def test_no_hadolint_finding_sits_unclassified_beside_one_of_ours(tools: Toolchain) -> None:
+    """A Hadolint code on the same instruction as a PL finding is either the same problem (HADOLINT_COVERS: ours
+    is dropped) or a known different one (HADOLINT_DISTINCT). A Hadolint upgrade that adds an overlapping rule
+    (as 2.13 and 2.14 did with DL3064 and DL3066) fails here until it is classified."""
+    covers = {code for codes in lint.HADOLINT_COVERS.values() for code in codes} | set(lint.HADOLINT_REPEATS)
+    problems = []
+    for path in [*sorted(CORPUS.glob("dockerfile/*/Dockerfile")), CORPUS / "unseen" / "Dockerfile"]:
+        res = lint_paths(tools, path)
+        parsed = dockerfile_policy.parse(path, str(path), {})
+        start = {
+            ln: c.start_line for s in parsed.stages for c in s.commands for ln in range(c.start_line, c.end_line + 1)
+        }
+        ours = {(start.get(f.line, f.line), f.rule) for f in res.findings if f.rule.startswith("PL-D")}
+        for f in res.findings:
+            if f.tool != "hadolint":
+                continue
+            at = start.get(f.line, f.line)
+            beside = sorted(rule for line, rule in ours if line == at)
+            if not beside:
+                continue
+            if f.rule not in covers and f.rule not in lint.HADOLINT_DISTINCT:
+                problems.append(
+                    f"{path.parent.name}:{f.line} {f.rule} ({f.message[:60]}) beside {beside}: unclassified"
+                )
+            for rule in beside:
+                if f.rule in lint.HADOLINT_COVERS.get(rule, ()) or lint.HADOLINT_REPEATS.get(f.rule) == rule:
+                    problems.append(f"{path.parent.name}:{f.line} {f.rule} and {rule}: one problem reported twice")
+    assert problems == []
+
+
+def test_hadolint_rules_that_overlap_ours_leave_one_finding(tools: Toolchain, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM debian:12@sha256:" + "a" * 64 + "\n"
+        "ARG API_TOKEN\n"
+        "RUN sudo true\n"
+        "USER app\n"
+        'HEALTHCHECK CMD ["true"]\n'
+        'CMD ["app"]\n'
+    )
+    res = lint_paths(tools, tmp_path / "Dockerfile")
+    by_line: dict[int, list[str]] = {}
+    for f in res.findings:
+        by_line.setdefault(f.line, []).append(f.rule)
+    # The secret-looking ARG, sudo, the USER by name: each said once, by our rule (its severity, its waivers).
+    assert (by_line[2], by_line[3], by_line[4]) == (["PL-D004"], ["PL-D014"], ["PL-D001"]), by_line
+
+
+# ---- Compose files `docker compose config` accepts are linted, not refused ------------------------------
+
+
+def test_reset_and_override_tags_with_an_absent_env_file_are_linted(tools: Toolchain, tmp_path: Path) -> None:
+    f = _stack(
+        tmp_path,
+        "services:\n  web:\n    image: nginx:1.27\n    env_file: ./web.env\n    ports: !reset []\n"
+        '    environment: !override\n      MODE: "prod"\n    user: root\n',
+    )
+    res = lint_paths(tools, f)
+    assert res.errors == [], res.errors
+    assert any("env_file ./web.env is absent; linted as if empty" in n for n in res.notices), res.notices
+    assert any(x.rule == "PL-C015" for x in res.findings)  # the rest of the file is still judged
+
+
+def test_an_interpolated_absent_env_file_is_a_note(
+    tools: Toolchain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WEB_ENV_FILE", raising=False)
+    f = _stack(
+        tmp_path, "services:\n  web:\n    image: nginx:1.27\n    env_file: ${WEB_ENV_FILE:-.env.web}\n    user: root\n"
+    )
+    res = lint_paths(tools, f)
+    assert res.errors == [], res.errors
+    assert any("env_file ${WEB_ENV_FILE:-.env.web} (.env.web) is absent" in n for n in res.notices), res.notices
+    assert any(x.rule == "PL-C015" for x in res.findings)
+
+
+def test_an_include_with_its_own_project_directory_is_linted(tools: Toolchain, tmp_path: Path) -> None:
+    d = tmp_path / "app"
+    (d / "db").mkdir(parents=True)
+    (d / "db" / "compose.yaml").write_text("services:\n  db:\n    image: postgres:16.4\n    env_file: ./db.env\n")
+    (d / "db" / "db.env").write_text("POSTGRES_DB=app\n")
+    (d / "compose.yaml").write_text(
+        "include:\n  - path: ./db/compose.yaml\n    project_directory: ./db\n"
+        "services:\n  web:\n    image: nginx:1.27\n    env_file: [.env.absent]\n    ports: !reset []\n"
+    )
+    res = lint_paths(tools, d / "compose.yaml")
+    assert res.errors == [], res.errors
+    services = {x.service for x in res.findings if x.rule == "PL-C004"}
+    assert services == {"web", "db"}, lint.table(res)
+
+
+# ---- downloads run unverified, in every shape -------------------------------------------------------------
+
+
+def test_every_shape_of_running_a_download_is_caught_and_a_checked_one_is_not(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM debian:12@sha256:" + "a" * 64 + "\n"
+        "RUN curl -o- https://x.invalid/nvm.sh | PROFILE=/dev/null bash\n"
+        "RUN sh <(curl -fsSL https://x.invalid/i.sh)\n"
+        "RUN curl -fsSL -o /tmp/i.sh https://x.invalid/i.sh && sh /tmp/i.sh\n"
+        'RUN curl -fsSL -o /tmp/i.sh https://x.invalid/i.sh && echo "0  /tmp/i.sh" | sha256sum -c - && sh /tmp/i.sh\n'
+        "RUN wget -O get-pip.py https://x.invalid/get-pip.py && python3 get-pip.py\n"
+        "RUN curl -s https://x.invalid/a | /bin/bash\n"
+        'RUN eval "$(curl -fsSL https://x.invalid/env)"\n'
+        "RUN curl -fsSL https://x.invalid/key.gpg | gpg --dearmor -o /usr/share/keyrings/x.gpg\n"
+        "RUN <<EOF\ncurl -fsSL https://x.invalid/a.tgz | tar -xz -C /opt\n. <(curl -fsSL https://x.invalid/env.sh)\nEOF\n"
+        "RUN curl -fsSLo /usr/local/bin/tool https://x.invalid/tool && chmod +x /usr/local/bin/tool\n"
+        "USER 10001\n"
+    )
+    parsed = dockerfile_policy.parse(tmp_path / "Dockerfile", "Dockerfile", {})
+    found = sorted(
+        f.line for f in dockerfile_policy.check(parsed, dockerfile_policy.Context("prod")) if f.rule == "PL-D013"
+    )
+    assert found == [2, 3, 4, 6, 7, 8, 12], found
+
+
+def test_an_interpreter_given_a_script_is_a_service_and_a_bare_one_is_not(tmp_path: Path) -> None:
+    def healthcheck_findings(cmd: str) -> list[str]:
+        (tmp_path / "Dockerfile").write_text("FROM python:3.12-slim@sha256:" + "a" * 64 + f"\nUSER 10001\nCMD {cmd}\n")
+        parsed = dockerfile_policy.parse(tmp_path / "Dockerfile", "Dockerfile", {})
+        return [
+            f.message for f in dockerfile_policy.check(parsed, dockerfile_policy.Context("prod")) if f.rule == "PL-D002"
+        ]
+
+    assert healthcheck_findings('["python3", "server.py"]') == [
+        "final stage #0 (FROM python:3.12-slim@sha256:" + "a" * 64 + ") has no HEALTHCHECK"
+    ]
+    assert healthcheck_findings('["python", "-m", "app"]') != []
+    assert healthcheck_findings('["python3"]') == [] and healthcheck_findings('["python3", "-i"]') == []
+
+
+def test_an_absent_env_file_in_a_shared_block_merged_into_services_is_a_note(tools: Toolchain, tmp_path: Path) -> None:
+    f = _stack(
+        tmp_path,
+        "x-common: &common\n  env_file: ./common.env\n  restart: unless-stopped\n"
+        "services:\n  web:\n    <<: *common\n    image: nginx:1.27\n    ports: !reset []\n"
+        "  worker:\n    <<: *common\n    image: nginx:1.27\n    user: root\n",
+    )
+    res = lint_paths(tools, f)
+    assert res.errors == [], res.errors
+    assert [n for n in res.notices if "absent" in n] == [
+        f"{f}: x-common: env_file ./common.env is absent; linted as if empty"
+    ]
+    assert {x.service for x in res.findings if x.rule == "PL-C004"} == {"web", "worker"}

@@ -517,7 +517,7 @@ def test_scan_stops_with_exit_2_when_the_index_cannot_be_had_or_checked(
 ) -> None:
     import os
 
-    from .conftest import docker, run_cli
+    from .conftest import docker, run_cli, shared_advisories
 
     (tmp_path / "svc").mkdir()
     (tmp_path / "svc" / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /x\n")
@@ -527,6 +527,7 @@ def test_scan_stops_with_exit_2_when_the_index_cannot_be_had_or_checked(
         "[project]\nname = 'x'\n[registry]\naddress = '127.0.0.1:5000'\n"
         f"[images.debian]\nkind = 'rootfs'\n{image_key.format(tmp=tmp_path)}\n"
         "[services.svc]\ncontext = 'svc'\n[environments.dev]\n[scan]\ndb_sources = ['bundle']\n"
+        f"offline_advisories = '{shared_advisories()}'\n"
     )
     try:
         r = run_cli("--config", str(tmp_path / "pipeline.toml"), "scan", image)

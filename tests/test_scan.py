@@ -16,7 +16,7 @@ from pipelines import scan
 from pipelines.config import load
 from pipelines.scan import vulndb
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, osv_dir, run_cli, shared_advisories
 
 REC = Path(__file__).parent / "data" / "recorded"
 TODAY = dt.date.today()
@@ -56,6 +56,9 @@ PY_ADVISORY = osv("TEST-PY-0001", "PyPI", "starlette", "99.0", "CRITICAL")
 
 
 def project(tmp: Path, ledger: str = "waivers: []\n", scan_cfg: str = "") -> Path:
+    if ("db_sources" not in scan_cfg or "bundle" in scan_cfg) and "offline_advisories" not in scan_cfg:
+        # The offline source is the project's advisory snapshot beside the repository (../shared/advisories).
+        scan_cfg = f'offline_advisories = "{shared_advisories()}"\n' + scan_cfg
     (tmp / "svc").mkdir(exist_ok=True)
     (tmp / "svc" / "Dockerfile").write_text("FROM scratch\n")
     (tmp / "waivers.yaml").write_text(textwrap.dedent(ledger))
@@ -200,7 +203,7 @@ def test_no_db_at_all_stops_unless_explicitly_allowed(api_ref: str, tmp_path: Pa
     assert (tmp_path / "artifacts/scan/latest/scan.md").read_text().startswith(f"**{scan.NOT_CHECKED}**")
 
 
-def test_shipped_bundle_is_the_last_resort(api_ref: str, tmp_path: Path) -> None:
+def test_offline_advisories_are_the_last_resort(api_ref: str, tmp_path: Path) -> None:
     scan_cfg = 'db_sources = ["cache", "bundle"]\naccept_limited_coverage = true'
     r = run_cli("--config", str(project(tmp_path, scan_cfg=scan_cfg)), "scan", api_ref)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -282,3 +285,40 @@ def test_repository_config_scan_settings() -> None:
     cfg = load(ROOT / "pipeline.toml")
     assert cfg.scan.severity == "HIGH" and "vuln" in cfg.scan.scanners
     assert cfg.scan_for("prod").severity in scan.LEVELS
+
+
+def test_without_configured_offline_advisories_the_bundle_source_says_so(tmp_path: Path) -> None:
+    """A project outside this workspace has no snapshot beside it: the source is named as unconfigured."""
+    cfg_file = tmp_path / "pipeline.toml"
+    project(tmp_path, scan_cfg='db_sources = ["cache"]')  # writes the files; the config is replaced below
+    cfg_file.write_text(cfg_file.read_text().replace('db_sources = ["cache"]', 'db_sources = ["bundle"]'))
+    cfg = load(cfg_file)
+    assert cfg.scan.offline_advisories is None
+    trivy, _ = scan.trivy_binary()
+    with pytest.raises(vulndb.VulnDbError) as err:
+        scan.resolve_db(cfg, cfg.scan, None, trivy)
+    assert "bundle: scan.offline_advisories: no offline advisories configured" in str(err.value.seen)
+
+
+def test_offline_advisories_build_once_name_their_source_and_list_what_was_skipped(tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    (mirror / "vulns").mkdir(parents=True)
+    for name in ("PYSEC-2020-341.yaml", "PYSEC-2023-73.yaml"):  # one usable, one withdrawn
+        (mirror / "vulns" / name).write_bytes((osv_dir("pypa") / name).read_bytes())
+    (mirror / "README.md").write_text(
+        "| field | value |\n|---|---|\n| data | Test mirror (two records) |\n"
+        f"| taken from | github.com/example/mirror |\n| commit | {'c' * 40} |\n| commit date | 2024-10-10 |\n"
+    )
+    cfg_file = project(tmp_path, scan_cfg=f'db_sources = ["bundle"]\noffline_advisories = "{mirror}"')
+    settings = load(cfg_file).scan
+    out = tmp_path / "bundle"
+    info = scan._bundle_db(out, settings)
+    assert info.source == (
+        f"Test mirror (github.com/example/mirror@{'c' * 12}, 2024-10-10, license not stated); 2 records, 1 skipped"
+    )
+    assert "PYSEC-2023-73 is withdrawn" in (out / "skipped.txt").read_text()
+    built = (out / "db" / "trivy.db").stat().st_mtime_ns
+    assert scan._bundle_db(out, settings).source == info.source
+    assert (out / "db" / "trivy.db").stat().st_mtime_ns == built  # reused, not rebuilt
+    (mirror / "vulns" / "PYSEC-2023-73.yaml").unlink()  # the snapshot changes: the DB follows
+    assert scan._bundle_db(out, settings).source.endswith("; 1 records, 0 skipped")

@@ -2,8 +2,8 @@
 
 The test image starts from the project's own python-runtime golden base and
 adds *.dist-info directories of old releases (Trivy detects Python packages
-by them). The data is the shipped PyPA bundle, real GitHub and PyPA records
-(tests/data/osv), and the same data pulled from the local registry the way
+by them). The data is the PyPA snapshot in ../shared/advisories, real GitHub and PyPA records
+(../shared/testdata/osv), and the same data pulled from the local registry the way
 Trivy pulls its official database.
 """
 
@@ -28,10 +28,9 @@ from pipelines.config import load
 from pipelines.errors import ConfigError
 from pipelines.scan import vulndb, vulndb_oci
 
-from .conftest import run_cli
+from .conftest import osv_dir, run_cli
 from .test_scan import gated_ids, project, result
 
-OSV = Path(__file__).parent / "data" / "osv"
 REGISTRY = "127.0.0.1:5000"
 
 # (name as in METADATA, version): old releases with advisories in the PyPA database and GitHub's.
@@ -78,8 +77,8 @@ def first_line(r: subprocess.CompletedProcess[str], data: dict[str, Any]) -> str
 
 
 BUNDLE_HEAD = (
-    "Vulnerability DB: bundle (PyPA advisory database (github.com/pypa/advisory-database@3ccb612573e2, "
-    "2024-10-10, CC-BY-4.0)): 2649 advisories (pip 2649); newest advisory 2024-10-10 ("
+    "Vulnerability DB: bundle (PyPA advisory database (github.com/westonsteimel/advisory-database-pypa@57da901aadaf, "
+    "2026-07-23, CC-BY-4.0); 7080 records, 305 skipped): 6775 advisories (pip 6775); newest advisory 2026-07-23 ("
 )
 
 
@@ -131,8 +130,8 @@ def test_bundle_flags_old_pypi_packages_with_the_right_ids_and_severities(old_py
     assert {p for _, p in found} == {name for name, _ in OLD_PACKAGES}  # nothing from the base image's own
     assert r.returncode == 1 and ("PYSEC-2020-342") in gated_ids(data)
     assert scan.COVERAGE_RULE not in gated_ids(data)
-    # 2452 records rate nothing; two of them are skipped (range bounds PEP 440 cannot read).
-    assert any("default severity: pip 2450" in n for n in data["notices"])
+    # 2734 of the 2026-07-23 snapshot's advisories in the DB rate nothing.
+    assert any("default severity: pip 2734" in n for n in data["notices"])
 
     # Warm: the bundle DB is reused.
     started = time.monotonic()
@@ -156,7 +155,7 @@ def build_real_feed_db(tmp_path: Path) -> Path:
     """GitHub's records plus the Debian record, with Debian's unrated records as CRITICAL."""
     src = tmp_path / "osv"
     for sub in ("ghsa", "debian"):
-        for f in (OSV / sub).iterdir():
+        for f in osv_dir(sub).iterdir():
             (src / sub).mkdir(parents=True, exist_ok=True)
             (src / sub / f.name).write_bytes(f.read_bytes())
     out = tmp_path / "db"
@@ -308,7 +307,7 @@ def _stray_debian_bundle(tmp_path: Path) -> Path:
     """A bundle that declares PyPI only, holding the PyPA test records plus one stray Debian 12 advisory."""
     src = tmp_path / "osv"
     src.mkdir()
-    for f in [*(OSV / "pypa").iterdir(), OSV / "debian" / "DEBIAN-CVE-2099-0001.json"]:
+    for f in [*osv_dir("pypa").iterdir(), osv_dir("debian") / "DEBIAN-CVE-2099-0001.json"]:
         (src / f.name).write_bytes(f.read_bytes())
     bundle = tmp_path / "stray.osv.json.gz"
     prov = vulndb.Provenance("stray test", "example.invalid/stray", "0" * 40, "2026-11-20", "CC0-1.0", ("PyPI",))
@@ -368,7 +367,7 @@ def test_stray_advisory_db_scans_with_limited_coverage(old_pypi_image: str, tmp_
     """The real image (Debian 12 and PyPI packages) against GitHub's records and one Debian advisory, PyPI declared."""
     src = tmp_path / "osv"
     src.mkdir()
-    for f in [*(OSV / "ghsa").iterdir(), OSV / "debian" / "DEBIAN-CVE-2099-0001.json"]:
+    for f in [*osv_dir("ghsa").iterdir(), osv_dir("debian") / "DEBIAN-CVE-2099-0001.json"]:
         (src / f.name).write_bytes(f.read_bytes())
     db = tmp_path / "db"
     r = run_cli("vulndb", "build", "--from", str(src), "--out", str(db), "--name", "stray", "--covers", "PyPI")

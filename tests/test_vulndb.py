@@ -22,6 +22,7 @@ from pipelines.errors import ConfigError
 from pipelines.scan import vulndb
 from pipelines.scan.vulndb import Advisory, VulnDbError
 
+from .conftest import run_cli
 from .test_bolt import read_tree
 
 TRIVY_TIMEOUT = 300.0
@@ -675,3 +676,52 @@ def test_random_damage_is_always_a_clean_error(tmp_path: Path) -> None:
         except VulnDbError:
             outcomes["error"] += 1
     assert outcomes["error"] > 0, outcomes
+
+
+# -------------------------------------------------------------------------- one ID in two files that disagree
+
+
+def test_two_records_of_one_id_that_disagree_are_named_and_never_narrowed(tmp_path: Path, trivy: str) -> None:
+    early = osv("PYSEC-2099-1", "PyPI", "clashpkg", [{"introduced": "0"}, {"fixed": "1.2"}])
+    late = osv("PYSEC-2099-1", "PyPI", "clashpkg", [{"introduced": "0"}, {"fixed": "1.5"}])
+    write_osv(tmp_path / "osv" / "mirror-a", early)
+    write_osv(tmp_path / "osv" / "mirror-b", late)
+    r = run_cli("vulndb", "build", "--from", str(tmp_path / "osv"), "--out", str(tmp_path / "cache"))
+    assert r.returncode == 0, r.stderr
+    warning = next(line for line in r.stderr.splitlines() if line.startswith("warning: PYSEC-2099-1"))
+    assert "mirror-a/PYSEC-2099-1.json" in warning and "mirror-b/PYSEC-2099-1.json" in warning
+    assert "disagree" in warning and "<1.2" in warning and "<1.5" in warning
+    # 1.3 is fixed by one record's word, affected by the other's: the scan still reports it.
+    root = make_rootfs(tmp_path / "root", pips=[("usr/lib/python3/dist-packages", "clashpkg", "1.3")])
+    found = findings(trivy, tmp_path / "cache", root)
+    assert ("PYSEC-2099-1", "clashpkg", "1.3") in found
+    assert ("PYSEC-2099-1", "clashpkg", "1.6") not in findings(
+        trivy,
+        tmp_path / "cache",
+        make_rootfs(tmp_path / "root2", pips=[("usr/lib/python3/dist-packages", "clashpkg", "1.6")]),
+    )
+
+
+def test_debian_records_of_one_id_that_disagree_keep_the_later_fix_and_are_named() -> None:
+    notes: list[str] = []
+    a = vulndb.parse_osv(
+        osv("DEBIAN-CVE-2099-9", "Debian:12", "zlib", [{"introduced": "0"}, {"fixed": "1.2-1"}]), "a.json", notes
+    )
+    b = vulndb.parse_osv(
+        osv("DEBIAN-CVE-2099-9", "Debian:12", "zlib", [{"introduced": "0"}, {"fixed": "1.3-1"}]), "b.json", notes
+    )
+    merged = vulndb.merge([*a, *b], notes)
+    assert [x.fixed_version for x in merged.values()] == ["1.3-1"]
+    assert any(n.startswith("warning: ") and "a.json and b.json disagree: fixed in 1.2-1 vs 1.3-1" in n for n in notes)
+    # Entries of one file (one per release series) are parts of one record, not a conflict.
+    same: list[str] = []
+    vulndb.merge(
+        [
+            *a,
+            *vulndb.parse_osv(
+                osv("DEBIAN-CVE-2099-9", "Debian:12", "zlib", [{"introduced": "0"}, {"fixed": "1.3-1"}]), "a.json", same
+            ),
+        ],
+        same,
+    )
+    assert not any("disagree" in n for n in same)

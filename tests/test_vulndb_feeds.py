@@ -1,7 +1,7 @@
 """The writer on real advisory feeds (GitHub's OSV JSON, the PyPA database's YAML), read by the real Trivy.
 
-Inputs are recorded in tests/data/osv (see SOURCES.md there); the shipped
-bundle is the whole PyPA database. Nothing is mocked: Trivy scans a root
+Inputs are real records in ../shared/testdata/osv (SOURCES.md there names their commits); the offline
+advisories are the whole PyPA database snapshot in ../shared/advisories. Nothing is mocked: Trivy scans a root
 filesystem with dist-info directories and a dpkg status file written here.
 """
 
@@ -21,20 +21,17 @@ from pipelines import scan
 from pipelines.errors import ConfigError
 from pipelines.scan import vulndb
 
-from .conftest import run_cli
+from .conftest import osv_dir, run_cli, shared_advisories
 from .test_vulndb import findings, make_rootfs, trivy, write_osv
 
 __all__ = ["trivy"]  # the fixture, shared with test_vulndb
-
-OSV = Path(__file__).parent / "data" / "osv"
-BUNDLE = scan.bundle_dir() / scan.BUNDLE_FILE
 
 
 def load_all(default_severity: dict[str, str] | None = None) -> tuple[list[vulndb.Advisory], list[str]]:
     notes: list[str] = []
     advisories: list[vulndb.Advisory] = []
     for sub in ("ghsa", "pypa", "debian"):
-        advisories += vulndb.load_osv(OSV / sub, notes=notes, default_severity=default_severity)
+        advisories += vulndb.load_osv(osv_dir(sub), notes=notes, default_severity=default_severity)
     return advisories, notes
 
 
@@ -106,7 +103,7 @@ def test_yaml_is_read_as_osv_means_it(tmp_path: Path) -> None:
 
 
 def _hostile(tmp_path: Path) -> list[tuple[str, bytes, str]]:
-    good = json.loads((OSV / "ghsa" / "GHSA-p44j-xrqg-4xrr.json").read_text())
+    good = json.loads((osv_dir("ghsa") / "GHSA-p44j-xrqg-4xrr.json").read_text())
     return [
         ("deep.json", b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
         ("deep.yaml", b"a: " + b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
@@ -149,7 +146,7 @@ def test_cli_build_refuses_nothing_and_names_the_file(tmp_path: Path) -> None:
     assert r.returncode == 2 and "found only: .md" in r.stderr
     withdrawn = tmp_path / "withdrawn"
     withdrawn.mkdir()
-    (withdrawn / "PYSEC-2023-73.yaml").write_bytes((OSV / "pypa" / "PYSEC-2023-73.yaml").read_bytes())
+    (withdrawn / "PYSEC-2023-73.yaml").write_bytes((osv_dir("pypa") / "PYSEC-2023-73.yaml").read_bytes())
     r = run_cli("vulndb", "build", "--from", str(withdrawn), "--out", str(tmp_path / "db"))
     assert r.returncode == 2 and "no advisories Trivy can use" in r.stderr
     assert not (tmp_path / "db" / "db" / "trivy.db").exists()
@@ -159,14 +156,23 @@ def test_cli_build_refuses_nothing_and_names_the_file(tmp_path: Path) -> None:
     r = run_cli("vulndb", "build", "--from", str(bad), "--out", str(tmp_path / "db"))
     assert r.returncode == 2 and f"{bad / 'x.json'}" in r.stderr and "Traceback" not in r.stderr
     r = run_cli(
-        "vulndb", "build", "--from", str(OSV / "pypa"), "--out", str(tmp_path / "db"), "--default-severity", "npm=LOW"
+        "vulndb",
+        "build",
+        "--from",
+        str(osv_dir("pypa")),
+        "--out",
+        str(tmp_path / "db"),
+        "--default-severity",
+        "npm=LOW",
     )
     assert r.returncode == 2 and "npm: is not an ecosystem the database holds" in r.stderr
 
 
 def test_cli_build_reads_yaml_and_reports_what_it_holds(tmp_path: Path) -> None:
     out = tmp_path / "db"
-    r = run_cli("vulndb", "build", "--from", str(OSV / "pypa"), "--out", str(out), "--default-severity", "PyPI=MEDIUM")
+    r = run_cli(
+        "vulndb", "build", "--from", str(osv_dir("pypa")), "--out", str(out), "--default-severity", "PyPI=MEDIUM"
+    )
     assert r.returncode == 0, r.stderr
     assert "6 advisories (pip 6), newest advisory 2023-11-07" in r.stdout
     assert "rated by the default severity (the records rate nothing): pip 3" in r.stdout
@@ -175,41 +181,76 @@ def test_cli_build_reads_yaml_and_reports_what_it_holds(tmp_path: Path) -> None:
     assert (info.advisories, info.ecosystems, info.defaulted) == (6, {"pip": 6}, {"pip": 3})
 
 
-def test_the_shipped_bundle_is_the_pypa_database_with_its_provenance(tmp_path: Path) -> None:
+def test_the_offline_db_is_the_2026_07_23_pypa_snapshot_with_its_provenance(tmp_path: Path) -> None:
     started = time.monotonic()
-    notes: list[str] = []
-    provenance, advisories = vulndb.load_bundle(BUNDLE, notes=notes)
-    info = vulndb.build_db(advisories, tmp_path / "bundle", source=provenance.line(), covers=provenance.ecosystems)
+    data = vulndb.load_advisory_dir(shared_advisories(), provenance={"covers": "PyPI"})
+    info = vulndb.build_db(
+        data.advisories,
+        tmp_path / "bundle",
+        source=data.source_line(),
+        covers=data.provenance.ecosystems,
+        notes=data.notes,
+        data_as_of=data.as_of(),
+    )
     seconds = time.monotonic() - started
-    assert provenance == vulndb.Provenance(
+    # Read from the snapshot's README: the mirror the commit lives in, its date, the data's license.
+    assert data.provenance == vulndb.Provenance(
         "PyPA advisory database",
-        "github.com/pypa/advisory-database",
-        "3ccb612573e2511ab5cad7dafecd838605c80cda",
-        "2024-10-10",
+        "github.com/westonsteimel/advisory-database-pypa",
+        "57da901aadaf5862a588727ec949df1e56908f4f",
+        "2026-07-23",
         "CC-BY-4.0",
         ("PyPI",),  # what the bundle declares it covers: PyPI, nothing else
     )
-    assert info.covers == ("pip",)
-    raw = json.loads(gzip.decompress(BUNDLE.read_bytes()))
-    assert len(raw["records"]) == 2661  # every vulns/*/*.yaml of that commit
-    assert sum("is withdrawn" in n for n in notes) == 10
-    # Two real records bound their range with versions PEP 440 cannot read (binderhub's
-    # "0.2.0-n653", limnoria's timestamp): Trivy could not compare them, so they are skipped, named.
-    uncomparable = [n for n in notes if "is not a PEP 440 version Trivy can compare" in n]
-    assert len(uncomparable) == 2 and any("binderhub" in n for n in uncomparable), uncomparable
-    assert info.ecosystems == {"pip": 2649} and info.advisories == 2649
-    assert f"{info.newest_advisory:%Y-%m-%d}" == "2024-10-10"
-    assert seconds < 30, f"building the bundle DB took {seconds:.1f}s"
-    print(f"bundle DB built in {seconds:.2f}s")
+    assert info.covers == ("pip",)  # declared by the config, as pipeline.toml does
+    assert data.records == 7080  # every vulns/*/*.yaml of that commit
+    # Left out, each named with its file and why: withdrawn records, and records whose every entry has a range
+    # bound PEP 440 cannot read ("0.2.0-n653", timestamps) or no range and no versions at all.
+    assert data.unused == 305 and sum("is withdrawn" in n for n in data.notes) == 269
+    assert sum("is not a PEP 440 version Trivy can compare" in n for n in data.notes) == 25
+    assert sum("no ECOSYSTEM range and no versions" in n for n in data.notes) == 11
+    assert sum("versions Trivy cannot compare left out" in n for n in data.notes) == 47  # entry kept
+    assert data.source_line().endswith("; 7080 records, 305 skipped")
+    assert info.ecosystems == {"pip": info.advisories} and info.advisories == 6775  # one ID in two entries
+    # Two real records say they were modified on 2027-07-09: misdated, named, and not taken as the data's age.
+    misdated = [n for n in data.notes if "is after the data's own date 2026-07-23" in n]
+    assert len(misdated) == 2 and any("PYSEC-2025-19" in n for n in misdated), misdated
+    assert f"{info.newest_advisory:%Y-%m-%d}" == "2026-07-23"
+    assert seconds < 60, f"building the offline DB took {seconds:.1f}s"
+    print(f"offline DB built in {seconds:.2f}s")
+
+
+def test_provenance_comes_from_the_config_or_a_readme_and_is_required(tmp_path: Path) -> None:
+    osv = tmp_path / "mirror" / "vulns"
+    osv.mkdir(parents=True)
+    (osv / "PYSEC-2023-73.yaml").write_bytes((osv_dir("pypa") / "PYSEC-2023-73.yaml").read_bytes())
+    with pytest.raises(ConfigError, match=r"provenance lacks repository, commit, date \(no README.md in it or beside"):
+        vulndb.read_provenance(osv)
+    (tmp_path / "mirror" / "README.md").write_text(
+        "# Our mirror\n\n| field | value |\n|---|---|\n| data | Our advisories (internal) |\n"
+        "| repository | https://github.com/example/advisories.git |\n| commit | " + "ab" * 20 + " |\n"
+    )
+    with pytest.raises(ConfigError, match=r"lacks repository, commit, date \(read .*mirror/README.md"):
+        vulndb.read_provenance(osv)  # no date: nothing is taken from an incomplete table
+    given = {"repository": "github.com/example/advisories", "commit": "ab" * 20, "date": "2026-01-02"}
+    assert vulndb.read_provenance(osv, given).line() == (
+        "vulns (github.com/example/advisories@abababababab, 2026-01-02, license not stated)"
+    )
+    (tmp_path / "mirror" / "README.md").write_text(
+        (tmp_path / "mirror" / "README.md").read_text() + "| commit date | 2026-01-02 |\n\nLicensed CC0-1.0.\n"
+    )
+    assert vulndb.read_provenance(tmp_path / "mirror").line() == (
+        "Our advisories (github.com/example/advisories@abababababab, 2026-01-02, CC0-1.0)"
+    )
 
 
 def test_bundle_round_trip_and_damage(tmp_path: Path) -> None:
     prov = vulndb.Provenance("test", "example.invalid/x", "0" * 40, "2024-10-10", "CC-BY-4.0")
     out = tmp_path / "b.osv.json.gz"
-    assert vulndb.write_bundle(OSV / "pypa", out, prov) == 7
+    assert vulndb.write_bundle(osv_dir("pypa"), out, prov) == 7
     got_prov, advisories = vulndb.load_bundle(out)
     assert got_prov == prov
-    assert sorted(a.id for a in advisories) == sorted(a.id for a in vulndb.load_osv(OSV / "pypa"))
+    assert sorted(a.id for a in advisories) == sorted(a.id for a in vulndb.load_osv(osv_dir("pypa")))
     out.write_bytes(out.read_bytes()[:500])
     with pytest.raises(ConfigError, match="is truncated"):
         vulndb.load_bundle(out)
@@ -230,7 +271,7 @@ def test_bundle_round_trip_and_damage(tmp_path: Path) -> None:
 
 def test_same_id_in_two_files_and_two_spellings_is_one_advisory(tmp_path: Path) -> None:
     # A mirror of one advisory next to the original, spelling the project differently.
-    record = json.loads((OSV / "ghsa" / "GHSA-p44j-xrqg-4xrr.json").read_text())
+    record = json.loads((osv_dir("ghsa") / "GHSA-p44j-xrqg-4xrr.json").read_text())
     copy = json.loads(json.dumps(record))
     copy["affected"][0]["package"]["name"] = "products-pluggableauthservice"
     copy["affected"][0]["ranges"][0]["events"] = [{"introduced": "3.0"}, {"last_affected": "3.1"}]
@@ -331,7 +372,7 @@ def test_a_foreign_trivy_db_is_counted_per_ecosystem_and_dated_by_its_build(tmp_
 
 
 def test_an_entry_without_a_package_is_skipped_with_a_note() -> None:
-    record = json.loads((OSV / "ghsa" / "GHSA-v845-jxx5-vc9f.json").read_text())
+    record = json.loads((osv_dir("ghsa") / "GHSA-v845-jxx5-vc9f.json").read_text())
     git_only = {"ranges": [{"type": "GIT", "repo": "https://x.test/r", "events": [{"introduced": "0"}]}]}
     record["affected"].append(git_only)
     notes: list[str] = []

@@ -268,11 +268,19 @@ ARCHIVE = re.compile(r"\.(tar|tar\.gz|tgz|tar\.bz2|tar\.xz|txz|zip)$")
 VAR = re.compile(r"\$(?:\{(?P<b>[A-Za-z_][A-Za-z0-9_]*)(?::?[-+](?P<d>[^}]*))?\}|(?P<n>[A-Za-z_][A-Za-z0-9_]*))")
 REMOTE = re.compile(r"^(https?|git)://|^git@")
 # Interpreters a download must never be piped into.
+_RUNNER = r"((ba|z|da|k|a)?sh|python[0-9.]*|perl|ruby|node|php|pwsh)"
 PIPE_TO_INTERPRETER = re.compile(
-    r"\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+(-\S+\s+)*)?(env\s+(\S+=\S*\s+)*)?"
-    r"((ba|z|da|k|a)?sh|python[0-9.]*|perl|ruby|node|php|pwsh)\b"
+    r"\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+(-\S+\s+)*)?(env\s+)?([A-Za-z_][A-Za-z0-9_]*=\S*\s+)*"
+    rf"(/usr)?(/local)?(/bin/)?{_RUNNER}\b"
 )
-EVAL_DOWNLOAD = re.compile(r"\b((ba|z|da)?sh|python[0-9.]*)\s+-c\s+[\"']?\$\((curl|wget)\b")
+EVAL_DOWNLOAD = re.compile(
+    r"\b(((ba|z|da)?sh|python[0-9.]*)\s+-c\s+|eval\s+)[\"']?\$\((curl|wget)\b"
+    # Process substitution: `bash <(curl URL)`, `source <(wget -O- URL)`.
+    rf"|(\b{_RUNNER}|\bsource|(^|[;&|]\s*)\.)\s+<\(\s*(curl|wget)\b"
+)
+# Fetched to a file, then run, with no check in between: `curl -o i.sh URL && sh i.sh`.
+DOWNLOAD_TO_FILE = re.compile(r"\b(curl|wget)\b[^|;&]*?\s(-o|-O|--output|--output-document)[= ]\s*(?P<file>[^\s;&|]+)")
+VERIFIED = re.compile(r"\b(sha(1|256|512)sum|gpg|gpgv|cosign|minisign|openssl\s+dgst)\b")
 HEREDOC_MARKER = re.compile(r"<<-?\s*['\"]?[A-Za-z_][A-Za-z0-9_]*['\"]?")
 SHELLS = re.compile(r"^(/usr)?(/bin/)?(ba|z|da|k|a)?sh$")
 PRIVILEGE_DROP = re.compile(r"\b(gosu|su-exec|setpriv|chroot --userspec|runuser)\b")
@@ -510,7 +518,8 @@ def _is_service(p: Parsed, final: Stage) -> bool:
         return False
     words = [w for c in runs[-1:] for w in c.value]
     program = words[0].rsplit("/", 1)[-1] if words else ""
-    return program not in INTERPRETERS
+    # `python3 server.py`, `python -m app`: an interpreter given something to run is the service.
+    return program not in INTERPRETERS or any(not w.startswith("-") for w in words[1:])
 
 
 def _healthcheck(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
@@ -934,6 +943,18 @@ def _pipe_to_shell(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
                 m = PIPE_TO_INTERPRETER.search(text) or EVAL_DOWNLOAD.search(text)
                 if m:
                     yield _f(p, "PL-D013", line, f"a download is run unverified: {m.group(0).strip()}")
+                    continue
+                got = DOWNLOAD_TO_FILE.search(text)
+                if got and got.group("file") != "-":
+                    rest = text[got.end() :]
+                    name = re.escape(got.group("file"))
+                    run = re.search(
+                        rf"(^|[;&|]\s*|\s){_RUNNER}\s+(-\S+\s+)*{name}(\s|$|;|&)|(^|[;&|]\s*)(\./|\.\s+|source\s+){name}\b",
+                        rest,
+                    )
+                    if run and not VERIFIED.search(rest[: run.start()]):
+                        what = f"{got.group(0).strip()} ... {run.group(0).strip(' ;&|')}"
+                        yield _f(p, "PL-D013", line, f"a download is run unverified: {what}")
 
 
 def _sudo(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
@@ -997,6 +1018,11 @@ def _copies_whole_context(p: Parsed) -> bool:
     return False
 
 
+def _beside(p: Parsed, other: Path) -> str:
+    """How to name a file read for a Dockerfile: beside it as the Dockerfile is named, else its own path."""
+    return str(Path(p.display).with_name(other.name)) if other.parent == p.path.parent else str(other)
+
+
 def _dockerignore(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
     if ctx.context_dir is None:
         return
@@ -1014,7 +1040,7 @@ def _dockerignore(p: Parsed, final: Stage, ctx: Context) -> Iterator[Finding]:
         return
     if not whole and not present:
         return
-    matcher = PatternMatcher(dockerignore_patterns(source.read_text()))
+    matcher = PatternMatcher(dockerignore_patterns(inputs.read_text(source, _beside(p, source))))
     candidates = [*DOCKERIGNORE_MUST_EXCLUDE, *(s for s in DOCKERIGNORE_SHOULD_EXCLUDE if s in present)]
     leaked = [s for s in candidates if not matcher.matches(s)]
     if leaked:

@@ -1,7 +1,7 @@
 """The scan stage: Trivy (and optional Snyk), one gate, the waiver ledger, SBOMs, reports.
 
 Scanning fails closed. The vulnerability database is resolved explicitly
-(given path, fresh local cache, download, then the shipped offline bundle) and
+(given path, fresh local cache, download, then the configured offline advisories) and
 every report says which one was used; when none can be had the stage stops
 unless the config allows scanning without one, and then the report's first
 line says vulnerabilities were NOT checked. Trivy's exit code is never the
@@ -26,14 +26,13 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import _proc, refs, report, waivers
 from ..config import Config, ScanSettings
 from ..engine import Engine
-from ..errors import InputError, PipelineError, ScanError
+from ..errors import ConfigError, InputError, PipelineError, ScanError
 from ..findings import Finding, Severity
 from ..result import Context, Result, Table
 from ..tools import TRIVY_QUIET, Toolchain, trivy_binary
@@ -376,13 +375,6 @@ def coverage_record(db: DbChoice, coverage: Coverage | None) -> CoverageRecord:
     )
 
 
-def bundle_dir() -> Path:
-    return Path(str(resources.files("pipelines.scan") / "advisories"))
-
-
-BUNDLE_FILE = "pypa-advisory-database.osv.json.gz"
-
-
 def resolve_db(
     cfg: Config, settings: ScanSettings, explicit: Path | None, trivy: str, now: dt.datetime | None = None
 ) -> DbChoice:
@@ -436,7 +428,7 @@ def resolve_db(
     if "bundle" in settings.db_sources:
         out = settings.cache_dir / "bundle"
         try:
-            info = _bundle_db(out, settings.default_severity)
+            info = _bundle_db(out, settings)
             return DbChoice(out, "bundle", info, tuple(attempts))
         except PipelineError as exc:
             attempts.append(f"bundle: {exc.what}")
@@ -459,21 +451,43 @@ def as_cache_dir(path: Path) -> Path:
     return path
 
 
-def _bundle_db(out: Path, default_severity: Mapping[str, str] | None = None) -> vulndb.DbInfo:
-    """The shipped OSV bundle as a Trivy DB under ``out``, built on first use and whenever it or the defaults change."""
-    src = bundle_dir() / BUNDLE_FILE
+def _bundle_db(out: Path, settings: ScanSettings) -> vulndb.DbInfo:
+    """The configured OSV directory (scan.offline_advisories) as a Trivy DB under ``out``.
+
+    Built on first use, and again whenever the directory's files, its provenance or the defaults change.
+    """
+    src = settings.offline_advisories
+    if src is None:
+        raise ConfigError(
+            "scan.offline_advisories",
+            "",
+            "no offline advisories configured",
+            hint="point it at a directory of OSV files (a mirror of an advisory database), or drop 'bundle' "
+            "from scan.db_sources",
+        )
+    if not src.is_dir():
+        raise ConfigError(str(src), "", "scan.offline_advisories is not a directory")
     stamp = out / ".bundle-digest"
-    st = src.stat()
-    severity = dict(sorted((default_severity or {}).items()))
+    severity = dict(sorted((settings.default_severity or {}).items()))
     # The writer's own code is an input too: a fixed writer must not keep serving a DB built by the old one.
     # (The record models' file is read, not imported: a warm scan does not build them.)
     code = Path(vulndb.__file__)
     writer = hashlib.sha256(code.read_bytes() + code.with_name("osv.py").read_bytes()).hexdigest()[:16]
-    digest = f"{src.name}:{st.st_size}:{st.st_mtime_ns}:{json.dumps(severity)}:{writer}"
+    provenance = json.dumps(dict(sorted(settings.offline_provenance.items())))
+    digest = f"{src}:{vulndb.advisory_dir_digest(src)}:{provenance}:{json.dumps(severity)}:{writer}"
     if stamp.exists() and stamp.read_text() == digest:
         return vulndb.read_info(out)
-    provenance, advisories = vulndb.load_bundle(src, default_severity=severity)
-    info = vulndb.build_db(advisories, out, source=provenance.line(), covers=provenance.ecosystems)
+    data = vulndb.load_advisory_dir(src, provenance=settings.offline_provenance, default_severity=severity)
+    info = vulndb.build_db(
+        data.advisories,
+        out,
+        source=data.source_line(),
+        covers=data.provenance.ecosystems,
+        notes=data.notes,
+        data_as_of=data.as_of(),
+    )
+    # Why each record or entry was left out, for whoever asks what the data did not cover.
+    (out / "skipped.txt").write_text("".join(f"{n}\n" for n in data.notes))
     stamp.write_text(digest)
     return info
 

@@ -24,13 +24,17 @@ anyway. So the pipeline builds the database itself:
    fails loudly when the database is missing or damaged: a scan against a
    broken database must never pass as clean).
 
-The package ships an offline bundle built from the PyPA advisory database
-(:func:`write_bundle`, :func:`load_bundle`); see ``advisories/SOURCE.md``.
+The scan's offline source is a directory of OSV files the project configures
+(``scan.offline_advisories``, e.g. a snapshot of the PyPA advisory database),
+read by :func:`load_advisory_dir` with its provenance (:func:`read_provenance`).
+:func:`write_bundle` and :func:`load_bundle` pack such a directory into one file
+for moving it around; nothing is shipped inside the package.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -114,6 +118,7 @@ class Advisory:
     description: str = ""
     modified: datetime | None = None  # the record's own "modified": how new the data is
     severity_defaulted: bool = False  # the record rated nothing; severity is the configured default
+    files: tuple[str, ...] = ()  # the OSV files it was read from: a conflict between two is named by them
 
 
 @dataclass(frozen=True)
@@ -257,6 +262,36 @@ _OsvYamlLoader.yaml_implicit_resolvers = {
 }
 
 
+class _OsvCLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
+    """The same reading through libyaml: a snapshot of thousands of records parses in seconds, not a minute."""
+
+
+_OsvCLoader.yaml_implicit_resolvers = _OsvYamlLoader.yaml_implicit_resolvers
+
+
+# Deeper than any OSV record nests (about 6): libyaml composes recursively in C, where too deep is a crash.
+MAX_YAML_DEPTH = 64
+
+
+def _load_yaml(text: str) -> object:
+    if not yaml.__with_libyaml__:
+        return yaml.load(text, Loader=_OsvYamlLoader)  # noqa: S506 - a SafeLoader subclass
+    # One pass over libyaml's events first (iterative, no recursion): aliases and deep nesting are refused
+    # before anything is composed.
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            mark = event.start_mark  # libyaml's Mark has the fields the error message reads
+            raise yaml.composer.ComposerError(None, None, "YAML aliases are not allowed", mark)  # type: ignore[arg-type]
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise RecursionError
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return yaml.load(text, Loader=_OsvCLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_record_file(file: Path) -> object:
     """The data of one OSV file (JSON or YAML); ConfigError naming the file when it cannot be read."""
     name = str(file)
@@ -268,7 +303,7 @@ def read_record_file(file: Path) -> object:
 def parse_text(text: str, name: str, *, yaml_: bool) -> object:
     try:
         if yaml_:
-            return yaml.load(text, Loader=_OsvYamlLoader)  # noqa: S506 - a SafeLoader subclass
+            return _load_yaml(text)
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(name, "", f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
@@ -384,6 +419,7 @@ def parse_osv(
             description=record.details,
             modified=record.modified.astimezone(UTC),
             severity_defaulted=defaulted,
+            files=(file,),
         )
         if bucket == "pip":
             vulnerable, patched = _pip_constraints(ranges, tuple(versions))
@@ -637,7 +673,30 @@ def merge(advisories: Iterable[Advisory], notes: list[str] | None = None) -> dic
     return out
 
 
+def _conflict(a: Advisory, b: Advisory) -> str:
+    """How two records of one ID from different files disagree on what is affected ("" when they agree)."""
+    if not b.files or set(b.files) <= set(a.files):
+        return ""  # entries of one file (one per release series) are parts, not rivals
+    if a.ecosystem == "pip":
+        if set(a.vulnerable_versions) == set(b.vulnerable_versions):
+            return ""
+        return (
+            f"affected {' || '.join(a.vulnerable_versions)} (fixed {', '.join(a.patched_versions) or 'nowhere'}) vs "
+            f"{' || '.join(b.vulnerable_versions)} (fixed {', '.join(b.patched_versions) or 'nowhere'})"
+        )
+    if a.fixed_version == b.fixed_version:
+        return ""
+    return f"fixed in {a.fixed_version or 'no release'} vs {b.fixed_version or 'no release'}"
+
+
 def _fold(a: Advisory, b: Advisory, notes: list[str]) -> Advisory:
+    conflict = _conflict(a, b)
+    if conflict:
+        # Never narrowed: the union of the ranges (pip) or the later fix (Debian) stands, and the clash is named.
+        notes.append(
+            f"warning: {a.id} in {a.package} ({a.ecosystem}): {', '.join(a.files)} and {', '.join(b.files)} "
+            f"disagree: {conflict}; kept every version either calls affected"
+        )
     fixed = a.fixed_version
     if a.ecosystem != "pip" and a.fixed_version != b.fixed_version:
         if not a.fixed_version or not b.fixed_version:
@@ -660,6 +719,7 @@ def _fold(a: Advisory, b: Advisory, notes: list[str]) -> Advisory:
         vulnerable_versions=tuple(dict.fromkeys(a.vulnerable_versions + b.vulnerable_versions)),
         patched_versions=tuple(dict.fromkeys(a.patched_versions + b.patched_versions)),
         modified=max(dates) if dates else None,
+        files=tuple(dict.fromkeys(a.files + b.files)),
     )
 
 
@@ -748,6 +808,7 @@ def build_db(
     updated_at: datetime | None = None,
     notes: list[str] | None = None,
     covers: Iterable[str] = (),
+    data_as_of: datetime | None = None,
 ) -> DbInfo:
     """Write ``out/db/trivy.db`` and ``out/db/metadata.json`` for ``advisories`` (merged first).
 
@@ -755,6 +816,8 @@ def build_db(
     provenance line); it is kept in the database and reported by every scan.
     ``covers`` names the ecosystems the source declares in full (OSV names:
     ``PyPI``, ``Debian:12``); scans count only those as covered.
+    ``data_as_of`` is when the data was taken (a snapshot's commit date): a record claiming to be modified
+    later is misdated, and is not allowed to make the data look newer than it is (nor is a date after the build).
     """
     declared = covers_buckets(covers, where="--covers")
     when = (updated_at or datetime.now(UTC)).replace(microsecond=0)
@@ -768,7 +831,19 @@ def build_db(
         ecosystems[eco] = ecosystems.get(eco, 0) + 1
         if adv.severity_defaulted:
             defaulted[eco] = defaulted.get(eco, 0) + 1
-    dates = [a.modified for a in entries.values() if a.modified is not None]
+    limit = min(when, data_as_of) if data_as_of is not None else when
+    dates = []
+    for a in entries.values():
+        if a.modified is None:
+            continue
+        if a.modified > limit:
+            if notes is not None:
+                notes.append(
+                    f"warning: {a.id} ({', '.join(a.files) or a.package}): modified {a.modified:%Y-%m-%d} is after "
+                    f"the data's own date {limit:%Y-%m-%d}; not counted as how new the data is"
+                )
+            continue
+        dates.append(a.modified)
     newest = max(dates).replace(microsecond=0) if dates else None
     info_record: dict[str, Any] = {
         "Source": source,
@@ -1111,6 +1186,123 @@ def load_bundle(
         advisories.extend(parse_osv(item.get("record"), where, sink, default_severity=default_severity))
     name_, repository, commit, date, license_ = (str(prov[k]) for k in keys)
     return Provenance(name_, repository, commit, date, license_, tuple(declared)), advisories
+
+
+PROVENANCE_KEYS = ("name", "repository", "commit", "date", "license")
+_ROW = re.compile(r"^\|\s*([^|]+?)\s*\|\s*(.+?)\s*\|\s*$")
+
+
+def read_provenance(directory: Path, given: Mapping[str, str] | None = None) -> Provenance:
+    """Where an advisory directory's data comes from: the config's word, else its README's table.
+
+    The README is the directory's own or, for an unmodified snapshot whose README is upstream's, the one
+    beside it that describes the snapshot: a Markdown table with rows ``commit`` and ``commit date`` (or
+    ``date``), and ``repository`` or ``taken from``. A repository, commit and date are required: a scan
+    must be able to say which data it used.
+    """
+    fields = {k: v for k, v in (given or {}).items() if v}
+    read_from: list[str] = []
+    for readme in (directory / "README.md", directory.parent / "README.md"):
+        if all(k in fields for k in ("repository", "commit", "date")):
+            break
+        if not readme.is_file():
+            continue
+        read_from.append(str(readme))
+        text = inputs.read_text(readme)
+        rows: dict[str, str] = {}
+        for line in text.splitlines():
+            m = _ROW.match(line)
+            if m:
+                rows.setdefault(m.group(1).lower().strip("`* "), m.group(2).strip())
+        repo = re.search(r"(github\.com/[\w.-]+/[\w.-]+)", rows.get("repository") or rows.get("taken from") or "")
+        commit = re.search(r"\b([0-9a-f]{40})\b", rows.get("commit", ""))
+        date = re.search(r"\b(\d{4}-\d{2}-\d{2})\b", rows.get("commit date") or rows.get("date") or "")
+        if repo and commit and date:
+            fields.setdefault("repository", repo.group(1).removesuffix(".git"))
+            fields.setdefault("commit", commit.group(1))
+            fields.setdefault("date", date.group(1))
+            data = rows.get("data", "")
+            if data and "name" not in fields:
+                fields["name"] = data.split("(", 1)[0].strip()
+            if rows.get("covers") and "covers" not in fields:
+                fields["covers"] = rows["covers"].strip("` ")
+            lic = re.search(r"licensed\s+(?:under\s+)?([A-Za-z0-9][\w.-]*)", text, re.IGNORECASE)
+            if lic and "license" not in fields:
+                fields["license"] = lic.group(1).rstrip(".,")
+    missing = [k for k in ("repository", "commit", "date") if k not in fields]
+    if missing:
+        raise ConfigError(
+            str(directory),
+            "",
+            f"the offline advisories' provenance lacks {', '.join(missing)}"
+            + (f" (read {', '.join(read_from)})" if read_from else " (no README.md in it or beside it)"),
+            hint='give it in the config: [scan] offline_provenance = { repository = "github.com/OWNER/NAME", '
+            'commit = "...", date = "YYYY-MM-DD" }',
+        )
+    try:
+        datetime.strptime(fields["date"], "%Y-%m-%d")
+    except ValueError:
+        raise ConfigError(
+            str(directory), "", f"the offline advisories' date {fields['date']!r} is not a date"
+        ) from None
+    return Provenance(
+        name=fields.get("name") or directory.name,
+        repository=fields["repository"],
+        commit=fields["commit"],
+        date=fields["date"],
+        license=fields.get("license") or "license not stated",
+        # Only what the config or the README declares counts as covered: never inferred from the records.
+        ecosystems=tuple(e.strip() for e in fields.get("covers", "").split(",") if e.strip()),
+    )
+
+
+@dataclass(frozen=True)
+class AdvisoryDir:
+    """An OSV directory read for the offline database: what came in, what could be used, what was not and why."""
+
+    provenance: Provenance
+    advisories: list[Advisory]
+    records: int  # OSV files read
+    unused: int  # records none of whose entries could go into the database (withdrawn, nothing comparable)
+    notes: list[str]  # one line per record or entry left out (or trimmed), naming its file and the reason
+
+    def source_line(self) -> str:
+        """The provenance as every report's first line shows it, with how much of the data is in the DB."""
+        return f"{self.provenance.line()}; {self.records} records, {self.unused} skipped"
+
+    def as_of(self) -> datetime:
+        """The end of the snapshot's commit day: no record in it can be newer."""
+        day = datetime.strptime(self.provenance.date, "%Y-%m-%d").replace(tzinfo=UTC)
+        return day + timedelta(days=1, seconds=-1)
+
+
+def load_advisory_dir(
+    directory: Path, *, provenance: Mapping[str, str] | None = None, default_severity: Mapping[str, str] | None = None
+) -> AdvisoryDir:
+    """Every OSV record under ``directory`` (validated, as :func:`load_osv`), with its provenance."""
+    prov = read_provenance(directory, provenance)
+    if not directory.is_dir():
+        raise ConfigError(str(directory), "", "is not a directory of OSV advisories")
+    files = osv_files(directory)
+    if not files:
+        raise ConfigError(str(directory), "", "no advisories: holds no OSV files (*.json, *.yaml, *.yml)")
+    notes: list[str] = []
+    advisories: list[Advisory] = []
+    unused = 0
+    for file in files:
+        got = parse_osv(read_record_file(file), str(file), notes, default_severity=default_severity)
+        unused += not got
+        advisories.extend(got)
+    return AdvisoryDir(prov, advisories, len(files), unused, notes)
+
+
+def advisory_dir_digest(directory: Path) -> str:
+    """A cheap fingerprint of an OSV directory (every file's path, size and mtime): a changed snapshot rebuilds."""
+    h = hashlib.sha256()
+    for p in osv_files(directory):
+        st = p.stat()
+        h.update(f"{p.relative_to(directory).as_posix()}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:32]
 
 
 def iter_notes(notes: list[str], limit: int = 20) -> Iterator[str]:
