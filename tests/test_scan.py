@@ -58,7 +58,9 @@ PY_ADVISORY = osv("TEST-PY-0001", "PyPI", "starlette", "99.0", "CRITICAL")
 def project(tmp: Path, ledger: str = "waivers: []\n", scan_cfg: str = "") -> Path:
     if ("db_sources" not in scan_cfg or "bundle" in scan_cfg) and "offline_advisories" not in scan_cfg:
         # The offline source is the project's advisory snapshot beside the repository (../shared/advisories).
-        scan_cfg = f'offline_advisories = "{shared_advisories()}"\n' + scan_cfg
+        # Declared PyPI's, as pipeline.toml declares it: coverage is what a source declares, never inferred.
+        declared = 'offline_provenance = { covers = "PyPI" }\n'
+        scan_cfg = f'offline_advisories = "{shared_advisories()}"\n' + declared + scan_cfg
     (tmp / "svc").mkdir(exist_ok=True)
     (tmp / "svc" / "Dockerfile").write_text("FROM scratch\n")
     (tmp / "waivers.yaml").write_text(textwrap.dedent(ledger))

@@ -403,8 +403,10 @@ def test_fallback_and_coverage_travel_in_the_headline_and_every_report(old_pypi_
     cov = data["coverage"]
     assert headline.endswith(f"; COVERAGE LIMITED: {cov['reason']}")
     assert cov["fallback"].startswith("download: ") and cov["fallback"] in headline
-    assert cov["source"].startswith("bundle: PyPA advisory database (github.com/pypa/advisory-database@3ccb612573e2")
-    assert (cov["date"], cov["ecosystems"], cov["limited"]) == ("2024-10-10", ["pip"], True)
+    assert cov["source"].startswith(
+        "bundle: PyPA advisory database (github.com/westonsteimel/advisory-database-pypa@57da901aadaf"
+    )
+    assert (cov["date"], cov["ecosystems"], cov["limited"]) == ("2026-07-23", ["pip"], True)
     assert cov["reason"].startswith("the data does not cover debian 12 (its source declares pip); data ")
     assert set(cov) == {"source", "date", "ecosystems", "limited", "reason", "fallback"}
     # The markdown report and the terminal end on the same headline; the SARIF runs each carry the coverage.
