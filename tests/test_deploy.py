@@ -535,7 +535,6 @@ def live(deployer: Deployer) -> str:
     return str(h["live"])
 
 
-@pytest.mark.engine
 def test_good_deploy_runs_every_image_by_digest_and_is_listed(
     deployer: Deployer, staging: manifest.BuildRecord, cfg: config.Config
 ) -> None:
@@ -565,7 +564,6 @@ def test_good_deploy_runs_every_image_by_digest_and_is_listed(
     assert "r1" in table.stdout and "live" in table.stdout and refs[API].split("@")[1][:19] in table.stdout
 
 
-@pytest.mark.engine
 def test_a_release_that_fails_its_health_gate_is_rolled_back(deployer: Deployer, live: str, tmp_path: Path) -> None:
     before = deployer.containers(API)
     assert before, "needs the first deploy"
@@ -597,7 +595,6 @@ services:
 """
 
 
-@pytest.mark.engine
 def test_a_release_that_is_live_but_never_ready_is_rolled_back(deployer: Deployer, live: str, tmp_path: Path) -> None:
     before = deployer.containers(API)
     assert before, "needs the first deploy"
@@ -620,7 +617,6 @@ def test_a_release_that_is_live_but_never_ready_is_rolled_back(deployer: Deploye
     print(f"live-but-unready deploy and automatic rollback: {took:.1f} s")
 
 
-@pytest.mark.engine
 def test_rollback_two_steps_restores_that_release_config(
     deployer: Deployer,
     live: str,
@@ -665,7 +661,6 @@ def test_rollback_two_steps_restores_that_release_config(
     print(f"rollback two steps: {took:.1f} s")
 
 
-@pytest.mark.engine
 def test_ctrl_c_mid_deploy_leaves_the_previous_release_serving(deployer: Deployer, live: str, tmp_path: Path) -> None:
     before = deployer.containers(API)
     overlay = tmp_path / "slow.yaml"
@@ -692,7 +687,6 @@ def test_ctrl_c_mid_deploy_leaves_the_previous_release_serving(deployer: Deploye
     assert h["releases"][0]["status"] == "interrupted"
 
 
-@pytest.mark.engine
 def test_two_deploys_of_one_environment_at_once_are_serialised(deployer: Deployer, live: str) -> None:
     before = deployer.history()["releases"][0]["id"]
     procs = [deployer.popen("deploy", LOG_LEVEL=level) for level in ("debug", "warning")]
@@ -718,7 +712,6 @@ def test_two_deploys_of_one_environment_at_once_are_serialised(deployer: Deploye
 STATEFUL = "ingestion"  # the reference service with a named volume
 
 
-@pytest.mark.engine
 def test_a_stateful_service_keeps_running_unless_it_is_named_for_replacement(deployer: Deployer, live: str) -> None:
     (kept,) = deployer.containers(STATEFUL)
     level = _env_of(kept)["LOG_LEVEL"]
@@ -748,7 +741,6 @@ def test_a_stateful_service_keeps_running_unless_it_is_named_for_replacement(dep
     }
 
 
-@pytest.mark.engine
 def test_an_unsigned_image_is_refused(
     deployer: Deployer,
     live: str,
@@ -768,7 +760,6 @@ def test_an_unsigned_image_is_refused(
     assert deployer.history() == before  # nothing recorded, nothing touched
 
 
-@pytest.mark.engine
 def test_a_digest_without_a_passing_scan_is_refused(
     deployer: Deployer, live: str, staging: manifest.BuildRecord, cfg: config.Config
 ) -> None:
@@ -790,7 +781,6 @@ def test_a_digest_without_a_passing_scan_is_refused(
     assert deployer.history() == before
 
 
-@pytest.mark.engine
 def test_prod_is_promoted_from_staging_without_a_build(deployer: Deployer, live: str, cfg: config.Config) -> None:
     prod = Deployer.__new__(Deployer)
     prod.__dict__.update(deployer.__dict__, project=f"{deployer.project}-prod", timings=[])
