@@ -136,13 +136,28 @@ def patch(session: nox.Session) -> None:
 
 @nox.session(tags=["ci"])
 def tests(session: nox.Session) -> None:
-    """Run the test suite: unit tests and real-engine integration tests (args go to pytest)."""
+    """Run the whole test suite: the unit tier and the real-engine tests (args go to pytest)."""
     _install(session)
     # JUnit beside the stages' reports, so CI keeps the tests' verdicts with
     # them; the stages the tests run must not fill the job summary, which is
     # for the CI sessions' own reports.
     junit = ROOT / "artifacts" / "tests" / "junit.xml"
     session.run("pytest", f"--junitxml={junit}", *session.posargs, env={"GITHUB_STEP_SUMMARY": ""})
+
+
+# The unit tier: every test that needs no engine, network or root (tests/conftest.py marks the others `engine`
+# from the fixtures they use). The Docker socket is made unreachable and the test process refuses connections
+# beyond loopback, so a test that reaches either fails here instead of quietly passing.
+UNIT_TIER = ["-m", "not engine"]
+UNIT_ENV = {"DOCKER_HOST": "unix:///nonexistent.sock", "PIPELINES_TEST_TIER": "unit", "GITHUB_STEP_SUMMARY": ""}
+
+
+@nox.session(tags=["dev"])
+def unit(session: nox.Session) -> None:
+    """The unit tier: tests needing no engine, network or root; the Docker socket unreachable (args go to pytest)."""
+    _install(session)
+    # The tier's selection comes last: a `-m` among the arguments cannot widen it.
+    session.run("pytest", "-p", "no:cacheprovider", *session.posargs, *UNIT_TIER, env=UNIT_ENV)
 
 
 @nox.session(tags=["ci"])
