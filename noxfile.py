@@ -136,13 +136,35 @@ def patch(session: nox.Session) -> None:
 
 @nox.session(tags=["ci"])
 def tests(session: nox.Session) -> None:
-    """Run the test suite: unit tests and real-engine integration tests (args go to pytest)."""
+    """Run the whole test suite: the unit tier and the real-engine tests (args go to pytest)."""
     _install(session)
     # JUnit beside the stages' reports, so CI keeps the tests' verdicts with
     # them; the stages the tests run must not fill the job summary, which is
     # for the CI sessions' own reports.
     junit = ROOT / "artifacts" / "tests" / "junit.xml"
     session.run("pytest", f"--junitxml={junit}", *session.posargs, env={"GITHUB_STEP_SUMMARY": ""})
+
+
+# The unit tier: every test that needs no engine, network or root (tests/conftest.py marks the others `engine`
+# from the fixtures they use). The Docker socket is made unreachable and the test process refuses connections
+# beyond loopback, so a test that reaches either fails here instead of quietly passing.
+UNIT_TIER = ["-m", "not engine"]
+UNIT_ENV = {"DOCKER_HOST": "unix:///nonexistent.sock", "PIPELINES_TEST_TIER": "unit", "GITHUB_STEP_SUMMARY": ""}
+
+
+@nox.session(tags=["dev"])
+def unit(session: nox.Session) -> None:
+    """The unit tier: tests needing no engine, network or root; the Docker socket unreachable (args go to pytest)."""
+    _install(session)
+    # Two workers a core: many of these tests wait on a child process or a timer; at most 8, as each worker
+    # collects the whole suite. Work stealing keeps the long ones (Hypothesis, the real-world lint corpus) from
+    # ending the run alone. `-- -n 0` runs them in one process.
+    workers = ["-n", str(min(8, 2 * len(os.sched_getaffinity(0)))), "--dist", "worksteal"]
+    # The tier's selection comes last: a `-m` among the arguments cannot widen it.
+    # Bytecode, pytest's rewritten test modules too, is kept in the session's directory, not the tree: with
+    # PYTHONDONTWRITEBYTECODE set, each worker and each `pipelines` child compiled everything again (5 s a worker).
+    cache = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(Path(session.virtualenv.location) / "pycache")}
+    session.run("pytest", "-p", "no:cacheprovider", *workers, *session.posargs, *UNIT_TIER, env={**UNIT_ENV, **cache})
 
 
 @nox.session(tags=["ci"])

@@ -853,7 +853,9 @@ def run(ctx: Context, opts: Options) -> Result:
 
 def build_images(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[str, str] | None = None) -> Report:
     environ = os.environ if environ is None else environ
-    levels = _selection(cfg, opts)  # before the engine: a bad selection is known without it
+    # Before the engine: a bad selection or environment is known without it.
+    levels = _selection(cfg, opts)
+    cfg.env(opts.env)
     tools.require_build()
     registry.check(cfg.registry.address)
     b = _Builder(cfg, opts, tools, environ)

@@ -1,14 +1,22 @@
-"""Shared fixtures.
+"""Shared fixtures, and the two tiers of the suite.
 
-Tests marked ``engine`` need the real Docker engine, buildx and the local
-registry. Without them they are skipped on a developer machine but FAIL under
-CI=true: there a missing engine means the build was not proven.
+A test that needs the real Docker engine, buildx, Compose against the engine,
+the local registry, the internet or root says so by what it asks for: one of
+``ENGINE_FIXTURES`` below, directly or through another fixture (a fixture that
+needs the engine asks for ``tools``). Collection marks every such test
+``engine``; nobody marks one by hand. The unit tier (`./noxw -s unit`) is
+``-m "not engine"``: it runs with the Docker socket unreachable and, in this
+process, with connections beyond loopback refused (``PIPELINES_TEST_TIER=unit``).
+
+Without the engine (or root) an engine test is skipped on a developer machine
+but FAILS under CI=true: there a missing engine means the build was not proven.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -46,6 +54,88 @@ def shared_data(rel: str, names: tuple[str, ...] = ()) -> Path:
                 pytest.fail(f"CI=true and {msg}")
             pytest.skip(msg)
     return path
+
+
+# The fixtures of this file that need the engine, the registry, the internet or root: a test whose fixture closure
+# holds one of them (as defined here, not a module's fixture of the same name) is an `engine` test.
+ENGINE_FIXTURES = frozenset({"tools", "built", "container_names", "root", "network"})
+# Set by the `unit` Nox session: this process then refuses connections beyond loopback and to a Docker socket.
+UNIT_TIER = os.environ.get("PIPELINES_TEST_TIER") == "unit"
+
+
+def fixtures_of(item: pytest.Item) -> dict[str, str]:
+    """Every fixture ``item`` gets, directly or through other fixtures: name -> "module.function" defining it."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:  # not a test function (a doctest, say): it asks for no fixtures
+        return {}
+    found: dict[str, str] = {}
+    for name in info.names_closure:
+        # The last definition is the one the test gets: a module may override a name (test_lint's `tools`
+        # needs only the Compose CLI), and then the test does not use this file's fixture.
+        defs = info.name2fixturedefs.get(name, ())
+        if defs:
+            found[name] = f"{defs[-1].func.__module__}.{defs[-1].func.__qualname__}"
+    return found
+
+
+def engine_fixtures(item: pytest.Item) -> list[str]:
+    """The engine fixtures of this file that ``item`` uses."""
+    return [n for n, where in fixtures_of(item).items() if n in ENGINE_FIXTURES and where == f"{__name__}.{n}"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if engine_fixtures(item):
+            item.add_marker(pytest.mark.engine)
+
+
+_DESELECTED = pytest.StashKey[list[pytest.Item]]()
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items:
+        config = items[0].config
+        config.stash[_DESELECTED] = [*config.stash.get(_DESELECTED, []), *items]
+
+
+def _row(item: pytest.Item, selected: bool) -> dict[str, Any]:
+    engine = item.get_closest_marker("engine") is not None
+    return {"id": item.nodeid, "selected": selected, "engine": engine, "fixtures": fixtures_of(item)}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """With PIPELINES_TIER_REPORT set, write each collected test, its mark and fixtures there (tests/test_tiers.py)."""
+    out = os.environ.get("PIPELINES_TIER_REPORT")
+    if out:
+        rows = [_row(i, True) for i in session.items]
+        rows += [_row(i, False) for i in session.config.stash.get(_DESELECTED, [])]
+        Path(out).write_text(json.dumps(rows))
+
+
+def _loopback(host: object) -> bool:
+    if host is None:  # a lookup for binding a listening socket
+        return True
+    if isinstance(host, bytes):
+        host = host.decode(errors="replace")
+    return isinstance(host, str) and (host in ("localhost", "::1", "") or host.startswith("127."))
+
+
+def _refuse_the_network(event: str, args: tuple[Any, ...]) -> None:
+    """Audit hook of the unit tier: a connection (or name lookup) beyond loopback, or to a Docker socket, fails."""
+    if event == "socket.connect":
+        sock, address = args
+        if sock.family == socket.AF_UNIX:
+            where = address.decode(errors="replace") if isinstance(address, bytes) else str(address)
+            if "docker" in where:
+                raise ConnectionRefusedError(f"unit tier: {where} is the engine; this test needs an engine fixture")
+        elif sock.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
+            raise ConnectionRefusedError(f"unit tier: no network ({address[0]}:{address[1]} refused)")
+    elif event == "socket.getaddrinfo" and not _loopback(args[0]):
+        raise ConnectionRefusedError(f"unit tier: no network (name lookup of {args[0]!r} refused)")
+
+
+if UNIT_TIER:
+    sys.addaudithook(_refuse_the_network)
 
 
 def run_cli(
@@ -111,6 +201,20 @@ def built(tools: Toolchain, cfg: config.Config) -> dict[str, Any]:
 
 def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=check)
+
+
+@pytest.fixture(scope="session")
+def root() -> None:
+    """The test runs something only root may (debootstrap): an `engine`-tier test, never a unit one."""
+    if os.geteuid() != 0:
+        if IN_CI:
+            pytest.fail("CI=true and the tests do not run as root (the engine tier needs root)")
+        pytest.skip("needs root")
+
+
+@pytest.fixture(scope="session")
+def network() -> None:
+    """The test reaches the internet (Debian's archive, say): an `engine`-tier test, never a unit one."""
 
 
 @pytest.fixture

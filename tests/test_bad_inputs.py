@@ -81,6 +81,7 @@ class Case:
     files: Mapping[str, str | bytes] = field(default_factory=dict)  # extra project files
     env: Mapping[str, str] = field(default_factory=dict)
     setup: Callable[[Path], None] | None = None  # for what files cannot express (FIFOs, huge files)
+    engine: bool = False  # the command reaches its error only after asking the engine: not a unit test
 
 
 def cfg(
@@ -814,6 +815,7 @@ NOTHING = [
         2,
         ("emptydb", "no advisories"),
         setup=_empty_db,
+        engine=True,
     ),
     Case(
         "lint-empty-directory",
@@ -898,6 +900,7 @@ EXIT_CODES = [
         ("scan", "pipelines-bad-inputs-no-such-image:0"),
         2,
         ("pipelines-bad-inputs-no-such-image:0",),
+        engine=True,
     ),
     Case("scan-unknown-env", "exit-codes", ("scan", "--env", "qa"), 2, ("environments.qa",)),
     Case("build-parallel-zero", "exit-codes", ("build", "--parallel", "0"), 2, ("--parallel",)),
@@ -913,6 +916,7 @@ EXIT_CODES = [
         append=f"[scan]\noffline_advisories = {str(ROOT.parent / 'shared' / 'testdata' / 'osv' / 'ghsa')!r}\n"
         'offline_provenance = { repository = "github.com/github/advisory-database", commit = "313aa94", '
         'date = "2023-07-01" }\n',
+        engine=True,
     ),
 ]
 
@@ -1029,8 +1033,22 @@ def run(root: Path, argv: tuple[str, ...], env: Mapping[str, str]) -> subprocess
         pytest.fail(f"`pipelines {' '.join(argv)}` still ran after {TIMEOUT}s: a hang")
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"{c.klass}:{c.id}" for c in CASES])
+UNIT = [c for c in CASES if not c.engine]
+ENGINE = [c for c in CASES if c.engine]
+
+
+@pytest.mark.parametrize("case", UNIT, ids=[f"{c.klass}:{c.id}" for c in UNIT])
 def test_bad_input(case: Case, tmp_path: Path) -> None:
+    check(case, tmp_path)
+
+
+@pytest.mark.usefixtures("tools")
+@pytest.mark.parametrize("case", ENGINE, ids=[f"{c.klass}:{c.id}" for c in ENGINE])
+def test_bad_input_after_asking_the_engine(case: Case, tmp_path: Path) -> None:
+    check(case, tmp_path)
+
+
+def check(case: Case, tmp_path: Path) -> None:
     root = tmp_path / "proj"
     root.mkdir()
     make_project(root, case)

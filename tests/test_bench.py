@@ -100,8 +100,9 @@ def test_constant_rate_every_request_answered(server: Server) -> None:
     with loadgen.LoadGenerator("127.0.0.1", server.port, "/ready?x=1", 40) as load:
         time.sleep(1.5)
     r = load.report
-    # Open loop: ticks at 0, 1/40, ... for 1.5 s; the ticker wakes late now and then on a busy machine.
-    assert 55 <= r.sent <= 62, r.sent
+    # Open loop: ticks at 0, 1/40, ... for 1.5 s; the ticker wakes late now and then on a busy machine, and
+    # the test's own sleep may end late too: no tick is sent before it is due, so none past the run's end.
+    assert 55 <= r.sent <= math.floor(r.duration_s * 40) + 1, (r.sent, r.duration_s)
     assert r.failures == []
     assert r.ok == r.sent == server.answered[200]
     assert server.paths == {"/ready?x=1"}

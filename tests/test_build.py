@@ -342,6 +342,7 @@ def test_no_rootfs_is_built_without_the_keyring_or_gpgv(cfg: config.Config, tmp_
     assert "apt-get install gpgv" in (err.value.hint or "")
 
 
+@pytest.mark.usefixtures("root")
 def test_debootstrap_stops_at_a_release_whose_signature_fails(
     cfg: config.Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -350,18 +351,16 @@ def test_debootstrap_stops_at_a_release_whose_signature_fails(
     Tampered, it stops at the signature; intact, the signature passes and it goes on (to the next
     problem: the recorded file is bookworm-updates', not bookworm's).
     """
-    import os
-
     from pipelines import _proc
 
     from .conftest import IN_CI
     from .test_osupdates import _data, _serve
 
     debootstrap = shutil.which("debootstrap") or shutil.which("debootstrap", path="/usr/sbin:/sbin")
-    if debootstrap is None or os.geteuid() != 0:
-        message = "debootstrap runs as root only, with debootstrap installed (CI builds rootfs bases so)"
+    if debootstrap is None:
+        message = "debootstrap is not installed (CI builds rootfs bases, so it has it)"
         if IN_CI:
-            pytest.fail(f"CI=true: {message}")
+            pytest.fail(f"CI=true and {message}")
         pytest.skip(message)
     real = _data("bookworm-updates.InRelease").read_bytes()
     tampered = real.replace(b"Codename: bookworm-updates", b"Codename: bookworm-updatez")
@@ -382,7 +381,6 @@ def test_debootstrap_stops_at_a_release_whose_signature_fails(
     assert "/debian/dists/bookworm/InRelease" in asked
 
 
-@pytest.mark.engine
 def test_the_build_refuses_a_rootfs_when_its_keyring_is_missing(tmp_path: Path, tools: object) -> None:
     """`pipelines build` stops with exit 2 before debootstrap runs: no unverified rootfs is ever built."""
     import os

@@ -622,7 +622,6 @@ def test_the_real_lint_sarif_is_valid_and_within_limits(tmp_path: Path) -> None:
     check_sarif({"lint.sarif": doc})
 
 
-@pytest.mark.engine
 def test_the_real_scan_sarif_is_valid_and_within_limits(built: dict[str, Any], tmp_path: Path) -> None:
     db = make_db(tmp_path, OS_ADVISORY, PY_ADVISORY)
     api = str(built["images"]["api"]["tags"][0])

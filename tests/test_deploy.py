@@ -412,7 +412,6 @@ def _sealed(store: releases.Store, private: Path, rid: str, status: str, compose
     return r
 
 
-@pytest.mark.engine
 def test_a_release_record_changed_together_with_its_hash_is_refused(
     tmp_path: Path,
     keys: Any,  # noqa: F811 - test_signing's fixture
@@ -459,7 +458,6 @@ def test_a_release_record_changed_together_with_its_hash_is_refused(
         plan.load_release(store, "staging", rec, pub)
 
 
-@pytest.mark.engine
 def test_rollback_verifies_every_image_its_compose_file_runs_not_only_its_refs(
     tmp_path: Path,
     keys: Any,  # noqa: F811 - test_signing's fixture
@@ -800,7 +798,6 @@ def live(deployer: Deployer) -> str:
     return str(h["live"])
 
 
-@pytest.mark.engine
 def test_good_deploy_runs_every_image_by_digest_and_is_listed(
     deployer: Deployer, staging: manifest.BuildRecord, cfg: config.Config
 ) -> None:
@@ -830,7 +827,6 @@ def test_good_deploy_runs_every_image_by_digest_and_is_listed(
     assert "r1" in table.stdout and "live" in table.stdout and refs[API].split("@")[1][:19] in table.stdout
 
 
-@pytest.mark.engine
 def test_a_release_that_fails_its_health_gate_is_rolled_back(deployer: Deployer, live: str, tmp_path: Path) -> None:
     before = deployer.containers(API)
     assert before, "needs the first deploy"
@@ -862,7 +858,6 @@ services:
 """
 
 
-@pytest.mark.engine
 def test_a_release_that_is_live_but_never_ready_is_rolled_back(deployer: Deployer, live: str, tmp_path: Path) -> None:
     before = deployer.containers(API)
     assert before, "needs the first deploy"
@@ -885,7 +880,6 @@ def test_a_release_that_is_live_but_never_ready_is_rolled_back(deployer: Deploye
     print(f"live-but-unready deploy and automatic rollback: {took:.1f} s")
 
 
-@pytest.mark.engine
 def test_rollback_two_steps_restores_that_release_config(
     deployer: Deployer,
     live: str,
@@ -931,7 +925,6 @@ def test_rollback_two_steps_restores_that_release_config(
     print(f"rollback two steps: {took:.1f} s")
 
 
-@pytest.mark.engine
 def test_ctrl_c_mid_deploy_leaves_the_previous_release_serving(deployer: Deployer, live: str, tmp_path: Path) -> None:
     before = deployer.containers(API)
     overlay = tmp_path / "slow.yaml"
@@ -958,7 +951,6 @@ def test_ctrl_c_mid_deploy_leaves_the_previous_release_serving(deployer: Deploye
     assert h["releases"][0]["status"] == "interrupted"
 
 
-@pytest.mark.engine
 def test_two_deploys_of_one_environment_at_once_are_serialised(deployer: Deployer, live: str) -> None:
     before = deployer.history()["releases"][0]["id"]
     procs = [deployer.popen("deploy", LOG_LEVEL=level) for level in ("debug", "warning")]
@@ -984,7 +976,6 @@ def test_two_deploys_of_one_environment_at_once_are_serialised(deployer: Deploye
 STATEFUL = "ingestion"  # the reference service with a named volume
 
 
-@pytest.mark.engine
 def test_a_stateful_service_keeps_running_unless_it_is_named_for_replacement(deployer: Deployer, live: str) -> None:
     (kept,) = deployer.containers(STATEFUL)
     level = _env_of(kept)["LOG_LEVEL"]
@@ -1014,7 +1005,6 @@ def test_a_stateful_service_keeps_running_unless_it_is_named_for_replacement(dep
     }
 
 
-@pytest.mark.engine
 def test_an_unsigned_image_is_refused(
     deployer: Deployer,
     live: str,
@@ -1034,7 +1024,6 @@ def test_an_unsigned_image_is_refused(
     assert deployer.history() == before  # nothing recorded, nothing touched
 
 
-@pytest.mark.engine
 def test_a_digest_without_a_passing_scan_is_refused(
     deployer: Deployer, live: str, staging: manifest.BuildRecord, cfg: config.Config
 ) -> None:
@@ -1056,7 +1045,6 @@ def test_a_digest_without_a_passing_scan_is_refused(
     assert deployer.history() == before
 
 
-@pytest.mark.engine
 def test_prod_is_promoted_from_staging_without_a_build(deployer: Deployer, live: str, cfg: config.Config) -> None:
     prod = Deployer.__new__(Deployer)
     prod.__dict__.update(deployer.__dict__, project=f"{deployer.project}-prod", timings=[])
@@ -1091,7 +1079,6 @@ def _prod(deployer: Deployer, suffix: str) -> Deployer:
     return prod
 
 
-@pytest.mark.engine
 def test_a_deploy_that_waited_for_the_lock_promotes_what_is_live_after_a_rollback_meanwhile(
     deployer: Deployer, live: str
 ) -> None:
@@ -1122,7 +1109,6 @@ def test_a_deploy_that_waited_for_the_lock_promotes_what_is_live_after_a_rollbac
     assert rel["status"] == "live" and rel["source"] == f"promoted from staging {live}", rel
 
 
-@pytest.mark.engine
 def test_prod_deploys_only_the_commit_it_was_approved_for(deployer: Deployer, live: str) -> None:
     staging_live = next(x for x in deployer.history()["releases"] if x["status"] == "live")
     commit = staging_live["commit"]

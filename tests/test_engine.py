@@ -10,8 +10,6 @@ import pytest
 from pipelines.engine import Engine, ImageNotFound
 from pipelines.errors import EngineUnavailable, InputError
 
-pytestmark = pytest.mark.engine
-
 
 @pytest.fixture(scope="module")
 def engine(built: dict[str, Any]) -> Any:

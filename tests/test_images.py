@@ -21,8 +21,6 @@ from pipelines import config, lockfile, osupdates
 
 from .conftest import docker, run_cli
 
-pytestmark = pytest.mark.engine
-
 SHELLS_AND_PKG_TOOLS = (
     "bin/sh",
     "bin/bash",

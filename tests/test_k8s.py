@@ -160,7 +160,6 @@ def rendered(built_envs: dict[str, manifest.BuildRecord], tmp_path_factory: pyte
     return out
 
 
-@pytest.mark.engine
 @pytest.mark.parametrize("env", ["prod", "staging"])
 def test_manifests_validate_against_two_kubernetes_versions(rendered: dict[str, Path], env: str) -> None:
     docs = load_docs(rendered[env] / k8s.MANIFESTS) + load_docs(rendered[env] / k8s.SECRETS)
@@ -171,7 +170,6 @@ def test_manifests_validate_against_two_kubernetes_versions(rendered: dict[str, 
             assert kubernetes_validate.validate(d, v, strict=True) == v.rsplit(".", 1)[0]
 
 
-@pytest.mark.engine
 @pytest.mark.parametrize("env", ["prod", "staging"])
 def test_every_pod_meets_the_restricted_profile(rendered: dict[str, Path], env: str) -> None:
     docs = load_docs(rendered[env] / k8s.MANIFESTS)
@@ -200,7 +198,6 @@ def test_every_pod_meets_the_restricted_profile(rendered: dict[str, Path], env: 
     }
 
 
-@pytest.mark.engine
 def test_images_by_digest_and_users_from_the_images(
     rendered: dict[str, Path], built_envs: dict[str, manifest.BuildRecord]
 ) -> None:
@@ -218,7 +215,6 @@ def test_images_by_digest_and_users_from_the_images(
         assert pod_spec(d)["securityContext"]["runAsUser"] == uid
 
 
-@pytest.mark.engine
 def test_compose_shapes_become_the_right_objects(rendered: dict[str, Path]) -> None:
     docs = load_docs(rendered["prod"] / k8s.MANIFESTS)
     wl = workloads(docs)
@@ -254,7 +250,6 @@ def test_compose_shapes_become_the_right_objects(rendered: dict[str, Path]) -> N
     assert all("data" not in s and "stringData" not in s for s in secrets)
 
 
-@pytest.mark.engine
 def test_staging_ships_its_seed_mount_as_a_configmap(rendered: dict[str, Path]) -> None:
     docs = load_docs(rendered["staging"] / k8s.MANIFESTS)
     cms = [d for d in docs if d["kind"] == "ConfigMap"]
@@ -265,7 +260,6 @@ def test_staging_ships_its_seed_mount_as_a_configmap(rendered: dict[str, Path]) 
     assert env["INGEST_SEED_FILE"] == "/seed/staging.jsonl"
 
 
-@pytest.mark.engine
 @pytest.mark.parametrize("env", ["prod", "staging"])
 def test_every_field_is_traceable(rendered: dict[str, Path], env: str) -> None:
     docs = load_docs(rendered[env] / k8s.MANIFESTS) + load_docs(rendered[env] / k8s.SECRETS)
@@ -285,7 +279,6 @@ def test_every_field_is_traceable(rendered: dict[str, Path], env: str) -> None:
             assert any(path == p or path.startswith((p + ".", p + "[")) for p in sources), (key, path)
 
 
-@pytest.mark.engine
 def test_output_is_byte_identical_across_processes(rendered: dict[str, Path], cfg: config.Config) -> None:
     # Another process, the default output directory (ARTIFACTS/k8s/ENV): the same bytes.
     r = run_cli("render", "k8s", "--env", "prod")
@@ -295,7 +288,6 @@ def test_output_is_byte_identical_across_processes(rendered: dict[str, Path], cf
         assert (default / name).read_bytes() == (rendered["prod"] / name).read_bytes(), name
 
 
-@pytest.mark.engine
 def test_not_pushed_env_says_which_reference_it_uses(built_envs: dict[str, Any], tmp_path: Path) -> None:
     r = run_cli("render", "k8s", "--env", "dev", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr[-4000:]
@@ -324,7 +316,6 @@ BAD_OVERLAYS = [
 ]
 
 
-@pytest.mark.engine
 @pytest.mark.parametrize(("overlay", "where", "what"), BAD_OVERLAYS, ids=[w for _, w, _ in BAD_OVERLAYS])
 def test_bad_compose_input_exits_2_naming_service_and_key(
     built_envs: dict[str, Any], tmp_path: Path, overlay: str, where: str, what: str
@@ -340,7 +331,6 @@ def test_bad_compose_input_exits_2_naming_service_and_key(
     assert not (out / k8s.MANIFESTS).exists()
 
 
-@pytest.mark.engine
 def test_unwritable_output_exits_2(built_envs: dict[str, Any], tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -134,6 +134,7 @@ def test_the_index_is_fetched_by_hash_when_the_archive_offers_it() -> None:
     assert osupdates.index_url(suite, without, want).endswith("/dists/bookworm-security/main/binary-amd64/Packages.xz")
 
 
+@pytest.mark.usefixtures("network")
 def test_a_fresh_index_comes_by_hash_and_verifies(tmp_path: Path) -> None:
     index = osupdates.fetch_index(
         osupdates.Suite("http://deb.debian.org/debian-security", "bookworm-security"), tmp_path
@@ -493,7 +494,6 @@ def test_security_suite_from_the_config_or_the_rootfs_default(tmp_path: Path) ->
         osupdates.for_scan(cfg.images.values(), "fail", tmp_path, 5, [("web", "x")])
 
 
-@pytest.mark.engine
 @pytest.mark.parametrize(
     ("case", "image_key", "expected"),
     [

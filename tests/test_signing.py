@@ -32,8 +32,6 @@ from pipelines.tools import Toolchain
 
 from .conftest import IN_CI, ROOT, docker, run_cli
 
-pytestmark = pytest.mark.engine
-
 PASSWORD = "Zq-81-never-shown-7c3e"
 OTHER_PASSWORD = "other-key-password-55aa"
 REGISTRY = "127.0.0.1:5000"

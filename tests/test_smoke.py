@@ -20,7 +20,6 @@ from pipelines.tools import Toolchain
 
 from .conftest import ROOT, run_cli
 
-pytestmark = pytest.mark.engine
 # The reference worker's inbox: service knowledge lives in the project's tests, not the package.
 INBOX = "/var/lib/ingestion/inbox"
 

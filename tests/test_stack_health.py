@@ -122,7 +122,6 @@ def _write_slow_check(tmp_path: Path, image: str) -> None:
     )
 
 
-@pytest.mark.engine
 def test_overlay_merges_and_this_engine_accepts_it(built: dict[str, Any], tmp_path: Path) -> None:
     """Compose merges the overlay over the check as written, and the engine here creates the container.
 
@@ -155,7 +154,6 @@ def test_overlay_merges_and_this_engine_accepts_it(built: dict[str, Any], tmp_pa
             _compose(tmp_path, "down", "--volumes", project=project)
 
 
-@pytest.mark.engine
 def test_overlay_makes_health_visible_sooner_on_this_engine(built: dict[str, Any], tmp_path: Path) -> None:
     """As written the check is first asked after 5 s; with this engine's overlay within a second or two.
 

@@ -31,7 +31,6 @@ ID_B = "sha256:" + "b" * 64
 # --------------------------------------------------------------------------- the tag swap, on the real engine
 
 
-@pytest.mark.engine
 @pytest.mark.parametrize("stage", ["scan", "verify", "smoke"])
 def test_a_moved_local_tag_is_refused_naming_both_image_ids(built: dict[str, Any], stage: str) -> None:
     services = [i for i in built["images"].values() if i["kind"] == "service" and not i["pushed"]]
@@ -53,7 +52,6 @@ def test_a_moved_local_tag_is_refused_naming_both_image_ids(built: dict[str, Any
     assert docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip() == recorded
 
 
-@pytest.mark.engine
 def test_smokes_verdict_names_exactly_the_images_its_stack_ran(built: dict[str, Any], cfg: Config) -> None:
     r = run_cli("smoke", "--env", "dev", timeout=900)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
@@ -66,7 +64,6 @@ def test_smokes_verdict_names_exactly_the_images_its_stack_ran(built: dict[str, 
     assert all(verdict["subjects"][n] == built["images"][n]["image_id"] for n in ran)
 
 
-@pytest.mark.engine
 def test_a_pushed_image_is_examined_by_digest_whatever_its_local_tag_names(built: dict[str, Any]) -> None:
     # A docker-container builder pushes without loading: the local tag may still name an older `--load`.
     base = next(i for i in built["images"].values() if i["pushed"] and "@" in i["ref"])
@@ -87,7 +84,6 @@ def test_a_pushed_image_is_examined_by_digest_whatever_its_local_tag_names(built
     assert pushed_id in exc.value.render() and stale["image_id"] in exc.value.render()
 
 
-@pytest.mark.engine
 def test_a_loaded_image_whose_recorded_id_is_gone_is_refused(built: dict[str, Any]) -> None:
     service = next(i for i in built["images"].values() if i["kind"] == "service" and not i["pushed"])
     img = manifest.BuiltImage.model_validate({**service, "image_id": ID_A})
@@ -208,7 +204,6 @@ def test_tags_are_valid_docker_tags_for_the_longest_environment_name() -> None:
     assert GitInfo("unknown", True, 0).tag("dev") == "nogit-dev"
 
 
-@pytest.mark.engine
 def test_a_container_is_held_to_the_image_it_was_meant_to_run(
     built: dict[str, Any], container_names: list[str]
 ) -> None:

@@ -435,7 +435,6 @@ def _running_digests(engine: Engine, full: str) -> set[str]:
     return {t["Spec"]["ContainerSpec"]["Image"].rpartition("@")[2] for t in tasks if t["Status"]["State"] == "running"}
 
 
-@pytest.mark.engine
 def test_deploy_update_bad_update_and_rollback(
     manager: Engine, variants: dict[str, str], stack: dict[str, Any]
 ) -> None:
@@ -546,7 +545,6 @@ except PipelineError as exc:
 """
 
 
-@pytest.mark.engine
 def test_ctrl_c_mid_update_rolls_back(manager: Engine, variants: dict[str, str], stack: dict[str, Any]) -> None:
     """Ctrl-C while Swarm replaces tasks: exit 130, and Swarm is asked to roll back to what served before."""
     name, work, compose, tools = stack["name"], stack["work"], stack["compose"], stack["tools"]
@@ -584,7 +582,6 @@ def test_ctrl_c_mid_update_rolls_back(manager: Engine, variants: dict[str, str],
             time.sleep(1)
 
 
-@pytest.mark.engine
 def test_failing_job_aborts_before_services_change(
     manager: Engine, variants: dict[str, str], stack: dict[str, Any]
 ) -> None:
@@ -694,7 +691,6 @@ def test_stack_names_from_project_names() -> None:
         swarm.stack_name("---")
 
 
-@pytest.mark.engine
 def test_apply_restores_the_old_release_when_swarm_rolls_back(
     manager: Engine, variants: dict[str, str], tools: Toolchain, tmp_path: Path, cfg: Any
 ) -> None:

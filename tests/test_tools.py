@@ -150,6 +150,7 @@ def test_a_remembered_version_outside_the_pinned_series_is_still_refused(
     assert "0.50.1" in err.value.what and "0.76" in err.value.what
 
 
+@pytest.mark.usefixtures("tools")  # conftest's: the engine answers (this module's `tools` is the package's module)
 def test_a_prefetched_probe_is_the_answer_read_later_and_a_failed_one_raises_where_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -447,7 +447,6 @@ def test_a_passed_run_is_reused_only_under_its_own_key(tmp_path: Path) -> None:
     assert verify.load_run(tmp_path, key) is None
 
 
-@pytest.mark.engine
 def test_the_environments_compose_limits_run_the_image_they_name(tools: object) -> None:
     from pipelines import config
     from pipelines.result import Context
@@ -578,7 +577,6 @@ def _cells(report: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
     return out
 
 
-@pytest.mark.engine
 def test_reference_images_pass_every_cell_that_applies(built: dict[str, Any]) -> None:
     r = run_cli("verify", "--env", "dev", "--format", "json")
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
@@ -603,7 +601,6 @@ def test_reference_images_pass_every_cell_that_applies(built: dict[str, Any]) ->
     assert report["images"] and all(i["seconds"] > 0 for i in report["images"])
 
 
-@pytest.mark.engine
 def test_each_defect_image_fails_exactly_its_check(defect_images: dict[str, str]) -> None:
     r = run_cli("verify", "--env", "dev", "--format", "json", *defect_images.values())
     assert r.returncode == 1, r.stderr[-4000:]

@@ -38,8 +38,6 @@ from pipelines.tools import Toolchain
 from .conftest import docker
 from .test_images import local_ref
 
-pytestmark = pytest.mark.engine
-
 FIELDS = ("id", "title", "body", "tags")
 # The reference worker's directories: service knowledge lives in the project's tests.
 INBOX = "/var/lib/ingestion/inbox"
