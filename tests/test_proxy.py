@@ -24,7 +24,6 @@ from pipelines import loadgen
 from .conftest import docker
 from .test_images import local_ref
 
-
 # An upstream: ready READY_AFTER seconds after it starts; before that its readiness route takes
 # NOT_READY_SLOW_S to say 503 and every other request is answered 500. Each request is logged with
 # whether it came before or after ready. SIGTERM: not ready any more (the front door takes it out),
