@@ -31,9 +31,16 @@ ID_B = "sha256:" + "b" * 64
 # --------------------------------------------------------------------------- the tag swap, on the real engine
 
 
+@pytest.fixture
+def current(built: dict[str, Any], cfg: Config) -> dict[str, Any]:
+    """The dev build as recorded now: other tests rebuild dev (a refreshed base moves every service), so the
+    session's first record (``built``) may name images the tags no longer do."""
+    return dict(json.loads((cfg.project.artifacts / "build" / "dev.json").read_text()))
+
+
 @pytest.mark.parametrize("stage", ["scan", "verify", "smoke"])
-def test_a_moved_local_tag_is_refused_naming_both_image_ids(built: dict[str, Any], stage: str) -> None:
-    services = [i for i in built["images"].values() if i["kind"] == "service" and not i["pushed"]]
+def test_a_moved_local_tag_is_refused_naming_both_image_ids(current: dict[str, Any], stage: str) -> None:
+    services = [i for i in current["images"].values() if i["kind"] == "service" and not i["pushed"]]
     # The api: the dev stack runs it (smoke's Compose would take it by tag), and it is the issue's example.
     victim = next((i for i in services if i["name"] == "api"), services[0])
     other = next(i for i in services if i["image_id"] != victim["image_id"])
@@ -52,23 +59,23 @@ def test_a_moved_local_tag_is_refused_naming_both_image_ids(built: dict[str, Any
     assert docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip() == recorded
 
 
-def test_smokes_verdict_names_exactly_the_images_its_stack_ran(built: dict[str, Any], cfg: Config) -> None:
+def test_smokes_verdict_names_exactly_the_images_its_stack_ran(current: dict[str, Any], cfg: Config) -> None:
     r = run_cli("smoke", "--env", "dev", timeout=900)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     verdict = json.loads((cfg.project.artifacts / "verdicts" / "dev" / "smoke.json").read_text())
     # The dev stack (compose.yaml + compose.dev.yaml) runs postgres, api and ingestion; the proxy is
     # built for every environment but only compose.prod.yaml runs it.
     ran = {"postgres", "api", "ingestion"}
-    assert "proxy" in built["images"]
+    assert "proxy" in current["images"]
     assert set(verdict["subjects"]) == ran
-    assert all(verdict["subjects"][n] == built["images"][n]["image_id"] for n in ran)
+    assert all(verdict["subjects"][n] == current["images"][n]["image_id"] for n in ran)
 
 
-def test_a_pushed_image_is_examined_by_digest_whatever_its_local_tag_names(built: dict[str, Any]) -> None:
+def test_a_pushed_image_is_examined_by_digest_whatever_its_local_tag_names(current: dict[str, Any]) -> None:
     # A docker-container builder pushes without loading: the local tag may still name an older `--load`.
-    base = next(i for i in built["images"].values() if i["pushed"] and "@" in i["ref"])
+    base = next(i for i in current["images"].values() if i["pushed"] and "@" in i["ref"])
     pushed_id = docker("image", "inspect", "--format", "{{.Id}}", base["ref"]).stdout.strip()
-    stale = next(i for i in built["images"].values() if i["tags"] and i["image_id"] != pushed_id)
+    stale = next(i for i in current["images"].values() if i["tags"] and i["image_id"] != pushed_id)
     # Recorded as a pushed build whose local tag names another (older) image.
     img = manifest.BuiltImage.model_validate({**base, "image_id": pushed_id, "tags": [stale["tags"][0]]})
     from pipelines import subjects
@@ -84,8 +91,8 @@ def test_a_pushed_image_is_examined_by_digest_whatever_its_local_tag_names(built
     assert pushed_id in exc.value.render() and stale["image_id"] in exc.value.render()
 
 
-def test_a_loaded_image_whose_recorded_id_is_gone_is_refused(built: dict[str, Any]) -> None:
-    service = next(i for i in built["images"].values() if i["kind"] == "service" and not i["pushed"])
+def test_a_loaded_image_whose_recorded_id_is_gone_is_refused(current: dict[str, Any]) -> None:
+    service = next(i for i in current["images"].values() if i["kind"] == "service" and not i["pushed"])
     img = manifest.BuiltImage.model_validate({**service, "image_id": ID_A})
     from pipelines import subjects
     from pipelines.engine import Engine
@@ -205,9 +212,9 @@ def test_tags_are_valid_docker_tags_for_the_longest_environment_name() -> None:
 
 
 def test_a_container_is_held_to_the_image_it_was_meant_to_run(
-    built: dict[str, Any], container_names: list[str]
+    current: dict[str, Any], container_names: list[str]
 ) -> None:
-    services = [i for i in built["images"].values() if i["kind"] == "service" and i["image_id"]]
+    services = [i for i in current["images"].values() if i["kind"] == "service" and i["image_id"]]
     ran, other = (
         services[0]["image_id"],
         next(i["image_id"] for i in services if i["image_id"] != services[0]["image_id"]),

@@ -498,7 +498,7 @@ DEFECTS: dict[str, tuple[dict[str, str], str, str]] = {
     "secret": (
         {"extra": f"ENV GITHUB_TOKEN={TOKEN}\nCOPY --from=tools /out/config/ /app/config/"},
         "VFY-SECRETS",
-        "ENV GITHUB_TOKEN=ghp_",
+        "ENV GITHUB_TOKEN=<github-token, ",
     ),
     "world-writable": ({"extra": "COPY --from=tools /out/ww/ /app/"}, "VFY-WORLDWRITABLE", "/app/data"),
     "no-healthcheck": ({"health": ""}, "VFY-HEALTHCHECK", "no HEALTHCHECK"),
