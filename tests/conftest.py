@@ -47,13 +47,17 @@ def shared_data(rel: str, names: tuple[str, ...] = ()) -> Path:
     the folder beside the clone and a silent skip would hide a test that never ran.
     """
     path = SHARED_TESTDATA / rel
-    for p in [path, *(path / n for n in names)]:
+    _require_shared([path, *(path / n for n in names)], "test data file", "../shared/testdata")
+    return path
+
+
+def _require_shared(paths: list[Path], what: str, folder: str) -> None:
+    for p in paths:
         if not p.exists():
-            msg = f"test data file {p} is missing (shared data folder ../shared/testdata beside the repository)"
+            msg = f"{what} {p} is missing (shared data folder {folder} beside the repository)"
             if IN_CI:
                 pytest.fail(f"CI=true and {msg}")
             pytest.skip(msg)
-    return path
 
 
 # The fixtures of this file that need the engine, the registry, the internet or root: a test whose fixture closure
@@ -238,10 +242,5 @@ def osv_dir(feed: str) -> Path:
 def shared_advisories() -> Path:
     """The PyPA advisory database snapshot the project's scan builds its offline DB from (../shared/advisories)."""
     path = ROOT.parent / "shared" / "advisories" / "pypa-advisory-database"
-    for p in (path / "vulns", path.parent / "README.md"):
-        if not p.exists():
-            msg = f"advisory data {p} is missing (shared data folder ../shared/advisories beside the repository)"
-            if IN_CI:
-                pytest.fail(f"CI=true and {msg}")
-            pytest.skip(msg)
+    _require_shared([path / "vulns", path.parent / "README.md"], "advisory data", "../shared/advisories")
     return path
