@@ -658,6 +658,8 @@ def merge(advisories: Iterable[Advisory], notes: list[str] | None = None) -> dic
             raise ValueError(f"{adv.id}: ecosystem {adv.ecosystem!r} is neither 'pip' nor 'debian N'")
         if not adv.id or not adv.package:
             raise ValueError(f"an advisory without an ID or package: {adv!r}")
+        if adv.ecosystem != "pip" and adv.fixed_version and not is_debian_version(adv.fixed_version):
+            raise ValueError(f"{adv.id}: fixed version {adv.fixed_version!r} is not a Debian version dpkg can read")
         # One project, however a feed spells it (PEP 503), for pip.
         package = pip_canonical(adv.package) if adv.ecosystem == "pip" else adv.package
         key = (adv.ecosystem, package, adv.id)
