@@ -42,10 +42,11 @@ from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from debian.debian_support import Version, version_compare
+from debian.debian_support import Version
 
 from . import _proc
 from .config import DEBIAN_KEYRING, Image
+from .debversion import debian_version_cmp, is_debian_version
 from .errors import PipelineError
 from .findings import Finding, Severity
 
@@ -128,8 +129,20 @@ def parse_status(text: str, *, where: str = STATUS, whole_file_installed: bool =
         if "Version" not in para:
             raise OsUpdatesError(f"{where}: package {para['Package']} has no Version field")
         source, source_version = _source_of(para)
+        _check_version(where, para["Package"], para["Version"], source_version)
         out.append(Installed(para["Package"], para["Version"], para.get("Architecture", ""), source, source_version))
     return out
+
+
+def _check_version(where: str, package: str, version: str, source_version: str) -> None:
+    # Checked where it is read: a version python-debian cannot compare would otherwise fail the check later,
+    # naming neither the file nor the package.
+    for field_name, value in (("Version", version), ("Source version", source_version)):
+        if not is_debian_version(value):
+            raise OsUpdatesError(
+                f"{where}: package {package}: {field_name} {value!r} is not a Debian version dpkg can read",
+                hint="a dpkg database or package index with unreadable versions cannot be checked for updates",
+            )
 
 
 def parse_dpkg_tar(data: bytes, where: str) -> list[Installed]:
@@ -242,7 +255,7 @@ class Index:
         for a in self.packages.get(name, []):
             if arch and a.arch not in (arch, "all"):
                 continue
-            if best is None or version_compare(a.version, best.version) > 0:
+            if best is None or debian_version_cmp(a.version, best.version) > 0:
                 best = a
         return best
 
@@ -345,7 +358,7 @@ def parse_release(text: str, where: str) -> tuple[dt.datetime, dict[str, tuple[s
     return date, sums
 
 
-def parse_packages(text: str) -> dict[str, list[Available]]:
+def parse_packages(text: str, where: str = "Packages index") -> dict[str, list[Available]]:
     from debian import deb822  # here: parsing is for a cold cache; a warm stage reads JSON
 
     out: dict[str, list[Available]] = {}
@@ -353,6 +366,7 @@ def parse_packages(text: str) -> dict[str, list[Available]]:
         if "Package" not in para:
             continue
         source, source_version = _source_of(para)
+        _check_version(where, para["Package"], para["Version"], source_version)
         a = Available(
             para["Package"],
             para["Version"],
@@ -455,7 +469,7 @@ def _cached_packages(d: Path) -> dict[str, list[Available]]:
     if parsed.is_file() and parsed.stat().st_mtime_ns >= (d / "Packages.xz").stat().st_mtime_ns:
         data = json.loads(parsed.read_text())
         return {n: [Available(**a) for a in avail] for n, avail in data.items()}
-    packages = parse_packages(lzma.decompress((d / "Packages.xz").read_bytes()).decode())
+    packages = parse_packages(lzma.decompress((d / "Packages.xz").read_bytes()).decode(), str(d / "Packages.xz"))
     _save_parsed(d, packages)
     return packages
 
@@ -556,7 +570,7 @@ def fetch_index(
             hint="the mirror may be mid-update; try again in a few minutes",
         )
     try:
-        packages = parse_packages(lzma.decompress(raw).decode())
+        packages = parse_packages(lzma.decompress(raw).decode(), f"{suite.dists}/{suite.index_path}")
     except (lzma.LZMAError, UnicodeDecodeError) as exc:
         raise OsUpdatesError(f"{suite.dists}/{suite.index_path} is not a readable index ({exc})") from None
 
@@ -587,7 +601,7 @@ def fetch_index(
 
 def is_newer(candidate: str, installed: str) -> bool:
     """Debian version ordering (epochs, ~, revisions) by python-debian."""
-    return version_compare(candidate, installed) > 0
+    return debian_version_cmp(candidate, installed) > 0
 
 
 @dataclass(frozen=True)

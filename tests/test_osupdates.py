@@ -98,6 +98,22 @@ def test_removed_packages_are_not_installed() -> None:
     assert len(names) == 87
 
 
+@pytest.mark.parametrize(("field", "value"), [("Version", "3.0.20-"), ("Source", "openssl (1:-1)")])
+def test_a_version_dpkg_cannot_read_is_an_error_naming_the_package(field: str, value: str) -> None:
+    raw = (DATA / "api.status.d.libssl3").read_text()
+    lines = [f"{field}: {value}" if line.startswith(f"{field}:") else line for line in raw.splitlines()]
+    assert lines != raw.splitlines()
+    with pytest.raises(osupdates.OsUpdatesError, match=r"api:status.d/libssl3: package libssl3: .* is not a Debian"):
+        osupdates.parse_status("\n".join(lines) + "\n", where="api:status.d/libssl3", whole_file_installed=True)
+
+
+def test_an_index_version_dpkg_cannot_read_is_an_error_naming_the_index() -> None:
+    text = (DATA / "bookworm-security.Packages.excerpt").read_text()
+    version = next(line for line in text.splitlines() if line.startswith("Version: "))
+    with pytest.raises(osupdates.OsUpdatesError, match=r"bookworm-security/main: package \S+: Version '1\.0-'"):
+        osupdates.parse_packages(text.replace(version, "Version: 1.0-", 1), "bookworm-security/main")
+
+
 def test_status_d_entry_without_status_counts_only_in_status_d() -> None:
     raw = (DATA / "api.status.d.libssl3").read_text()
     stripped = "\n".join(line for line in raw.splitlines() if not line.startswith("Status:")) + "\n"

@@ -555,6 +555,22 @@ def test_debian_version_order(a: str, b: str, order: int) -> None:
     assert vulndb.debian_version_cmp(b, a) == -order
 
 
+# Versions python-debian reads but dpkg calls bad syntax: a fix Trivy would compare differently from dpkg.
+@pytest.mark.parametrize("bad", ["7.88.1-", "\u0663:7.88.1-1", "4294967296:7.88.1-1", "1:-1"])
+def test_a_debian_version_dpkg_cannot_read_is_a_config_error(tmp_path: Path, bad: str) -> None:
+    path = write_osv(tmp_path / "osv", osv("DSA-1", "Debian:12", "curl", [{"introduced": "0"}, {"fixed": bad}]))
+    with pytest.raises(ConfigError) as err:
+        vulndb.load_osv(tmp_path / "osv")
+    assert err.value.file == str(path) and err.value.key.endswith(".ranges")
+    assert f"{bad!r} is not a Debian version (package curl)" in err.value.problem
+
+
+def test_merge_refuses_a_fixed_version_that_is_no_debian_version() -> None:
+    good = Advisory("CVE-1", (), "t", "LOW", "debian 12", "curl", fixed_version="7.88.1-10")
+    with pytest.raises(ValueError, match=r"CVE-1: fixed version '7.88.1-' is not a Debian version"):
+        vulndb.merge([good, replace(good, fixed_version="7.88.1-")])
+
+
 def test_severity_sources_in_order() -> None:
     cvss = [{"type": "CVSS_V3", "score": CRITICAL_9_8}]
     events = [{"introduced": "0"}, {"fixed": "2.0"}]

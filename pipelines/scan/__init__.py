@@ -472,7 +472,8 @@ def _bundle_db(out: Path, settings: ScanSettings) -> vulndb.DbInfo:
     # The writer's own code is an input too: a fixed writer must not keep serving a DB built by the old one.
     # (The record models' file is read, not imported: a warm scan does not build them.)
     code = Path(vulndb.__file__)
-    writer = hashlib.sha256(code.read_bytes() + code.with_name("osv.py").read_bytes()).hexdigest()[:16]
+    sources = (code, code.with_name("osv.py"), code.parent.parent / "debversion.py")  # debversion picks fixes
+    writer = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
     provenance = json.dumps(dict(sorted(settings.offline_provenance.items())))
     digest = f"{src}:{vulndb.advisory_dir_digest(src)}:{provenance}:{json.dumps(severity)}:{writer}"
     if stamp.exists() and stamp.read_text() == digest:

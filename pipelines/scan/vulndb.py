@@ -56,6 +56,8 @@ from .. import inputs
 from ..dbseverity import DEFAULT_SEVERITY as DEFAULT_SEVERITY
 from ..dbseverity import SEVERITIES as SEVERITIES
 from ..dbseverity import check_default_severity as check_default_severity
+from ..debversion import debian_version_cmp as debian_version_cmp
+from ..debversion import is_debian_version
 from ..errors import EXIT_UNUSABLE, ConfigError, PipelineError
 from .bolt import PAGE_SIZE as PAGE_SIZE
 from .bolt import BoltReader as BoltReader
@@ -450,8 +452,6 @@ def _check_versions(
     rest of the record and of the feed still count. A Debian version that is none
     is an error.
     """
-    from debian.debian_support import Version
-
     if bucket == "pip" and not _PEP508_NAME.match(name):
         raise ConfigError(file, f"{where}.package.name", f"{name!r} is not a PyPI package name")
     bounds = [v for events in ranges for kind, v in events if not (kind == "introduced" and v == "0")]
@@ -461,14 +461,7 @@ def _check_versions(
             return f"{bad[0]!r} is not a PEP 440 version Trivy can compare (package {name})", []
         return "", [v for v in versions if _PEP440.match(v)]
     for version in [*bounds, *versions]:
-        try:
-            Version(version)
-            # Debian policy: the upstream part starts with a digit (python-debian lets "1:-1" pass).
-            upstream = version.split(":", 1)[-1].rsplit("-", 1)[0]
-            ok = upstream[:1].isdigit() and not any(c.isspace() for c in version)
-        except ValueError:
-            ok = False
-        if not ok:
+        if not is_debian_version(version):
             raise ConfigError(file, f"{where}.ranges", f"{version!r} is not a Debian version (package {name})")
     return "", list(versions)
 
@@ -665,6 +658,8 @@ def merge(advisories: Iterable[Advisory], notes: list[str] | None = None) -> dic
             raise ValueError(f"{adv.id}: ecosystem {adv.ecosystem!r} is neither 'pip' nor 'debian N'")
         if not adv.id or not adv.package:
             raise ValueError(f"an advisory without an ID or package: {adv!r}")
+        if adv.ecosystem != "pip" and adv.fixed_version and not is_debian_version(adv.fixed_version):
+            raise ValueError(f"{adv.id}: fixed version {adv.fixed_version!r} is not a Debian version dpkg can read")
         # One project, however a feed spells it (PEP 503), for pip.
         package = pip_canonical(adv.package) if adv.ecosystem == "pip" else adv.package
         key = (adv.ecosystem, package, adv.id)
@@ -721,57 +716,6 @@ def _fold(a: Advisory, b: Advisory, notes: list[str]) -> Advisory:
         modified=max(dates) if dates else None,
         files=tuple(dict.fromkeys(a.files + b.files)),
     )
-
-
-def debian_version_cmp(a: str, b: str) -> int:
-    """dpkg's ordering of two versions ([epoch:]upstream[-revision]): -1, 0 or 1."""
-    ea, ua, ra = _split_debian(a)
-    eb, ub, rb = _split_debian(b)
-    if ea != eb:
-        return -1 if ea < eb else 1
-    return _dpkg_part_cmp(ua, ub) or _dpkg_part_cmp(ra, rb)
-
-
-def _split_debian(version: str) -> tuple[int, str, str]:
-    epoch, _, rest = version.partition(":") if ":" in version else ("0", "", version)
-    upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "")
-    return int(epoch) if epoch.isdigit() else 0, upstream, revision
-
-
-def _dpkg_order(c: str) -> int:
-    # "~" sorts before anything, even the end of the string; letters before other symbols.
-    if c == "~":
-        return -1
-    if c.isdigit():
-        return 0
-    if c.isalpha():
-        return ord(c)
-    return ord(c) + 256
-
-
-def _dpkg_part_cmp(a: str, b: str) -> int:
-    i = j = 0
-    while i < len(a) or j < len(b):
-        # A run of non-digits, character by character (the end of a string counts as 0).
-        while True:
-            ca = a[i] if i < len(a) and not a[i].isdigit() else ""
-            cb = b[j] if j < len(b) and not b[j].isdigit() else ""
-            if not ca and not cb:
-                break
-            oa, ob = (_dpkg_order(ca) if ca else 0), (_dpkg_order(cb) if cb else 0)
-            if oa != ob:
-                return -1 if oa < ob else 1
-            i, j = i + len(ca), j + len(cb)
-        # Then a run of digits, as a number.
-        si, sj = i, j
-        while i < len(a) and a[i].isdigit():
-            i += 1
-        while j < len(b) and b[j].isdigit():
-            j += 1
-        na, nb = int(a[si:i] or 0), int(b[sj:j] or 0)
-        if na != nb:
-            return -1 if na < nb else 1
-    return 0
 
 
 # --------------------------------------------------------------------------
