@@ -365,8 +365,13 @@ def parse_packages(text: str, where: str = "Packages index") -> dict[str, list[A
     for para in deb822.Packages.iter_paragraphs(text, use_apt_pkg=False):
         if "Package" not in para:
             continue
+        if "Version" not in para:
+            raise OsUpdatesError(f"{where}: package {para['Package']} has no Version field")
         source, source_version = _source_of(para)
         _check_version(where, para["Package"], para["Version"], source_version)
+        size = para.get("Size", "0") or "0"
+        if not size.isdigit():
+            raise OsUpdatesError(f"{where}: package {para['Package']}: Size {size!r} is not a number of bytes")
         a = Available(
             para["Package"],
             para["Version"],
@@ -375,7 +380,7 @@ def parse_packages(text: str, where: str = "Packages index") -> dict[str, list[A
             source_version,
             para.get("Filename", ""),
             para.get("SHA256", ""),
-            int(para.get("Size", "0") or 0),
+            int(size),
         )
         out.setdefault(a.name, []).append(a)
     return out

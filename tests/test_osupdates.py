@@ -554,3 +554,16 @@ def test_scan_stops_with_exit_2_when_the_index_cannot_be_had_or_checked(
         assert line.format(tmp=tmp_path) in r.stderr, r.stderr[-2000:]
     assert "NOT verified" not in r.stdout + r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("paragraph", "message"),
+    [
+        ("Package: libssl3\nArchitecture: amd64\n", "package libssl3 has no Version field"),
+        ("Package: libssl3\nVersion: 3.0.1-1\nSize: lots\n", "package libssl3: Size 'lots' is not a number"),
+    ],
+)
+def test_an_index_paragraph_it_cannot_read_is_an_error_naming_the_package(paragraph: str, message: str) -> None:
+    with pytest.raises(osupdates.OsUpdatesError, match=message) as err:
+        osupdates.parse_packages(paragraph, "the index")
+    assert err.value.exit_code == 2 and "the index" in err.value.what
