@@ -973,6 +973,13 @@ def _offline_provenance(t: _Table) -> dict[str, str]:
             raise t.error("offline_provenance", f"commit {v!r} is not a git commit id")
         if k == "date" and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
             raise t.error("offline_provenance", f"date {v!r} is not YYYY-MM-DD")
+        bad = [e for e in (x.strip() for x in v.split(",")) if not re.fullmatch(r"PyPI|Debian:\d+", e)]
+        if k == "covers" and bad:
+            raise t.error(
+                "offline_provenance",
+                f"covers {bad[0]!r} is not an ecosystem the offline database can hold",
+                hint='name PyPI or Debian:N as OSV spells them, comma-separated (covers = "PyPI, Debian:12")',
+            )
     return given
 
 

@@ -981,6 +981,7 @@ GUARDED += [
     ),
     extra("offline-provenance-commit", '[scan]\noffline_provenance = { commit = "main" }\n', "not a git commit id"),
     extra("offline-provenance-date", '[scan]\noffline_provenance = { date = "July 2026" }\n', "not YYYY-MM-DD"),
+    extra("offline-provenance-covers", '[scan]\noffline_provenance = { covers = "pypi" }\n', "covers 'pypi' is not"),
     extra("offline-advisories-empty", '[scan]\noffline_advisories = " "\n', "scan.offline_advisories", "is empty"),
 ]
 

@@ -14,6 +14,7 @@ import pytest
 
 from pipelines import scan
 from pipelines.config import load
+from pipelines.errors import ConfigError
 from pipelines.scan import vulndb
 
 from .conftest import ROOT, osv_dir, run_cli, shared_advisories
@@ -324,3 +325,30 @@ def test_offline_advisories_build_once_name_their_source_and_list_what_was_skipp
     assert (out / "db" / "trivy.db").stat().st_mtime_ns == built  # reused, not rebuilt
     (mirror / "vulns" / "PYSEC-2023-73.yaml").unlink()  # the snapshot changes: the DB follows
     assert scan._bundle_db(out, settings).source.endswith("; 1 records, 0 skipped")
+
+
+def test_a_changed_readme_rebuilds_the_offline_db_with_what_it_declares(tmp_path: Path) -> None:
+    """Provenance and coverage are read from the README: a change there is a change of the data's description."""
+    mirror = tmp_path / "mirror"
+    (mirror / "vulns").mkdir(parents=True)
+    (mirror / "vulns" / "PYSEC-2020-341.yaml").write_bytes((osv_dir("pypa") / "PYSEC-2020-341.yaml").read_bytes())
+    table = f"| field | value |\n|---|---|\n| taken from | github.com/example/mirror |\n| commit | {'c' * 40} |\n"
+    (mirror / "README.md").write_text(table + "| commit date | 2024-10-10 |\n")
+    settings = load(project(tmp_path, scan_cfg=f'db_sources = ["bundle"]\noffline_advisories = "{mirror}"')).scan
+    out = tmp_path / "bundle"
+    assert scan._bundle_db(out, settings).covers == ()
+    (mirror / "README.md").write_text(table + "| commit date | 2024-10-11 |\n| covers | PyPI |\n")
+    info = scan._bundle_db(out, settings)
+    assert info.covers == ("pip",) and "2024-10-11" in info.source
+
+
+def test_a_configured_offline_source_that_cannot_be_read_stops_the_scan(tmp_path: Path) -> None:
+    """Only an unconfigured source is a reason to fall back; a broken one is bad input, even with no DB allowed."""
+    cfg_file = project(
+        tmp_path,
+        scan_cfg=f'db_sources = ["bundle"]\noffline_advisories = "{tmp_path / "absent"}"\nallow_no_vulndb = true',
+    )
+    cfg = load(cfg_file)
+    with pytest.raises(ConfigError, match=r"scan\.offline_advisories is not a directory") as err:
+        scan.resolve_db(cfg, cfg.scan, None, "trivy-is-not-asked")
+    assert err.value.exit_code == 2

@@ -134,7 +134,16 @@ def test_trivy_reporting_no_image_id_is_an_error() -> None:
         scan.check_image_result(data, "api", ID_A)
 
 
-@pytest.mark.parametrize("results", [None, [], [{"Target": "x.tar (debian 12.15)", "Class": "os-pkgs"}]])
+@pytest.mark.parametrize(
+    "results",
+    [
+        None,
+        [],
+        [{"Target": "x.tar (debian 12.15)", "Class": "os-pkgs"}],
+        # Python packages listed beside an OS whose packages were not: the OS was still never read.
+        [{"Target": "Python", "Class": "lang-pkgs", "Type": "python-pkg", "Packages": [{"Name": "fastapi"}]}],
+    ],
+)
 def test_an_image_with_an_os_but_no_packages_listed_is_an_error_not_a_clean_scan(results: Any) -> None:
     with pytest.raises(ScanError, match="no packages"):
         scan.check_image_result(trivy_report(ID_A, results=results), "api", ID_A)

@@ -427,11 +427,18 @@ def resolve_db(
             attempts.append("download: " + (lines[-1].strip() if lines else f"exit {r.returncode}"))
     if "bundle" in settings.db_sources:
         out = settings.cache_dir / "bundle"
-        try:
-            info = _bundle_db(out, settings)
-            return DbChoice(out, "bundle", info, tuple(attempts))
-        except PipelineError as exc:
-            attempts.append(f"bundle: {exc.what}")
+        if settings.offline_advisories is None:
+            attempts.append("bundle: scan.offline_advisories: no offline advisories configured")
+        else:
+            # A configured directory that cannot be read (not a directory, no provenance, a bad record) is bad
+            # input: it stops the scan (ConfigError, exit 2) rather than passing for a source that was tried.
+            try:
+                info = _bundle_db(out, settings)
+                return DbChoice(out, "bundle", info, tuple(attempts))
+            except ConfigError:
+                raise
+            except PipelineError as exc:
+                attempts.append(f"bundle: {exc.what}")
     if settings.allow_no_vulndb:
         return DbChoice(None, "none", None, tuple(attempts))
     raise vulndb.VulnDbError(
@@ -475,6 +482,11 @@ def _bundle_db(out: Path, settings: ScanSettings) -> vulndb.DbInfo:
     sources = (code, code.with_name("osv.py"), code.parent.parent / "debversion.py")  # debversion picks fixes
     writer = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
     provenance = json.dumps(dict(sorted(settings.offline_provenance.items())))
+    # The READMEs provenance and coverage are read from: a changed `covers`, commit or date rebuilds.
+    readmes = hashlib.sha256(
+        b"".join(p.read_bytes() for p in (src / "README.md", src.parent / "README.md") if p.is_file())
+    )
+    provenance += ":" + readmes.hexdigest()[:16]
     digest = f"{src}:{vulndb.advisory_dir_digest(src)}:{provenance}:{json.dumps(severity)}:{writer}"
     if stamp.exists() and stamp.read_text() == digest:
         return vulndb.read_info(out)
@@ -652,10 +664,10 @@ def check_image_result(data: Any, name: str, image_id: str, dpkg_packages: int =
         )
     os_found = meta.get("OS")
     results = data.get("Results") if isinstance(data, dict) else None
-    listed = any(isinstance(r, dict) and r.get("Packages") for r in results or [])
     os_listed = any(isinstance(r, dict) and r.get("Class") == "os-pkgs" and r.get("Packages") for r in results or [])
     hint = "run the scan again; if it persists, check the image with `trivy image --list-all-pkgs`"
-    if os_found and not listed:
+    # Language packages listed beside an OS whose packages were not are no proof the OS was read.
+    if os_found and not os_listed:
         family = " ".join(str(os_found.get(k, "")) for k in ("Family", "Name")) if isinstance(os_found, dict) else ""
         raise ScanError(
             f"Trivy found an operating system in {name} ({family.strip() or 'unnamed'}) but listed no packages: "
