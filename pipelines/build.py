@@ -343,11 +343,22 @@ def failed_targets(output: str, targets: Mapping[str, str]) -> list[str]:
     return found
 
 
+# How a rootfs base's archive is verified; part of its input hash, so a change of it rebuilds the base.
+ROOTFS_VERIFICATION = "debootstrap --force-check-gpg --keyring"
+
+
 def input_hash(img: Image, base_refs: Mapping[str, str]) -> str:
     """Hash of everything a base image is built from: settings, files, bases."""
     h = hashlib.sha256()
-    # The keyring decides what is trusted, not what is built: a host path must not force a rebuild.
+    # The keyring counts by its content, not its host path: a base is only as trusted as the keys it was
+    # checked against, and one debootstrapped before signatures were forced (or against other keys) must
+    # not be reused as if it had been verified.
     settings = {k: v for k, v in asdict(img).items() if k not in ("context", "dockerfile", "keyring")}
+    if img.kind == "rootfs":
+        settings["verified_with"] = ROOTFS_VERIFICATION
+        settings["keyring_sha256"] = (
+            hashlib.sha256(img.keyring.read_bytes()).hexdigest() if img.keyring.is_file() else ""
+        )
     settings["base_refs"] = {arg: base_refs[b] for arg, b in sorted(img.bases.items())}
     if img.dockerfile is not None:
         settings["dockerfile"] = img.dockerfile.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import textwrap
 from dataclasses import replace
@@ -165,6 +166,18 @@ def test_input_hash_follows_files_settings_and_bases(cfg: config.Config) -> None
     assert img.context is not None
     (img.context / "extra.txt").write_text("changed")
     assert build.input_hash(img, refs) != first
+
+
+def test_a_rootfs_base_is_rebuilt_when_the_keys_it_was_verified_with_change(cfg: config.Config, tmp_path: Path) -> None:
+    rootfs = next(i for i in cfg.images.values() if i.kind == "rootfs")
+    a, b = tmp_path / "a.gpg", tmp_path / "b.gpg"
+    a.write_bytes(b"keys of one archive")
+    b.write_bytes(b"keys of another archive")
+    first = build.input_hash(dataclasses.replace(rootfs, keyring=a), {})
+    # The same keys under another path are the same trust: no rebuild.
+    (tmp_path / "c.gpg").write_bytes(a.read_bytes())
+    assert build.input_hash(dataclasses.replace(rootfs, keyring=tmp_path / "c.gpg"), {}) == first
+    assert build.input_hash(dataclasses.replace(rootfs, keyring=b), {}) != first
 
 
 def test_git_tags() -> None:
