@@ -319,6 +319,46 @@ def hadolint_pragmas(text: str, display: str) -> list[Finding]:
     return out
 
 
+# Severities an `override:` in Hadolint's config may lower a rule to: below a warning, it no longer gates.
+_HIDDEN = ("info", "style", "ignore", "none")
+
+
+def hadolint_config_waivers(config: Path, display: str) -> list[Finding]:
+    """Each rule Hadolint's config ignores, or overrides below a warning: a waiver with no reason and no expiry.
+
+    Like the ignore pragmas, it silences a rule for every file for ever; it is reported until it is moved to the
+    ledger (reason, owner, expiry) or dropped. Raising a rule's severity is fine and not reported.
+    """
+    text = inputs.read_text(config, display)
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{display}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{display}: not a mapping of Hadolint settings")
+    lines = text.splitlines()
+
+    def line_of(rule: str) -> int:
+        return next((n for n, raw in enumerate(lines, 1) if rule in raw.split("#", 1)[0]), 0)
+
+    silenced: list[tuple[str, str]] = [(str(r), "ignores") for r in data.get("ignored") or []]
+    for level, rules in (data.get("override") or {}).items():
+        if str(level).lower() in _HIDDEN:
+            silenced += [(str(r), f"lowers to {level}") for r in rules or []]
+    return [
+        Finding(
+            "pipelines",
+            waivers.RULE_PRAGMA,
+            Severity.ERROR,
+            f"{display} {how} {rule} for every file, with no reason and no expiry",
+            display,
+            line_of(rule),
+            hint=f"move it to the waiver ledger (id {rule}, a scope, reason, owner, expires), or fix what it hid",
+        )
+        for rule, how in silenced
+    ]
+
+
 def _hadolint_threshold(config: Path | None) -> Severity | None:
     if config is None or not config.exists():
         return None
@@ -450,6 +490,12 @@ def analyse(
                 if not any(x.where == w.where for x in all_waivers):
                     all_waivers.append(w)
             findings += problems  # repeated across environments; _dedupe below keeps one
+    if dockerfiles and settings.hadolint_config is not None and settings.hadolint_config.is_file():
+        cfg_file = settings.hadolint_config
+        shown = (
+            cfg_file.relative_to(settings.root).as_posix() if cfg_file.is_relative_to(settings.root) else str(cfg_file)
+        )
+        findings += hadolint_config_waivers(cfg_file, shown)
     findings = _dedupe(findings)
     findings = waivers.apply(findings, all_waivers)
     findings += waivers.stale(all_waivers)
