@@ -31,6 +31,7 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -302,14 +303,25 @@ _ASSIGN = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=(\"[^\"]*\"|'[^']*'|[^\s;&|]+)
 FINGERPRINT_HEX = 8
 
 
-def _redact(value: str, kind: str = "value") -> str:
-    """What a report may say of a secret: its kind, its length and a short fingerprint, no character of it.
+# This process's key for secret fingerprints: random, made once at import (before any thread could race to make
+# two), never written anywhere.
+_FINGERPRINT_KEY = os.urandom(32)
 
-    The fingerprint (the first 32 bits of its SHA-256) tells two findings of the same value apart and
-    lets its owner confirm which credential leaked, without the report holding any part of it.
+
+def _redact(value: str, kind: str = "value") -> str:
+    """What a report may say of a secret: its kind, its length and a fingerprint, no character of it.
+
+    The fingerprint is an HMAC-SHA256 of the value under a random key of this
+    run (``_FINGERPRINT_KEY``): within one report two findings of the same
+    value share it, so a reader can tell one leaked credential from two. It
+    confirms nothing offline: a plain hash (even a short prefix) with the
+    exact length would let anyone holding the report (CI uploads it) test a
+    dictionary of weak passwords against it, and the key that could do that
+    dies with the run. The length is kept: without a checkable digest it
+    confirms no guess, and it helps the owner tell which credential it is.
     """
-    digest = hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:FINGERPRINT_HEX]
-    return f"<{kind.replace('_', '-')}, {len(value)} chars, sha256:{digest}>"
+    mac = hmac.new(_FINGERPRINT_KEY, value.encode("utf-8", "surrogateescape"), hashlib.sha256)
+    return f"<{kind.replace('_', '-')}, {len(value)} chars, run-hmac:{mac.hexdigest()[:FINGERPRINT_HEX]}>"
 
 
 def secrets_in_config(info: ImageInfo, history: Sequence[Mapping[str, Any]]) -> list[str]:

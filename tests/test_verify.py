@@ -75,8 +75,8 @@ def test_a_token_in_env_and_a_password_in_history_are_found_and_redacted() -> No
     history = json.loads((VERIFY_DATA / "api-history.json").read_text())
     history.append({"CreatedBy": "RUN |1 DB_PASSWORD=hunter22 /bin/sh -c make"})
     hits = verify.secrets_in_config(ImageInfo.from_inspect(raw), history)
-    assert any(h.startswith("ENV GITHUB_TOKEN=<github-token, 44 chars, sha256:") for h in hits), hits
-    assert any("DB_PASSWORD=<value, 8 chars, sha256:" in h for h in hits), hits
+    assert any(h.startswith("ENV GITHUB_TOKEN=<github-token, 44 chars, run-hmac:") for h in hits), hits
+    assert any("DB_PASSWORD=<value, 8 chars, run-hmac:" in h for h in hits), hits
     assert not any("PGPASSWORD_FILE" in h for h in hits), "a *_FILE reference is not a secret"
     assert token not in " ".join(hits) and "hunter22" not in " ".join(hits)
 
@@ -103,14 +103,42 @@ def test_redaction_shows_no_part_of_a_secret() -> None:
             {value[i : i + 3] for i in range(len(value) - 2)} & {shown[i : i + 3] for i in range(len(shown))}
         )
         assert not pieces, f"{value!r}: {pieces} in {hits}"
-    assert kinds["SIGNING_TOKEN"].startswith("<value, 14 chars, sha256:")
-    assert kinds["AWS_ACCESS_KEY_ID"].startswith("<aws-access-key-id, 20 chars, sha256:")
-    assert kinds["SLACK_BOT"].startswith("<slack-token, 23 chars, sha256:")
+    assert kinds["SIGNING_TOKEN"].startswith("<value, 14 chars, run-hmac:")
+    assert kinds["AWS_ACCESS_KEY_ID"].startswith("<aws-access-key-id, 20 chars, run-hmac:")
+    assert kinds["SLACK_BOT"].startswith("<slack-token, 23 chars, run-hmac:")
     # The fingerprint tells the same value from another: two findings of one value share it.
     same = verify.secrets_in_config(ImageInfo.from_inspect(raw), [])
     assert [h for h in same if h.startswith("ENV DB_PASSWORD=")] == [
         h for h in hits if h.startswith("ENV DB_PASSWORD=")
     ]
+
+
+def _fingerprint(redacted: str) -> str:
+    return redacted.rstrip(">").rpartition(":")[2]
+
+
+def test_a_secret_fingerprint_is_keyed_per_run_and_confirms_nothing_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Equal values match within one run; another run (another key) tells nothing about the same value."""
+    import hashlib
+    import subprocess
+    import sys
+
+    first = verify._redact("hunter2")
+    fp = _fingerprint(first)
+    # Not a (prefix of a) plain hash of the value: a dictionary of weak passwords cannot be checked against it.
+    for digest in (hashlib.sha256(b"hunter2"), hashlib.sha1(b"hunter2"), hashlib.md5(b"hunter2")):  # noqa: S324
+        assert fp not in digest.hexdigest(), (digest.name, first)
+    # Another run: a new key, so the same value's fingerprint is another one.
+    code = "from pipelines import verify; print(verify._redact('hunter2'))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert _fingerprint(other.stdout.strip()) != fp, (other.stdout, first)
+    assert other.stdout.strip().startswith("<value, 7 chars, run-hmac:"), other.stdout
+    assert first.startswith("<value, 7 chars, run-hmac:"), first
+    assert len(fp) == verify.FINGERPRINT_HEX and int(fp, 16) >= 0
+    assert verify._redact("hunter2") == first  # the same value in one report: the same fingerprint
+    assert _fingerprint(verify._redact("hunter3")) != fp
+    monkeypatch.setattr(verify, "_FINGERPRINT_KEY", os.urandom(32))
+    assert _fingerprint(verify._redact("hunter2")) != fp
 
 
 def test_trivy_secret_result_names_file_line_and_rule() -> None:
