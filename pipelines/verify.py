@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 from . import _proc, report, waivers
 from .config import Config, Image
 from .engine import Engine, ImageInfo, ImageTree, load_client
-from .errors import InputError, PipelineError
+from .errors import InputError, PipelineError, ScanError
 from .findings import Finding, Rule, Severity
 from .result import Check, Context, Outcome, Result, Table
 from .trivyresult import check_image_id, read_result, reported_image_id
@@ -696,10 +696,24 @@ def cached_layer_secrets(cache: Path, image_id: str) -> list[str] | None:
         return None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         data = None
-    if reported_image_id(data) != image_id or not isinstance(data.get("Results", []), (list, type(None))):
+    if reported_image_id(data) != image_id or not _secret_result_shape(data):
         cache.unlink(missing_ok=True)
         return None
     return trivy_secrets(data)
+
+
+def _secret_result_shape(data: Any) -> bool:
+    """Whether ``data`` has the shape of a Trivy result (Results, and each one's Secrets: lists of objects)."""
+    results = data.get("Results") if isinstance(data, dict) else None
+    if results is None:
+        return isinstance(data, dict)
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        return False
+    for r in results:
+        found = r.get("Secrets")
+        if found is not None and not (isinstance(found, list) and all(isinstance(x, dict) for x in found)):
+            return False
+    return True
 
 
 def read_layer_secrets(out: Path, r: _proc.Result, name: str, image_id: str) -> Any:
@@ -710,6 +724,11 @@ def read_layer_secrets(out: Path, r: _proc.Result, name: str, image_id: str) -> 
     """
     data = read_result(out, f"trivy secret scan of {name}", r)
     check_image_id(data, name, image_id)
+    if not _secret_result_shape(data):
+        raise ScanError(
+            f"trivy secret scan of {name} wrote JSON that is not a Trivy result (Results or Secrets not lists)",
+            hint="check the pinned Trivy version; a result that cannot be read is a failure, never a pass",
+        )
     return data
 
 

@@ -201,9 +201,22 @@ SECRET_SCAN_ID = "sha256:" + "5" * 64
         json.dumps({"Metadata": {"ImageID": "sha256:" + "6" * 64}, "Results": []}),
         json.dumps({"Metadata": {"ImageID": int("5" * 20)}, "Results": []}),
         json.dumps({"Metadata": {"ImageID": SECRET_SCAN_ID}, "Results": "none"}),
+        json.dumps({"Metadata": {"ImageID": SECRET_SCAN_ID}, "Results": ["secret"]}),
+        json.dumps({"Metadata": {"ImageID": SECRET_SCAN_ID}, "Results": [{"Class": "secret", "Secrets": "x"}]}),
         '{"Metadata": {"ImageID": "' + SECRET_SCAN_ID[:30],
     ],
-    ids=["empty", "list", "null", "no-id", "other-image", "id-not-a-string", "results-not-a-list", "torn"],
+    ids=[
+        "empty",
+        "list",
+        "null",
+        "no-id",
+        "other-image",
+        "id-not-a-string",
+        "results-not-a-list",
+        "result-not-an-object",
+        "secrets-not-a-list",
+        "torn",
+    ],
 )
 def test_a_secret_cache_entry_not_naming_the_image_is_discarded_never_a_pass(tmp_path: Path, entry: str) -> None:
     cache = tmp_path / f"{SECRET_SCAN_ID.removeprefix('sha256:')}.json"
@@ -243,6 +256,9 @@ def test_a_secret_scan_that_exited_non_zero_or_read_another_image_cannot_run(tmp
         verify.read_layer_secrets(out, ok, "api", SECRET_SCAN_ID)
     with pytest.raises(ScanError, match="names no image ID"):
         out.write_text("{}")
+        verify.read_layer_secrets(out, ok, "api", SECRET_SCAN_ID)
+    with pytest.raises(ScanError, match="not a Trivy result"):
+        out.write_text(json.dumps({"Metadata": {"ImageID": SECRET_SCAN_ID}, "Results": [{"Secrets": "x"}]}))
         verify.read_layer_secrets(out, ok, "api", SECRET_SCAN_ID)
     out.unlink()
     with pytest.raises(ScanError, match="produced no result"):
