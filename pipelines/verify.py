@@ -14,7 +14,9 @@ facts come from three places only:
   long ``docker stop`` takes.
 
 Secrets in layers are Trivy's secret scanner's result for exactly this image
-ID (cached per ID under ARTIFACTS/verify/secrets/). A throwaway container run
+ID (cached per ID under ARTIFACTS/verify/secrets/, and read back only when it
+names that ID). A Trivy run that exits non-zero, or reports another image, is
+an error (exit 2), never a pass. A throwaway container run
 whose cells all passed is reused for the same image ID, the same run
 settings, [verify] config, package version and code (ARTIFACTS/verify/runs/);
 the report's first line names the images whose run was reused. What applies depends on
@@ -29,6 +31,7 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -47,9 +50,10 @@ from typing import TYPE_CHECKING, Any
 from . import _proc, report, waivers
 from .config import Config, Image
 from .engine import Engine, ImageInfo, ImageTree, load_client
-from .errors import InputError, PipelineError
+from .errors import InputError, PipelineError, ScanError
 from .findings import Finding, Rule, Severity
 from .result import Check, Context, Outcome, Result, Table
+from .trivyresult import check_image_id, read_result, reported_image_id
 
 if TYPE_CHECKING:
     from . import manifest
@@ -299,14 +303,25 @@ _ASSIGN = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=(\"[^\"]*\"|'[^']*'|[^\s;&|]+)
 FINGERPRINT_HEX = 8
 
 
-def _redact(value: str, kind: str = "value") -> str:
-    """What a report may say of a secret: its kind, its length and a short fingerprint, no character of it.
+# This process's key for secret fingerprints: random, made once at import (before any thread could race to make
+# two), never written anywhere.
+_FINGERPRINT_KEY = os.urandom(32)
 
-    The fingerprint (the first 32 bits of its SHA-256) tells two findings of the same value apart and
-    lets its owner confirm which credential leaked, without the report holding any part of it.
+
+def _redact(value: str, kind: str = "value") -> str:
+    """What a report may say of a secret: its kind, its length and a fingerprint, no character of it.
+
+    The fingerprint is an HMAC-SHA256 of the value under a random key of this
+    run (``_FINGERPRINT_KEY``): within one report two findings of the same
+    value share it, so a reader can tell one leaked credential from two. It
+    confirms nothing offline: a plain hash (even a short prefix) with the
+    exact length would let anyone holding the report (CI uploads it) test a
+    dictionary of weak passwords against it, and the key that could do that
+    dies with the run. The length is kept: without a checkable digest it
+    confirms no guess, and it helps the owner tell which credential it is.
     """
-    digest = hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:FINGERPRINT_HEX]
-    return f"<{kind.replace('_', '-')}, {len(value)} chars, sha256:{digest}>"
+    mac = hmac.new(_FINGERPRINT_KEY, value.encode("utf-8", "surrogateescape"), hashlib.sha256)
+    return f"<{kind.replace('_', '-')}, {len(value)} chars, run-hmac:{mac.hexdigest()[:FINGERPRINT_HEX]}>"
 
 
 def secrets_in_config(info: ImageInfo, history: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -347,7 +362,7 @@ def trivy_secrets(data: Any) -> list[str]:
     out = []
     artifact = str((data or {}).get("ArtifactName", ""))
     for res in (data or {}).get("Results") or []:
-        if res.get("Class") != "secret":
+        if not isinstance(res, dict) or res.get("Class") != "secret":
             continue
         target = str(res.get("Target", "?"))
         # A result on the artifact itself is the image's config (ENV, history), not a file in a layer.
@@ -658,15 +673,67 @@ def _scan_stage_findings(stamps: tuple[tuple[str, int, int, int], ...]) -> dict[
             data = json.loads(raw.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        image_id = str((data.get("Metadata") or {}).get("ImageID", "")) if isinstance(data, dict) else ""
+        # Keyed on the image ID Trivy reports having read, never on the file's name: a result of another image
+        # (or of none) says nothing about this one.
+        image_id = reported_image_id(data)
         found = trivy_secrets(data) if image_id else []
         if found and image_id not in out:
             out[image_id] = (found, f"pipelines scan: {raw} (trivy --scanners vuln,secret of this image ID)")
     return out
 
 
+def cached_layer_secrets(cache: Path, image_id: str) -> list[str] | None:
+    """The secrets a cached secret scan of ``image_id`` found; None (and the entry removed) when it is not one.
+
+    The cache lives under the artifacts directory, which anyone with the
+    workspace can write and CI uploads: an entry counts only when it is a
+    Trivy result that names this very image ID (a forged ``{}``, another
+    image's result or a torn write is discarded, and the image scanned again).
+    """
+    try:
+        data = json.loads(cache.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = None
+    if reported_image_id(data) != image_id or not _secret_result_shape(data):
+        cache.unlink(missing_ok=True)
+        return None
+    return trivy_secrets(data)
+
+
+def _secret_result_shape(data: Any) -> bool:
+    """Whether ``data`` has the shape of a Trivy result (Results, and each one's Secrets: lists of objects)."""
+    results = data.get("Results") if isinstance(data, dict) else None
+    if results is None:
+        return isinstance(data, dict)
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        return False
+    for r in results:
+        found = r.get("Secrets")
+        if found is not None and not (isinstance(found, list) and all(isinstance(x, dict) for x in found)):
+            return False
+    return True
+
+
+def read_layer_secrets(out: Path, r: _proc.Result, name: str, image_id: str) -> Any:
+    """Trivy's secret-scan result of ``image_id`` from the run ``r``; ScanError (exit 2) unless it is exactly that.
+
+    A non-zero exit is a scan that did not finish, whatever file it left: it
+    can say neither "no secret" nor "secret", so the stage cannot run.
+    """
+    data = read_result(out, f"trivy secret scan of {name}", r)
+    check_image_id(data, name, image_id)
+    if not _secret_result_shape(data):
+        raise ScanError(
+            f"trivy secret scan of {name} wrote JSON that is not a Trivy result (Results or Secrets not lists)",
+            hint="check the pinned Trivy version; a result that cannot be read is a failure, never a pass",
+        )
+    return data
+
+
 def layer_secrets(cfg: Config, t: Target, info: ImageInfo) -> tuple[list[str] | None, str]:
-    """Trivy's secret scanner on exactly this image ID: (secrets, evidence); None when it could not run."""
+    """Trivy's secret scanner on exactly this image ID: (secrets, evidence); ScanError when it could not run."""
     from .tools import TRIVY_QUIET, trivy_binary
 
     image_id = info.id.removeprefix("sha256:")
@@ -674,11 +741,9 @@ def layer_secrets(cfg: Config, t: Target, info: ImageInfo) -> tuple[list[str] | 
     if found is not None:
         return found
     cache = cfg.project.artifacts / "verify" / "secrets" / f"{image_id}.json"
-    if cache.is_file():
-        try:
-            return trivy_secrets(json.loads(cache.read_text())), f"trivy image --scanners secret ({cache.name}, cached)"
-        except (json.JSONDecodeError, OSError):
-            cache.unlink(missing_ok=True)  # a torn write: scan again
+    cached = cached_layer_secrets(cache, info.id)
+    if cached is not None:
+        return cached, f"trivy image --scanners secret ({cache.name}, cached)"
     trivy, version = trivy_binary()
     cache.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pipelines-verify-") as tmp:
@@ -708,14 +773,7 @@ def layer_secrets(cfg: Config, t: Target, info: ImageInfo) -> tuple[list[str] | 
             str(out),
         ]
         r = _proc.run(argv, timeout=600, check=False, quiet=True, what=f"trivy secret scan of {t.name}")
-        try:
-            data = json.loads(out.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None, f"trivy {version} secret scan produced no result (exit {r.returncode}): " + _proc.tail(
-                r.stderr, 3
-            )
-        if str((data.get("Metadata") or {}).get("ImageID", "")) != info.id:
-            return None, f"trivy scanned {data.get('Metadata', {}).get('ImageID')}, not {info.id}"
+        data = read_layer_secrets(out, r, t.name, info.id)
         tmp_cache = cache.with_suffix(".tmp")
         tmp_cache.write_text(json.dumps(data))
         tmp_cache.replace(cache)

@@ -75,8 +75,8 @@ def test_a_token_in_env_and_a_password_in_history_are_found_and_redacted() -> No
     history = json.loads((VERIFY_DATA / "api-history.json").read_text())
     history.append({"CreatedBy": "RUN |1 DB_PASSWORD=hunter22 /bin/sh -c make"})
     hits = verify.secrets_in_config(ImageInfo.from_inspect(raw), history)
-    assert any(h.startswith("ENV GITHUB_TOKEN=<github-token, 44 chars, sha256:") for h in hits), hits
-    assert any("DB_PASSWORD=<value, 8 chars, sha256:" in h for h in hits), hits
+    assert any(h.startswith("ENV GITHUB_TOKEN=<github-token, 44 chars, run-hmac:") for h in hits), hits
+    assert any("DB_PASSWORD=<value, 8 chars, run-hmac:" in h for h in hits), hits
     assert not any("PGPASSWORD_FILE" in h for h in hits), "a *_FILE reference is not a secret"
     assert token not in " ".join(hits) and "hunter22" not in " ".join(hits)
 
@@ -103,14 +103,42 @@ def test_redaction_shows_no_part_of_a_secret() -> None:
             {value[i : i + 3] for i in range(len(value) - 2)} & {shown[i : i + 3] for i in range(len(shown))}
         )
         assert not pieces, f"{value!r}: {pieces} in {hits}"
-    assert kinds["SIGNING_TOKEN"].startswith("<value, 14 chars, sha256:")
-    assert kinds["AWS_ACCESS_KEY_ID"].startswith("<aws-access-key-id, 20 chars, sha256:")
-    assert kinds["SLACK_BOT"].startswith("<slack-token, 23 chars, sha256:")
+    assert kinds["SIGNING_TOKEN"].startswith("<value, 14 chars, run-hmac:")
+    assert kinds["AWS_ACCESS_KEY_ID"].startswith("<aws-access-key-id, 20 chars, run-hmac:")
+    assert kinds["SLACK_BOT"].startswith("<slack-token, 23 chars, run-hmac:")
     # The fingerprint tells the same value from another: two findings of one value share it.
     same = verify.secrets_in_config(ImageInfo.from_inspect(raw), [])
     assert [h for h in same if h.startswith("ENV DB_PASSWORD=")] == [
         h for h in hits if h.startswith("ENV DB_PASSWORD=")
     ]
+
+
+def _fingerprint(redacted: str) -> str:
+    return redacted.rstrip(">").rpartition(":")[2]
+
+
+def test_a_secret_fingerprint_is_keyed_per_run_and_confirms_nothing_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Equal values match within one run; another run (another key) tells nothing about the same value."""
+    import hashlib
+    import subprocess
+    import sys
+
+    first = verify._redact("hunter2")
+    fp = _fingerprint(first)
+    # Not a (prefix of a) plain hash of the value: a dictionary of weak passwords cannot be checked against it.
+    for digest in (hashlib.sha256(b"hunter2"), hashlib.sha1(b"hunter2"), hashlib.md5(b"hunter2")):  # noqa: S324
+        assert fp not in digest.hexdigest(), (digest.name, first)
+    # Another run: a new key, so the same value's fingerprint is another one.
+    code = "from pipelines import verify; print(verify._redact('hunter2'))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert _fingerprint(other.stdout.strip()) != fp, (other.stdout, first)
+    assert other.stdout.strip().startswith("<value, 7 chars, run-hmac:"), other.stdout
+    assert first.startswith("<value, 7 chars, run-hmac:"), first
+    assert len(fp) == verify.FINGERPRINT_HEX and int(fp, 16) >= 0
+    assert verify._redact("hunter2") == first  # the same value in one report: the same fingerprint
+    assert _fingerprint(verify._redact("hunter3")) != fp
+    monkeypatch.setattr(verify, "_FINGERPRINT_KEY", os.urandom(32))
+    assert _fingerprint(verify._redact("hunter2")) != fp
 
 
 def test_trivy_secret_result_names_file_line_and_rule() -> None:
@@ -142,6 +170,101 @@ def test_a_scan_stage_result_is_reused_only_as_a_finding_for_the_same_image_id(t
     defect["Results"] = [r for r in defect["Results"] if r.get("Class") != "secret"]
     (latest / "defect.trivy.json").write_text(json.dumps(defect))
     assert verify.scan_stage_secrets(tmp_path, image_id) is None
+
+
+def test_a_scan_stage_result_counts_for_the_image_id_trivy_reports_not_its_file_name(tmp_path: Path) -> None:
+    latest = tmp_path / "scan" / "latest"
+    latest.mkdir(parents=True)
+    defect = json.loads((VERIFY_DATA / "trivy-secret-defect.json").read_text())
+    image_id = defect["Metadata"]["ImageID"]
+    other = "sha256:" + "7" * 64
+    # Named after the asked image, but Trivy says it read another one (or none): no finding of the asked image.
+    (latest / f"{image_id.removeprefix('sha256:')}.trivy.json").write_text(
+        json.dumps({**defect, "Metadata": {**defect["Metadata"], "ImageID": other}})
+    )
+    (latest / "none.trivy.json").write_text(json.dumps({**defect, "Metadata": {}}))
+    assert verify.scan_stage_secrets(tmp_path, image_id) is None
+    found = verify.scan_stage_secrets(tmp_path, other)
+    assert found is not None and found[0] and f"{image_id.removeprefix('sha256:')}.trivy.json" in found[1]
+
+
+SECRET_SCAN_ID = "sha256:" + "5" * 64
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "{}",
+        "[]",
+        "null",
+        '{"Metadata": {}, "Results": []}',
+        json.dumps({"Metadata": {"ImageID": "sha256:" + "6" * 64}, "Results": []}),
+        json.dumps({"Metadata": {"ImageID": int("5" * 20)}, "Results": []}),
+        json.dumps({"Metadata": {"ImageID": SECRET_SCAN_ID}, "Results": "none"}),
+        json.dumps({"Metadata": {"ImageID": SECRET_SCAN_ID}, "Results": ["secret"]}),
+        json.dumps({"Metadata": {"ImageID": SECRET_SCAN_ID}, "Results": [{"Class": "secret", "Secrets": "x"}]}),
+        '{"Metadata": {"ImageID": "' + SECRET_SCAN_ID[:30],
+    ],
+    ids=[
+        "empty",
+        "list",
+        "null",
+        "no-id",
+        "other-image",
+        "id-not-a-string",
+        "results-not-a-list",
+        "result-not-an-object",
+        "secrets-not-a-list",
+        "torn",
+    ],
+)
+def test_a_secret_cache_entry_not_naming_the_image_is_discarded_never_a_pass(tmp_path: Path, entry: str) -> None:
+    cache = tmp_path / f"{SECRET_SCAN_ID.removeprefix('sha256:')}.json"
+    cache.write_text(entry)
+    assert verify.cached_layer_secrets(cache, SECRET_SCAN_ID) is None  # not a result: the image is scanned again
+    assert not cache.exists()  # and the forged entry is gone, so the new scan's result replaces it
+
+
+def test_a_secret_cache_entry_of_the_image_is_its_result(tmp_path: Path) -> None:
+    cache = tmp_path / "entry.json"
+    assert verify.cached_layer_secrets(cache, SECRET_SCAN_ID) is None  # none cached: scanned
+    defect = json.loads((VERIFY_DATA / "trivy-secret-defect.json").read_text())
+    cache.write_text(json.dumps(defect))
+    found = verify.cached_layer_secrets(cache, defect["Metadata"]["ImageID"])
+    assert found is not None and any(f.startswith("/app/config/.env:") for f in found), found
+    # The same result read for another image ID is not that image's.
+    assert verify.cached_layer_secrets(cache, SECRET_SCAN_ID) is None and not cache.exists()
+    clean = {"Metadata": {"ImageID": SECRET_SCAN_ID}, "Results": None}
+    cache.write_text(json.dumps(clean))
+    assert verify.cached_layer_secrets(cache, SECRET_SCAN_ID) == []
+
+
+def test_a_secret_scan_that_exited_non_zero_or_read_another_image_cannot_run(tmp_path: Path) -> None:
+    from pipelines import _proc
+    from pipelines.errors import ScanError
+
+    out = tmp_path / "secrets.json"
+    out.write_text(json.dumps({"Metadata": {"ImageID": SECRET_SCAN_ID}, "Results": []}))
+    failed = _proc.Result(("trivy", "image"), 1, "", "FATAL image scan error: secret analyzer failed", 1.0)
+    with pytest.raises(ScanError) as exc:
+        verify.read_layer_secrets(out, failed, "api", SECRET_SCAN_ID)
+    assert "exit 1" in exc.value.render() and "secret analyzer failed" in exc.value.render()
+    ok = _proc.Result(("trivy", "image"), 0, "", "", 1.0)
+    with pytest.raises(ScanError, match=r"is about image sha256:6{64}, not the image asked about"):
+        other = {"Metadata": {"ImageID": "sha256:" + "6" * 64}, "Results": []}
+        out.write_text(json.dumps(other))
+        verify.read_layer_secrets(out, ok, "api", SECRET_SCAN_ID)
+    with pytest.raises(ScanError, match="names no image ID"):
+        out.write_text("{}")
+        verify.read_layer_secrets(out, ok, "api", SECRET_SCAN_ID)
+    with pytest.raises(ScanError, match="not a Trivy result"):
+        out.write_text(json.dumps({"Metadata": {"ImageID": SECRET_SCAN_ID}, "Results": [{"Secrets": "x"}]}))
+        verify.read_layer_secrets(out, ok, "api", SECRET_SCAN_ID)
+    out.unlink()
+    with pytest.raises(ScanError, match="produced no result"):
+        verify.read_layer_secrets(out, ok, "api", SECRET_SCAN_ID)
+    out.write_text(json.dumps({"Metadata": {"ImageID": SECRET_SCAN_ID}, "Results": []}))
+    assert verify.read_layer_secrets(out, ok, "api", SECRET_SCAN_ID)["Metadata"]["ImageID"] == SECRET_SCAN_ID
 
 
 def test_from_lines_of_the_project_dockerfiles() -> None:
@@ -445,6 +568,37 @@ def test_a_passed_run_is_reused_only_under_its_own_key(tmp_path: Path) -> None:
     path = next((tmp_path / "verify" / "runs").glob("*.json"))
     path.write_text(path.read_text()[:40])
     assert verify.load_run(tmp_path, key) is None
+
+
+def test_a_forged_secret_cache_is_scanned_again_and_the_secret_found(tools: object, tmp_path: Path) -> None:
+    """A `{}` (or another image's result) under ARTIFACTS/verify/secrets/ does not pass the image: Trivy runs."""
+    from pipelines import config
+
+    ctx = tmp_path / "ctx"
+    (ctx / "app").mkdir(parents=True)
+    # A GitHub token shape (Trivy's github-pat rule), assembled so no token sits in this file.
+    (ctx / "app" / ".env").write_text("GH=" + "ghp_" + "x7Kp2QzR9m" * 3 + "4bN8wV" + "\n")
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY app /app\n")
+    tag = f"pipelines-tests/verify-forged-cache:{os.getpid()}"
+    docker("build", "--tag", tag, str(ctx), timeout=300)
+    try:
+        cfg = config.load(ROOT / "pipeline.toml")
+        cfg = dataclasses.replace(cfg, project=dataclasses.replace(cfg.project, artifacts=tmp_path / "artifacts"))
+        info = ImageInfo.from_inspect(json.loads(docker("image", "inspect", tag).stdout)[0])
+        target = verify.Target("forged", info.id, verify.ROLE_RULES["runtime"], None)
+        cache = tmp_path / "artifacts" / "verify" / "secrets" / f"{info.id.removeprefix('sha256:')}.json"
+        cache.parent.mkdir(parents=True)
+        for forged in ({}, {"Metadata": {"ImageID": "sha256:" + "6" * 64}, "Results": []}):
+            cache.write_text(json.dumps(forged))
+            found, evidence = verify.layer_secrets(cfg, target, info)
+            assert found and any(f.startswith("/app/.env:") for f in found), (forged, found, evidence)
+            assert "cached" not in evidence, evidence
+            # The new scan's result replaced the forged entry, and is read back as this image's.
+            assert json.loads(cache.read_text())["Metadata"]["ImageID"] == info.id
+            again, evidence = verify.layer_secrets(cfg, target, info)
+            assert again == found and "cached" in evidence, evidence
+    finally:
+        docker("image", "rm", "-f", tag, check=False)
 
 
 def test_the_environments_compose_limits_run_the_image_they_name(tools: object) -> None:

@@ -36,6 +36,8 @@ from ..errors import ConfigError, InputError, PipelineError, ScanError
 from ..findings import Finding, Severity
 from ..result import Context, Result, Table
 from ..tools import TRIVY_QUIET, Toolchain, trivy_binary
+from ..trivyresult import check_image_id
+from ..trivyresult import read_result as _read_result
 from . import vulndb
 
 if TYPE_CHECKING:
@@ -648,20 +650,8 @@ def check_image_result(data: Any, name: str, image_id: str, dpkg_packages: int =
     Trivy), but for which Trivy listed no OS packages was not read (it lists
     them all: --list-all-pkgs), and would pass as clean.
     """
-    meta = data.get("Metadata") if isinstance(data, dict) else None
-    meta = meta if isinstance(meta, dict) else {}
-    reported = str(meta.get("ImageID") or "")
-    if not reported:
-        raise ScanError(
-            f"Trivy's result for {name} names no image ID: it cannot be tied to the image {image_id}",
-            hint="a result that does not say what it examined is not a scan of this image",
-        )
-    if reported != image_id:
-        raise ScanError(
-            f"Trivy's result for {name} is about image {reported}, not the image asked about ({image_id})",
-            seen=f"asked: {image_id}\nreported: {reported}",
-            hint="the scanned archive was not this image; run the scan again",
-        )
+    reported = check_image_id(data, name, image_id)
+    meta = data["Metadata"]
     os_found = meta.get("OS")
     results = data.get("Results") if isinstance(data, dict) else None
     os_listed = any(isinstance(r, dict) and r.get("Class") == "os-pkgs" and r.get("Packages") for r in results or [])
@@ -681,31 +671,6 @@ def check_image_result(data: Any, name: str, image_id: str, dpkg_packages: int =
             hint=hint,
         )
     return reported
-
-
-def _read_result(path: Path, what: str, r: _proc.Result, ok: tuple[int, ...] = (0,)) -> Any:
-    if r.returncode not in ok:
-        # Without --exit-code Trivy exits 0 whatever it found: anything else is a failed run, and a file it
-        # left (a partial write, or one from before) is no answer.
-        raise ScanError(
-            f"{what} failed (exit {r.returncode})",
-            seen=_proc.tail(r.stderr or r.stdout, 15),
-            hint="a scan that did not finish is a failure, never a pass",
-        )
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        text = ""
-    if not text.strip():
-        raise ScanError(
-            f"{what} produced no result (exit {r.returncode})",
-            seen=_proc.tail(r.stderr or r.stdout, 15),
-            hint="a scan without a result is a failure, never a pass",
-        )
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ScanError(f"{what} wrote invalid JSON ({exc})") from None
 
 
 def _scan_config(
