@@ -16,7 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,36 @@ Log = Callable[[str], None]
 # while parallel builds run their children from worker threads.
 _live: set[subprocess.Popen[str]] = set()
 _live_lock = threading.Lock()
+
+
+# Variables no child inherits (the signing key and its password while a command runs): a child that needs
+# one (cosign) is given it in ``env``. One set for the process, read by every thread that starts a child.
+_withheld: frozenset[str] = frozenset()
+
+
+def withhold(names: Iterable[str]) -> None:
+    """From now on, within the current :func:`withholding` scope, no child inherits these variables."""
+    global _withheld
+    _withheld = _withheld | {n for n in names if n}
+
+
+@contextmanager
+def withholding(names: Iterable[str] = ()) -> Iterator[None]:
+    """A scope (one CLI command) whose children inherit none of ``names`` nor what :func:`withhold` adds in it."""
+    global _withheld
+    before = _withheld
+    withhold(names)
+    try:
+        yield
+    finally:
+        _withheld = before
+
+
+def inherited_environ(unset_prefix: str = "") -> dict[str, str]:
+    """The environment a child inherits: ours, without the withheld variables (and ``unset_prefix``'s)."""
+    return {
+        k: v for k, v in os.environ.items() if k not in _withheld and not (unset_prefix and k.startswith(unset_prefix))
+    }
 
 
 def _stderr_log(line: str) -> None:
@@ -136,7 +167,8 @@ def run(
     ``passthrough``: the child writes straight to our stdout/stderr (BuildKit's
     terminal progress needs the real terminal); nothing is captured.
     ``check``: raise :class:`CommandFailed` on a non-zero exit.
-    ``env``: entries added to (not replacing) the current environment.
+    ``env``: entries added to (not replacing) the inherited environment; the only way a withheld
+    variable (see :func:`withhold`) reaches a child.
     ``unset_prefix``: variables starting with it are left out of the child's environment.
     """
     args = [os.fspath(a) for a in argv]
@@ -147,8 +179,8 @@ def run(
     if log is not None and not quiet:
         log(f"$ {shown}")
     full_env = None
-    if env or unset_prefix:
-        full_env = {k: v for k, v in os.environ.items() if not (unset_prefix and k.startswith(unset_prefix))}
+    if env or unset_prefix or _withheld:
+        full_env = inherited_environ(unset_prefix)
         full_env.update(env or {})
     start = time.monotonic()
     try:

@@ -480,9 +480,18 @@ def _signing_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
 
 
-def _load(args: argparse.Namespace) -> config_mod.Config:
+def _load(args: argparse.Namespace, *, withhold: bool = True) -> config_mod.Config:
+    """The project's config; from here on no child of this command inherits its signing secrets.
+
+    The key's and the password's variables reach cosign only, given explicitly when it signs: Compose
+    would interpolate them into containers and rendered files, and no other tool needs them.
+    ``withhold=False``: the benchmark, whose children are whole pipeline runs that sign and deploy.
+    """
     path = args.config if args.config else config_mod.find_config()
-    return config_mod.load(path)
+    cfg = config_mod.load(path)
+    if withhold:
+        _proc.withhold(cfg.signing.secret_variables(getattr(args, "key", None)))
+    return cfg
 
 
 def _context(args: argparse.Namespace, tools: Toolchain | None = None) -> Context:
@@ -582,7 +591,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         # A corpus of other projects' files: no pipeline config involved.
         bench.run_lint_corpus(args.lint_corpus, args.corpus_manifest, out=args.out or Path("artifacts") / "bench")
         return EXIT_OK
-    cfg = _load(args)
+    cfg = _load(args, withhold=False)  # its children are pipeline runs that sign and deploy, each withholding
     if args.lint:
         bench.run_lint(cfg, out=args.out)
     elif args.scan:
@@ -847,6 +856,12 @@ def emit(
 
 
 def _run(args: argparse.Namespace) -> int:
+    # What _load() withholds from children lasts for this command only (main() may run again in-process).
+    with _proc.withholding():
+        return _command(args)
+
+
+def _command(args: argparse.Namespace) -> int:
     if args.command in COMMANDS:
         return COMMANDS[args.command](args)
     ctx, res = STAGES[args.command](args)

@@ -8,7 +8,6 @@ with every key mapped back to the file and line where it is written.
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 from collections.abc import Mapping
@@ -55,7 +54,7 @@ def _load_yaml_node(path: Path, display: str) -> yaml.Node | None:
 def _env_values(env_file: Path | None, project_dir: Path) -> dict[str, str]:
     """Variables Compose would interpolate with: the process environment and the env file it reads."""
     source = env_file if env_file is not None else project_dir / ".env"
-    values = dict(os.environ)
+    values = _proc.inherited_environ()  # what Compose inherits: never the withheld signing secrets
     if source.exists():  # not only a regular file: Compose would block on a FIFO named .env
         # Guarded (a FIFO or a huge file is one clear error); bytes Compose cannot use are its to report.
         for raw in inputs.read_bytes(source).decode("utf-8", errors="replace").splitlines():

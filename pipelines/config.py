@@ -416,6 +416,18 @@ class SigningSettings:
     password_env: str = "COSIGN_PASSWORD"  # noqa: S105 - a variable's name, not a password; the variable holding the private key's password
     attest: bool = True  # attach the scan verdict and the SBOM as signed attestations, and require them
 
+    def secret_variables(self, key: str | None = None) -> set[str]:
+        """The variables holding signing secrets: password_env and the private key's when it is env://VAR.
+
+        ``key``: a --key given on the command line, counted too when it names a variable. No child of a
+        command inherits these; cosign is given them explicitly when it signs.
+        """
+        names = {self.password_env, "COSIGN_PASSWORD"}  # cosign's own: a password wherever it is set
+        for k in (self.key, key or ""):
+            if k.startswith("env://") and k[len("env://") :]:
+                names.add(k[len("env://") :])
+        return names
+
 
 @dataclass(frozen=True)
 class Readiness:

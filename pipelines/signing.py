@@ -215,11 +215,24 @@ def _manifest_exists(ref: str, *, timeout: float = 10.0) -> None:
     )
 
 
-def _cosign(argv: Sequence[str], *, what: str, password: str | None = None) -> tuple[_proc.Result, str]:
-    env = {"COSIGN_PASSWORD": password} if password is not None else None
-    secrets = [password] if password else []
+def _cosign(
+    argv: Sequence[str], *, what: str, password: str | None = None, key: str | Path | None = None
+) -> tuple[_proc.Result, str]:
+    """cosign, given the private key's password and (for an env:// ``key``) its variable explicitly.
+
+    Children inherit neither while a command runs (SigningSettings.secret_variables, _proc.withhold): cosign is the only
+    program that gets them, and only the calls that sign.
+    """
+    env: dict[str, str] = {}
+    if password is not None:
+        env["COSIGN_PASSWORD"] = password
+    if key is not None and str(key).startswith("env://"):
+        var = str(key)[len("env://") :]
+        if var in os.environ:
+            env[var] = os.environ[var]
+    secrets = [v for v in env.values() if v]
     shown = _proc.redact(argv, secrets)
-    r = _proc.run(argv, timeout=TIMEOUT, check=False, what=what, env=env, secrets=secrets, quiet=True, input="")
+    r = _proc.run(argv, timeout=TIMEOUT, check=False, what=what, env=env or None, secrets=secrets, quiet=True, input="")
     return r, shown
 
 
@@ -258,7 +271,7 @@ def sign(ref: str, key: str | Path, password: str, annotations: Mapping[str, str
         argv += ["-a", f"{k}={v}"]
     argv.append(ref)
     start = time.monotonic()
-    r, shown = _cosign(argv, what=f"cosign sign {ref}", password=password)
+    r, shown = _cosign(argv, what=f"cosign sign {ref}", password=password, key=key)
     if not r.ok:
         _raise_for(r, ref, f"signing {ref}", str(key), shown=shown)
     return round(time.monotonic() - start, 3)
@@ -310,7 +323,7 @@ def attest(ref: str, predicate_file: Path, type_: str, key: str | Path, password
     argv = [cosign_binary(), "attest", "--key", _key_arg(key), *SIGN_OFFLINE, *registry_flags(ref), "--yes"]
     argv += ["--replace", "--type", type_, "--predicate", str(predicate_file), ref]
     start = time.monotonic()
-    r, shown = _cosign(argv, what=f"cosign attest {ref}", password=password)
+    r, shown = _cosign(argv, what=f"cosign attest {ref}", password=password, key=key)
     if not r.ok:
         _raise_for(r, ref, f"attesting {type_} for {ref}", str(key), shown=shown)
     return round(time.monotonic() - start, 3)
@@ -363,7 +376,7 @@ def sign_blob(blob: Path, key: str | Path, password: str) -> Path:
     sig = blob.with_name(blob.name + ".sig")
     argv = [cosign_binary(), "sign-blob", "--key", _key_arg(key), *SIGN_OFFLINE, "--yes"]
     argv += ["--output-signature", str(sig), str(blob)]
-    r, shown = _cosign(argv, what=f"cosign sign-blob {blob.name}", password=password)
+    r, shown = _cosign(argv, what=f"cosign sign-blob {blob.name}", password=password, key=key)
     if not r.ok or not sig.is_file():
         _raise_for(r, str(blob), f"signing {blob}", str(key), shown=shown)
     return sig

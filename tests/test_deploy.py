@@ -827,6 +827,58 @@ def test_good_deploy_runs_every_image_by_digest_and_is_listed(
     assert "r1" in table.stdout and "live" in table.stdout and refs[API].split("@")[1][:19] in table.stdout
 
 
+OVERLAY_SECRETS = """\
+services:
+  {api}:
+    environment:
+      COSIGN_PASSWORD:
+      COSIGN_KEY:
+      PLTEST_PASSWORD_SEEN: "${{COSIGN_PASSWORD:-withheld}}"
+      PLTEST_KEY_SEEN: "${{COSIGN_KEY:-withheld}}"
+"""
+
+
+def test_the_signing_key_and_password_reach_no_container_nor_the_release_files(
+    deployer: Deployer, live: str, tmp_path: Path
+) -> None:
+    # The deploy signs its record with them; Compose, given them, would pass a bare name on and interpolate ${...}.
+    overlay = tmp_path / "secrets.yaml"
+    overlay.write_text(OVERLAY_SECRETS.format(api=API))
+    key_text = f"pltest-key-{secrets.token_hex(8)}"  # [signing].key is env://COSIGN_KEY; --key (a file) wins
+    r = deployer.run("deploy", "--compose-file", str(overlay), COSIGN_KEY=key_text)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert PASSWORD not in r.stdout + r.stderr and key_text not in r.stdout + r.stderr
+    (api,) = deployer.containers(API)
+    # A name Compose found unset stays bare ("COSIGN_PASSWORD", no "="): the container has no such variable.
+    env = dict(e.split("=", 1) for e in api["Config"]["Env"] if "=" in e)
+    assert env["PLTEST_PASSWORD_SEEN"] == "withheld" and env["PLTEST_KEY_SEEN"] == "withheld", env
+    assert "COSIGN_PASSWORD" not in env and "COSIGN_KEY" not in env, env
+    code = "import os; print(repr(os.environ.get('COSIGN_PASSWORD')), repr(os.environ.get('COSIGN_KEY')))"
+    seen = docker("exec", api["Id"], "/opt/venv/bin/python", "-c", code).stdout.split()
+    assert seen == ["None", "None"], seen
+    inspected = json.dumps(api)
+    assert PASSWORD not in inspected and key_text not in inspected
+    live_now = deployer.history()["live"]
+    assert live_now != live
+    files = [p for p in deployer.state.rglob("*") if p.is_file()]
+    composed = [p for p in files if p.name == "compose.json"]
+    assert composed, files
+    assert "PLTEST_PASSWORD_SEEN" in "".join(p.read_text() for p in composed)  # the overlay was rendered
+    for p in files:
+        data = p.read_bytes()
+        assert PASSWORD.encode() not in data and key_text.encode() not in data, p
+    # A rollback brings that release back from its compose.json, whose bare names Compose resolves again.
+    r = deployer.run("deploy", COSIGN_KEY=key_text)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    r = deployer.run("rollback", "--to", live_now, COSIGN_KEY=key_text)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    (api,) = deployer.containers(API)
+    assert "PLTEST_PASSWORD_SEEN=withheld" in api["Config"]["Env"], api["Config"]["Env"]
+    assert PASSWORD not in json.dumps(api) and key_text not in json.dumps(api)
+    seen = docker("exec", api["Id"], "/opt/venv/bin/python", "-c", code).stdout.split()
+    assert seen == ["None", "None"], seen
+
+
 def test_a_release_that_fails_its_health_gate_is_rolled_back(deployer: Deployer, live: str, tmp_path: Path) -> None:
     before = deployer.containers(API)
     assert before, "needs the first deploy"

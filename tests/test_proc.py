@@ -216,3 +216,20 @@ def test_children_and_waits_are_logged_only_when_asked(tmp_path: Path, monkeypat
     assert [r["tool"] for r in lines] == [os.path.basename(sys.executable), "container wait"]
     child = lines[0]
     assert before <= child["start"] < child["end"] and child["end"] - child["start"] >= 0.2
+
+
+def test_withheld_variables_reach_a_child_only_when_given_explicitly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The signing key and its password while a command runs: Compose and every other child would pass them on.
+    monkeypatch.setenv("PLTEST_SIGNING_KEY", "pem-text")
+    monkeypatch.setenv("PLTEST_KEY_PASSWORD", "hunter2")
+    code = "import os; print(*(os.environ.get(k, '-') for k in ('PLTEST_SIGNING_KEY', 'PLTEST_KEY_PASSWORD', 'HOME')))"
+    home = os.environ["HOME"]
+    with _proc.withholding(["PLTEST_SIGNING_KEY"]):
+        _proc.withhold(["PLTEST_KEY_PASSWORD"])
+        assert _proc.run([PY, "-c", code], timeout=30, log=None).stdout.split() == ["-", "-", home]
+        # Extra variables do not bring them back; the one a call gives explicitly (cosign's) reaches it.
+        r = _proc.run([PY, "-c", code], timeout=30, env={"PLTEST_KEY_PASSWORD": "given", "X": "1"}, log=None)
+        assert r.stdout.split() == ["-", "given", home]
+        assert "PLTEST_SIGNING_KEY" not in _proc.inherited_environ()
+    # The scope ends with the command: a later one (main() again, in-process) withholds only its own.
+    assert _proc.run([PY, "-c", code], timeout=30, log=None).stdout.split() == ["pem-text", "hunter2", home]

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from pipelines import config, manifest, signing, verdicts
+from pipelines import _proc, config, manifest, signing, verdicts
 from pipelines.deploy import plan
 from pipelines.errors import InputError, PipelineError, RegistryUnavailable
 from pipelines.result import Context
@@ -511,3 +511,93 @@ def test_an_env_key_whose_variable_is_unset_is_one_clear_error() -> None:
     r = run_cli("sign", "--env", "staging", env=env | {"COSIGN_KEY": "", "COSIGN_PASSWORD": "x"})
     assert r.returncode == 2, r.stderr
     assert "env://COSIGN_KEY, but $COSIGN_KEY is not set" in r.stderr
+
+
+# ---- the signing secrets reach cosign only -------------------------------------------------------
+
+SECRET_CONFIG = """
+[compose]
+files = ["compose.yaml"]
+
+[signing]
+key = "env://PLTEST_SIGNING_KEY"
+public_key = "env://PLTEST_SIGNING_PUB"
+password_env = "PLTEST_KEY_PASSWORD"
+"""
+FAKE_DOCKER = """#!{python}
+import json, os, sys
+with open({record!r}, "w") as f:
+    json.dump({{"argv": sys.argv[1:], "env": dict(os.environ)}}, f)
+sys.exit(1)  # the command stops here: only what this child was given matters
+"""
+
+
+def test_no_child_of_a_command_inherits_the_signing_key_or_its_password(tmp_path: Path) -> None:
+    """A real `pipelines` run whose `docker compose config` (Compose would interpolate them) records its environment."""
+    from .test_config import GOOD
+    from .test_config import project as make_project
+
+    proj = make_project(tmp_path / "proj", GOOD + SECRET_CONFIG)
+    (proj.parent / "compose.yaml").write_text("services:\n  web:\n    image: demo/web\n")
+    cfg = config.load(proj)
+    web = manifest.BuiltImage(
+        name="web", kind="service", ref="127.0.0.1:5000/demo/web@sha256:" + "1" * 64, tags=("demo/web:git-a1a1",),
+        image_id="sha256:" + "2" * 64, digest="sha256:" + "1" * 64, seconds=1.0, pushed=True,
+    )  # fmt: skip
+    manifest.save(
+        cfg.project.artifacts,
+        manifest.BuildRecord(env="dev", commit="a1" * 20, dirty=False, builder="b", cache="none",
+                             started="2026-01-01T00:00:00Z", seconds=1.0, images={"web": web}),
+    )  # fmt: skip
+    bin_dir, record = tmp_path / "bin", tmp_path / "docker-env.json"
+    bin_dir.mkdir()
+    fake = bin_dir / "docker"
+    fake.write_text(FAKE_DOCKER.format(python=sys.executable, record=str(record)))
+    fake.chmod(0o755)
+    secrets_ = {
+        "PLTEST_SIGNING_KEY": "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY----- pltest",
+        "PLTEST_KEY_PASSWORD": "pltest-password-e7f1",
+        "COSIGN_PASSWORD": "pltest-cosign-password-91c2",  # cosign's own variable: a password wherever it is set
+        "PLTEST_OTHER_KEY": "pltest-other-key-3b8d",  # a --key env://VAR of the command line
+    }
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PLTEST_SIGNING_PUB": "public", **secrets_}
+    r = run_cli("--config", str(proj), "render", "k8s", "--env", "dev", "--out", str(tmp_path / "out"),
+                cwd=proj.parent, env=env)  # fmt: skip
+    assert r.returncode == 2 and "compose config failed" in r.stderr, r.stdout + r.stderr
+    seen = json.loads(record.read_text())
+    assert seen["argv"][0] == "compose" and seen["argv"][-3:] == ["config", "--format", "json"]
+    # What the child needs still reaches it: PATH, the public key (not a secret), the stage's own variables.
+    assert seen["env"]["PATH"] == env["PATH"] and seen["env"]["PLTEST_SIGNING_PUB"] == "public"
+    assert seen["env"]["REGISTRY"] == "127.0.0.1:5000"
+    leaked = sorted(k for k in ("PLTEST_SIGNING_KEY", "PLTEST_KEY_PASSWORD", "COSIGN_PASSWORD") if k in seen["env"])
+    assert leaked == [], leaked
+    assert seen["env"]["PLTEST_OTHER_KEY"] == secrets_["PLTEST_OTHER_KEY"]  # named by nothing: not a secret here
+    assert not any(v in json.dumps(seen) for k, v in secrets_.items() if k != "PLTEST_OTHER_KEY")
+
+    # A --key env://VAR of the command line is withheld as well as the config's key, which it overrides.
+    assert cfg.signing.secret_variables("env://PLTEST_OTHER_KEY") == {
+        "PLTEST_SIGNING_KEY", "PLTEST_KEY_PASSWORD", "COSIGN_PASSWORD", "PLTEST_OTHER_KEY",
+    }  # fmt: skip
+    assert cfg.signing.secret_variables("/keys/cosign.key") == {
+        "PLTEST_SIGNING_KEY", "PLTEST_KEY_PASSWORD", "COSIGN_PASSWORD",
+    }  # fmt: skip
+
+
+def test_cosign_alone_is_given_the_key_and_password_explicitly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With both withheld (as a command withholds them), a release record is still signed with an env:// key."""
+    if shutil.which("cosign") is None:
+        msg = "cosign is not installed (scripts/provision.sh installs Debian trixie's)"
+        if IN_CI:
+            pytest.fail(f"CI=true: {msg}")
+        pytest.skip(msg)
+    pair = signing.generate_keys(tmp_path / "pair", PASSWORD)
+    monkeypatch.setenv("PLTEST_SIGNING_KEY", pair.private.read_text())
+    monkeypatch.setenv("PLTEST_KEY_PASSWORD", PASSWORD)
+    blob = tmp_path / "release.json"
+    blob.write_text('{"release": "r1"}\n')
+    with _proc.withholding(["PLTEST_SIGNING_KEY", "PLTEST_KEY_PASSWORD", "COSIGN_PASSWORD"]):
+        signing.sign_blob(blob, "env://PLTEST_SIGNING_KEY", PASSWORD)
+        assert signing.verify_blob(blob, pair.public)
+        blob.write_text('{"release": "r2"}\n')
+        with pytest.raises(signing.WrongKey):
+            signing.verify_blob(blob, pair.public)
