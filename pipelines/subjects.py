@@ -44,12 +44,18 @@ class Subject:
 
 def resolve(engine: Engine, image: BuiltImage) -> Subject:
     """The image ID to examine for ``image``; SubjectMismatch when the engine names another than the record."""
+    if not image.image_id:
+        # Without the recorded ID nothing holds the digest or tag to the build: whatever it names would be trusted.
+        raise SubjectMismatch(
+            f"{image.name}: the build record names no image ID for {image.ref}, so nothing proves which image it is",
+            hint="rebuild (`pipelines build`): a build records every image's ID",
+        )
     if image.pushed and "@" in image.ref:
         try:
             info = engine.image(image.ref)
         except ImageNotFound:
             info = engine.pull(image.ref)
-        if image.image_id and info.id != image.image_id:
+        if info.id != image.image_id:
             raise SubjectMismatch(
                 f"{image.name}: {image.ref} is image {info.id}, but the build record says {image.image_id}",
                 hint="the record does not describe what was pushed; rebuild (`pipelines build`)",
@@ -57,7 +63,7 @@ def resolve(engine: Engine, image: BuiltImage) -> Subject:
         return Subject(image.name, info.id, image.ref)
     tag = image.local_ref
     info = engine.image(tag)
-    if image.image_id and info.id != image.image_id:
+    if info.id != image.image_id:
         raise SubjectMismatch(
             f"{image.name}: the local tag {tag} names image {info.id}, but the build record says {image.image_id}",
             seen=f"recorded: {image.image_id}\nunder the tag now: {info.id}",
