@@ -646,7 +646,8 @@ def load_release(
             hint="the state directory lost it; deploy again instead of rolling back to it",
         ) from None
     if hashlib.sha256(text.encode()).hexdigest() != release.config_hash:
-        raise InputError(
+        # The state was changed behind its signed hash: as untrusted as a changed record (exit 1), not bad input.
+        raise releases.RecordNotTrusted(
             f"{file}: its content does not match the hash recorded for release {release.id}",
             hint="the file was changed after the deploy; deploy again instead of rolling back to it",
         )
