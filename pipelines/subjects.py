@@ -44,7 +44,9 @@ class Subject:
 
 def resolve(engine: Engine, image: BuiltImage) -> Subject:
     """The image ID to examine for ``image``; SubjectMismatch when the engine names another than the record."""
-    if not image.image_id:
+    # A base reused from the lock is recorded by the lock's digest alone (no ID); every image a build made has its ID.
+    from_lock = image.kind == "base" and image.reused and image.pushed and "@" in image.ref
+    if not image.image_id and not from_lock:
         # Without the recorded ID nothing holds the digest or tag to the build: whatever it names would be trusted.
         raise SubjectMismatch(
             f"{image.name}: the build record names no image ID for {image.ref}, so nothing proves which image it is",
@@ -55,7 +57,7 @@ def resolve(engine: Engine, image: BuiltImage) -> Subject:
             info = engine.image(image.ref)
         except ImageNotFound:
             info = engine.pull(image.ref)
-        if info.id != image.image_id:
+        if image.image_id and info.id != image.image_id:
             raise SubjectMismatch(
                 f"{image.name}: {image.ref} is image {info.id}, but the build record says {image.image_id}",
                 hint="the record does not describe what was pushed; rebuild (`pipelines build`)",
@@ -63,7 +65,7 @@ def resolve(engine: Engine, image: BuiltImage) -> Subject:
         return Subject(image.name, info.id, image.ref)
     tag = image.local_ref
     info = engine.image(tag)
-    if info.id != image.image_id:
+    if image.image_id and info.id != image.image_id:
         raise SubjectMismatch(
             f"{image.name}: the local tag {tag} names image {info.id}, but the build record says {image.image_id}",
             seen=f"recorded: {image.image_id}\nunder the tag now: {info.id}",

@@ -117,6 +117,10 @@ def test_a_record_without_an_image_id_is_refused_before_the_engine_is_asked(push
         subjects.resolve(None, img)  # type: ignore[arg-type]
     assert exc.value.exit_code == 2
     assert "api" in exc.value.render() and "no image ID" in exc.value.render()
+    # Only a base reused from the lock goes by the lock's digest alone; a base this build made has its ID too.
+    base = img.model_copy(update={"kind": "base"})
+    with pytest.raises(subjects.SubjectMismatch, match="no image ID"):
+        subjects.resolve(None, base)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- Trivy's answer, held to the question
