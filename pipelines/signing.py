@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import _proc, manifest, registry, verdicts
+from . import subjects as subjects_mod
 from .config import Config
 from .errors import CommandFailed, InputError, PipelineError, RegistryUnavailable, StageFailed
 from .result import Check, Context, Outcome, Result, Table
@@ -451,7 +452,8 @@ def _predicate(
         "headline": v.headline,
         "image": img.name,
         "image_id": img.image_id,
-        "digest": img.digest,
+        # The digest signed, from the reference handed to cosign (resolved to image_id before signing).
+        "digest": _split(img.ref)[1],
         "commit": record.commit,
         "reports": v.reports,
         "sbom_sha256": hashlib.sha256(sbom.read_bytes()).hexdigest(),
@@ -481,7 +483,11 @@ def run_sign(ctx: Context, opts: Options) -> Result:
             hint=f"export {cfg.signing.password_env} (never put it in the config or on the command line)",
         )
     record = _record(cfg, env)
-    subjects = {i.name: i.image_id for i in record.services}
+    registry.check(cfg.registry.address)
+    # The record pairs each digest with an image ID; the registry's image under that digest must be the one the
+    # scan judged, or a record edited after the scan would have another image signed with this one's verdict.
+    with ctx.engine() as engine:
+        subjects = {i.name: subjects_mod.resolve(engine, i).image_id for i in record.services}
     verdict = verdicts.load(cfg.project.artifacts, env, "scan")
     why = verdicts.covers(verdict, subjects)
     if why or verdict is None:
@@ -491,7 +497,6 @@ def run_sign(ctx: Context, opts: Options) -> Result:
             hint=f"run `pipelines scan --env {env}` on this build; only a passing scan is signed",
         )
     public = opts.public_key or cfg.signing.public_key
-    registry.check(cfg.registry.address)
     out_dir = cfg.project.artifacts / "signing" / f"{ctx.stamp()}-{env}"
     out_dir.mkdir(parents=True, exist_ok=True)
     checks: list[Check] = []
@@ -529,7 +534,7 @@ def run_sign(ctx: Context, opts: Options) -> Result:
             vs = f"{v.seconds:.2f}s"
             timings[f"{img.name} verify"] = v.seconds
             checks.append(Check("verifies with the public key", Outcome.PASS, public, v.seconds, img.name, v.command))
-        rows.append((img.name, img.digest[:19], f"{s:.2f}s", ", ".join(attested) or "-", vs))
+        rows.append((img.name, _split(img.ref)[1][:19], f"{s:.2f}s", ", ".join(attested) or "-", vs))
     notices = [
         f"{cosign_version()}; offline: no transparency log ({' '.join(SIGN_OFFLINE)}), key {key}",
         f"scan verdict: {verdict.headline} ({verdict.at})",
@@ -603,6 +608,15 @@ def check_image(
                 f"{img.ref}: the attested scan verdict is not a pass for this image",
                 ref=img.ref,
                 seen=json.dumps({k: last.get(k) for k in ("passed", "image_id", "at")}),
+            )
+        # `pipelines sign` records the digest it signed; a verdict naming another (or none) was not made for it.
+        digest = _split(img.ref)[1]
+        if last.get("digest") != digest:
+            raise AttestationMissing(
+                f"{img.ref}: the attested scan verdict names digest {last.get('digest') or '(none)'}, not {digest}",
+                ref=img.ref,
+                seen=json.dumps({k: last.get(k) for k in ("image_id", "digest", "at")}),
+                hint="sign the build again (`pipelines sign --env ENV`)",
             )
         detail = f"passed at {last.get('at')} for {str(last.get('image_id'))[:19]}"
         if require_full_coverage:

@@ -44,6 +44,14 @@ class Subject:
 
 def resolve(engine: Engine, image: BuiltImage) -> Subject:
     """The image ID to examine for ``image``; SubjectMismatch when the engine names another than the record."""
+    # A base reused from the lock is recorded by the lock's digest alone (no ID); every image a build made has its ID.
+    from_lock = image.kind == "base" and image.reused and image.pushed and "@" in image.ref
+    if not image.image_id and not from_lock:
+        # Without the recorded ID nothing holds the digest or tag to the build: whatever it names would be trusted.
+        raise SubjectMismatch(
+            f"{image.name}: the build record names no image ID for {image.ref}, so nothing proves which image it is",
+            hint="rebuild (`pipelines build`): a build records every image's ID",
+        )
     if image.pushed and "@" in image.ref:
         try:
             info = engine.image(image.ref)

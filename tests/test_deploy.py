@@ -458,6 +458,35 @@ def test_a_release_record_changed_together_with_its_hash_is_refused(
         plan.load_release(store, "staging", rec, pub)
 
 
+def test_a_compose_file_changed_behind_its_sealed_hash_is_not_trusted(
+    tmp_path: Path,
+    keys: Any,  # noqa: F811 - test_signing's fixture
+    home: Path,  # noqa: F811 - test_signing's fixture
+) -> None:
+    store = releases.Store(tmp_path / "state")
+    pub = str(keys["ours"].public)
+    empty: dict[str, Any] = {"services": {}}
+    store.save(releases.History(env="staging", releases=[
+        _sealed(store, keys["ours"].private, "r1", "superseded", empty),
+        _sealed(store, keys["ours"].private, "r2", "live", empty),
+    ]))  # fmt: skip
+    target = store.load("staging").get("r1")
+    assert target is not None
+    assert plan.load_release(store, "staging", target, pub)[1] == empty
+    # Only the Compose file changes: the history and its signed statement still say the hash the deploy wrote.
+    evil = {"services": {"x": {"image": "127.0.0.1:5000/pltest/none@sha256:" + "0" * 64, "privileged": True}}}
+    file, _ = plan.write_release_file(store.release_dir("staging", "r1"), evil)
+    # The same refusal as a tampered record: the state is not trusted (exit 1), not "could not run" (exit 2).
+    with pytest.raises(releases.RecordNotTrusted, match="does not match the hash recorded for release r1") as exc:
+        plan.load_release(store, "staging", target, pub)
+    assert exc.value.exit_code == 1 and str(file) in exc.value.what
+    r = run_cli("rollback", "--env", "staging", "--state", str(store.state), "--to", "r1", "--public-key", pub,
+                env=offline_env(home))  # fmt: skip
+    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "does not match the hash recorded for release r1" in r.stderr, r.stderr
+    assert store.load("staging").live() == store.load("staging").get("r2")  # nothing moved
+
+
 def test_rollback_verifies_every_image_its_compose_file_runs_not_only_its_refs(
     tmp_path: Path,
     keys: Any,  # noqa: F811 - test_signing's fixture

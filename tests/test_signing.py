@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from pipelines import _proc, config, manifest, signing, verdicts
+from pipelines import _proc, config, manifest, signing, subjects, verdicts
 from pipelines.deploy import plan
 from pipelines.errors import InputError, PipelineError, RegistryUnavailable
 from pipelines.result import Context
@@ -292,6 +292,83 @@ def test_wrong_password_and_missing_key_are_clear_errors(
     assert r.returncode == 2 and "COSIGN_PASSWORD" in r.stderr, r.stderr
 
 
+def _cosign_tags(record: manifest.BuildRecord) -> dict[str, str | None]:
+    """Every service's signature and attestation manifests as the registry has them now (None: none)."""
+    out: dict[str, str | None] = {}
+    for img in record.services:
+        repo, digest = img.ref.split("@", 1)
+        for suffix in ("sig", "att"):
+            tag = f"{digest.replace(':', '-')}.{suffix}"
+            out[f"{img.name} {tag}"] = _manifest_digest(repo.split("/", 1)[1], tag)
+    return out
+
+
+def _record_pointing_elsewhere(cfg: config.Config) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """prod's build record with one service's ref and digest moved to another service's pushed image."""
+    saved = manifest.path(cfg.project.artifacts, "prod").read_text()
+    data = json.loads(saved)
+    services = [i for i in data["images"].values() if i["kind"] == "service"]
+    victim = services[0]
+    other = next(i for i in services if i["image_id"] != victim["image_id"] and i["digest"] != victim["digest"])
+    wrong = {**victim, "ref": other["ref"], "digest": other["digest"]}  # the image ID stays the examined one
+    data["images"][victim["name"]] = wrong
+    return saved, data, other
+
+
+def test_signing_refuses_a_record_whose_digest_is_another_image(
+    prod: manifest.BuildRecord, keys: dict[str, signing.KeyPair], home: Path, cfg: config.Config
+) -> None:
+    file = manifest.path(cfg.project.artifacts, "prod")
+    saved, data, other = _record_pointing_elsewhere(cfg)
+    victim = next(i for i in data["images"].values() if i["ref"] == other["ref"] and i["name"] != other["name"])
+    before = _cosign_tags(prod)
+    ours = keys["ours"]
+    file.write_text(json.dumps(data, indent=2))
+    try:
+        r = run_cli("sign", "--env", "prod", "--key", str(ours.private), "--public-key", str(ours.public),
+                    env=offline_env(home))  # fmt: skip
+    finally:
+        file.write_text(saved)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out[-4000:]
+    assert victim["image_id"] in out and other["image_id"] in out, out[-4000:]
+    assert "Traceback" not in out
+    # Nothing was signed or attested: not the other image under this one's name, nor any other.
+    assert _cosign_tags(prod) == before
+
+
+def test_deploy_refuses_a_record_whose_digest_is_another_image(
+    signed: dict[str, Any], prod: manifest.BuildRecord, keys: dict[str, signing.KeyPair], cfg: config.Config
+) -> None:
+    # Without attestations nothing signed ties a digest to an image ID: only the registry's image can.
+    plain = replace(cfg, signing=replace(cfg.signing, attest=False))
+    record = manifest.path(cfg.project.artifacts, "prod")
+    saved, data, other = _record_pointing_elsewhere(cfg)
+    victim = next(i for i in data["images"].values() if i["ref"] == other["ref"] and i["name"] != other["name"])
+    # Every gate passed for the recorded image IDs (scan really ran; verify and smoke are recorded as passed).
+    ids = {i.name: i.image_id for i in prod.services}
+    gates = {s: verdicts.path(cfg.project.artifacts, "prod", s) for s in ("verify", "smoke")}
+    kept = {s: f.read_text() for s, f in gates.items() if f.is_file()}
+    try:
+        for stage in gates:
+            verdicts.record(cfg.project.artifacts, stage=stage, env="prod", passed=True, subjects=ids,
+                            headline=f"{stage} passed (test)", reports="")  # fmt: skip
+        # The record as built: a candidate (the test's gates hold).
+        assert plan._from_build(plain, "prod", str(keys["ours"].public)).image_ids == ids
+        record.write_text(json.dumps(data, indent=2))
+        with pytest.raises(subjects.SubjectMismatch) as exc:
+            plan._from_build(plain, "prod", str(keys["ours"].public))
+    finally:
+        record.write_text(saved)
+        for stage, f in gates.items():
+            if stage in kept:
+                f.write_text(kept[stage])
+            else:
+                f.unlink(missing_ok=True)
+    assert victim["image_id"] in exc.value.render() and other["image_id"] in exc.value.render()
+    assert exc.value.exit_code == 2
+
+
 # ---- the primitives on an image of the test's own ------------------------------------------------
 
 
@@ -430,7 +507,7 @@ def test_a_limited_coverage_attestation_is_refused_where_full_coverage_is_requir
 
     def attest_verdict(coverage: verdicts.Coverage | None) -> None:
         pred = tmp_path / "verdict.json"
-        body = {"passed": True, "image_id": image_id, "at": "2026-12-07T00:00:00Z"}
+        body = {"passed": True, "image_id": image_id, "digest": img.digest, "at": "2026-12-07T00:00:00Z"}
         pred.write_text(json.dumps({**body, "coverage": coverage.model_dump(mode="json") if coverage else None}))
         signing.attest(pushed_image, pred, signing.SCAN_VERDICT_TYPE, ours.private, PASSWORD)
 
@@ -460,6 +537,40 @@ def test_a_limited_coverage_attestation_is_refused_where_full_coverage_is_requir
     trust = signing.check_image(img, str(ours.public), attestations=True, require_full_coverage=True)
     assert trust.ok and any("full vulnerability data coverage" in c.detail for c in trust.checks)
     assert promote(required=True)
+
+
+def test_an_attested_scan_verdict_is_held_to_the_digest_it_is_attached_to(
+    pushed_image: str, keys: dict[str, signing.KeyPair], home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for k, v in offline_env(home).items():
+        monkeypatch.setenv(k, v)
+    ours = keys["ours"]
+    image_id, digest = "sha256:" + "c" * 64, pushed_image.split("@", 1)[1]
+    img = manifest.BuiltImage(
+        name="digest-test", kind="service", ref=pushed_image, tags=(), image_id=image_id,
+        digest=digest, seconds=0.0, pushed=True,
+    )  # fmt: skip
+    signing.sign(pushed_image, ours.private, PASSWORD)
+    sbom = tmp_path / "sbom.json"
+    sbom.write_text(json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []}))
+    signing.attest(pushed_image, sbom, signing.SBOM_TYPE, ours.private, PASSWORD)
+
+    def verdict_for(**fields: Any) -> signing.ImageTrust:
+        pred = tmp_path / "verdict.json"
+        pred.write_text(json.dumps({"passed": True, "image_id": image_id, "at": "2026-12-07T00:00:00Z", **fields}))
+        signing.attest(pushed_image, pred, signing.SCAN_VERDICT_TYPE, ours.private, PASSWORD)
+        return signing.check_image(img, str(ours.public), attestations=True)
+
+    # The verdict says it judged another digest (a sign run handed a record whose digest was not its image's).
+    elsewhere = "sha256:" + "e" * 64
+    trust = verdict_for(digest=elsewhere)
+    (bad,) = [c for c in trust.checks if not c.ok]
+    assert bad.name == "scan verdict attested" and elsewhere in bad.detail and digest in bad.detail
+    # `pipelines sign` always records the digest: a verdict that names none is not one of its.
+    trust = verdict_for()
+    (bad,) = [c for c in trust.checks if not c.ok]
+    assert bad.name == "scan verdict attested"
+    assert verdict_for(digest=digest).ok
 
 
 # ---- keys and config -----------------------------------------------------------------------------

@@ -103,6 +103,26 @@ def test_a_loaded_image_whose_recorded_id_is_gone_is_refused(current: dict[str, 
     assert exc.value.exit_code == 2
 
 
+@pytest.mark.parametrize("pushed", [True, False])
+def test_a_record_without_an_image_id_is_refused_before_the_engine_is_asked(pushed: bool) -> None:
+    from pipelines import subjects
+
+    ref = "127.0.0.1:5000/pipelines/api@sha256:" + "d" * 64 if pushed else "pipelines/api:git-0123456789ab-dev"
+    img = manifest.BuiltImage(
+        name="api", kind="service", ref=ref, tags=() if pushed else (ref,), image_id="",
+        digest="sha256:" + "d" * 64 if pushed else "", seconds=0.0, pushed=pushed,
+    )  # fmt: skip
+    # No engine is given: an image the record names no ID for is refused whatever the engine would say.
+    with pytest.raises(subjects.SubjectMismatch) as exc:
+        subjects.resolve(None, img)  # type: ignore[arg-type]
+    assert exc.value.exit_code == 2
+    assert "api" in exc.value.render() and "no image ID" in exc.value.render()
+    # Only a base reused from the lock goes by the lock's digest alone; a base this build made has its ID too.
+    base = img.model_copy(update={"kind": "base"})
+    with pytest.raises(subjects.SubjectMismatch, match="no image ID"):
+        subjects.resolve(None, base)  # type: ignore[arg-type]
+
+
 # --------------------------------------------------------------------------- Trivy's answer, held to the question
 
 

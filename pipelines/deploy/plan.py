@@ -28,8 +28,10 @@ from typing import Any
 import yaml
 
 from .. import manifest, signing, verdicts
+from .. import subjects as subjects_mod
 from ..composespec import duration_ns
 from ..config import Config, Readiness
+from ..engine import Engine
 from ..errors import InputError, PipelineError, StageFailed
 from ..result import Check, Context, Outcome
 from ..stack import Stack
@@ -335,7 +337,13 @@ def require_deployable(cfg: Config, env: str) -> None:
         )
 
 
-def _from_build(cfg: Config, env: str, public_key: str | None, expect_commit: str | None = None) -> Candidate:
+def _from_build(
+    cfg: Config,
+    env: str,
+    public_key: str | None,
+    expect_commit: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Candidate:
     require_deployable(cfg, env)
     record = manifest.load(cfg.project.artifacts, env)
     require_commit(env, record.commit + ("-dirty" if record.dirty else ""), expect_commit, "the recorded build")
@@ -369,6 +377,12 @@ def _from_build(cfg: Config, env: str, public_key: str | None, expect_commit: st
             "on this build; a rebuild needs its own verdicts",
         )
     trusts = signing.require_signed(cfg, env, public_key)
+    # The verdicts and the attested scan verdict name image IDs; the release runs digests. Each digest is held to
+    # the recorded ID before the record is believed: an edited record could pair another pushed (and signed)
+    # image with this one's verdicts, and without attestations nothing signed ties the two (exit 2, naming both).
+    with Engine.connect(environ) as engine:
+        for img in record.services:
+            subjects_mod.resolve(engine, img)
     return Candidate(
         env=env,
         commit=record.commit + ("-dirty" if record.dirty else ""),
@@ -508,7 +522,7 @@ def candidate(
     e = ctx.cfg.env(env)
     if e.promote_from:
         return _promoted(ctx.cfg, env, e.promote_from, public_key, store, expect_commit)
-    return _from_build(ctx.cfg, env, public_key, expect_commit)
+    return _from_build(ctx.cfg, env, public_key, expect_commit, ctx.environ)
 
 
 # ---- rendering a release -------------------------------------------------------------------------
@@ -632,7 +646,8 @@ def load_release(
             hint="the state directory lost it; deploy again instead of rolling back to it",
         ) from None
     if hashlib.sha256(text.encode()).hexdigest() != release.config_hash:
-        raise InputError(
+        # The state was changed behind its signed hash: as untrusted as a changed record (exit 1), not bad input.
+        raise releases.RecordNotTrusted(
             f"{file}: its content does not match the hash recorded for release {release.id}",
             hint="the file was changed after the deploy; deploy again instead of rolling back to it",
         )
