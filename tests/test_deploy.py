@@ -774,7 +774,9 @@ class Deployer:
 
 
 def _env_of(container: dict[str, Any]) -> dict[str, str]:
-    return dict(e.split("=", 1) for e in container["Config"]["Env"])
+    # An entry without "=" is a name Compose passed through unset (the signing secrets are withheld from
+    # Compose): the container does not have it.
+    return dict(e.split("=", 1) for e in container["Config"]["Env"] if "=" in e)
 
 
 @pytest.fixture(scope="module")
