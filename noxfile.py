@@ -142,7 +142,14 @@ def tests(session: nox.Session) -> None:
     # them; the stages the tests run must not fill the job summary, which is
     # for the CI sessions' own reports.
     junit = ROOT / "artifacts" / "tests" / "junit.xml"
+    _fetch_schemas(session)
     session.run("pytest", f"--junitxml={junit}", *session.posargs, env={"GITHUB_STEP_SUMMARY": ""})
+
+
+def _fetch_schemas(session: nox.Session) -> None:
+    # Published schemas the tests validate outputs against are fetched (pinned by hash), never committed; this
+    # is the one step of a test session that needs the network, so the unit tier itself stays offline.
+    session.run("python", str(ROOT / "tests" / "schemas.py"), "fetch")
 
 
 # The unit tier: every test that needs no engine, network or root (tests/conftest.py marks the others `engine`
@@ -164,6 +171,7 @@ def unit(session: nox.Session) -> None:
     # Bytecode, pytest's rewritten test modules too, is kept in the session's directory, not the tree: with
     # PYTHONDONTWRITEBYTECODE set, each worker and each `pipelines` child compiled everything again (5 s a worker).
     cache = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(Path(session.virtualenv.location) / "pycache")}
+    _fetch_schemas(session)
     session.run("pytest", "-p", "no:cacheprovider", *workers, *session.posargs, *UNIT_TIER, env={**UNIT_ENV, **cache})
 
 

@@ -31,7 +31,7 @@ from pipelines.tools import BuilderInfo
 from .conftest import IN_CI, ROOT, run_cli
 from .test_build import command, pairs
 from .test_config import GOOD, project
-from .test_render import sarif_schema
+from .test_render import sarif_regions, sarif_schema
 from .test_scan import OS_ADVISORY, PY_ADVISORY, make_db
 from .test_scan import project as scan_project
 
@@ -609,6 +609,7 @@ def check_sarif(docs: dict[str, dict[str, Any]]) -> None:
             jsonschema.validate(doc, schema)
         except jsonschema.ValidationError as exc:
             pytest.fail(f"{name} is not valid SARIF 2.1.0: {exc.message} at {list(exc.absolute_path)}")
+        assert sarif_regions(doc) == [], name
     assert report.sarif_upload_problems(docs) == []
 
 
