@@ -25,6 +25,7 @@ from pipelines import verify, waivers
 from pipelines.engine import ImageInfo
 from pipelines.errors import PipelineError
 from pipelines.result import Check, Outcome
+from pipelines.verify import secrets as verify_secrets
 
 from .conftest import ROOT, docker, run_cli
 
@@ -123,22 +124,22 @@ def test_a_secret_fingerprint_is_keyed_per_run_and_confirms_nothing_offline(monk
     import subprocess
     import sys
 
-    first = verify._redact("hunter2")
+    first = verify_secrets._redact("hunter2")
     fp = _fingerprint(first)
     # Not a (prefix of a) plain hash of the value: a dictionary of weak passwords cannot be checked against it.
     for digest in (hashlib.sha256(b"hunter2"), hashlib.sha1(b"hunter2"), hashlib.md5(b"hunter2")):  # noqa: S324
         assert fp not in digest.hexdigest(), (digest.name, first)
     # Another run: a new key, so the same value's fingerprint is another one.
-    code = "from pipelines import verify; print(verify._redact('hunter2'))"
+    code = "from pipelines.verify import secrets; print(secrets._redact('hunter2'))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert _fingerprint(other.stdout.strip()) != fp, (other.stdout, first)
     assert other.stdout.strip().startswith("<value, 7 chars, run-hmac:"), other.stdout
     assert first.startswith("<value, 7 chars, run-hmac:"), first
     assert len(fp) == verify.FINGERPRINT_HEX and int(fp, 16) >= 0
-    assert verify._redact("hunter2") == first  # the same value in one report: the same fingerprint
-    assert _fingerprint(verify._redact("hunter3")) != fp
-    monkeypatch.setattr(verify, "_FINGERPRINT_KEY", os.urandom(32))
-    assert _fingerprint(verify._redact("hunter2")) != fp
+    assert verify_secrets._redact("hunter2") == first  # the same value in one report: the same fingerprint
+    assert _fingerprint(verify_secrets._redact("hunter3")) != fp
+    monkeypatch.setattr(verify_secrets, "_FINGERPRINT_KEY", os.urandom(32))
+    assert _fingerprint(verify_secrets._redact("hunter2")) != fp
 
 
 def test_trivy_secret_result_names_file_line_and_rule() -> None:
