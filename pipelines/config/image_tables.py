@@ -1,0 +1,124 @@
+"""The [images.*] and [services.*] tables: what to build, from which context or Debian suite."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .. import refs
+from ..errors import ConfigError
+from . import paths
+from .images import DEBIAN_KEYRING, IMAGE_KINDS, ROLES, Image
+from .table import Table, build_args, matching
+
+_STAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_SUITE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+
+
+def read(top: Table, root: Path) -> dict[str, Image]:
+    """Base images, then services: one namespace, and at least one service."""
+    images: dict[str, Image] = {}
+    for name, it in top.tables("images"):
+        images[name] = _image(it, name, root, is_base=True)
+    for name, it in top.tables("services"):
+        if name in images:
+            raise it.error("", f"service {name!r} has the same name as a base image")
+        images[name] = _image(it, name, root, is_base=False)
+    if not any(not i.is_base for i in images.values()):
+        raise ConfigError(top.file, "services", "at least one service is required")
+    return images
+
+
+def _image(t: Table, name: str, root: Path, *, is_base: bool) -> Image:
+    if refs.component_problem(name):
+        raise t.error(
+            "",
+            "image names must be lowercase letters and digits, separated by single '.', '_' or '__', or by '-' "
+            "(they become repository names)",
+        )
+    kind = t.choice("kind", IMAGE_KINDS, "dockerfile") if is_base else "dockerfile"
+    image = t.string("image", name)
+    if problem := refs.repository_problem(image):
+        raise t.error("image", problem, hint="a repository name such as 'api' or 'team/api', without tag")
+    if kind == "rootfs":
+        suites = t.strings("suites")
+        for i, entry in enumerate(suites):
+            # Each becomes a field of a sources.list line and part of the index URLs.
+            if not _SUITE.match(entry):
+                raise t.error(f"suites[{i}]", f"{entry!r} is not a Debian suite name such as bookworm-security")
+        suite = matching(
+            t, "suite", suites[0] if suites else "bookworm", _SUITE, "a Debian suite name such as bookworm"
+        )
+        if not suites:
+            suites = (suite, f"{suite}-updates", f"{suite}-security")
+        elif suites[0] != suite:
+            raise t.error("suites", f"must start with the debootstrap suite {suite!r}; got {list(suites)}")
+        img = Image(
+            name=name,
+            kind=kind,
+            is_base=is_base,
+            image=image,
+            context=None,
+            dockerfile=None,
+            target=None,
+            args={},
+            bases={},
+            suite=suite,
+            variant=matching(t, "variant", "minbase", _SUITE, "a debootstrap variant such as minbase"),
+            mirror=_mirror(t, "mirror", "http://deb.debian.org/debian"),
+            include=t.strings("include"),
+            suites=suites,
+            security_mirror=_mirror(t, "security_mirror", "http://deb.debian.org/debian-security"),
+            keyring=_keyring(t, root),
+        )
+        t.done()
+        return img
+    context = paths.inside(t, "context", t.string("context", required=True), root)
+    if not context.is_dir():
+        raise t.error("context", paths.not_a(context, "directory"))
+    dockerfile = paths.inside(t, "dockerfile", str(context / t.string("dockerfile", "Dockerfile")), root)
+    if not dockerfile.is_file():
+        raise t.error("dockerfile", paths.not_a(dockerfile, "file"))
+    target = t.opt_string("target")
+    if target is not None and not _STAGE.match(target):
+        raise t.error("target", f"{target!r} is not a build stage name (letters, digits, '_', '.', '-')")
+    img = Image(
+        name=name,
+        kind=kind,
+        is_base=is_base,
+        role=t.choice("role", ROLES, "runtime") if is_base else "service",
+        image=image,
+        context=context,
+        dockerfile=dockerfile,
+        target=target,
+        args=build_args(t, "args"),
+        bases=build_args(t, "bases"),
+    )
+    t.done()
+    return img
+
+
+# A mirror URL goes verbatim into debootstrap's argv and the image's sources.list: it must be a bare
+# http(s) URL, so that no apt option ("[trusted=yes] http://..."), second field, comment ('#') or
+# credentials ('@') can ride along. IPv6 literals need brackets and are refused with them.
+_URL = re.compile(r"^https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%+/-]*)?$")
+
+
+def _mirror(t: Table, name: str, default: str) -> str:
+    value = t.string(name, default)
+    if not _URL.fullmatch(value):
+        raise t.error(
+            name,
+            f"{value!r} is not a plain http:// or https:// mirror URL",
+            hint="give only the URL, e.g. http://deb.debian.org/debian: no apt options such as [trusted=yes], "
+            "spaces, brackets, '#', '?' or user@; the archive's signature is always checked",
+        )
+    return value
+
+
+def _keyring(t: Table, root: Path) -> Path:
+    value = t.string("keyring", str(DEBIAN_KEYRING))
+    if not value.strip():
+        raise t.error("keyring", "must not be empty", hint=f"the default is {DEBIAN_KEYRING}")
+    # A host file (not a project input), so it may live outside the project; relative means the project's.
+    return root / value if not Path(value).is_absolute() else Path(value)
