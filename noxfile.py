@@ -87,16 +87,16 @@ _COMPILE = (
 
 
 def _fresh_bytecode(session: nox.Session) -> None:
-    """Compile the package's modules edited since the install (pipelines/bytecode.py says why), in this process.
+    """Compile the package's modules edited since the install (tools/bytecode.py says why), in this process.
 
     Only when the session's interpreter is this one's version: its bytecode is
-    what this interpreter writes. Loaded by path: nox's environment does not
-    have the package, and the module is standard library only.
+    what this interpreter writes. Loaded by path: nox's environment has neither
+    the package nor the repository's tools on its path, and the module is standard library only.
     """
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     if not (Path(session.virtualenv.location) / "lib" / version).is_dir():
         return
-    spec = importlib.util.spec_from_file_location("_pipelines_bytecode", ROOT / "pipelines" / "bytecode.py")
+    spec = importlib.util.spec_from_file_location("_pipelines_bytecode", ROOT / "tools" / "bytecode.py")
     if spec is None or spec.loader is None:
         return
     module = importlib.util.module_from_spec(spec)
