@@ -142,7 +142,12 @@ def tests(session: nox.Session) -> None:
     # them; the stages the tests run must not fill the job summary, which is
     # for the CI sessions' own reports.
     junit = ROOT / "artifacts" / "tests" / "junit.xml"
-    session.run("pytest", f"--junitxml={junit}", *session.posargs, env={"GITHUB_STEP_SUMMARY": ""})
+    # Engine tests mostly wait (on a stack's health, a registry, Debian's archive), so two workers a core, at
+    # most 4. `--dist loadgroup`: tests/conftest.py puts the engine tests that share module fixtures or engine
+    # state in one xdist group each, and the rest anywhere; its run-wide locks build each environment once
+    # and keep tests that change shared state apart. `-- -n 0` runs everything in one process.
+    workers = ["-n", str(min(4, 2 * len(os.sched_getaffinity(0)))), "--dist", "loadgroup"]
+    session.run("pytest", *workers, f"--junitxml={junit}", *session.posargs, env={"GITHUB_STEP_SUMMARY": ""})
 
 
 # The unit tier: every test that needs no engine, network or root (tests/conftest.py marks the others `engine`
