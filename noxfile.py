@@ -143,9 +143,10 @@ def tests(session: nox.Session) -> None:
     # for the CI sessions' own reports.
     junit = ROOT / "artifacts" / "tests" / "junit.xml"
     # Engine tests mostly wait (on a stack's health, a registry, Debian's archive), so two workers a core, at
-    # most 4. `--dist loadgroup`: tests/conftest.py puts the engine tests that share module fixtures or engine
-    # state in one xdist group each, and the rest anywhere; its run-wide locks build each environment once
-    # and keep tests that change shared state apart. `-- -n 0` runs everything in one process.
+    # most 4. `--dist loadgroup`: tests/conftest.py keeps each test module whose engine tests share module
+    # fixtures or engine state on one worker, in order, and sends every other test wherever; its run-wide
+    # locks build each environment once and keep tests that change shared state apart. `-- -n 0` runs
+    # everything in one process.
     workers = ["-n", str(min(4, 2 * len(os.sched_getaffinity(0)))), "--dist", "loadgroup"]
     session.run("pytest", *workers, f"--junitxml={junit}", *session.posargs, env={"GITHUB_STEP_SUMMARY": ""})
 

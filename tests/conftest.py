@@ -90,10 +90,11 @@ def engine_fixtures(item: pytest.Item) -> list[str]:
     return [n for n, where in fixtures_of(item).items() if n in ENGINE_FIXTURES and where == f"{__name__}.{n}"]
 
 
-# Engine tests that share one xdist worker (`--dist loadgroup`), by module: their module-scoped fixtures are
-# expensive (a deploy's staging release, a swarm, defect images) and would otherwise be made once per worker,
-# or they depend on their order in the module, or they change engine state every other test in the group reads.
-# Every other engine test (pid-named containers, Compose projects, registry repos, free ports) runs wherever.
+# Test modules that run on one xdist worker, whole and in order (`--dist loadgroup`, see
+# pytest_xdist_make_scheduler): their engine tests' module fixtures are expensive (a deploy's staging
+# release, a swarm, defect images) and would otherwise be made once per worker, or they depend on their order
+# in the module. Every other test (pid-named containers, Compose projects, registry repos, free ports) runs
+# wherever a worker is free.
 ENGINE_GROUPS = {
     # Swarm init/leave is the engine's global state; its stack, variants and manager are module fixtures.
     "test_swarm": "swarm",
@@ -110,16 +111,32 @@ ENGINE_GROUPS = {
 }
 
 
-# First: xdist reads the `xdist_group` marks in its own hook of this name, and `-m` selects on `engine`.
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup`, its groups read from ENGINE_GROUPS by module.
+
+    xdist groups by an `@group` suffix it writes into `Item._nodeid`; pytest 9 keeps the id elsewhere, so
+    `xdist_group` marks are silently ignored. The scheduler asks this file instead, by the test's module.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class ModuleGroups(LoadGroupScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0].rpartition("/")[2].removesuffix(".py")
+            group = ENGINE_GROUPS.get(module)
+            return f"group:{group}" if group else str(super()._split_scope(nodeid))
+
+    return ModuleGroups(config, log)
+
+
+# First: `-m` selects on the `engine` mark this sets.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if engine_fixtures(item):
             item.add_marker(pytest.mark.engine)
-            module = getattr(item, "module", None)
-            group = ENGINE_GROUPS.get(module.__name__.rpartition(".")[2] if module else "")
-            if group:
-                item.add_marker(pytest.mark.xdist_group(group))
 
 
 _DESELECTED = pytest.StashKey[list[pytest.Item]]()
