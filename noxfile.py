@@ -87,16 +87,16 @@ _COMPILE = (
 
 
 def _fresh_bytecode(session: nox.Session) -> None:
-    """Compile the package's modules edited since the install (pipelines/bytecode.py says why), in this process.
+    """Compile the package's modules edited since the install (tools/bytecode.py says why), in this process.
 
     Only when the session's interpreter is this one's version: its bytecode is
-    what this interpreter writes. Loaded by path: nox's environment does not
-    have the package, and the module is standard library only.
+    what this interpreter writes. Loaded by path: nox's environment has neither
+    the package nor the repository's tools on its path, and the module is standard library only.
     """
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     if not (Path(session.virtualenv.location) / "lib" / version).is_dir():
         return
-    spec = importlib.util.spec_from_file_location("_pipelines_bytecode", ROOT / "pipelines" / "bytecode.py")
+    spec = importlib.util.spec_from_file_location("_pipelines_bytecode", ROOT / "tools" / "bytecode.py")
     if spec is None or spec.loader is None:
         return
     module = importlib.util.module_from_spec(spec)
@@ -143,7 +143,13 @@ def tests(session: nox.Session) -> None:
     # for the CI sessions' own reports.
     junit = ROOT / "artifacts" / "tests" / "junit.xml"
     _fetch_schemas(session)
-    session.run("pytest", f"--junitxml={junit}", *session.posargs, env={"GITHUB_STEP_SUMMARY": ""})
+    # Engine tests mostly wait (on a stack's health, a registry, Debian's archive), so two workers a core, at
+    # most 4. `--dist loadgroup`: tests/conftest.py keeps each test module whose engine tests share module
+    # fixtures or engine state on one worker, in order, and sends every other test wherever; its run-wide
+    # locks build each environment once and keep tests that change shared state apart. `-- -n 0` runs
+    # everything in one process.
+    workers = ["-n", str(min(4, 2 * len(os.sched_getaffinity(0)))), "--dist", "loadgroup"]
+    session.run("pytest", *workers, f"--junitxml={junit}", *session.posargs, env={"GITHUB_STEP_SUMMARY": ""})
 
 
 def _fetch_schemas(session: nox.Session) -> None:

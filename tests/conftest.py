@@ -14,18 +14,21 @@ but FAILS under CI=true: there a missing engine means the build was not proven.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pipelines import config, registry
+from pipelines import config, lockfile, registry
 from pipelines.errors import PipelineError
 from pipelines.tools import Toolchain
 
@@ -87,6 +90,49 @@ def engine_fixtures(item: pytest.Item) -> list[str]:
     return [n for n, where in fixtures_of(item).items() if n in ENGINE_FIXTURES and where == f"{__name__}.{n}"]
 
 
+# Test modules that run on one xdist worker, whole and in order (`--dist loadgroup`, see
+# pytest_xdist_make_scheduler): their engine tests' module fixtures are expensive (a deploy's staging
+# release, a swarm, defect images) and would otherwise be made once per worker, or they depend on their order
+# in the module. Every other test (pid-named containers, Compose projects, registry repos, free ports) runs
+# wherever a worker is free.
+ENGINE_GROUPS = {
+    # Swarm init/leave is the engine's global state; its stack, variants and manager are module fixtures.
+    "test_swarm": "swarm",
+    # Both push and delete cosign signatures in the one local registry, and test_deploy borrows test_signing's
+    # key fixtures; the staging release (build, scan, smoke, sign) is made once.
+    "test_signing": "signatures",
+    "test_deploy": "signatures",
+    # test_refresh_bases_... runs last in its module: it replaces the runtime base that earlier tests compare.
+    "test_images": "images",
+    "test_verify": "verify",
+    "test_worker_poison": "worker-poison",
+    "test_k8s": "k8s",
+    "test_subjects": "subjects",
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup`, its groups read from ENGINE_GROUPS by module.
+
+    xdist groups by an `@group` suffix it writes into `Item._nodeid`; pytest 9 keeps the id elsewhere, so
+    `xdist_group` marks are silently ignored. The scheduler asks this file instead, by the test's module.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class ModuleGroups(LoadGroupScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0].rpartition("/")[2].removesuffix(".py")
+            group = ENGINE_GROUPS.get(module)
+            return f"group:{group}" if group else str(super()._split_scope(nodeid))
+
+    return ModuleGroups(config, log)
+
+
+# First: `-m` selects on the `engine` mark this sets.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if engine_fixtures(item):
@@ -193,14 +239,131 @@ def cfg() -> config.Config:
     return config.load(ROOT / "pipeline.toml")
 
 
+# Whoever holds several of these took them in this order (a reader of the dev build holds "dev" first), so
+# no two holders ever wait for each other.
+LOCK_ORDER = ("dev", "reports", "build")
+
+
+class RunLocks:
+    """Locks and build records shared by every process of one test run (the xdist workers and the controller).
+
+    Engine tests run in parallel; what they share beyond their own names is the project's artifacts (the
+    `latest` report links, each environment's build record) and the engine's local tags of the dev build.
+    A test that changes one of these takes its lock exclusively (the `exclusive` mark, or
+    :meth:`exclusive`); the tests that read the dev build hold it shared (`_dev_build_readers`).
+    """
+
+    def __init__(self, where: Path) -> None:
+        self.where = where
+        where.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def _flock(self, name: str, mode: int) -> Iterator[None]:
+        with (self.where / f"{name}.lock").open("a") as f:
+            fcntl.flock(f, mode)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def exclusive(self, *names: str) -> Iterator[None]:
+        """Nothing else of this run holds any of ``names``, taken in LOCK_ORDER, so two holders never deadlock."""
+        with contextlib.ExitStack() as stack:
+            for name in sorted(set(names), key=LOCK_ORDER.index):
+                # Writers first: a writer waiting at the turnstile keeps new readers out, so a steady stream
+                # of readers on the other workers cannot starve it.
+                with self._flock(f"{name}.turnstile", fcntl.LOCK_EX):
+                    stack.enter_context(self._flock(name, fcntl.LOCK_EX))
+            yield
+
+    @contextlib.contextmanager
+    def shared(self, name: str) -> Iterator[None]:
+        with self._flock(f"{name}.turnstile", fcntl.LOCK_EX):
+            pass
+        with self._flock(name, fcntl.LOCK_SH):
+            yield
+
+    def once(self, key: str, lock: str, make: Callable[[], tuple[bool, str]]) -> str:
+        """``make``'s text, made by the first caller of this run under ``lock`` and read back by every later one.
+
+        ``make`` says whether it worked; a failure is kept too, so the other workers fail at once with its
+        message instead of each trying again for as long.
+        """
+        with self.exclusive(lock):
+            done, failed = self.where / f"{key}.done", self.where / f"{key}.failed"
+            if failed.exists():
+                pytest.fail(f"{key} failed earlier in this run:\n{failed.read_text()}")
+            if not done.exists():
+                ok, text = make()
+                (done if ok else failed).write_text(text)
+                if not ok:
+                    pytest.fail(f"{key} failed:\n{text}")
+            return done.read_text()
+
+    def build(self, cfg: config.Config, env: str) -> dict[str, Any]:
+        """``env`` built with the real CLI once per run and content: every later caller gets that build's record.
+
+        Keyed by the build's inputs as they are now (a test that refreshes a base changes the lock), so a
+        caller after such a change builds again instead of reading a stale record. One build at a time,
+        whatever the environment: they share the base lock and the builder.
+        """
+
+        def make() -> tuple[bool, str]:
+            r = run_cli("build", "--env", env)
+            if r.returncode != 0:
+                return False, f"pipelines build --env {env} exited {r.returncode}:\n{r.stderr[-6000:]}"
+            return True, (cfg.project.artifacts / "build" / f"{env}.json").read_text()
+
+        record: dict[str, Any] = json.loads(self.once(f"build-{env}-{build_inputs_digest(cfg)[:16]}", "build", make))
+        return record
+
+
+def build_inputs_digest(cfg: config.Config) -> str:
+    """What a build reads from the tree: the config, the base and package locks, the images' and services' files."""
+    h = hashlib.sha256()
+    files = [ROOT / "pipeline.toml", cfg.project.lock, lockfile.packages_path(cfg.project.lock)]
+    for folder in ("images", "services", "compose"):
+        files += sorted(p for p in (ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for f in files:
+        h.update(str(f.relative_to(ROOT)).encode() + b"\0")
+        h.update(f.read_bytes() if f.exists() else b"(none)")
+        h.update(b"\0")
+    return h.hexdigest()
+
+
 @pytest.fixture(scope="session")
-def built(tools: Toolchain, cfg: config.Config) -> dict[str, Any]:
-    """Build everything for `dev` with the real CLI, once per test session."""
-    r = run_cli("build", "--env", "dev")
-    assert r.returncode == 0, f"pipelines build failed:\n{r.stderr[-6000:]}"
-    manifest = json.loads((cfg.project.artifacts / "build" / "dev.json").read_text())
+def locks(tmp_path_factory: pytest.TempPathFactory) -> RunLocks:
+    base = tmp_path_factory.getbasetemp()
+    # Each xdist worker has a base directory of its own inside the run's: the run's is the one they share.
+    return RunLocks((base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "run-locks")
+
+
+@pytest.fixture(scope="session")
+def built(tools: Toolchain, cfg: config.Config, locks: RunLocks) -> dict[str, Any]:
+    """Build everything for `dev` with the real CLI, once per test run (whatever the number of workers)."""
+    with locks.shared("dev"):
+        manifest = locks.build(cfg, "dev")
     assert set(manifest["images"]) == set(cfg.images)
     return manifest
+
+
+@pytest.fixture(autouse=True)
+def _dev_build_readers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that reads the dev build holds it shared; one marked `exclusive` holds what it names alone."""
+    mark = request.node.get_closest_marker("exclusive")
+    if mark is None and "built" not in request.fixturenames:
+        yield
+        return
+    run_locks: RunLocks = request.getfixturevalue("locks")
+    names = set(mark.args) if mark is not None else set()
+    with contextlib.ExitStack() as stack:
+        # "dev" before any other name, always: the one order every holder takes them in.
+        if "built" in request.fixturenames and "dev" not in names:
+            stack.enter_context(run_locks.shared("dev"))
+        if names:
+            stack.enter_context(run_locks.exclusive(*names))
+        yield
 
 
 def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""The package's bytecode refresh (pipelines.bytecode), on real files and the real compiler."""
+"""The package's bytecode refresh (tools.bytecode), on real files and the real compiler."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import py_compile
 from pathlib import Path
 
-from pipelines import bytecode
+from tools import bytecode
 
 from .conftest import ROOT
 
@@ -65,4 +65,4 @@ def test_the_noxfile_refreshes_the_package_before_a_session_that_reuses_its_inst
     text = (ROOT / "noxfile.py").read_text()
     install = text[text.index("def _install(") :]
     assert "_fresh_bytecode(session)" in install.split("session.install(")[0]
-    assert 'ROOT / "pipelines" / "bytecode.py"' in text
+    assert 'ROOT / "tools" / "bytecode.py"' in text

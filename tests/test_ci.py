@@ -23,10 +23,11 @@ import jsonschema
 import pytest
 import yaml
 
-from pipelines import build, ci, config, report
+from pipelines import build, config, report
 from pipelines.errors import ConfigError, InputError
 from pipelines.findings import Finding, Rule, Severity
 from pipelines.tools import BuilderInfo
+from tools import ci
 
 from .conftest import IN_CI, ROOT, run_cli
 from .test_build import command, pairs

@@ -34,7 +34,7 @@ from pipelines.deploy import plan, releases
 from pipelines.errors import ConfigError, InputError
 from pipelines.stack import leftovers
 
-from .conftest import ROOT, docker, run_cli
+from .conftest import ROOT, RunLocks, docker, run_cli
 from .test_config import GOOD, project
 from .test_signing import (  # noqa: F401 - cosign, home, keys, pushed_image: fixtures reused
     OTHER_PASSWORD,
@@ -688,14 +688,20 @@ def purge(project: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def staging(tools: Any, cfg: config.Config, keys: Any, home: Path) -> Iterator[manifest.BuildRecord]:  # noqa: F811
+def staging(
+    tools: Any,
+    cfg: config.Config,
+    keys: Any,  # noqa: F811 - test_signing's fixture
+    home: Path,  # noqa: F811 - test_signing's fixture
+    locks: RunLocks,
+) -> Iterator[manifest.BuildRecord]:
     """staging built and pushed, scanned and smoke-tested for real, then signed: the gate's inputs."""
     t0 = time.monotonic()
-    r = run_cli("build", "--env", "staging")
-    assert r.returncode == 0, r.stderr[-4000:]
+    locks.build(cfg, "staging")
     # The real stages: their verdicts, recorded by the CLI for exactly these images, are what deploy trusts.
     for stage in ("scan", "smoke"):
-        r = run_cli(stage, "--env", "staging")
+        with locks.exclusive("reports"):
+            r = run_cli(stage, "--env", "staging")
         assert r.returncode == 0, f"{stage}:\n" + r.stdout[-3000:] + r.stderr[-3000:]
     record = manifest.load(cfg.project.artifacts, "staging")
     # verify's matrix has timing cells (healthy within the start period) that a loaded 2-core host can miss:

@@ -19,7 +19,7 @@ import pytest
 
 from pipelines import config, lockfile, osupdates
 
-from .conftest import docker, run_cli
+from .conftest import RunLocks, docker, run_cli
 
 SHELLS_AND_PKG_TOOLS = (
     "bin/sh",
@@ -479,8 +479,10 @@ def test_ca_bundle_never_lands_in_a_layer(built: dict[str, Any], tmp_path: Path)
                             assert hashlib.sha256(f.read()).hexdigest() != wanted, f"{service}: {m.name} is the bundle"
 
 
-def test_rebuild_without_changes_reuses_bases(built: dict[str, Any], cfg: config.Config) -> None:
-    r = run_cli("build", "--env", "dev")
+@pytest.mark.exclusive("dev")  # the rebuild moves dev's local tags
+def test_rebuild_without_changes_reuses_bases(built: dict[str, Any], cfg: config.Config, locks: RunLocks) -> None:
+    with locks.exclusive("build"):
+        r = run_cli("build", "--env", "dev")
     assert r.returncode == 0, r.stderr[-4000:]
     again = json.loads((cfg.project.artifacts / "build" / "dev.json").read_text())
     for b in cfg.bases:
@@ -557,6 +559,7 @@ def test_package_lock_lists_what_each_locked_base_contains(built: dict[str, Any]
     assert "libc6" in packages["debian"].packages
 
 
+@pytest.mark.exclusive("reports")  # it reads the scan's report through the `latest` link
 def test_an_out_of_date_package_is_a_gating_finding_with_cve_ids(
     built: dict[str, Any], cfg: config.Config, tmp_path: Path
 ) -> None:
@@ -611,7 +614,10 @@ def test_image_without_dpkg_data_is_named_not_passed(built: dict[str, Any], cfg:
         docker("image", "rm", "-f", tag, check=False)
 
 
-def test_refresh_bases_rebuilds_only_the_base_with_updates(built: dict[str, Any], cfg: config.Config) -> None:
+@pytest.mark.exclusive("dev")  # it replaces the runtime base and moves every dev tag on it
+def test_refresh_bases_rebuilds_only_the_base_with_updates(
+    built: dict[str, Any], cfg: config.Config, locks: RunLocks
+) -> None:
     """Runs last: it replaces the runtime base. The lock says the runtime has an older libssl3 than the archive's."""
     runtime = sorted(runtime_bases(cfg))[0]
     path = lockfile.packages_path(cfg.project.lock)
@@ -622,7 +628,8 @@ def test_refresh_bases_rebuilds_only_the_base_with_updates(built: dict[str, Any]
     packages[runtime].packages["libssl3"]["version"] = older
     lockfile.save_packages(path, packages)
 
-    r = run_cli("build", "--env", "dev", "--refresh-bases")
+    with locks.exclusive("build"):
+        r = run_cli("build", "--env", "dev", "--refresh-bases")
     assert r.returncode == 0, r.stderr[-6000:]
     assert f"[refresh] {runtime}: 1 security updates (rebuilt without cache): libssl3 {older} -> " in r.stderr
     assert f"~ libssl3 {older} -> {current}" in r.stderr  # the package lock's diff

@@ -20,7 +20,7 @@ import yaml
 
 from pipelines import config, k8s, manifest
 
-from .conftest import ROOT, docker, run_cli, shared_data
+from .conftest import ROOT, RunLocks, docker, run_cli, shared_data
 
 VERSIONS = ("1.30.0", "1.33.0")
 SOURCE_KINDS = ("compose ", "image ", "build record ", "default")
@@ -136,13 +136,11 @@ def test_schema_errors_name_the_object_and_field() -> None:
 
 
 @pytest.fixture(scope="module")
-def built_envs(built: dict[str, Any]) -> dict[str, manifest.BuildRecord]:
+def built_envs(built: dict[str, Any], locks: RunLocks) -> dict[str, manifest.BuildRecord]:
     cfg = config.load(ROOT / "pipeline.toml")
     out: dict[str, manifest.BuildRecord] = {}
     for env in ("prod", "staging"):
-        r = run_cli("build", "--env", env)
-        assert r.returncode == 0, r.stderr[-4000:]
-        out[env] = manifest.load(cfg.project.artifacts, env)
+        out[env] = manifest.BuildRecord.model_validate(locks.build(cfg, env))
     return out
 
 

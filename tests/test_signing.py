@@ -30,7 +30,7 @@ from pipelines.errors import InputError, PipelineError, RegistryUnavailable
 from pipelines.result import Context
 from pipelines.tools import Toolchain
 
-from .conftest import IN_CI, ROOT, docker, run_cli
+from .conftest import IN_CI, ROOT, RunLocks, docker, run_cli
 
 PASSWORD = "Zq-81-never-shown-7c3e"
 OTHER_PASSWORD = "other-key-password-55aa"
@@ -86,11 +86,11 @@ def keys(cosign: str, tmp_path_factory: pytest.TempPathFactory, home: Path) -> d
 
 
 @pytest.fixture(scope="module")
-def prod(tools: Toolchain, cfg: config.Config, cosign: str) -> Iterator[manifest.BuildRecord]:
+def prod(tools: Toolchain, cfg: config.Config, cosign: str, locks: RunLocks) -> Iterator[manifest.BuildRecord]:
     """prod built, pushed and scanned (passing); the signatures made on it are deleted afterwards."""
-    r = run_cli("build", "--env", "prod")
-    assert r.returncode == 0, r.stderr[-4000:]
-    r = run_cli("scan", "--env", "prod")
+    locks.build(cfg, "prod")
+    with locks.exclusive("reports"):
+        r = run_cli("scan", "--env", "prod")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     record = manifest.load(cfg.project.artifacts, "prod")
     assert record.services and all("@sha256:" in i.ref for i in record.services)

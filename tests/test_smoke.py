@@ -18,16 +18,15 @@ import pytest
 from pipelines import config, stack
 from pipelines.tools import Toolchain
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, RunLocks, run_cli
 
 # The reference worker's inbox: service knowledge lives in the project's tests, not the package.
 INBOX = "/var/lib/ingestion/inbox"
 
 
 @pytest.fixture(scope="module")
-def built_prod(built: dict[str, Any]) -> None:
-    r = run_cli("build", "--env", "prod")
-    assert r.returncode == 0, r.stderr[-4000:]
+def built_prod(built: dict[str, Any], cfg: config.Config, locks: RunLocks) -> None:
+    locks.build(cfg, "prod")
 
 
 def leftovers(project: str) -> dict[str, list[str]]:

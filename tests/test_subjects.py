@@ -38,6 +38,7 @@ def current(built: dict[str, Any], cfg: Config) -> dict[str, Any]:
     return dict(json.loads((cfg.project.artifacts / "build" / "dev.json").read_text()))
 
 
+@pytest.mark.exclusive("dev", "reports")  # it moves a dev tag for a while; scan and verify write `latest`
 @pytest.mark.parametrize("stage", ["scan", "verify", "smoke"])
 def test_a_moved_local_tag_is_refused_naming_both_image_ids(current: dict[str, Any], stage: str) -> None:
     services = [i for i in current["images"].values() if i["kind"] == "service" and not i["pushed"]]

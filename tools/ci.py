@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from .errors import InputError
+from pipelines.errors import InputError
 
 # A CI step is this and nothing else: no shell around it, no `${{ }}`.
 SESSION_STEP = re.compile(r"^\./noxw -s ([a-z][a-z0-9_-]*)$")
