@@ -18,9 +18,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines import adopt, config
+from pipelines import adopt, config, render
 from pipelines.errors import InputError
-from pipelines.result import Result
+from pipelines.result import Result, exit_code
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BIN = Path(sys.executable).parent
@@ -143,7 +143,9 @@ def test_django_celery_postgres_redis(django: Path) -> None:
         ".dockerignore",
     }
     assert table(r, "next") == [("nox -s lint",)]
-    assert json.dumps(r.data)  # the JSON report's record
+    assert json.loads(json.dumps(render.to_json(r)))["environments"] == {"dev": ["docker-compose.override.yml"]}
+    assert "worker publishes no port" in render.terminal(r) and "nox -s lint" in render.markdown(r)
+    assert exit_code(r) == 0
 
 
 def test_fastapi_uv_with_the_dockerfile_in_docker(tmp_path: Path) -> None:
@@ -207,7 +209,16 @@ def test_fastapi_uv_with_the_dockerfile_in_docker(tmp_path: Path) -> None:
     assert not any("api" in u for u in undecided(r)), undecided(r)
     # The context is the root: its .dockerignore is written there, and keeps what the Dockerfile copies.
     ignore = (root / ".dockerignore").read_text().splitlines()
-    assert ".venv" in ignore and "app" not in ignore
+    assert ".venv" in ignore and "app" not in ignore and "artifacts" in ignore
+
+
+def test_a_directory_the_context_holds_is_not_ignored_as_reports(tmp_path: Path) -> None:
+    root = tree(
+        tmp_path / "ml", {"Dockerfile": "FROM python:3.12\nCOPY . /app\nEXPOSE 80\n", "artifacts/model.bin": ""}
+    )
+    init(root)
+    ignore = (root / ".dockerignore").read_text().splitlines()
+    assert "artifacts" not in ignore and ".git" in ignore
 
 
 def test_flask_with_pip_requirements_and_no_compose(tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ def _plan(d: Discovery) -> tuple[list[_Planned], list[tuple[str, str]]]:
             continue
         if own:
             kept.append((rel, f"{own[0]}.dockerignore decides for that Dockerfile"))
-        text, dropped = write.dockerignore(sources)
+        text, dropped = write.dockerignore(sources, [n for n in write.OWN_ONLY if (ctx / n).exists()])
         what = "build-context ignore file"
         if dropped:
             what += f" (not ignored because a Dockerfile COPYs them: {', '.join(dropped)})"

@@ -40,6 +40,9 @@ IGNORE = (
     ("artifacts", "the pipeline's reports"),
 )
 
+# Ignored only where the context does not hold it yet: the pipeline creates it there later.
+OWN_ONLY = ("artifacts",)
+
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -220,9 +223,14 @@ def _conflicts(pattern: str, sources: Iterable[str]) -> bool:
     return False
 
 
-def dockerignore(copies: Iterable[str]) -> tuple[str, list[str]]:
-    """The text of a .dockerignore, and the patterns left out because a Dockerfile COPYs what they match."""
+def dockerignore(copies: Iterable[str], existing: Iterable[str] = ()) -> tuple[str, list[str]]:
+    """The text of a .dockerignore, and the patterns left out because a Dockerfile COPYs what they match.
+
+    ``existing`` names what the context already holds of :data:`OWN_ONLY`: such a directory is the
+    repository's own (a model, fixtures), not the pipeline's reports, and is left in the context.
+    """
     sources = list(copies)
+    held = set(existing)
     kept: list[str] = [
         "# What the build context leaves out: smaller, faster builds, and no local secrets in an image layer.",
         "# Nothing a Dockerfile COPYs from this context is listed (checked when it was written).",
@@ -230,7 +238,7 @@ def dockerignore(copies: Iterable[str]) -> tuple[str, list[str]]:
     dropped: list[str] = []
     why_seen: set[str] = set()
     for pattern, why in IGNORE:
-        if _conflicts(pattern, sources):
+        if _conflicts(pattern, sources) or pattern in held:
             dropped.append(pattern)
             continue
         if why not in why_seen:
