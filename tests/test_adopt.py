@@ -434,6 +434,17 @@ def test_a_repository_with_nothing_to_build(tmp_path: Path) -> None:
         init(root / "README.md")
 
 
+def test_odd_files_do_not_hang_or_crash_discovery(tmp_path: Path) -> None:
+    root = tree(tmp_path / "odd", {"Dockerfile": "FROM python:3.12\nEXPOSE 1\n", "pyproject.toml": "[project\n"})
+    os.mkfifo(root / "uv.lock.fifo")
+    (root / "pyproject.toml").unlink()
+    os.mkfifo(root / "pyproject.toml")  # read as a file it would block forever
+    (root / "compose.yaml").symlink_to("/etc/passwd")  # not this repository's file: not read
+    (root / "Dockerfile.dir").mkdir()
+    r = init(root, dry_run=True)
+    assert [s["name"] for s in r.data["services"]] == ["odd"] and r.data["compose"] == []
+
+
 def test_the_noxfile_is_python_and_calls_the_reusable_sessions(django: Path) -> None:
     init(django)
     text = (django / "noxfile.py").read_text()

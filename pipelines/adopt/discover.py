@@ -320,10 +320,7 @@ def dependency_style(context: Path) -> str:
         if lock in names:
             return style
     if "pyproject.toml" in names:
-        try:
-            data = tomllib.loads((context / "pyproject.toml").read_text(encoding="utf-8", errors="replace"))
-        except (tomllib.TOMLDecodeError, OSError, ValueError, RecursionError):
-            data = {}
+        data = _toml(context / "pyproject.toml")
         tool = data.get("tool") if isinstance(data.get("tool"), dict) else {}
         if isinstance(tool, dict):
             for style in ("poetry", "pdm", "uv"):
@@ -341,13 +338,18 @@ def dependency_style(context: Path) -> str:
     return "none found"
 
 
+def _toml(path: Path) -> dict[str, Any]:
+    """A pyproject.toml as data; one that cannot be read only tells less (it is a hint here, not an input)."""
+    try:
+        return tomllib.loads(inputs.read_text(path, path.name))
+    except (ConfigError, tomllib.TOMLDecodeError, ValueError, RecursionError):
+        return {}
+
+
 def project_name(root: Path) -> str:
     py = root / "pyproject.toml"
     if py.is_file():
-        try:
-            data = tomllib.loads(py.read_text(encoding="utf-8", errors="replace"))
-        except (tomllib.TOMLDecodeError, OSError, ValueError, RecursionError):
-            data = {}
+        data = _toml(py)
         for table in (
             data.get("project"),
             (data.get("tool") or {}).get("poetry") if isinstance(data.get("tool"), dict) else None,
