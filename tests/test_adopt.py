@@ -373,6 +373,27 @@ def test_what_cannot_be_decided_is_written_and_listed(tmp_path: Path) -> None:
     loaded(root)
 
 
+@pytest.mark.parametrize(
+    ("image", "python"),
+    [
+        ("python:3.12-slim", True),
+        ("docker.io/library/python@sha256:" + "a" * 64, True),
+        ("ghcr.io/astral-sh/uv:python3.12-bookworm-slim", True),
+        ("gcr.io/distroless/python3-debian12", True),
+        ("pypy:3.10", True),
+        ("ghcr.io/astral-sh/uv:0.5", False),
+        ("node:20", False),
+        ("nginx:1.27", False),
+        ("scratch", False),
+        ("${BASE_IMAGE}", None),
+    ],
+)
+def test_python_base_images(image: str, python: bool | None) -> None:
+    from pipelines.adopt.discover import is_python_image
+
+    assert is_python_image(image) is python
+
+
 def test_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
     root = tree(
         tmp_path / "bad", {"Dockerfile": "FROM python:3.12\n", "compose.yaml": "services:\n  web:\n    build: [\n"}

@@ -87,7 +87,7 @@ DATASTORES = {
 GENERIC_DIRS = frozenset({"", ".", "docker", "deploy", ".docker", "build", "containers", "container", "ci", "ops"})
 # Files that pin a context's Python dependencies, in the order they are recognised.
 _LOCKS = (("uv.lock", "uv"), ("poetry.lock", "poetry"), ("pdm.lock", "pdm"), ("Pipfile.lock", "pipenv"))
-_PYTHON_IMAGE = re.compile(r"(^|/)(python[0-9.]*|pypy[0-9.]*)(:|@|$)|(^|[/:-])python[0-9.]*(-|$)|(^|/)uv(:|@|$)")
+_PYTHON_IMAGE = re.compile(r"(^|/)(python[0-9.]*|pypy[0-9.]*)(:|@|$)|(^|[/:-])python[0-9.]*(-|$)")
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class Dockerfile:
         """The stage a build with ``target`` ends in (the last stage without one)."""
         if target:
             for s in self.stages:
-                if s.name == target:
+                if s.name.lower() == target.lower():  # stage names are case-insensitive
                     return s
             return None
         return self.stages[-1] if self.stages else None
