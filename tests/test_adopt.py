@@ -313,12 +313,25 @@ def test_multi_stage_with_a_node_asset_stage(tmp_path: Path) -> None:
             "package-lock.json": "{}",
             "node_modules/.cache/x": "",
             ".env.example": "",
-            "compose.yml": "services:\n  site:\n    build: {context: ., target: runtime}\n    ports: ['8000']\n",
+            "compose.yml": """
+                services:
+                  site:
+                    build: {context: ., target: runtime}
+                    ports: ['8000']
+                  beat:
+                    build: .
+                  docs:
+                    build: {context: ., args: {DOCS: "1"}}
+                    ports: ['8001']
+                """,
         },
     )
     r = init(root)
     svc = r.data["services"][0]
     assert svc["python_base"] is True and svc["base"] == "python:3.12-slim" and svc["target"] == "runtime"
+    # No target is the last stage: the same image as the site's, with different arguments another one.
+    assert svc["also"] == ["beat"] and [s["name"] for s in r.data["services"]] == ["site", "docs"]
+    assert "compose.yml:5 service beat publishes no port" in " | ".join(undecided(r))
     assert not any("not a Python image" in u for u in undecided(r))
     ignore = (root / ".dockerignore").read_text().splitlines()
     # The Dockerfile copies node_modules/.cache and .env.example from the context: neither may be ignored.

@@ -651,7 +651,7 @@ def discover(root: Path) -> Discovery:
 
     # Compose services whose image is the same build: one [services.*] table, the others noted beside it.
     services: list[Service] = []
-    by_build: dict[tuple[str, str, str | None], int] = {}
+    by_build: dict[tuple[str, str, int | str | None, tuple[tuple[str, str], ...]], int] = {}
     used: set[str] = set()
     compose_services = [s for c in compose_files for s in c.services]
     # The base file decides first; an overlay's build of the same service adds nothing new.
@@ -662,11 +662,6 @@ def discover(root: Path) -> Discovery:
         if cs.name in seen_compose:
             continue
         seen_compose.add(cs.name)
-        key = (cs.context, cs.dockerfile, cs.target)
-        if key in by_build:
-            i = by_build[key]
-            services[i] = _with_also(services[i], cs.name)
-            continue
         df_rel = _norm(cs.context, cs.dockerfile)
         df = dockerfiles.get(df_rel)
         where = f"{cs.file}:{cs.line}"
@@ -680,6 +675,13 @@ def discover(root: Path) -> Discovery:
                     Undecided(cs.file, cs.line, f"service {cs.name}: Dockerfile {df_rel} does not exist", "compose")
                 )
                 continue
+        # The same image: the same context, Dockerfile, final stage (no target is the last one) and arguments.
+        final = df.final(cs.target)
+        key = (cs.context, df_rel, final.line if final else cs.target, tuple(sorted(cs.args.items())))
+        if key in by_build:
+            i = by_build[key]
+            services[i] = _with_also(services[i], cs.name)
+            continue
         name = _unique(image_name(cs.name), used)
         svc = _service(root, name, cs.context, cs.dockerfile, cs.target, where, df, cs.ports, undecided)
         if svc is None:
