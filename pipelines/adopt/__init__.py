@@ -5,6 +5,9 @@ commented ``pipeline.toml``, a ``noxfile.py``, a GitHub workflow and a ``.docker
 that lacks one. It never overwrites a file unless told to (``force``), and never a ``.dockerignore``: what a
 build context ships is the repository's decision. What it cannot decide is written into ``pipeline.toml`` as
 a comment beside the section it concerns and listed in the result, each naming the file and line to edit.
+
+The command is ``run(Options(directory=DIR, force=..., dry_run=...))``, rendered like any stage's result; an
+unusable input is an :class:`~pipelines.errors.InputError` (exit 2). It needs no config: it writes one.
 """
 
 from __future__ import annotations
