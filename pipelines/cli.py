@@ -522,7 +522,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 def _cmd_vulndb(args: argparse.Namespace) -> int:
     from . import scan  # imported per command: `pipelines --help` stays fast
-    from .scan import vulndb, vulndb_oci
+    from .scan import vulndb
+    from .scan.vulndb import oci as vulndb_oci
 
     if args.vulndb_command == "bundle":
         prov = vulndb.Provenance(args.name, args.repository, args.commit, args.date, args.license, tuple(args.covers))

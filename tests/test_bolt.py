@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.scan import bolt
+from pipelines.scan.vulndb import boltdb as bolt
 
 
 def read_tree(data: bytes) -> dict[bytes, Any]:

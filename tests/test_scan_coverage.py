@@ -26,7 +26,8 @@ import pytest
 from pipelines import scan
 from pipelines.config import load
 from pipelines.errors import ConfigError
-from pipelines.scan import vulndb, vulndb_oci
+from pipelines.scan import vulndb
+from pipelines.scan.vulndb import oci as vulndb_oci
 
 from .conftest import osv_dir, run_cli
 from .test_scan import gated_ids, project, result

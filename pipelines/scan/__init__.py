@@ -479,10 +479,7 @@ def _bundle_db(out: Path, settings: ScanSettings) -> vulndb.DbInfo:
     stamp = out / ".bundle-digest"
     severity = dict(sorted((settings.default_severity or {}).items()))
     # The writer's own code is an input too: a fixed writer must not keep serving a DB built by the old one.
-    # (The record models' file is read, not imported: a warm scan does not build them.)
-    code = Path(vulndb.__file__)
-    sources = (code, code.with_name("osv.py"), code.parent.parent / "debversion.py")  # debversion picks fixes
-    writer = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    writer = hashlib.sha256(b"".join(p.read_bytes() for p in vulndb.writer_sources())).hexdigest()[:16]
     provenance = json.dumps(dict(sorted(settings.offline_provenance.items())))
     # The READMEs provenance and coverage are read from: a changed `covers`, commit or date rebuilds.
     readmes = hashlib.sha256(

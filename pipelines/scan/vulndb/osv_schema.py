@@ -1,7 +1,7 @@
 """OSV records, as the schema has them (https://ossf.github.io/osv-schema/), as strict pydantic models.
 
-Apart from :mod:`pipelines.scan.vulndb` so a scan, which reads a database and
-parses no OSV record, does not build these models at start-up.
+Apart from :mod:`.osv` and imported only when a record is parsed: a scan, which
+reads a database and parses no OSV record, does not build these models at start-up.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A minimal BoltDB (etcd-io/bbolt) file writer and reader.
 
-Trivy keeps its vulnerability database in a BoltDB file. :mod:`pipelines.vulndb`
+Trivy keeps its vulnerability database in a BoltDB file. :mod:`.build`
 decides what goes into it; this module lays it out on disk and reads it back.
 
 :func:`bolt_file` writes bbolt's version 2 format with 4 KiB pages: two meta

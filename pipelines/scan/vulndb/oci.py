@@ -28,9 +28,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EXIT_UNUSABLE, PipelineError
-from ..registry import _scheme
-from . import vulndb
+from ...errors import EXIT_UNUSABLE, PipelineError
+from ...registry import _scheme
+from .dbinfo import read_info
+from .layout import SCHEMA_VERSION
 
 CONFIG_MEDIA_TYPE = "application/vnd.aquasec.trivy.config.v1+json"
 LAYER_MEDIA_TYPE = "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip"
@@ -68,7 +69,7 @@ def parse_reference(text: str) -> Reference:
             hint="give REGISTRY/REPOSITORY[:TAG], e.g. 127.0.0.1:5000/trivy-db:2",
         )
     repository, _, tag = rest.rpartition(":") if ":" in rest.rsplit("/", 1)[-1] else (rest, "", "")
-    tag = tag or str(vulndb.SCHEMA_VERSION)
+    tag = tag or str(SCHEMA_VERSION)
     if not repository or repository != repository.lower() or "@" in rest:
         raise PushError(f"{text!r}: the repository must be lowercase and the reference a tag, not a digest")
     return Reference(registry, repository, tag)
@@ -76,7 +77,7 @@ def parse_reference(text: str) -> Reference:
 
 def db_archive(cache_dir: Path) -> bytes:
     """db.tar.gz as Trivy unpacks it: trivy.db and metadata.json at the top, reproducible bytes."""
-    vulndb.read_info(cache_dir)  # a damaged database is never published
+    read_info(cache_dir)  # a damaged database is never published
     buf = io.BytesIO()
     # mtime 0 and fixed owners: the same database always gives the same digest.
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
