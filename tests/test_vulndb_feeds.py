@@ -182,7 +182,7 @@ def test_cli_build_reads_yaml_and_reports_what_it_holds(tmp_path: Path) -> None:
 
 
 def test_the_offline_db_is_the_2026_07_23_pypa_snapshot_with_its_provenance(tmp_path: Path) -> None:
-    started = time.monotonic()
+    # How long the build takes is the scan benchmark's to measure (its cold run rebuilds this DB), not a test's.
     data = vulndb.load_advisory_dir(shared_advisories(), provenance={"covers": "PyPI"})
     info = vulndb.build_db(
         data.advisories,
@@ -192,7 +192,6 @@ def test_the_offline_db_is_the_2026_07_23_pypa_snapshot_with_its_provenance(tmp_
         notes=data.notes,
         data_as_of=data.as_of(),
     )
-    seconds = time.monotonic() - started
     # Read from the snapshot's README: the mirror the commit lives in, its date, the data's license.
     assert data.provenance == vulndb.Provenance(
         "PyPA advisory database",
@@ -216,8 +215,6 @@ def test_the_offline_db_is_the_2026_07_23_pypa_snapshot_with_its_provenance(tmp_
     misdated = [n for n in data.notes if "is after the data's own date 2026-07-23" in n]
     assert len(misdated) == 2 and any("PYSEC-2025-19" in n for n in misdated), misdated
     assert f"{info.newest_advisory:%Y-%m-%d}" == "2026-07-23"
-    assert seconds < 60, f"building the offline DB took {seconds:.1f}s"
-    print(f"offline DB built in {seconds:.2f}s")
 
 
 def test_provenance_comes_from_the_config_or_a_readme_and_is_required(tmp_path: Path) -> None:
