@@ -10,17 +10,27 @@ renderer writes it in every format and this module decides the exit code.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from . import __version__, _proc, inputs, render, report, result
 from . import config as config_mod
-from .errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, ConfigError, ConfigNotFound, InputError, PipelineError
+from .errors import (
+    EXIT_BUG,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ConfigError,
+    ConfigNotFound,
+    InputError,
+    Interrupted,
+    PipelineError,
+    ToolNotFound,
+)
 from .result import Context, Result
 from .tools import Toolchain
 
@@ -297,17 +307,20 @@ def _parser() -> argparse.ArgumentParser:
         help="an ecosystem the data covers in full (PyPI, Debian:12); repeatable; recorded in the provenance",
     )
 
-    sub.add_parser(
+    cf = sub.add_parser(
         "config",
         help="validate the config and print it as JSON",
-        description="Validate the config and print the resolved result as JSON; exit 2 when invalid.",
+        description="Validate the config and print the resolved result as JSON (its `config` key); exit 2 when "
+        "invalid.",
     )
-    sub.add_parser(
+    _report_flags(cf, "json")
+    dr = sub.add_parser(
         "doctor",
         help="check the container toolchain",
         description="Report the versions of the Docker engine, buildx, compose and the active builder; "
         "exit 2 when something the build needs is missing.",
     )
+    _report_flags(dr)
 
     bn = sub.add_parser(
         "bench",
@@ -317,7 +330,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     bn.add_argument("--env", help="environment to build (default: the config's default_env)")
     bn.add_argument("--service", help="service whose source gets the one-line change (default: the first)")
-    bn.add_argument("--out", type=Path, help="directory for bench.json and bench.md (default: ARTIFACTS/bench)")
+    bn.add_argument(
+        "--out",
+        type=Path,
+        help="directory for NAME.json and NAME.md (bench.json, lint.json, ...; default: ARTIFACTS/bench); every "
+        "report format under OUT/reports/NAME",
+    )
     bn.add_argument("--skip-cold", action="store_true", help="skip the cold build (keep caches and bases)")
     bn.add_argument("--lint", action="store_true", help="benchmark `pipelines lint` over the project instead")
     bn.add_argument(
@@ -357,6 +375,7 @@ def _parser() -> argparse.ArgumentParser:
         help="constant load on the [bench.deploy] front door during a good and a bad `pipelines deploy`: "
         "failed requests, deploy time, gate verdict to rollback",
     )
+    _report_flags(bn)
     _signing_parsers(sub)
 
     rd = sub.add_parser(
@@ -379,6 +398,7 @@ def _parser() -> argparse.ArgumentParser:
         help="validate against this Kubernetes version's schemas; repeatable (default: 1.30 and 1.33)",
     )
     rd.add_argument("--no-validate", action="store_true", help="skip the offline schema validation")
+    _report_flags(rd)
     _overlay_flag(rd)
     _deploy_parsers(sub)
     return p
@@ -478,6 +498,7 @@ def _signing_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     kg.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="directory for the pair (outside the project)"
     )
+    _report_flags(kg)
 
 
 def _load(args: argparse.Namespace, *, withhold: bool = True) -> config_mod.Config:
@@ -494,8 +515,14 @@ def _load(args: argparse.Namespace, *, withhold: bool = True) -> config_mod.Conf
     return cfg
 
 
+# The context of the command running now: where its reports go when its stage stops on an error.
+_MADE: list[Context] = []
+
+
 def _context(args: argparse.Namespace, tools: Toolchain | None = None) -> Context:
-    return Context(_load(args), tools or Toolchain())
+    ctx = Context(_load(args), tools or Toolchain())
+    _MADE.append(ctx)
+    return ctx
 
 
 def _probing(*names: str) -> Toolchain:
@@ -505,19 +532,53 @@ def _probing(*names: str) -> Toolchain:
     return tools
 
 
-def _cmd_config(args: argparse.Namespace) -> int:
-    cfg = _load(args)
-    print(json.dumps(_jsonable(cfg), indent=2, default=str))
-    return EXIT_OK
+def _stage_config(args: argparse.Namespace) -> tuple[Context | None, Result]:
+    try:
+        cfg = _load(args)
+    except ConfigError as exc:
+        # An invalid config is this command's finding: reported in the chosen format, exit 2.
+        return None, result.from_error("config", exc)
+    return Context(cfg, Toolchain()), Result(
+        stage="config",
+        headline=f"{cfg.file}: valid",
+        data={"config": _jsonable(cfg)},
+        out_dir=cfg.project.artifacts / "config",
+    )
 
 
-def _cmd_doctor(args: argparse.Namespace) -> int:
+def _stage_doctor(args: argparse.Namespace) -> tuple[Context | None, Result]:
+    from .result import Check, Outcome, Table
+
     tools = Toolchain()
-    for k, v in tools.summary().items():
-        print(f"{k:8} {v}")
-    tools.require_build()
-    tools.compose_version  # noqa: B018 - raises with a hint when missing
-    return EXIT_OK
+    summary = tools.summary()
+    problem: PipelineError | None = None
+    try:
+        tools.require_build()
+        tools.compose_version  # noqa: B018 - raises with a hint when missing
+    except ToolNotFound as exc:
+        problem = exc
+    # What the build needs fails the run; a builder that does not answer is reported only.
+    checks = tuple(
+        Check(k, Outcome.NA if k == "builder" else Outcome.FAIL, v.removeprefix("unavailable: "), group="toolchain")
+        if v.startswith("unavailable: ")
+        else Check(k, Outcome.PASS, v, group="toolchain")
+        for k, v in summary.items()
+    )
+    try:
+        out_dir: Path | None = _load(args).project.artifacts / "doctor"
+    except ConfigError:
+        out_dir = None  # the toolchain can be checked before there is a project
+    res = Result(
+        stage="doctor",
+        headline="toolchain: " + ("ready" if problem is None else f"not ready: {problem.what}"),
+        checks=checks,
+        tables=(Table(("tool", "version"), tuple(summary.items())),),
+        data={"tools": summary},
+        out_dir=out_dir,
+    )
+    if problem is not None:
+        res = replace(res, error=problem.render().removeprefix("error: "), could_not_run=True)
+    return None, res
 
 
 def _cmd_vulndb(args: argparse.Namespace) -> int:
@@ -577,7 +638,7 @@ def _cmd_vulndb(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
+def _stage_bench(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from . import bench  # imported per command: `pipelines --help` stays fast
 
     if args.runs is not None and not args.pipeline:
@@ -587,36 +648,36 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             "--lint-corpus CHECKOUTS and --corpus-manifest FILE go together",
             hint="e.g. --lint-corpus /tmp/checkouts --corpus-manifest tests/realworld/manifest.tsv",
         )
-    if args.lint_corpus is not None:
+    kinds = {"lint-corpus": args.lint_corpus is not None, "lint": args.lint, "scan": args.scan}
+    kinds |= {"verify": args.verify, "fleet": args.fleet, "pipeline": args.pipeline, "deploy": args.deploy}
+    kind = next((k for k, chosen in kinds.items() if chosen), "build")
+    opts = bench.Options(
+        kind=kind,
+        env=args.env,
+        service=args.service,
+        out=args.out,
+        skip_cold=args.skip_cold,
+        runs=args.runs or 3,
+        checkouts=args.lint_corpus,
+        manifest=args.corpus_manifest,
+    )
+    if kind == "lint-corpus":
         # A corpus of other projects' files: no pipeline config involved.
-        bench.run_lint_corpus(args.lint_corpus, args.corpus_manifest, out=args.out or Path("artifacts") / "bench")
-        return EXIT_OK
-    cfg = _load(args, withhold=False)  # its children are pipeline runs that sign and deploy, each withholding
-    if args.lint:
-        bench.run_lint(cfg, out=args.out)
-    elif args.scan:
-        bench.run_scan(cfg, Toolchain(), env=args.env, out=args.out)
-    elif args.verify:
-        bench.run_verify(cfg, Toolchain(), env=args.env, out=args.out)
-    elif args.fleet:
-        bench.run_fleet(cfg, Toolchain(), env=args.env, out=args.out)
-    elif args.pipeline:
-        bench.run_pipeline(cfg, out=args.out, runs=args.runs or 3)
-    elif args.deploy:
-        bench.run_deploy(cfg, env=args.env, out=args.out)
-    else:
-        bench.run(cfg, Toolchain(), env=args.env, service=args.service, out=args.out, skip_cold=args.skip_cold)
-    return EXIT_OK
+        return None, bench.run(None, opts)
+    # Its children are pipeline runs that sign and deploy, each withholding the signing secrets itself.
+    ctx = Context(_load(args, withhold=False), Toolchain())
+    return ctx, bench.run(ctx, opts)
 
 
-def _cmd_render(args: argparse.Namespace) -> int:
+def _stage_render(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from . import k8s  # imported per command: `pipelines --help` stays fast
+    from .result import Check, Outcome
 
-    cfg = _load(args)
+    ctx = _context(args)
     versions = tuple(v if v.count(".") >= 2 else f"{v}.0" for v in args.k8s_version) or k8s.K8S_VERSIONS
     done = k8s.run(
-        cfg,
-        Toolchain(),
+        ctx.cfg,
+        ctx.tools,
         env=args.env,
         out=args.out,
         versions=versions,
@@ -624,12 +685,20 @@ def _cmd_render(args: argparse.Namespace) -> int:
         extra_files=tuple(p.resolve() for p in args.compose_file),
     )
     checked = ", ".join(v.rsplit(".", 1)[0] for v in done.versions) or "not validated (--no-validate)"
-    print(
-        f"{done.env}: {len(done.objects)} objects in {done.files[0].parent} "
+    checks = [Check("restricted Pod Security Standard", Outcome.PASS, f"{len(done.objects)} objects", group="k8s")]
+    checks += [Check(f"schemas of Kubernetes {v.rsplit('.', 1)[0]}", Outcome.PASS, group="k8s") for v in done.versions]
+    return ctx, Result(
+        stage="render",
+        headline=f"{done.env}: {len(done.objects)} objects in {done.files[0].parent} "
         f"({', '.join(p.name for p in done.files)}); restricted profile: pass; schemas: {checked}; "
-        f"{done.seconds:.2f}s"
+        f"{done.seconds:.2f}s",
+        checks=tuple(checks),
+        artifacts=tuple(done.files),
+        timings={"render": round(done.seconds, 3)},
+        data={"target": args.target, "env": done.env, "objects": len(done.objects)},
+        # Not beside the manifests: a directory of manifests is applied whole (kubectl apply -f DIR).
+        out_dir=ctx.artifacts / "render" / f"{ctx.stamp()}-{done.env}",
     )
-    return EXIT_OK
 
 
 def _stage_build(args: argparse.Namespace) -> tuple[Context | None, Result]:
@@ -728,27 +797,39 @@ def _stage_lint(args: argparse.Namespace) -> tuple[Context | None, Result]:
     if cfg is None:
         return None, lint.run(None, opts)
     ctx = Context(cfg, Toolchain())
+    _MADE.append(ctx)
     return ctx, lint.run(ctx, opts)
 
 
-def _cmd_keys(args: argparse.Namespace) -> int:
+def _stage_keys(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from . import signing  # imported per command: `pipelines --help` stays fast
+    from .result import Table
 
-    password_env, root = "COSIGN_PASSWORD", None
+    password_env, cfg = "COSIGN_PASSWORD", None
     try:
         cfg = _load(args)
-        password_env, root = cfg.signing.password_env, cfg.root
+        password_env = cfg.signing.password_env
+        _MADE.append(Context(cfg, Toolchain()))
     except ConfigError as exc:
         # Keys can be made before there is a project; a broken config still is an error.
         if args.config is not None or not exc.problem.startswith("not found"):
             raise
     out = args.out.expanduser().resolve()
-    if root is not None:
-        signing.private_key_location(str(out / "cosign.key"), root)
+    if cfg is not None:
+        signing.private_key_location(str(out / "cosign.key"), cfg.root)
     pair = signing.generate_keys(out, os.environ.get(password_env, ""))
-    print(f"private key: {pair.private} (encrypted with ${password_env}; keep it out of the repository)")
-    print(f"public key:  {pair.public} (set [signing].public_key; it may be committed)")
-    return EXIT_OK
+    rows = (
+        ("private", str(pair.private), f"encrypted with ${password_env}; keep it out of the repository"),
+        ("public", str(pair.public), "set [signing].public_key; it may be committed"),
+    )
+    return (Context(cfg, Toolchain()) if cfg is not None else None), Result(
+        stage="keys",
+        headline=f"cosign key pair written to {out}",
+        tables=(Table(("key", "file", "what to do with it"), rows),),
+        artifacts=(pair.private, pair.public),
+        data={"private_key": str(pair.private), "public_key": str(pair.public), "password_env": password_env},
+        out_dir=cfg.project.artifacts / "keys" if cfg is not None else None,
+    )
 
 
 def _stage_sign(args: argparse.Namespace) -> tuple[Context | None, Result]:
@@ -772,30 +853,51 @@ def _stage_deploy(args: argparse.Namespace) -> tuple[Context | None, Result]:
     opts = deploy.Options(
         env=args.env,
         state=args.state,
-        engine=getattr(args, "engine", "compose"),
-        wait=getattr(args, "wait", None),
-        replace_stateful=tuple(getattr(args, "replace_stateful", ())),
-        public_key=getattr(args, "public_key", None),
-        project=getattr(args, "project", None),
-        extra_files=tuple(p.resolve() for p in getattr(args, "compose_file", ())),
-        to=getattr(args, "to", None),
-        limit=getattr(args, "limit", 0),
-        expect_commit=getattr(args, "expect_commit", None),
-        key=getattr(args, "key", None),
+        engine=args.engine,
+        wait=args.wait,
+        replace_stateful=tuple(args.replace_stateful),
+        public_key=args.public_key,
+        project=args.project,
+        extra_files=tuple(p.resolve() for p in args.compose_file),
+        expect_commit=args.expect_commit,
+        key=args.key,
     )
-    run = {"deploy": deploy.run, "releases": deploy.run_releases, "rollback": deploy.run_rollback}[args.command]
-    return ctx, run(ctx, opts)
+    return ctx, deploy.run(ctx, opts)
+
+
+def _stage_rollback(args: argparse.Namespace) -> tuple[Context | None, Result]:
+    from . import deploy  # imported per command: `pipelines --help` stays fast
+
+    ctx = _context(args)
+    opts = deploy.RollbackOptions(
+        env=args.env,
+        state=args.state,
+        engine=args.engine,
+        wait=args.wait,
+        replace_stateful=tuple(args.replace_stateful),
+        public_key=args.public_key,
+        to=args.to,
+    )
+    return ctx, deploy.run_rollback(ctx, opts)
+
+
+def _stage_releases(args: argparse.Namespace) -> tuple[Context | None, Result]:
+    from . import deploy  # imported per command: `pipelines --help` stays fast
+    from .deploy import releases
+
+    ctx = _context(args)
+    return ctx, deploy.run_releases(ctx, releases.ReleasesOptions(env=args.env, state=args.state, limit=args.limit))
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "config": _cmd_config,
-    "doctor": _cmd_doctor,
     "vulndb": _cmd_vulndb,
-    "bench": _cmd_bench,
-    "keys": _cmd_keys,
-    "render": _cmd_render,
 }
 STAGES: dict[str, Callable[[argparse.Namespace], tuple[Context | None, Result]]] = {
+    "bench": _stage_bench,
+    "config": _stage_config,
+    "doctor": _stage_doctor,
+    "keys": _stage_keys,
+    "render": _stage_render,
     "build": _stage_build,
     "lint": _stage_lint,
     "scan": _stage_scan,
@@ -805,8 +907,8 @@ STAGES: dict[str, Callable[[argparse.Namespace], tuple[Context | None, Result]]]
     "sign": _stage_sign,
     "verify-signatures": _stage_verify_signatures,
     "deploy": _stage_deploy,
-    "releases": _stage_deploy,
-    "rollback": _stage_deploy,
+    "releases": _stage_releases,
+    "rollback": _stage_rollback,
 }
 
 
@@ -829,20 +931,11 @@ def emit(
                 f"cannot write the {res.stage} reports under {res.out_dir}: {exc.strerror}",
                 hint="make the artifacts directory ([project].artifacts) writable",
             ) from None
-    if res.env and res.subjects and artifacts is not None:
+    if artifacts is not None:
         # What this stage concluded about exactly these images: promotion and deploy trust only that.
         from . import verdicts
 
-        verdicts.record(
-            artifacts,
-            stage=res.stage,
-            env=res.env,
-            passed=res.passed,
-            subjects=res.subjects,
-            headline=res.headline,
-            reports=str(res.out_dir or ""),
-            coverage=res.coverage,
-        )
+        verdicts.conclude(artifacts, res)
     report.step_summary(render.markdown(res), environ)
     text = render.render(res, fmt) + "\n"
     if output is None:
@@ -864,12 +957,41 @@ def _run(args: argparse.Namespace) -> int:
 def _command(args: argparse.Namespace) -> int:
     if args.command in COMMANDS:
         return COMMANDS[args.command](args)
-    ctx, res = STAGES[args.command](args)
-    emit(res, args.format, args.output, artifacts=ctx.artifacts if ctx is not None else None)
+    ctx, res = _guarded(args)
+    try:
+        emit(res, args.format, args.output, artifacts=ctx.artifacts if ctx is not None else None)
+    except InputError:
+        if not res.error:
+            raise
+        # The stage's own error first: an unwritable report must not hide why the stage stopped.
+        print(f"error: {res.error}", file=sys.stderr)
+        raise
+    if res.error:
+        print(f"error: {res.error}", file=sys.stderr)
     # The rest was examined and reported; these could not be, so the run is no verdict (exit 2).
     for problem in res.unusable:
         print(f"error: {problem}", file=sys.stderr)
     return result.exit_code(res)
+
+
+def _guarded(args: argparse.Namespace) -> tuple[Context | None, Result]:
+    """Run the stage; one that stops on an error still has a Result, so its reports are written.
+
+    Errors before the stage has its config (a missing or invalid pipeline.toml, a contradictory flag)
+    are raised as they are: there is no artifacts directory to report into yet.
+    """
+    _MADE.clear()
+    try:
+        return STAGES[args.command](args)
+    except Interrupted:
+        raise
+    except PipelineError as exc:
+        if not _MADE:
+            raise
+        ctx = _MADE[-1]
+        return ctx, result.from_error(args.command, exc, out_dir=ctx.artifacts / args.command / f"{ctx.stamp()}-error")
+    finally:
+        _MADE.clear()
 
 
 def _jsonable(obj: object) -> object:
