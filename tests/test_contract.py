@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pipelines import bench, cli, render
+from pipelines.cli import commands
 from pipelines.errors import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, BuildFailed, ToolNotFound
 from pipelines.result import Result
 
@@ -98,7 +99,7 @@ def test_doctor_without_an_engine_is_exit_2_with_its_reports(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = project(tmp_path)
-    monkeypatch.setattr(cli, "Toolchain", _NoEngine)
+    monkeypatch.setattr(commands, "Toolchain", _NoEngine)
     assert cli.main(["--config", str(cfg), "doctor", "--format", "json"]) == EXIT_UNUSABLE
     out, err = capsys.readouterr()
     doc = renderer_json(out, "doctor")
