@@ -35,7 +35,7 @@ def check_json(c: Check) -> dict[str, Any]:
 
 def to_json(r: Result) -> dict[str, Any]:
     gated = set(map(id, r.gated))
-    status = "could not run" if r.unusable else r.status
+    status = "could not run" if r.unusable or r.could_not_run else r.status
     return {
         "stage": r.stage,
         "status": status,
@@ -65,6 +65,7 @@ _RESERVED = {
     "headline",
     "error",
     "unusable",
+    "could_not_run",
     "notices",
     "files",
     "timings",

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, PipelineError
 from .findings import Finding, Rule
 
 if TYPE_CHECKING:
@@ -50,6 +51,9 @@ class Check:
     seconds: float = 0.0
     group: str = ""  # the row it belongs to: an image, a service, "probes"
     evidence: str = ""  # the command or source that produced ``detail``
+    # A measured check (a benchmark's target): what was measured and what it had to be.
+    value: str = ""
+    target: str = ""
 
     @property
     def ok(self) -> bool:
@@ -81,6 +85,8 @@ class Result:
     # Inputs the stage could not examine at all (a file it could not parse, an image it could not
     # read): the rest is reported, but the run is no verdict, so it exits 2.
     unusable: tuple[str, ...] = ()
+    # The stage stopped before it could judge anything (``error`` says why): exit 2, not a verdict.
+    could_not_run: bool = False
     out_dir: Path | None = None  # where the reports of this run are written
     # The environment build this result judged: image name -> image ID. Set by stages that
     # judge a recorded build (scan, verify, smoke); the CLI records the verdict for promotion.
@@ -98,11 +104,32 @@ class Result:
         return "passed" if self.passed else "failed"
 
 
+def from_error(stage: str, exc: PipelineError, *, out_dir: Path | None = None, **data: Any) -> Result:
+    """A stage that stopped on an error is still a Result: its reports are written, its error is in each format.
+
+    A verdict-like error (a build broke, a gate closed: exit 1) fails the stage; any other means it could
+    not run (exit 2), as when it was raised.
+    """
+    return Result(
+        stage=stage,
+        headline=f"{stage}: {'failed' if exc.exit_code == EXIT_FAILED else 'could not run'}: {exc.what}",
+        error=exc.render().removeprefix("error: "),
+        could_not_run=exc.exit_code != EXIT_FAILED,
+        out_dir=out_dir,
+        data=data,
+    )
+
+
 def exit_code(result: Result) -> int:
     """The one mapping from a finished stage to an exit code (errors map in :mod:`pipelines.cli`)."""
-    if result.unusable:
+    if result.unusable or result.could_not_run:
         return EXIT_UNUSABLE
     return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def stderr_log(line: str) -> None:
+    """Progress for a person watching: stderr, so stdout stays the report (``--format json`` pipes cleanly)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -117,6 +144,8 @@ class Context:
     tools: Toolchain
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The one progress logger every stage writes through; tests and embedders pass their own.
+    log: Callable[[str], None] = field(default=stderr_log, compare=False)
 
     @property
     def root(self) -> Path:

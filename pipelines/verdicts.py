@@ -12,10 +12,14 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .result import Result
 
 
 class Coverage(BaseModel):
@@ -91,6 +95,26 @@ def record(
     tmp.write_text(v.model_dump_json(indent=2) + "\n")
     tmp.replace(file)
     return file
+
+
+def conclude(artifacts: Path, res: Result) -> Path | None:
+    """Record what ``res`` concluded about exactly its images: every caller of a judging stage goes through here.
+
+    A result that names no environment build (images named on the command line, an overlay that changed the
+    stack) judged nothing promotion could rely on, and records nothing.
+    """
+    if not (res.env and res.subjects):
+        return None
+    return record(
+        artifacts,
+        stage=res.stage,
+        env=res.env,
+        passed=res.passed,
+        subjects=res.subjects,
+        headline=res.headline,
+        reports=str(res.out_dir or ""),
+        coverage=res.coverage,
+    )
 
 
 def load(artifacts: Path, env: str, stage: str) -> Verdict | None:

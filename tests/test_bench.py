@@ -298,7 +298,8 @@ def test_report_puts_each_failure_in_its_deploy(server: Server, tmp_path: Path) 
         bench.DeployRun("bad", {"API_WORKERS": "x"}, bad_t0, bad_t1, 1, bad_result, ""),
     ]
     spec = config.DeployBench("proxy", 8080, "/ready", 50, 0.3, {"API_WORKERS": "2"}, {"API_WORKERS": "x"})
-    results = bench.deploy_results("staging", spec, report, runs)
+    res = bench.deploy_results("staging", spec, report, runs, out=tmp_path)
+    results = bench.bench_json(res)
     phases = {str(p["deploy"]): p for p in results["deploys"]}  # type: ignore[union-attr, index]
     assert phases["good"]["failed"] == 0
     assert phases["bad"]["failed"] == server.answered[502] > 0
@@ -307,10 +308,13 @@ def test_report_puts_each_failure_in_its_deploy(server: Server, tmp_path: Path) 
     missed = [c["check"] for c in results["checks"] if not c["ok"]]  # type: ignore[union-attr, index]
     assert missed == ["failed requests during the bad deploy"]
     # The bad deploy's rollback is judged too: 0.3 s from its gate's verdict, against the target.
-    slow = bench.deploy_results("staging", dataclasses.replace(spec, max_rollback_s=0.2), report, runs)
+    slow = bench.bench_json(
+        bench.deploy_results("staging", dataclasses.replace(spec, max_rollback_s=0.2), report, runs, out=tmp_path)
+    )
     missed = [c["check"] for c in slow["checks"] if not c["ok"]]  # type: ignore[union-attr, index]
     assert missed == ["failed requests during the bad deploy", "bad deploy: gate verdict to rollback complete"]
-    bench.write_deploy(tmp_path, results)
+    assert not res.passed  # a missed target is a failed run (exit 1), its reports written
+    bench.write_deploy(tmp_path, res)
     md = (tmp_path / "deploy.md").read_text()
     assert "| bad | 1 |" in md and "HTTP 502" in md and "MISSED" in md
     written = json.loads((tmp_path / "deploy.json").read_text())

@@ -176,7 +176,12 @@ def test_bench_runs_reach_the_pipeline_benchmark(monkeypatch: pytest.MonkeyPatch
     from pipelines import bench
 
     seen: list[int] = []
-    monkeypatch.setattr(bench, "run_pipeline", lambda cfg, *, out, runs: seen.append(runs) or {})
+
+    def measured(ctx: object, *, out: Path, runs: int) -> Result:
+        seen.append(runs)
+        return Result(stage="bench", headline="measured")
+
+    monkeypatch.setattr(bench, "run_pipeline", measured)
     cli.main(["bench", "--pipeline", "--runs", "7"])
     cli.main(["bench", "--pipeline"])
     assert seen == [7, 3]

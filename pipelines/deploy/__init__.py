@@ -12,7 +12,6 @@ host; :mod:`.steps` is what every engine reports (``apply``'s contract).
 from __future__ import annotations
 
 import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,18 +34,31 @@ _COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
 @dataclass(frozen=True)
 class Options:
+    """``pipelines deploy``."""
+
     env: str | None = None
     engine: str = "compose"
     public_key: str | None = None  # overrides [signing].public_key
-    to: str | None = None  # rollback: the release to restore (default: the one before the live one)
     replace_stateful: tuple[str, ...] = ()  # stateful services to replace (stop, start, gate: downtime)
     wait: float | None = None  # seconds to wait for another deploy's lock (default: [deploy].lock_wait)
     project: str | None = None  # Compose project (default: the live release's, else PROJECT-ENV)
     state: Path | None = None  # release history directory (default: [deploy].state)
     extra_files: tuple[Path, ...] = ()  # Compose overlays on top of the environment's files
-    limit: int = 0  # releases: show only the newest N (0: all)
-    expect_commit: str | None = None  # deploy: refuse a release of any other commit (what the approvers saw)
-    key: str | None = None  # deploy: the private key that signs the release record (default: [signing].key)
+    expect_commit: str | None = None  # refuse a release of any other commit (what the approvers saw)
+    key: str | None = None  # the private key that signs the release record (default: [signing].key)
+
+
+@dataclass(frozen=True)
+class RollbackOptions:
+    """``pipelines rollback``."""
+
+    env: str | None = None
+    engine: str = "compose"
+    public_key: str | None = None  # overrides [signing].public_key
+    to: str | None = None  # the release to restore (default: the one before the live one)
+    replace_stateful: tuple[str, ...] = ()  # stateful services to replace (stop, start, gate: downtime)
+    wait: float | None = None  # seconds to wait for another deploy's lock (default: [deploy].lock_wait)
+    state: Path | None = None  # release history directory (default: [deploy].state)
 
 
 # ---- shared ground -------------------------------------------------------------------------------
@@ -65,8 +77,8 @@ def engine_module(name: str) -> ModuleType:
     raise InputError(f"unknown deploy engine {name!r}", hint=f"choose one of: {', '.join(ENGINES)}")
 
 
-def store_for(ctx: Context, opts: Options) -> releases.Store:
-    state = opts.state.expanduser().resolve() if opts.state else ctx.cfg.deploy.state
+def store_for(ctx: Context, state_dir: Path | None) -> releases.Store:
+    state = state_dir.expanduser().resolve() if state_dir else ctx.cfg.deploy.state
     if state.exists() and not state.is_dir():
         raise InputError(f"the deploy state {state} is not a directory", hint="name a directory for release history")
     return releases.Store(state)
@@ -200,10 +212,6 @@ def _short(ref: str) -> str:
     return ref.rsplit("@", 1)[-1][:19]
 
 
-def _log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 # ---- deploy --------------------------------------------------------------------------------------
 
 
@@ -218,18 +226,18 @@ def run(ctx: Context, opts: Options) -> Result:
     plan.require_deployable(cfg, env)
     key, password = _record_key(ctx, opts)
     public = signing.public_key_for(cfg, opts.public_key)
-    store = store_for(ctx, opts)
+    store = store_for(ctx, opts.state)
     start = time.monotonic()
     # What the history says before the wait: a rollback while this deploy waited is seen below.
     before = store.load(env)
     wait = cfg.deploy.lock_wait if opts.wait is None else opts.wait
 
     def waiting(holder: str) -> None:
-        _log(f"deploy: waiting for the lock of {env!r} held by another deploy ({holder})")
+        ctx.log(f"deploy: waiting for the lock of {env!r} held by another deploy ({holder})")
 
     with releases.locked(store.state, env, wait_s=wait, on_wait=waiting) as waited:
         if waited:
-            _log(f"deploy: waited {waited:.1f} s for another deploy of {env!r} to finish")
+            ctx.log(f"deploy: waited {waited:.1f} s for another deploy of {env!r} to finish")
         history = store.load(env)
         undone = rolled_back_since(before, history)
         if undone:
@@ -306,7 +314,7 @@ def run(ctx: Context, opts: Options) -> Result:
         store.seal(release, key, password)
         history.releases.append(release)
         store.save(history)
-        _log(f"deploy: {env} {rid} ({cand.source}, commit {cand.commit[:12]}) as project {project}")
+        ctx.log(f"deploy: {env} {rid} ({cand.source}, commit {cand.commit[:12]}) as project {project}")
         try:
             steps = engine.apply(
                 ctx,
@@ -314,7 +322,7 @@ def run(ctx: Context, opts: Options) -> Result:
                 old,
                 replace_stateful=opts.replace_stateful,
                 floor=float(cfg.deploy.gate_deadline),
-                log=_log,
+                log=ctx.log,
             )
         except steps_mod.GateBroken as exc:
             release.status = "failed"
@@ -396,9 +404,9 @@ def _deploy_result(
 # ---- releases ------------------------------------------------------------------------------------
 
 
-def run_releases(ctx: Context, opts: Options) -> Result:
+def run_releases(ctx: Context, opts: releases.ReleasesOptions) -> Result:
     env = ctx.cfg.env(opts.env).name
-    history = store_for(ctx, opts).load(env)
+    history = store_for(ctx, opts.state).load(env)
     shown = list(reversed(history.releases))
     if opts.limit:
         shown = shown[: opts.limit]
@@ -432,10 +440,10 @@ def run_releases(ctx: Context, opts: Options) -> Result:
 # ---- rollback ------------------------------------------------------------------------------------
 
 
-def run_rollback(ctx: Context, opts: Options) -> Result:
+def run_rollback(ctx: Context, opts: RollbackOptions) -> Result:
     env = ctx.cfg.env(opts.env).name
     engine = engine_module(opts.engine)
-    store = store_for(ctx, opts)
+    store = store_for(ctx, opts.state)
     start = time.monotonic()
     wait = ctx.cfg.deploy.lock_wait if opts.wait is None else opts.wait
     with releases.locked(store.state, env, wait_s=wait) as waited:
@@ -482,10 +490,10 @@ def run_rollback(ctx: Context, opts: Options) -> Result:
         )
         old = _recorded(ctx, store, env, live, public)
         new = deployment(ctx, env, target.project, file.parent, file, config, f"{env} release {target.id}")
-        _log(f"rollback: {env} {live.id} -> {target.id} (project {live.project}); signatures verified")
+        ctx.log(f"rollback: {env} {live.id} -> {target.id} (project {live.project}); signatures verified")
         try:
             steps = engine.apply(ctx, new, old, replace_stateful=opts.replace_stateful,
-                                 floor=float(ctx.cfg.deploy.gate_deadline), log=_log)  # fmt: skip
+                                 floor=float(ctx.cfg.deploy.gate_deadline), log=ctx.log)  # fmt: skip
         except steps_mod.GateBroken as exc:
             seconds = round(time.monotonic() - start, 2)
             return Result(

@@ -32,6 +32,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -44,6 +45,15 @@ from ..errors import InputError, PipelineError, StageFailed
 Status = Literal["deploying", "live", "superseded", "failed", "rolled-back", "interrupted"]
 STATUSES: tuple[str, ...] = ("deploying", "live", "superseded", "failed", "rolled-back", "interrupted")
 _ID = re.compile(r"^r([1-9][0-9]*)$")
+
+
+@dataclass(frozen=True)
+class ReleasesOptions:
+    """``pipelines releases``: which history, and how much of it."""
+
+    env: str | None = None
+    state: Path | None = None  # release history directory (default: [deploy].state)
+    limit: int = 0  # show only the newest N (0: all)
 
 
 class Release(BaseModel):

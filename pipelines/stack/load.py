@@ -112,7 +112,7 @@ def run(ctx: Context, opts: Options) -> Result:
             failed = [
                 c
                 for c in smoke.run_suite(
-                    st, Path(settings.seed), cfg.root, node=settings.seed, plugins=cfg.smoke.plugins
+                    st, Path(settings.seed), cfg.root, node=settings.seed, plugins=cfg.smoke.plugins, log=ctx.log
                 )
                 if not c.ok
             ]

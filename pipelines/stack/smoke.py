@@ -13,7 +13,7 @@ import json
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from .. import _proc, render, stack
 from ..config import Probe
 from ..errors import GateFailed, PipelineError, ToolNotFound
-from ..result import Check, Context, Outcome, Result, Table
+from ..result import Check, Context, Outcome, Result, Table, stderr_log
 
 SUITE_TIMEOUT = 1800
 # pytest's exit codes that mean the suite ran (0 all passed, 1 some failed); others mean it could not.
@@ -39,10 +39,6 @@ class Options:
 
 class ProbeFailed(Exception):
     """A probe's answer was not the declared one (never an `assert`: it must hold under python -O)."""
-
-
-def log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- checks
@@ -90,7 +86,13 @@ def judge(probe: Probe, status: int, body: bytes) -> str:
     return f"{probe.method} {probe.path} -> {status}"
 
 
-def run_probe(st: stack.Stack, probe: Probe, ports: dict[tuple[str, int], str] | None = None) -> Check:
+def run_probe(
+    st: stack.Stack,
+    probe: Probe,
+    ports: dict[tuple[str, int], str] | None = None,
+    *,
+    log: Callable[[str], None] = stderr_log,
+) -> Check:
     """Ask until the answer is the declared one or the probe's deadline passes.
 
     ``ports`` keeps published addresses between probes (each lookup is a
@@ -134,7 +136,13 @@ def run_probe(st: stack.Stack, probe: Probe, ports: dict[tuple[str, int], str] |
 
 
 def run_suite(
-    st: stack.Stack, suite: Path, root: Path, *, node: str | None = None, plugins: Sequence[str] | None = None
+    st: stack.Stack,
+    suite: Path,
+    root: Path,
+    *,
+    node: str | None = None,
+    plugins: Sequence[str] | None = None,
+    log: Callable[[str], None] = stderr_log,
 ) -> list[Check]:
     """The project's pytest suite against the live stack; one check per test case.
 
@@ -240,19 +248,19 @@ def run(ctx: Context, opts: Options) -> Result:
     )
     deadline = opts.deadline_s or cfg.smoke.deadline
     probes = [p for p in cfg.smoke.probes if not p.environments or env.name in p.environments]
-    log(f"smoke: {env.name} as project {project}")
+    ctx.log(f"smoke: {env.name} as project {project}")
     checks: list[Check] = []
     tables: list[Table] = []
     error = ""
     healthy_after: float | None = None
     try:
         with stack.running(st, keep=opts.keep, deadline_s=deadline) as healthy_after:
-            log(f"smoke: all services healthy {healthy_after:.1f} s after up")
+            ctx.log(f"smoke: all services healthy {healthy_after:.1f} s after up")
             checks.append(services_healthy(st))
             ports: dict[tuple[str, int], str] = {}
-            checks += [run_probe(st, p, ports) for p in probes]
+            checks += [run_probe(st, p, ports, log=ctx.log) for p in probes]
             if cfg.smoke.suite is not None:
-                checks += run_suite(st, cfg.smoke.suite, cfg.root, plugins=cfg.smoke.plugins)
+                checks += run_suite(st, cfg.smoke.suite, cfg.root, plugins=cfg.smoke.plugins, log=ctx.log)
             if not all(c.ok for c in checks):
                 tables += evidence(st)
     except GateFailed as exc:

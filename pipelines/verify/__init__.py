@@ -36,7 +36,6 @@ between runs), :mod:`.checks` (the cells), :mod:`.tables` (the matrix and
 from __future__ import annotations
 
 import datetime as dt
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -196,10 +195,6 @@ def _app_time(run: RunFacts | None) -> float:
     return run.healthy_after + STAYS_HEALTHY_S + (run.stop_s or 0.0)
 
 
-def log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 def run(ctx: Context, opts: Options) -> Result:
     if opts.explain:
         return explain()
@@ -241,7 +236,7 @@ def run(ctx: Context, opts: Options) -> Result:
         tgts = [t.pinned(engine) for t in tgts]
         for t in tgts:
             start = time.monotonic()
-            log(f"verify: {t.name} ({t.named} = {t.ref}) as {t.role.name}")
+            ctx.log(f"verify: {t.name} ({t.named} = {t.ref}) as {t.role.name}")
             facts.append(gather(engine, cfg, t, limits_for(cfg, env.name, t, services), fresh=opts.fresh))
             timings[t.name] = round(time.monotonic() - start, 3)  # ms: a warm image takes a few
     # Only a run that read every image gets a directory.

@@ -1,28 +1,12 @@
-"""The ``pipelines`` command: one subcommand per stage.
-
-This is the one boundary where results and errors become output and exit
-codes: 0 success, 1 the stage said no, 2 it could not run, 3 a bug in the
-pipeline (the traceback goes to a log file, never to the user as a verdict),
-130 interrupted. Stages return a :class:`~pipelines.result.Result`; the
-renderer writes it in every format and this module decides the exit code.
-"""
+"""The ``pipelines`` command line: every subcommand, its flags and its help."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
-import traceback
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
-from . import __version__, _proc, inputs, render, report, result
-from . import config as config_mod
-from .errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, ConfigError, ConfigNotFound, InputError, PipelineError
-from .result import Context, Result
-from .tools import Toolchain
+from .. import __version__, render
+from .. import config as config_mod
 
 DESCRIPTION = """\
 Build, check and ship hardened container images of Python services.
@@ -87,7 +71,7 @@ def _report_flags(p: argparse.ArgumentParser, default_format: str = "table") -> 
     p.add_argument("--output", type=Path, metavar="FILE", help="write the report to FILE instead of stdout")
 
 
-def _parser() -> argparse.ArgumentParser:
+def build() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pipelines", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -297,17 +281,20 @@ def _parser() -> argparse.ArgumentParser:
         help="an ecosystem the data covers in full (PyPI, Debian:12); repeatable; recorded in the provenance",
     )
 
-    sub.add_parser(
+    cf = sub.add_parser(
         "config",
         help="validate the config and print it as JSON",
-        description="Validate the config and print the resolved result as JSON; exit 2 when invalid.",
+        description="Validate the config and print the resolved result as JSON (its `config` key); exit 2 when "
+        "invalid.",
     )
-    sub.add_parser(
+    _report_flags(cf, "json")
+    dr = sub.add_parser(
         "doctor",
         help="check the container toolchain",
         description="Report the versions of the Docker engine, buildx, compose and the active builder; "
         "exit 2 when something the build needs is missing.",
     )
+    _report_flags(dr)
 
     bn = sub.add_parser(
         "bench",
@@ -317,7 +304,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     bn.add_argument("--env", help="environment to build (default: the config's default_env)")
     bn.add_argument("--service", help="service whose source gets the one-line change (default: the first)")
-    bn.add_argument("--out", type=Path, help="directory for bench.json and bench.md (default: ARTIFACTS/bench)")
+    bn.add_argument(
+        "--out",
+        type=Path,
+        help="directory for NAME.json and NAME.md (bench.json, lint.json, ...; default: ARTIFACTS/bench); every "
+        "report format under OUT/reports/NAME",
+    )
     bn.add_argument("--skip-cold", action="store_true", help="skip the cold build (keep caches and bases)")
     bn.add_argument("--lint", action="store_true", help="benchmark `pipelines lint` over the project instead")
     bn.add_argument(
@@ -357,6 +349,7 @@ def _parser() -> argparse.ArgumentParser:
         help="constant load on the [bench.deploy] front door during a good and a bad `pipelines deploy`: "
         "failed requests, deploy time, gate verdict to rollback",
     )
+    _report_flags(bn)
     _signing_parsers(sub)
 
     rd = sub.add_parser(
@@ -379,6 +372,7 @@ def _parser() -> argparse.ArgumentParser:
         help="validate against this Kubernetes version's schemas; repeatable (default: 1.30 and 1.33)",
     )
     rd.add_argument("--no-validate", action="store_true", help="skip the offline schema validation")
+    _report_flags(rd)
     _overlay_flag(rd)
     _deploy_parsers(sub)
     return p
@@ -478,464 +472,4 @@ def _signing_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     kg.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="directory for the pair (outside the project)"
     )
-
-
-def _load(args: argparse.Namespace, *, withhold: bool = True) -> config_mod.Config:
-    """The project's config; from here on no child of this command inherits its signing secrets.
-
-    The key's and the password's variables reach cosign only, given explicitly when it signs: Compose
-    would interpolate them into containers and rendered files, and no other tool needs them.
-    ``withhold=False``: the benchmark, whose children are whole pipeline runs that sign and deploy.
-    """
-    path = args.config if args.config else config_mod.find_config()
-    cfg = config_mod.load(path)
-    if withhold:
-        _proc.withhold(cfg.signing.secret_variables(getattr(args, "key", None)))
-    return cfg
-
-
-def _context(args: argparse.Namespace, tools: Toolchain | None = None) -> Context:
-    return Context(_load(args), tools or Toolchain())
-
-
-def _probing(*names: str) -> Toolchain:
-    """A toolchain already asking the stage's first tool probes while the stage imports and reads its config."""
-    tools = Toolchain()
-    tools.prefetch(*names)
-    return tools
-
-
-def _cmd_config(args: argparse.Namespace) -> int:
-    cfg = _load(args)
-    print(json.dumps(_jsonable(cfg), indent=2, default=str))
-    return EXIT_OK
-
-
-def _cmd_doctor(args: argparse.Namespace) -> int:
-    tools = Toolchain()
-    for k, v in tools.summary().items():
-        print(f"{k:8} {v}")
-    tools.require_build()
-    tools.compose_version  # noqa: B018 - raises with a hint when missing
-    return EXIT_OK
-
-
-def _cmd_vulndb(args: argparse.Namespace) -> int:
-    from . import scan  # imported per command: `pipelines --help` stays fast
-    from .scan import vulndb
-    from .scan.vulndb import oci as vulndb_oci
-
-    if args.vulndb_command == "bundle":
-        prov = vulndb.Provenance(args.name, args.repository, args.commit, args.date, args.license, tuple(args.covers))
-        records = vulndb.write_bundle(args.source, args.out, prov)
-        print(f"{args.out}: {records} OSV records from {prov.line()}")
-        return EXIT_OK
-    if args.vulndb_command == "push":
-        ref, digest = vulndb_oci.push(scan.as_cache_dir(args.path), args.to)
-        print(f"pushed {ref}@{digest}")
-        return EXIT_OK
-    if args.vulndb_command == "build":
-        notes: list[str] = []
-        defaults = vulndb.parse_default_severity(args.default_severity, where="--default-severity")
-        advisories = vulndb.load_osv(args.source, notes=notes, default_severity=defaults)
-        skipped = list(vulndb.iter_notes(notes))
-        if not advisories:
-            # One error that says why, with what was skipped as its evidence.
-            raise InputError(
-                f"{args.source}: no advisories Trivy can use (every record was withdrawn, for another "
-                "ecosystem, or could not be compared)",
-                seen="\n".join(skipped[:20]) or None,
-                hint="an empty database would pass every scan; check the directory",
-            )
-        for note in skipped:
-            print(f"skipped: {note}", file=sys.stderr)
-        merged: list[str] = []
-        info = vulndb.build_db(
-            advisories, args.out, source=args.name or str(args.source), covers=args.covers, notes=merged
-        )
-        for note in merged:  # records of one ID that disagree, Debian entries without a fix
-            print(note if note.startswith("warning: ") else f"note: {note}", file=sys.stderr)
-        if not info.covers:
-            print(
-                "note: no --covers: the data declares no ecosystem it covers, so every scan against it "
-                "reports COVERAGE LIMITED",
-                file=sys.stderr,
-            )
-    else:
-        info = vulndb.read_info(scan.as_cache_dir(args.path))
-    newest = f"{info.newest_advisory:%Y-%m-%d}" if info.newest_advisory else "not recorded"
-    print(
-        f"{info.path}: schema v{info.schema_version}, {info.advisories} advisories "
-        f"({', '.join(f'{k} {v}' for k, v in info.ecosystems.items()) or 'none'}), newest advisory {newest}, "
-        f"written {info.updated_at:%Y-%m-%d %H:%M} UTC, source {info.source}; "
-        f"declares it covers: {', '.join(info.covers) or 'nothing'}"
-    )
-    if info.defaulted:
-        print(
-            "rated by the default severity (the records rate nothing): "
-            + ", ".join(f"{k} {v}" for k, v in info.defaulted.items())
-        )
-    return EXIT_OK
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from . import bench  # imported per command: `pipelines --help` stays fast
-
-    if args.runs is not None and not args.pipeline:
-        raise InputError("--runs applies to `pipelines bench --pipeline` only", hint="add --pipeline or drop --runs")
-    if (args.lint_corpus is None) != (args.corpus_manifest is None):
-        raise InputError(
-            "--lint-corpus CHECKOUTS and --corpus-manifest FILE go together",
-            hint="e.g. --lint-corpus /tmp/checkouts --corpus-manifest tests/realworld/manifest.tsv",
-        )
-    if args.lint_corpus is not None:
-        # A corpus of other projects' files: no pipeline config involved.
-        bench.run_lint_corpus(args.lint_corpus, args.corpus_manifest, out=args.out or Path("artifacts") / "bench")
-        return EXIT_OK
-    cfg = _load(args, withhold=False)  # its children are pipeline runs that sign and deploy, each withholding
-    if args.lint:
-        bench.run_lint(cfg, out=args.out)
-    elif args.scan:
-        bench.run_scan(cfg, Toolchain(), env=args.env, out=args.out)
-    elif args.verify:
-        bench.run_verify(cfg, Toolchain(), env=args.env, out=args.out)
-    elif args.fleet:
-        bench.run_fleet(cfg, Toolchain(), env=args.env, out=args.out)
-    elif args.pipeline:
-        bench.run_pipeline(cfg, out=args.out, runs=args.runs or 3)
-    elif args.deploy:
-        bench.run_deploy(cfg, env=args.env, out=args.out)
-    else:
-        bench.run(cfg, Toolchain(), env=args.env, service=args.service, out=args.out, skip_cold=args.skip_cold)
-    return EXIT_OK
-
-
-def _cmd_render(args: argparse.Namespace) -> int:
-    from . import k8s  # imported per command: `pipelines --help` stays fast
-
-    cfg = _load(args)
-    versions = tuple(v if v.count(".") >= 2 else f"{v}.0" for v in args.k8s_version) or k8s.K8S_VERSIONS
-    done = k8s.run(
-        cfg,
-        Toolchain(),
-        env=args.env,
-        out=args.out,
-        versions=versions,
-        check_schemas=not args.no_validate,
-        extra_files=tuple(p.resolve() for p in args.compose_file),
-    )
-    checked = ", ".join(v.rsplit(".", 1)[0] for v in done.versions) or "not validated (--no-validate)"
-    print(
-        f"{done.env}: {len(done.objects)} objects in {done.files[0].parent} "
-        f"({', '.join(p.name for p in done.files)}); restricted profile: pass; schemas: {checked}; "
-        f"{done.seconds:.2f}s"
-    )
-    return EXIT_OK
-
-
-def _stage_build(args: argparse.Namespace) -> tuple[Context | None, Result]:
-    tools = _probing("engine_version", "buildx_version", "builder")
-    from . import build  # imported per command: `pipelines --help` stays fast
-
-    ctx = _context(args, tools)
-    return ctx, build.run(
-        ctx,
-        build.Options(
-            env=args.env,
-            only=tuple(args.only),
-            bases_only=args.bases_only,
-            rebuild_bases=args.rebuild_bases,
-            refresh_bases=args.refresh_bases,
-            no_cache=args.no_cache,
-            parallel=args.parallel,
-            progress=args.progress,
-        ),
-    )
-
-
-def _stage_scan(args: argparse.Namespace) -> tuple[Context | None, Result]:
-    tools = _probing("engine_version")
-    from . import scan  # imported per command: `pipelines --help` stays fast
-
-    ctx = _context(args, tools)
-    return ctx, scan.run(ctx, scan.Options(env=args.env, images=tuple(args.images), vulndb=args.vulndb))
-
-
-def _stage_verify(args: argparse.Namespace) -> tuple[Context | None, Result]:
-    from . import verify  # imported per command: `pipelines --help` stays fast
-
-    opts = verify.Options(images=tuple(args.images), env=args.env, explain=args.explain, fresh=args.fresh)
-    ctx = _context(args)
-    return ctx, verify.run(ctx, opts)
-
-
-def _stage_smoke(args: argparse.Namespace) -> tuple[Context | None, Result]:
-    tools = _probing("compose_version", "engine_version")
-    from .stack import smoke  # imported per command: `pipelines --help` stays fast
-
-    ctx = _context(args, tools)
-    return ctx, smoke.run(
-        ctx,
-        smoke.Options(
-            env=args.env,
-            keep=args.keep,
-            project=args.project,
-            deadline_s=args.deadline,
-            extra_files=tuple(p.resolve() for p in args.compose_file),
-        ),
-    )
-
-
-def _stage_load(args: argparse.Namespace) -> tuple[Context | None, Result]:
-    from .stack import load  # imported per command: `pipelines --help` stays fast
-
-    ctx = _context(args)
-    return ctx, load.run(
-        ctx,
-        load.Options(env=args.env, connections=args.connections, duration_s=args.duration, p99_ms=args.p99_ms),
-    )
-
-
-def _stage_lint(args: argparse.Namespace) -> tuple[Context | None, Result]:
-    from . import lint  # imported per command: `pipelines --help` stays fast
-
-    if args.no_config and args.config is not None:
-        raise InputError(
-            f"--config {args.config} and --no-config contradict each other",
-            hint="drop --no-config to lint with that config, or --config to lint without one",
-        )
-    cfg = None
-    if not args.no_config:
-        try:
-            cfg = _load(args)
-        except ConfigNotFound:
-            # Linting named paths works without a config; a broken config still is an error.
-            if not args.paths or args.config is not None:
-                raise
-    if not args.paths and cfg is None:
-        raise ConfigError(
-            config_mod.DEFAULT_FILE,
-            "",
-            "not found, and no paths given",
-            hint="name files or directories to lint, or run from a project with pipeline.toml",
-        )
-    opts = lint.Options(
-        paths=tuple(args.paths),
-        threshold=args.threshold,
-        profile=args.profile,
-        build_args=tuple(args.build_arg),
-        env_file=args.env_file,
-    )
-    if cfg is None:
-        return None, lint.run(None, opts)
-    ctx = Context(cfg, Toolchain())
-    return ctx, lint.run(ctx, opts)
-
-
-def _cmd_keys(args: argparse.Namespace) -> int:
-    from . import signing  # imported per command: `pipelines --help` stays fast
-
-    password_env, root = "COSIGN_PASSWORD", None
-    try:
-        cfg = _load(args)
-        password_env, root = cfg.signing.password_env, cfg.root
-    except ConfigError as exc:
-        # Keys can be made before there is a project; a broken config still is an error.
-        if args.config is not None or not exc.problem.startswith("not found"):
-            raise
-    out = args.out.expanduser().resolve()
-    if root is not None:
-        signing.private_key_location(str(out / "cosign.key"), root)
-    pair = signing.generate_keys(out, os.environ.get(password_env, ""))
-    print(f"private key: {pair.private} (encrypted with ${password_env}; keep it out of the repository)")
-    print(f"public key:  {pair.public} (set [signing].public_key; it may be committed)")
-    return EXIT_OK
-
-
-def _stage_sign(args: argparse.Namespace) -> tuple[Context | None, Result]:
-    from . import signing  # imported per command: `pipelines --help` stays fast
-
-    ctx = _context(args)
-    return ctx, signing.run_sign(ctx, signing.Options(env=args.env, key=args.key, public_key=args.public_key))
-
-
-def _stage_verify_signatures(args: argparse.Namespace) -> tuple[Context | None, Result]:
-    from . import signing  # imported per command: `pipelines --help` stays fast
-
-    ctx = _context(args)
-    return ctx, signing.run_verify(ctx, signing.Options(env=args.env, public_key=args.public_key))
-
-
-def _stage_deploy(args: argparse.Namespace) -> tuple[Context | None, Result]:
-    from . import deploy  # imported per command: `pipelines --help` stays fast
-
-    ctx = _context(args)
-    opts = deploy.Options(
-        env=args.env,
-        state=args.state,
-        engine=getattr(args, "engine", "compose"),
-        wait=getattr(args, "wait", None),
-        replace_stateful=tuple(getattr(args, "replace_stateful", ())),
-        public_key=getattr(args, "public_key", None),
-        project=getattr(args, "project", None),
-        extra_files=tuple(p.resolve() for p in getattr(args, "compose_file", ())),
-        to=getattr(args, "to", None),
-        limit=getattr(args, "limit", 0),
-        expect_commit=getattr(args, "expect_commit", None),
-        key=getattr(args, "key", None),
-    )
-    run = {"deploy": deploy.run, "releases": deploy.run_releases, "rollback": deploy.run_rollback}[args.command]
-    return ctx, run(ctx, opts)
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "config": _cmd_config,
-    "doctor": _cmd_doctor,
-    "vulndb": _cmd_vulndb,
-    "bench": _cmd_bench,
-    "keys": _cmd_keys,
-    "render": _cmd_render,
-}
-STAGES: dict[str, Callable[[argparse.Namespace], tuple[Context | None, Result]]] = {
-    "build": _stage_build,
-    "lint": _stage_lint,
-    "scan": _stage_scan,
-    "verify": _stage_verify,
-    "smoke": _stage_smoke,
-    "load": _stage_load,
-    "sign": _stage_sign,
-    "verify-signatures": _stage_verify_signatures,
-    "deploy": _stage_deploy,
-    "releases": _stage_deploy,
-    "rollback": _stage_deploy,
-}
-
-
-def emit(
-    res: Result,
-    fmt: str,
-    output: Path | None,
-    *,
-    artifacts: Path | None = None,
-    environ: dict[str, str] | None = None,
-) -> None:
-    """Write every format under the stage's directory, the job summary, and the chosen format."""
-    environ = dict(os.environ) if environ is None else environ
-    if res.out_dir is not None:
-        inputs.make_dir(res.out_dir, f"{res.stage} reports")
-        try:
-            render.write_all(res, res.out_dir)
-        except OSError as exc:
-            raise InputError(
-                f"cannot write the {res.stage} reports under {res.out_dir}: {exc.strerror}",
-                hint="make the artifacts directory ([project].artifacts) writable",
-            ) from None
-    if res.env and res.subjects and artifacts is not None:
-        # What this stage concluded about exactly these images: promotion and deploy trust only that.
-        from . import verdicts
-
-        verdicts.record(
-            artifacts,
-            stage=res.stage,
-            env=res.env,
-            passed=res.passed,
-            subjects=res.subjects,
-            headline=res.headline,
-            reports=str(res.out_dir or ""),
-            coverage=res.coverage,
-        )
-    report.step_summary(render.markdown(res), environ)
-    text = render.render(res, fmt) + "\n"
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    if not output.parent.is_dir():
-        raise InputError(f"--output {output}: directory {output.parent} does not exist", hint="create it first")
-    # A directory, a FIFO with no reader or a device is one clear error, never a hang.
-    inputs.write_text(output, text, f"{res.stage} report (--output)")
-
-
-def _run(args: argparse.Namespace) -> int:
-    # What _load() withholds from children lasts for this command only (main() may run again in-process).
-    with _proc.withholding():
-        return _command(args)
-
-
-def _command(args: argparse.Namespace) -> int:
-    if args.command in COMMANDS:
-        return COMMANDS[args.command](args)
-    ctx, res = STAGES[args.command](args)
-    emit(res, args.format, args.output, artifacts=ctx.artifacts if ctx is not None else None)
-    # The rest was examined and reported; these could not be, so the run is no verdict (exit 2).
-    for problem in res.unusable:
-        print(f"error: {problem}", file=sys.stderr)
-    return result.exit_code(res)
-
-
-def _jsonable(obj: object) -> object:
-    from dataclasses import fields, is_dataclass
-
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in fields(obj)}
-    if isinstance(obj, Mapping):  # frozen mappings (MappingProxyType) too
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def crash_log(exc: BaseException, argv: Sequence[str]) -> Path:
-    """Write the traceback of a bug where a person will look: ARTIFACTS/logs, else a temp file."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    text = f"pipelines {__version__}: internal error\nargv: {list(argv)}\n\n" + "".join(traceback.format_exception(exc))
-    candidates = []
-    try:
-        candidates.append(config_mod.load(config_mod.find_config()).project.artifacts / "logs")
-    except Exception as cfg_exc:  # the config may be what broke; fall back below
-        text += f"\n(the config could not name the artifacts directory: {type(cfg_exc).__name__})\n"
-    candidates += [Path.cwd() / "artifacts" / "logs", Path(os.environ.get("TMPDIR", "/tmp"))]  # noqa: S108
-    for directory in candidates:
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            path = directory / f"crash-{stamp}-{os.getpid()}.log"
-            path.write_text(text)
-            return path
-        except OSError:
-            continue
-    raise OSError("no directory to write the crash log to")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = _parser().parse_args(argv)
-        return _run(args)
-    except PipelineError as exc:
-        print(exc.render(), file=sys.stderr)
-        if exc.exit_code == EXIT_INTERRUPTED:
-            _proc.stop_all()
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: stopping child processes", file=sys.stderr)
-        _proc.stop_all()
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # Output piped into `head` and closed: not an error of ours.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
-    except SystemExit:
-        raise  # argparse's own usage errors (exit 2) and --help/--version (exit 0)
-    except Exception as exc:
-        _proc.stop_all()
-        try:
-            where = f"details in {crash_log(exc, argv)}"
-        except OSError:
-            where = "no crash log could be written"
-        print(
-            f"error: internal error (a bug in pipelines): {type(exc).__name__}: {str(exc)[:200]}; {where}",
-            file=sys.stderr,
-        )
-        return EXIT_BUG
+    _report_flags(kg)
