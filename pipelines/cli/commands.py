@@ -65,6 +65,13 @@ def _stage_config(args: argparse.Namespace) -> tuple[Context | None, Result]:
     )
 
 
+def _stage_init(args: argparse.Namespace) -> tuple[Context | None, Result]:
+    from .. import adopt  # imported per command: `pipelines --help` stays fast
+
+    # No config yet (init writes it), so no artifacts directory: the report goes to stdout or --output only.
+    return None, adopt.run(adopt.Options(directory=args.directory, force=args.force, dry_run=args.dry_run))
+
+
 def _stage_doctor(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from ..result import Check, Outcome, Table
 
@@ -415,6 +422,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 STAGES: dict[str, Callable[[argparse.Namespace], tuple[Context | None, Result]]] = {
     "bench": _stage_bench,
     "config": _stage_config,
+    "init": _stage_init,
     "doctor": _stage_doctor,
     "keys": _stage_keys,
     "render": _stage_render,

@@ -15,6 +15,8 @@ Every stage reads one validated config (pipeline.toml, found in the current
 directory or a parent; --config to name another).
 
 stages:
+  init       adopt the pipeline in a repository: find its Dockerfiles and Compose files, write
+             pipeline.toml, noxfile.py, a GitHub workflow and missing .dockerignore files
   lint       Hadolint plus the project's Dockerfile and Compose hardening policy
   build      golden base images from Debian packages, then every service, with BuildKit
   scan       Trivy (and Snyk) on the built images; HIGH/CRITICAL gate, waivers, SBOM, SARIF
@@ -280,6 +282,20 @@ def build() -> argparse.ArgumentParser:
         metavar="ECOSYSTEM",
         help="an ecosystem the data covers in full (PyPI, Debian:12); repeatable; recorded in the provenance",
     )
+
+    it = sub.add_parser(
+        "init",
+        help="adopt the pipeline in a repository: write pipeline.toml, noxfile.py, a workflow",
+        description="Find the repository's Dockerfiles (any naming), Compose files and overlays, the services "
+        "they build, datastores, ports, health checks and environments, and write a commented pipeline.toml, a "
+        "noxfile.py using the reusable sessions, a GitHub workflow and a .dockerignore where a build context has "
+        "none. What it cannot decide is written into pipeline.toml as a comment and listed. An existing file is "
+        "never overwritten (exit 2 naming it) unless --force; a .dockerignore never is.",
+    )
+    it.add_argument("directory", nargs="?", type=Path, default=Path(), metavar="DIR", help="the repository (default: .)")
+    it.add_argument("--force", action="store_true", help="overwrite pipeline.toml, noxfile.py and the workflow")
+    it.add_argument("--dry-run", action="store_true", help="print what would be found and written; write nothing")
+    _report_flags(it)
 
     cf = sub.add_parser(
         "config",
