@@ -292,7 +292,9 @@ def build() -> argparse.ArgumentParser:
         "none. What it cannot decide is written into pipeline.toml as a comment and listed. An existing file is "
         "never overwritten (exit 2 naming it) unless --force; a .dockerignore never is.",
     )
-    it.add_argument("directory", nargs="?", type=Path, default=Path(), metavar="DIR", help="the repository (default: .)")
+    it.add_argument(
+        "directory", nargs="?", type=Path, default=Path(), metavar="DIR", help="the repository (default: .)"
+    )
     it.add_argument("--force", action="store_true", help="overwrite pipeline.toml, noxfile.py and the workflow")
     it.add_argument("--dry-run", action="store_true", help="print what would be found and written; write nothing")
     _report_flags(it)
