@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ from pipelines.result import Result
 from .conftest import ROOT
 
 
-def _stage_raising(exc: BaseException) -> cli.Callable[[argparse.Namespace], tuple[None, Result]]:
+def _stage_raising(exc: BaseException) -> Callable[[argparse.Namespace], tuple[None, Result]]:
     def stage(args: argparse.Namespace) -> tuple[None, Result]:
         raise exc
 

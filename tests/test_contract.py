@@ -18,6 +18,7 @@ from pipelines.cli import commands
 from pipelines.errors import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, BuildFailed, ToolNotFound
 from pipelines.result import Result
 
+from .conftest import ROOT, run_cli
 from .test_config import project
 
 # Every key the renderer's JSON has, whatever the stage (render.to_json).
@@ -244,3 +245,12 @@ def test_every_format_of_a_bench_result_comes_from_the_renderer(tmp_path: Path) 
     assert "scan, warm" in render.render(res, "table") and "MISSED" in render.render(res, "markdown")
     assert 'failures="1"' in render.render(res, "junit")
     renderer_json(render.render(res, "json"), "bench")
+
+
+def test_config_of_a_full_config_is_json_with_values_as_written() -> None:
+    """This repository's own config: a request body (bytes inside), severities, paths: all JSON."""
+    r = run_cli("config", cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)["config"]
+    body = doc["bench"]["deploy"]["requests"][1]["body"]
+    assert isinstance(body, str) and json.loads(body)["title"] == "deploy benchmark"

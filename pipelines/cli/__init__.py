@@ -10,10 +10,8 @@ crash log, 130 interrupted).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from .boundary import crash_log, main
-from .commands import COMMANDS, STAGES
+from .commands import STAGES
 from .reports import emit
 
-__all__ = ["COMMANDS", "STAGES", "Callable", "crash_log", "emit", "main"]
+__all__ = ["STAGES", "crash_log", "emit", "main"]

@@ -29,8 +29,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
-    if args.command in commands.COMMANDS:
-        return commands.COMMANDS[args.command](args)
     ctx, res = commands.guarded(args)
     try:
         emit(res, args.format, args.output, artifacts=ctx.artifacts if ctx is not None else None)

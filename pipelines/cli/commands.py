@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import _proc, result
 from .. import config as config_mod
-from ..errors import EXIT_OK, ConfigError, ConfigNotFound, InputError, Interrupted, PipelineError, ToolNotFound
+from ..errors import ConfigError, ConfigNotFound, InputError, Interrupted, PipelineError, ToolNotFound
 from ..result import Context, Result
 from ..tools import Toolchain
 
@@ -107,7 +107,7 @@ def _stage_doctor(args: argparse.Namespace) -> tuple[Context | None, Result]:
     return None, res
 
 
-def _cmd_vulndb(args: argparse.Namespace) -> int:
+def _stage_vulndb(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from .. import scan  # imported per command: `pipelines --help` stays fast
     from ..scan import vulndb
     from ..scan.vulndb import oci as vulndb_oci
@@ -115,14 +115,17 @@ def _cmd_vulndb(args: argparse.Namespace) -> int:
     if args.vulndb_command == "bundle":
         prov = vulndb.Provenance(args.name, args.repository, args.commit, args.date, args.license, tuple(args.covers))
         records = vulndb.write_bundle(args.source, args.out, prov)
-        print(f"{args.out}: {records} OSV records from {prov.line()}")
-        return EXIT_OK
+        return None, Result(
+            stage="vulndb",
+            headline=f"{args.out}: {records} OSV records from {prov.line()}",
+            data={"bundle": str(args.out), "records": records, "provenance": prov.line()},
+            artifacts=(args.out,),
+        )
     if args.vulndb_command == "push":
         ref, digest = vulndb_oci.push(scan.as_cache_dir(args.path), args.to)
-        print(f"pushed {ref}@{digest}")
-        return EXIT_OK
+        return None, Result(stage="vulndb", headline=f"pushed {ref}@{digest}", data={"ref": ref, "digest": digest})
+    notes: list[str] = []  # what was left out or merged: progress on stderr, and in the JSON
     if args.vulndb_command == "build":
-        notes: list[str] = []
         defaults = vulndb.parse_default_severity(args.default_severity, where="--default-severity")
         advisories = vulndb.load_osv(args.source, notes=notes, default_severity=defaults)
         skipped = list(vulndb.iter_notes(notes))
@@ -134,35 +137,49 @@ def _cmd_vulndb(args: argparse.Namespace) -> int:
                 seen="\n".join(skipped[:20]) or None,
                 hint="an empty database would pass every scan; check the directory",
             )
-        for note in skipped:
-            print(f"skipped: {note}", file=sys.stderr)
+        notes = [f"skipped: {note}" for note in skipped]
         merged: list[str] = []
         info = vulndb.build_db(
             advisories, args.out, source=args.name or str(args.source), covers=args.covers, notes=merged
         )
-        for note in merged:  # records of one ID that disagree, Debian entries without a fix
-            print(note if note.startswith("warning: ") else f"note: {note}", file=sys.stderr)
+        # Records of one ID that disagree, Debian entries without a fix.
+        notes += [note if note.startswith("warning: ") else f"note: {note}" for note in merged]
         if not info.covers:
-            print(
+            notes.append(
                 "note: no --covers: the data declares no ecosystem it covers, so every scan against it "
-                "reports COVERAGE LIMITED",
-                file=sys.stderr,
+                "reports COVERAGE LIMITED"
             )
+        for note in notes:
+            print(note, file=sys.stderr)
     else:
         info = vulndb.read_info(scan.as_cache_dir(args.path))
     newest = f"{info.newest_advisory:%Y-%m-%d}" if info.newest_advisory else "not recorded"
-    print(
-        f"{info.path}: schema v{info.schema_version}, {info.advisories} advisories "
+    notices: tuple[str, ...] = ()
+    if info.defaulted:
+        notices = (
+            "rated by the default severity (the records rate nothing): "
+            + ", ".join(f"{k} {v}" for k, v in info.defaulted.items()),
+        )
+    return None, Result(
+        stage="vulndb",
+        headline=f"{info.path}: schema v{info.schema_version}, {info.advisories} advisories "
         f"({', '.join(f'{k} {v}' for k, v in info.ecosystems.items()) or 'none'}), newest advisory {newest}, "
         f"written {info.updated_at:%Y-%m-%d %H:%M} UTC, source {info.source}; "
-        f"declares it covers: {', '.join(info.covers) or 'nothing'}"
+        f"declares it covers: {', '.join(info.covers) or 'nothing'}",
+        notices=notices,
+        data={
+            "path": str(info.path),
+            "schema_version": info.schema_version,
+            "advisories": info.advisories,
+            "ecosystems": dict(info.ecosystems),
+            "newest_advisory": newest,
+            "updated_at": f"{info.updated_at:%Y-%m-%dT%H:%M:%SZ}",
+            "source": info.source,
+            "covers": list(info.covers),
+            "defaulted": dict(info.defaulted),
+            "notes": notes,
+        },
     )
-    if info.defaulted:
-        print(
-            "rated by the default severity (the records rate nothing): "
-            + ", ".join(f"{k} {v}" for k, v in info.defaulted.items())
-        )
-    return EXIT_OK
 
 
 def _stage_bench(args: argparse.Namespace) -> tuple[Context | None, Result]:
@@ -416,13 +433,11 @@ def _stage_releases(args: argparse.Namespace) -> tuple[Context | None, Result]:
     return ctx, deploy.run_releases(ctx, releases.ReleasesOptions(env=args.env, state=args.state, limit=args.limit))
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "vulndb": _cmd_vulndb,
-}
 STAGES: dict[str, Callable[[argparse.Namespace], tuple[Context | None, Result]]] = {
     "bench": _stage_bench,
     "config": _stage_config,
     "init": _stage_init,
+    "vulndb": _stage_vulndb,
     "doctor": _stage_doctor,
     "keys": _stage_keys,
     "render": _stage_render,
@@ -471,4 +486,8 @@ def _jsonable(obj: object) -> object:
         return [_jsonable(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
-    return obj
+    if isinstance(obj, bytes):  # a request body: shown as written when it is text
+        return obj.decode("utf-8", errors="backslashreplace")
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)  # enums, dates, severities: as the user writes them

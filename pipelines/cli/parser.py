@@ -248,8 +248,10 @@ def build() -> argparse.ArgumentParser:
         help="an ecosystem the advisories cover in full (PyPI, Debian:12); repeatable. Scans count only "
         "declared ecosystems as covered: one advisory for an ecosystem is not coverage of it",
     )
+    _report_flags(vb)
     vi = vsub.add_parser("info", help="show what a DB holds", description="Check a DB and print its metadata.")
     vi.add_argument("path", type=Path, help="cache directory (with db/trivy.db)")
+    _report_flags(vi)
     vp = vsub.add_parser(
         "push",
         help="publish a DB to a registry as Trivy's OCI artifact",
@@ -259,6 +261,7 @@ def build() -> argparse.ArgumentParser:
     )
     vp.add_argument("path", type=Path, help="cache directory (with db/trivy.db)")
     vp.add_argument("--to", required=True, metavar="REGISTRY/REPO[:TAG]", help="where to publish (tag default: 2)")
+    _report_flags(vp)
     vbu = vsub.add_parser(
         "bundle",
         help="pack OSV files into an offline bundle",
@@ -282,6 +285,7 @@ def build() -> argparse.ArgumentParser:
         metavar="ECOSYSTEM",
         help="an ecosystem the data covers in full (PyPI, Debian:12); repeatable; recorded in the provenance",
     )
+    _report_flags(vbu)
 
     it = sub.add_parser(
         "init",
