@@ -78,7 +78,7 @@ def test_the_workflow_runs_exactly_the_ci_sessions_in_order() -> None:
 
 def test_ci_run_is_the_readme_command_and_the_ci_session() -> None:
     line = ci.ci_command(ROOT / ".ci" / "run")
-    assert line == ci.CI_ENTRY == "./noxw -s ci"
+    assert line == ci.CI_ENTRY == "./noxw --provision -s ci"
     assert line in (ROOT / "README.md").read_text()
     # The README's list is the noxfile's list.
     listed = ", ".join(f"`{name}`" for name in noxfile().ci_sessions)
@@ -454,7 +454,6 @@ def run_noxw(bin_: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], 
         "PATH": f"{bin_}:{os.environ['PATH']}",
         "HOME": os.environ.get("HOME", "/root"),
         "SUDO_LOG": str(log),
-        "PIPELINES_NO_PROVISION": "1",
         "CI": "true",
         **env,
     }
@@ -498,6 +497,52 @@ def test_noxw_does_not_elevate_elsewhere(runner_bin: Path) -> None:
     assert argv is None and r.returncode == 0 and "- build [ci]" in r.stdout, r.stderr
     r, argv = run_noxw(runner_bin)  # not on GitHub
     assert argv is None and r.returncode == 0 and "* lint [ci]" in r.stdout, r.stderr
+
+
+@pytest.fixture
+def no_toolchain(runner_bin: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A PATH where `docker` answers nothing, and a stand-in for the wrapper's nox that prints its arguments."""
+    (runner_bin / "docker").write_text("#!/bin/sh\nexit 1\n")
+    (runner_bin / "docker").chmod(0o755)
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "nox").write_text('#!/bin/sh\necho "nox $*"\n')
+    (venv / "bin" / "nox").chmod(0o755)
+    (venv / ".noxw-installed").touch()  # newer than requirements/nox.txt: the wrapper sets nothing up
+    return runner_bin, venv
+
+
+def run_wrapper(bins: tuple[Path, Path], *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    bin_, venv = bins
+    full = {"PATH": f"{bin_}:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "PIPELINES_VENV": str(venv)}
+    return subprocess.run(
+        ["bash", str(ROOT / "noxw"), *args], env={**full, **env}, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_noxw_installs_nothing_unless_asked_and_names_the_flag(no_toolchain: tuple[Path, Path]) -> None:
+    r = run_wrapper(no_toolchain, "-s", "build")
+    assert r.returncode == 0 and r.stdout.strip() == "nox -s build", r.stderr
+    assert "./noxw --provision installs it" in r.stderr and "provisioning (scripts/provision.sh)" not in r.stderr
+    assert "registry 127.0.0.1:5000" in r.stderr  # the address pipeline.toml names
+
+
+def test_noxw_provision_is_a_flag_of_the_wrapper_and_needs_root(no_toolchain: tuple[Path, Path]) -> None:
+    # The stand-in `id` says uid 1001: asked to provision, the wrapper says why it cannot, and runs nox.
+    for args, env in ((("--provision", "-s", "ci"), {}), (("-s", "ci"), {"PIPELINES_PROVISION": "1"})):
+        r = run_wrapper(no_toolchain, *args, **env)
+        assert r.returncode == 0 and r.stdout.strip() == "nox -s ci", r.stderr
+        assert "--provision needs root on a Debian host" in r.stderr
+
+
+def test_noxw_listing_sessions_checks_no_toolchain(no_toolchain: tuple[Path, Path]) -> None:
+    r = run_wrapper(no_toolchain, "-l")
+    assert r.returncode == 0 and r.stdout.strip() == "nox -l" and "toolchain" not in r.stderr, r.stderr
+
+
+def test_noxw_reads_the_registry_from_the_environment_first(no_toolchain: tuple[Path, Path]) -> None:
+    r = run_wrapper(no_toolchain, "-s", "build", PIPELINES_REGISTRY_ADDR="registry.example:5443")
+    assert "registry registry.example:5443" in r.stderr, r.stderr
 
 
 # --------------------------------------------------------------------------- BuildKit cache on GitHub

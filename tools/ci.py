@@ -3,7 +3,7 @@
 The noxfile's ``CI_SESSIONS`` is the one list. The workflow's pipeline job
 runs exactly those sessions, in that order, each as its own ``./noxw -s NAME``
 step; the ``ci`` session requires them in the same order, and ``.ci/run``
-runs ``./noxw -s ci``. So a red step on GitHub is reproduced by
+runs ``./noxw --provision -s ci``. So a red step on GitHub is reproduced by
 ``CI=true bash .ci/run``, and by ``./noxw -s NAME`` alone.
 
 These helpers read the files as data (the noxfile through its syntax tree,
@@ -38,7 +38,7 @@ SECRET_REF = re.compile(r"\$\{\{[^}]*\bsecrets\b[^}]*\}\}")
 # owner/repo[/path]@<40 hex>; a local action (./) or a docker:// image is no pin.
 PINNED_USES = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
 GROUP_TAGS = ("ci", "release", "dev")
-CI_ENTRY = "./noxw -s ci"
+CI_ENTRY = "./noxw --provision -s ci"
 
 
 @dataclass(frozen=True)
