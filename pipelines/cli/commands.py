@@ -345,6 +345,60 @@ def _stage_lint(args: argparse.Namespace) -> tuple[Context | None, Result]:
     return ctx, lint.run(ctx, opts)
 
 
+def _stage_baseline(args: argparse.Namespace) -> tuple[Context | None, Result]:
+    import datetime as dt
+
+    from .. import baseline, lint, report  # imported per command: `pipelines --help` stays fast
+    from ..result import Table
+
+    cfg = _load(args)
+    if cfg.lint.baseline is None:
+        raise ConfigError(str(cfg.file), "lint.baseline", "no baseline file is configured")
+    ctx = Context(cfg, Toolchain())
+    _MADE.append(ctx)
+    runs = {"lint": lint.run(ctx, lint.Options())}
+    if args.scan:
+        from .. import scan
+
+        runs["scan"] = scan.run(ctx, scan.Options(env=args.env, images=(), vulndb=None))
+    for stage, res in runs.items():
+        # A baseline of a partial run would accept less than is there and look complete.
+        if res.unusable or res.error:
+            why = "; ".join([*res.unusable, res.error] if res.error else res.unusable)
+            raise InputError(
+                f"{stage} could not examine everything, so no baseline was written: {why}",
+                hint=f"fix what `pipelines {stage}` reports as unusable, then record the baseline",
+            )
+    today = dt.date.today()
+    display = report.display_path(cfg.lint.baseline, cfg.root)
+    previous = baseline.load(cfg.lint.baseline, display)
+    written = baseline.write(
+        cfg.lint.baseline,
+        {stage: res.findings for stage, res in runs.items()},
+        today=today,
+        days=args.days or cfg.lint.baseline_days,
+        previous=previous,
+    )
+    counts: dict[tuple[str, str], int] = {}
+    for e in written.entries:
+        counts[(e.stage, e.rule)] = counts.get((e.stage, e.rule), 0) + 1
+    rows = tuple((stage, rule, str(n)) for (stage, rule), n in sorted(counts.items()))
+    kept = written.by_fingerprint()
+    dropped = len([e for e in previous.entries if e.fingerprint not in kept]) if previous else 0
+    return ctx, Result(
+        stage="baseline",
+        headline=f"{display}: {sum(e.count for e in written.entries)} findings accepted in {len(written.entries)} "
+        "entries ("
+        + ", ".join(f"{stage} {sum(e.count for e in written.entries if e.stage == stage)}" for stage in runs)
+        + f"); new ones until {today + dt.timedelta(days=args.days or cfg.lint.baseline_days)}"
+        + (f"; {dropped} gone, dropped" if dropped else ""),
+        tables=(Table(("stage", "rule", "findings"), rows, "accepted"),),
+        data={"file": display, "entries": [e.to_json() for e in written.entries]},
+        artifacts=(cfg.lint.baseline,),
+        out_dir=cfg.project.artifacts / "baseline",
+    )
+
+
 def _stage_keys(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from .. import signing  # imported per command: `pipelines --help` stays fast
     from ..result import Table
@@ -437,6 +491,7 @@ STAGES: dict[str, Callable[[argparse.Namespace], tuple[Context | None, Result]]]
     "bench": _stage_bench,
     "config": _stage_config,
     "init": _stage_init,
+    "baseline": _stage_baseline,
     "vulndb": _stage_vulndb,
     "doctor": _stage_doctor,
     "keys": _stage_keys,

@@ -23,6 +23,7 @@ stages:
   verify     the hardening matrix: every image's user, privileges, files, health, secrets, base
   vulndb     build an offline vulnerability database from OSV advisories
   smoke      bring an environment's Compose stack up, probe it end to end, tear it down
+  baseline   accept today's lint (and scan) findings until a date; gates then fail only on new ones
   config     validate the config and print it resolved, as JSON
   doctor     report the Docker engine, buildx, compose and builder versions
   load       drive the [load] service inside a stack with wrk: requests/s, p50/p99, errors
@@ -302,6 +303,20 @@ def build() -> argparse.ArgumentParser:
     it.add_argument("--force", action="store_true", help="overwrite pipeline.toml, noxfile.py and the workflow")
     it.add_argument("--dry-run", action="store_true", help="print what would be found and written; write nothing")
     _report_flags(it)
+
+    bl = sub.add_parser(
+        "baseline",
+        help="accept today's findings until a date, so gates fail only on new ones",
+        description="Run lint (and with --scan the scan of the last build) and record every finding by "
+        "fingerprint in [lint].baseline (default security/baseline.json), each accepted for "
+        "[lint].baseline_days (default 90). Lint and scan then report those as accepted and gate only on the "
+        "rest; an entry past its date gates again (PL-W005). Recording again keeps existing dates and drops "
+        "entries whose finding is gone.",
+    )
+    bl.add_argument("--scan", action="store_true", help="record the scan's findings too (needs a build)")
+    bl.add_argument("--env", help="the environment whose build --scan reads (default: default_env)")
+    bl.add_argument("--days", type=_positive_int, metavar="N", help="accept new entries for N days")
+    _report_flags(bl)
 
     cf = sub.add_parser(
         "config",

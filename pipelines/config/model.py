@@ -78,6 +78,9 @@ class LintSettings:
     hadolint_config: Path | None
     waiver_max_days: int
     require_labels: bool = False  # PL-D017 (OCI labels) a warning instead of info
+    # Findings accepted until a date (`pipelines baseline`), for lint and scan; a missing file is no baseline.
+    baseline: Path | None = None
+    baseline_days: int = 90  # how long `pipelines baseline` accepts what it records
 
 
 SCAN_LEVELS = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")

@@ -90,6 +90,8 @@ def lint(t: Table, root: Path) -> LintSettings:
         hadolint_config=hadolint_cfg if hadolint_cfg.is_file() else None,
         waiver_max_days=t.integer("waiver_max_days", 90, minimum=1, maximum=3650),
         require_labels=t.boolean("require_labels", False),
+        baseline=paths.inside(t, "baseline", t.string("baseline", "security/baseline.json"), root),
+        baseline_days=t.integer("baseline_days", 90, minimum=1, maximum=3650),
     )
     t.done()
     return out

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from .. import _proc, composefile, inputs, lockfile, render, report, waivers
+from .. import _proc, baseline, composefile, inputs, lockfile, render, report, waivers
 from ..config import Config
 from ..errors import ConfigError, InputError
 from ..findings import Finding, Rule, Severity
@@ -78,6 +78,9 @@ class Settings:
     honour_hadolint_threshold: bool = True
     # Missing OCI labels are info unless the config asks for them.
     require_labels: bool = False
+    # Findings accepted until a date (`pipelines baseline`); None or a missing file: no baseline.
+    baseline_file: Path | None = None
+    baseline_display: str = ""
 
 
 @dataclass
@@ -499,6 +502,10 @@ def analyse(
     findings = _dedupe(findings)
     findings = waivers.apply(findings, all_waivers)
     findings += waivers.stale(all_waivers)
+    if settings.baseline_file is not None:
+        accepted = baseline.load(settings.baseline_file, settings.baseline_display)
+        findings, baseline_notes = baseline.apply(findings, accepted, today)
+        notices += baseline_notes
     hadolint_limit = _hadolint_threshold(settings.hadolint_config) if settings.honour_hadolint_threshold else None
     return Result(findings, notices, settings.threshold, files, hadolint_limit, errors)
 
@@ -629,6 +636,9 @@ def settings_from_config(cfg: Config | None, root: Path, *, threshold: str | Non
         s.waiver_display = report.display_path(cfg.lint.waivers, root)
         s.waiver_max_days = cfg.lint.waiver_max_days
         s.require_labels = cfg.lint.require_labels
+        if cfg.lint.baseline is not None:
+            s.baseline_file = cfg.lint.baseline
+            s.baseline_display = report.display_path(cfg.lint.baseline, root)
     else:
         default = root / ".hadolint.yaml"
         s.hadolint_config = default if default.exists() else None

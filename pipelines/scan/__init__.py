@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import _proc, refs, report, waivers
+from .. import _proc, baseline, refs, report, waivers
 from ..config import Config, ScanSettings
 from ..engine import Engine
 from ..errors import ConfigError, InputError, PipelineError, ScanError
@@ -925,6 +925,10 @@ def analyse(
     findings = waivers.apply(findings, scan_waivers)
     findings += problems  # an invalid or expired ledger entry fails every gate
     findings += waivers.stale(scan_waivers)
+    if cfg.lint.baseline is not None:
+        accepted = baseline.load(cfg.lint.baseline, report.display_path(cfg.lint.baseline, cfg.root))
+        findings, baseline_notes = baseline.apply(findings, accepted, today or dt.date.today())
+        notices += baseline_notes
     # After the waivers: data that does not cover an image is accepted in the config, never waived.
     findings += coverage.findings() if coverage else []
     out = Outcome(
