@@ -64,6 +64,11 @@ def _empty(value: object) -> bool:
     return value is None or value is False or (isinstance(value, list | tuple | Mapping) and not value)
 
 
+def is_set(value: object) -> bool:
+    """Whether a value says anything: not null, false, an empty string, list or mapping."""
+    return not _empty(value) and value != ""
+
+
 # --------------------------------------------------------------------------- reading with a path
 
 
@@ -336,6 +341,15 @@ class Service:
     @property
     def named_volumes(self) -> list[str]:
         return [m.source for m in self.volumes if m.type == "volume" and m.source]
+
+    @property
+    def limits(self) -> Resources:
+        """`deploy.resources.limits` (empty when the service has no deploy section)."""
+        return self.deploy.limits if self.deploy else Resources()
+
+    @property
+    def reservations(self) -> Resources:
+        return self.deploy.reservations if self.deploy else Resources()
 
 
 @dataclass(frozen=True, slots=True)
