@@ -27,8 +27,9 @@ from typing import Any
 
 import yaml
 
-from .. import manifest, signing, verdicts
+from .. import compose_model, manifest, signing, verdicts
 from .. import subjects as subjects_mod
+from ..compose_model import Project
 from ..composespec import duration_ns
 from ..config import Config, Readiness
 from ..engine import Engine
@@ -135,6 +136,11 @@ class Deployment:
 
     def spec(self, name: str) -> dict[str, Any]:
         return dict((self.config.get("services") or {}).get(name) or {})
+
+    @property
+    def compose(self) -> Project:
+        """The release's Compose file as typed records (``config`` is what is written and hashed)."""
+        return compose_model.parse(self.config, source=str(self.file))
 
 
 def repository(ref: str) -> str:
