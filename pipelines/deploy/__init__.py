@@ -16,7 +16,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from .. import signing
@@ -52,7 +51,7 @@ class Options:
 # ---- shared ground -------------------------------------------------------------------------------
 
 
-def engine_module(name: str) -> ModuleType:
+def engine_module(name: str) -> steps_mod.DeployEngine:
     """The module that carries a release out on ``name``: the one dispatch point for engines."""
     if name == "compose":
         from . import compose_engine
