@@ -86,7 +86,7 @@ class _At:
 
     def fail(self, problem: str) -> ComposeShapeError:
         return ComposeShapeError(
-            f"{self.source}: {self.path or '(top level)'}: {problem}",
+            f"{self.source}: {self.path}: {problem}" if self.path else f"{self.source}: {problem}",
             hint="`docker compose config` renders this key in another shape; check the Compose file",
         )
 

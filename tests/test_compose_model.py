@@ -150,7 +150,7 @@ def test_extras_keep_untyped_keys_frozen_and_thaw_back() -> None:
 @pytest.mark.parametrize(
     ("data", "where"),
     [
-        ([], "(top level): expected a mapping"),
+        ([], "compose.json: expected a mapping, got a list"),
         ({"services": []}, "services: expected a mapping"),
         ({"services": {"api": "nginx"}}, "services.api: expected a mapping"),
         ({"services": {"api": {"ports": ["80:80"]}}}, "services.api.ports[0]: '80:80' is not in the rendered"),
