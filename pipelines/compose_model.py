@@ -175,6 +175,7 @@ class Healthcheck:
     interval: Scalar | None = None
     timeout: Scalar | None = None
     start_period: Scalar | None = None
+    start_interval: Scalar | None = None
     retries: int | None = None
     disable: bool = False
 
@@ -193,6 +194,7 @@ class Healthcheck:
             interval=at("interval").scalar(d.get("interval")),
             timeout=at("timeout").scalar(d.get("timeout")),
             start_period=at("start_period").scalar(d.get("start_period")),
+            start_interval=at("start_interval").scalar(d.get("start_interval")),
             retries=at("retries").count(d.get("retries")),
             disable=at("disable").flag(d.get("disable")),
         )
