@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from . import _proc, inputs
+from . import _proc, compose_model, inputs
+from .compose_model import Project
 from .errors import ConfigError, InputError
 from .tools import Toolchain
 
@@ -32,6 +33,7 @@ class Rendered:
     config: dict[str, Any]
     nodes: list[yaml.Node | None]  # parsed source files, for line numbers
     notices: list[str] = field(default_factory=list)
+    project: Project = field(default_factory=Project)  # config as typed records
 
 
 def _load_yaml_node(path: Path, display: str) -> yaml.Node | None:
@@ -226,7 +228,7 @@ def render(
         config = json.loads(r.stdout)
     except json.JSONDecodeError as exc:
         raise InputError(f"{what}: docker compose config gave no JSON ({exc})") from None
-    return Rendered(files, displays, config, nodes, notices)
+    return Rendered(files, displays, config, nodes, notices, compose_model.parse(config, source=what))
 
 
 def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:

@@ -1,16 +1,14 @@
 """What Compose values mean, for every renderer of a Compose file (Kubernetes, Swarm, the deploy gate).
 
 Compose writes durations Go's way ("1m30s", "500ms") and sizes Docker's way
-("256m", "1g"); Docker fills an unset healthcheck field with its own default;
-a one-shot job is a service others wait for with
-``service_completed_successfully``. Parsed here once, so the renderers agree;
-each caller names where a bad value came from when it reports it.
+("256m", "1g"); Docker fills an unset healthcheck field with its own default.
+Parsed here once, so the renderers agree; :mod:`pipelines.compose_model`
+names the service and key of a bad value in each renderer's own error.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,13 +59,3 @@ def size_bytes(value: object) -> int:
     if not m:
         raise ValueError(f"{value!r} is not a size")
     return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2).lower() or " "))
-
-
-def job_services(services: Mapping[str, Any]) -> set[str]:
-    """The one-shot jobs: services another waits for with condition service_completed_successfully."""
-    jobs: set[str] = set()
-    for spec in services.values():
-        for dep, how in ((spec or {}).get("depends_on") or {}).items():
-            if (how or {}).get("condition") == "service_completed_successfully":
-                jobs.add(dep)
-    return jobs

@@ -45,8 +45,9 @@ from typing import Any
 
 import yaml
 
-from . import _proc, manifest
-from .composespec import DOCKER_HEALTHCHECK, Default, duration_ns, job_services, size_bytes
+from . import _proc, compose_model, manifest
+from .compose_model import Healthcheck, Mount, Project, Service
+from .composespec import DOCKER_HEALTHCHECK, Default
 from .config import Config
 from .engine import Engine, ImageInfo
 from .errors import InputError, PipelineError
@@ -157,8 +158,8 @@ class Rendered:
 # --------------------------------------------------------------------------- helpers
 
 
-def _fail(service: str, key: str, problem: str, hint: str) -> RenderError:
-    return RenderError(f"compose services.{service}.{key}: {problem}", hint=hint)
+def _fail(service: str, key: str, problem: str, hint: str) -> InputError:
+    return compose_model.service_error(RenderError, service, key, problem, hint)
 
 
 def _dns(name: str, what: str) -> str:
@@ -173,10 +174,7 @@ def _dns(name: str, what: str) -> str:
 
 def _duration_ns(value: object, service: str, key: str) -> int:
     """A Compose duration ("1m30s", "500ms") in nanoseconds."""
-    try:
-        return duration_ns(value)
-    except ValueError as exc:
-        raise _fail(service, key, str(exc), "write it like 2s, 500ms or 1m30s") from None
+    return compose_model.duration(value, service, key, RenderError)
 
 
 def _seconds(ns: int) -> int:
@@ -185,10 +183,7 @@ def _seconds(ns: int) -> int:
 
 
 def _bytes(value: object, service: str, key: str) -> int:
-    try:
-        return size_bytes(value)
-    except ValueError as exc:
-        raise _fail(service, key, str(exc), "write it like 256m, 1g or a number of bytes") from None
+    return compose_model.size(value, service, key, RenderError)
 
 
 def _quantity(n: int) -> str:
@@ -199,10 +194,7 @@ def _quantity(n: int) -> str:
 
 
 def _cpu(value: object, service: str, key: str) -> str:
-    try:
-        milli = round(float(str(value)) * 1000)
-    except ValueError:
-        raise _fail(service, key, f"{value!r} is not a number of CPUs", "write it like 0.5 or 1") from None
+    milli = round(compose_model.cpus(value, service, key, RenderError) * 1000)
     if milli <= 0:
         raise _fail(service, key, f"{value!r} is no CPU at all", "give a positive number of CPUs")
     return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
@@ -247,7 +239,7 @@ def _probe_command(test: Sequence[str], service: str, key: str) -> list[str] | N
 
 def compose_config(
     cfg: Config, env: str, record: BuildRecord, tools: Toolchain, extra_files: Sequence[Path] = ()
-) -> dict[str, Any]:
+) -> Project:
     """The environment's merged Compose config, rendered as the pipeline's stacks render it."""
     files = [*cfg.compose.files, *cfg.env(env).compose, *extra_files]
     for f in extra_files:
@@ -267,10 +259,10 @@ def compose_config(
     }
     r = _proc.run([*argv, "config", "--format", "json"], timeout=120, env=environ, quiet=True, what="compose config")
     try:
-        data: dict[str, Any] = json.loads(r.stdout)
+        data = json.loads(r.stdout)
     except json.JSONDecodeError as exc:
         raise PipelineError("docker compose config printed no JSON", seen=str(exc)) from None
-    return data
+    return compose_model.parse(data, source=f"the Compose config of {env!r}")
 
 
 # --------------------------------------------------------------------------- rendering
@@ -281,7 +273,7 @@ class _Ctx:
     cfg: Config
     env: str
     record: BuildRecord
-    compose: dict[str, Any]
+    compose: Project
     infos: dict[str, ImageInfo]  # compose image -> its image facts
     built: dict[str, BuiltImage]  # compose image -> the build record's image
     project: str = ""
@@ -307,16 +299,16 @@ def _meta(ctx: _Ctx, obj: Obj, name: str, service: str | None) -> None:
     obj.src("metadata.labels", "default labels (compose service and project names)")
 
 
-def _check_refused(name: str, spec: Mapping[str, Any]) -> None:
+def _check_refused(name: str, spec: Service) -> None:
     for key, what in _REFUSED.items():
-        value = spec.get(key)
-        if value in (None, False, "", [], {}):
+        value = compose_model.thaw(spec.value(key))
+        if not compose_model.is_set(value):
             continue
         if key == "network_mode" and value in ("bridge", "default"):
             continue
         raise _fail(name, key, f"asks for {what} ({value!r}), which the restricted profile forbids", f"remove `{key}`")
     allowed = {"NET_BIND_SERVICE"}
-    for cap in spec.get("cap_add") or []:
+    for cap in spec.cap_add:
         bare = str(cap).upper().removeprefix("CAP_")
         if bare not in allowed:
             raise _fail(
@@ -325,17 +317,17 @@ def _check_refused(name: str, spec: Mapping[str, Any]) -> None:
                 f"adds capability {cap}; the restricted profile allows adding only NET_BIND_SERVICE",
                 "drop the cap_add entry (bind ports above 1024 instead of needing privileges)",
             )
-    for opt in spec.get("security_opt") or []:
+    for opt in spec.security_opt:
         text = str(opt).replace("=", ":")
         if text.startswith(("seccomp:unconfined", "apparmor:unconfined", "label:disable")):
             raise _fail(name, "security_opt", f"{opt!r} turns a confinement off", f"remove {opt!r}")
-    if spec.get("user") in ("root", "0", "0:0"):
+    if spec.user in ("root", "0", "0:0"):
         raise _fail(name, "user", "runs as root", "run as a numeric non-root user")
 
 
-def _probes(ctx: _Ctx, name: str, spec: Mapping[str, Any], info: ImageInfo, image: str) -> tuple[dict[str, Any], str]:
+def _probes(ctx: _Ctx, name: str, spec: Service, info: ImageInfo, image: str) -> tuple[dict[str, Any], str]:
     """liveness/readiness/startup probes from Compose's healthcheck (which wins) or the image's."""
-    hc = spec.get("healthcheck")
+    hc: Healthcheck | None = spec.healthcheck
     dflt = DEFAULTS["docker.healthcheck"].value
     image_src = f"image {image} config Healthcheck"
     # Docker merges a container's healthcheck with the image's field by field: what Compose leaves
@@ -345,21 +337,20 @@ def _probes(ctx: _Ctx, name: str, spec: Mapping[str, Any], info: ImageInfo, imag
     start, retries = info.health_start_period_ns, info.health_retries
     source, key = image_src, "image"
     if hc is not None:
-        if hc.get("disable"):
+        if hc.disable:
             return {}, f"compose services.{name}.healthcheck.disable"
         source = f"compose services.{name}.healthcheck (unset fields: {image_src})"
-        if hc.get("test"):
-            raw = hc["test"]
-            test = ["CMD-SHELL", raw] if isinstance(raw, str) else [str(t) for t in raw]
+        if hc.test:
+            test = ["CMD-SHELL", hc.test] if isinstance(hc.test, str) else list(hc.test)
             key = "healthcheck.test"
-        if hc.get("interval"):
-            interval = _duration_ns(hc["interval"], name, "healthcheck.interval")
-        if hc.get("timeout"):
-            timeout = _duration_ns(hc["timeout"], name, "healthcheck.timeout")
-        if hc.get("start_period"):
-            start = _duration_ns(hc["start_period"], name, "healthcheck.start_period")
-        if hc.get("retries"):
-            retries = int(hc["retries"])
+        if hc.interval:
+            interval = _duration_ns(hc.interval, name, "healthcheck.interval")
+        if hc.timeout:
+            timeout = _duration_ns(hc.timeout, name, "healthcheck.timeout")
+        if hc.start_period:
+            start = _duration_ns(hc.start_period, name, "healthcheck.start_period")
+        if hc.retries:
+            retries = hc.retries
     command = _probe_command(test, name, key)
     if command is None:
         return {}, source
@@ -377,75 +368,73 @@ def _probes(ctx: _Ctx, name: str, spec: Mapping[str, Any], info: ImageInfo, imag
     return probes, source + "; default docker.healthcheck"
 
 
-def _resources(name: str, spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    limits_src = ((spec.get("deploy") or {}).get("resources") or {}).get("limits") or {}
-    reserv_src = ((spec.get("deploy") or {}).get("resources") or {}).get("reservations") or {}
+def _resources(name: str, spec: Service) -> tuple[dict[str, Any], dict[str, str]]:
+    limits_src, reserv_src = spec.limits, spec.reservations
     limits: dict[str, str] = {}
     sources: dict[str, str] = {}
-    if limits_src.get("cpus") not in (None, "", 0):
-        limits["cpu"] = _cpu(limits_src["cpus"], name, "deploy.resources.limits.cpus")
+    if limits_src.cpus not in (None, "", 0):
+        limits["cpu"] = _cpu(limits_src.cpus, name, "deploy.resources.limits.cpus")
         sources["limits.cpu"] = f"compose services.{name}.deploy.resources.limits.cpus"
-    elif spec.get("cpus") not in (None, "", 0):
-        limits["cpu"] = _cpu(spec["cpus"], name, "cpus")
+    elif spec.cpus not in (None, "", 0):
+        limits["cpu"] = _cpu(spec.cpus, name, "cpus")
         sources["limits.cpu"] = f"compose services.{name}.cpus"
     else:
         limits["cpu"] = str(DEFAULTS["limits.cpu"].value)
         sources["limits.cpu"] = "default limits.cpu"
-    if limits_src.get("memory") not in (None, "", 0):
-        limits["memory"] = _quantity(_bytes(limits_src["memory"], name, "deploy.resources.limits.memory"))
+    if limits_src.memory not in (None, "", 0):
+        limits["memory"] = _quantity(_bytes(limits_src.memory, name, "deploy.resources.limits.memory"))
         sources["limits.memory"] = f"compose services.{name}.deploy.resources.limits.memory"
-    elif spec.get("mem_limit") not in (None, "", 0):
-        limits["memory"] = _quantity(_bytes(spec["mem_limit"], name, "mem_limit"))
+    elif spec.mem_limit not in (None, "", 0):
+        limits["memory"] = _quantity(_bytes(spec.mem_limit, name, "mem_limit"))
         sources["limits.memory"] = f"compose services.{name}.mem_limit"
     else:
         limits["memory"] = str(DEFAULTS["limits.memory"].value)
         sources["limits.memory"] = "default limits.memory"
     requests = dict(limits)
     sources["requests"] = "default requests (= limits)"
-    if reserv_src.get("cpus") not in (None, "", 0):
-        requests["cpu"] = _cpu(reserv_src["cpus"], name, "deploy.resources.reservations.cpus")
+    if reserv_src.cpus not in (None, "", 0):
+        requests["cpu"] = _cpu(reserv_src.cpus, name, "deploy.resources.reservations.cpus")
         sources["requests.cpu"] = f"compose services.{name}.deploy.resources.reservations.cpus"
-    if reserv_src.get("memory") not in (None, "", 0):
-        requests["memory"] = _quantity(_bytes(reserv_src["memory"], name, "deploy.resources.reservations.memory"))
+    if reserv_src.memory not in (None, "", 0):
+        requests["memory"] = _quantity(_bytes(reserv_src.memory, name, "deploy.resources.reservations.memory"))
         sources["requests.memory"] = f"compose services.{name}.deploy.resources.reservations.memory"
     return {"limits": limits, "requests": requests}, sources
 
 
-def _tmpfs_entries(name: str, spec: Mapping[str, Any]) -> list[tuple[str, int | None, str]]:
+def _tmpfs_entries(name: str, spec: Service) -> list[tuple[str, int | None, str]]:
     """(path, size in bytes or None, source) for every tmpfs of the service."""
     out: list[tuple[str, int | None, str]] = []
-    raw = spec.get("tmpfs") or []
-    for i, entry in enumerate([raw] if isinstance(raw, str) else raw):
+    for i, entry in enumerate(spec.tmpfs):
         path, _, opts = str(entry).partition(":")
         size = None
         for opt in opts.split(","):
             if opt.startswith("size="):
                 size = _bytes(opt.removeprefix("size="), name, f"tmpfs[{i}]")
         out.append((path, size, f"compose services.{name}.tmpfs[{i}]"))
-    for i, v in enumerate(spec.get("volumes") or []):
-        if v.get("type") == "tmpfs":
-            size = (v.get("tmpfs") or {}).get("size")
+    for i, v in enumerate(spec.volumes):
+        if v.type == "tmpfs":
+            given = v.tmpfs.get("size")
             out.append(
                 (
-                    str(v["target"]),
-                    _bytes(size, name, f"volumes[{i}]") if size else None,
+                    v.target,
+                    _bytes(given, name, f"volumes[{i}]") if given else None,
                     f"compose services.{name}.volumes[{i}]",
                 )
             )
     return out
 
 
-def _bind_configmap(ctx: _Ctx, name: str, index: int, vol: Mapping[str, Any], cm_name: str) -> tuple[Obj, list[Any]]:
+def _bind_configmap(ctx: _Ctx, name: str, index: int, vol: Mount, cm_name: str) -> tuple[Obj, list[Any]]:
     """A read-only bind mount as a ConfigMap of its files (what Kubernetes has for shipped files)."""
     key = f"volumes[{index}]"
-    if not vol.get("read_only"):
+    if not vol.read_only:
         raise _fail(
             name,
             key,
-            f"bind mount {vol.get('source')} -> {vol.get('target')} is writable; a pod has no host directory",
+            f"bind mount {vol.source} -> {vol.target} is writable; a pod has no host directory",
             "mount it read-only (:ro) to ship its files as a ConfigMap, or use a named volume",
         )
-    src = Path(str(vol["source"]))
+    src = Path(vol.source)
     # Bytecode caches are the interpreter's, rewritten by whatever ran last: shipping them would make
     # the output depend on that rather than on the mounted sources.
     files = (
@@ -500,14 +489,14 @@ def _bind_configmap(ctx: _Ctx, name: str, index: int, vol: Mapping[str, Any], cm
     return obj, items
 
 
-def _workload(ctx: _Ctx, name: str, spec: Mapping[str, Any], is_job: bool, out: list[Obj]) -> None:
+def _workload(ctx: _Ctx, name: str, spec: Service, is_job: bool, out: list[Obj]) -> None:
     kname = _dns(name, "Compose service")
-    image = str(spec.get("image") or "")
+    image = spec.image
     if not image:
         raise _fail(name, "image", "has no image", "every service needs an image the build produced")
     built, info = ctx.built[image], ctx.infos[image]
     _check_refused(name, spec)
-    uid, gid, user_src = _user(info, spec.get("user"), name, image)
+    uid, gid, user_src = _user(info, spec.user, name, image)
 
     obj = Obj({"apiVersion": "batch/v1" if is_job else "apps/v1", "kind": "Job" if is_job else "Deployment"})
     _meta(ctx, obj, kname, name)
@@ -534,29 +523,29 @@ def _workload(ctx: _Ctx, name: str, spec: Mapping[str, Any], is_job: bool, out: 
         )
     container["imagePullPolicy"] = DEFAULTS["imagePullPolicy"].value
     obj.src(f"{c}.imagePullPolicy", "default imagePullPolicy")
-    if spec.get("entrypoint"):
-        container["command"] = [str(a) for a in spec["entrypoint"]]
+    if spec.entrypoint:
+        container["command"] = list(spec.entrypoint)
         obj.src(f"{c}.command", f"compose services.{name}.entrypoint")
-    if spec.get("command"):
-        container["args"] = [str(a) for a in spec["command"]]
+    if spec.command:
+        container["args"] = list(spec.command)
         obj.src(f"{c}.args", f"compose services.{name}.command")
-    if spec.get("working_dir"):
-        container["workingDir"] = str(spec["working_dir"])
+    if spec.working_dir:
+        container["workingDir"] = spec.working_dir
         obj.src(f"{c}.workingDir", f"compose services.{name}.working_dir")
 
     # Secrets: projected at the paths Compose mounts them.
     secret_items: list[dict[str, Any]] = []
     mounted: set[str] = set()
-    for i, s in enumerate(spec.get("secrets") or []):
-        source = str(s.get("source"))
-        target = str(s.get("target") or source)
+    for i, ref in enumerate(spec.secrets):
+        source = ref.source
+        target = ref.target or source
         if not target.startswith("/"):
             target = f"/run/secrets/{target}"
         if not target.startswith("/run/secrets/") or "/" in target.removeprefix("/run/secrets/"):
             raise _fail(
                 name, f"secrets[{i}].target", f"{target} is not directly under /run/secrets", "use the default target"
             )
-        if source not in (ctx.compose.get("secrets") or {}):
+        if source not in ctx.compose.secrets:
             raise _fail(
                 name,
                 f"secrets[{i}]",
@@ -568,7 +557,7 @@ def _workload(ctx: _Ctx, name: str, spec: Mapping[str, Any], is_job: bool, out: 
         secret_items.append({"secret": {"name": _dns(source, "secret"), "items": [{"key": source, "path": rel}]}})
 
     env: list[dict[str, str]] = []
-    for k, v in sorted((spec.get("environment") or {}).items()):
+    for k, v in sorted(spec.environment.items()):
         if v is None:
             raise _fail(
                 name,
@@ -589,10 +578,8 @@ def _workload(ctx: _Ctx, name: str, spec: Mapping[str, Any], is_job: bool, out: 
         obj.src(f"{c}.env", f"compose services.{name}.environment")
 
     ports: list[tuple[int, str, str]] = []  # (port, protocol, source)
-    for i, p in enumerate(spec.get("ports") or []):
-        ports.append(
-            (int(p["target"]), str(p.get("protocol") or "tcp").upper(), f"compose services.{name}.ports[{i}].target")
-        )
+    for i, p in enumerate(spec.ports):
+        ports.append((p.target, (p.protocol or "tcp").upper(), f"compose services.{name}.ports[{i}].target"))
     exposed = (info.raw.get("Config") or {}).get("ExposedPorts") or {}
     for key in sorted(exposed):
         port, _, proto = str(key).partition("/")
@@ -617,23 +604,23 @@ def _workload(ctx: _Ctx, name: str, spec: Mapping[str, Any], is_job: bool, out: 
         "runAsGroup": gid,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
-    adds = sorted({str(x).upper().removeprefix("CAP_") for x in spec.get("cap_add") or []})
+    adds = sorted({x.upper().removeprefix("CAP_") for x in spec.cap_add})
     if adds:
         csc["capabilities"]["add"] = adds
         obj.src(f"{c}.securityContext.capabilities.add", f"compose services.{name}.cap_add")
-    nnp = any("no-new-privileges" in str(o) for o in spec.get("security_opt") or [])
+    nnp = any("no-new-privileges" in o for o in spec.security_opt)
     obj.src(
         f"{c}.securityContext.allowPrivilegeEscalation",
         f"compose services.{name}.security_opt no-new-privileges" if nnp else "default allowPrivilegeEscalation",
     )
-    dropped = "ALL" in [str(x).upper() for x in spec.get("cap_drop") or []]
+    dropped = "ALL" in [x.upper() for x in spec.cap_drop]
     obj.src(
         f"{c}.securityContext.capabilities.drop",
         f"compose services.{name}.cap_drop" if dropped else "default capabilities.drop",
     )
     obj.src(
         f"{c}.securityContext.readOnlyRootFilesystem",
-        f"compose services.{name}.read_only" if spec.get("read_only") else "default readOnlyRootFilesystem",
+        f"compose services.{name}.read_only" if spec.read_only else "default readOnlyRootFilesystem",
     )
     obj.src(f"{c}.securityContext.runAsNonRoot", "default runAsNonRoot")
     obj.src(f"{c}.securityContext.runAsUser", user_src)
@@ -662,13 +649,13 @@ def _workload(ctx: _Ctx, name: str, spec: Mapping[str, Any], is_job: bool, out: 
         mounts.append({"name": vname, "mountPath": path})
         obj.src(f"{pod}.volumes[{vname}]", src)
         obj.src(f"{c}.volumeMounts[{vname}]", src)
-    for i, v in enumerate(spec.get("volumes") or []):
-        vtype, target = v.get("type"), str(v.get("target"))
+    for i, mount in enumerate(spec.volumes):
+        vtype, target = mount.type, mount.target
         src = f"compose services.{name}.volumes[{i}]"
         if vtype == "tmpfs":
             continue
-        if vtype == "volume" and v.get("source"):
-            claim = _dns(str(v["source"]), "Compose volume")
+        if vtype == "volume" and mount.source:
+            claim = _dns(mount.source, "Compose volume")
             vname = f"volume-{claim}"
             volumes.append({"name": vname, "persistentVolumeClaim": {"claimName": claim}})
             uses_claim = True
@@ -679,7 +666,7 @@ def _workload(ctx: _Ctx, name: str, spec: Mapping[str, Any], is_job: bool, out: 
             cm_name = _dns(
                 f"{kname}-{target.strip('/').replace('/', '-').replace('_', '-')}", "ConfigMap for a bind mount"
             )
-            cm, items = _bind_configmap(ctx, name, i, v, cm_name)
+            cm, items = _bind_configmap(ctx, name, i, mount, cm_name)
             out.append(cm)
             vname = f"bind-{i}"
             volumes.append({"name": vname, "configMap": {"name": cm_name, "items": items}})
@@ -691,7 +678,7 @@ def _workload(ctx: _Ctx, name: str, spec: Mapping[str, Any], is_job: bool, out: 
                 "use a named volume, tmpfs or a read-only bind mount",
             )
         m: dict[str, Any] = {"name": vname, "mountPath": target}
-        if v.get("read_only") or vtype == "bind":
+        if mount.read_only or vtype == "bind":
             m["readOnly"] = True
         mounts.append(m)
         obj.src(f"{pod}.volumes[{vname}]", src)
@@ -731,7 +718,7 @@ def _workload(ctx: _Ctx, name: str, spec: Mapping[str, Any], is_job: bool, out: 
     template: dict[str, Any] = {"metadata": {"labels": ctx.labels(name)}, "spec": pod_spec}
     obj.src("spec.template.metadata.labels", "default labels (compose service and project names)")
 
-    restart = str(spec.get("restart") or "no")
+    restart = spec.restart or "no"
     if is_job:
         pod_spec["restartPolicy"] = "OnFailure" if restart.startswith("on-failure") else "Never"
         obj.src(f"{pod}.restartPolicy", f"compose services.{name}.restart ({restart})")
@@ -750,7 +737,7 @@ def _workload(ctx: _Ctx, name: str, spec: Mapping[str, Any], is_job: bool, out: 
     skipped = sorted(
         f"{k}: {why}"
         for k, why in _NOT_RENDERED.items()
-        if spec.get(k) not in (None, "", [], {}) and not (is_job and k == "restart")  # a Job's restartPolicy
+        if k in spec.given and not (is_job and k == "restart")  # a Job's restartPolicy
     )
     if skipped:
         annotations[NOT_RENDERED_ANNOTATION] = "; ".join(skipped)
@@ -784,17 +771,15 @@ def _annotate(obj: Obj, extra: Mapping[str, str]) -> None:
     obj.body["metadata"]["annotations"] = {SOURCE_ANNOTATION: "; ".join(sources), **extra}
 
 
-def render(
-    cfg: Config, env: str, record: BuildRecord, compose: dict[str, Any], infos: Mapping[str, ImageInfo]
-) -> list[Obj]:
+def render(cfg: Config, env: str, record: BuildRecord, compose: Project, infos: Mapping[str, ImageInfo]) -> list[Obj]:
     """Every object of the environment, in a fixed order; raises RenderError on what cannot be held."""
-    services: dict[str, Any] = compose.get("services") or {}
+    services = compose.services
     if not services:
         raise RenderError(f"the Compose config of {env!r} has no services: nothing to render")
     by_tag = {t: img for img in record.services for t in img.tags}
     built: dict[str, BuiltImage] = {}
     for name, spec in sorted(services.items()):
-        image = str((spec or {}).get("image") or "")
+        image = spec.image
         if image not in by_tag:
             raise _fail(
                 name,
@@ -804,7 +789,7 @@ def render(
                 "Compose must name ${REGISTRY}/${NAMESPACE}/NAME:${IMAGE_TAG}",
             )
         built[image] = by_tag[image]
-    project = _dns(str(compose.get("name") or cfg.project.name), "Compose project name")
+    project = _dns(compose.name or cfg.project.name, "Compose project name")
     ctx = _Ctx(cfg, env, record, compose, dict(infos), built, project, _dns(f"{project}-{env}", "namespace"))
     out: list[Obj] = []
 
@@ -823,7 +808,7 @@ def render(
     _annotate(ns, {})
     out.append(ns)
 
-    for sname in sorted(compose.get("secrets") or {}):
+    for sname in sorted(compose.secrets):
         sec = Obj({"apiVersion": "v1", "kind": "Secret"}, file=SECRETS)
         _meta(ctx, sec, _dns(sname, "Compose secret"), None)
         sec.src("metadata.name", f"compose secrets.{sname}")
@@ -840,7 +825,7 @@ def render(
         )
         out.append(sec)
 
-    for vname in sorted(compose.get("volumes") or {}):
+    for vname in sorted(compose.volumes):
         pvc = Obj({"apiVersion": "v1", "kind": "PersistentVolumeClaim"})
         _meta(ctx, pvc, _dns(vname, "Compose volume"), None)
         pvc.src("metadata.name", f"compose volumes.{vname}")
@@ -854,9 +839,9 @@ def render(
         _annotate(pvc, {})
         out.append(pvc)
 
-    jobs = job_services(services)
+    jobs = compose.jobs()
     for name, spec in sorted(services.items()):
-        _workload(ctx, name, spec or {}, name in jobs, out)
+        _workload(ctx, name, spec, name in jobs, out)
 
     order = {
         "Namespace": 0,
@@ -1088,7 +1073,7 @@ def run(
             raise InputError(f"--compose-file {f}: no such file", hint="name an existing Compose overlay")
     record = manifest.load(cfg.project.artifacts, env_name)
     compose = compose_config(cfg, env_name, record, tools, extra_files)
-    images = sorted({str((s or {}).get("image") or "") for s in (compose.get("services") or {}).values()} - {""})
+    images = sorted({s.image for s in compose} - {""})
     by_tag = {t: img for img in record.services for t in img.tags}
     infos: dict[str, ImageInfo] = {}
     with Engine.connect() as engine:

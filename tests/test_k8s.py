@@ -18,7 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from pipelines import config, k8s, manifest
+from pipelines import compose_model, config, k8s, manifest
 
 from .conftest import ROOT, RunLocks, docker, run_cli, shared_data
 
@@ -110,11 +110,11 @@ def test_deploy_resources_win_and_reservations_become_requests() -> None:
         "cpus": 2,
         "deploy": {"resources": {"limits": {"cpus": "0.5", "memory": "128M"}, "reservations": {"memory": "64M"}}},
     }
-    res, src = k8s._resources("w", spec)
+    res, src = k8s._resources("w", compose_model.parse({"services": {"w": spec}}, source="t").services["w"])
     assert res == {"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": "500m", "memory": "64Mi"}}
     assert src["limits.cpu"] == "compose services.w.deploy.resources.limits.cpus"
     assert src["requests.memory"] == "compose services.w.deploy.resources.reservations.memory"
-    res, src = k8s._resources("w", {})
+    res, src = k8s._resources("w", compose_model.Service("w"))
     assert res["limits"] == {"cpu": "1", "memory": "256Mi"} and src["limits.memory"] == "default limits.memory"
 
 
@@ -355,6 +355,10 @@ DATA = Path(__file__).parent / "data" / "k8s"
 TAG = "git-0123456789ab"
 
 
+def _parsed(compose: dict[str, Any]) -> compose_model.Project:
+    return compose_model.parse(compose, source="prod.compose.json")
+
+
 def recorded_inputs() -> tuple[config.Config, manifest.BuildRecord, dict[str, Any], dict[str, Any]]:
     from pipelines.engine import ImageInfo
 
@@ -392,8 +396,8 @@ def recorded_inputs() -> tuple[config.Config, manifest.BuildRecord, dict[str, An
 
 def test_recorded_prod_matches_the_golden_manifests() -> None:
     cfg, record, compose, infos = recorded_inputs()
-    objects = k8s.render(cfg, "prod", record, compose, infos)
-    again = k8s.render(cfg, "prod", record, json.loads(json.dumps(compose)), infos)
+    objects = k8s.render(cfg, "prod", record, _parsed(compose), infos)
+    again = k8s.render(cfg, "prod", record, _parsed(json.loads(json.dumps(compose))), infos)
     assert [k8s.dump(objects, f) for f in (k8s.MANIFESTS, k8s.SECRETS)] == [
         k8s.dump(again, f) for f in (k8s.MANIFESTS, k8s.SECRETS)
     ]
@@ -419,20 +423,20 @@ def test_recorded_shell_healthcheck_in_the_image_is_refused() -> None:
     raw["Config"]["Healthcheck"]["Test"] = ["CMD-SHELL", "python -m ingestion.healthcheck"]
     infos[tag] = ImageInfo.from_inspect(raw)
     with pytest.raises(k8s.RenderError, match=r"services\.ingestion\.image: a shell-form healthcheck"):
-        k8s.render(cfg, "prod", record, compose, infos)
+        k8s.render(cfg, "prod", record, _parsed(compose), infos)
 
 
 def test_compose_healthcheck_fields_merge_over_the_images() -> None:
     cfg, record, compose, infos = recorded_inputs()
     # Only the retries from Compose: the command and interval stay the image's (5s, retries 3 there).
     compose["services"]["ingestion"]["healthcheck"] = {"retries": 7}
-    objects = {o.key: o for o in k8s.render(cfg, "prod", record, compose, infos)}
+    objects = {o.key: o for o in k8s.render(cfg, "prod", record, _parsed(compose), infos)}
     c = objects["Deployment/ingestion"].body["spec"]["template"]["spec"]["containers"][0]
     assert c["livenessProbe"]["exec"]["command"] == ["/opt/venv/bin/python", "-m", "ingestion.healthcheck"]
     assert (c["livenessProbe"]["periodSeconds"], c["livenessProbe"]["failureThreshold"]) == (5, 7)
     assert c["startupProbe"]["failureThreshold"] == 2 + 7  # the image's start period, 10s / 5s
     compose["services"]["ingestion"]["healthcheck"] = {"disable": True}
-    objects = {o.key: o for o in k8s.render(cfg, "prod", record, compose, infos)}
+    objects = {o.key: o for o in k8s.render(cfg, "prod", record, _parsed(compose), infos)}
     c = objects["Deployment/ingestion"].body["spec"]["template"]["spec"]["containers"][0]
     assert "livenessProbe" not in c and "readinessProbe" not in c
 

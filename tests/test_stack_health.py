@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pipelines import stack
+from pipelines import compose_model, stack
 from pipelines.tools import Toolchain, parse_version
 
 from .test_images import local_ref
@@ -32,20 +32,24 @@ RENDERED: dict[str, Any] = {
 }
 
 
+def _parsed(config: dict[str, Any]) -> compose_model.Project:
+    return compose_model.parse(config, source="rendered")
+
+
 def test_old_engine_gets_a_short_interval_where_a_start_period_exists() -> None:
-    got = stack.health_override(RENDERED, (20, 10, 24))
+    got = stack.health_override(_parsed(RENDERED), (20, 10, 24))
     assert got == {
         "services": {name: {"healthcheck": {"interval": stack.OLD_ENGINE_INTERVAL}} for name in ("db", "worker")}
     }
 
 
 def test_engine_25_gets_start_interval_where_a_start_period_exists() -> None:
-    got = stack.health_override(RENDERED, (26, 1, 5))
+    got = stack.health_override(_parsed(RENDERED), (26, 1, 5))
     assert got == {
         "services": {name: {"healthcheck": {"start_interval": stack.START_INTERVAL}} for name in ("db", "worker")}
     }
-    assert stack.health_override(RENDERED, (25, 0, 0)) == got
-    assert stack.health_override(RENDERED, (24, 0, 9)) != got
+    assert stack.health_override(_parsed(RENDERED), (25, 0, 0)) == got
+    assert stack.health_override(_parsed(RENDERED), (24, 0, 9)) != got
 
 
 def test_a_check_without_start_period_keeps_its_interval_on_every_engine() -> None:
@@ -55,9 +59,9 @@ def test_a_check_without_start_period_keeps_its_interval_on_every_engine() -> No
     """
     config = {"services": {"slow": {"healthcheck": {"test": ["CMD", "true"], "interval": "10s", "retries": 3}}}}
     for version in ((20, 10, 24), (26, 1, 5)):
-        assert stack.health_override(config, version) is None
+        assert stack.health_override(_parsed(config), version) is None
     zero = {"services": {"slow": {"healthcheck": {"test": ["CMD", "true"], "interval": "10s", "start_period": "0s"}}}}
-    assert stack.health_override(zero, (20, 10, 24)) is None
+    assert stack.health_override(_parsed(zero), (20, 10, 24)) is None
 
 
 def test_a_shorter_interval_as_written_is_kept() -> None:
@@ -68,17 +72,17 @@ def test_a_shorter_interval_as_written_is_kept() -> None:
             "slow": {"healthcheck": {**check, "interval": "2s", "start_interval": "1s"}},
         }
     }
-    assert stack.health_override(config, (20, 10, 24)) == {
+    assert stack.health_override(_parsed(config), (20, 10, 24)) == {
         "services": {"slow": {"healthcheck": {"interval": stack.OLD_ENGINE_INTERVAL}}}
     }
-    assert stack.health_override(config, (26, 1, 5)) == {
+    assert stack.health_override(_parsed(config), (26, 1, 5)) == {
         "services": {"slow": {"healthcheck": {"start_interval": stack.START_INTERVAL}}}
     }
 
 
 def test_nothing_to_speed_up_is_no_overlay() -> None:
-    assert stack.health_override({"services": {"job": {"image": "x"}}}, (26, 0, 0)) is None
-    assert stack.health_override({}, (20, 10, 0)) is None
+    assert stack.health_override(_parsed({"services": {"job": {"image": "x"}}}), (26, 0, 0)) is None
+    assert stack.health_override(_parsed({}), (20, 10, 0)) is None
 
 
 @pytest.mark.parametrize(
@@ -134,7 +138,7 @@ def test_overlay_merges_and_this_engine_accepts_it(built: dict[str, Any], tmp_pa
     project = f"pipelines-test-health-{os.getpid()}"
     rendered = json.loads(_compose(tmp_path, "config", "--format", "json", project=project, overlay=False).stdout)
     for version in ((20, 10, 24), (26, 1, 5)):
-        overlay = stack.health_override(rendered, version)
+        overlay = stack.health_override(_parsed(rendered), version)
         assert overlay is not None
         (tmp_path / "over.yaml").write_text(json.dumps(overlay))
         merged = json.loads(_compose(tmp_path, "config", "--format", "json", project=project).stdout)
@@ -164,7 +168,7 @@ def test_overlay_makes_health_visible_sooner_on_this_engine(built: dict[str, Any
     _write_slow_check(tmp_path, image)
     project = f"pipelines-test-health-soon-{os.getpid()}"
     rendered = json.loads(_compose(tmp_path, "config", "--format", "json", project=project, overlay=False).stdout)
-    overlay = stack.health_override(rendered, parse_version(Toolchain().engine_version))
+    overlay = stack.health_override(_parsed(rendered), parse_version(Toolchain().engine_version))
     assert overlay is not None
     (tmp_path / "over.yaml").write_text(json.dumps(overlay))
     try:

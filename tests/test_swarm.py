@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines import composefile
+from pipelines import compose_model, composefile
 from pipelines.deploy import plan, steps, swarm
 from pipelines.engine import Engine
 from pipelines.errors import GateFailed, PipelineError
@@ -53,6 +53,10 @@ def _recorded(env: str, secrets_dir: Path) -> dict[str, Any]:
     return data
 
 
+def _parsed(compose: dict[str, Any]) -> compose_model.Project:
+    return compose_model.parse(compose, source="compose.json")
+
+
 def _images(compose: dict[str, Any]) -> dict[str, str]:
     return {name: f"127.0.0.1:5000/pipelines/{name}@{DIGEST}{i}" for i, name in enumerate(sorted(compose["services"]))}
 
@@ -70,7 +74,7 @@ def reference(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
 
 
 def test_every_key_swarm_does_not_take_is_noticed(reference: dict[str, Any]) -> None:
-    out = swarm.render_stack(reference, _images(reference), stack="ref")
+    out = swarm.render_stack(_parsed(reference), _images(reference), stack="ref")
     notes = swarm.notices(out)
     mapped_into = {  # input key -> where the stack holds it instead
         "tmpfs": "volumes",
@@ -113,7 +117,7 @@ def test_keys_beyond_the_reference_stack_are_noticed(tmp_path: Path) -> None:
     api["deploy"] = {"resources": {"reservations": {"devices": [{"capabilities": ["gpu"]}]}}}
     api["ports"][0]["app_protocol"] = "http"
     compose["networks"]["data"]["ipam"] = {"config": [{"subnet": "10.9.0.0/24"}]}
-    out = swarm.render_stack(compose, _images(compose), stack="ref")
+    out = swarm.render_stack(_parsed(compose), _images(compose), stack="ref")
     notes = swarm.notices(out)
     for key in ("container_name", "privileged", "devices", "shm_size", "group_add", "pull_policy"):
         assert any(n.startswith(f"services.api.{key} dropped") for n in notes), key
@@ -129,7 +133,7 @@ def test_keys_beyond_the_reference_stack_are_noticed(tmp_path: Path) -> None:
 
 
 def test_swarm_form_of_limits_ports_tmpfs_and_networks(reference: dict[str, Any]) -> None:
-    out = swarm.render_stack(reference, _images(reference), stack="ref")
+    out = swarm.render_stack(_parsed(reference), _images(reference), stack="ref")
     api = out["services"]["api"]
     assert api["ports"] == [{"mode": "host", "protocol": "tcp", "published": 8000, "target": 8000}]
     assert api["deploy"]["resources"]["limits"] == {"cpus": "1", "memory": str(256 * 1024**2), "pids": 128}
@@ -140,7 +144,7 @@ def test_swarm_form_of_limits_ports_tmpfs_and_networks(reference: dict[str, Any]
     # Compose's implied volume names (PROJECT_KEY) become the stack's own; an explicit name stays.
     assert out["volumes"] == {"ingest": {}, "pgdata": {}}
     reference["volumes"]["pgdata"]["name"] = "kept-data"
-    again = swarm.render_stack(reference, _images(reference), stack="ref")
+    again = swarm.render_stack(_parsed(reference), _images(reference), stack="ref")
     assert again["volumes"]["pgdata"] == {"name": "kept-data"}
     for name, svc in out["services"].items():
         assert svc["image"] == _images(reference)[name]
@@ -156,7 +160,7 @@ def test_swarm_form_of_limits_ports_tmpfs_and_networks(reference: dict[str, Any]
 
 
 def test_monitor_covers_the_healthcheck_window(reference: dict[str, Any]) -> None:
-    out = swarm.render_stack(reference, _images(reference), stack="ref")
+    out = swarm.render_stack(_parsed(reference), _images(reference), stack="ref")
     judged = 0
     for name, svc in out["services"].items():
         if svc["deploy"].get("mode") == "replicated-job":
@@ -176,14 +180,14 @@ def test_monitor_covers_the_healthcheck_window(reference: dict[str, Any]) -> Non
 def test_start_first_without_host_port_or_volume(tmp_path: Path) -> None:
     compose = _recorded("prod", tmp_path)
     del compose["services"]["api"]["ports"]
-    out = swarm.render_stack(compose, _images(compose), stack="ref")
+    out = swarm.render_stack(_parsed(compose), _images(compose), stack="ref")
     assert out["services"]["api"]["deploy"]["update_config"]["order"] == "start-first"
     assert out["services"]["api"]["deploy"]["rollback_config"]["order"] == "start-first"
 
 
 def test_secrets_named_by_content_hash(tmp_path: Path) -> None:
     compose = _recorded("prod", tmp_path)
-    out = swarm.render_stack(compose, _images(compose), stack="ref")
+    out = swarm.render_stack(_parsed(compose), _images(compose), stack="ref")
     for key, spec in compose["secrets"].items():
         digest = hashlib.sha256(Path(spec["file"]).read_bytes()).hexdigest()[:12]
         assert out["secrets"][key] == {"file": spec["file"], "name": f"ref_{key}_{digest}"}
@@ -194,28 +198,28 @@ def test_secrets_named_by_content_hash(tmp_path: Path) -> None:
         {"source": "metrics_password"},
     ]
     Path(compose["secrets"]["db_password"]["file"]).write_text("rotated\n")
-    again = swarm.render_stack(compose, _images(compose), stack="ref")
+    again = swarm.render_stack(_parsed(compose), _images(compose), stack="ref")
     assert again["secrets"]["db_password"]["name"] != out["secrets"]["db_password"]["name"]
     assert again["secrets"]["metrics_user"] == out["secrets"]["metrics_user"]
 
 
 def test_byte_identical_for_identical_input(tmp_path: Path) -> None:
     compose = _recorded("staging", tmp_path)
-    first = swarm.dump(swarm.render_stack(compose, _images(compose), stack="ref"))
+    first = swarm.dump(swarm.render_stack(_parsed(compose), _images(compose), stack="ref"))
     # The same content in another key order (as another Compose version may print it).
     shuffled = json.loads(json.dumps(compose))
     items = list(shuffled["services"].items())
     items.reverse()
     shuffled["services"] = dict(items)
     shuffled["services"]["api"] = dict(reversed(list(shuffled["services"]["api"].items())))
-    second = swarm.dump(swarm.render_stack(copy.deepcopy(shuffled), _images(compose), stack="ref"))
+    second = swarm.dump(swarm.render_stack(_parsed(copy.deepcopy(shuffled)), _images(compose), stack="ref"))
     assert first == second
     assert first.startswith("networks:") and "x-pipelines:" in first
 
 
 def test_phases_run_the_job_between_its_dependencies_and_its_dependants(tmp_path: Path) -> None:
     compose = _recorded("prod", tmp_path)
-    out = swarm.render_stack(compose, _images(compose), stack="ref")
+    out = swarm.render_stack(_parsed(compose), _images(compose), stack="ref")
     assert swarm.phases(out) == [
         ("before jobs", ["db"]),
         ("job migrate", ["migrate"]),
@@ -243,7 +247,7 @@ def test_bad_input_is_named(tmp_path: Path, change: Any, message: str) -> None:
     images = _images(compose)
     change(compose, images)
     with pytest.raises(swarm.SwarmRenderError) as err:
-        swarm.render_stack(compose, images, stack="ref")
+        swarm.render_stack(_parsed(compose), images, stack="ref")
     assert message in err.value.render()
     assert err.value.exit_code == 2
 
@@ -251,7 +255,7 @@ def test_bad_input_is_named(tmp_path: Path, change: Any, message: str) -> None:
 def test_stack_name_is_checked(tmp_path: Path) -> None:
     compose = _recorded("prod", tmp_path)
     with pytest.raises(swarm.SwarmRenderError, match="stack name"):
-        swarm.render_stack(compose, _images(compose), stack="Bad Name")
+        swarm.render_stack(_parsed(compose), _images(compose), stack="Bad Name")
 
 
 # --------------------------------------------------------------------------- the engine
@@ -446,7 +450,7 @@ def test_deploy_update_bad_update_and_rollback(
 
     def run(variant: str, **kw: Any) -> swarm.Outcome:
         return swarm.deploy(
-            compose, images(variant), stack=name, workdir=work / "out", tools=tools, log=lines.append, **kw
+            _parsed(compose), images(variant), stack=name, workdir=work / "out", tools=tools, log=lines.append, **kw
         )
 
     # 1. First deploy: job, then services; healthy on the new digests, port published on the host.
@@ -514,7 +518,9 @@ def test_deploy_update_bad_update_and_rollback(
 
     # 4. Rollback to the first release's digests: converges on them; the job does not run again.
     job_before = int(_service(manager, f"{name}_migrate")["JobStatus"]["JobIteration"]["Index"])
-    back = swarm.rollback(compose, images("good1"), stack=name, workdir=work / "out", tools=tools, log=lines.append)
+    back = swarm.rollback(
+        _parsed(compose), images("good1"), stack=name, workdir=work / "out", tools=tools, log=lines.append
+    )
     print(f"rollback: {back.seconds:.1f} s")
     for svc in ("web", "worker"):
         assert _running_digests(manager, f"{name}_{svc}") == {variants["good1"].rpartition("@")[2]}
@@ -531,6 +537,7 @@ def test_deploy_update_bad_update_and_rollback(
 DEPLOY_CHILD = """
 import json, sys
 from pathlib import Path
+from pipelines import compose_model
 from pipelines.deploy import plan, steps, swarm
 from pipelines.errors import PipelineError
 from pipelines.result import Context
@@ -538,7 +545,8 @@ from pipelines.tools import Toolchain
 compose = json.loads(Path(sys.argv[1]).read_text())
 images = json.loads(sys.argv[2])
 try:
-    swarm.deploy(compose, images, stack=sys.argv[3], workdir=Path(sys.argv[4]), tools=Toolchain())
+    project = compose_model.parse(compose, source=sys.argv[1])
+    swarm.deploy(project, images, stack=sys.argv[3], workdir=Path(sys.argv[4]), tools=Toolchain())
 except PipelineError as exc:
     print(exc.render(), flush=True)
     sys.exit(exc.exit_code)
@@ -549,7 +557,7 @@ def test_ctrl_c_mid_update_rolls_back(manager: Engine, variants: dict[str, str],
     """Ctrl-C while Swarm replaces tasks: exit 130, and Swarm is asked to roll back to what served before."""
     name, work, compose, tools = stack["name"], stack["work"], stack["compose"], stack["tools"]
     good1 = {svc: variants["good1"] for svc in ("migrate", "web", "worker")}
-    swarm.deploy(compose, good1, stack=name, workdir=work / "out", tools=tools, log=lambda _: None)
+    swarm.deploy(_parsed(compose), good1, stack=name, workdir=work / "out", tools=tools, log=lambda _: None)
     (work / "compose.json").write_text(json.dumps(compose))
     good2 = json.dumps({svc: variants["good2"] for svc in ("migrate", "web", "worker")})
     child = subprocess.Popen(
@@ -591,7 +599,7 @@ def test_failing_job_aborts_before_services_change(
     images = {svc: variants["good1"] for svc in ("migrate", "web", "worker")}
     try:
         with pytest.raises(GateFailed, match="one-shot job migrate failed"):
-            swarm.deploy(compose, images, stack=name, workdir=work / "outj", tools=tools, log=lambda _: None)
+            swarm.deploy(_parsed(compose), images, stack=name, workdir=work / "outj", tools=tools, log=lambda _: None)
         services = docker(
             "service", "ls", "--format", "{{.Name}}", "--filter", f"label=com.docker.stack.namespace={name}"
         )
@@ -603,7 +611,7 @@ def test_failing_job_aborts_before_services_change(
 def test_rendered_stack_file_is_accepted_by_docker_stack_config(tools: Toolchain, tmp_path: Path) -> None:
     """The CLI that deploys it parses the file (schema 3.9, forbidden properties) without complaint."""
     compose = _recorded("staging", tmp_path)
-    out = swarm.render_stack(compose, _images(compose), stack="ref")
+    out = swarm.render_stack(_parsed(compose), _images(compose), stack="ref")
     for i, (_, names) in enumerate(swarm.phases(out)):
         f = tmp_path / f"phase{i}.yaml"
         f.write_text(swarm.dump(swarm._phase_file(out, names)))
@@ -646,8 +654,8 @@ def test_realworld_compose_files_every_dropped_key_noticed(tools: Toolchain, tmp
     for project, config in _realworld(tools, tmp_path):
         images = {name: f"127.0.0.1:5000/rw/{name}@{DIGEST}1" for name in config["services"]}
         try:
-            out = swarm.render_stack(config, images, stack="rw")
-        except swarm.SwarmRenderError as exc:
+            out = swarm.render_stack(_parsed(config), images, stack="rw")
+        except (swarm.SwarmRenderError, compose_model.ComposeShapeError) as exc:
             assert re.search(r"services\.[\w.-]+\.[\w.-]+", exc.what), (project, exc.what)
             refused += 1
             continue

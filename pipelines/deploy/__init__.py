@@ -15,7 +15,6 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from .. import signing
@@ -64,7 +63,7 @@ class RollbackOptions:
 # ---- shared ground -------------------------------------------------------------------------------
 
 
-def engine_module(name: str) -> ModuleType:
+def engine_module(name: str) -> steps_mod.DeployEngine:
     """The module that carries a release out on ``name``: the one dispatch point for engines."""
     if name == "compose":
         from . import compose_engine

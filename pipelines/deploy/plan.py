@@ -27,8 +27,9 @@ from typing import Any
 
 import yaml
 
-from .. import manifest, signing, verdicts
+from .. import compose_model, manifest, signing, verdicts
 from .. import subjects as subjects_mod
+from ..compose_model import Healthcheck, Project
 from ..composespec import duration_ns
 from ..config import Config, Readiness
 from ..engine import Engine
@@ -78,24 +79,20 @@ class Health:
         return max(own, floor)
 
 
-def health_of(spec: Mapping[str, Any] | None, *, where: str) -> Health | None:
+def health_of(spec: Healthcheck | Mapping[str, Any] | None, *, where: str) -> Health | None:
     """The Compose ``healthcheck:`` (or the image's, in the same shape); None when there is none."""
-    if not spec or spec.get("disable") or list(spec.get("test") or [])[:1] == ["NONE"]:
-        return None
-    if not spec.get("test"):
+    hc = Healthcheck.parse(spec, source=where, path="") if isinstance(spec, Mapping) else spec
+    if hc is None or hc.disabled or not hc.test:
         return None
 
-    def dur(key: str, default: float) -> float:
-        return parse_duration(spec[key], where=f"{where}.{key}") if spec.get(key) not in (None, "", 0) else default
+    def dur(key: str, value: object, default: float) -> float:
+        return parse_duration(value, where=f"{where}.{key}") if value not in (None, "", 0) else default
 
-    retries = spec.get("retries")
-    if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 0):
-        raise InputError(f"{where}.retries: {retries!r} is not a count")
     return Health(
-        interval=dur("interval", DEFAULT_INTERVAL),
-        timeout=dur("timeout", DEFAULT_TIMEOUT),
-        retries=int(retries) if retries else DEFAULT_RETRIES,
-        start_period=dur("start_period", 0.0),
+        interval=dur("interval", hc.interval, DEFAULT_INTERVAL),
+        timeout=dur("timeout", hc.timeout, DEFAULT_TIMEOUT),
+        retries=hc.retries or DEFAULT_RETRIES,
+        start_period=dur("start_period", hc.start_period, 0.0),
     )
 
 
@@ -136,6 +133,11 @@ class Deployment:
     def spec(self, name: str) -> dict[str, Any]:
         return dict((self.config.get("services") or {}).get(name) or {})
 
+    @property
+    def compose(self) -> Project:
+        """The release's Compose file as typed records (``config`` is what is written and hashed)."""
+        return compose_model.parse(self.config, source=str(self.file))
+
 
 def repository(ref: str) -> str:
     """registry:port/namespace/NAME:tag or ...@sha256:... -> registry:port/namespace/NAME."""
@@ -150,31 +152,13 @@ def image_name(ref: str) -> str:
     return repository(ref).rsplit("/", 1)[-1]
 
 
-def _order(config: Mapping[str, Any]) -> list[str]:
-    """Services in dependency order (depends_on first), ties in the file's order."""
-    services = dict(config.get("services") or {})
-    done: list[str] = []
-    visiting: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in done:
-            return
-        if name in visiting:
-            raise InputError(f"the Compose services' depends_on form a cycle through {name!r}")
-        visiting.add(name)
-        for dep in (services.get(name) or {}).get("depends_on") or {}:
-            if dep in services:
-                visit(dep)
-        visiting.discard(name)
-        done.append(name)
-
-    for name in services:
-        visit(name)
-    return done
+def _project(config: Project | Mapping[str, Any], source: str) -> Project:
+    """The release's Compose file as typed records; the stage may still hand over the dict it wrote."""
+    return config if isinstance(config, Project) else compose_model.parse(config, source=source)
 
 
 def services_of(
-    config: Mapping[str, Any],
+    config: Project | Mapping[str, Any],
     *,
     stateful: Sequence[str],
     floor: float,
@@ -182,46 +166,34 @@ def services_of(
     source: str,
 ) -> list[Service]:
     """Each service's role and deadline; ``image_health``: digest ref -> the image's own healthcheck."""
-    specs = dict(config.get("services") or {})
+    project = _project(config, source)
+    specs = project.services
     unknown = sorted(set(stateful) - set(specs))
     if unknown:
         raise InputError(
             f"[deploy].stateful names {', '.join(unknown)}, which {source} does not define",
             hint=f"services there: {', '.join(specs)}",
         )
-    waited_for = {
-        dep
-        for s in specs.values()
-        for dep, cond in ((s or {}).get("depends_on") or {}).items()
-        if (cond or {}).get("condition") == "service_completed_successfully"
-    }
+    waited_for = project.jobs()
     out = []
-    for name in _order(config):
-        spec = specs[name] or {}
-        image = str(spec.get("image", ""))
-        one_shot = name in waited_for and str(spec.get("restart", "no")) == "no"
-        volumes = [
-            str(v.get("source"))
-            for v in spec.get("volumes") or []
-            if isinstance(v, dict) and v.get("type") == "volume" and v.get("source")
-        ]
+    for name in project.order():
+        spec = specs[name]
+        image = spec.image
+        one_shot = name in waited_for and (spec.restart or "no") == "no"
+        volumes = spec.named_volumes
         why_stateful = (
             "[deploy].stateful"
             if name in stateful
             else (f"named volume {', '.join(volumes)}" if volumes and not one_shot else "")
         )
-        fixed = tuple(
-            str(p.get("published"))
-            for p in spec.get("ports") or []
-            if isinstance(p, dict) and str(p.get("published") or "") not in ("", "0")
-        )
+        fixed = tuple(p.published for p in spec.ports if p.published not in ("", "0"))
         where = f"{source}: services.{name}.healthcheck"
-        health = health_of(spec.get("healthcheck"), where=where)
-        if health is None and "healthcheck" not in spec:
+        health = health_of(spec.healthcheck, where=where)
+        if health is None and spec.healthcheck is None:
             health = health_of(image_health.get(image), where=f"image {image} healthcheck")
         grace = (
-            parse_duration(spec["stop_grace_period"], where=f"{source}: services.{name}.stop_grace_period")
-            if spec.get("stop_grace_period")
+            parse_duration(spec.stop_grace_period, where=f"{source}: services.{name}.stop_grace_period")
+            if spec.stop_grace_period
             else DEFAULT_GRACE
         )
         out.append(
@@ -234,7 +206,7 @@ def services_of(
                 fixed_ports=fixed,
                 health=health,
                 grace=grace,
-                depends=tuple((spec.get("depends_on") or {}).keys()),
+                depends=tuple(spec.depends_on),
                 deadline=health.deadline(floor) if health else max(floor, 60.0),
             )
         )
@@ -253,12 +225,12 @@ def require_health(services: Sequence[Service], replace_stateful: Sequence[str],
             )
 
 
-def require_scalable(services: Sequence[Service], config: Mapping[str, Any], source: str) -> None:
+def require_scalable(services: Sequence[Service], config: Project | Mapping[str, Any], source: str) -> None:
     """A rolled service runs its new containers beside the old ones: a fixed container name cannot run twice."""
-    specs = dict(config.get("services") or {})
+    specs = _project(config, source).services
     for s in services:
         rolled = not s.one_shot and not s.stateful and not s.fixed_ports
-        name = (specs.get(s.name) or {}).get("container_name")
+        name = specs[s.name].container_name if s.name in specs else None
         if rolled and name:
             raise InputError(
                 f"{source}: service {s.name!r} sets container_name {name!r}, so a new container of it cannot "
@@ -269,12 +241,15 @@ def require_scalable(services: Sequence[Service], config: Mapping[str, Any], sou
 
 
 def require_readiness(
-    services: Sequence[Service], config: Mapping[str, Any], readiness: Mapping[str, Readiness], source: str
+    services: Sequence[Service],
+    config: Project | Mapping[str, Any],
+    readiness: Mapping[str, Readiness],
+    source: str,
 ) -> None:
     """Every [deploy.readiness.SERVICE] names a long-running service the deploy host can reach."""
     by = {s.name: s for s in services}
-    specs = dict(config.get("services") or {})
-    internal = {n for n, spec in (config.get("networks") or {}).items() if (spec or {}).get("internal")}
+    project = _project(config, source)
+    internal = {n for n, net in project.networks.items() if net.internal}
     for name in readiness:
         key = f"[deploy.readiness.{name}]"
         svc = by.get(name)
@@ -282,7 +257,7 @@ def require_readiness(
             raise InputError(f"{key} names a service {source} does not define", hint=f"services there: {', '.join(by)}")
         if svc.one_shot:
             raise InputError(f"{key}: {name!r} is a one-shot job; it is judged by its exit code, not a route")
-        nets = (specs.get(name) or {}).get("networks")
+        nets = project.services[name].networks if name in project.services else None
         if nets is not None and not (set(nets) - internal):
             raise InputError(
                 f"{key}: {name!r} is only on internal networks ({', '.join(sorted(nets))}), "
@@ -395,11 +370,9 @@ def _from_build(
     )
 
 
-def compose_images(config: Mapping[str, Any]) -> dict[str, str]:
+def compose_images(config: Project) -> dict[str, str]:
     """service -> image of every service in a rendered Compose config."""
-    return {
-        str(name): str((spec or {}).get("image") or "") for name, spec in sorted((config.get("services") or {}).items())
-    }
+    return {name: spec.image for name, spec in sorted(config.services.items())}
 
 
 def verify_release(
@@ -428,7 +401,8 @@ def verify_release(
     ids = dict(image_ids)
     bad: list[str] = []
     covered = set(refs.values())
-    for service, ref in compose_images(config or {}).items():
+    project = _project(config or {}, "the release's Compose file")
+    for service, ref in compose_images(project).items():
         if ref in covered:
             continue
         covered.add(ref)
@@ -559,17 +533,17 @@ def _render(stack: Stack) -> dict[str, Any]:
     return data
 
 
-def _fill_secrets(config: Mapping[str, Any], secrets_dir: Path) -> int:
+def _fill_secrets(config: Project, secrets_dir: Path) -> int:
     """Secrets the stack reads from the deploy's own secrets directory: made once, kept for every release."""
     made = 0
-    for name, spec in (config.get("secrets") or {}).items():
-        file = Path(str((spec or {}).get("file", "")))
+    for name, spec in config.secrets.items():
+        file = Path(spec.file or "")
         if file.parent == secrets_dir and not file.exists():
             secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             file.write_text(secrets_mod.token_urlsafe(24) + "\n")
             file.chmod(0o644)  # bind-mounted into containers that run as other users
             made += 1
-        elif (spec or {}).get("file") and not file.is_file():
+        elif spec.file and not file.is_file():
             raise InputError(
                 f"the stack's secret {name!r} names {file}, which does not exist",
                 hint="create it, or point SECRETS_DIR at the directory that holds the secrets",
@@ -591,14 +565,14 @@ def render(
     env = _compose_env(ctx, secrets_dir, cand.image_tag)
     release_dir.mkdir(parents=True, exist_ok=True)
     base = Stack(cfg, cand.env, project, release_dir, ctx.tools, tuple(extra_files), env=dict(env))
-    config = _render(base)
-    services = dict(config.get("services") or {})
+    config = compose_model.parse(_render(base), source=f"the Compose config of {cand.env!r}")
+    services = config.services
     if not services:
         raise InputError(f"the Compose config of {cand.env!r} defines no services: nothing to deploy")
     pins: dict[str, dict[str, str]] = {}
     strangers = []
     for name, spec in services.items():
-        img = str((spec or {}).get("image", ""))
+        img = spec.image
         built = image_name(img)
         # .../NAMESPACE/NAME: the namespace must be the config's, whatever registry the files name.
         suffix = f"/{cfg.registry.namespace}/{built}" if cfg.registry.namespace else f"/{built}"
@@ -620,7 +594,7 @@ def render(
     )
     pinned = Stack(cfg, cand.env, project, release_dir, ctx.tools, (*extra_files, override), env=dict(env))
     rendered = _render(pinned)
-    _fill_secrets(rendered, secrets_dir)
+    _fill_secrets(compose_model.parse(rendered, source=f"the pinned Compose config of {cand.env!r}"), secrets_dir)
     return rendered
 
 

@@ -1,6 +1,6 @@
 """What every deploy engine reports: the steps it took, and the two ways a rollout ends early.
 
-An engine (``compose_engine``, a Swarm one) is a module with
+An engine (``compose_engine``, ``swarm``) is a module that satisfies :class:`DeployEngine`:
 
     apply(ctx, new: Deployment, old: Deployment | None, *, replace_stateful, floor, log) -> list[Step]
 
@@ -11,9 +11,15 @@ switched (exit 1), or :class:`DeployInterrupted` the same way on Ctrl-C (exit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import GateFailed, Interrupted
+
+if TYPE_CHECKING:
+    from ..result import Context
+    from .plan import Deployment
 
 
 @dataclass
@@ -45,3 +51,20 @@ class DeployInterrupted(Interrupted):
     def __init__(self, what: str, *, steps: list[Step]) -> None:
         super().__init__(what)
         self.steps = steps
+
+
+class DeployEngine(Protocol):
+    """The one contract of a deploy engine module; the stage calls nothing else on it."""
+
+    def apply(
+        self,
+        ctx: Context,
+        new: Deployment,
+        old: Deployment | None,
+        *,
+        replace_stateful: tuple[str, ...] = (),
+        floor: float = 0.0,
+        log: Callable[[str], None] = ...,
+    ) -> list[Step]:
+        """Roll ``new`` out over ``old``; the steps taken, or GateBroken / DeployInterrupted."""
+        ...

@@ -53,8 +53,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .. import _proc
-from ..composespec import DOCKER_HEALTHCHECK, Default, duration_ns, job_services, size_bytes
+from .. import _proc, compose_model
+from ..compose_model import Deploy, FileObject, FileRef, Healthcheck, Project, Service, thaw
+from ..composespec import DOCKER_HEALTHCHECK, Default
 from ..engine import Engine
 from ..errors import GateFailed, InputError, Interrupted, PipelineError
 from ..tools import Toolchain
@@ -225,22 +226,16 @@ class Outcome:
 # --------------------------------------------------------------------------- rendering
 
 
-def _fail(service: str, key: str, problem: str, hint: str) -> SwarmRenderError:
-    return SwarmRenderError(f"compose services.{service}.{key}: {problem}", hint=hint)
+def _fail(service: str, key: str, problem: str, hint: str) -> InputError:
+    return compose_model.service_error(SwarmRenderError, service, key, problem, hint)
 
 
 def _duration_ns(value: object, service: str, key: str) -> int:
-    try:
-        return duration_ns(value)
-    except ValueError as exc:
-        raise _fail(service, key, str(exc), "write it like 2s, 500ms or 1m30s") from None
+    return compose_model.duration(value, service, key, SwarmRenderError)
 
 
 def _bytes(value: object, service: str, key: str) -> int:
-    try:
-        return size_bytes(value)
-    except ValueError as exc:
-        raise _fail(service, key, str(exc), "write it like 256m, 1g or a number of bytes") from None
+    return compose_model.size(value, service, key, SwarmRenderError)
 
 
 def _secs(ns: int) -> str:
@@ -249,38 +244,37 @@ def _secs(ns: int) -> str:
     return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
 
 
-def health_window(name: str, spec: Mapping[str, Any]) -> Window | None:
+def health_window(name: str, spec: Service) -> Window | None:
     """The Compose healthcheck's window (Docker's defaults for unset fields); None when disabled.
 
     The image's own healthcheck is not known to the render: an unset field counts with Docker's
     default, which is never shorter than what the reference images set, so the window only errs long.
     """
-    hc = spec.get("healthcheck")
-    if isinstance(hc, Mapping) and (hc.get("disable") or list(hc.get("test") or []) == ["NONE"]):
+    hc = spec.healthcheck
+    if hc is not None and (hc.disable or hc.test == ("NONE",)):
         return None
-    hc = hc if isinstance(hc, Mapping) else {}
+    hc = hc or Healthcheck()
     dflt = DEFAULTS["docker.healthcheck"].value
 
     def dur(key: str) -> float:
-        value = hc.get(key) or dflt[key]
+        value = getattr(hc, key) or dflt[key]
         return _duration_ns(value, name, f"healthcheck.{key}") / 1e9
 
-    retries = int(hc.get("retries") or dflt["retries"])
+    retries = int(hc.retries or dflt["retries"])
     return Window(dur("start_period"), dur("interval"), retries, dur("timeout"))
 
 
-def _healthcheck(name: str, hc: Mapping[str, Any]) -> dict[str, Any]:
+def _healthcheck(name: str, hc: Healthcheck) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if hc.get("disable"):
+    if hc.disable:
         return {"disable": True}
-    if hc.get("test"):
-        raw = hc["test"]
-        out["test"] = raw if isinstance(raw, str) else [str(t) for t in raw]
-    for key in ("interval", "timeout", "start_period"):
-        if hc.get(key):
-            out[key] = _secs(_duration_ns(hc[key], name, f"healthcheck.{key}"))
-    if hc.get("retries"):
-        out["retries"] = int(hc["retries"])
+    if hc.test:
+        out["test"] = hc.test if isinstance(hc.test, str) else list(hc.test)
+    for key, value in (("interval", hc.interval), ("timeout", hc.timeout), ("start_period", hc.start_period)):
+        if value:
+            out[key] = _secs(_duration_ns(value, name, f"healthcheck.{key}"))
+    if hc.retries:
+        out["retries"] = hc.retries
     return out
 
 
@@ -294,28 +288,24 @@ def _restart_policy(value: str) -> dict[str, Any]:
 
 
 def _cpus(value: object, name: str, key: str) -> str:
-    try:
-        n = float(str(value))
-    except ValueError:
-        raise _fail(name, key, f"{value!r} is not a number of CPUs", "write it like 0.5 or 1") from None
-    return f"{n:g}"
+    return f"{compose_model.cpus(value, name, key, SwarmRenderError):g}"
 
 
 def _hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:12]
 
 
-def _file_object(kind: str, key: str, spec: Mapping[str, Any], stack: str, notices: list[str]) -> dict[str, Any]:
+def _file_object(kind: str, key: str, spec: FileObject, stack: str, notices: list[str]) -> dict[str, Any]:
     """A top-level secret or config: external ones by name, files by a name carrying their content hash."""
-    if spec.get("external"):
-        return {"external": True, "name": str(spec.get("name") or key)}
-    if spec.get("environment") or spec.get("content"):
-        source = "an environment variable" if spec.get("environment") else "inline content"
+    if spec.external:
+        return {"external": True, "name": spec.name or key}
+    if spec.environment or spec.content:
+        source = "an environment variable" if spec.environment else "inline content"
         raise SwarmRenderError(
             f"compose {kind}.{key}: comes from {source}",
             hint=f"docker stack deploy 20.10 reads {kind} from files only: use `file:`",
         )
-    path = Path(str(spec.get("file") or ""))
+    path = Path(spec.file or "")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -329,23 +319,21 @@ def _file_object(kind: str, key: str, spec: Mapping[str, Any], stack: str, notic
             f"compose {kind}.{key}: the Swarm name {name!r} is longer than {_MAX_OBJECT_NAME} characters",
             hint="use a shorter stack or secret name",
         )
-    for extra in sorted(set(spec) - {"file", "name", "labels"}):
+    for extra in sorted(spec.given - {"file", "name", "labels"}):
         notices.append(f"{kind}.{key}: {extra} dropped: not in the 3.9 format")
     out: dict[str, Any] = {"file": str(path), "name": name}
-    if spec.get("labels"):
-        out["labels"] = dict(spec["labels"])
+    if spec.labels:
+        out["labels"] = thaw(spec.labels)
     return out
 
 
-def _mounted(name: str, kind: str, refs: Sequence[Any], declared: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _mounted(name: str, kind: str, refs: Sequence[FileRef], declared: Mapping[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for i, ref in enumerate(refs):
-        r = {"source": ref} if isinstance(ref, str) else dict(ref)
-        source = str(r.get("source"))
-        if source not in declared:
-            raise _fail(name, f"{kind}[{i}]", f"names {source!r}, which the top level does not declare", "declare it")
-        item: dict[str, Any] = {"source": source}
-        target = str(r.get("target") or "")
+    for i, r in enumerate(refs):
+        if r.source not in declared:
+            raise _fail(name, f"{kind}[{i}]", f"names {r.source!r}, which the top level does not declare", "declare it")
+        item: dict[str, Any] = {"source": r.source}
+        target = r.target
         if kind == "secrets" and target.startswith("/run/secrets/"):
             # Swarm mounts secrets under /run/secrets/ by file name; the render writes the full path.
             target = target.removeprefix("/run/secrets/")
@@ -353,24 +341,26 @@ def _mounted(name: str, kind: str, refs: Sequence[Any], declared: Mapping[str, A
             raise _fail(
                 name,
                 f"{kind}[{i}].target",
-                f"{r.get('target')} is not a file directly under /run/secrets",
+                f"{r.target} is not a file directly under /run/secrets",
                 "use the default target",
             )
-        if target and target != source:
+        if target and target != r.source:
             item["target"] = target
-        for k in ("uid", "gid", "mode"):
-            if r.get(k) is not None:
-                item[k] = r[k] if k == "mode" else str(r[k])
+        if r.uid is not None:
+            item["uid"] = r.uid
+        if r.gid is not None:
+            item["gid"] = r.gid
+        if r.mode is not None:
+            item["mode"] = r.mode
         out.append(item)
     return out
 
 
-def _tmpfs(name: str, spec: Mapping[str, Any], notices: list[str]) -> list[dict[str, Any]]:
+def _tmpfs(name: str, spec: Service, notices: list[str]) -> list[dict[str, Any]]:
     """Compose's `tmpfs:` as long-syntax tmpfs volumes: docker stack deploy ignores the short key without a word."""
-    raw = spec.get("tmpfs") or []
     out: list[dict[str, Any]] = []
-    for i, entry in enumerate([raw] if isinstance(raw, str) else raw):
-        path, _, opts = str(entry).partition(":")
+    for i, entry in enumerate(spec.tmpfs):
+        path, _, opts = entry.partition(":")
         vol: dict[str, Any] = {"type": "tmpfs", "target": path}
         for opt in [o for o in opts.split(",") if o]:
             if opt.startswith("size="):
@@ -390,42 +380,44 @@ def _tmpfs(name: str, spec: Mapping[str, Any], notices: list[str]) -> list[dict[
     return out
 
 
-def _volumes(name: str, spec: Mapping[str, Any], notices: list[str]) -> tuple[list[dict[str, Any]], bool]:
+def _volumes(name: str, spec: Service, notices: list[str]) -> tuple[list[dict[str, Any]], bool]:
     """Long-syntax volumes with the keys the 3.9 format has; whether a named volume is mounted."""
     out: list[dict[str, Any]] = []
     named = False
-    for i, raw in enumerate(spec.get("volumes") or []):
-        v = dict(raw) if isinstance(raw, Mapping) else {}
-        if not v:
-            raise _fail(name, f"volumes[{i}]", f"{raw!r} is not in the rendered long syntax", "render with compose")
-        vol = {k: v[k] for k in sorted(_VOLUME_KEYS & set(v)) if v[k] not in (None, "")}
-        for k in sorted(set(v) - _VOLUME_KEYS - set(_VOLUME_SUB)):
+    for i, m in enumerate(spec.volumes):
+        fields: dict[str, Any] = {
+            "type": m.type,
+            "source": m.source,
+            "target": m.target,
+            "read_only": m.read_only,
+            "consistency": thaw(m.extras.get("consistency")),
+        }
+        vol = {k: fields[k] for k in sorted(_VOLUME_KEYS & m.given)}
+        for k in sorted(set(m.extras) - _VOLUME_KEYS):
             notices.append(f"services.{name}.volumes[{i}]: {k} dropped: not in the 3.9 format")
         for sub, allowed in _VOLUME_SUB.items():
-            opts = v.get(sub) or {}
-            kept = {k: opts[k] for k in sorted(allowed & set(opts))}
+            opts = m.options(sub)
+            kept = {k: thaw(opts[k]) for k in sorted(allowed & set(opts))}
             for k in sorted(set(opts) - allowed):
                 notices.append(f"services.{name}.volumes[{i}].{sub}.{k} dropped: not in the 3.9 format")
-            if kept and sub == v.get("type"):
+            if kept and sub == m.type:
                 vol[sub] = kept
-        if v.get("type") == "volume" and v.get("source"):
+        if m.type == "volume" and m.source:
             named = True
-        if v.get("type") == "bind":
+        if m.type == "bind":
             notices.append(
-                f"services.{name}.volumes[{i}]: bind mount of {v.get('source')}: the path must exist on every "
+                f"services.{name}.volumes[{i}]: bind mount of {m.source}: the path must exist on every "
                 "node a task can be placed on"
             )
         out.append(vol)
     return out, named
 
 
-def _ports(name: str, spec: Mapping[str, Any], notices: list[str]) -> list[dict[str, Any]]:
+def _ports(name: str, spec: Service, notices: list[str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for i, p in enumerate(spec.get("ports") or []):
-        if not isinstance(p, Mapping):
-            raise _fail(name, f"ports[{i}]", f"{p!r} is not in the rendered long syntax", "render with compose")
-        port: dict[str, Any] = {"target": int(p["target"]), "protocol": str(p.get("protocol") or "tcp")}
-        published = str(p.get("published") or "")
+    for i, p in enumerate(spec.ports):
+        port: dict[str, Any] = {"target": p.target, "protocol": p.protocol or "tcp"}
+        published = p.published
         if published:
             if not published.isdigit():
                 raise _fail(
@@ -436,36 +428,37 @@ def _ports(name: str, spec: Mapping[str, Any], notices: list[str]) -> list[dict[
                 )
             port["published"] = int(published)
         port["mode"] = DEFAULTS["ports.mode"].value
-        if p.get("host_ip") not in (None, "", "0.0.0.0", "::"):  # noqa: S104 - comparing, not binding
+        if p.host_ip not in ("", "0.0.0.0", "::"):  # noqa: S104 - comparing, not binding
             notices.append(
-                f"services.{name}.ports[{i}]: host_ip {p['host_ip']} dropped: Swarm publishes on every interface "
+                f"services.{name}.ports[{i}]: host_ip {p.host_ip} dropped: Swarm publishes on every interface "
                 f"of the node (port {published or 'chosen by Swarm'}); firewall it if it must stay private"
             )
-        if p.get("mode") not in (None, "ingress", "host"):
-            raise _fail(name, f"ports[{i}].mode", f"{p['mode']!r} is not a publish mode", "use host")
-        for k in sorted(set(p) - {"target", "published", "protocol", "mode", "host_ip"}):
+        if p.mode not in ("", "ingress", "host"):
+            raise _fail(name, f"ports[{i}].mode", f"{p.mode!r} is not a publish mode", "use host")
+        for k in sorted(p.extras):
             notices.append(f"services.{name}.ports[{i}]: {k} dropped: not in the 3.9 format")
         out.append(port)
     return out
 
 
-def _resources(name: str, spec: Mapping[str, Any], deploy: Mapping[str, Any], notices: list[str]) -> dict[str, Any]:
-    res = dict(deploy.get("resources") or {})
-    for section in ("limits", "reservations"):
-        handled = {"cpus", "memory", "pids"} if section == "limits" else {"cpus", "memory"}
-        for k in sorted(set(res.get(section) or {}) - handled):
+def _resources(name: str, spec: Service, notices: list[str]) -> dict[str, Any]:
+    for section, res in (("limits", spec.limits), ("reservations", spec.reservations)):
+        unhandled = set(res.extras) | ({"pids"} if section == "reservations" and res.pids is not None else set())
+        for k in sorted(unhandled):
             notices.append(f"services.{name}.deploy.resources.{section}.{k} dropped: not in the 3.9 format")
-    limits = dict(res.get("limits") or {})
-    reserv = dict(res.get("reservations") or {})
+    lim, res = spec.limits, spec.reservations
+    limits: dict[str, Any] = {k: v for k, v in (("cpus", lim.cpus), ("memory", lim.memory), ("pids", lim.pids))
+                              if v is not None}  # fmt: skip
+    reserv: dict[str, Any] = {k: v for k, v in (("cpus", res.cpus), ("memory", res.memory)) if v is not None}
     # The 3.9 format forbids the service-level keys: they become deploy.resources.
-    if spec.get("cpus") not in (None, "", 0) and "cpus" not in limits:
-        limits["cpus"] = spec["cpus"]
-    if spec.get("mem_limit") not in (None, "", 0) and "memory" not in limits:
-        limits["memory"] = spec["mem_limit"]
-    if spec.get("pids_limit") not in (None, "", 0) and "pids" not in limits:
-        limits["pids"] = int(spec["pids_limit"])
-    if spec.get("mem_reservation") not in (None, "", 0) and "memory" not in reserv:
-        reserv["memory"] = spec["mem_reservation"]
+    if spec.cpus not in (None, "", 0) and "cpus" not in limits:
+        limits["cpus"] = spec.cpus
+    if spec.mem_limit not in (None, "", 0) and "memory" not in limits:
+        limits["memory"] = spec.mem_limit
+    if spec.pids_limit not in (None, 0) and "pids" not in limits:
+        limits["pids"] = spec.pids_limit
+    if spec.mem_reservation not in (None, "", 0) and "memory" not in reserv:
+        reserv["memory"] = spec.mem_reservation
     out: dict[str, Any] = {}
     for section, values, key in (("limits", limits, "deploy.resources.limits"),
                                  ("reservations", reserv, "deploy.resources.reservations")):  # fmt: skip
@@ -481,9 +474,25 @@ def _resources(name: str, spec: Mapping[str, Any], deploy: Mapping[str, Any], no
     return out
 
 
+def _copied(spec: Service, key: str) -> Any:
+    """A key the stack file carries as Compose wrote it, as plain JSON."""
+    typed: dict[str, Any] = {
+        "cap_add": list(spec.cap_add),
+        "cap_drop": list(spec.cap_drop),
+        "command": None if spec.command is None else list(spec.command),
+        "entrypoint": None if spec.entrypoint is None else list(spec.entrypoint),
+        "labels": dict(spec.labels),
+        "read_only": spec.read_only if "read_only" in spec.given else None,
+        "stop_grace_period": spec.stop_grace_period,
+        "user": spec.user,
+        "working_dir": spec.working_dir,
+    }
+    return typed[key] if key in typed else thaw(spec.value(key))
+
+
 def _service(
     name: str,
-    spec: Mapping[str, Any],
+    spec: Service,
     image: str,
     is_job: bool,
     networks: Mapping[str, Any],
@@ -493,79 +502,78 @@ def _service(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"image": image}
     for key in _COPIED:
-        if spec.get(key) not in (None, [], {}):
-            out[key] = spec[key]
-    env = spec.get("environment") or {}
+        value = _copied(spec, key)
+        if value not in (None, [], {}):
+            out[key] = value
+    env = spec.environment
     for k, v in env.items():
         if v is None:
             raise _fail(name, f"environment.{k}", "has no value (set in neither the file nor the environment)",
                         f"give {k} a value")  # fmt: skip
     if env:
-        out["environment"] = {str(k): str(v) for k, v in sorted(env.items())}
-    if isinstance(spec.get("healthcheck"), Mapping) and not is_job:
-        out["healthcheck"] = _healthcheck(name, spec["healthcheck"])
+        out["environment"] = {k: str(v) for k, v in sorted(env.items())}
+    if spec.healthcheck is not None and not is_job:
+        out["healthcheck"] = _healthcheck(name, spec.healthcheck)
     elif is_job:
         out["healthcheck"] = dict(DEFAULTS["job.healthcheck"].value)
-        if isinstance(spec.get("healthcheck"), Mapping) and not spec["healthcheck"].get("disable"):
+        if spec.healthcheck is not None and not spec.healthcheck.disable:
             notices.append(f"services.{name}.healthcheck dropped: a one-shot job is judged by its exit code")
     ports = _ports(name, spec, notices)
     if ports and is_job:
         notices.append(f"services.{name}.ports dropped: a one-shot job serves nothing")
     elif ports:
         out["ports"] = ports
-    nets = spec.get("networks") or {}
-    if nets:
+    if spec.networks:
         svc_nets: dict[str, Any] = {}
-        for net, opts in sorted(nets.items()):
+        for net, att in sorted(spec.networks.items()):
             if net not in networks:
                 raise _fail(name, f"networks.{net}", "is not declared at the top level", "declare it under networks:")
-            opts = dict(opts or {})
-            svc_nets[net] = {"aliases": list(opts["aliases"])} if opts.get("aliases") else None
-            for k in sorted(set(opts) - {"aliases"}):
-                if opts[k] not in (None, "", 0):
+            svc_nets[net] = {"aliases": list(att.aliases)} if att.aliases else None
+            for k in sorted(att.extras):
+                if thaw(att.extras[k]) not in (None, "", 0):
                     notices.append(f"services.{name}.networks.{net}.{k} dropped: Swarm assigns addresses itself")
         out["networks"] = svc_nets
-    if spec.get("secrets"):
-        out["secrets"] = _mounted(name, "secrets", spec["secrets"], secrets)
-    if spec.get("configs"):
-        out["configs"] = _mounted(name, "configs", spec["configs"], configs)
+    if spec.secrets:
+        out["secrets"] = _mounted(name, "secrets", spec.secrets, secrets)
+    if spec.configs:
+        out["configs"] = _mounted(name, "configs", spec.configs, configs)
     vols, named = _volumes(name, spec, notices)
     vols += _tmpfs(name, spec, notices)
     if vols:
         out["volumes"] = sorted(vols, key=lambda v: (str(v.get("target")), str(v.get("type"))))
 
-    given = dict(spec.get("deploy") or {})
+    given = spec.deploy or Deploy()
     deploy: dict[str, Any] = {}
-    for k in _DEPLOY_KEYS:
-        if given.get(k) not in (None, {}, []) and k not in ("resources", "mode", "replicas", "restart_policy"):
-            deploy[k] = given[k]
-    for k in sorted(set(given) - set(_DEPLOY_KEYS) - {"update_config", "rollback_config"}):
+    for k, value in (("labels", given.labels), ("placement", given.placement), ("endpoint_mode", given.endpoint_mode)):
+        if value not in (None, {}, []):
+            deploy[k] = thaw(value)
+    for k in sorted(given.extras):
         notices.append(f"services.{name}.deploy.{k} dropped: not in the 3.9 format")
-    resources = _resources(name, spec, given, notices)
+    resources = _resources(name, spec, notices)
     if resources:
         deploy["resources"] = resources
-    restart = str(spec.get("restart") or "no")
-    if given.get("restart_policy"):
-        deploy["restart_policy"] = dict(given["restart_policy"])
+    restart = spec.restart or "no"
+    if given.restart_policy:
+        deploy["restart_policy"] = thaw(given.restart_policy)
     elif is_job and not restart.startswith("on-failure"):
         deploy["restart_policy"] = dict(DEFAULTS["job.restart_policy"].value)
-    elif spec.get("restart"):
+    elif spec.restart:
         deploy["restart_policy"] = _restart_policy(restart)
-    if spec.get("restart"):
+    if spec.restart:
         notices.append(
             f"services.{name}.restart {restart!r}: written as deploy.restart_policy "
             f"{deploy['restart_policy']} (Swarm ignores `restart`)"
         )
-    if given.get("mode") not in (None, "replicated", "global"):
-        raise _fail(name, "deploy.mode", f"{given['mode']!r} is not a mode a stack service takes here",
+    if given.mode not in (None, "replicated", "global"):
+        raise _fail(name, "deploy.mode", f"{given.mode!r} is not a mode a stack service takes here",
                     "use replicated or global")  # fmt: skip
     if is_job:
         deploy["mode"] = "replicated-job"
     else:
-        if given.get("mode") == "global":
+        if given.mode == "global":
             deploy["mode"] = "global"
         else:
-            deploy["replicas"] = int(given.get("replicas") or spec.get("scale") or DEFAULTS["replicas"].value)
+            deploy["replicas"] = int(given.replicas or spec.scale or DEFAULTS["replicas"].value)
         deploy.setdefault("endpoint_mode", DEFAULTS["endpoint_mode"].value)
         window = health_window(name, spec)
         if window is None:
@@ -578,8 +586,8 @@ def _service(
         stop_first = bool(ports) or named
         order = "stop-first" if stop_first else DEFAULTS["update.order"].value
         monitor = _secs(int(window.seconds * 1e9))
-        for k in ("update_config", "rollback_config"):
-            if given.get(k):
+        for k, value in (("update_config", given.update_config), ("rollback_config", given.rollback_config)):
+            if value:
                 notices.append(f"services.{name}.deploy.{k} replaced by the pipeline's update policy (README)")
         deploy["update_config"] = {
             "parallelism": DEFAULTS["update.parallelism"].value,
@@ -595,24 +603,23 @@ def _service(
         }
     out["deploy"] = deploy
 
-    for key in sorted(spec):
-        if key in _COPIED or key in _MAPPED or spec[key] in (None, [], {}, False):
+    for key in sorted(spec.given):
+        if key in _COPIED or key in _MAPPED:
             continue
         why = _DROPPED_WHY.get(key, "not in the Compose file format docker stack deploy 20.10 reads")
         notices.append(f"services.{name}.{key} dropped: {why}")
-    if spec.get("depends_on"):
-        waits = ", ".join(f"{d} ({(c or {}).get('condition', 'service_started')})"
-                          for d, c in sorted(spec["depends_on"].items()))  # fmt: skip
+    if spec.depends_on:
+        waits = ", ".join(f"{d} ({c.condition})" for d, c in sorted(spec.depends_on.items()))
         notices.append(f"services.{name}.depends_on dropped ({waits}): {_DROPPED_WHY['depends_on']}")
     return out
 
 
-def _ordered_jobs(services: Mapping[str, Any], jobs: set[str]) -> list[str]:
+def _ordered_jobs(services: Mapping[str, Service], jobs: set[str]) -> list[str]:
     """Jobs in the order their dependencies allow (a job that waits for another runs after it)."""
     done: list[str] = []
     pending = sorted(jobs)
     while pending:
-        ready = [j for j in pending if not (set((services[j] or {}).get("depends_on") or {}) & (set(pending) - {j}))]
+        ready = [j for j in pending if not (set(services[j].depends_on) & (set(pending) - {j}))]
         if not ready:
             raise SwarmRenderError(f"one-shot jobs wait for each other in a cycle: {', '.join(pending)}")
         done.append(ready[0])
@@ -620,14 +627,14 @@ def _ordered_jobs(services: Mapping[str, Any], jobs: set[str]) -> list[str]:
     return done
 
 
-def render_stack(merged_compose: Mapping[str, Any], images: Mapping[str, str], *, stack: str) -> dict[str, Any]:
+def render_stack(compose: Project, images: Mapping[str, str], *, stack: str) -> dict[str, Any]:
     """The stack file of a merged Compose render, every image by digest; notices under ``x-pipelines``."""
     if not _STACK_NAME.match(stack):
         raise SwarmRenderError(
             f"stack name {stack!r} is not usable",
             hint="lowercase letters, digits, '-' and '_', at most 30, starting with a letter or digit",
         )
-    services: Mapping[str, Any] = merged_compose.get("services") or {}
+    services = compose.services
     if not services:
         raise SwarmRenderError("the Compose render has no services: there is nothing to deploy")
     for svc, ref in sorted(images.items()):
@@ -646,44 +653,47 @@ def render_stack(merged_compose: Mapping[str, Any], images: Mapping[str, str], *
         )
     notices: list[str] = []
     networks: dict[str, Any] = {}
-    for key, spec in sorted((merged_compose.get("networks") or {}).items()):
-        spec = dict(spec or {})
-        if spec.get("external"):
-            networks[key] = {"external": True, "name": str(spec.get("name") or key)}
+    for key, spec in sorted(compose.networks.items()):
+        if spec.external:
+            networks[key] = {"external": True, "name": spec.name or key}
             continue
         net: dict[str, Any] = {"driver": DEFAULTS["networks.driver"].value}
-        if spec.get("driver") not in (None, "bridge", "overlay"):
-            raise SwarmRenderError(f"compose networks.{key}: driver {spec['driver']!r} does not span a swarm",
+        if spec.driver not in (None, "bridge", "overlay"):
+            raise SwarmRenderError(f"compose networks.{key}: driver {spec.driver!r} does not span a swarm",
                                    hint="use the default driver")  # fmt: skip
-        if spec.get("internal"):
+        if spec.internal:
             net["internal"] = True
-        if spec.get("attachable"):
+        if spec.attachable:
             net["attachable"] = True
-        if spec.get("labels"):
-            net["labels"] = dict(spec["labels"])
-        for k in sorted(set(spec) - {"name", "driver", "internal", "attachable", "labels", "external"}):
-            if spec[k] not in (None, {}, [], ""):
+        if spec.labels:
+            net["labels"] = thaw(spec.labels)
+        for k in sorted(spec.extras):
+            if thaw(spec.extras[k]) not in (None, {}, [], ""):
                 notices.append(f"networks.{key}.{k} dropped: Swarm's overlay networks take their own")
         networks[key] = net
-    secrets = {k: _file_object("secrets", k, v or {}, stack, notices)
-               for k, v in sorted((merged_compose.get("secrets") or {}).items())}  # fmt: skip
-    configs = {k: _file_object("configs", k, v or {}, stack, notices)
-               for k, v in sorted((merged_compose.get("configs") or {}).items())}  # fmt: skip
+    secrets = {k: _file_object("secrets", k, v, stack, notices) for k, v in sorted(compose.secrets.items())}
+    configs = {k: _file_object("configs", k, v, stack, notices) for k, v in sorted(compose.configs.items())}
     volumes: dict[str, Any] = {}
-    for key, spec in sorted((merged_compose.get("volumes") or {}).items()):
-        spec = dict(spec or {})
-        vol = {k: spec[k] for k in ("name", "external", "driver", "driver_opts", "labels") if spec.get(k)}
-        if not spec.get("external") and spec.get("name") == f"{merged_compose.get('name')}_{key}":
+    for key, vspec in sorted(compose.volumes.items()):
+        fields: dict[str, Any] = {
+            "name": vspec.name,
+            "external": vspec.external,
+            "driver": vspec.driver,
+            "driver_opts": thaw(vspec.driver_opts),
+            "labels": thaw(vspec.labels),
+        }
+        vol = {k: v for k, v in fields.items() if v}
+        if not vspec.external and vspec.name == f"{compose.name}_{key}":
             # Compose's implied PROJECT_KEY name: the stack's own (STACK_KEY) instead, so two stacks of one
             # project (staging, prod) never share data. A stack named like the project mounts the same volume.
             del vol["name"]
         volumes[key] = vol
-    jobs = job_services(services)
+    jobs = compose.jobs()
     rendered: dict[str, Any] = {}
-    for name, spec in sorted(services.items()):
-        rendered[name] = _service(name, spec or {}, images[name], name in jobs, networks, secrets, configs, notices)
+    for name, spec_ in sorted(services.items()):
+        rendered[name] = _service(name, spec_, images[name], name in jobs, networks, secrets, configs, notices)
     _ordered_jobs(services, jobs)  # a cycle is an input error now, not at deploy time
-    for k in sorted(set(merged_compose) - {"name", "services", "networks", "secrets", "configs", "volumes"}):
+    for k in sorted(compose.top_level - {"name", "services", "networks", "secrets", "configs", "volumes"}):
         if not k.startswith("x-"):
             notices.append(f"{k} dropped: not a top-level key of the 3.9 format")
     out: dict[str, Any] = {"version": DEFAULTS["version"].value, "services": rendered}
@@ -698,11 +708,7 @@ def render_stack(merged_compose: Mapping[str, Any], images: Mapping[str, str], *
     out[NOTICES_KEY] = {
         "stack": stack,
         "jobs": _ordered_jobs(services, jobs),
-        "needs": {
-            name: sorted((spec or {}).get("depends_on") or {})
-            for name, spec in sorted(services.items())
-            if (spec or {}).get("depends_on")
-        },
+        "needs": {name: sorted(spec_.depends_on) for name, spec_ in sorted(services.items()) if spec_.depends_on},
         "notices": sorted(set(notices)),
         "defaults": {k: d.value for k, d in sorted(DEFAULTS.items())},
     }
@@ -1043,7 +1049,7 @@ def deadline_for(stack_file: Mapping[str, Any], services: Iterable[str], *, pull
 
 
 def deploy(
-    merged_compose: Mapping[str, Any],
+    merged_compose: Project,
     images: Mapping[str, str],
     *,
     stack: str,
@@ -1131,7 +1137,7 @@ def deploy(
 
 
 def rollback(
-    merged_compose: Mapping[str, Any],
+    merged_compose: Project,
     previous_images: Mapping[str, str],
     *,
     stack: str,
@@ -1193,7 +1199,7 @@ def apply(
     images = {s.name: s.image for s in new.services}
     timeout = floor or None
     try:
-        out = deploy(new.config, images, stack=stack, workdir=new.dir, tools=ctx.tools, timeout=timeout, log=say)
+        out = deploy(new.compose, images, stack=stack, workdir=new.dir, tools=ctx.tools, timeout=timeout, log=say)
     except Interrupted as exc:
         raise DeployInterrupted(f"{exc.what}; Swarm rolls back what was under way", steps=[]) from None
     except GateFailed as exc:
@@ -1201,7 +1207,7 @@ def apply(
         if old is not None:
             try:
                 back = rollback(
-                    old.config,
+                    old.compose,
                     {s.name: s.image for s in old.services},
                     stack=stack,
                     workdir=new.dir / "restore",

@@ -481,8 +481,8 @@ def analyse(
             continue
         notices += [n for n in rendered.notices if n not in notices]
         known = {
-            name: healthchecks.get(Path(str((svc.get("build") or {}).get("context", ""))).name, False)
-            for name, svc in (rendered.config.get("services") or {}).items()
+            name: healthchecks.get(Path(svc.build.context if svc.build else "").name, False)
+            for name, svc in rendered.project.services.items()
         }
         findings += compose_policy.check(rendered, compose_policy.Context(c.profile, c.environment, known))
         for f, d in zip(c.files, c.displays, strict=True):

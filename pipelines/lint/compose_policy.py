@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from ..compose_model import Project, Resources, Service, thaw
 from ..composefile import Rendered, locate, source_environment
 from ..findings import Finding, Rule, Severity
 from .dockerfile_policy import PUBLIC_KEY, auth_disabled, looks_secret, secret_name, url_credential
@@ -224,17 +224,12 @@ class Context:
 
 
 def check(r: Rendered, ctx: Context) -> list[Finding]:
-    services: dict[str, Any] = r.config.get("services") or {}
-    one_shot = {
-        dep
-        for svc in services.values()
-        for dep, d in (svc.get("depends_on") or {}).items()
-        if (d or {}).get("condition") == "service_completed_successfully"
-    }
+    services = r.project.services
+    one_shot = r.project.jobs()
     healthy = {
         name
         for name, svc in services.items()
-        if ((svc.get("healthcheck") or {}).get("test") and not (svc.get("healthcheck") or {}).get("disable"))
+        if (svc.healthcheck is not None and svc.healthcheck.test and not svc.healthcheck.disable)
         or ctx.image_healthchecks.get(name)
     }
     out: list[Finding] = []
@@ -243,7 +238,7 @@ def check(r: Rendered, ctx: Context) -> list[Finding]:
         for name, svc in sorted(services.items())
         for x in _service_findings(name, svc, ctx, name in one_shot, healthy, source_environment(r, name))
     ]
-    findings += [(name, *x) for name, x in _network_findings(r.config)]
+    findings += [(name, *x) for name, x in _network_findings(r.project)]
     for name, rule, key, message in findings:
         file, line = locate(r, name, key)
         rr = RULES[rule]
@@ -265,40 +260,40 @@ def check(r: Rendered, ctx: Context) -> list[Finding]:
     return out
 
 
-def _limits(svc: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(((svc.get("deploy") or {}).get("resources") or {}).get("limits") or {})
+def _limits(svc: Service) -> Resources:
+    return svc.limits
 
 
 EDGE_PROXIES = {"traefik", "nginx", "nginx-proxy", "caddy", "haproxy", "envoy", "openresty", "httpd", "apache"}
 
 
-def _is_edge_proxy(name: str, svc: Mapping[str, Any]) -> bool:
-    image = str(svc.get("image") or "").rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+def _is_edge_proxy(name: str, svc: Service) -> bool:
+    image = svc.image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
     return image in EDGE_PROXIES or name in ("proxy", "reverse-proxy", "ingress", "edge", *EDGE_PROXIES)
 
 
-def is_datastore(svc: Mapping[str, Any]) -> bool:
-    return bool(DATASTORES.search(str(svc.get("image") or "")))
+def is_datastore(svc: Service) -> bool:
+    return bool(DATASTORES.search(svc.image))
 
 
-def _publishes(svc: Mapping[str, Any]) -> bool:
-    return any(isinstance(p, dict) and p.get("published") for p in svc.get("ports") or [])
+def _publishes(svc: Service) -> bool:
+    return any(p.published for p in svc.ports)
 
 
-def _network_findings(config: Mapping[str, Any]) -> Iterator[tuple[str, tuple[str, str | None, str]]]:
-    services: dict[str, Any] = config.get("services") or {}
-    networks: dict[str, Any] = config.get("networks") or {}
+def _network_findings(config: Project) -> Iterator[tuple[str, tuple[str, str | None, str]]]:
+    services = config.services
+    networks = config.networks
 
-    def nets(svc: Mapping[str, Any]) -> set[str]:
-        if svc.get("network_mode"):
+    def nets(svc: Service) -> set[str]:
+        if svc.value("network_mode"):
             return set()
-        return set((svc.get("networks") or {"default": None}).keys())
+        return set(svc.networks) if svc.networks else {"default"}
 
     for name, svc in sorted(services.items()):
         if not is_datastore(svc):
             continue
         for net in sorted(nets(svc)):
-            if (networks.get(net) or {}).get("internal"):
+            if net in networks and networks[net].internal:
                 continue
             exposed = sorted(o for o, s in services.items() if o != name and net in nets(s) and _publishes(s))
             if exposed:
@@ -314,30 +309,30 @@ def _network_findings(config: Mapping[str, Any]) -> Iterator[tuple[str, tuple[st
 
 def _service_findings(
     name: str,
-    svc: Mapping[str, Any],
+    svc: Service,
     ctx: Context,
     one_shot: bool,
     healthy: set[str],
     source_env: Mapping[str, str | None],
 ) -> Iterator[tuple[str, str | None, str]]:
-    if svc.get("privileged"):
+    if svc.value("privileged"):
         yield "PL-C001", "privileged", "privileged: true"
-    for v in svc.get("volumes") or []:
-        src = str(v.get("source", "")) if isinstance(v, dict) else str(v)
-        kind = v.get("type", "bind") if isinstance(v, dict) else "bind"
+    for v in svc.volumes:
+        src = v.source
+        kind = v.type or "bind"
         if src.rstrip("/").endswith("docker.sock") or src.rstrip("/").endswith("podman.sock"):
             yield "PL-C002", "volumes", f"mounts the Docker socket ({src})"
         elif kind == "bind" and (src.rstrip("/") or "/") in SENSITIVE_HOST_PATHS:
             yield "PL-C018", "volumes", f"mounts the host path {src}"
     for key in ("network_mode", "pid", "ipc", "uts", "userns_mode"):
-        if svc.get(key) == "host":
+        if svc.value(key) == "host":
             yield "PL-C003", key, f"{key}: host"
-    if "ALL" not in [str(c).upper() for c in svc.get("cap_drop") or []]:
+    if "ALL" not in [c.upper() for c in svc.cap_drop]:
         yield "PL-C004", "cap_drop", "does not drop ALL capabilities"
-    added = sorted({str(c).upper().removeprefix("CAP_") for c in svc.get("cap_add") or []} & DANGEROUS_CAPS)
+    added = sorted({c.upper().removeprefix("CAP_") for c in svc.cap_add} & DANGEROUS_CAPS)
     if added:
         yield "PL-C016", "cap_add", f"adds {', '.join(added)}"
-    opts = [str(o).replace("=", ":") for o in svc.get("security_opt") or []]
+    opts = [o.replace("=", ":") for o in svc.security_opt]
     if "no-new-privileges:true" not in opts and "no-new-privileges" not in opts:
         yield "PL-C005", "security_opt", "no-new-privileges is not set"
     for o in opts:
@@ -348,40 +343,43 @@ def _service_findings(
             "systempaths:unconfined",
         ):
             yield "PL-C017", "security_opt", f"security_opt {o}"
-    user = str(svc.get("user") or "").split(":", 1)[0]
+    user = (svc.user or "").split(":", 1)[0]
     if user in ("root", "0"):
-        yield "PL-C015", "user", f"user: {svc.get('user')}"
-    if svc.get("devices"):
-        shown = ", ".join(str(d.get("source", d) if isinstance(d, dict) else d) for d in svc["devices"])
+        yield "PL-C015", "user", f"user: {svc.user}"
+    devices = thaw(svc.value("devices"))
+    if devices:
+        listed = devices if isinstance(devices, list) else [devices]
+        shown = ", ".join(str(d.get("source", d) if isinstance(d, dict) else d) for d in listed)
         yield "PL-C019", "devices", f"host devices: {shown}"
     # A dev profile relaxes these on purpose; without a profile they are warnings, in prod errors.
     relaxed = ctx.profile == "dev"
-    if not svc.get("read_only") and not relaxed:
+    if not svc.read_only and not relaxed:
         yield "PL-C006", "read_only", "root filesystem is writable"
     lim = _limits(svc)
     missing = [
         k
-        for k, alt in (("cpus", "cpus"), ("mem_limit", "memory"), ("pids_limit", "pids"))
-        if not svc.get(k) and not lim.get(alt)
-    ]
+        for k, own, alt in (("cpus", svc.cpus, lim.cpus), ("mem_limit", svc.mem_limit, lim.memory),
+                            ("pids_limit", svc.pids_limit, lim.pids))
+        if not own and not alt
+    ]  # fmt: skip
     if missing and not one_shot and not relaxed:
         yield "PL-C007", None, f"no {', '.join(missing)}"
-    hc = svc.get("healthcheck") or {}
-    if hc.get("disable"):
+    hc = svc.healthcheck
+    if hc is not None and hc.disable:
         yield "PL-C008", "healthcheck", "healthcheck is disabled"
-    elif not hc.get("test") and name not in healthy and not one_shot:
+    elif not (hc is not None and hc.test) and name not in healthy and not one_shot:
         yield "PL-C008", "healthcheck", "no healthcheck (none in the file, none known in the image)"
-    for dep, d in (svc.get("depends_on") or {}).items():
-        cond = (d or {}).get("condition", "service_started")
+    for dep, d in svc.depends_on.items():
+        cond = d.condition
         # Waiting for health needs a healthcheck on the dependency; without one, PL-C008 there is the finding.
         if cond == "service_started" and dep in healthy:
             yield "PL-C009", "depends_on", f"depends_on {dep} without a health condition"
-    for port in svc.get("ports") or []:
-        if isinstance(port, dict) and port.get("published") and port.get("host_ip") in (None, "", "0.0.0.0", "::"):  # noqa: S104 - detecting it, not binding
-            if _is_edge_proxy(name, svc) and int(port.get("target") or 0) in (80, 443):
+    for port in svc.ports:
+        if port.published and port.host_ip in ("", "0.0.0.0", "::"):  # noqa: S104 - detecting it, not binding
+            if _is_edge_proxy(name, svc) and port.target in (80, 443):
                 continue  # a reverse proxy's HTTP(S) entry point is meant to face the network
-            yield "PL-C010", "ports", f"port {port.get('published')} is published on all interfaces"
-    env = svc.get("environment") or {}
+            yield "PL-C010", "ports", f"port {port.published} is published on all interfaces"
+    env = svc.environment
     for key, value in env.items():
         if value is None or str(value) == "":
             continue
@@ -402,17 +400,17 @@ def _service_findings(
             yield "PL-C011", "environment", f"environment {key}: a URL with a password in it"
         elif looks_secret(str(value)) and not from_variable and not PUBLIC_KEY.search(key):
             yield "PL-C011", "environment", f"environment {key} holds a secret-looking value inline"
-    image = str(svc.get("image") or "")
+    image = svc.image
     # A service built here gets its image name from the build; the tag is the build's business.
-    if image and "@sha256:" not in image and not svc.get("build"):
+    if image and "@sha256:" not in image and svc.build is None:
         last = image.rsplit("/", 1)[-1]
         if ":" not in last:
             yield "PL-C012", "image", f"image {image} has no tag"
         elif last.endswith(":latest"):
             yield "PL-C012", "image", f"image {image} uses latest"
     if not one_shot and not relaxed:
-        restart = str(svc.get("restart") or "")
-        policy = (svc.get("deploy") or {}).get("restart_policy") or {}
+        restart = svc.restart or ""
+        policy = svc.deploy.restart_policy if svc.deploy else {}
         bounded = restart.startswith("on-failure:") or bool(policy.get("max_attempts"))
         # Unset or "no" never restarts: not unbounded.
         if restart in ("always", "unless-stopped") and not bounded:

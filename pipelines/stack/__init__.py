@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import _proc
+from .. import _proc, compose_model
+from ..compose_model import Project
 from ..composespec import duration_ns
 from ..errors import CommandFailed, GateFailed, InputError, PipelineError
 from ..tools import Toolchain
@@ -71,7 +72,7 @@ def go_seconds(value: object) -> float | None:
         return None
 
 
-def health_override(config: Mapping[str, Any], engine_version: tuple[int, int, int]) -> dict[str, Any] | None:
+def health_override(config: Project, engine_version: tuple[int, int, int]) -> dict[str, Any] | None:
     """A Compose overlay that makes health visible sooner, or None when there is nothing to speed up.
 
     Only enabled healthchecks with a start_period are touched: the test, its
@@ -84,14 +85,14 @@ def health_override(config: Mapping[str, Any], engine_version: tuple[int, int, i
     key, value = ("start_interval", START_INTERVAL) if new_engine else ("interval", OLD_ENGINE_INTERVAL)
     ours = go_seconds(value) or 0.0
     services: dict[str, Any] = {}
-    for name, svc in (config.get("services") or {}).items():
-        hc = (svc or {}).get("healthcheck") or {}
-        if not hc or hc.get("disable") or hc.get("test") in (["NONE"], "NONE"):
+    for name, svc in config.services.items():
+        hc = svc.healthcheck
+        if hc is None or hc.disable or hc.test in (("NONE",), "NONE"):
             continue
-        if not go_seconds(hc.get("start_period")):
+        if not go_seconds(hc.start_period):
             continue
         # Unset, start_interval is the engine's default (5 s, or the interval on some 25.x/26.x releases).
-        written = go_seconds(hc.get(key))
+        written = go_seconds(hc.start_interval if new_engine else hc.interval)
         if written is not None and 0 < written <= ours:
             continue
         services[name] = {"healthcheck": {key: value}}
@@ -248,7 +249,7 @@ class Stack:
         if self.fast_health:
             from ..tools import parse_version
 
-            override = health_override(self.config, parse_version(self.tools.engine_version))
+            override = health_override(self.rendered, parse_version(self.tools.engine_version))
             if override is not None:
                 path = self.run_dir / HEALTH_OVERRIDE
                 path.write_text(json.dumps(override, indent=2) + "\n")  # JSON is YAML
@@ -258,8 +259,8 @@ class Stack:
             self.config = self._render()
         # Every secret the stack reads from ${SECRETS_DIR} gets a fresh random value for this run.
         made = 0
-        for name, spec in (self.config.get("secrets") or {}).items():
-            file = Path(str((spec or {}).get("file", "")))
+        for name, spec in self.rendered.secrets.items():
+            file = Path(spec.file or "")
             if file.parent == self.secrets_dir:
                 file.write_text(secrets.token_urlsafe(24) + "\n")
                 # Bind-mounted into containers that run as other UIDs.
@@ -274,11 +275,7 @@ class Stack:
         from ..engine import Engine
 
         with Engine.connect() as engine:
-            missing = [
-                str(s.get("image", name))
-                for name, s in self.config.get("services", {}).items()
-                if not engine.has_image(str(s.get("image", "")))
-            ]
+            missing = [s.image or name for name, s in self.rendered.services.items() if not engine.has_image(s.image)]
         if missing:
             raise PipelineError(
                 f"images for {self.env_name!r} are not in the engine: {', '.join(missing)}",
@@ -302,8 +299,8 @@ class Stack:
         by_ref = {r: b.name for b in record.services for r in (b.ref, *b.tags)}
         ran = {
             service: by_ref[image]
-            for service, spec in (self.config.get("services") or {}).items()
-            if (image := str((spec or {}).get("image", ""))) in by_ref
+            for service, spec in self.rendered.services.items()
+            if (image := spec.image) in by_ref
         }
         self.pins = {service: found[name].image_id for service, name in ran.items()}
         # The verdict speaks for what this stack runs: a built image no service of it uses was resolved
@@ -326,6 +323,11 @@ class Stack:
                 service = c.labels.get("com.docker.compose.service", "")
                 if service in self.pins:
                     subjects.check_container(engine, c.id, self.pins[service], f"{self.project} service {service}")
+
+    @property
+    def rendered(self) -> Project:
+        """The rendered config as typed records (``config`` is what is written beside the run)."""
+        return compose_model.parse(self.config, source=f"the Compose config of {self.env_name!r}")
 
     def _render(self) -> dict[str, Any]:
         r = self.compose("config", "--format", "json", what="docker compose config")
@@ -395,12 +397,7 @@ class Stack:
 
     def one_shot(self, service: str) -> bool:
         """A job others wait for with service_completed_successfully."""
-        return any(
-            (d or {}).get("condition") == "service_completed_successfully"
-            for s in self.config.get("services", {}).values()
-            for name, d in (s.get("depends_on") or {}).items()
-            if name == service
-        )
+        return service in self.rendered.jobs()
 
     def engine_states(self, engine: Engine) -> dict[str, ServiceState]:
         """What `compose ps --all` says per service, from the engine's API by the project's labels.
@@ -436,7 +433,7 @@ class Stack:
         self, states_now: Callable[[], dict[str, ServiceState]], deadline_s: float, every: float
     ) -> float:
         start = time.monotonic()
-        expected = set(self.config.get("services", {}))
+        expected = set(self.rendered.services)
         states: dict[str, ServiceState] = {}
         while time.monotonic() - start < deadline_s:
             states = states_now()
@@ -504,7 +501,7 @@ class Stack:
         logs_dir = self.run_dir / "logs"
         logs_dir.mkdir(exist_ok=True)
         tails = {}
-        for service in self.config.get("services", {}):
+        for service in self.rendered.services:
             r = self.compose("logs", "--no-color", "--timestamps", service, timeout=60, check=False)
             # Compose still sends terminal control sequences with --no-color; a log file wants text.
             text = _ANSI.sub("", r.stdout + r.stderr)

@@ -47,7 +47,7 @@ class ProbeFailed(Exception):
 def services_healthy(st: stack.Stack) -> Check:
     start = time.monotonic()
     states = st.ps()
-    expected = set(st.config.get("services", {}))
+    expected = set(st.rendered.services)
     bad = [s for s in states.values() if not (s.done if st.one_shot(s.service) else s.ready)]
     missing = sorted(expected - set(states))
     detail = ", ".join(f"{s.service} {'done' if s.done else s.health or s.state}" for s in states.values())

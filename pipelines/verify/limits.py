@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from .. import report
+from ..compose_model import Service
 from ..config import Config
 from ..result import Context
 from .targets import Target
@@ -19,7 +19,7 @@ def repository(ref: str) -> str:
     return head if sep and "/" not in tail else ref
 
 
-def compose_services(ctx: Context, env: str) -> dict[str, tuple[str, Mapping[str, Any]]]:
+def compose_services(ctx: Context, env: str) -> dict[str, tuple[str, Service]]:
     """The environment's merged Compose services by image repository: (service name, its settings).
 
     Where several services run one image (a one-shot job and the server), the
@@ -32,14 +32,13 @@ def compose_services(ctx: Context, env: str) -> dict[str, tuple[str, Mapping[str
     if not cfg.compose.files:
         return {}
     displays = [report.display_path(f, cfg.root) for f in files]
-    rendered = render(ctx.tools, files, displays, project_dir=cfg.root, env_file=cfg.compose.env_file).config
-    out: dict[str, tuple[str, Mapping[str, Any]]] = {}
-    for name, svc in sorted((rendered.get("services") or {}).items()):
-        image = str(svc.get("image") or "")
-        if not image:
+    rendered = render(ctx.tools, files, displays, project_dir=cfg.root, env_file=cfg.compose.env_file).project
+    out: dict[str, tuple[str, Service]] = {}
+    for name, svc in sorted(rendered.services.items()):
+        if not svc.image:
             continue
-        repo = repository(image)
-        if repo not in out or (out[repo][1].get("entrypoint") and not svc.get("entrypoint")):
+        repo = repository(svc.image)
+        if repo not in out or (out[repo][1].entrypoint and not svc.entrypoint):
             out[repo] = (name, svc)
     return out
 
@@ -55,18 +54,18 @@ class Limits:
     source: str
 
 
-def limits_for(cfg: Config, env: str, t: Target, services: Mapping[str, tuple[str, Mapping[str, Any]]]) -> Limits:
+def limits_for(cfg: Config, env: str, t: Target, services: Mapping[str, tuple[str, Service]]) -> Limits:
     """The environment's Compose limits for the service that runs this image, else [verify]'s."""
     vc = cfg.verify
     repo = repository(cfg.registry.repo(t.image.image) if t.image is not None else (t.named or t.ref))
-    name, svc = services.get(repo, ("", {}))
-    mem, pids, cpus = svc.get("mem_limit"), svc.get("pids_limit"), svc.get("cpus")
+    name, svc = services.get(repo, ("", Service("")))
+    mem, pids, cpus = svc.mem_limit, svc.pids_limit, svc.cpus
     if name and (mem or pids or cpus):
         return Limits(
             int(mem) if mem else f"{vc.memory_mb}m",
             int(pids or vc.pids),
             int(float(cpus or 1) * 1e9),
-            tuple(str(x) for x in svc.get("tmpfs") or ()),
+            svc.tmpfs,
             f"limits of Compose service {name!r} in {env}",
         )
     why = f"{env}'s Compose sets no limits for {name!r}" if name else f"no Compose service of {env} runs it"
