@@ -54,6 +54,22 @@ def shared_data(rel: str, names: tuple[str, ...] = ()) -> Path:
     return path
 
 
+def host_file(path: str | Path, why: str = "") -> Path:
+    """A file of this Debian host (apt's lists, dpkg's database, a package's docs) that a test reads in place.
+
+    Real Debian data is read where the host keeps it, never copied into the repository. Missing: the test is
+    skipped on a developer machine and FAILS under CI=true, naming the file (CI is a Debian 12 host that has run
+    `apt-get update`, so it has them). ``why`` says how to get the file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        msg = f"host file {p} is missing{f' ({why})' if why else ''}"
+        if IN_CI:
+            pytest.fail(f"CI=true and {msg}")
+        pytest.skip(msg)
+    return p
+
+
 def _require_shared(paths: list[Path], what: str, folder: str) -> None:
     for p in paths:
         if not p.exists():

@@ -251,20 +251,21 @@ def test_package_lock_sits_beside_the_base_lock() -> None:
 def test_package_lock_round_trip_and_diff(tmp_path: Path) -> None:
     from pipelines import osupdates
 
-    status = (REC / "os-updates" / "debian-minbase.status").read_text()
+    status = (Path(__file__).parent / "data" / "os-updates" / "status").read_text()
     before = osupdates.lock_entries(osupdates.parse_status(status))
+    assert "libexpat1" not in before
     after = dict(before)
-    after["tzdata"] = {**before["tzdata"], "version": "2026f-0+deb12u1"}
+    after["tzdata"] = {**before["tzdata"], "version": "2099z-0+deb12u1"}
     del after["adduser"]
-    after["libssl3"] = {"version": "3.0.22-1~deb12u2", "source": "openssl", "arch": "amd64"}
+    after["libexpat1"] = {"version": "2.5.0-1+deb12u1", "source": "expat", "arch": "amd64"}
     path = tmp_path / "pipeline.packages.json"
     lockfile.save_packages(path, {"debian": lockfile.Packages("r/debian@sha256:" + "1" * 64, after)})
     loaded = lockfile.load_packages(path)
     assert loaded["debian"].packages == after
     assert lockfile.diff_packages(before, after) == [
-        "- adduser 3.134",
-        "+ libssl3 3.0.22-1~deb12u2",
-        f"~ tzdata {before['tzdata']['version']} -> 2026f-0+deb12u1",
+        f"- adduser {before['adduser']['version']}",
+        "+ libexpat1 2.5.0-1+deb12u1",
+        f"~ tzdata {before['tzdata']['version']} -> 2099z-0+deb12u1",
     ]
     assert lockfile.diff_packages(after, after) == []
 
@@ -362,12 +363,12 @@ def test_debootstrap_stops_at_a_release_whose_signature_fails(
     """The real debootstrap with our argv, against a plain-HTTP mirror on 127.0.0.1 serving a real InRelease.
 
     Tampered, it stops at the signature; intact, the signature passes and it goes on (to the next
-    problem: the recorded file is bookworm-updates', not bookworm's).
+    problem: the file, this host's apt list, is bookworm-updates', not bookworm's).
     """
     from pipelines import _proc
 
     from .conftest import IN_CI
-    from .test_osupdates import _data, _serve
+    from .test_osupdates import _serve, host_inrelease
 
     debootstrap = shutil.which("debootstrap") or shutil.which("debootstrap", path="/usr/sbin:/sbin")
     if debootstrap is None:
@@ -375,7 +376,7 @@ def test_debootstrap_stops_at_a_release_whose_signature_fails(
         if IN_CI:
             pytest.fail(f"CI=true and {message}")
         pytest.skip(message)
-    real = _data("bookworm-updates.InRelease").read_bytes()
+    real = host_inrelease("bookworm-updates").read_bytes()
     tampered = real.replace(b"Codename: bookworm-updates", b"Codename: bookworm-updatez")
     assert tampered != real
     files = {"/debian/dists/bookworm/InRelease": tampered}

@@ -1,7 +1,8 @@
 """The hardening matrix (`pipelines verify`).
 
 Unit tests parse recorded real outputs (tests/data/recorded/verify/, see its
-SOURCES.md). The engine tests build images FROM the project's own golden
+SOURCES.md), lines written in the shape of real files, and this Debian host's
+own /etc/passwd and /etc/shadow. The engine tests build images FROM the project's own golden
 bases, each with exactly one defect, and check that each fails exactly the
 cell it should, with evidence naming the file or value; the reference images
 of the build must pass every cell that applies.
@@ -276,12 +277,69 @@ def test_from_lines_of_the_project_dockerfiles() -> None:
     assert verify.expand("${BASE_IMAGE}", {"BASE_IMAGE": "r@sha256:1"}) == "r@sha256:1"
 
 
-def test_passwd_and_shadow_of_the_golden_rootfs() -> None:
-    passwd = verify.parse_passwd((VERIFY_DATA / "debian-passwd").read_text())
+# Written here in the shape of a Debian rootfs's /etc/passwd and /etc/shadow (base-passwd's accounts, locked).
+PASSWD = """root:x:0:0:root:/root:/bin/bash
+daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
+bin:x:2:2:bin:/bin:/usr/sbin/nologin
+sys:x:3:3:sys:/dev:/usr/sbin/nologin
+sync:x:4:65534:sync:/bin:/bin/sync
+www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin
+_apt:x:42:65534::/nonexistent:/usr/sbin/nologin
+nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
+# not an account line
+broken:x:notanumber:0::/:/bin/false
+"""
+SHADOW = """root:*:20000:0:99999:7:::
+daemon:*:20000:0:99999:7:::
+bin:*:20000:0:99999:7:::
+sys:*:20000:0:99999:7:::
+sync:*:20000:0:99999:7:::
+www-data:*:20000:0:99999:7:::
+_apt:*:20000:0:99999:7:::
+nobody:!:20000:0:99999:7:::
+"""
+
+
+def test_passwd_and_shadow_of_a_debian_rootfs() -> None:
+    passwd = verify.parse_passwd(PASSWD)
     assert ("root", 0, 0, "/root") in passwd
-    assert len({p[1] for p in passwd}) == len(passwd)
-    assert verify.empty_passwords((VERIFY_DATA / "debian-shadow").read_text()) == []
+    assert ("nobody", 65534, 65534, "/nonexistent") in passwd
+    assert "broken" not in {p[0] for p in passwd}  # a uid that is not a number is not an account
+    assert len(passwd) == 8 and len({p[1] for p in passwd}) == len(passwd)
+    assert verify.empty_passwords(SHADOW) == []
+    assert verify.empty_passwords(SHADOW.replace("sync:*:", "sync::")) == ["sync"]
     assert verify.empty_passwords("root::19000:0:99999:7:::\nbin:*:19000::::::\n") == ["root"]
+
+
+def test_passwd_of_this_debian_host_reads_as_the_c_library_reads_it() -> None:
+    """Real data: the host's /etc/passwd (base-passwd's accounts and more), against getpwnam(3)."""
+    import pwd
+
+    from .conftest import host_file
+
+    passwd = verify.parse_passwd(host_file("/etc/passwd").read_text())
+    assert ("root", 0, 0, "/root") in passwd
+    for name, uid, gid, home in passwd:
+        entry = pwd.getpwnam(name)
+        assert (entry.pw_uid, entry.pw_gid, entry.pw_dir) == (uid, gid, home), name
+
+
+def test_shadow_of_this_debian_host_reads_as_passwd_status_reads_it() -> None:
+    """Real data: the host's /etc/shadow; the accounts without a password are those `passwd --status` calls NP."""
+    import shutil
+    import subprocess
+
+    from .conftest import host_file
+
+    shadow = host_file("/etc/shadow")
+    if not os.access(shadow, os.R_OK):
+        pytest.skip(f"{shadow} is readable by root only")
+    tool = shutil.which("passwd") or "/usr/bin/passwd"
+    host_file(tool, "part of Debian's passwd package")
+    r = subprocess.run([tool, "--status", "--all"], capture_output=True, text=True, timeout=60, check=True)
+    status = {line.split()[0]: line.split()[1] for line in r.stdout.splitlines() if line.strip()}
+    assert status
+    assert sorted(verify.empty_passwords(shadow.read_text())) == sorted(n for n, s in status.items() if s == "NP")
 
 
 def test_a_ledger_waiver_turns_the_failed_cell_of_its_image_only(tmp_path: Path) -> None:
