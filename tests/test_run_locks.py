@@ -53,7 +53,8 @@ def test_readers_share_and_a_waiting_writer_goes_before_later_readers(tmp_path: 
         with locks.shared("dev"):
             first_in.set()
             release_first.wait(WAIT)
-        events.append("first reader out")
+            # Still holding it: once released, the writer may run before this thread is scheduled again.
+            events.append("first reader out")
 
     def writer() -> None:
         with locks.exclusive("dev"):
@@ -69,9 +70,9 @@ def test_readers_share_and_a_waiting_writer_goes_before_later_readers(tmp_path: 
     with locks.shared("dev"):
         pass
     threads.append(_in_thread(writer))
-    time.sleep(0.2)  # the writer now waits for the first reader, holding the turnstile
+    time.sleep(0.5)  # the writer now waits for the first reader, holding the turnstile
     threads.append(_in_thread(later_reader))
-    time.sleep(0.2)
+    time.sleep(0.5)
     assert events == [], "nobody may pass while the first reader holds the lock and the writer waits"
     release_first.set()
     for t in threads:
