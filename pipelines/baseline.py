@@ -26,6 +26,9 @@ from .findings import Finding, Severity
 
 VERSION = 1
 RULE_EXPIRED = "PL-W005"
+# Problems of the accepting itself (an invalid, expired or stale waiver, an expired baseline entry) are fixed,
+# never accepted. A linter's ignore pragma in the repository's own files (PL-W004) is a finding like others.
+NEVER_ACCEPTED = frozenset({"PL-W001", "PL-W002", "PL-W003", RULE_EXPIRED})
 # Line and column numbers inside a message would make a fingerprint move with unrelated edits.
 _LINE_REF = re.compile(r"\b(?:line|lines|col|column)\s+\d+(?:-\d+)?\b", re.IGNORECASE)
 
@@ -145,7 +148,7 @@ def apply(findings: Iterable[Finding], base: Baseline | None, today: dt.date) ->
     out: list[Finding] = []
     used: dict[str, int] = {}
     for f in findings:
-        entry = None if f.waived or f.rule.startswith("PL-W") else known.get(fingerprint(f))
+        entry = None if f.waived or f.rule in NEVER_ACCEPTED else known.get(fingerprint(f))
         if entry is not None:
             used[entry.fingerprint] = used.get(entry.fingerprint, 0) + 1
             if used[entry.fingerprint] > entry.count:
@@ -200,8 +203,8 @@ def write(
         for f in findings:
             if f.waived and not f.waived_by.startswith("baseline "):
                 continue  # a waiver already accounts for it
-            if f.rule.startswith("PL-W"):
-                continue  # the waiver and baseline rules' own findings are fixed, never accepted
+            if f.rule in NEVER_ACCEPTED:
+                continue
             e = entry_for(f, expires, stage)
             if e.fingerprint in old:
                 e = replace(e, expires=old[e.fingerprint].expires)
