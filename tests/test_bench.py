@@ -263,9 +263,9 @@ def test_verdict_to_rollback_is_read_from_the_deploys_steps() -> None:
 
 
 def test_the_deployed_project_is_read_from_the_deploys_json() -> None:
-    assert bench._project_of(_deploy_result([("rolled", Outcome.PASS, 9.0)], total=9.5)) == "p"
+    assert bench.project_of(_deploy_result([("rolled", Outcome.PASS, 9.0)], total=9.5)) == "p"
     with pytest.raises(ToolNotFound, match="did not say which Compose project"):
-        bench._project_of({"stage": "deploy"})
+        bench.project_of({"stage": "deploy"})
 
 
 def test_deploy_json_is_found_after_other_output() -> None:
@@ -404,10 +404,10 @@ def test_a_closed_port_is_all_failures_not_a_crash() -> None:
 
 
 def test_union_counts_overlapping_intervals_once() -> None:
-    assert bench._union([]) == 0
-    assert bench._union([(0, 1), (0.5, 2), (3, 4)]) == 3
-    assert bench._union([(0, 10), (1, 2), (3, 4)]) == 10
-    assert bench._union([(5, 6), (0, 1)]) == 2
+    assert bench.union([]) == 0
+    assert bench.union([(0, 1), (0.5, 2), (3, 4)]) == 3
+    assert bench.union([(0, 10), (1, 2), (3, 4)]) == 10
+    assert bench.union([(5, 6), (0, 1)]) == 2
 
 
 def test_fleet_config_copies_the_service_and_keeps_the_bases(tmp_path: Path) -> None:

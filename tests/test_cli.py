@@ -174,15 +174,13 @@ def test_bench_runs_must_be_a_positive_whole_number(runs: str, capsys: pytest.Ca
 
 
 def test_bench_runs_reach_the_pipeline_benchmark(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipelines import bench
-
     seen: list[int] = []
 
     def measured(ctx: object, *, out: Path, runs: int) -> Result:
         seen.append(runs)
         return Result(stage="bench", headline="measured")
 
-    monkeypatch.setattr(bench, "run_pipeline", measured)
+    monkeypatch.setattr("pipelines.bench.overhead.run_pipeline", measured)
     cli.main(["bench", "--pipeline", "--runs", "7"])
     cli.main(["bench", "--pipeline"])
     assert seen == [7, 3]

@@ -192,7 +192,7 @@ def test_bench_targets_are_checks_of_the_renderers_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, ok: bool
 ) -> None:
     cfg = project(tmp_path)
-    monkeypatch.setattr(bench, "run_build", _measured(ok))
+    monkeypatch.setattr("pipelines.bench.build.run_build", _measured(ok))
     out = tmp_path / "bench"
     code = cli.main(["--config", str(cfg), "bench", "--out", str(out), "--format", "json"])
     assert code == (EXIT_OK if ok else EXIT_FAILED)  # a missed target is a failed run, not an exception
@@ -215,7 +215,7 @@ def test_a_failed_build_in_the_benchmark_still_writes_every_report(
     def broken(ctx: Any, **_: Any) -> Result:
         raise BuildFailed("build of web failed", seen="RUN false")
 
-    monkeypatch.setattr(bench, "run_build", broken)
+    monkeypatch.setattr("pipelines.bench.build.run_build", broken)
     out = tmp_path / "bench"
     assert cli.main(["--config", str(cfg), "bench", "--out", str(out), "--format", "json"]) == EXIT_FAILED
     std, err = capsys.readouterr()
