@@ -143,12 +143,13 @@ def tests(session: nox.Session) -> None:
     # for the CI sessions' own reports.
     junit = ROOT / "artifacts" / "tests" / "junit.xml"
     _fetch_schemas(session)
-    # Engine tests mostly wait (on a stack's health, a registry, Debian's archive), so two workers a core, at
-    # most 4. `--dist loadgroup`: tests/conftest.py keeps each test module whose engine tests share module
-    # fixtures or engine state on one worker, in order, and sends every other test wherever; its run-wide
-    # locks build each environment once and keep tests that change shared state apart. `-- -n 0` runs
-    # everything in one process.
-    workers = ["-n", str(min(4, 2 * len(os.sched_getaffinity(0)))), "--dist", "loadgroup"]
+    # One process by default: on two cores, tests that time a stack's stop or health miss their bounds when
+    # four workers share the machine. PIPELINES_TEST_WORKERS=N runs N workers with `--dist loadgroup`:
+    # tests/conftest.py keeps each test module whose engine tests share module fixtures or engine state on one
+    # worker, in order, and its run-wide locks build each environment once and keep tests that change shared
+    # state apart.
+    n = os.environ.get("PIPELINES_TEST_WORKERS", "0")
+    workers = ["-n", n, "--dist", "loadgroup"] if n.isdigit() and int(n) > 1 else ["-n", "0"]
     session.run("pytest", *workers, f"--junitxml={junit}", *session.posargs, env={"GITHUB_STEP_SUMMARY": ""})
 
 
