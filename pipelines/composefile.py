@@ -262,7 +262,7 @@ def locate(r: Rendered, service: str, key: str | None) -> tuple[str, int]:
     return r.displays[0], 0
 
 
-class _TolerantLoader(yaml.SafeLoader):
+class ComposeLoader(yaml.SafeLoader):
     """SafeLoader that reads Compose's own tags (!reset, !override) as the plain value they carry."""
 
 
@@ -274,12 +274,12 @@ def _untagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
     return loader.construct_scalar(node)  # type: ignore[arg-type]
 
 
-_TolerantLoader.add_multi_constructor("!", _untagged)
+ComposeLoader.add_multi_constructor("!", _untagged)
 
 
 def _raw_services(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.load(inputs.read_text(path), Loader=_TolerantLoader)  # noqa: S506 - a SafeLoader
+        data = yaml.load(inputs.read_text(path), Loader=ComposeLoader)  # noqa: S506 - a SafeLoader
     except (yaml.YAMLError, ConfigError):
         return {}
     services = data.get("services") if isinstance(data, dict) else None

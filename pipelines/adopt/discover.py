@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .. import inputs, refs
+from ..composefile import ComposeLoader
 from ..errors import ConfigError, InputError
 
 # Directories that hold someone else's files or generated ones: their Dockerfiles are not this repository's services.
@@ -371,25 +372,10 @@ def image_name(raw: str, fallback: str = "app") -> str:
 # --------------------------------------------------------------------------- Compose
 
 
-class _TolerantLoader(yaml.SafeLoader):
-    """SafeLoader that reads Compose's own tags (!reset, !override) as the plain value they carry."""
-
-
-def _untagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    return loader.construct_scalar(node)  # type: ignore[arg-type]
-
-
-_TolerantLoader.add_multi_constructor("!", _untagged)
-
-
 def load_compose(text: str, display: str) -> tuple[Any, dict[str, int]]:
     """The document, and the line of each service (`services.NAME`); invalid YAML names file:line."""
     try:
-        loader = _TolerantLoader(text)
+        loader = ComposeLoader(text)
         try:
             node = loader.get_single_node()
             try:
