@@ -18,7 +18,7 @@ import pytest
 from pipelines import lint, waivers
 from pipelines.errors import InputError
 from pipelines.findings import Finding, Severity
-from pipelines.lint import compose_policy, dockerfile_policy
+from pipelines.lint import compose_policy, credentials, dockerfile_policy
 from pipelines.tools import Toolchain
 
 from .conftest import IN_CI, ROOT, run_cli
@@ -469,10 +469,10 @@ def test_unknown_path_is_input_error() -> None:
 
 
 def test_secret_detection_is_not_fooled_by_file_references() -> None:
-    assert dockerfile_policy.looks_secret("AKIAIOSFODNN7EXAMPLE")
-    assert dockerfile_policy.looks_secret("x8Kq2LmN9pR4sT7vW1yZ3bC6dF0gH5jQ")
-    assert not dockerfile_policy.looks_secret("/run/secrets/db_password")
-    assert not dockerfile_policy.looks_secret("C.UTF-8")
+    assert credentials.looks_secret("AKIAIOSFODNN7EXAMPLE")
+    assert credentials.looks_secret("x8Kq2LmN9pR4sT7vW1yZ3bC6dF0gH5jQ")
+    assert not credentials.looks_secret("/run/secrets/db_password")
+    assert not credentials.looks_secret("C.UTF-8")
 
 
 def test_dockerignore_matching() -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..compose_model import Project, Resources, Service, thaw
 from ..composefile import Rendered, locate, source_environment
 from ..findings import Finding, Rule, Severity
-from .dockerfile_policy import PUBLIC_KEY, auth_disabled, looks_secret, secret_name, url_credential
+from .credentials import PUBLIC_KEY, auth_disabled, looks_secret, secret_name, url_credential
 
 TOOL = "pipelines-compose"
 E, W = Severity.ERROR, Severity.WARNING
