@@ -14,8 +14,9 @@ import pytest
 
 from pipelines import scan
 from pipelines.config import load
-from pipelines.errors import ConfigError
-from pipelines.scan import vulndb
+from pipelines.errors import ConfigError, ScanError
+from pipelines.scan import database, vulndb
+from pipelines.tools import trivy_binary
 
 from .conftest import ROOT, osv_dir, run_cli, shared_advisories
 
@@ -239,7 +240,7 @@ def test_stale_cache_falls_through_to_the_next_source(tmp_path: Path) -> None:
     cfg = load(project(tmp_path))
     old = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     vulndb.build_db([], cfg.scan.cache_dir / "trivy", source="old", updated_at=old)
-    trivy, _ = scan.trivy_binary()
+    trivy, _ = trivy_binary()
     choice = scan.resolve_db(cfg, cfg.scan, None, trivy)
     assert choice.source == "bundle"
     assert any("h old" in a for a in choice.attempts)
@@ -266,9 +267,9 @@ def test_parse_recorded_trivy_config_report() -> None:
 
 
 def test_empty_or_foreign_json_is_an_error() -> None:
-    with pytest.raises(scan.ScanError):
+    with pytest.raises(ScanError):
         scan.parse_trivy({"hello": 1}, "x")
-    with pytest.raises(scan.ScanError):
+    with pytest.raises(ScanError):
         scan.parse_trivy([], "x")
 
 
@@ -280,7 +281,7 @@ def test_parse_snyk_container_json() -> None:
     assert [(i.id, i.severity, i.package, i.fixed, i.tool) for i in issues] == [
         ("SNYK-DEBIAN12-OPENSSL-0000001", "HIGH", "openssl/libssl3", "3.0.99-1", "snyk")
     ]
-    with pytest.raises(scan.ScanError, match="Snyk could not test"):
+    with pytest.raises(ScanError, match="Snyk could not test"):
         scan.parse_snyk({"ok": False, "error": "authentication failed"}, "api")
 
 
@@ -297,7 +298,7 @@ def test_without_configured_offline_advisories_the_bundle_source_says_so(tmp_pat
     cfg_file.write_text(cfg_file.read_text().replace('db_sources = ["cache"]', 'db_sources = ["bundle"]'))
     cfg = load(cfg_file)
     assert cfg.scan.offline_advisories is None
-    trivy, _ = scan.trivy_binary()
+    trivy, _ = trivy_binary()
     with pytest.raises(vulndb.VulnDbError) as err:
         scan.resolve_db(cfg, cfg.scan, None, trivy)
     assert "bundle: scan.offline_advisories: no offline advisories configured" in str(err.value.seen)
@@ -315,16 +316,16 @@ def test_offline_advisories_build_once_name_their_source_and_list_what_was_skipp
     cfg_file = project(tmp_path, scan_cfg=f'db_sources = ["bundle"]\noffline_advisories = "{mirror}"')
     settings = load(cfg_file).scan
     out = tmp_path / "bundle"
-    info = scan._bundle_db(out, settings)
+    info = database._bundle_db(out, settings)
     assert info.source == (
         f"Test mirror (github.com/example/mirror@{'c' * 12}, 2024-10-10, license not stated); 2 records, 1 skipped"
     )
     assert "PYSEC-2023-73 is withdrawn" in (out / "skipped.txt").read_text()
     built = (out / "db" / "trivy.db").stat().st_mtime_ns
-    assert scan._bundle_db(out, settings).source == info.source
+    assert database._bundle_db(out, settings).source == info.source
     assert (out / "db" / "trivy.db").stat().st_mtime_ns == built  # reused, not rebuilt
     (mirror / "vulns" / "PYSEC-2023-73.yaml").unlink()  # the snapshot changes: the DB follows
-    assert scan._bundle_db(out, settings).source.endswith("; 1 records, 0 skipped")
+    assert database._bundle_db(out, settings).source.endswith("; 1 records, 0 skipped")
 
 
 def test_a_changed_readme_rebuilds_the_offline_db_with_what_it_declares(tmp_path: Path) -> None:
@@ -336,9 +337,9 @@ def test_a_changed_readme_rebuilds_the_offline_db_with_what_it_declares(tmp_path
     (mirror / "README.md").write_text(table + "| commit date | 2024-10-10 |\n")
     settings = load(project(tmp_path, scan_cfg=f'db_sources = ["bundle"]\noffline_advisories = "{mirror}"')).scan
     out = tmp_path / "bundle"
-    assert scan._bundle_db(out, settings).covers == ()
+    assert database._bundle_db(out, settings).covers == ()
     (mirror / "README.md").write_text(table + "| commit date | 2024-10-11 |\n| covers | PyPI |\n")
-    info = scan._bundle_db(out, settings)
+    info = database._bundle_db(out, settings)
     assert info.covers == ("pip",) and "2024-10-11" in info.source
 
 

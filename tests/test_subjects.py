@@ -21,6 +21,7 @@ from pipelines import _proc, build, gitinfo, manifest, scan
 from pipelines.config import Config
 from pipelines.errors import ScanError
 from pipelines.gitinfo import GitInfo
+from pipelines.trivyresult import read_result
 
 from .conftest import docker, run_cli
 
@@ -188,9 +189,9 @@ def test_a_non_zero_trivy_exit_is_an_error_even_with_a_json_file(tmp_path: Path)
     raw.write_text(json.dumps(trivy_report(ID_A, results=OS_PKGS)))
     failed = _proc.Result(("trivy", "image"), 1, "", "FATAL scan error: analyzer failed", 1.0)
     with pytest.raises(ScanError) as exc:
-        scan._read_result(raw, "trivy image api", failed)
+        read_result(raw, "trivy image api", failed)
     assert "exit 1" in exc.value.render() and "analyzer failed" in exc.value.render()
-    assert scan._read_result(raw, "trivy image api", _proc.Result((), 0, "", "", 0.0))["Metadata"]["ImageID"] == ID_A
+    assert read_result(raw, "trivy image api", _proc.Result((), 0, "", "", 0.0))["Metadata"]["ImageID"] == ID_A
 
 
 # --------------------------------------------------------------------------- tags unique to what they name
