@@ -352,8 +352,9 @@ def input_hash(img: Image, base_refs: Mapping[str, str]) -> str:
     h = hashlib.sha256()
     # The keyring counts by its content, not its host path: a base is only as trusted as the keys it was
     # checked against, and one debootstrapped before signatures were forced (or against other keys) must
-    # not be reused as if it had been verified.
-    settings = {k: v for k, v in asdict(img).items() if k not in ("context", "dockerfile", "keyring")}
+    # not be reused as if it had been verified. A golden image's name is no input either: the settings and
+    # files it names are (relative to the context, so the package's install path is not).
+    settings = {k: v for k, v in asdict(img).items() if k not in ("context", "dockerfile", "keyring", "golden")}
     if img.kind == "rootfs":
         settings["verified_with"] = ROOTFS_VERIFICATION
         settings["keyring_sha256"] = (

@@ -11,12 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import golden
 from .errors import EXIT_BUG, PipelineError
 from .findings import Finding, Rule
 
 
 def display_path(path: Path, root: Path) -> str:
-    """``path`` relative to the project root when it is inside it, else as given."""
+    """``path`` relative to the project root when it is inside it, else as given.
+
+    A file of a golden definition is ``golden:DIR/FILE`` wherever the package is installed, so a finding's
+    file and a waiver's scope name it the same in every repository.
+    """
+    if (shipped := golden.display(path)) is not None:
+        return shipped
     try:
         return str(path.resolve().relative_to(root.resolve()))
     except ValueError:

@@ -339,7 +339,7 @@ def build_inputs_digest(cfg: config.Config) -> str:
     """What a build reads from the tree: the config, the base and package locks, the images' and services' files."""
     h = hashlib.sha256()
     files = [ROOT / "pipeline.toml", cfg.project.lock, lockfile.packages_path(cfg.project.lock)]
-    for folder in ("images", "services", "compose"):
+    for folder in ("images", "services", "compose", "pipelines/golden"):
         files += sorted(p for p in (ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     for f in files:
         h.update(str(f.relative_to(ROOT)).encode() + b"\0")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pipelines import config, lockfile, osupdates
+from pipelines import config, golden, lockfile, osupdates
 
 from .conftest import RunLocks, docker, run_cli
 
@@ -135,11 +135,11 @@ def test_builder_and_runtime_carry_the_same_python(built: dict[str, Any]) -> Non
     assert builder.split() == runtime.split() == ["3", "11"]
 
 
-DROP_LIST = Path(__file__).resolve().parent.parent / "images" / "runtime" / "drop.txt"
+DROP_LIST = golden.HERE / "python-runtime" / "drop.txt"
 
 
 def drop_patterns() -> list[str]:
-    """images/runtime/drop.txt as assemble.py reads it, without the leading slash."""
+    """The golden runtime's drop.txt as assemble.py reads it, without the leading slash."""
     lines = (line.split("#", 1)[0].strip() for line in DROP_LIST.read_text().splitlines())
     return [line.lstrip("/") for line in lines if line]
 

@@ -274,7 +274,7 @@ def test_a_secret_scan_that_exited_non_zero_or_read_another_image_cannot_run(tmp
 def test_from_lines_of_the_project_dockerfiles() -> None:
     api = (ROOT / "services" / "api" / "Dockerfile").read_text()
     assert verify.from_lines(api) == [("${BUILDER_IMAGE}", "builder"), ("${RUNTIME_IMAGE}", "runtime")]
-    runtime = (ROOT / "images" / "runtime" / "Dockerfile").read_text()
+    runtime = (ROOT / "pipelines" / "golden" / "python-runtime" / "Dockerfile").read_text()
     assert verify.from_lines(runtime) == [("${BASE_IMAGE}", "assemble"), ("scratch", "")]
     assert verify.expand("${BASE_IMAGE}", {"BASE_IMAGE": "r@sha256:1"}) == "r@sha256:1"
 

@@ -45,6 +45,19 @@ OWN_ONLY = ("artifacts",)
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
+# Commented out: the discovered Dockerfiles name their own FROM; one that takes its bases as build args
+# (ARG BUILDER_IMAGE, FROM ${BUILDER_IMAGE}) can build on the package's golden images instead.
+GOLDEN_EXAMPLE = (
+    "# ---- golden base images: Debian-based Python images the pipelines package ships ---------",
+    "# Taken by name; their Debian base (golden debian-bookworm) comes along by itself. A Dockerfile",
+    "# that starts FROM ${BUILDER_IMAGE} and ${RUNTIME_IMAGE} builds on them when its service says",
+    '# bases = { BUILDER_IMAGE = "python-builder", RUNTIME_IMAGE = "python-runtime" }.',
+    "# [images.python-builder]",
+    '# golden = "python-builder"',
+    "# [images.python-runtime]",
+    '# golden = "python-runtime"',
+)
+
 
 def q(value: str) -> str:
     """A TOML basic string (JSON's escapes are TOML's)."""
@@ -91,6 +104,8 @@ def pipeline_toml(d: Discovery) -> str:
         '# (e.g. "ghcr.io" with namespace "OWNER/REPO").',
         'address = "127.0.0.1:5000"',
         f"namespace = {q(namespace)}",
+        "",
+        *GOLDEN_EXAMPLE,
         "",
         "# ---- services: one table per image this repository builds ---------------------",
         "# context is relative to this file, dockerfile to the context, target a build stage.",

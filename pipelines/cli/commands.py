@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import _proc, result
 from .. import config as config_mod
 from ..errors import ConfigError, ConfigNotFound, InputError, Interrupted, PipelineError, ToolNotFound
-from ..result import Context, Result
+from ..result import Context, Result, Table
 from ..tools import Toolchain
 
 
@@ -60,9 +60,25 @@ def _stage_config(args: argparse.Namespace) -> tuple[Context | None, Result]:
     return Context(cfg, Toolchain()), Result(
         stage="config",
         headline=f"{cfg.file}: valid",
+        tables=(_images_table(cfg),),
         data={"config": _jsonable(cfg)},
         out_dir=cfg.project.artifacts / "config",
     )
+
+
+def _images_table(cfg: config_mod.Config) -> Table:
+    """Each image, and what defines it: a golden image of the package (by name) or the project's own files."""
+    from .. import report
+
+    rows = []
+    for img in cfg.images.values():
+        if img.context is not None:
+            source = report.display_path(img.context, cfg.root)
+        else:
+            source = f"debootstrap {img.suite} ({img.variant})"
+        bases = ", ".join(f"{arg}={base}" for arg, base in img.bases.items())
+        rows.append((img.name, "base" if img.is_base else "service", img.golden or "-", source, bases or "-"))
+    return Table(("image", "kind", "golden", "definition", "bases"), tuple(rows), title="images")
 
 
 def _stage_init(args: argparse.Namespace) -> tuple[Context | None, Result]:

@@ -1,11 +1,11 @@
-"""The [images.*] and [services.*] tables: what to build, from which context or Debian suite."""
+"""The [images.*] and [services.*] tables: what to build, from which context or Debian suite, or which golden image."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from .. import refs
+from .. import golden, refs
 from ..errors import ConfigError
 from . import paths
 from .images import DEBIAN_KEYRING, IMAGE_KINDS, ROLES, Image
@@ -18,8 +18,8 @@ _SUITE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 def read(top: Table, root: Path) -> dict[str, Image]:
     """Base images, then services: one namespace, and at least one service."""
     images: dict[str, Image] = {}
-    for name, it in top.tables("images"):
-        images[name] = _image(it, name, root, is_base=True)
+    for name, it, entry, bases in _base_tables(top):
+        images[name] = _image(it, name, root, is_base=True, entry=entry, bases=bases)
     for name, it in top.tables("services"):
         if name in images:
             raise it.error("", f"service {name!r} has the same name as a base image")
@@ -29,23 +29,103 @@ def read(top: Table, root: Path) -> dict[str, Image]:
     return images
 
 
-def _image(t: Table, name: str, root: Path, *, is_base: bool) -> Image:
+def _base_tables(top: Table) -> list[tuple[str, Table, golden.Golden | None, dict[str, str] | None]]:
+    """Each [images.*] table with its golden entry, and the bases a golden entry resolves to.
+
+    A golden entry's bases name golden images: each becomes the config's image of that golden name, or,
+    when the config has none, that golden image itself, added under its golden name.
+    """
+    tables = [(name, it, _golden_entry(it)) for name, it in top.tables("images")]
+    holders: dict[str, list[str]] = {}
+    for name, _, entry in tables:
+        if entry is not None:
+            holders.setdefault(entry.name, []).append(name)
+    taken = {name for name, _, _ in tables}
+    out: list[tuple[str, Table, golden.Golden | None, dict[str, str] | None]] = []
+    i = 0
+    while i < len(tables):
+        name, it, entry = tables[i]
+        i += 1
+        if entry is None or "bases" in it.data:
+            out.append((name, it, entry, None))
+            continue
+        bases: dict[str, str] = {}
+        for arg, wanted in entry.bases.items():
+            have = holders.get(wanted, [])
+            if len(have) > 1:
+                raise it.error(
+                    "golden",
+                    f"{entry.name!r} is built on the golden image {wanted!r} ({arg}), and several images here are "
+                    f"that one: {', '.join(have)}",
+                    hint=f'say which: bases = {{ {arg} = "{have[0]}" }}',
+                )
+            if not have:
+                if wanted in taken:
+                    raise it.error(
+                        "golden",
+                        f"{entry.name!r} is built on the golden image {wanted!r} ({arg}), which would be added as "
+                        f"[images.{wanted}], but that image is not golden = {wanted!r}",
+                        hint=f'set golden = "{wanted}" there, or name the base here: bases = {{ {arg} = "IMAGE" }}',
+                    )
+                # Not written in the file: its settings are all the catalog's.
+                implicit = Table(top.file, f"images.{wanted}", {"golden": wanted})
+                tables.append((wanted, implicit, _golden_entry(implicit)))
+                holders[wanted] = have = [wanted]
+                taken.add(wanted)
+            bases[arg] = have[0]
+        out.append((name, it, entry, bases))
+    return out
+
+
+def _golden_entry(t: Table) -> golden.Golden | None:
+    name = t.opt_string("golden")
+    if name is None:
+        return None
+    known = golden.catalog()
+    if name not in known:
+        raise t.error(
+            "golden",
+            f"names no golden image of this package: {name!r}",
+            hint="golden images: " + "; ".join(f"{g.name} ({g.description})" for g in known.values()),
+        )
+    for key in golden.DEFINITION_KEYS:
+        if key in t.data:
+            raise t.error(
+                key,
+                f"cannot be set beside golden = {name!r}: the golden image's definition is the package's",
+                hint="remove it to build the golden image, or remove golden to define the image here",
+            )
+    return known[name]
+
+
+def _image(
+    t: Table,
+    name: str,
+    root: Path,
+    *,
+    is_base: bool,
+    entry: golden.Golden | None = None,
+    bases: dict[str, str] | None = None,
+) -> Image:
+    """One image from its table; with a golden ``entry``, from that entry's settings overridden by the table's."""
     if refs.component_problem(name):
         raise t.error(
             "",
             "image names must be lowercase letters and digits, separated by single '.', '_' or '__', or by '-' "
             "(they become repository names)",
         )
+    if entry is not None:
+        t = Table(t.file, t.path, {**entry.settings, **{k: v for k, v in t.data.items() if k != "golden"}})
     kind = t.choice("kind", IMAGE_KINDS, "dockerfile") if is_base else "dockerfile"
     image = t.string("image", name)
     if problem := refs.repository_problem(image):
         raise t.error("image", problem, hint="a repository name such as 'api' or 'team/api', without tag")
     if kind == "rootfs":
         suites = t.strings("suites")
-        for i, entry in enumerate(suites):
+        for i, listed in enumerate(suites):
             # Each becomes a field of a sources.list line and part of the index URLs.
-            if not _SUITE.match(entry):
-                raise t.error(f"suites[{i}]", f"{entry!r} is not a Debian suite name such as bookworm-security")
+            if not _SUITE.match(listed):
+                raise t.error(f"suites[{i}]", f"{listed!r} is not a Debian suite name such as bookworm-security")
         suite = matching(
             t, "suite", suites[0] if suites else "bookworm", _SUITE, "a Debian suite name such as bookworm"
         )
@@ -63,6 +143,7 @@ def _image(t: Table, name: str, root: Path, *, is_base: bool) -> Image:
             target=None,
             args={},
             bases={},
+            golden=entry.name if entry is not None else "",
             suite=suite,
             variant=matching(t, "variant", "minbase", _SUITE, "a debootstrap variant such as minbase"),
             mirror=_mirror(t, "mirror", "http://deb.debian.org/debian"),
@@ -73,12 +154,16 @@ def _image(t: Table, name: str, root: Path, *, is_base: bool) -> Image:
         )
         t.done()
         return img
-    context = paths.inside(t, "context", t.string("context", required=True), root)
-    if not context.is_dir():
-        raise t.error("context", paths.not_a(context, "directory"))
-    dockerfile = paths.inside(t, "dockerfile", str(context / t.string("dockerfile", "Dockerfile")), root)
-    if not dockerfile.is_file():
-        raise t.error("dockerfile", paths.not_a(dockerfile, "file"))
+    if entry is not None and entry.context is not None and entry.dockerfile is not None:
+        # A directory of the package, checked when the catalog is read; never inside the project.
+        context, dockerfile = entry.context, entry.dockerfile
+    else:
+        context = paths.inside(t, "context", t.string("context", required=True), root)
+        if not context.is_dir():
+            raise t.error("context", paths.not_a(context, "directory"))
+        dockerfile = paths.inside(t, "dockerfile", str(context / t.string("dockerfile", "Dockerfile")), root)
+        if not dockerfile.is_file():
+            raise t.error("dockerfile", paths.not_a(dockerfile, "file"))
     target = t.opt_string("target")
     if target is not None and not _STAGE.match(target):
         raise t.error("target", f"{target!r} is not a build stage name (letters, digits, '_', '.', '-')")
@@ -92,7 +177,8 @@ def _image(t: Table, name: str, root: Path, *, is_base: bool) -> Image:
         dockerfile=dockerfile,
         target=target,
         args=build_args(t, "args"),
-        bases=build_args(t, "bases"),
+        bases=bases if bases is not None else build_args(t, "bases"),
+        golden=entry.name if entry is not None else "",
     )
     t.done()
     return img

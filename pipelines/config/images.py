@@ -30,6 +30,8 @@ class Image:
     bases: Mapping[str, str]
     # service | builder | runtime: which lint rules apply (a builder needs root and compilers).
     role: str = "service"
+    # The golden image of the package this one is (its catalog name); "" for one defined in the config.
+    golden: str = ""
     # rootfs images only
     suite: str = ""
     variant: str = ""

@@ -1,0 +1,115 @@
+"""The golden base images this package ships: their definitions beside this file, named in ``catalog.toml``.
+
+A ``pipeline.toml`` takes one with ``[images.NAME] golden = "..."``, so a repository that adopts the package
+needs none of these files itself. The config reader applies the same rules to a catalog entry as to an image
+written out in full; this module only finds the entries and checks what is the catalog's own: names, contexts
+inside the package, bases that name other entries.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from .. import refs
+
+HERE = Path(__file__).resolve().parent
+CATALOG = HERE / "catalog.toml"
+# A file of a golden definition is named by its place in the package (in findings, reports and waiver
+# scopes), never by where the package happens to be installed.
+DISPLAY_PREFIX = "golden:"
+# What an image is built from: the catalog's alone, never replaced by a key of pipeline.toml.
+DEFINITION_KEYS = ("kind", "context", "dockerfile")
+# The catalog's own keys; every other key of an entry is an [images.*] setting pipeline.toml may override.
+_OWN_KEYS = frozenset({"description", "context", "dockerfile", "bases"})
+KINDS = ("rootfs", "dockerfile")
+
+
+class CatalogError(RuntimeError):
+    """The package's catalog is broken: a bug of the package, never of the user's config."""
+
+
+@dataclass(frozen=True)
+class Golden:
+    """One golden base image of the catalog."""
+
+    name: str
+    description: str
+    kind: str  # rootfs | dockerfile
+    # dockerfile images: their build context, a directory of the package, and the Dockerfile in it
+    context: Path | None
+    dockerfile: Path | None
+    # build arg -> the golden image (of this catalog) it is built on
+    bases: Mapping[str, str]
+    # the other [images.*] keys (role, suite, mirror, ...) as pipeline.toml would write them
+    settings: Mapping[str, Any]
+
+
+def catalog() -> Mapping[str, Golden]:
+    """Every golden image of the package, by name, in the catalog's order."""
+    return _load(CATALOG)
+
+
+def names() -> list[str]:
+    return list(catalog())
+
+
+def display(path: Path) -> str | None:
+    """``golden:DIR/FILE`` for a file of a golden definition; None for any other path."""
+    try:
+        rel = path.resolve().relative_to(HERE)
+    except ValueError:
+        return None
+    return DISPLAY_PREFIX + rel.as_posix()
+
+
+@functools.cache
+def _load(path: Path) -> Mapping[str, Golden]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise CatalogError(f"{path}: cannot be read: {exc}") from None
+    entries = {name: _entry(path, name, table) for name, table in data.items()}
+    for g in entries.values():
+        for arg, base in g.bases.items():
+            if base not in entries:
+                raise CatalogError(f"{path}: {g.name}.bases.{arg}: names no golden image of the catalog: {base!r}")
+    return MappingProxyType(entries)
+
+
+def _entry(path: Path, name: str, table: object) -> Golden:
+    where = f"{path}: {name}"
+    if not isinstance(table, dict):
+        raise CatalogError(f"{where}: expected a table")
+    if problem := refs.component_problem(name):
+        raise CatalogError(f"{where}: {problem}")
+    description = table.get("description", "")
+    kind = table.get("kind", "dockerfile")
+    bases = table.get("bases", {})
+    if not isinstance(description, str) or not description.strip():
+        raise CatalogError(f"{where}.description: a non-empty string is required")
+    if kind not in KINDS:
+        raise CatalogError(f"{where}.kind: must be one of {', '.join(KINDS)}")
+    if not isinstance(bases, dict) or not all(isinstance(v, str) for v in bases.values()):
+        raise CatalogError(f"{where}.bases: expected a table of golden image names")
+    context = dockerfile = None
+    if kind == "dockerfile":
+        rel = table.get("context")
+        context = refs.inside(path.parent, rel) if isinstance(rel, str) and rel.strip() else None
+        if context is None or not context.is_dir():
+            raise CatalogError(f"{where}.context: expected a directory beside {path.name}, got {rel!r}")
+        name_of = table.get("dockerfile", "Dockerfile")
+        dockerfile = refs.inside(context, name_of) if isinstance(name_of, str) else None
+        if dockerfile is None or not dockerfile.is_file():
+            raise CatalogError(f"{where}.dockerfile: no file {name_of!r} in {context}")
+    elif "context" in table or "dockerfile" in table or bases:
+        raise CatalogError(f"{where}: a rootfs image has no context, dockerfile or bases")
+    settings = {k: v for k, v in table.items() if k not in _OWN_KEYS}
+    return Golden(
+        name, description, kind, context, dockerfile, MappingProxyType(dict(bases)), MappingProxyType(settings)
+    )
