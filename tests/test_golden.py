@@ -277,6 +277,29 @@ def test_golden_files_are_named_by_their_place_in_the_package(tmp_path: Path) ->
     assert report.display_path(ROOT / "images" / "proxy" / "Dockerfile", ROOT) == "images/proxy/Dockerfile"
 
 
+def test_lint_leaves_out_golden_definitions_installed_outside_the_project_and_says_so(tmp_path: Path) -> None:
+    # An adopting repository cannot edit the package's Dockerfiles: their findings are the package's, so the
+    # verdict covers the project's own files and names what it left out.
+    from pipelines.lint import targets_from_config
+
+    cfg = config.load(project(tmp_path, RUNTIME))
+    assert [t.display for t in targets_from_config(cfg)[0]] == ["services/web/Dockerfile"]
+    r = run_cli("--config", str(tmp_path / "pipeline.toml"), "lint", "--format", "json", cwd=tmp_path)
+    assert r.returncode in (0, 1), r.stderr
+    out = json.loads(r.stdout)
+    assert not any(f["file"].startswith("golden:") for f in out["findings"]), out["findings"]
+    assert any(
+        "not examined: the golden definitions shipped with the package (python-runtime)" in n for n in out["notices"]
+    ), out["notices"]
+
+
+def test_in_the_packages_own_checkout_the_golden_definitions_are_linted() -> None:
+    from pipelines.lint import targets_from_config
+
+    shown = [t.display for t in targets_from_config(config.load(ROOT / "pipeline.toml"))[0]]
+    assert {"golden:python-builder/Dockerfile", "golden:python-runtime/Dockerfile"} <= set(shown)
+
+
 def test_the_input_hash_of_a_golden_image_does_not_depend_on_where_the_package_is(tmp_path: Path) -> None:
     cfg = config.load(project(tmp_path, RUNTIME))
     runtime = cfg.images["python-runtime"]

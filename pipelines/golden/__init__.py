@@ -68,6 +68,15 @@ def display(path: Path) -> str | None:
     return DISPLAY_PREFIX + rel.as_posix()
 
 
+def installed_elsewhere(path: Path, root: Path) -> bool:
+    """Whether ``path`` is a golden definition's file installed with the package, outside the project at ``root``.
+
+    Lint and scan leave such files out, and say so: they are the package's to fix, not the project's, and
+    the package's own checks examine them. In the package's own checkout they are project files.
+    """
+    return display(path) is not None and not path.resolve().is_relative_to(root.resolve())
+
+
 @functools.cache
 def _load(path: Path) -> Mapping[str, Golden]:
     try:

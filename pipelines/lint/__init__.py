@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from .. import _proc, baseline, composefile, inputs, lockfile, render, report, waivers
+from .. import _proc, baseline, composefile, golden, inputs, lockfile, render, report, waivers
 from ..config import Config
 from ..errors import ConfigError, InputError
 from ..findings import Finding, Rule, Severity
@@ -114,6 +114,8 @@ def targets_from_config(cfg: Config) -> tuple[list[DockerfileTarget], list[Compo
     dockerfiles = []
     for img in cfg.images.values():
         if img.kind != "dockerfile" or img.dockerfile is None or img.context is None:
+            continue
+        if golden.installed_elsewhere(img.dockerfile, cfg.root):
             continue
         # What the pipeline passes: each base as a digest reference.
         args = {
@@ -403,6 +405,16 @@ def run(ctx: StageContext | None, opts: Options) -> StageResult:
     else:
         raise InputError("nothing to lint: no paths and no config", hint="name files or directories to lint")
     res = analyse(dockerfiles, composes, settings, ctx.tools if ctx is not None else Toolchain())
+    elsewhere = (
+        sorted(n for n, i in cfg.images.items() if i.dockerfile and golden.installed_elsewhere(i.dockerfile, cfg.root))
+        if cfg is not None and not opts.paths
+        else []
+    )
+    if elsewhere:
+        res.notices.append(
+            f"not examined: the golden definitions shipped with the package ({', '.join(elsewhere)}); "
+            "they are linted where the package is built"
+        )
     # Reports under ARTIFACTS only for the project's own lint, not for paths named by hand.
     return as_result(res, cfg.project.artifacts / "lint" if cfg is not None and not opts.paths else None)
 

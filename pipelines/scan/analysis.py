@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .. import _proc, baseline, refs, report, waivers
+from .. import _proc, baseline, golden, refs, report, waivers
 from ..config import Config
 from ..engine import Engine
 from ..errors import InputError
@@ -99,9 +99,16 @@ def analyse(
         config_issues: list[Issue] = []
         if "misconfig" in settings.scanners and not images:
             files = [i.dockerfile for i in cfg.images.values() if i.dockerfile is not None]
-            config_issues = scan_config(trivy, files, run_dir, work, settings, cfg.root)
+            if elsewhere := [f for f in files if golden.installed_elsewhere(f, cfg.root)]:
+                files = [f for f in files if f not in elsewhere]
+                notices.append(
+                    "trivy config: not examined: the golden definitions shipped with the package ("
+                    + ", ".join(report.display_path(f, cfg.root) for f in elsewhere)
+                    + "); they are checked where the package is built"
+                )
+            config_issues = scan_config(trivy, files, run_dir, work, settings, cfg.root) if files else []
             notices.append(
-                "trivy config: Dockerfiles checked; Compose files are not a type Trivy checks "
+                f"trivy config: {len(files)} Dockerfile(s) checked; Compose files are not a type Trivy checks "
                 "(the lint stage's Compose policy covers them)"
             )
     # The verdict is about the images Trivy says it read (each checked against the ID it was asked about).
