@@ -406,7 +406,7 @@ def test_what_cannot_be_decided_is_written_and_listed(tmp_path: Path) -> None:
     ],
 )
 def test_python_base_images(image: str, python: bool | None) -> None:
-    from pipelines.adopt.discover import is_python_image
+    from pipelines.adopt.project import is_python_image
 
     assert is_python_image(image) is python
 

@@ -443,7 +443,7 @@ def test_unsigned_text_around_the_signed_release_is_never_read(tmp_path: Path, m
 def test_a_cached_index_past_its_valid_until_is_fetched_again(tmp_path: Path) -> None:
     """A cache entry is reused only while its Release is valid and it was checked by this version."""
     suite = osupdates.Suite("http://127.0.0.1:9/debian-security", "bookworm-security")
-    d = osupdates._cache_dir(tmp_path, suite)
+    d = osupdates.cache_dir(tmp_path, suite)
     d.mkdir(parents=True)
     (d / "Packages.xz").write_bytes(lzma.compress((WRITTEN / "Packages").read_bytes()))
     date, valid_until = WRITTEN_DATE, WRITTEN_DATE + dt.timedelta(days=7)
@@ -813,7 +813,7 @@ def test_finding_names_package_versions_and_cves(mode: str, severity: Severity) 
 
 def test_unreachable_mirror_fails_closed_even_with_a_stale_cache(tmp_path: Path) -> None:
     suite = osupdates.Suite("http://127.0.0.1:9/debian-security", "bookworm-security")
-    d = osupdates._cache_dir(tmp_path, suite)
+    d = osupdates.cache_dir(tmp_path, suite)
     d.mkdir(parents=True)
     old = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     (d / "meta.json").write_text(

@@ -8,6 +8,11 @@ a comment beside the section it concerns and listed in the result, each naming t
 
 The command is ``run(Options(directory=DIR, force=..., dry_run=...))``, rendered like any stage's result; an
 unusable input is an :class:`~pipelines.errors.InputError` (exit 2). It needs no config: it writes one.
+
+The package, by what each module holds: :mod:`.model` (what discovery finds), :mod:`.tree` (walking and
+reading the repository), :mod:`.dockerfiles`, :mod:`.compose` (Compose files, overlays, services),
+:mod:`.project` (the Python project: name, dependency style, Python bases), :mod:`.services` (the images to
+build), :mod:`.discover` (the whole repository and what stays open), :mod:`.write` (the files init writes).
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from .. import inputs, refs
 from ..errors import ConfigError, InputError
 from ..result import Result, Table
 from . import write
-from .discover import Discovery, discover
+from .discover import discover
+from .model import Discovery
 
 __all__ = ["Options", "run"]
 

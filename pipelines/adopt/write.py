@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
-from .discover import Discovery, Service, Undecided
+from .model import Discovery, Service, Undecided
 
 PIPELINE_TOML = "pipeline.toml"
 NOXFILE = "noxfile.py"
