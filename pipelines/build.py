@@ -149,7 +149,7 @@ def choose_cache(cfg: Config, env: Environment, builder: BuilderInfo, environ: M
 
 
 def cache_flags(backend: str, cfg: Config, img: Image, env: Environment) -> list[str]:
-    repo = cfg.registry.repo(img.image)
+    repo = cfg.repo(img, env.name)
     if backend == "inline":
         # Inline cache travels inside the pushed image. An image that is never pushed gains nothing from it,
         # and BuildKit 0.8 writes it in no fixed order: its image ID changed on every no-change rebuild,
@@ -184,7 +184,7 @@ def labels(cfg: Config, img: Image, git: GitInfo) -> dict[str, str]:
 
 
 def service_tags(cfg: Config, img: Image, env: Environment, git: GitInfo) -> list[str]:
-    repo = cfg.registry.repo(img.image)
+    repo = cfg.repo(img, env.name)
     return [f"{repo}:{git.tag(env.name)}"] + [f"{repo}:{t}" for t in env.tags]
 
 
@@ -421,13 +421,16 @@ class _Builder:
     def build_base(self, img: Image, parallel: bool) -> Built:
         inputs = input_hash(img, self.base_refs)
         entry = self.lock.get(img.name)
-        repo = self.cfg.registry.repo(img.image)
+        repo = self.cfg.repo(img, self.env.name)
         refresh = img.name in self.refresh
         if (
             entry
             and not self.opts.rebuild_bases
             and not refresh
             and entry.inputs == inputs
+            # A lock written against another registry (a PIPELINES_REGISTRY of another machine) is not reused:
+            # the services of this build would pull their base from a registry this build does not push to.
+            and entry.ref.startswith(f"{repo}@")
             and registry.has(self.tools, entry.ref)
         ):
             self.printer(img.name)(f"reusing {entry.ref} (inputs unchanged)")
@@ -524,7 +527,7 @@ class _Builder:
             tags = service_tags(self.cfg, img, self.env, self.git)
             digest, config_digest = digests[img.name]
             push = self.env.push
-            ref = f"{self.cfg.registry.repo(img.image)}@{digest}" if push else tags[0]
+            ref = f"{self.cfg.repo(img, self.env.name)}@{digest}" if push else tags[0]
             # One solve built them all: each shares its wall time.
             out[img.name] = Built(img.name, "service", ref, tags, config_digest, digest, seconds, pushed=push)
         return out
@@ -568,7 +571,7 @@ class _Builder:
             raise BuildFailed(exc.what, seen=exc.seen, hint=exc.hint) from None
         digest, config_digest = parse_metadata(meta)
         image_id = iid.read_text().strip() if iid.exists() else config_digest
-        repo = self.cfg.registry.repo(img.image)
+        repo = self.cfg.repo(img, self.env.name)
         ref = f"{repo}@{digest}" if push else tags[0]
         return Built(
             img.name,
@@ -869,7 +872,9 @@ def build_images(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[
     levels = _selection(cfg, opts)
     cfg.env(opts.env)
     tools.require_build()
-    registry.check(cfg.registry.address)
+    # Bases go to [registry], the services to the environment's own registry when it has one.
+    for address in dict.fromkeys((cfg.registry.address, cfg.registry_for(opts.env).address)):
+        registry.check(address)
     b = _Builder(cfg, opts, tools, environ)
     start = time.monotonic()
     rep = Report(

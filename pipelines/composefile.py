@@ -190,11 +190,18 @@ def _without_comments(path: Path) -> str:
 
 
 def render(
-    tools: Toolchain, files: list[Path], displays: list[str], *, project_dir: Path, env_file: Path | None = None
+    tools: Toolchain,
+    files: list[Path],
+    displays: list[str],
+    *,
+    project_dir: Path,
+    env_file: Path | None = None,
+    variables: Mapping[str, str] | None = None,
 ) -> Rendered:
+    """The files merged and interpolated by `docker compose config`; ``variables`` win over the environment's."""
     nodes = [_load_yaml_node(f, d) for f, d in zip(files, displays, strict=True)]
     what = " + ".join(displays)
-    env = _env_values(env_file, project_dir)
+    env = {**_env_values(env_file, project_dir), **(variables or {})}
     needed = sorted({m.group(1) for f in files for m in REQUIRED_VAR.finditer(_without_comments(f))} - set(env))
     if needed:
         raise InputError(
@@ -214,7 +221,7 @@ def render(
         if env_file is not None:
             argv += ["--env-file", str(env_file)]
         argv += ["config", "--format", "json"]
-        r = _proc.run(argv, timeout=60, check=False, quiet=True, what="docker compose config")
+        r = _proc.run(argv, timeout=60, env=variables, check=False, quiet=True, what="docker compose config")
     if r.returncode != 0:
         raise InputError(
             f"{what}: docker compose rejects this configuration",

@@ -50,7 +50,8 @@ def check(address: str, *, timeout: float = 5.0) -> None:
         f"the registry {address} does not answer",
         seen=seen,
         hint="start it (as root: `scripts/provision.sh` runs one on 127.0.0.1:5000) "
-        "or set [registry].address in pipeline.toml",
+        "or name the right one ([registry].address or the environment's registry in pipeline.toml, "
+        "or PIPELINES_REGISTRY)",
     )
 
 

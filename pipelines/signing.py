@@ -483,7 +483,7 @@ def run_sign(ctx: Context, opts: Options) -> Result:
             hint=f"export {cfg.signing.password_env} (never put it in the config or on the command line)",
         )
     record = _record(cfg, env)
-    registry.check(cfg.registry.address)
+    registry.check(cfg.registry_for(env).address)
     # The record pairs each digest with an image ID; the registry's image under that digest must be the one the
     # scan judged, or a record edited after the scan would have another image signed with this one's verdict.
     with ctx.engine() as engine:
@@ -669,7 +669,7 @@ def require_signed(cfg: Config, env: str, public_key: str | None = None) -> list
     """For deploy: every service image of ``env``'s build verified, or SignatureError naming each refused one."""
     public = public_key_for(cfg, public_key)
     record = _record(cfg, env)
-    registry.check(cfg.registry.address)
+    registry.check(cfg.registry_for(env).address)
     full = cfg.env(env).require_full_coverage
     trusts = [
         check_image(i, public, attestations=cfg.signing.attest, require_full_coverage=full) for i in record.services
@@ -689,7 +689,7 @@ def run_verify(ctx: Context, opts: Options) -> Result:
     cfg, env = ctx.cfg, ctx.cfg.env(opts.env).name
     public = public_key_for(cfg, opts.public_key)
     record = _record(cfg, env)
-    registry.check(cfg.registry.address)
+    registry.check(cfg.registry_for(env).address)
     full = cfg.env(env).require_full_coverage
     trusts = [
         check_image(i, public, attestations=cfg.signing.attest, require_full_coverage=full) for i in record.services

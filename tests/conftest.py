@@ -236,6 +236,18 @@ def _deploy_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
             os.environ["XDG_STATE_HOME"] = kept
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_config_overrides() -> Iterator[None]:
+    """The tests' configs name their registries and environments: a PIPELINES_REGISTRY (or PIPELINES_ENV, ...)
+    of the shell running the suite would otherwise point every test, and every `pipelines` child, elsewhere."""
+    names = [n for v in config.VARIABLES for n in (v.name, *v.older)]
+    kept = {n: os.environ.pop(n) for n in names if n in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(kept)
+
+
 @pytest.fixture(scope="session")
 def tools() -> Toolchain:
     t = Toolchain()

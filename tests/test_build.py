@@ -15,7 +15,7 @@ from pipelines.errors import CommandFailed, ConfigError, ToolNotFound
 from pipelines.gitinfo import GitInfo
 from pipelines.tools import BuilderInfo
 
-from .test_config import GOOD, project
+from .test_config import GOOD, OWN_REGISTRY, project
 
 REC = Path(__file__).parent / "data" / "recorded"
 GIT = GitInfo("0123456789abcdef0123456789abcdef01234567", False, 1_700_000_000)
@@ -118,6 +118,20 @@ def test_inline_cache_is_exported_where_the_image_is_pushed(cfg: config.Config) 
         "--cache-from",
         "type=registry,ref=127.0.0.1:5000/demo/web:prod",
     ]
+
+
+def test_an_environments_own_registry_reaches_its_tags_and_cache(tmp_path: Path) -> None:
+    cfg = config.load(project(tmp_path, OWN_REGISTRY), {})
+    web, runtime, prod = cfg.images["web"], cfg.images["runtime"], cfg.env("prod")
+    own = "registry.example.com:5443/apps/web"
+    assert build.service_tags(cfg, web, prod, GIT) == [f"{own}:{GIT.tag('prod')}", f"{own}:prod", f"{own}:stable"]
+    assert command(cfg, "prod", tags=build.service_tags(cfg, web, prod, GIT), push=True).count(f"{own}:prod") == 1
+    assert build.cache_flags("registry", cfg, web, prod)[1] == f"type=registry,ref={own}:buildcache,mode=max"
+    assert build.cache_flags("inline", cfg, web, prod)[-1] == f"type=registry,ref={own}:prod"
+    # A golden base serves every environment: its cache (like its lock entry) stays in [registry].
+    base_cache = build.cache_flags("registry", cfg, runtime, prod)[1]
+    assert base_cache == "type=registry,ref=127.0.0.1:5000/demo/runtime:buildcache,mode=max"
+    assert build.service_tags(cfg, web, cfg.env("dev"), GIT)[0] == f"127.0.0.1:5000/demo/web:{GIT.tag('dev')}"
 
 
 def test_local_cache_goes_under_the_cache_dir(cfg: config.Config) -> None:

@@ -543,6 +543,38 @@ def test_noxw_listing_sessions_checks_no_toolchain(no_toolchain: tuple[Path, Pat
 def test_noxw_reads_the_registry_from_the_environment_first(no_toolchain: tuple[Path, Path]) -> None:
     r = run_wrapper(no_toolchain, "-s", "build", PIPELINES_REGISTRY_ADDR="registry.example:5443")
     assert "registry registry.example:5443" in r.stderr, r.stderr
+    r = run_wrapper(no_toolchain, "-s", "build", PIPELINES_REGISTRY="registry.example:5444")
+    assert "registry registry.example:5444" in r.stderr, r.stderr
+
+
+def test_noxw_checks_the_registry_of_the_environment_asked_for(no_toolchain: tuple[Path, Path], tmp_path: Path) -> None:
+    """--env among the session's arguments, else PIPELINES_ENV, else default_env: its own registry, else [registry]."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "noxw", project / "noxw")
+    (project / "pipeline.toml").write_text(
+        'default_env = "dev"\n[registry]\naddress = "127.0.0.1:5001"\n'
+        '[environments.dev]\n[environments.prod]\nregistry = "registry.example:5443"\n'
+    )
+    bin_, venv = no_toolchain
+    base = {"PATH": f"{bin_}:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "PIPELINES_VENV": str(venv)}
+    for args, env, registry in (
+        ((), {}, "127.0.0.1:5001"),
+        (("--", "--env", "prod"), {}, "registry.example:5443"),
+        (("--", "--env=prod"), {}, "registry.example:5443"),
+        ((), {"PIPELINES_ENV": "prod"}, "registry.example:5443"),
+        (("--", "--env", "dev"), {"PIPELINES_ENV": "prod"}, "127.0.0.1:5001"),
+        (("--", "--env", "prod"), {"PIPELINES_REGISTRY": "127.0.0.1:5002"}, "127.0.0.1:5002"),
+    ):
+        r = subprocess.run(
+            ["bash", str(project / "noxw"), "-s", "build", *args],
+            env={**base, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert r.returncode == 0 and f"registry {registry})" in r.stderr, (args, env, r.stderr)
 
 
 # --------------------------------------------------------------------------- BuildKit cache on GitHub

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import textwrap
 from pathlib import Path
 
@@ -531,3 +533,160 @@ def test_the_offline_advisories_are_found_beside_the_project_not_at_a_fixed_path
     assert 'offline_advisories = "../shared/advisories/pypa-advisory-database"' in text
     cfg = config.load(ROOT / "pipeline.toml")
     assert cfg.scan.offline_advisories == ROOT.parent / "shared" / "advisories" / "pypa-advisory-database"
+
+
+# --------------------------------------------------------------------------- PIPELINES_* variables, registries
+
+# prod pushes to a registry of its own; dev keeps [registry].
+OWN_REGISTRY = GOOD.replace(
+    'tags = ["prod", "stable"]', 'tags = ["prod", "stable"]\nregistry = "registry.example.com:5443"\nnamespace = "apps"'
+)
+
+
+def test_a_variable_beats_the_file_and_a_flag_beats_the_variable(tmp_path: Path) -> None:
+    path = project(tmp_path)
+    plain = config.load(path, {})
+    assert plain.registry == config.Registry("127.0.0.1:5000", "demo") and plain.env(None).name == "dev"
+    cfg = config.load(
+        path, {"PIPELINES_REGISTRY": "registry.example.com", "PIPELINES_NAMESPACE": "ci/team", "PIPELINES_ENV": "prod"}
+    )
+    assert cfg.registry == config.Registry("registry.example.com", "ci/team")
+    assert cfg.repo(cfg.images["web"], "dev") == "registry.example.com/ci/team/web"
+    assert cfg.env(None).name == "prod"  # a command given no --env
+    assert cfg.env("dev").name == "dev"  # --env dev
+    # Empty is unset, as ${VAR:-default} is in a shell: a CI may pass an unset setting through.
+    blank = config.load(path, {"PIPELINES_REGISTRY": "", "PIPELINES_NAMESPACE": "", "PIPELINES_ENV": ""})
+    assert blank.registry == plain.registry and blank.default_env == "dev"
+
+
+def test_the_older_registry_variable_still_counts_and_may_not_contradict(tmp_path: Path) -> None:
+    path = project(tmp_path)
+    old = config.load(path, {"PIPELINES_REGISTRY_ADDR": "127.0.0.1:5001"})
+    assert old.registry.address == "127.0.0.1:5001"
+    assert old.setting("registry.address") == config.Setting(
+        "registry.address", "127.0.0.1:5001", "PIPELINES_REGISTRY_ADDR"
+    )
+    both = {"PIPELINES_REGISTRY": "127.0.0.1:5001", "PIPELINES_REGISTRY_ADDR": "127.0.0.1:5001"}
+    assert config.load(path, both).setting("registry.address") == config.Setting(
+        "registry.address", "127.0.0.1:5001", "PIPELINES_REGISTRY"
+    )
+    with pytest.raises(ConfigError) as err:
+        config.load(path, {**both, "PIPELINES_REGISTRY_ADDR": "127.0.0.1:5000"})
+    assert "PIPELINES_REGISTRY: '127.0.0.1:5001' contradicts PIPELINES_REGISTRY_ADDR='127.0.0.1:5000'" in str(err.value)
+
+
+def test_the_process_environment_is_read_when_none_is_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINES_ENV", "prod")
+    assert config.load(project(tmp_path)).default_env == "prod"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("PIPELINES_REGISTRY", "http://r.example", "'http://r.example' is not host[:port]: no scheme and no path"),
+        ("PIPELINES_REGISTRY", "r.example:65536", "the port must be a number from 1 to 65535"),
+        ("PIPELINES_REGISTRY_ADDR", "my host", "'my host' is not host[:port]"),
+        ("PIPELINES_NAMESPACE", "Team", "'Team' is not a valid repository name"),
+        ("PIPELINES_NAMESPACE", "team//apps", "is not a valid repository name"),
+        ("PIPELINES_ENV", "qa", "names unknown environment 'qa'"),
+    ],
+)
+def test_a_bad_variable_is_named_not_the_file(tmp_path: Path, variable: str, value: str, message: str) -> None:
+    path = project(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        config.load(path, {variable: value})
+    assert err.value.exit_code == 2
+    assert err.value.render().startswith(f"error: environment variable {variable}: "), err.value.render()
+    assert message in err.value.render() and str(path) not in err.value.render()
+
+
+def test_a_bad_variable_exits_2_on_the_command_line(tmp_path: Path) -> None:
+    r = run_cli("--config", str(project(tmp_path)), "config", env={"PIPELINES_NAMESPACE": "Team"})
+    assert r.returncode == 2 and "environment variable PIPELINES_NAMESPACE: 'Team'" in r.stderr, r.stderr
+
+
+def test_an_environment_may_have_a_registry_of_its_own(tmp_path: Path) -> None:
+    cfg = config.load(project(tmp_path, OWN_REGISTRY), {})
+    web, runtime = cfg.images["web"], cfg.images["runtime"]
+    assert cfg.registry_for("prod") == config.Registry("registry.example.com:5443", "apps")
+    assert cfg.registry_for("dev") == cfg.registry == config.Registry("127.0.0.1:5000", "demo")
+    assert cfg.repo(web, "prod") == "registry.example.com:5443/apps/web"
+    assert cfg.repo(web, "dev") == "127.0.0.1:5000/demo/web"
+    # The golden bases are one set for every environment, pinned once in the lock: they stay in [registry].
+    assert cfg.repo(runtime, "prod") == "127.0.0.1:5000/demo/runtime"
+    # Only the address: the namespace is still [registry]'s.
+    address_only = OWN_REGISTRY.replace('namespace = "apps"\n', "")
+    assert config.load(project(tmp_path, address_only), {}).repo(web, "prod") == "registry.example.com:5443/demo/web"
+
+
+def test_the_variables_replace_every_environments_registry(tmp_path: Path) -> None:
+    cfg = config.load(project(tmp_path, OWN_REGISTRY), {"PIPELINES_REGISTRY": "ci.example:5000"})
+    assert cfg.registry_for("prod") == config.Registry("ci.example:5000", "apps")
+    assert cfg.registry_for("dev") == config.Registry("ci.example:5000", "demo")
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        ('registry = "https://r.example"', "environments.prod.registry: 'https://r.example' is not host[:port]"),
+        ("registry = 5000", "environments.prod.registry: expected a string"),
+        ('namespace = "Apps"', "environments.prod.namespace: 'Apps' is not a valid repository name"),
+    ],
+)
+def test_an_environments_registry_is_checked_as_registry_is(tmp_path: Path, snippet: str, message: str) -> None:
+    text = GOOD.replace('tags = ["prod", "stable"]', f'tags = ["prod", "stable"]\n{snippet}')
+    with pytest.raises(ConfigError) as err:
+        config.load(project(tmp_path, text), {})
+    assert message in err.value.render() and "pipeline.toml" in err.value.render()
+
+
+def test_promotion_between_registries_is_refused_at_load(tmp_path: Path) -> None:
+    text = OWN_REGISTRY.replace("[environments.prod]", '[environments.prod]\npromote_from = "dev"')
+    with pytest.raises(ConfigError) as err:
+        config.load(project(tmp_path, text), {})
+    assert "environments.prod: is promoted from 'dev' but uses another registry" in err.value.render()
+    assert "registry.example.com:5443/apps vs 127.0.0.1:5000/demo" in err.value.render()
+    # The same registry named again is the same registry.
+    same = GOOD.replace("[environments.prod]", '[environments.prod]\npromote_from = "dev"\nregistry = "127.0.0.1:5000"')
+    assert config.load(project(tmp_path, same), {}).env("prod").promote_from == "dev"
+
+
+def test_settings_name_the_source_of_each_value(tmp_path: Path) -> None:
+    cfg = config.load(project(tmp_path, OWN_REGISTRY), {"PIPELINES_NAMESPACE": "ci", "PIPELINES_ENV": "prod"})
+    assert {s.key: (s.value, s.source) for s in cfg.settings} == {
+        "registry.address": ("127.0.0.1:5000", "pipeline.toml: registry.address"),
+        "registry.namespace": ("ci", "PIPELINES_NAMESPACE"),
+        "default_env": ("prod", "PIPELINES_ENV"),
+        "environments.dev.registry": ("127.0.0.1:5000", "pipeline.toml: registry.address"),
+        "environments.dev.namespace": ("ci", "PIPELINES_NAMESPACE"),
+        "environments.prod.registry": ("registry.example.com:5443", "pipeline.toml: environments.prod.registry"),
+        "environments.prod.namespace": ("ci", "PIPELINES_NAMESPACE"),
+    }
+    bare = "\n".join(line for line in GOOD.splitlines() if not line.startswith(("namespace", "default_env")))
+    defaults = config.load(project(tmp_path, bare), {})
+    assert defaults.setting("registry.namespace") == config.Setting("registry.namespace", "", "default: none")
+    assert defaults.setting("default_env") == config.Setting("default_env", "dev", "default: the first environment")
+
+
+def test_the_config_command_shows_each_value_and_its_source(tmp_path: Path) -> None:
+    path = project(tmp_path, OWN_REGISTRY)
+    r = run_cli("--config", str(path), "config", "--format", "json", env={"PIPELINES_REGISTRY": "ci.example:5000"})
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)["config"]
+    settings = {s["key"]: (s["value"], s["source"]) for s in data["settings"]}
+    assert settings["environments.prod.registry"] == ("ci.example:5000", "PIPELINES_REGISTRY")
+    assert settings["environments.prod.namespace"] == ("apps", "pipeline.toml: environments.prod.namespace")
+    assert data["environments"]["prod"]["registry"] == {"address": "ci.example:5000", "namespace": "apps"}
+    table = run_cli("--config", str(path), "config", "--format", "table", env={"PIPELINES_ENV": "prod"})
+    assert table.returncode == 0, table.stderr
+    assert re.search(r"^default_env +prod +PIPELINES_ENV$", table.stdout, re.MULTILINE), table.stdout
+    assert re.search(r"^registry\.address +127\.0\.0\.1:5000 +pipeline\.toml: registry\.address$", table.stdout, re.M)
+
+
+def test_a_flag_beats_pipelines_env_on_the_command_line(tmp_path: Path) -> None:
+    path, state = str(project(tmp_path)), str(tmp_path / "state")
+    argv = ("--config", path, "releases", "--state", state, "--format", "json")
+    by_variable = run_cli(*argv, env={"PIPELINES_ENV": "prod"})
+    assert by_variable.returncode == 0 and json.loads(by_variable.stdout)["env"] == "prod", by_variable.stderr
+    by_flag = run_cli(*argv, "--env", "dev", env={"PIPELINES_ENV": "prod"})
+    assert by_flag.returncode == 0 and json.loads(by_flag.stdout)["env"] == "dev", by_flag.stderr

@@ -549,6 +549,37 @@ def test_deploy_config_and_promotion_are_validated() -> None:
             _parse(mutate)
 
 
+def test_promotion_refuses_images_outside_the_targets_registry() -> None:
+    digest = "sha256:" + "a" * 64
+    live = {"api": f"127.0.0.1:5000/pipelines/api@{digest}", "proxy": f"127.0.0.1:5000/pipelines/proxy@{digest}"}
+    plan.require_same_registry(_parse(lambda d: None), "prod", "staging", "r3", live)
+    # staging went live from 127.0.0.1:5000; this run points prod elsewhere: prod would pull from staging's.
+    data = tomllib.loads((ROOT / "pipeline.toml").read_text())
+    moved = config.parse(data, ROOT / "pipeline.toml", {"PIPELINES_REGISTRY": "registry.example.com"})
+    with pytest.raises(InputError) as err:
+        plan.require_same_registry(moved, "prod", "staging", "r3", live)
+    assert err.value.exit_code == 2
+    assert err.value.what == (
+        "refusing to promote staging r3 to 'prod': its images are not in the registry of 'prod' "
+        "(registry.example.com/pipelines), and promotion copies no image between registries"
+    )
+    assert err.value.seen == "\n".join(f"{n}: {r}" for n, r in sorted(live.items()))
+    assert "PIPELINES_REGISTRY" in (err.value.hint or "")
+
+
+def test_a_deploy_renders_compose_with_its_environments_registry(tmp_path: Path) -> None:
+    from pipelines.result import Context
+    from pipelines.tools import Toolchain
+
+    from .test_config import OWN_REGISTRY
+
+    ctx = Context(config.load(project(tmp_path, OWN_REGISTRY), {}), Toolchain(), environ={})
+    prod = plan._compose_env(ctx, "prod", tmp_path / "secrets", "git-0123-prod")
+    assert (prod["REGISTRY"], prod["NAMESPACE"]) == ("registry.example.com:5443", "apps")
+    dev = plan._compose_env(ctx, "dev", tmp_path / "secrets", "git-0123-dev")
+    assert (dev["REGISTRY"], dev["NAMESPACE"]) == ("127.0.0.1:5000", "demo")
+
+
 def test_release_history_lives_outside_the_project_tree_by_default(tmp_path: Path) -> None:
     cfg_ = _parse(lambda d: None)
     state = cfg_.deploy.state

@@ -57,10 +57,12 @@ def _stage_config(args: argparse.Namespace) -> tuple[Context | None, Result]:
     except ConfigError as exc:
         # An invalid config is this command's finding: reported in the chosen format, exit 2.
         return None, result.from_error("config", exc)
+    # What the PIPELINES_* variables may change, as it took effect: a CI's log shows where its images go.
+    rows = tuple((s.key, s.value or "(none)", s.source) for s in cfg.settings)
     return Context(cfg, Toolchain()), Result(
         stage="config",
         headline=f"{cfg.file}: valid",
-        tables=(_images_table(cfg),),
+        tables=(Table(("setting", "value", "source"), rows, title="registry and environment"), _images_table(cfg)),
         data={"config": _jsonable(cfg)},
         out_dir=cfg.project.artifacts / "config",
     )
@@ -89,7 +91,7 @@ def _stage_init(args: argparse.Namespace) -> tuple[Context | None, Result]:
 
 
 def _stage_doctor(args: argparse.Namespace) -> tuple[Context | None, Result]:
-    from ..result import Check, Outcome, Table
+    from ..result import Check, Outcome
 
     tools = Toolchain()
     summary = tools.summary()
@@ -318,9 +320,12 @@ def _stage_load(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from ..stack import load  # imported per command: `pipelines --help` stays fast
 
     ctx = _context(args)
+    # Load checks a production-like stack: prod unless --env or PIPELINES_ENV names another.
+    named = ctx.cfg.setting("default_env")
+    env = args.env or (ctx.cfg.default_env if named and named.source == "PIPELINES_ENV" else "prod")
     return ctx, load.run(
         ctx,
-        load.Options(env=args.env, connections=args.connections, duration_s=args.duration, p99_ms=args.p99_ms),
+        load.Options(env=env, connections=args.connections, duration_s=args.duration, p99_ms=args.p99_ms),
     )
 
 
@@ -365,7 +370,6 @@ def _stage_baseline(args: argparse.Namespace) -> tuple[Context | None, Result]:
     import datetime as dt
 
     from .. import baseline, lint, report  # imported per command: `pipelines --help` stays fast
-    from ..result import Table
 
     cfg = _load(args)
     if cfg.lint.baseline is None:
@@ -417,7 +421,6 @@ def _stage_baseline(args: argparse.Namespace) -> tuple[Context | None, Result]:
 
 def _stage_keys(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from .. import signing  # imported per command: `pipelines --help` stays fast
-    from ..result import Table
 
     password_env, cfg = "COSIGN_PASSWORD", None
     try:

@@ -89,7 +89,7 @@ def build() -> argparse.ArgumentParser:
         "unchanged) and then every service, for one environment. Writes "
         "ARTIFACTS/build/ENV.json for later stages.",
     )
-    b.add_argument("--env", help="environment from the config (default: the config's default_env)")
+    b.add_argument("--env", help="environment from the config (default: $PIPELINES_ENV, else the config's default_env)")
     b.add_argument(
         "--only",
         nargs="+",
@@ -152,7 +152,7 @@ def build() -> argparse.ArgumentParser:
         "([smoke].suite, with the pipelines.testing plugin), and always tear everything down (containers, "
         "networks, volumes). Reports and logs go to ARTIFACTS/smoke/PROJECT/.",
     )
-    sm.add_argument("--env", help="environment (default: the config's default_env)")
+    sm.add_argument("--env", help="environment (default: $PIPELINES_ENV, else the config's default_env)")
     sm.add_argument("--keep", action="store_true", help="leave the stack up for debugging")
     sm.add_argument("--project", help="Compose project name (default: pipelines-smoke-ENV-RANDOM)")
     _overlay_flag(sm)
@@ -172,7 +172,7 @@ def build() -> argparse.ArgumentParser:
         "fixed concurrency for a bounded time, tear down, and report requests/s, p50/p90/p99 latency and errors "
         "(reports under ARTIFACTS/load). Exit 1 when the targets are missed.",
     )
-    ld.add_argument("--env", default="prod", help="environment (default: prod)")
+    ld.add_argument("--env", help="environment (default: $PIPELINES_ENV, else prod)")
     ld.add_argument("--connections", type=int, help="concurrent connections (default: [load].connections)")
     ld.add_argument("--duration", type=int, metavar="SECONDS", help="how long to drive (default: [load].duration)")
     ld.add_argument("--p99-ms", type=float, help="p99 latency target in ms (default: [load].p99_ms)")
@@ -188,7 +188,9 @@ def build() -> argparse.ArgumentParser:
         "ignore file under ARTIFACTS/scan/RUN/. Exit 0 passed, 1 gate failed, 2 could not scan.",
     )
     sc.add_argument("images", nargs="*", help="local image references (default: the images of the last build)")
-    sc.add_argument("--env", help="environment: its build and its gate settings (default: default_env)")
+    sc.add_argument(
+        "--env", help="environment: its build and its gate settings (default: $PIPELINES_ENV, else default_env)"
+    )
     sc.add_argument(
         "--vulndb", type=Path, metavar="PATH", help="use this Trivy DB (a cache dir with db/trivy.db) and nothing else"
     )
@@ -207,7 +209,7 @@ def build() -> argparse.ArgumentParser:
         "read and how. Reports under ARTIFACTS/verify/RUN/. Exit 0 passed, 1 an unwaived fail, 2 could not run.",
     )
     ve.add_argument("images", nargs="*", help="local image references (default: the images of the last build)")
-    ve.add_argument("--env", help="environment whose build is verified (default: default_env)")
+    ve.add_argument("--env", help="environment whose build is verified (default: $PIPELINES_ENV, else default_env)")
     ve.add_argument("--explain", action="store_true", help="list the checks, roles and the Dockle mapping, run nothing")
     ve.add_argument(
         "--fresh",
@@ -314,7 +316,9 @@ def build() -> argparse.ArgumentParser:
         "entries whose finding is gone.",
     )
     bl.add_argument("--scan", action="store_true", help="record the scan's findings too (needs a build)")
-    bl.add_argument("--env", help="the environment whose build --scan reads (default: default_env)")
+    bl.add_argument(
+        "--env", help="the environment whose build --scan reads (default: $PIPELINES_ENV, else default_env)"
+    )
     bl.add_argument("--days", type=_positive_int, metavar="N", help="accept new entries for N days")
     _report_flags(bl)
 
@@ -322,7 +326,9 @@ def build() -> argparse.ArgumentParser:
         "config",
         help="validate the config and print it as JSON",
         description="Validate the config and print the resolved result as JSON (its `config` key); exit 2 when "
-        "invalid.",
+        "invalid. `config.settings` (the table in --format table) lists the registry, namespace and default "
+        "environment of the config and of each environment as they take effect, each with its source: the file's "
+        "key or the PIPELINES_* variable that overrides it.",
     )
     _report_flags(cf, "json")
     dr = sub.add_parser(
@@ -339,7 +345,7 @@ def build() -> argparse.ArgumentParser:
         description="Cold build of everything (bases rebuilt, no cache), a no-change rebuild, a "
         "rebuild after a one-line source change, and image sizes; JSON and Markdown results.",
     )
-    bn.add_argument("--env", help="environment to build (default: the config's default_env)")
+    bn.add_argument("--env", help="environment to build (default: $PIPELINES_ENV, else the config's default_env)")
     bn.add_argument("--service", help="service whose source gets the one-line change (default: the first)")
     bn.add_argument(
         "--out",
@@ -399,7 +405,7 @@ def build() -> argparse.ArgumentParser:
         "schemas of several Kubernetes versions. Exit 2 on what cannot be rendered, naming service and key.",
     )
     rd.add_argument("target", choices=("k8s",), help="what to render")
-    rd.add_argument("--env", help="environment (default: the config's default_env)")
+    rd.add_argument("--env", help="environment (default: $PIPELINES_ENV, else the config's default_env)")
     rd.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: ARTIFACTS/k8s/ENV)")
     rd.add_argument(
         "--k8s-version",
@@ -441,7 +447,7 @@ def _deploy_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "images' signatures are verified again first (refused, exit 1, when they no longer hold).",
     )
     for p in (dp, rs, rb):
-        p.add_argument("--env", help="environment (default: the config's default_env)")
+        p.add_argument("--env", help="environment (default: $PIPELINES_ENV, else the config's default_env)")
         p.add_argument("--state", type=Path, metavar="DIR", help="release history directory (default: [deploy].state)")
         _report_flags(p)
     for p in (dp, rb):
@@ -492,7 +498,7 @@ def _signing_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     sg.add_argument("--key", metavar="KEY", help="private key file or env://VAR (default: [signing].key)")
     for p in (sg, vs):
-        p.add_argument("--env", help="environment (default: the config's default_env)")
+        p.add_argument("--env", help="environment (default: $PIPELINES_ENV, else the config's default_env)")
         p.add_argument(
             "--public-key", metavar="PUB", help="public key file or env://VAR (default: [signing].public_key)"
         )

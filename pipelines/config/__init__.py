@@ -5,8 +5,8 @@ the file. Every problem is reported as a :class:`ConfigError` naming the file
 and the dotted key path, before any build starts.
 
 ``model`` holds the records, ``images`` the image graph, ``reader`` the file and
-the order its sections are read in; each section's rules live in a module named
-after it.
+the order its sections are read in, ``variables`` the ``PIPELINES_*`` variables
+that override some keys; each section's rules live in a module named after it.
 """
 
 from .images import DEBIAN_KEYRING, IMAGE_KINDS, ROLES, Image
@@ -36,6 +36,7 @@ from .model import (
     Readiness,
     Registry,
     ScanSettings,
+    Setting,
     SigningSettings,
     SmokeSettings,
     VerifyRun,
@@ -44,6 +45,7 @@ from .model import (
 )
 from .reader import DEFAULT_FILE, find_config, load, parse
 from .scan import OFFLINE_PROVENANCE_KEYS
+from .variables import VARIABLES, Variable
 
 __all__ = [
     "CACHE_BACKENDS",
@@ -61,6 +63,7 @@ __all__ = [
     "ROLES",
     "SCANNERS",
     "SCAN_LEVELS",
+    "VARIABLES",
     "BenchSettings",
     "BuildSettings",
     "ComposeSettings",
@@ -77,8 +80,10 @@ __all__ = [
     "Readiness",
     "Registry",
     "ScanSettings",
+    "Setting",
     "SigningSettings",
     "SmokeSettings",
+    "Variable",
     "VerifyRun",
     "VerifySettings",
     "default_state",

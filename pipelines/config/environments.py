@@ -1,4 +1,4 @@
-"""The [environments.*] tables: tags, build args, hardening profile, scan overrides and promotion chains."""
+"""The [environments.*] tables: tags, build args, hardening profile, scan overrides, registry and promotion chains."""
 
 from __future__ import annotations
 
@@ -10,15 +10,18 @@ from typing import Any
 from .. import refs
 from ..errors import ConfigError
 from . import paths
-from .model import CACHE_BACKENDS, PROFILES, SCAN_LEVELS, SCANNERS, Environment
+from .model import CACHE_BACKENDS, PROFILES, SCAN_LEVELS, SCANNERS, Environment, Registry
 from .table import Table, build_args
 
 # Environment names end up in tags, file names and Compose project names (lowercase only).
 _ENV = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
-def read(top: Table, root: Path) -> dict[str, Environment]:
-    """Every environment (at least one), each promotion chain ending in one that deploys its own build."""
+def read(top: Table, root: Path, registry: Registry) -> dict[str, Environment]:
+    """Every environment (at least one), each promotion chain ending in one that deploys its own build.
+
+    ``registry``: [registry], which an environment's own ``registry`` (address) and ``namespace`` override.
+    """
     envs: dict[str, Environment] = {}
     for name, et in top.tables("environments"):
         if not _ENV.match(name):
@@ -48,12 +51,54 @@ def read(top: Table, root: Path) -> dict[str, Environment]:
             scan=_scan_overrides(et.table("scan")),
             promote_from=et.opt_string("promote_from"),
             require_full_coverage=et.boolean("require_full_coverage", False),
+            registry=_registry(et, registry),
         )
         et.done()
     if not envs:
         raise ConfigError(top.file, "environments", "at least one environment is required (e.g. [environments.dev])")
     _check_promotions(top.file, envs)
+    _check_promotion_registries(top.file, envs, registry)
     return envs
+
+
+def _registry(et: Table, default: Registry) -> Registry | None:
+    """The environment's own registry, validated as [registry]'s keys are; None when it sets neither key."""
+    address = et.opt_string("registry")
+    if address is not None and (problem := refs.address_problem(address)):
+        raise et.error("registry", problem)
+    namespace = et.opt_string("namespace")
+    # An empty namespace is allowed, as in [registry]: images directly under the address.
+    if namespace and (problem := refs.repository_problem(namespace)):
+        raise et.error("namespace", problem)
+    if address is None and namespace is None:
+        return None
+    return Registry(
+        address=default.address if address is None else address,
+        namespace=default.namespace if namespace is None else namespace,
+    )
+
+
+def _check_promotion_registries(file: str, envs: Mapping[str, Environment], default: Registry) -> None:
+    """An environment promoted from another uses the same registry and namespace.
+
+    Promotion deploys the source's live release by its recorded references: with another registry the
+    promoted environment would pull from the source's registry, not its own. Copying images between
+    registries is not part of promotion, so such a config is refused.
+    """
+    for name, e in envs.items():
+        if e.promote_from is None:
+            continue
+        mine, theirs = e.registry or default, envs[e.promote_from].registry or default
+        if mine != theirs:
+            raise ConfigError(
+                file,
+                f"environments.{name}",
+                f"is promoted from {e.promote_from!r} but uses another registry "
+                f"({mine.repo('') or '(none)'} vs {theirs.repo('') or '(none)'}): promotion deploys the "
+                f"digests of {e.promote_from!r}'s live release where they are, and copies nothing",
+                hint=f"give both environments the same registry and namespace, or drop promote_from and build "
+                f"{name!r} itself",
+            )
 
 
 def _check_promotions(file: str, envs: Mapping[str, Environment]) -> None:

@@ -69,6 +69,9 @@ class Environment:
     # Deploy and verify-signatures refuse a scan verdict (record or signed attestation) whose vulnerability
     # data did not cover the images in full, even when scan.accept_limited_coverage let the scan pass.
     require_full_coverage: bool = False
+    # Where this environment's services are pushed and pulled: [registry] with its own `registry` (address) and
+    # `namespace` and the PIPELINES_* variables applied, as loaded (None: [registry]; see Config.registry_for).
+    registry: Registry | None = None
 
 
 @dataclass(frozen=True)
@@ -292,6 +295,15 @@ class DeploySettings:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """A setting an environment variable may override: its effective value and where that came from."""
+
+    key: str  # the config key path, e.g. "registry.address" or "environments.prod.registry"
+    value: str
+    source: str  # the variable's name, "FILE: KEY" of the key it was read from, or "default: WHY"
+
+
+@dataclass(frozen=True)
 class Config:
     file: Path
     root: Path
@@ -310,6 +322,23 @@ class Config:
     verify: VerifySettings = field(default_factory=VerifySettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
     deploy: DeploySettings = field(default_factory=DeploySettings)
+    # The overridable settings (pipelines.config.variables) as they took effect, each with its source.
+    settings: tuple[Setting, ...] = ()
+
+    def setting(self, key: str) -> Setting | None:
+        return next((s for s in self.settings if s.key == key), None)
+
+    def registry_for(self, env: str | None) -> Registry:
+        """The registry ``env``'s services are pushed to and pulled from: its own, else [registry]."""
+        return self.env(env).registry or self.registry
+
+    def repo(self, image: Image, env: str | None) -> str:
+        """The repository ``image`` is pushed to when built for ``env``.
+
+        A golden base is shared by every environment and pinned once in the lock, so it lives in [registry];
+        a service lives in its environment's registry.
+        """
+        return (self.registry if image.is_base else self.registry_for(env)).repo(image.image)
 
     def scan_for(self, env: str) -> ScanSettings:
         """[scan] with the environment's [environments.ENV.scan] overrides applied."""

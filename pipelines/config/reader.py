@@ -1,7 +1,11 @@
-"""Find ``pipeline.toml``, read it as TOML, and walk its sections in order into one :class:`Config`."""
+"""Find ``pipeline.toml``, read it as TOML, and walk its sections in order into one :class:`Config`.
+
+The ``PIPELINES_*`` variables that override some of its keys (:mod:`.variables`) are applied here, once.
+"""
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -9,7 +13,7 @@ from typing import Any
 
 from .. import inputs
 from ..errors import ConfigError, ConfigNotFound
-from . import environments, image_tables, release, scan, sections, stack_checks
+from . import environments, image_tables, release, scan, sections, stack_checks, variables
 from .images import check_bases
 from .model import Config
 from .table import Table
@@ -32,7 +36,8 @@ def find_config(start: Path | None = None) -> Path:
     )
 
 
-def load(path: Path) -> Config:
+def load(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """The config in ``path`` with the ``PIPELINES_*`` overrides of ``environ`` (default: the process's)."""
     name = str(path)
     if not path.exists() and not path.is_symlink():
         raise ConfigError(name, "", "file not found", hint="pass --config PATH or create pipeline.toml")
@@ -47,10 +52,22 @@ def load(path: Path) -> Config:
         raise ConfigError(name, "", f"is not valid TOML: {exc}") from None
     if not data:
         raise ConfigError(name, "", "is empty", hint="a config needs at least [project], [registry] and a service")
-    return parse(data, path)
+    return parse(data, path, environ)
 
 
-def parse(data: Mapping[str, Any], path: Path) -> Config:
+def _keys_set(data: Mapping[str, Any]) -> set[str]:
+    """The key paths of the file that a variable may override, where it sets them (sources of the values)."""
+    out = {"default_env"} & set(data)
+    reg = data.get("registry")
+    out |= {f"registry.{k}" for k in ("address", "namespace") if isinstance(reg, dict) and k in reg}
+    envs = data.get("environments")
+    for name, table in envs.items() if isinstance(envs, dict) else ():
+        if isinstance(table, dict):
+            out |= {f"environments.{name}.{k}" for k in ("registry", "namespace") if k in table}
+    return out
+
+
+def parse(data: Mapping[str, Any], path: Path, environ: Mapping[str, str] | None = None) -> Config:
     file = str(path)
     root = path.resolve().parent
     top = Table(file, "", data)
@@ -60,10 +77,14 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
     build = sections.build(top.table("build"), root)
     images = image_tables.read(top, root)
     check_bases(file, images)
-    envs = environments.read(top, root)
+    envs = environments.read(top, root, registry)
     default_env = top.string("default_env", next(iter(envs)))
     if default_env not in envs:
         raise top.error("default_env", f"names unknown environment {default_env!r}")
+    effective = variables.apply(
+        path, registry, envs, default_env, _keys_set(data), os.environ if environ is None else environ
+    )
+    registry, envs, default_env = effective.registry, effective.environments, effective.default_env
     bench = stack_checks.bench(top.table("bench"), images)
     lint = sections.lint(top.table("lint"), root)
     scan_settings = scan.scan(top.table("scan"), root)
@@ -101,4 +122,5 @@ def parse(data: Mapping[str, Any], path: Path) -> Config:
         verify=verify,
         signing=signing,
         deploy=deploy,
+        settings=effective.settings,
     )

@@ -446,6 +446,25 @@ def verify_release(
     return _signature_checks(trusts)
 
 
+def require_same_registry(cfg: Config, env: str, source_env: str, release: str, refs: Mapping[str, str]) -> None:
+    """A promoted release's images are in the target environment's registry, or InputError naming both.
+
+    Promotion copies nothing: the target runs the source's images where they are. Releases made while the
+    source had another registry, or a PIPELINES_REGISTRY of this run that differs from the one the source
+    was deployed with, would have the target pull from a registry that is not its own.
+    """
+    prefix = cfg.registry_for(env).repo("") + "/"
+    elsewhere = sorted(f"{name}: {ref}" for name, ref in refs.items() if not ref.startswith(prefix))
+    if elsewhere:
+        raise InputError(
+            f"refusing to promote {source_env} {release} to {env!r}: its images are not in the registry of "
+            f"{env!r} ({prefix.rstrip('/')}), and promotion copies no image between registries",
+            seen="\n".join(elsewhere),
+            hint=f"deploy {env!r} with the registry {source_env!r} was deployed with (check PIPELINES_REGISTRY and "
+            f"PIPELINES_NAMESPACE), or deploy {source_env!r} again with {env!r}'s registry first",
+        )
+
+
 def _promoted(
     cfg: Config,
     env: str,
@@ -464,6 +483,7 @@ def _promoted(
     public = signing.public_key_for(cfg, public_key)
     store.check_sealed(live, public)
     require_commit(env, live.commit, expect_commit, f"promoted from {source_env} {live.id}")
+    require_same_registry(cfg, env, source_env, live.id, live.refs)
     signed = verify_release(
         cfg,
         live.refs,
@@ -502,10 +522,11 @@ def candidate(
 # ---- rendering a release -------------------------------------------------------------------------
 
 
-def _compose_env(ctx: Context, secrets_dir: Path, image_tag: str) -> dict[str, str]:
+def _compose_env(ctx: Context, env_name: str, secrets_dir: Path, image_tag: str) -> dict[str, str]:
+    reg = ctx.cfg.registry_for(env_name)
     env = {
-        "REGISTRY": ctx.cfg.registry.address,
-        "NAMESPACE": ctx.cfg.registry.namespace,
+        "REGISTRY": reg.address,
+        "NAMESPACE": reg.namespace,
         "SECRETS_DIR": str(secrets_dir),
     }
     if image_tag:
@@ -562,7 +583,7 @@ def render(
 ) -> dict[str, Any]:
     """The release's own Compose file: every service pinned to its digest; returns the rendered config."""
     cfg = ctx.cfg
-    env = _compose_env(ctx, secrets_dir, cand.image_tag)
+    env = _compose_env(ctx, cand.env, secrets_dir, cand.image_tag)
     release_dir.mkdir(parents=True, exist_ok=True)
     base = Stack(cfg, cand.env, project, release_dir, ctx.tools, tuple(extra_files), env=dict(env))
     config = compose_model.parse(_render(base), source=f"the Compose config of {cand.env!r}")
@@ -571,11 +592,12 @@ def render(
         raise InputError(f"the Compose config of {cand.env!r} defines no services: nothing to deploy")
     pins: dict[str, dict[str, str]] = {}
     strangers = []
+    namespace = cfg.registry_for(cand.env).namespace
     for name, spec in services.items():
         img = spec.image
         built = image_name(img)
-        # .../NAMESPACE/NAME: the namespace must be the config's, whatever registry the files name.
-        suffix = f"/{cfg.registry.namespace}/{built}" if cfg.registry.namespace else f"/{built}"
+        # .../NAMESPACE/NAME: the namespace must be the environment's, whatever registry the files name.
+        suffix = f"/{namespace}/{built}" if namespace else f"/{built}"
         if built not in cand.refs or not repository(img).endswith(suffix):
             strangers.append(f"{name}: {img or '(no image)'}")
             continue

@@ -28,9 +28,10 @@ def compose_config(
     argv: list[str] = [tools.docker, "compose", "--project-directory", str(files[0].parent)]
     for f in files:
         argv += ["-f", str(f)]
+    reg = cfg.registry_for(env)
     environ = {
-        "REGISTRY": cfg.registry.address,
-        "NAMESPACE": cfg.registry.namespace,
+        "REGISTRY": reg.address,
+        "NAMESPACE": reg.namespace,
         "IMAGE_TAG": record.image_tag(),
         # Secret files are never read here: only their names reach the manifests.
         "SECRETS_DIR": "/nonexistent/pipelines-render",

@@ -122,7 +122,7 @@ def targets_from_config(cfg: Config) -> tuple[list[DockerfileTarget], list[Compo
             arg: (
                 lock[base].ref
                 if base in lock
-                else cfg.registry.repo(cfg.images[base].image) + dockerfile_policy.PINNED_BY_PIPELINE
+                else cfg.repo(cfg.images[base], None) + dockerfile_policy.PINNED_BY_PIPELINE
             )
             for arg, base in img.bases.items()
         }

@@ -235,10 +235,11 @@ class Stack:
             self.secrets_path = Path(tempfile.mkdtemp(prefix=f"pipelines-secrets-{self.project}-"))
             self.owns_secrets = True
         self.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        reg = self.cfg.registry_for(self.env_name)
         self.env.update(
             {
-                "REGISTRY": self.cfg.registry.address,
-                "NAMESPACE": self.cfg.registry.namespace,
+                "REGISTRY": reg.address,
+                "NAMESPACE": reg.namespace,
                 "IMAGE_TAG": record.image_tag(),
                 "SECRETS_DIR": str(self.secrets_dir),
                 **self.cfg.smoke.environment,

@@ -32,7 +32,12 @@ def compose_services(ctx: Context, env: str) -> dict[str, tuple[str, Service]]:
     if not cfg.compose.files:
         return {}
     displays = [report.display_path(f, cfg.root) for f in files]
-    rendered = render(ctx.tools, files, displays, project_dir=cfg.root, env_file=cfg.compose.env_file).project
+    # The image references the environment's stack runs: its registry, as smoke and deploy render them.
+    reg = cfg.registry_for(env)
+    variables = {"REGISTRY": reg.address, "NAMESPACE": reg.namespace}
+    rendered = render(
+        ctx.tools, files, displays, project_dir=cfg.root, env_file=cfg.compose.env_file, variables=variables
+    ).project
     out: dict[str, tuple[str, Service]] = {}
     for name, svc in sorted(rendered.services.items()):
         if not svc.image:
@@ -57,7 +62,7 @@ class Limits:
 def limits_for(cfg: Config, env: str, t: Target, services: Mapping[str, tuple[str, Service]]) -> Limits:
     """The environment's Compose limits for the service that runs this image, else [verify]'s."""
     vc = cfg.verify
-    repo = repository(cfg.registry.repo(t.image.image) if t.image is not None else (t.named or t.ref))
+    repo = repository(cfg.repo(t.image, env) if t.image is not None else (t.named or t.ref))
     name, svc = services.get(repo, ("", Service("")))
     mem, pids, cpus = svc.mem_limit, svc.pids_limit, svc.cpus
     if name and (mem or pids or cpus):
