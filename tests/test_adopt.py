@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines import adopt, config, render
+from pipelines.adopt import write
 from pipelines.errors import InputError
 from pipelines.result import Result, exit_code
 
-from .conftest import run_cli
+from .conftest import ROOT, run_cli
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BIN = Path(sys.executable).parent
@@ -665,3 +668,16 @@ def test_the_init_command_writes_the_files_and_reports_in_json(django: Path) -> 
     assert cfg.returncode == 0, cfg.stderr
     again = run_cli("init", str(django), cwd=django)
     assert again.returncode == 2 and "pipeline.toml" in again.stderr and "--force" in again.stderr
+
+
+def test_the_written_workflow_installs_this_distribution_not_the_unrelated_pipelines_package() -> None:
+    # `pipelines` on PyPI is somebody else's package: the workflow must name the distribution this one is.
+
+    dist = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
+    runs = [
+        line.strip()
+        for line in write.workflow().splitlines()
+        if line.strip().startswith("run:") and "pip install" in line
+    ]
+    assert runs and all(f"'{dist}[tools]'" in r for r in runs), runs
+    assert not any(re.search(r"\bpipelines\b(?!\[)", r.replace(dist, "")) for r in runs), runs

@@ -219,8 +219,8 @@ jobs:
           python-version: "3.12"
 
       # Pin these with hashes (pip install --require-hashes -r FILE) once the pipeline runs green.
-      - name: install nox and pipelines
-        run: python -m pip install nox pipelines
+      - name: install nox and hardened-pipelines
+        run: python -m pip install nox 'hardened-pipelines[tools]'
 
       - name: lint
         run: nox -s lint
