@@ -104,7 +104,7 @@ def image_packages(ref: str, cache: Path | None = None) -> list[Installed]:
     again. Raises when the image has no dpkg data at all: "no packages" would be
     an unproven pass.
     """
-    from .engine import Engine, ImageNotFound
+    from ..engine import Engine, ImageNotFound
 
     with Engine.connect() as engine:
         try:
