@@ -135,17 +135,21 @@ def test_a_new_repository_follows_the_page_from_an_empty_venv(tmp_path: Path, ne
     env.update(git_env, PATH=f"{venv / 'bin'}{os.pathsep}/usr/local/bin:/usr/bin:/bin", VIRTUAL_ENV=str(venv))
     env.pop("PYTHONPATH", None)
     transcript: list[str] = []
+    outputs: list[str] = []
     for command, allowed in STEPS:
         argv = shlex.split(command.replace(DIST, f"'{wheel}[tools]'"))
         r = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=900, check=False)
         transcript.append(f"$ {command}  -> exit {r.returncode}\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+        outputs.append(r.stdout + r.stderr)
         assert r.returncode in allowed, "\n".join(transcript)
         assert "Traceback" not in r.stdout + r.stderr, "\n".join(transcript)
     # The first lint failed on findings of the repository's own files and the second passed on the baseline.
     assert (repo / "security" / "baseline.json").is_file()
-    assert "Dockerfile" in transcript[3], transcript[3]
+    assert "Dockerfile" in outputs[3] and "compose.yaml" in outputs[3], outputs[3]
     installed = subprocess.run(
         [venv / "bin" / "python", "-c", "import pipelines, sys; print(pipelines.__file__)"],
+        cwd=repo,
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
