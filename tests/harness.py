@@ -1,4 +1,4 @@
-"""Shared fixtures, and the two tiers of the suite.
+"""Shared fixtures, and the two tiers of the suite, for every test path (the root conftest.py loads this plugin).
 
 A test that needs the real Docker engine, buildx, Compose against the engine,
 the local registry, the internet or root says so by what it asks for: one of
@@ -110,7 +110,8 @@ def engine_fixtures(item: pytest.Item) -> list[str]:
 # pytest_xdist_make_scheduler): their engine tests' module fixtures are expensive (a deploy's staging
 # release, a swarm, defect images) and would otherwise be made once per worker, or they depend on their order
 # in the module. Every other test (pid-named containers, Compose projects, registry repos, free ports) runs
-# wherever a worker is free.
+# wherever a worker is free. Keyed by file name, wherever the module sits: names are unique in the suite
+# (tests/test_tiers.py checks it, and that each name here is a collected module).
 ENGINE_GROUPS = {
     # Swarm init/leave is the engine's global state; its stack, variants and manager are module fixtures.
     "test_swarm": "swarm",
@@ -336,11 +337,17 @@ class RunLocks:
 
 
 def build_inputs_digest(cfg: config.Config) -> str:
-    """What a build reads from the tree: the config, the base and package locks, the images' and services' files."""
+    """What a build reads from the tree: the config, the base and package locks, the images' and services' files.
+
+    Their own tests are not among them: each build context's .dockerignore keeps its tests/ out.
+    """
     h = hashlib.sha256()
     files = [ROOT / "pipeline.toml", cfg.project.lock, lockfile.packages_path(cfg.project.lock)]
     for folder in ("images", "services", "compose", "pipelines/golden"):
-        files += sorted(p for p in (ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        top = ROOT / folder
+        files += sorted(
+            p for p in top.rglob("*") if p.is_file() and not {"__pycache__", "tests"} & set(p.relative_to(top).parts)
+        )
     for f in files:
         h.update(str(f.relative_to(ROOT)).encode() + b"\0")
         h.update(f.read_bytes() if f.exists() else b"(none)")

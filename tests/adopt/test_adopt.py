@@ -21,8 +21,7 @@ from hypothesis import strategies as st
 from pipelines import adopt, config, render
 from pipelines.errors import InputError
 from pipelines.result import Result, exit_code
-
-from .conftest import run_cli
+from tests.harness import ROOT, run_cli
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BIN = Path(sys.executable).parent
@@ -488,7 +487,7 @@ def test_the_noxfile_is_python_and_calls_the_reusable_sessions(django: Path) -> 
     text = (django / "noxfile.py").read_text()
     compile(text, "noxfile.py", "exec")
     # The real nox reads it: the package is importable here, so the script block asks for no install.
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "NO_COLOR": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
     r = subprocess.run(
         [sys.executable, "-m", "nox", "-l"], cwd=django, env=env, capture_output=True, text=True, timeout=120
     )

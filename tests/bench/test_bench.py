@@ -27,9 +27,8 @@ from hypothesis import strategies as st
 from pipelines import bench, config, loadgen, render
 from pipelines.errors import ConfigError, InputError, ToolNotFound
 from pipelines.result import Check, Outcome, Result
-
-from .conftest import ROOT, run_cli
-from .test_config import GOOD, project
+from tests.config.test_config import GOOD, project
+from tests.harness import ROOT, run_cli
 
 
 class Server(ThreadingHTTPServer):

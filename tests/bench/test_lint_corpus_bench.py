@@ -15,10 +15,9 @@ import pytest
 
 from pipelines import bench
 from pipelines.errors import ConfigError
+from tests.harness import run_cli
 
-from .conftest import ROOT, run_cli
-
-REALWORLD = ROOT / "tests" / "realworld"
+REALWORLD = Path(__file__).parent / "realworld"
 
 DOCKERFILE = """\
 FROM python:3.12-slim

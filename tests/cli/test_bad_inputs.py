@@ -9,7 +9,7 @@ ledger entry is reported as a finding that closes the gate), one clear message
 naming the file, key or line, never a traceback, never a hang, never a green
 exit. Ctrl-C at any moment exits 130 without a traceback or temp files.
 
-Cases that are files live under tests/bad_inputs/; the rest are edits of one
+Cases that are files live under tests/cli/bad_inputs/; the rest are edits of one
 small valid project, built fresh in a temporary directory for each case.
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from tests.harness import ROOT
 
 DATA = Path(__file__).resolve().parent / "bad_inputs"
 TIMEOUT = 60  # seconds; a case still running then is a hang, and a failure
@@ -566,7 +566,7 @@ def _compose_bomb(root: Path) -> None:
     (root / "compose.yaml").write_text("\n".join(lines) + "\n")
 
 
-# tests/bad_inputs/osv/NAME.json: what the message must name besides the file.
+# tests/cli/bad_inputs/osv/NAME.json: what the message must name besides the file.
 OSV_BAD: dict[str, tuple[str, ...]] = {
     "bad_id_int": ("id",),
     "bad_top_list": ("expected an object",),

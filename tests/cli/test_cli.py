@@ -25,8 +25,7 @@ from pipelines.errors import (
     PipelineError,
 )
 from pipelines.result import Result
-
-from .conftest import ROOT
+from tests.harness import ROOT
 
 
 def _stage_raising(exc: BaseException) -> Callable[[argparse.Namespace], tuple[None, Result]]:

@@ -17,9 +17,8 @@ from pipelines import bench, cli, render
 from pipelines.cli import commands
 from pipelines.errors import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, BuildFailed, ToolNotFound
 from pipelines.result import Result
-
-from .conftest import ROOT, run_cli
-from .test_config import project
+from tests.config.test_config import project
+from tests.harness import ROOT, run_cli
 
 # Every key the renderer's JSON has, whatever the stage (render.to_json).
 RENDERER_KEYS = {

@@ -21,8 +21,7 @@ from hypothesis import strategies as st
 from pipelines import compose_model
 from pipelines.compose_model import ComposeShapeError, parse
 from pipelines.errors import EXIT_UNUSABLE, InputError
-
-from .conftest import IN_CI, ROOT
+from tests.harness import IN_CI, ROOT
 
 COMPOSE = ROOT / "compose"
 CORPUS = sorted((ROOT / "tests" / "lint_corpus" / "compose").glob("*.yaml"))

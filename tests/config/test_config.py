@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from pipelines import config, inputs, refs
 from pipelines.errors import ConfigError
-
-from .conftest import ROOT, run_cli
+from tests.harness import ROOT, run_cli
 
 GOOD = """
 default_env = "dev"

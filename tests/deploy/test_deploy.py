@@ -33,10 +33,9 @@ from pipelines import config, deploy, manifest, signing, verdicts
 from pipelines.deploy import plan, releases
 from pipelines.errors import ConfigError, InputError
 from pipelines.stack import leftovers
-
-from .conftest import ROOT, RunLocks, docker, run_cli
-from .test_config import GOOD, project
-from .test_signing import (  # noqa: F401 - cosign, home, keys, pushed_image: fixtures reused
+from tests.config.test_config import GOOD, project
+from tests.harness import ROOT, RunLocks, docker, run_cli
+from tests.test_signing import (  # noqa: F401 - cosign, home, keys, pushed_image: fixtures reused
     OTHER_PASSWORD,
     PASSWORD,
     cosign,

@@ -18,8 +18,7 @@ import pytest
 from pipelines import build, config, golden, report
 from pipelines.adopt import write
 from pipelines.errors import ConfigError
-
-from .conftest import ROOT, run_cli
+from tests.harness import ROOT, run_cli
 
 HEAD = """
 [project]

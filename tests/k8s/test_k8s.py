@@ -19,8 +19,7 @@ import pytest
 import yaml
 
 from pipelines import compose_model, config, k8s, manifest
-
-from .conftest import ROOT, RunLocks, docker, run_cli, shared_data
+from tests.harness import ROOT, RunLocks, docker, run_cli, shared_data
 
 VERSIONS = ("1.30.0", "1.33.0")
 SOURCE_KINDS = ("compose ", "image ", "build record ", "default")

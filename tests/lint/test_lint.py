@@ -20,10 +20,9 @@ from pipelines.errors import InputError
 from pipelines.findings import Finding, Severity
 from pipelines.lint import compose_policy, credentials, dockerfile_policy
 from pipelines.tools import Toolchain
+from tests.harness import IN_CI, ROOT, run_cli
 
-from .conftest import IN_CI, ROOT, run_cli
-
-CORPUS = Path(__file__).parent / "lint_corpus"
+CORPUS = ROOT / "tests" / "lint_corpus"
 EXPECTED: dict[str, list[str]] = tomllib.loads((CORPUS / "expected.toml").read_text())
 TODAY = dt.date(2026, 11, 23)
 

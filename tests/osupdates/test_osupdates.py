@@ -27,10 +27,9 @@ import pytest
 
 from pipelines import osupdates
 from pipelines.findings import Severity
+from tests.harness import ROOT, host_file
 
-from .conftest import host_file
-
-WRITTEN = Path(__file__).parent / "data" / "os-updates"
+WRITTEN = ROOT / "tests" / "data" / "os-updates"
 APT_LISTS = Path("/var/lib/apt/lists")
 APT_ARCHIVES = Path("/var/cache/apt/archives")
 DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
@@ -844,8 +843,7 @@ def test_scan_gate_takes_fail_mode_findings_only(tmp_path: Path) -> None:
 
 def test_security_suite_from_the_config_or_the_rootfs_default(tmp_path: Path) -> None:
     from pipelines import config
-
-    from .test_config import project
+    from tests.config.test_config import project
 
     minimal = '[project]\nname = "x"\n[registry]\naddress = "r:5000"\n[services.web]\ncontext = "services/web"\n'
     cfg = config.load(project(tmp_path / "a", minimal + "[environments.dev]\n"))
@@ -882,7 +880,7 @@ def test_scan_stops_with_exit_2_when_the_index_cannot_be_had_or_checked(
 ) -> None:
     import os
 
-    from .conftest import docker, run_cli, shared_advisories
+    from tests.harness import docker, run_cli, shared_advisories
 
     (tmp_path / "svc").mkdir()
     (tmp_path / "svc" / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /x\n")

@@ -17,10 +17,9 @@ from pipelines.config import load
 from pipelines.errors import ConfigError, ScanError
 from pipelines.scan import database, vulndb
 from pipelines.tools import trivy_binary
+from tests.harness import ROOT, osv_dir, run_cli, shared_advisories
 
-from .conftest import ROOT, osv_dir, run_cli, shared_advisories
-
-REC = Path(__file__).parent / "data" / "recorded"
+REC = ROOT / "tests" / "data" / "recorded"
 TODAY = dt.date.today()
 
 

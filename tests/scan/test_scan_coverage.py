@@ -28,9 +28,8 @@ from pipelines.config import load
 from pipelines.errors import ConfigError
 from pipelines.scan import vulndb
 from pipelines.scan.vulndb import oci as vulndb_oci
-
-from .conftest import osv_dir, run_cli
-from .test_scan import gated_ids, project, result
+from tests.harness import osv_dir, run_cli
+from tests.scan.test_scan import gated_ids, project, result
 
 REGISTRY = "127.0.0.1:5000"
 

@@ -17,8 +17,7 @@ import pytest
 
 from pipelines import config, stack
 from pipelines.tools import Toolchain
-
-from .conftest import ROOT, RunLocks, run_cli
+from tests.harness import ROOT, RunLocks, run_cli
 
 # The reference worker's inbox: service knowledge lives in the project's tests, not the package.
 INBOX = "/var/lib/ingestion/inbox"

@@ -14,8 +14,7 @@ import pytest
 
 from pipelines import compose_model, stack
 from pipelines.tools import Toolchain, parse_version
-
-from .test_images import local_ref
+from tests.test_images import local_ref
 
 # The shape `docker compose config --format json` renders for compose/compose.yaml
 # (recorded 2026-11-24, Compose 2.26.1): long-running services with

@@ -28,10 +28,9 @@ from pipelines.engine import ImageInfo
 from pipelines.errors import PipelineError
 from pipelines.result import Check, Outcome
 from pipelines.verify import secrets as verify_secrets
+from tests.harness import ROOT, docker, run_cli
 
-from .conftest import ROOT, docker, run_cli
-
-RECORDED = Path(__file__).parent / "data" / "recorded"
+RECORDED = ROOT / "tests" / "data" / "recorded"
 PROC = RECORDED / "proc-status"
 VERIFY_DATA = RECORDED / "verify"
 
@@ -317,7 +316,7 @@ def test_passwd_of_this_debian_host_reads_as_the_c_library_reads_it() -> None:
     """Real data: the host's /etc/passwd (base-passwd's accounts and more), against getpwnam(3)."""
     import pwd
 
-    from .conftest import host_file
+    from tests.harness import host_file
 
     passwd = verify.parse_passwd(host_file("/etc/passwd").read_text())
     assert ("root", 0, 0, "/root") in passwd
@@ -331,7 +330,7 @@ def test_shadow_of_this_debian_host_reads_as_passwd_status_reads_it() -> None:
     import shutil
     import subprocess
 
-    from .conftest import host_file
+    from tests.harness import host_file
 
     shadow = host_file("/etc/shadow")
     if not os.access(shadow, os.R_OK):

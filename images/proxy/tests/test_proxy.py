@@ -20,9 +20,8 @@ from typing import Any
 import pytest
 
 from pipelines import loadgen
-
-from .conftest import docker
-from .test_images import local_ref
+from tests.harness import docker
+from tests.test_images import local_ref
 
 # An upstream: ready READY_AFTER seconds after it starts; before that its readiness route takes
 # NOT_READY_SLOW_S to say 503 and every other request is answered 500. Each request is logged with

@@ -34,9 +34,8 @@ from hypothesis import strategies as st
 
 from pipelines import config, stack
 from pipelines.tools import Toolchain
-
-from .conftest import docker
-from .test_images import local_ref
+from tests.harness import docker
+from tests.test_images import local_ref
 
 FIELDS = ("id", "title", "body", "tags")
 # The reference worker's directories: service knowledge lives in the project's tests.

@@ -37,8 +37,7 @@ from pipelines.engine import Engine
 from pipelines.errors import GateFailed, PipelineError
 from pipelines.result import Context
 from pipelines.tools import Toolchain
-
-from .conftest import IN_CI, ROOT, docker
+from tests.harness import IN_CI, ROOT, docker
 
 RECORDED = ROOT / "tests" / "data" / "recorded" / "swarm"
 DIGEST = "sha256:" + "0" * 63

@@ -21,9 +21,8 @@ from pipelines import _proc, tools
 from pipelines.errors import ConfigError
 from pipelines.scan import vulndb
 from pipelines.scan.vulndb import Advisory, VulnDbError
-
-from .conftest import run_cli
-from .test_bolt import read_tree
+from tests.harness import run_cli
+from tests.scan.vulndb.test_bolt import read_tree
 
 TRIVY_TIMEOUT = 300.0
 UPDATED = datetime(2026, 11, 1, 12, 30, tzinfo=UTC)

@@ -20,9 +20,8 @@ from hypothesis import strategies as st
 from pipelines import scan
 from pipelines.errors import ConfigError
 from pipelines.scan import vulndb
-
-from .conftest import osv_dir, run_cli, shared_advisories
-from .test_vulndb import findings, make_rootfs, trivy, write_osv
+from tests.harness import ROOT, osv_dir, run_cli, shared_advisories
+from tests.scan.vulndb.test_vulndb import findings, make_rootfs, trivy, write_osv
 
 __all__ = ["trivy"]  # the fixture, shared with test_vulndb
 
@@ -326,8 +325,7 @@ def test_any_json_is_advisories_or_one_config_error(data: object) -> None:
 
 def test_config_default_severity_is_checked(tmp_path: Path) -> None:
     from pipelines.config import load
-
-    from .test_scan import project
+    from tests.scan.test_scan import project
 
     cfg = load(project(tmp_path, scan_cfg='default_severity = { debian = "medium" }'))
     assert cfg.scan.default_severity == {"Debian": "MEDIUM"}
@@ -338,7 +336,7 @@ def test_config_default_severity_is_checked(tmp_path: Path) -> None:
 
 
 def test_image_ecosystems_from_a_recorded_trivy_report() -> None:
-    data = json.loads((Path(__file__).parent / "data" / "recorded" / "trivy-image-api.json").read_text())
+    data = json.loads((ROOT / "tests" / "data" / "recorded" / "trivy-image-api.json").read_text())
     assert scan.image_ecosystems(data) == ("debian 12", "pip")
     alpine = {"Metadata": {"OS": {"Family": "alpine", "Name": "3.19.1"}},
               "Results": [{"Class": "os-pkgs", "Type": "alpine", "Packages": [{}]},
