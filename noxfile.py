@@ -145,7 +145,7 @@ def tests(session: nox.Session) -> None:
     _fetch_schemas(session)
     # One process by default: on two cores, tests that time a stack's stop or health miss their bounds when
     # four workers share the machine. PIPELINES_TEST_WORKERS=N runs N workers with `--dist loadgroup`:
-    # tests/conftest.py keeps each test module whose engine tests share module fixtures or engine state on one
+    # tests/harness.py keeps each test module whose engine tests share module fixtures or engine state on one
     # worker, in order, and its run-wide locks build each environment once and keep tests that change shared
     # state apart.
     n = os.environ.get("PIPELINES_TEST_WORKERS", "0")
@@ -159,7 +159,7 @@ def _fetch_schemas(session: nox.Session) -> None:
     session.run("python", str(ROOT / "tests" / "schemas.py"), "fetch")
 
 
-# The unit tier: every test that needs no engine, network or root (tests/conftest.py marks the others `engine`
+# The unit tier: every test that needs no engine, network or root (tests/harness.py marks the others `engine`
 # from the fixtures they use). The Docker socket is made unreachable and the test process refuses connections
 # beyond loopback, so a test that reaches either fails here instead of quietly passing.
 UNIT_TIER = ["-m", "not engine"]

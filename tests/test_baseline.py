@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 from pipelines import baseline
 from pipelines.errors import InputError
 from pipelines.findings import Finding, Severity
-
-from .conftest import run_cli
+from tests.harness import run_cli
 
 TODAY = dt.date(2026, 12, 7)
 ROOT_USER = Finding("pipelines-dockerfile", "PL-D001", Severity.ERROR, "the image runs as root", "web/Dockerfile", 3)

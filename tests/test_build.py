@@ -14,8 +14,7 @@ from pipelines import build, config, lockfile
 from pipelines.errors import CommandFailed, ConfigError, ToolNotFound
 from pipelines.gitinfo import GitInfo
 from pipelines.tools import BuilderInfo
-
-from .test_config import GOOD, OWN_REGISTRY, project
+from tests.config.test_config import GOOD, OWN_REGISTRY, project
 
 REC = Path(__file__).parent / "data" / "recorded"
 GIT = GitInfo("0123456789abcdef0123456789abcdef01234567", False, 1_700_000_000)
@@ -202,8 +201,7 @@ def test_git_tags() -> None:
 
 def test_created_time_is_the_commit_time_or_source_date_epoch(tmp_path: Path) -> None:
     from pipelines import gitinfo
-
-    from .conftest import ROOT
+    from tests.harness import ROOT
 
     info = gitinfo.read(ROOT, {})
     assert len(info.commit) == 40
@@ -380,9 +378,8 @@ def test_debootstrap_stops_at_a_release_whose_signature_fails(
     problem: the file, this host's apt list, is bookworm-updates', not bookworm's).
     """
     from pipelines import _proc
-
-    from .conftest import IN_CI
-    from .test_osupdates import _serve, host_inrelease
+    from tests.harness import IN_CI
+    from tests.osupdates.test_osupdates import _serve, host_inrelease
 
     debootstrap = shutil.which("debootstrap") or shutil.which("debootstrap", path="/usr/sbin:/sbin")
     if debootstrap is None:
@@ -413,7 +410,7 @@ def test_the_build_refuses_a_rootfs_when_its_keyring_is_missing(tmp_path: Path, 
     """`pipelines build` stops with exit 2 before debootstrap runs: no unverified rootfs is ever built."""
     import os
 
-    from .conftest import run_cli
+    from tests.harness import run_cli
 
     text = (
         textwrap.dedent(GOOD)

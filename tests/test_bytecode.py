@@ -7,9 +7,8 @@ import os
 import py_compile
 from pathlib import Path
 
+from tests.harness import ROOT
 from tools import bytecode
-
-from .conftest import ROOT
 
 
 def _package(tmp_path: Path) -> Path:

@@ -27,14 +27,13 @@ from pipelines import build, config, report
 from pipelines.errors import ConfigError, InputError
 from pipelines.findings import Finding, Rule, Severity
 from pipelines.tools import BuilderInfo
+from tests.config.test_config import GOOD, project
+from tests.harness import IN_CI, ROOT, run_cli
+from tests.scan.test_scan import OS_ADVISORY, PY_ADVISORY, make_db
+from tests.scan.test_scan import project as scan_project
+from tests.test_build import command, pairs
+from tests.test_render import sarif_regions, sarif_schema
 from tools import ci
-
-from .conftest import IN_CI, ROOT, run_cli
-from .test_build import command, pairs
-from .test_config import GOOD, project
-from .test_render import sarif_regions, sarif_schema
-from .test_scan import OS_ADVISORY, PY_ADVISORY, make_db
-from .test_scan import project as scan_project
 
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 NOXFILE = ROOT / "noxfile.py"

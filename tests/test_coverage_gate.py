@@ -17,8 +17,7 @@ import pytest
 from pipelines import cli, config, manifest, verdicts
 from pipelines.errors import InputError, PipelineError
 from pipelines.result import Result
-
-from .conftest import ROOT, run_cli
+from tests.harness import ROOT, run_cli
 
 LIMITED = verdicts.Coverage(
     source="bundle: PyPA advisory database (github.com/pypa/advisory-database@3ccb612573e2, 2024-10-10, CC-BY-4.0)",

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from pipelines import config, golden, lockfile, osupdates
-
-from .conftest import RunLocks, docker, run_cli
+from tests.harness import RunLocks, docker, run_cli
 
 SHELLS_AND_PKG_TOOLS = (
     "bin/sh",
@@ -407,7 +406,7 @@ def test_runtime_carries_bytecode_for_the_precompiled_stdlib(built: dict[str, An
 
 
 # The API's liveness needs nothing else; ingestion's health needs its database, so it is
-# checked in the running stack (tests/test_smoke.py).
+# checked in the running stack (tests/stack/test_smoke.py).
 @pytest.mark.parametrize("service", ["api"])
 def test_container_turns_healthy_and_stops_within_2s(
     built: dict[str, Any], container_names: list[str], service: str

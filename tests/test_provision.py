@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import IN_CI, ROOT
+from tests.harness import IN_CI, ROOT
 
 SCRIPT = ROOT / "scripts" / "registry-config.sh"
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"

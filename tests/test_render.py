@@ -14,9 +14,9 @@ from pipelines import render
 from pipelines.errors import EXIT_FAILED, EXIT_OK, InputError
 from pipelines.findings import Finding, Rule, Severity
 from pipelines.result import Check, Outcome, Result, Table, exit_code
+from tests.harness import IN_CI
 
 from . import schemas
-from .conftest import IN_CI
 
 RULE = Rule("PL-T001", Severity.ERROR, "a test rule", "why it matters", "how to fix it")
 GATED = Finding("pipelines-test", "PL-T001", Severity.ERROR, "something is wrong", "a/Dockerfile", 3, hint="fix it")

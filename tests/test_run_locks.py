@@ -1,4 +1,4 @@
-"""The run-wide locks that let engine tests run on several workers (tests/conftest.py RunLocks).
+"""The run-wide locks that let engine tests run on several workers (tests/harness.py RunLocks).
 
 flock(2) locks belong to an open file, so two threads here contend exactly as two xdist workers do.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import RunLocks
+from tests.harness import RunLocks
 
 WAIT = 10.0  # seconds: only a broken lock makes a test wait this long
 

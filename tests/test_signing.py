@@ -29,8 +29,7 @@ from pipelines.deploy import plan
 from pipelines.errors import InputError, PipelineError, RegistryUnavailable
 from pipelines.result import Context
 from pipelines.tools import Toolchain
-
-from .conftest import IN_CI, ROOT, RunLocks, docker, run_cli
+from tests.harness import IN_CI, ROOT, RunLocks, docker, run_cli
 
 PASSWORD = "Zq-81-never-shown-7c3e"
 OTHER_PASSWORD = "other-key-password-55aa"
@@ -645,8 +644,8 @@ sys.exit(1)  # the command stops here: only what this child was given matters
 
 def test_no_child_of_a_command_inherits_the_signing_key_or_its_password(tmp_path: Path) -> None:
     """A real `pipelines` run whose `docker compose config` (Compose would interpolate them) records its environment."""
-    from .test_config import GOOD
-    from .test_config import project as make_project
+    from tests.config.test_config import GOOD
+    from tests.config.test_config import project as make_project
 
     proj = make_project(tmp_path / "proj", GOOD + SECRET_CONFIG)
     (proj.parent / "compose.yaml").write_text("services:\n  web:\n    image: demo/web\n")

@@ -22,8 +22,7 @@ from pipelines.config import Config
 from pipelines.errors import ScanError
 from pipelines.gitinfo import GitInfo
 from pipelines.trivyresult import read_result
-
-from .conftest import docker, run_cli
+from tests.harness import docker, run_cli
 
 ID_A = "sha256:" + "a" * 64
 ID_B = "sha256:" + "b" * 64

@@ -1,6 +1,6 @@
 """The suite's two tiers: a test is in the engine tier exactly when its fixtures need the engine.
 
-`./noxw -s unit` runs ``-m "not engine"`` with the Docker socket unreachable; tests/conftest.py marks a test
+`./noxw -s unit` runs ``-m "not engine"`` with the Docker socket unreachable; tests/harness.py marks a test
 ``engine`` from its fixture closure. These tests collect the suite in a child pytest, as the unit session
 selects it, and check the marks against the fixtures each test really gets.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ENGINE_FIXTURES, ROOT
+from tests.harness import ENGINE_FIXTURES, ENGINE_GROUPS, ROOT
 
 
 def _noxfile_value(name: str) -> Any:
@@ -34,8 +34,8 @@ UNIT_ENV: dict[str, str] = _noxfile_value("UNIT_ENV")
 
 
 def _engine_fixtures(row: dict[str, Any]) -> set[str]:
-    """conftest's engine fixtures the test gets: a module's own fixture of the same name is not one of them."""
-    return {n for n, where in row["fixtures"].items() if n in ENGINE_FIXTURES and where == f"tests.conftest.{n}"}
+    """The harness's engine fixtures the test gets: a module's own fixture of the same name is not one of them."""
+    return {n for n, where in row["fixtures"].items() if n in ENGINE_FIXTURES and where == f"tests.harness.{n}"}
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_the_unit_selection_holds_no_engine_test(unit_collection: list[dict[str,
 
 def test_a_module_fixture_named_like_an_engine_fixture_is_not_one(unit_collection: list[dict[str, Any]]) -> None:
     """test_lint's `tools` needs only the Compose CLI: its tests stay in the unit tier."""
-    lint = [r for r in unit_collection if r["fixtures"].get("tools") == "tests.test_lint.tools"]
+    lint = [r for r in unit_collection if r["fixtures"].get("tools") == "tests.lint.test_lint.tools"]
     assert lint and all(r["selected"] and not r["engine"] for r in lint)
 
 
@@ -98,7 +98,7 @@ def test_the_unit_session_makes_the_engine_unreachable() -> None:
 CONNECT = """
 import socket, sys
 sys.path.insert(0, sys.argv[1])
-import tests.conftest  # installs the unit tier's audit hook, as under pytest
+import tests.harness  # installs the unit tier's audit hook, as under pytest
 def refused(what, call):
     try:
         call()
@@ -127,3 +127,16 @@ def test_the_unit_tier_refuses_the_network_and_the_engine_in_process() -> None:
     assert said["remote"] == "refused: unit tier: no network (192.0.2.1:9 refused)"
     assert said["engine"].startswith("refused: unit tier: /var/run/docker.sock is the engine")
     assert said["loopback"] == "allowed"
+
+
+def test_every_engine_group_names_one_collected_module(unit_collection: list[dict[str, Any]]) -> None:
+    """The xdist scheduler groups a module by its file name, wherever it sits: each name is one module.
+
+    And each module ENGINE_GROUPS names is collected: a renamed or moved module would otherwise quietly lose its group.
+    """
+    paths: dict[str, set[str]] = {}
+    for r in unit_collection:
+        path = r["id"].split("::", 1)[0]
+        paths.setdefault(path.rpartition("/")[2].removesuffix(".py"), set()).add(path)
+    assert {name: found for name, found in paths.items() if len(found) > 1} == {}
+    assert set(ENGINE_GROUPS) - set(paths) == set()

@@ -9,8 +9,7 @@ import pytest
 
 from pipelines import tools
 from pipelines.errors import EngineUnavailable, ToolNotFound
-
-from .conftest import ROOT, run_cli
+from tests.harness import ROOT, run_cli
 
 REC = Path(__file__).parent / "data" / "recorded"
 

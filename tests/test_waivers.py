@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 
 from pipelines import inputs, waivers
 from pipelines.errors import ConfigError
-
-from .conftest import ROOT
+from tests.harness import ROOT
 
 TODAY = dt.date(2026, 11, 1)
 ENTRY = "  - id: PL-D001\n    reason: r\n    owner: o\n"

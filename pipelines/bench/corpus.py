@@ -70,7 +70,7 @@ def read_corpus_manifest(path: Path) -> list[CorpusEntry]:
     """The committed list of corpus files: name, repository, path, commit, files beside (tab-separated)."""
     if not path.is_file():
         raise ConfigError(
-            str(path), "", "not found", hint="give the corpus manifest (e.g. tests/realworld/manifest.tsv)"
+            str(path), "", "not found", hint="give the corpus manifest (e.g. tests/bench/realworld/manifest.tsv)"
         )
     out: list[CorpusEntry] = []
     for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):

@@ -208,7 +208,7 @@ def _stage_bench(args: argparse.Namespace) -> tuple[Context | None, Result]:
     if (args.lint_corpus is None) != (args.corpus_manifest is None):
         raise InputError(
             "--lint-corpus CHECKOUTS and --corpus-manifest FILE go together",
-            hint="e.g. --lint-corpus /tmp/checkouts --corpus-manifest tests/realworld/manifest.tsv",
+            hint="e.g. --lint-corpus /tmp/checkouts --corpus-manifest tests/bench/realworld/manifest.tsv",
         )
     kinds = {"lint-corpus": args.lint_corpus is not None, "lint": args.lint, "scan": args.scan}
     kinds |= {"verify": args.verify, "fleet": args.fleet, "pipeline": args.pipeline, "deploy": args.deploy}

@@ -538,7 +538,7 @@ HADOLINT_COVERS = {
 }
 # Hadolint rules that repeat one of ours (some added by newer Hadolint releases: DL3064, DL3066): ours is kept,
 # so the findings, their severity and the waivers written for them do not change when Hadolint is upgraded.
-# tests/test_lint.py fails on any Hadolint code beside one of ours that these three tables do not classify.
+# tests/lint/test_lint.py fails on any Hadolint code beside one of ours that these three tables do not classify.
 HADOLINT_REPEATS = {
     "DL3004": "PL-D014",  # sudo
     "DL3064": "PL-D004",  # a secret-looking ARG or ENV
