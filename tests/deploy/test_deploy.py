@@ -570,7 +570,7 @@ def test_a_deploy_renders_compose_with_its_environments_registry(tmp_path: Path)
     from pipelines.result import Context
     from pipelines.tools import Toolchain
 
-    from .test_config import OWN_REGISTRY
+    from tests.config.test_config import OWN_REGISTRY
 
     ctx = Context(config.load(project(tmp_path, OWN_REGISTRY), {}), Toolchain(), environ={})
     prod = plan._compose_env(ctx, "prod", tmp_path / "secrets", "git-0123-prod")
