@@ -29,7 +29,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines import config, deploy, manifest, signing, verdicts
+from pipelines import config, deploy, manifest, verdicts
+from pipelines import cosign as signing  # `cosign` is test_signing's fixture (the binary), imported below
 from pipelines.deploy import plan, releases
 from pipelines.errors import ConfigError, InputError
 from pipelines.stack import leftovers
