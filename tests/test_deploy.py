@@ -31,9 +31,9 @@ from hypothesis import strategies as st
 
 from pipelines import config, deploy, manifest, verdicts
 from pipelines import cosign as signing  # `cosign` is test_signing's fixture (the binary), imported below
+from pipelines.composestack import leftovers
 from pipelines.deploy import plan, releases
 from pipelines.errors import ConfigError, InputError
-from pipelines.stack import leftovers
 
 from .conftest import ROOT, RunLocks, docker, run_cli
 from .test_config import GOOD, project

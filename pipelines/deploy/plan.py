@@ -31,11 +31,11 @@ from .. import compose_model, cosign, manifest, verdicts
 from .. import subjects as subjects_mod
 from ..compose_model import Healthcheck, Project
 from ..composespec import duration_ns
+from ..composestack import Stack
 from ..config import Config, Readiness
 from ..engine import Engine
 from ..errors import InputError, PipelineError, StageFailed
 from ..result import Check, Context, Outcome
-from ..stack import Stack
 from . import releases
 
 GATE_STAGES = ("scan", "verify", "smoke")
