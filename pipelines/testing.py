@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from .composestack import HANDLE, LOAD_PATHS, ServiceState, Stack, http
 from .errors import PipelineError
-from .stack import HANDLE, LOAD_PATHS, ServiceState, Stack, http
 
 ENV_VAR = "PIPELINES_STACK"
 

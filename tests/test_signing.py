@@ -24,10 +24,12 @@ from typing import Any
 
 import pytest
 
-from pipelines import _proc, config, manifest, signing, subjects, verdicts
+from pipelines import _proc, config, manifest, subjects, verdicts
+from pipelines import cosign as signing  # `cosign` is this module's fixture (the binary)
 from pipelines.deploy import plan
 from pipelines.errors import InputError, PipelineError, RegistryUnavailable
 from pipelines.result import Context
+from pipelines.signing import Options, run_verify
 from pipelines.tools import Toolchain
 from tests.harness import IN_CI, ROOT, RunLocks, docker, run_cli
 
@@ -461,14 +463,14 @@ def test_the_attested_scan_verdict_carries_its_coverage(
     # verify-signatures where prod requires full coverage: refused exactly when the signed coverage is limited.
     strict_prod = replace(cfg.env("prod"), require_full_coverage=True)
     strict = replace(cfg, environments={**cfg.environments, "prod": strict_prod})
-    res = signing.run_verify(Context(strict, tools), signing.Options(env="prod", public_key=public))
+    res = run_verify(Context(strict, tools), Options(env="prod", public_key=public))
     assert res.passed is not verdict.coverage.limited
     if verdict.coverage.limited:  # offline, the reference scan falls back to the PyPI-only bundle
         refused = [c for c in res.checks if not c.ok]
         assert {c.name for c in refused} == {"scan verdict attested"}
         assert {c.group for c in refused} == {i.name for i in prod.services}
         assert all("full coverage is required" in c.detail and verdict.coverage.reason in c.detail for c in refused)
-    assert signing.run_verify(Context(cfg, tools), signing.Options(env="prod", public_key=public)).passed
+    assert run_verify(Context(cfg, tools), Options(env="prod", public_key=public)).passed
 
 
 def _coverage(limited: bool) -> verdicts.Coverage:

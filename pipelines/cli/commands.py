@@ -420,7 +420,7 @@ def _stage_baseline(args: argparse.Namespace) -> tuple[Context | None, Result]:
 
 
 def _stage_keys(args: argparse.Namespace) -> tuple[Context | None, Result]:
-    from .. import signing  # imported per command: `pipelines --help` stays fast
+    from .. import cosign  # imported per command: `pipelines --help` stays fast
 
     password_env, cfg = "COSIGN_PASSWORD", None
     try:
@@ -433,8 +433,8 @@ def _stage_keys(args: argparse.Namespace) -> tuple[Context | None, Result]:
             raise
     out = args.out.expanduser().resolve()
     if cfg is not None:
-        signing.private_key_location(str(out / "cosign.key"), cfg.root)
-    pair = signing.generate_keys(out, os.environ.get(password_env, ""))
+        cosign.private_key_location(str(out / "cosign.key"), cfg.root)
+    pair = cosign.generate_keys(out, os.environ.get(password_env, ""))
     rows = (
         ("private", str(pair.private), f"encrypted with ${password_env}; keep it out of the repository"),
         ("public", str(pair.public), "set [signing].public_key; it may be committed"),

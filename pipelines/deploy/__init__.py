@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import signing
+from .. import cosign
 from ..engine import Engine, ImageNotFound
 from ..errors import InputError, Interrupted, PipelineError, StageFailed
 from ..result import Check, Context, Outcome, Result, Table
@@ -165,8 +165,8 @@ def _record_key(ctx: Context, opts: Options) -> tuple[str, str]:
             f"{cfg.file}: [signing].key is not set and no --key given: a deploy signs its release record",
             hint="set [signing].key (a file outside the project, or env://VAR) or pass --key",
         )
-    key = signing.private_key_location(key, cfg.root)
-    signing.require_env_key(key, ctx.environ, "the private key", "--key")
+    key = cosign.private_key_location(key, cfg.root)
+    cosign.require_env_key(key, ctx.environ, "the private key", "--key")
     if not key.startswith("env://") and not Path(key).is_file():
         raise InputError(f"the private key {key} does not exist", hint="name the signing key's file, or env://VAR")
     password = ctx.environ.get(cfg.signing.password_env)
@@ -224,7 +224,7 @@ def run(ctx: Context, opts: Options) -> Result:
     expect = expected_commit(opts.expect_commit)
     plan.require_deployable(cfg, env)
     key, password = _record_key(ctx, opts)
-    public = signing.public_key_for(cfg, opts.public_key)
+    public = cosign.public_key_for(cfg, opts.public_key)
     store = store_for(ctx, opts.state)
     start = time.monotonic()
     # What the history says before the wait: a rollback while this deploy waited is seen below.
@@ -472,7 +472,7 @@ def run_rollback(ctx: Context, opts: RollbackOptions) -> Result:
             )
         if target.project != live.project:
             raise InputError(f"{target.id} ran as project {target.project}, the live release as {live.project}")
-        public = signing.public_key_for(ctx.cfg, opts.public_key)
+        public = cosign.public_key_for(ctx.cfg, opts.public_key)
         # The target's record and Compose file first (its signed statement), then every image its services run.
         file, config = plan.load_release(store, env, target, public)
         known = {ref: r.image_ids.get(name, "") for r in history.releases for name, ref in r.refs.items()}

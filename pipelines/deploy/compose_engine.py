@@ -31,10 +31,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from ..composestack import Stack
 from ..engine import ContainerState, Engine
 from ..errors import CommandFailed, GateFailed, Interrupted, PipelineError
 from ..result import Context
-from ..stack import Stack
 from . import readiness
 from .plan import Deployment, Service
 from .steps import DeployInterrupted, GateBroken, Step

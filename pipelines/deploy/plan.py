@@ -27,15 +27,15 @@ from typing import Any
 
 import yaml
 
-from .. import compose_model, manifest, signing, verdicts
+from .. import compose_model, cosign, manifest, verdicts
 from .. import subjects as subjects_mod
 from ..compose_model import Healthcheck, Project
 from ..composespec import duration_ns
+from ..composestack import Stack
 from ..config import Config, Readiness
 from ..engine import Engine
 from ..errors import InputError, PipelineError, StageFailed
 from ..result import Check, Context, Outcome
-from ..stack import Stack
 from . import releases
 
 GATE_STAGES = ("scan", "verify", "smoke")
@@ -283,7 +283,7 @@ class Candidate:
     checks: tuple[Check, ...] = field(default_factory=tuple)
 
 
-def _signature_checks(trusts: Sequence[signing.ImageTrust]) -> tuple[Check, ...]:
+def _signature_checks(trusts: Sequence[cosign.ImageTrust]) -> tuple[Check, ...]:
     return tuple(c for t in trusts for c in t.checks)
 
 
@@ -351,7 +351,7 @@ def _from_build(
             hint=f"run `pipelines scan --env {env}`, `pipelines verify --env {env}` and `pipelines smoke --env {env}` "
             "on this build; a rebuild needs its own verdicts",
         )
-    trusts = signing.require_signed(cfg, env, public_key)
+    trusts = cosign.require_signed(cfg, env, public_key)
     # The verdicts and the attested scan verdict name image IDs; the release runs digests. Each digest is held to
     # the recorded ID before the record is believed: an edited record could pair another pushed (and signed)
     # image with this one's verdicts, and without attestations nothing signed ties the two (exit 2, naming both).
@@ -396,7 +396,7 @@ def verify_release(
     kept running as it was runs an image of an earlier release. ``known_ids``
     maps such a ref to its image ID (from the history), for its attestation.
     """
-    public = signing.public_key_for(cfg, public_key)
+    public = cosign.public_key_for(cfg, public_key)
     todo = dict(sorted(refs.items()))
     ids = dict(image_ids)
     bad: list[str] = []
@@ -425,7 +425,7 @@ def verify_release(
             pushed=True,
         )
         trusts.append(
-            signing.check_image(
+            cosign.check_image(
                 img, public, attestations=cfg.signing.attest, require_full_coverage=require_full_coverage
             )
         )
@@ -437,7 +437,7 @@ def verify_release(
         if not t.ok and not ids.get(t.name) and any(c.ok and c.name == "signature" for c in t.checks)
     ]
     if bad:
-        raise signing.SignatureError(
+        raise cosign.SignatureError(
             f"{refusing}: {len(bad)} signature check(s) failed against {public}",
             ref=", ".join(t.ref for t in trusts if not t.ok) or ", ".join(todo.values()),
             seen="\n".join(bad),
@@ -480,7 +480,7 @@ def _promoted(
             hint=f"deploy {source_env!r} first (`pipelines deploy --env {source_env}`); "
             f"{env!r} then gets exactly its images",
         )
-    public = signing.public_key_for(cfg, public_key)
+    public = cosign.public_key_for(cfg, public_key)
     store.check_sealed(live, public)
     require_commit(env, live.commit, expect_commit, f"promoted from {source_env} {live.id}")
     require_same_registry(cfg, env, source_env, live.id, live.refs)

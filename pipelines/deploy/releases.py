@@ -39,7 +39,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .. import signing
+from .. import cosign
 from ..errors import InputError, PipelineError, StageFailed
 
 Status = Literal["deploying", "live", "superseded", "failed", "rolled-back", "interrupted"]
@@ -182,7 +182,7 @@ class Store:
         file = self.statement_file(release.env, release.id)
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_bytes(statement(release))
-        return signing.sign_blob(file, key, password)
+        return cosign.sign_blob(file, key, password)
 
     def check_sealed(self, release: Release, public_key: str) -> str:
         """The release's statement verifies against ``public_key`` and says what the history says.
@@ -198,8 +198,8 @@ class Store:
             "directory from a backup, or start a new history"
         )
         try:
-            shown = signing.verify_blob(file, public_key)
-        except signing.SignatureError as exc:
+            shown = cosign.verify_blob(file, public_key)
+        except cosign.SignatureError as exc:
             raise RecordNotTrusted(f"{what} is not trusted: {exc.what}", seen=exc.seen, hint=hint) from None
         try:
             signed = json.loads(file.read_bytes())

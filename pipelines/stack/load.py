@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .. import _proc, stack
+from .. import _proc, composestack
 from ..errors import ConfigError, GateFailed
 from ..result import Check, Context, Outcome, Result, Table
 from ..tools import which
@@ -104,10 +104,10 @@ def run(ctx: Context, opts: Options) -> Result:
     duration = opts.duration_s or settings.duration
     target = opts.p99_ms or settings.p99_ms
     env = cfg.env(opts.env)
-    project = stack.project_name("pipelines-load", env.name)
+    project = composestack.project_name("pipelines-load", env.name)
     out = cfg.project.artifacts / "load"
-    st = stack.Stack(cfg, env.name, project, out / project, ctx.tools, throwaway=True)
-    with stack.running(st, keep=False, deadline_s=cfg.smoke.deadline):
+    st = composestack.Stack(cfg, env.name, project, out / project, ctx.tools, throwaway=True)
+    with composestack.running(st, keep=False, deadline_s=cfg.smoke.deadline):
         if settings.seed:
             failed = [
                 c
@@ -120,7 +120,7 @@ def run(ctx: Context, opts: Options) -> Result:
                 raise GateFailed(
                     f"the load check's seed {settings.seed} failed", seen="\n".join(c.detail for c in failed)
                 )
-        seeded = st.run_dir / stack.LOAD_PATHS
+        seeded = st.run_dir / composestack.LOAD_PATHS
         paths = list(settings.paths) + (seeded.read_text().split() if seeded.is_file() else [])
         if not paths:
             raise ConfigError(str(cfg.file), "load.paths", "no path to drive (none configured, none seeded)")

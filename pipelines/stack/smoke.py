@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .. import _proc, render, stack
+from .. import _proc, composestack, render
 from ..config import Probe
 from ..errors import GateFailed, PipelineError, ToolNotFound
 from ..result import Check, Context, Outcome, Result, Table, stderr_log
@@ -44,7 +44,7 @@ class ProbeFailed(Exception):
 # --------------------------------------------------------------------------- checks
 
 
-def services_healthy(st: stack.Stack) -> Check:
+def services_healthy(st: composestack.Stack) -> Check:
     start = time.monotonic()
     states = st.ps()
     expected = set(st.rendered.services)
@@ -87,7 +87,7 @@ def judge(probe: Probe, status: int, body: bytes) -> str:
 
 
 def run_probe(
-    st: stack.Stack,
+    st: composestack.Stack,
     probe: Probe,
     ports: dict[tuple[str, int], str] | None = None,
     *,
@@ -111,7 +111,7 @@ def run_probe(
             if key not in ports:
                 ports[key] = st.port(probe.service, probe.port)
             url = "http://" + ports[key] + probe.path
-            status, _, answer = stack.http(
+            status, _, answer = composestack.http(
                 probe.method, url, auth=auth, body=body, content_type=probe.content_type, timeout=5.0
             )
             detail = judge(probe, status, answer)
@@ -136,7 +136,7 @@ def run_probe(
 
 
 def run_suite(
-    st: stack.Stack,
+    st: composestack.Stack,
     suite: Path,
     root: Path,
     *,
@@ -168,7 +168,7 @@ def run_suite(
         *(arg for p in plugins or () for arg in ("-p", p)),
         target,
     ]
-    env = {"PIPELINES_STACK": str(st.run_dir / stack.HANDLE), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {"PIPELINES_STACK": str(st.run_dir / composestack.HANDLE), "PYTHONDONTWRITEBYTECODE": "1"}
     if plugins is not None:
         env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     log(f"smoke: running {target} against {st.project}")
@@ -223,7 +223,7 @@ def parse_junit(text: str, *, suite: str) -> list[Check]:
     return checks
 
 
-def evidence(st: stack.Stack, states: str | None = None) -> list[Table]:
+def evidence(st: composestack.Stack, states: str | None = None) -> list[Table]:
     """What a person needs on failure: states and the last log lines; full logs on disk."""
     try:
         tables = [Table(("state",), tuple((line,) for line in (states or st.states_table()).splitlines()), "services")]
@@ -241,9 +241,9 @@ def run(ctx: Context, opts: Options) -> Result:
     cfg = ctx.cfg
     ctx.tools.compose_version  # noqa: B018 - a clear message when compose is missing
     env = cfg.env(opts.env)
-    project = opts.project or stack.project_name("pipelines-smoke", env.name)
+    project = opts.project or composestack.project_name("pipelines-smoke", env.name)
     run_dir = cfg.project.artifacts / "smoke" / project
-    st = stack.Stack(
+    st = composestack.Stack(
         cfg, env.name, project, run_dir, ctx.tools, extra_files=opts.extra_files, fast_health=True, throwaway=True
     )
     deadline = opts.deadline_s or cfg.smoke.deadline
@@ -254,7 +254,7 @@ def run(ctx: Context, opts: Options) -> Result:
     error = ""
     healthy_after: float | None = None
     try:
-        with stack.running(st, keep=opts.keep, deadline_s=deadline) as healthy_after:
+        with composestack.running(st, keep=opts.keep, deadline_s=deadline) as healthy_after:
             ctx.log(f"smoke: all services healthy {healthy_after:.1f} s after up")
             checks.append(services_healthy(st))
             ports: dict[tuple[str, int], str] = {}

@@ -29,10 +29,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines import config, deploy, manifest, signing, verdicts
+from pipelines import config, deploy, manifest, verdicts
+from pipelines import cosign as signing  # `cosign` is test_signing's fixture (the binary), imported below
+from pipelines.composestack import leftovers
 from pipelines.deploy import plan, releases
 from pipelines.errors import ConfigError, InputError
-from pipelines.stack import leftovers
 from tests.config.test_config import GOOD, project
 from tests.harness import ROOT, RunLocks, docker, run_cli
 from tests.test_signing import (  # noqa: F401 - cosign, home, keys, pushed_image: fixtures reused
@@ -569,7 +570,6 @@ def test_promotion_refuses_images_outside_the_targets_registry() -> None:
 def test_a_deploy_renders_compose_with_its_environments_registry(tmp_path: Path) -> None:
     from pipelines.result import Context
     from pipelines.tools import Toolchain
-
     from tests.config.test_config import OWN_REGISTRY
 
     ctx = Context(config.load(project(tmp_path, OWN_REGISTRY), {}), Toolchain(), environ={})

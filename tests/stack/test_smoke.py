@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from pipelines import config, stack
+from pipelines import composestack as stack
+from pipelines import config
 from pipelines.tools import Toolchain
 from tests.harness import ROOT, RunLocks, run_cli
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from pipelines import compose_model, stack
+from pipelines import compose_model
+from pipelines import composestack as stack
 from pipelines.tools import Toolchain, parse_version
 from tests.test_images import local_ref
 

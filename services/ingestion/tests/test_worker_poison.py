@@ -32,7 +32,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines import config, stack
+from pipelines import composestack as stack
+from pipelines import config
 from pipelines.tools import Toolchain
 from tests.harness import docker
 from tests.test_images import local_ref
