@@ -13,7 +13,7 @@ from .. import inputs, refs
 from ..composefile import ComposeLoader
 from ..errors import ConfigError, InputError
 from .model import ComposeFile, ComposeService, Undecided
-from .tree import read_file, relative
+from .tree import read_file, relative, walk
 
 # Directories besides the root where Compose files are conventionally kept.
 COMPOSE_DIRS = ("", "docker", "deploy", "compose", ".docker", "deployment", "ops", "infra")
@@ -201,12 +201,35 @@ def find_compose(root: Path) -> list[tuple[str, bool, str]]:
             names = sorted(p.name for p in directory.iterdir() if p.is_file() and not p.is_symlink())
         except OSError:
             continue
-        rel = f"{d}/" if d else ""
-        # Base files first: overlays are read as changes to them.
-        out.extend((rel + n, False, "") for n in names if n in BASE_COMPOSE)
-        for n in names:
-            if n not in BASE_COMPOSE and (m := _OVERLAY.match(n)):
-                out.append((rel + n, True, m.group("env").lower()))
+        out.extend(_compose_in(d, names))
+    if not any(not overlay for _, overlay, _ in out):
+        # None in the usual places: the first directory holding a base file, at most three levels down
+        # (docker/compose/, deploy/local/), outside tests, examples and docs, which describe other setups.
+        for d, names in walk(root):
+            if d and d not in COMPOSE_DIRS and d.count("/") < 3 and not _elsewhere(d):
+                regular = [n for n in names if (root / d / n).is_file() and not (root / d / n).is_symlink()]
+                found = _compose_in(d, regular)
+                if any(not overlay for _, overlay, _ in found):
+                    out.extend(found)
+                    break
+    return out
+
+
+# Directories whose Compose files are about other setups than the repository's own services.
+_NOT_THE_SERVICES = re.compile(r"^(tests?|testing|examples?|samples?|docs?|fixtures?|demo|\{\{.*)$", re.IGNORECASE)
+
+
+def _elsewhere(rel: str) -> bool:
+    return any(_NOT_THE_SERVICES.match(part) for part in rel.split("/"))
+
+
+def _compose_in(d: str, names: Sequence[str]) -> list[tuple[str, bool, str]]:
+    rel = f"{d}/" if d else ""
+    # Base files first: overlays are read as changes to them.
+    out = [(rel + n, False, "") for n in names if n in BASE_COMPOSE]
+    for n in names:
+        if n not in BASE_COMPOSE and (m := _OVERLAY.match(n)):
+            out.append((rel + n, True, m.group("env").lower()))
     return out
 
 

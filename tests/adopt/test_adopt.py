@@ -680,3 +680,31 @@ def test_the_written_workflow_installs_this_distribution_not_the_unrelated_pipel
     ]
     assert runs and all(f"'{dist}[tools]'" in r for r in runs), runs
     assert not any(re.search(r"\bpipelines\b(?!\[)", r.replace(dist, "")) for r in runs), runs
+
+
+def test_compose_files_two_levels_down_are_found_when_none_is_in_the_usual_places(tmp_path: Path) -> None:
+    root = tree(
+        tmp_path,
+        {
+            "app/Dockerfile": "FROM python:3.12-slim\nCOPY . /app\nCMD [\"python\", \"/app/main.py\"]\n",
+            "docker/compose/docker-compose.yml": """
+                services:
+                  web:
+                    build: {context: ../../app}
+                    ports: ["8000:8000"]
+                  db:
+                    image: postgres:16
+            """,
+            "docker/compose/docker-compose.prod.yml": "services:\n  web:\n    restart: always\n",
+            # Other setups, not the repository's own services: never taken as its Compose file.
+            "examples/compose.yaml": "services:\n  demo:\n    image: nginx\n",
+            "tests/fixtures/compose.yaml": "services:\n  t:\n    image: busybox\n",
+        },
+    )
+    found = adopt.discover(root)
+    assert found.base_compose == ("docker/compose/docker-compose.yml",), found.base_compose
+    assert tuple(found.environments["prod"]) == ("docker/compose/docker-compose.prod.yml",)
+    assert {s.name for s in found.services} >= {"web"}
+    assert exit_code(init(root)) == 0
+    cfg = loaded(root)
+    assert [f.relative_to(root).as_posix() for f in cfg.compose.files] == ["docker/compose/docker-compose.yml"]
