@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import cosign
+from ..compose_model import Healthcheck, Project
 from ..engine import Engine, ImageNotFound
 from ..errors import InputError, Interrupted, PipelineError, StageFailed
 from ..result import Check, Context, Outcome, Result, Table
 from . import plan, releases
 from . import steps as steps_mod
-from .plan import Deployment
+from .plan import Deployment, Rendered
 
 ENGINES = ("compose", "swarm")
 _PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -94,16 +95,10 @@ def project_name(ctx: Context, env: str, override: str | None, live: releases.Re
     return name
 
 
-def _image_health(ctx: Context, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _image_health(ctx: Context, project: Project) -> dict[str, Healthcheck]:
     """The image's own healthcheck, for services whose Compose file sets none."""
-    refs = sorted(
-        {
-            str(s.get("image"))
-            for s in (config.get("services") or {}).values()
-            if s and "healthcheck" not in s and s.get("image")
-        }
-    )
-    out: dict[str, dict[str, Any]] = {}
+    refs = sorted({s.image for s in project if s.healthcheck is None and s.image})
+    out: dict[str, Healthcheck] = {}
     if not refs:
         return out
     with Engine.connect(ctx.environ) as engine:
@@ -113,26 +108,27 @@ def _image_health(ctx: Context, config: dict[str, Any]) -> dict[str, dict[str, A
             except ImageNotFound:
                 info = engine.pull(ref)
             if info.healthcheck:
-                out[ref] = {
-                    "test": list(info.healthcheck),
-                    "interval": info.health_interval_ns / 1e9 or None,
-                    "timeout": info.health_timeout_ns / 1e9 or None,
-                    "retries": info.health_retries or None,
-                    "start_period": info.health_start_period_ns / 1e9 or None,
-                }
+                # The engine's zero is "not set": Docker's default then, as for a Compose healthcheck.
+                out[ref] = Healthcheck(
+                    test=info.healthcheck,
+                    interval=info.health_interval_ns / 1e9 or None,
+                    timeout=info.health_timeout_ns / 1e9 or None,
+                    retries=info.health_retries or None,
+                    start_period=info.health_start_period_ns / 1e9 or None,
+                )
     return out
 
 
 def deployment(
-    ctx: Context, env: str, project: str, rdir: Path, file: Path, config: dict[str, Any], source: str
+    ctx: Context, env: str, project: str, rdir: Path, file: Path, config: Rendered, source: str
 ) -> Deployment:
     import hashlib
 
     services = plan.services_of(
-        config,
+        config.project,
         stateful=ctx.cfg.deploy.stateful,
         floor=float(ctx.cfg.deploy.gate_deadline),
-        image_health=_image_health(ctx, config),
+        image_health=_image_health(ctx, config.project),
         source=source,
     )
     return Deployment(env, project, rdir, file, config, services, hashlib.sha256(file.read_bytes()).hexdigest())
@@ -266,7 +262,11 @@ def run(ctx: Context, opts: Options) -> Result:
         if live and live.project != project:
             notes.append(f"the live release {live.id} runs as project {live.project}; this one starts {project} anew")
         services = plan.services_of(
-            config, stateful=cfg.deploy.stateful, floor=0.0, image_health=_image_health(ctx, config), source=source
+            config.project,
+            stateful=cfg.deploy.stateful,
+            floor=0.0,
+            image_health=_image_health(ctx, config.project),
+            source=source,
         )
         stateful = {s.name: s for s in services if s.stateful}
         unknown = [n for n in opts.replace_stateful if n not in stateful]
@@ -277,21 +277,23 @@ def run(ctx: Context, opts: Options) -> Result:
             )
         if old is not None:
             # A stateful service keeps running what it runs unless asked: the release records that truthfully.
+            kept: list[str] = []
             for name, s in stateful.items():
                 prev = old.service(name)
-                if prev and name not in opts.replace_stateful and old.spec(name) != config["services"][name]:
-                    config["services"][name] = old.spec(name)
+                if prev and name not in opts.replace_stateful and old.config.spec(name) != config.spec(name):
+                    kept.append(name)
                     was, want = _short(prev.image), _short(s.image)
                     what = f"its config changed (image {want} as before)" if was == want else f"{was}, not {want}"
                     notes.append(
                         f"{name} is stateful ({s.stateful}) and keeps running as it is: {what}; "
                         f"`--replace-stateful {name}` replaces it (downtime)"
                     )
+            config = config.keeping(old.config, kept)
         file, config_hash = plan.write_release_file(rdir, config)
         new = deployment(ctx, env, project, rdir, file, config, source)
         plan.require_health(new.services, opts.replace_stateful, source)
-        plan.require_scalable(new.services, new.config, source)
-        plan.require_readiness(new.services, new.config, cfg.deploy.readiness, source)
+        plan.require_scalable(new.services, new.compose, source)
+        plan.require_readiness(new.services, new.compose, cfg.deploy.readiness, source)
         release = releases.Release(
             id=rid,
             env=env,
@@ -484,7 +486,7 @@ def run_rollback(ctx: Context, opts: RollbackOptions) -> Result:
             refusing=f"refusing to restore {target.id} on {env!r}",
             # A release put back is held to what the environment requires today, coverage included.
             require_full_coverage=ctx.cfg.env(env).require_full_coverage,
-            config=config,
+            config=config.project,
             known_ids=known,
         )
         old = _recorded(ctx, store, env, live, public)

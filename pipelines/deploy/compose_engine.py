@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from ..compose_model import thaw
 from ..composestack import Stack
 from ..engine import ContainerState, Engine
 from ..errors import CommandFailed, GateFailed, Interrupted, PipelineError
@@ -55,14 +56,15 @@ def _stderr(line: str) -> None:
 def stack_of(ctx: Context, d: Deployment) -> Stack:
     """The Stack that runs exactly the release's rendered file."""
     st = Stack(None, d.env, d.project, d.dir, ctx.tools, compose_files=(d.file,))
-    st.config = d.config
+    st.config = thaw(d.config.data)  # the Stack keeps its render as the JSON it would have read itself
     return st
 
 
 def _spec_text(d: Deployment | None, name: str) -> str:
+    # As text: JSON tells true from 1, which equal Python values do not.
     if d is None or d.service(name) is None:
         return ""
-    return json.dumps(d.spec(name), sort_keys=True)
+    return json.dumps(thaw(d.config.spec(name)), sort_keys=True)
 
 
 def changed(new: Deployment, old: Deployment | None, name: str) -> bool:

@@ -20,16 +20,16 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets as secrets_mod
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
 
 import yaml
 
 from .. import compose_model, cosign, manifest, verdicts
 from .. import subjects as subjects_mod
-from ..compose_model import Healthcheck, Project
+from ..compose_model import Frozen, Healthcheck, Project
 from ..composespec import duration_ns
 from ..composestack import Stack
 from ..config import Config, Readiness
@@ -79,9 +79,8 @@ class Health:
         return max(own, floor)
 
 
-def health_of(spec: Healthcheck | Mapping[str, Any] | None, *, where: str) -> Health | None:
+def health_of(hc: Healthcheck | None, *, where: str) -> Health | None:
     """The Compose ``healthcheck:`` (or the image's, in the same shape); None when there is none."""
-    hc = Healthcheck.parse(spec, source=where, path="") if isinstance(spec, Mapping) else spec
     if hc is None or hc.disabled or not hc.test:
         return None
 
@@ -115,6 +114,50 @@ class Service:
     deadline: float  # health gate, seconds
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """A Compose config as ``docker compose config`` rendered it, parsed once where it is read.
+
+    ``project`` is what every step reads. ``data`` is the same JSON, deep-frozen:
+    the release's Compose file is written from it (its bytes are hashed and
+    signed, so they are Compose's render, not a re-serialised model) and a
+    service's spec is compared by it; nothing interprets it.
+    """
+
+    project: Project
+    data: Mapping[str, Frozen]
+
+    @classmethod
+    def parse(cls, data: object, *, source: str) -> Rendered:
+        """The render (JSON as loaded) as records; a value of the wrong shape is exit 2 naming ``source``."""
+        project = compose_model.parse(data, source=source)
+        frozen = compose_model.freeze(data)
+        return cls(project, frozen if isinstance(frozen, Mapping) else MappingProxyType({}))
+
+    def spec(self, name: str) -> Frozen:
+        """A service's JSON as rendered (an empty mapping when the render has none), to tell a change by."""
+        services = self.data.get("services")
+        spec = services.get(name) if isinstance(services, Mapping) else None
+        return spec or MappingProxyType({})
+
+    def keeping(self, old: Rendered, names: Collection[str]) -> Rendered:
+        """This config with the named services (services of both) exactly as ``old`` has them.
+
+        The JSON and the records change alike: the records of ``old`` are what
+        parsing the changed JSON would give, so nothing is parsed twice.
+        """
+        if not names:
+            return self
+        services = self.data.get("services")
+        rendered = services.items() if isinstance(services, Mapping) else ()
+        specs = {n: old.spec(n) if n in names else s for n, s in rendered}
+        records = {n: old.project.services[n] if n in names else s for n, s in self.project.services.items()}
+        return Rendered(
+            replace(self.project, services=MappingProxyType(records)),
+            MappingProxyType({**self.data, "services": MappingProxyType(specs)}),
+        )
+
+
 @dataclass
 class Deployment:
     """A rendered release: the one Compose file it runs from and the services in rollout order."""
@@ -123,20 +166,17 @@ class Deployment:
     project: str
     dir: Path  # STATE/ENV/rN
     file: Path  # dir/compose.json: base + overlays + the digest override, as Compose rendered it
-    config: dict[str, Any]
+    config: Rendered
     services: list[Service]
     config_hash: str
 
     def service(self, name: str) -> Service | None:
         return next((s for s in self.services if s.name == name), None)
 
-    def spec(self, name: str) -> dict[str, Any]:
-        return dict((self.config.get("services") or {}).get(name) or {})
-
     @property
     def compose(self) -> Project:
-        """The release's Compose file as typed records (``config`` is what is written and hashed)."""
-        return compose_model.parse(self.config, source=str(self.file))
+        """The release's Compose file as typed records."""
+        return self.config.project
 
 
 def repository(ref: str) -> str:
@@ -152,21 +192,15 @@ def image_name(ref: str) -> str:
     return repository(ref).rsplit("/", 1)[-1]
 
 
-def _project(config: Project | Mapping[str, Any], source: str) -> Project:
-    """The release's Compose file as typed records; the stage may still hand over the dict it wrote."""
-    return config if isinstance(config, Project) else compose_model.parse(config, source=source)
-
-
 def services_of(
-    config: Project | Mapping[str, Any],
+    project: Project,
     *,
     stateful: Sequence[str],
     floor: float,
-    image_health: Mapping[str, Mapping[str, Any]],
+    image_health: Mapping[str, Healthcheck],
     source: str,
 ) -> list[Service]:
     """Each service's role and deadline; ``image_health``: digest ref -> the image's own healthcheck."""
-    project = _project(config, source)
     specs = project.services
     unknown = sorted(set(stateful) - set(specs))
     if unknown:
@@ -225,9 +259,9 @@ def require_health(services: Sequence[Service], replace_stateful: Sequence[str],
             )
 
 
-def require_scalable(services: Sequence[Service], config: Project | Mapping[str, Any], source: str) -> None:
+def require_scalable(services: Sequence[Service], project: Project, source: str) -> None:
     """A rolled service runs its new containers beside the old ones: a fixed container name cannot run twice."""
-    specs = _project(config, source).services
+    specs = project.services
     for s in services:
         rolled = not s.one_shot and not s.stateful and not s.fixed_ports
         name = specs[s.name].container_name if s.name in specs else None
@@ -242,13 +276,12 @@ def require_scalable(services: Sequence[Service], config: Project | Mapping[str,
 
 def require_readiness(
     services: Sequence[Service],
-    config: Project | Mapping[str, Any],
+    project: Project,
     readiness: Mapping[str, Readiness],
     source: str,
 ) -> None:
     """Every [deploy.readiness.SERVICE] names a long-running service the deploy host can reach."""
     by = {s.name: s for s in services}
-    project = _project(config, source)
     internal = {n for n, net in project.networks.items() if net.internal}
     for name in readiness:
         key = f"[deploy.readiness.{name}]"
@@ -383,7 +416,7 @@ def verify_release(
     *,
     refusing: str,
     require_full_coverage: bool = False,
-    config: Mapping[str, Any] | None = None,
+    config: Project | None = None,
     known_ids: Mapping[str, str] | None = None,
 ) -> tuple[Check, ...]:
     """Every image of a recorded release checked again against today's public key (promotion, rollback).
@@ -401,8 +434,7 @@ def verify_release(
     ids = dict(image_ids)
     bad: list[str] = []
     covered = set(refs.values())
-    project = _project(config or {}, "the release's Compose file")
-    for service, ref in compose_images(project).items():
+    for service, ref in (compose_images(config) if config is not None else {}).items():
         if ref in covered:
             continue
         covered.add(ref)
@@ -539,7 +571,7 @@ def _compose_env(ctx: Context, env_name: str, secrets_dir: Path, image_tag: str)
     return env
 
 
-def _render(stack: Stack) -> dict[str, Any]:
+def _render(stack: Stack, *, source: str) -> Rendered:
     r = stack.compose("config", "--format", "json", what="docker compose config", check=False, timeout=60)
     if not r.ok:
         raise InputError(
@@ -548,10 +580,10 @@ def _render(stack: Stack) -> dict[str, Any]:
             hint="`docker compose config` with the same files shows the same",
         )
     try:
-        data: dict[str, Any] = json.loads(r.stdout)
+        data = json.loads(r.stdout)
     except json.JSONDecodeError as exc:
         raise PipelineError("docker compose config printed no JSON", seen=str(exc)) from None
-    return data
+    return Rendered.parse(data, source=source)
 
 
 def _fill_secrets(config: Project, secrets_dir: Path) -> int:
@@ -580,14 +612,13 @@ def render(
     release_dir: Path,
     secrets_dir: Path,
     extra_files: Sequence[Path],
-) -> dict[str, Any]:
+) -> Rendered:
     """The release's own Compose file: every service pinned to its digest; returns the rendered config."""
     cfg = ctx.cfg
     env = _compose_env(ctx, cand.env, secrets_dir, cand.image_tag)
     release_dir.mkdir(parents=True, exist_ok=True)
     base = Stack(cfg, cand.env, project, release_dir, ctx.tools, tuple(extra_files), env=dict(env))
-    config = compose_model.parse(_render(base), source=f"the Compose config of {cand.env!r}")
-    services = config.services
+    services = _render(base, source=f"the Compose config of {cand.env!r}").project.services
     if not services:
         raise InputError(f"the Compose config of {cand.env!r} defines no services: nothing to deploy")
     pins: dict[str, dict[str, str]] = {}
@@ -615,22 +646,20 @@ def render(
         + yaml.safe_dump({"services": pins}, sort_keys=True)
     )
     pinned = Stack(cfg, cand.env, project, release_dir, ctx.tools, (*extra_files, override), env=dict(env))
-    rendered = _render(pinned)
-    _fill_secrets(compose_model.parse(rendered, source=f"the pinned Compose config of {cand.env!r}"), secrets_dir)
+    rendered = _render(pinned, source=f"the pinned Compose config of {cand.env!r}")
+    _fill_secrets(rendered.project, secrets_dir)
     return rendered
 
 
-def write_release_file(release_dir: Path, config: Mapping[str, Any]) -> tuple[Path, str]:
+def write_release_file(release_dir: Path, config: Rendered) -> tuple[Path, str]:
     """The rendered config as the release's Compose file, and its sha256."""
-    text = json.dumps(config, indent=2, sort_keys=True) + "\n"
+    text = json.dumps(compose_model.thaw(config.data), indent=2, sort_keys=True) + "\n"
     file = release_dir / "compose.json"
     file.write_text(text)
     return file, hashlib.sha256(text.encode()).hexdigest()
 
 
-def load_release(
-    store: releases.Store, env: str, release: releases.Release, public_key: str
-) -> tuple[Path, dict[str, Any]]:
+def load_release(store: releases.Store, env: str, release: releases.Release, public_key: str) -> tuple[Path, Rendered]:
     """A recorded release's Compose file, checked against its hash as the release's signed statement says."""
     store.check_sealed(release, public_key)
     file = store.release_dir(env, release.id) / "compose.json"
@@ -647,5 +676,4 @@ def load_release(
             f"{file}: its content does not match the hash recorded for release {release.id}",
             hint="the file was changed after the deploy; deploy again instead of rolling back to it",
         )
-    data: dict[str, Any] = json.loads(text)
-    return file, data
+    return file, Rendered.parse(json.loads(text), source=str(file))

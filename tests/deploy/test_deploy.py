@@ -11,6 +11,7 @@ and volume of those projects is removed afterwards.
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import json
 import os
@@ -29,7 +30,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines import config, deploy, manifest, verdicts
+from pipelines import compose_model, config, deploy, manifest, verdicts
 from pipelines import cosign as signing  # `cosign` is test_signing's fixture (the binary), imported below
 from pipelines.composestack import leftovers
 from pipelines.deploy import plan, releases
@@ -89,10 +90,13 @@ def test_gate_deadline_is_never_shorter_than_the_healthcheck_or_the_floor(
 
 
 def test_healthcheck_defaults_are_dockers_and_disable_means_none() -> None:
-    h = plan.health_of({"test": ["CMD", "true"]}, where="x")
-    assert h == plan.Health(30.0, 30.0, 3, 0.0)
-    assert plan.health_of({"disable": True}, where="x") is None
-    assert plan.health_of({"test": ["NONE"]}, where="x") is None
+    def health(spec: dict[str, Any]) -> plan.Health | None:
+        return plan.health_of(compose_model.Healthcheck.parse(spec, source="x", path="healthcheck"), where="x")
+
+    assert health({"test": ["CMD", "true"]}) == plan.Health(30.0, 30.0, 3, 0.0)
+    assert health({"test": ["CMD", "true"], "interval": "2s", "retries": 5}) == plan.Health(2.0, 30.0, 5, 0.0)
+    assert health({"disable": True}) is None
+    assert health({"test": ["NONE"]}) is None
     assert plan.health_of(None, where="x") is None
 
 
@@ -116,9 +120,13 @@ def _recorded() -> dict[str, Any]:
     return data
 
 
+def _parsed(data: dict[str, Any]) -> compose_model.Project:
+    return compose_model.parse(data, source="recorded")
+
+
 def test_roles_come_from_the_compose_file_alone() -> None:
     config_ = _recorded()
-    services = plan.services_of(config_, stateful=(), floor=0.0, image_health={}, source="recorded")
+    services = plan.services_of(_parsed(config_), stateful=(), floor=0.0, image_health={}, source="recorded")
     by = {s.name: s for s in services}
     order = [s.name for s in services]
     # Dependencies first: whatever the file's order, a service comes after what it depends on.
@@ -155,17 +163,52 @@ def test_roles_come_from_the_compose_file_alone() -> None:
     # Listed in [deploy].stateful: stateful whatever its volumes; a fixed host port is seen.
     stateless = next(s.name for s in services if not s.stateful and not s.one_shot)
     config_["services"][stateless]["ports"] = [{"target": 8000, "published": "8000", "host_ip": "127.0.0.1"}]
-    again = {s.name: s for s in plan.services_of(config_, stateful=(stateless,), floor=0, image_health={}, source="r")}
+    marked = plan.services_of(_parsed(config_), stateful=(stateless,), floor=0, image_health={}, source="r")
+    again = {s.name: s for s in marked}
     assert again[stateless].stateful == "[deploy].stateful"
     assert again[stateless].fixed_ports == ("8000",)
     with pytest.raises(InputError, match="nosuch"):
-        plan.services_of(config_, stateful=("nosuch",), floor=0, image_health={}, source="r")
+        plan.services_of(_parsed(config_), stateful=("nosuch",), floor=0, image_health={}, source="r")
     # A rolled service without any healthcheck cannot be judged: refused at plan time, naming it.
     del config_["services"][stateless]["healthcheck"]
-    bare = plan.services_of(config_, stateful=(), floor=0, image_health={}, source="recorded")
+    bare = plan.services_of(_parsed(config_), stateful=(), floor=0, image_health={}, source="recorded")
     with pytest.raises(InputError, match=f"service '{stateless}' has no healthcheck"):
         plan.require_health(bare, (), "recorded")
     assert by  # the original plan had every service
+
+
+def test_the_release_file_is_the_render_byte_for_byte(tmp_path: Path) -> None:
+    """Parsed once into records, the render is still written as Compose printed it: its hash is signed."""
+    rendered = plan.Rendered.parse(_recorded(), source="recorded")
+    file, digest = plan.write_release_file(tmp_path, rendered)
+    assert file.read_bytes() == RECORDED.read_bytes()  # the recorded file is one a deploy wrote
+    assert digest == hashlib.sha256(RECORDED.read_bytes()).hexdigest()
+    assert plan.Rendered.parse(json.loads(file.read_text()), source="again") == rendered
+
+
+def test_a_kept_stateful_service_is_the_live_release_s_in_json_and_records(tmp_path: Path) -> None:
+    from pipelines.deploy import compose_engine
+
+    live = _recorded()
+    wanted = _recorded()
+    for name in ("db", API):
+        wanted["services"][name]["image"] = wanted["services"][name]["image"].replace("sha256:", "sha256:f", 1)[:-1]
+    old, new = plan.Rendered.parse(live, source="live"), plan.Rendered.parse(wanted, source="new")
+    assert old.spec("db") != new.spec("db") and old.spec("nosuch") == new.spec("nosuch") == {}
+    kept = new.keeping(old, ["db"])
+    # What parsing the file with the live spec put in would give, without parsing it again.
+    assert kept == plan.Rendered.parse({**wanted, "services": {**wanted["services"], "db": live["services"]["db"]}},
+                                       source="kept")  # fmt: skip
+    assert kept.spec("db") == old.spec("db") and kept.spec(API) == new.spec(API)
+    assert new.keeping(old, []) is new
+
+    def deployment(config: plan.Rendered) -> plan.Deployment:
+        services = plan.services_of(config.project, stateful=(), floor=0.0, image_health={}, source="test")
+        return plan.Deployment("staging", "p", tmp_path, tmp_path / "compose.json", config, services, "")
+
+    before, after = deployment(old), deployment(kept)
+    assert [n for n in kept.project.services if compose_engine.changed(after, before, n)] == [API]
+    assert compose_engine.changed(after, None, "db") and not compose_engine.changed(after, before, "nosuch")
 
 
 # ---- unit: history and lock ----------------------------------------------------------------------
@@ -402,10 +445,14 @@ def test_a_deploy_that_waited_for_the_lock_does_not_undo_a_rollback_made_meanwhi
 # ---- signed release records ----------------------------------------------------------------------
 
 
+def _release_file(release_dir: Path, compose: dict[str, Any]) -> tuple[Path, str]:
+    return plan.write_release_file(release_dir, plan.Rendered.parse(compose, source="test"))
+
+
 def _sealed(store: releases.Store, private: Path, rid: str, status: str, compose: dict[str, Any]) -> releases.Release:
     """A release recorded as a deploy records it: its Compose file, its hash, its signed statement."""
     store.release_dir("staging", rid).mkdir(parents=True)
-    _, digest = plan.write_release_file(store.release_dir("staging", rid), compose)
+    _, digest = _release_file(store.release_dir("staging", rid), compose)
     r = _release(rid, status)
     r.project, r.config_hash, r.refs, r.image_ids, r.images = f"pltest-sealed-{os.getpid()}", digest, {}, {}, {}
     store.seal(r, str(private), PASSWORD)
@@ -426,10 +473,11 @@ def test_a_release_record_changed_together_with_its_hash_is_refused(
     ]))  # fmt: skip
     target = store.load("staging").get("r1")
     assert target is not None
-    assert plan.load_release(store, "staging", target, pub)[1] == empty  # as the deploy wrote it: trusted
+    _, loaded = plan.load_release(store, "staging", target, pub)
+    assert compose_model.thaw(loaded.data) == empty  # as the deploy wrote it: trusted
     # Whoever can write the state directory changes the Compose file and the hash ENV.json keeps for it.
     evil = {"services": {"x": {"image": "127.0.0.1:5000/pltest/none@sha256:" + "0" * 64, "privileged": True}}}
-    _, forged = plan.write_release_file(store.release_dir("staging", "r1"), evil)
+    _, forged = _release_file(store.release_dir("staging", "r1"), evil)
     h = store.load("staging")
     rec = h.get("r1")
     assert rec is not None
@@ -472,10 +520,10 @@ def test_a_compose_file_changed_behind_its_sealed_hash_is_not_trusted(
     ]))  # fmt: skip
     target = store.load("staging").get("r1")
     assert target is not None
-    assert plan.load_release(store, "staging", target, pub)[1] == empty
+    assert compose_model.thaw(plan.load_release(store, "staging", target, pub)[1].data) == empty
     # Only the Compose file changes: the history and its signed statement still say the hash the deploy wrote.
     evil = {"services": {"x": {"image": "127.0.0.1:5000/pltest/none@sha256:" + "0" * 64, "privileged": True}}}
-    file, _ = plan.write_release_file(store.release_dir("staging", "r1"), evil)
+    file, _ = _release_file(store.release_dir("staging", "r1"), evil)
     # The same refusal as a tampered record: the state is not trusted (exit 1), not "could not run" (exit 2).
     with pytest.raises(releases.RecordNotTrusted, match="does not match the hash recorded for release r1") as exc:
         plan.load_release(store, "staging", target, pub)
@@ -513,12 +561,12 @@ def test_rollback_verifies_every_image_its_compose_file_runs_not_only_its_refs(
     # Signed with our key, the same image passes the signature check (attestations aside) ...
     signing.sign(pushed_image, ours.private, PASSWORD)
     bare = replace(cfg, signing=replace(cfg.signing, attest=False))
-    checks = plan.verify_release(bare, {}, {}, str(ours.public), refusing="r1", config=compose)
+    checks = plan.verify_release(bare, {}, {}, str(ours.public), refusing="r1", config=_parsed(compose))
     assert [(c.name, c.ok) for c in checks] == [("signature", True)] and "store" in checks[0].group
     # ... and with attestations required it still needs its attested scan verdict and SBOM, for an image ID
     # the history knows.
     with pytest.raises(signing.SignatureError, match="refusing r1") as exc:
-        plan.verify_release(cfg, {}, {}, str(ours.public), refusing="refusing r1", config=compose)
+        plan.verify_release(cfg, {}, {}, str(ours.public), refusing="refusing r1", config=_parsed(compose))
     assert "cannot be matched to an image ID" in (exc.value.seen or ""), exc.value.seen
 
 
@@ -632,9 +680,9 @@ def test_readiness_config_is_read_and_bad_values_are_named(tmp_path: Path) -> No
 
 def test_readiness_and_fixed_names_are_checked_at_plan_time() -> None:
     config_ = _recorded()
-    services = plan.services_of(config_, stateful=(), floor=0.0, image_health={}, source="recorded")
+    services = plan.services_of(_parsed(config_), stateful=(), floor=0.0, image_health={}, source="recorded")
     ready = _parse(lambda d: None).deploy.readiness
-    plan.require_readiness(services, config_, ready, "recorded")  # the api is on a non-internal network
+    plan.require_readiness(services, _parsed(config_), ready, "recorded")  # the api is on a non-internal network
     job = next(s.name for s in services if s.one_shot)
     inner = next(
         s.name for s in services if not s.one_shot and set(config_["services"][s.name]["networks"]) == {"data"}
@@ -642,16 +690,16 @@ def test_readiness_and_fixed_names_are_checked_at_plan_time() -> None:
     for name, message in ((job, "one-shot job"), (inner, "only on internal networks"), ("nosuch", "does not define")):
         spec = config.Readiness(name, 8000, "/ready")
         with pytest.raises(InputError, match=rf"\[deploy\.readiness\.{name}\].*{message}"):
-            plan.require_readiness(services, config_, {name: spec}, "recorded")
+            plan.require_readiness(services, _parsed(config_), {name: spec}, "recorded")
     # A rolled service cannot keep a fixed container name: two of it run side by side during a deploy.
-    plan.require_scalable(services, config_, "recorded")
+    plan.require_scalable(services, _parsed(config_), "recorded")
     config_["services"][API]["container_name"] = "the-api"
     with pytest.raises(InputError, match=f"service '{API}' sets container_name 'the-api'"):
-        plan.require_scalable(services, config_, "recorded")
+        plan.require_scalable(services, _parsed(config_), "recorded")
     stateful = next(s.name for s in services if s.stateful)  # replaced in place: one at a time, a name is fine
     config_["services"][API].pop("container_name")
     config_["services"][stateful]["container_name"] = "the-store"
-    plan.require_scalable(services, config_, "recorded")
+    plan.require_scalable(services, _parsed(config_), "recorded")
 
 
 class _Answers(http.server.BaseHTTPRequestHandler):

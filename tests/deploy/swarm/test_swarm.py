@@ -686,9 +686,10 @@ def _deployment(compose: dict[str, Any], images: dict[str, str], project: str, r
     config = copy.deepcopy(compose)
     for name, ref in images.items():
         config["services"][name]["image"] = ref
-    services = plan.services_of(config, stateful=(), floor=0.0, image_health={}, source="test")
+    rendered = plan.Rendered.parse(config, source="test")
+    services = plan.services_of(rendered.project, stateful=(), floor=0.0, image_health={}, source="test")
     rdir.mkdir(parents=True, exist_ok=True)
-    return plan.Deployment("test", project, rdir, rdir / "compose.json", config, services, "sha256:test")
+    return plan.Deployment("test", project, rdir, rdir / "compose.json", rendered, services, "sha256:test")
 
 
 def test_stack_names_from_project_names() -> None:
