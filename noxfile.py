@@ -1,5 +1,10 @@
 """Nox sessions: each one is a thin call into the `pipelines` package.
 
+The stage sessions (build, scan, verify, smoke, sign, deploy, render, load, bench, doctor and the `ci`
+chain) are `pipelines.nox`'s, as in any repository that adopts the pipeline; this file adds what is its
+own: a `lint` that also runs the Python linters and checks the workflows, the test suite (`tests`,
+`unit`), the security patch flow (`patch`) and the host's provisioning (`provision`).
+
 Sessions share their pinned requirements (requirements/dev.txt) and skip the
 install when neither the lock nor pyproject.toml changed since the last run,
 so a warm session starts in well under two seconds.
@@ -18,6 +23,14 @@ import sys
 from pathlib import Path
 
 import nox
+
+ROOT = Path(__file__).parent
+# Nox's own environment (./noxw's .venv, requirements/nox.txt) has nox but not the package: the stage sessions
+# come from this checkout, whose `pipelines` and `pipelines.nox` import only the standard library and nox.
+# First on the path, so that a `pipelines` installed beside nox never stands in for the checkout's.
+sys.path.insert(0, str(ROOT))
+
+import pipelines.nox  # noqa: E402  (needs the path above)
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
@@ -45,7 +58,6 @@ NEEDS_BUILD = ["scan", "verify", "smoke", "load"]
 # debootstrap, and so do the tests, which build. Not the default.
 NEEDS_ROOT = ["provision", "build", "patch", "tests", "ci"]
 
-ROOT = Path(__file__).parent
 LOCK = ROOT / "requirements" / "dev.txt"
 
 
@@ -90,8 +102,8 @@ def _fresh_bytecode(session: nox.Session) -> None:
     """Compile the package's modules edited since the install (tools/bytecode.py says why), in this process.
 
     Only when the session's interpreter is this one's version: its bytecode is
-    what this interpreter writes. Loaded by path: nox's environment has neither
-    the package nor the repository's tools on its path, and the module is standard library only.
+    what this interpreter writes. Loaded by path, on its own: the module is
+    standard library only, and nox's environment has nothing else of `tools`.
     """
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     if not (Path(session.virtualenv.location) / "lib" / version).is_dir():
@@ -117,21 +129,26 @@ def _install(session: nox.Session) -> None:
     stamp.write_text(digest)
 
 
+# Defined before the standard sessions are registered, so `nox -l` lists it first, as CI runs it.
 @nox.session(tags=["ci"])
-def build(session: nox.Session) -> None:
-    """Build golden base images and every service (args go to `pipelines build`, e.g. -- --env prod)."""
+def lint(session: nox.Session) -> None:
+    """Lint Dockerfiles and Compose files (Hadolint + policy), the Python code (ruff, mypy), the workflows (zizmor)."""
     _install(session)
-    session.run("pipelines", "build", *session.posargs, external=False)
+    pipelines.nox.stage(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+    # The workflow itself: GitHub's schema (vendored in check-jsonschema, no
+    # network) and zizmor's offline audits, regular persona, with no config
+    # file that could waive anything; medium or above fails.
+    workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.y*ml"))
+    session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    session.run("zizmor", "--offline", "--no-config", "--persona", "regular", "--min-severity", "medium", *workflows)
 
 
-@nox.session(tags=["release"])
-def patch(session: nox.Session) -> None:
-    """Security patch flow: rebuild what has pending Debian security updates, then scan, verify and smoke-test it."""
-    _install(session)
-    session.run("pipelines", "build", "--refresh-bases", *session.posargs, external=False)
-    session.run("pipelines", "scan", *session.posargs, external=False)
-    session.run("pipelines", "verify", *session.posargs, external=False)
-    session.run("pipelines", "smoke", *session.posargs, external=False)
+# build, scan, verify, smoke, sign, deploy, render, load, bench, doctor, each `pipelines STAGE` in a virtualenv
+# that _install set up, and `ci`, which requires CI_SESSIONS in order (`tests` is defined below).
+pipelines.nox.sessions(install=_install, exclude=["lint"], ci=CI_SESSIONS)
 
 
 @nox.session(tags=["ci"])
@@ -182,69 +199,13 @@ def unit(session: nox.Session) -> None:
     session.run("pytest", "-p", "no:cacheprovider", *workers, *session.posargs, *UNIT_TIER, env={**UNIT_ENV, **cache})
 
 
-@nox.session(tags=["ci"])
-def lint(session: nox.Session) -> None:
-    """Lint Dockerfiles and Compose files (Hadolint + policy), the Python code (ruff, mypy), the workflows (zizmor)."""
-    _install(session)
-    session.run("pipelines", "lint", *session.posargs)
-    session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", ".")
-    session.run("mypy")
-    # The workflow itself: GitHub's schema (vendored in check-jsonschema, no
-    # network) and zizmor's offline audits, regular persona, with no config
-    # file that could waive anything; medium or above fails.
-    workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.y*ml"))
-    session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
-    session.run("zizmor", "--offline", "--no-config", "--persona", "regular", "--min-severity", "medium", *workflows)
-
-
-@nox.session(tags=["ci"])
-def scan(session: nox.Session) -> None:
-    """Scan the last build's images (after build): Trivy (+ Snyk with a token), HIGH/CRITICAL gate, SBOM, reports."""
-    _install(session)
-    session.run("pipelines", "scan", *session.posargs)
-
-
-@nox.session(tags=["ci"])
-def verify(session: nox.Session) -> None:
-    """Hardening matrix of the last build's images (after build), each cell proven (args go to `pipelines verify`)."""
-    _install(session)
-    session.run("pipelines", "verify", *session.posargs)
-
-
-@nox.session(tags=["ci"])
-def smoke(session: nox.Session) -> None:
-    """Stack of the last build up (after build), end-to-end probes, teardown (args go to `pipelines smoke`)."""
-    _install(session)
-    session.run("pipelines", "smoke", *session.posargs)
-
-
-@nox.session(tags=["dev"])
-def load(session: nox.Session) -> None:
-    """Load-check the API inside the prod stack with wrk (args go to `pipelines load`)."""
-    _install(session)
-    session.run("pipelines", "load", *session.posargs)
-
-
 @nox.session(tags=["release"])
-def render(session: nox.Session) -> None:
-    """Kubernetes manifests of an environment (args go to `pipelines render k8s`, e.g. -- --env prod)."""
+def patch(session: nox.Session) -> None:
+    """Security patch flow: rebuild what has pending Debian security updates, then scan, verify and smoke-test it."""
     _install(session)
-    session.run("pipelines", "render", "k8s", *session.posargs)
-
-
-@nox.session(tags=["dev"])
-def bench(session: nox.Session) -> None:
-    """Benchmark builds and image sizes (JSON + Markdown); -- --lint or -- --scan for those stages."""
-    _install(session)
-    session.run("pipelines", "bench", *session.posargs)
-
-
-@nox.session(tags=["dev"])
-def doctor(session: nox.Session) -> None:
-    """Report the Docker engine, buildx, compose and builder versions."""
-    _install(session)
-    session.run("pipelines", "doctor")
+    pipelines.nox.stage(session, "build", "--refresh-bases")
+    for name in ("scan", "verify", "smoke"):
+        pipelines.nox.stage(session, name)
 
 
 @nox.session(venv_backend="none", tags=["dev"])
@@ -253,27 +214,3 @@ def provision(session: nox.Session) -> None:
     if os.geteuid() != 0:
         session.error("provisioning installs packages and starts dockerd: run it as root")
     session.run("bash", str(ROOT / "scripts" / "provision.sh"), external=True)
-
-
-@nox.session(venv_backend="none", requires=CI_SESSIONS, tags=["ci"])
-def ci(session: nox.Session) -> None:
-    """Everything CI runs, in order (CI_SESSIONS): what .ci/run and the GitHub workflow run."""
-    session.log("CI sessions passed: " + ", ".join(CI_SESSIONS))
-
-
-@nox.session(tags=["release"])
-def sign(session: nox.Session) -> None:
-    """Sign an environment's scanned images with cosign, offline (args go to `pipelines sign`: -- --env ENV)."""
-    _install(session)
-    session.run("pipelines", "sign", *session.posargs)
-
-
-@nox.session(tags=["release"])
-def deploy(session: nox.Session) -> None:
-    """Deploy the verified, signed images of an environment, health-gated (args go to `pipelines deploy`).
-
-    CI passes `-- --env ENV --expect-commit "$GITHUB_SHA"`: a release of another commit is refused. The
-    history and rollback are `pipelines releases --env ENV` and `pipelines rollback --env ENV [--to rN]`.
-    """
-    _install(session)
-    session.run("pipelines", "deploy", *session.posargs)

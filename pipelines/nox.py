@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import nox
+import nox.registry
 
 # What a CI job runs, in order; `nox -s ci` runs them all and stops at the first red one.
 CI_SESSIONS = ("lint", "build", "scan", "verify", "smoke")
@@ -40,24 +41,83 @@ class Spec:
     doc: str
 
 
+# A doc's first line is what `nox -l` shows.
 SESSIONS = (
-    Spec("lint", ("lint",), "ci", "Lint Dockerfiles and Compose files: Hadolint and the hardening policy."),
-    Spec("build", ("build",), "ci", "Build the golden bases and every service (e.g. -- --env prod)."),
-    Spec("scan", ("scan",), "ci", "Scan the last build's images: Trivy, the severity gate, SBOMs, reports."),
-    Spec("verify", ("verify",), "ci", "Prove the hardening matrix of the last build's images, cell by cell."),
-    Spec("smoke", ("smoke",), "ci", "Start the last build's stack, probe it end to end, tear it down."),
-    Spec("sign", ("sign",), "release", "Sign an environment's scanned images with cosign (-- --env ENV)."),
-    Spec("deploy", ("deploy",), "release", "Deploy an environment's verified, signed images, health-gated."),
-    Spec("render", ("render", "k8s"), "release", "Render an environment's Kubernetes manifests (-- --env ENV)."),
-    Spec("bench", ("bench",), "dev", "Benchmarks, JSON and Markdown (-- --lint, --scan, --deploy, ...)."),
-    Spec("doctor", ("doctor",), "dev", "Check the engine, buildx, Compose, cosign and the registry."),
+    Spec(
+        "lint",
+        ("lint",),
+        "ci",
+        "Lint Dockerfiles and Compose files: Hadolint and the hardening policy (args go to `pipelines lint`).",
+    ),
+    Spec(
+        "build",
+        ("build",),
+        "ci",
+        "Build the golden base images, then every service (args go to `pipelines build`, e.g. -- --env prod).",
+    ),
+    Spec(
+        "scan",
+        ("scan",),
+        "ci",
+        "Scan the last build's images (after build): Trivy (+ Snyk with a token), the severity gate, SBOMs, reports.",
+    ),
+    Spec(
+        "verify",
+        ("verify",),
+        "ci",
+        "Prove the hardening matrix of the last build's images (after build), cell by cell (args: `pipelines verify`).",
+    ),
+    Spec(
+        "smoke",
+        ("smoke",),
+        "ci",
+        "Start the last build's stack (after build), probe it end to end, tear it down (args: `pipelines smoke`).",
+    ),
+    Spec(
+        "sign",
+        ("sign",),
+        "release",
+        "Sign an environment's scanned images with cosign, offline (args go to `pipelines sign`: -- --env ENV).",
+    ),
+    Spec(
+        "deploy",
+        ("deploy",),
+        "release",
+        "Deploy an environment's verified, signed images, health-gated (args go to `pipelines deploy`).\n\n"
+        "In CI, pass `-- --env ENV --expect-commit SHA`: a release of another commit is refused. The history\n"
+        "and rollback are `pipelines releases --env ENV` and `pipelines rollback --env ENV [--to rN]`.",
+    ),
+    Spec(
+        "render",
+        ("render", "k8s"),
+        "release",
+        "Render an environment's Kubernetes manifests (args go to `pipelines render k8s`, e.g. -- --env prod).",
+    ),
+    Spec(
+        "load",
+        ("load",),
+        "dev",
+        "Load-check the stack's [load] service with wrk (after build; args go to `pipelines load`).",
+    ),
+    Spec(
+        "bench",
+        ("bench",),
+        "dev",
+        "Benchmark builds and image sizes, JSON and Markdown (-- --lint, --scan, --verify or --deploy for those).",
+    ),
+    Spec(
+        "doctor",
+        ("doctor",),
+        "dev",
+        "Report the Docker engine, buildx, Compose and builder versions; fail when the build lacks one.",
+    ),
 )
 
 
 def stage(session: nox.Session, *command: str) -> None:
     """Run one `pipelines` command with the session's arguments, in the session's environment."""
-    if session.virtualenv.is_sandboxed:
-        session.run("python", "-m", "pipelines", *command, *session.posargs)
+    if session.virtualenv.is_sandboxed:  # ``install`` put the package, and so its command, there
+        session.run("pipelines", *command, *session.posargs)
     else:  # no virtualenv: the interpreter running Nox, which has the package
         session.run(sys.executable, "-m", "pipelines", *command, *session.posargs, external=True)
 
@@ -77,6 +137,13 @@ def sessions(
     unknown = skip - {s.name for s in SESSIONS} - {"ci"}
     if unknown:
         raise ValueError(f"pipelines.nox.sessions(exclude=...): no such session: {', '.join(sorted(unknown))}")
+    # A noxfile's own session defined above this call would be replaced without a word (Nox only warns).
+    taken = sorted((({s.name for s in SESSIONS} | {"ci"}) - skip) & set(nox.registry.get()))
+    if taken:
+        raise ValueError(
+            f"pipelines.nox.sessions(): the noxfile defines {', '.join(taken)} already: "
+            f"pass exclude={taken!r} to keep its own"
+        )
     made: dict[str, Callable[[nox.Session], None]] = {}
     for spec in SESSIONS:
         if spec.name not in skip:

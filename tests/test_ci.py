@@ -136,30 +136,64 @@ def test_drift_in_the_workflow_is_caught(edit: Any, expected: str) -> None:
     assert any(expected in p for p in problems), problems
 
 
+def test_the_stage_sessions_are_pipelines_nox_s_and_the_noxfile_adds_its_own() -> None:
+    from pipelines import nox as stage_sessions
+
+    nox = noxfile()
+    own = {n for n, s in nox.sessions.items() if s.source.startswith(f"{NOXFILE}:")}
+    assert own == {"lint", "tests", "unit", "patch", "provision"}
+    for spec in stage_sessions.SESSIONS:
+        if spec.name not in own:
+            assert nox.sessions[spec.name].tags == (spec.tag,), spec.name
+            assert nox.sessions[spec.name].source.startswith(f"{ROOT / 'pipelines' / 'nox.py'}:"), spec.name
+    assert set(nox.sessions) == {s.name for s in stage_sessions.SESSIONS} | own | {"ci"}
+
+
 def test_drift_in_the_noxfile_is_caught(tmp_path: Path) -> None:
     text = NOXFILE.read_text()
+    ci_list = 'CI_SESSIONS = ["lint", "build", "scan", "verify", "smoke", "tests"]'
     # A session added to CI_SESSIONS (and tagged) but not to the workflow.
-    added = text.replace(
-        'CI_SESSIONS = ["lint", "build", "scan", "verify", "smoke", "tests"]',
-        'CI_SESSIONS = ["lint", "build", "scan", "verify", "smoke", "tests", "load"]',
-    ).replace('@nox.session(tags=["dev"])\ndef load(', '@nox.session(tags=["ci"])\ndef load(')
+    added = text.replace(ci_list, ci_list.replace('"tests"]', '"tests", "unit"]')).replace(
+        '@nox.session(tags=["dev"])\ndef unit(', '@nox.session(tags=["ci"])\ndef unit('
+    )
     assert added != text
     problems = ci.parity_problems(workflow(), write_noxfile(tmp_path, added))
-    assert any("runs sessions" in p and "load" in p for p in problems), problems
+    assert any("runs sessions" in p and "unit" in p for p in problems), problems
     # A session tagged ci that CI does not run; one without a group.
-    retagged = text.replace('@nox.session(tags=["dev"])\ndef doctor(', '@nox.session(tags=["ci"])\ndef doctor(')
-    retagged = retagged.replace('@nox.session(tags=["dev"])\ndef bench(', "@nox.session\ndef bench(")
+    retagged = text.replace(
+        '@nox.session(venv_backend="none", tags=["dev"])\ndef provision(',
+        '@nox.session(venv_backend="none", tags=["ci"])\ndef provision(',
+    ).replace('@nox.session(tags=["release"])\ndef patch(', "@nox.session\ndef patch(")
+    assert retagged.count("def ") == text.count("def ") and retagged != text
     problems = ci.parity_problems(workflow(), write_noxfile(tmp_path, retagged))
-    assert any("tagged 'ci'" in p for p in problems), problems
-    assert any("'bench' has group tags []" in p for p in problems), problems
+    assert any("tagged 'ci'" in p and "provision" in p for p in problems), problems
+    assert any("'patch' has group tags []" in p for p in problems), problems
     # scan before build; a default that needs root.
-    reordered = text.replace(
-        'CI_SESSIONS = ["lint", "build", "scan", "verify", "smoke", "tests"]',
-        'CI_SESSIONS = ["lint", "scan", "build", "verify", "smoke", "tests"]',
-    ).replace('nox.options.sessions = ["lint"]', 'nox.options.sessions = ["build", "scan", "smoke"]')
+    reordered = text.replace(ci_list, ci_list.replace('"build", "scan"', '"scan", "build"')).replace(
+        'nox.options.sessions = ["lint"]', 'nox.options.sessions = ["build", "scan", "smoke"]'
+    )
     problems = ci.parity_problems(workflow(), write_noxfile(tmp_path, reordered))
     assert any("'scan', which needs a build, before 'build'" in p for p in problems), problems
     assert any("default session 'build' needs root" in p for p in problems), problems
+
+
+def test_drift_in_the_sessions_pipelines_nox_registers_is_caught(tmp_path: Path) -> None:
+    text = NOXFILE.read_text()
+    call = 'pipelines.nox.sessions(install=_install, exclude=["lint"], ci=CI_SESSIONS)'
+    assert call in text
+    # The `ci` chain in another order than CI_SESSIONS.
+    chain = text.replace(call, call.replace("ci=CI_SESSIONS", 'ci=["lint", "scan", "build"]'))
+    problems = ci.parity_problems(workflow(), write_noxfile(tmp_path, chain))
+    assert any("session 'ci' requires ['lint', 'scan', 'build'], not CI_SESSIONS" in p for p in problems), problems
+    # A stage session left out: the deploy job's `sign` step and the CI `scan` step name nothing.
+    fewer = text.replace(call, call.replace('exclude=["lint"]', 'exclude=["lint", "scan", "sign"]'))
+    problems = ci.parity_problems(workflow(), write_noxfile(tmp_path, fewer))
+    assert any("runs session 'sign', which noxfile.py does not define" in p for p in problems), problems
+    assert any("CI_SESSIONS names 'scan', which noxfile.py does not define" in p for p in problems), problems
+    # The noxfile's own lint not excluded: the stage's would replace it (nox only warns), so it is refused.
+    again = text.replace(call, call.replace('exclude=["lint"]', "exclude=[]"))
+    with pytest.raises(InputError, match=r"noxfile.py:\d+: cannot be loaded .* defines lint already"):
+        write_noxfile(tmp_path, again)
 
 
 def test_deploy_jobs_run_the_release_sessions_for_their_own_environment() -> None:
@@ -229,8 +263,14 @@ def test_a_deploy_job_without_release_lists_in_the_noxfile_is_caught(tmp_path: P
 def test_a_noxfile_without_the_list_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no CI_SESSIONS list"):
         write_noxfile(tmp_path, "import nox\n")
-    with pytest.raises(InputError, match=r"noxfile.py:3: tags of session 'x' is not a literal list"):
+    with pytest.raises(InputError, match=r"noxfile.py: CI_SESSIONS is not a list of session names \('lint'\)"):
+        write_noxfile(tmp_path, "CI_SESSIONS = 'lint'\n")
+    with pytest.raises(InputError, match=r"noxfile.py:3: cannot be loaded as nox loads it \(NameError: .*'make'"):
         write_noxfile(tmp_path, "import nox\nCI_SESSIONS = []\n@nox.session(tags=make())\ndef x(s): pass\n")
+    with pytest.raises(InputError, match=r"noxfile.py:2: cannot be loaded as nox loads it \(.*SyntaxError"):
+        write_noxfile(tmp_path, "import nox\ndef x(:\n")
+    with pytest.raises(InputError, match=r"noxfile.py: cannot be read"):
+        ci.read_noxfile(tmp_path / "missing" / "noxfile.py")
 
 
 # --------------------------------------------------------------------------- hardened workflow

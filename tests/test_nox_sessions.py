@@ -84,6 +84,53 @@ def test_excluding_a_session_that_does_not_exist_is_refused_by_name(tmp_path: Pa
     assert "no such session: lnt" in r.stdout + r.stderr
 
 
+def test_a_session_of_ones_own_defined_first_is_not_replaced_silently(tmp_path: Path) -> None:
+    (tmp_path / "noxfile.py").write_text(
+        "import nox\nimport pipelines.nox\n\n\n"
+        "@nox.session(venv_backend='none', tags=['ci'])\n"
+        "def lint(session: nox.Session) -> None:\n"
+        "    session.log('own lint')\n\n\n"
+        "pipelines.nox.sessions()\n"
+    )
+    r = nox(tmp_path, "-l")
+    assert r.returncode != 0
+    assert "the noxfile defines lint already: pass exclude=['lint'] to keep its own" in r.stdout + r.stderr
+
+
+def test_the_module_imports_only_the_standard_library_and_nox() -> None:
+    # This repository's noxfile imports it from the checkout into Nox's own environment, which has nox alone.
+    probe = (
+        "import sys, nox\n"
+        "before = set(sys.modules)\n"
+        "import pipelines.nox\n"
+        "new = {m.partition('.')[0] for m in set(sys.modules) - before} - set(sys.stdlib_module_names)\n"
+        "print(sorted(new))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['pipelines']"
+
+
+def test_this_repositorys_noxfile_lists_its_sessions_with_nox_alone(tmp_path: Path) -> None:
+    # No site-packages (-S), no working directory on the path (-P): only nox's own directory, where the
+    # package is not (an editable install is a .pth file, read by `site` only). The noxfile finds it itself.
+    import nox as nox_package
+
+    env = {**os.environ, "PYTHONPATH": str(Path(nox_package.__file__).parent.parent), "NO_COLOR": "1"}
+    env.pop("NOX_SCRIPT_MODE", None)
+    r = subprocess.run(
+        [sys.executable, "-S", "-P", "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-l"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert {"lint", "build", "tests", "ci"} <= set(listed(r.stdout))
+
+
 @pytest.mark.parametrize("name", [s.name for s in sessions_module.SESSIONS])
 def test_every_session_names_a_real_command(name: str) -> None:
     spec = {s.name: s for s in sessions_module.SESSIONS}[name]

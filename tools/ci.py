@@ -6,15 +6,22 @@ step; the ``ci`` session requires them in the same order, and ``.ci/run``
 runs ``./noxw --provision -s ci``. So a red step on GitHub is reproduced by
 ``CI=true bash .ci/run``, and by ``./noxw -s NAME`` alone.
 
-These helpers read the files as data (the noxfile through its syntax tree,
-never by importing nox) and return every drift they find, so a test can name
+These helpers read the workflow as data and the noxfile as nox does (loaded
+in a child interpreter, its sessions read from nox's registry, so a session
+registered through ``pipelines.nox.sessions()`` counts as much as one the
+noxfile defines itself), and return every drift they find, so a test can name
 all of them at once.
 """
 
 from __future__ import annotations
 
-import ast
+import functools
+import hashlib
+import json
 import re
+import subprocess
+import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +53,7 @@ class NoxSession:
     name: str
     tags: tuple[str, ...]
     requires: tuple[str, ...]
-    line: int
+    source: str  # FILE:LINE of the session's function: the noxfile's own, or the module that registered it
 
 
 @dataclass(frozen=True)
@@ -81,70 +88,94 @@ class Step:
 # --------------------------------------------------------------------------- the noxfile
 
 
-def _strings(node: ast.expr, path: Path, what: str, names: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
-    if isinstance(node, ast.Name) and node.id in names:
-        return names[node.id]
-    if isinstance(node, ast.List | ast.Tuple) and all(
-        isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts
-    ):
-        return tuple(str(e.value) for e in node.elts if isinstance(e, ast.Constant))
+# The lists a noxfile declares at module level, read from the loaded module.
+NOXFILE_LISTS = ("CI_SESSIONS", "NEEDS_BUILD", "NEEDS_ROOT", "RELEASE_SESSIONS", "PROMOTE_SESSIONS")
+
+# Run in a child interpreter: load the noxfile as nox does (by path, as `user_nox_module`, from its own
+# directory), then write nox's registry, nox.options.sessions and the lists as JSON to the path argv[2].
+# A child, so that the noxfile's effects on this process (nox's registry and options, sys.path, the
+# working directory) cannot leak into it; its output goes to a file, as the noxfile may print.
+_LOAD_NOXFILE = """
+import importlib.util, json, os, sys, traceback
+path, out = sys.argv[1], sys.argv[2]
+try:
+    os.chdir(os.path.dirname(path))
+    import nox
+    spec = importlib.util.spec_from_file_location("user_nox_module", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["user_nox_module"] = module
+    spec.loader.exec_module(module)
+    sessions = []
+    for name, func in nox.registry.get().items():
+        code = getattr(func.func, "__code__", None)
+        where = f"{code.co_filename}:{code.co_firstlineno}" if code else "?"
+        sessions.append({"name": name, "tags": list(func.tags), "requires": list(func.requires), "source": where})
+    lists = {k: getattr(module, k) for k in sys.argv[3:] if hasattr(module, k)}
+    lists = {k: list(v) if isinstance(v, (list, tuple)) else repr(v) for k, v in lists.items()}
+    default = nox.options.sessions
+    result = {"sessions": sessions, "lists": lists, "default": list(default) if default else []}
+except BaseException as exc:
+    line = exc.lineno if isinstance(exc, SyntaxError) and exc.filename == path else None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == path:
+            line = frame.lineno
+    result = {"error": traceback.format_exception_only(exc)[-1].strip(), "line": line}
+with open(out, "w", encoding="utf-8") as f:
+    json.dump(result, f)
+"""
+
+
+@functools.lru_cache(maxsize=32)
+def _load_noxfile(path: str, digest: str) -> str:
+    """The child's JSON for the noxfile at ``path`` with content hash ``digest`` (one load per content)."""
+    with tempfile.TemporaryDirectory(prefix="pipelines-noxfile-") as tmp:
+        out = Path(tmp) / "registry.json"
+        # -P: no working directory on the path, as under the `nox` command: the noxfile finds what it
+        # imports itself.
+        argv = [sys.executable, "-P", "-c", _LOAD_NOXFILE, path, str(out), *NOXFILE_LISTS]
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        except subprocess.TimeoutExpired:
+            raise InputError(
+                f"{path}: loading it took over 120 s", hint="does the noxfile wait for something?"
+            ) from None
+        if not out.is_file():
+            raise InputError(
+                f"{path}: loading it as nox does ended without an answer (exit {r.returncode})",
+                seen=(r.stderr or r.stdout)[-2000:],
+                hint="fix the noxfile: `nox -l` shows the same failure",
+            )
+        return out.read_text(encoding="utf-8")
+
+
+def _names(path: Path, key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    shown = value if isinstance(value, str) else repr(value)  # the child's repr of what is not a list
     raise InputError(
-        f"{path}:{node.lineno}: {what} is not a literal list of session names",
-        hint="write it as a list of strings (or a module-level list constant) so it can be checked",
+        f"{path}: {key} is not a list of session names ({shown})",
+        hint=f"declare {key} = [...] at module level, a list of session names, so it can be checked",
     )
 
 
-def _session_decorator(node: ast.expr) -> ast.Call | bool:
-    """The call of an ``@nox.session(...)`` decorator; True for a bare ``@nox.session``; else False."""
-    target = node.func if isinstance(node, ast.Call) else node
-    if not (isinstance(target, ast.Attribute) and target.attr == "session" and isinstance(target.value, ast.Name)):
-        return False
-    if target.value.id != "nox":
-        return False
-    return node if isinstance(node, ast.Call) else True
-
-
 def read_noxfile(path: Path) -> Noxfile:
-    """The sessions (name, tags, requires) and the CI lists a noxfile declares."""
+    """The sessions (name, tags, requires) nox registers from a noxfile, and the CI lists it declares."""
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except (OSError, SyntaxError) as exc:
-        raise InputError(f"{path}: cannot be read as Python ({exc})", hint="fix the noxfile") from None
-    consts: dict[str, tuple[str, ...]] = {}
-    default: tuple[str, ...] = ()
-    sessions: dict[str, NoxSession] = {}
-    for stmt in tree.body:
-        if isinstance(stmt, ast.Assign | ast.AnnAssign):
-            target = stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target
-            value = stmt.value
-            if value is None:
-                continue
-            literal = isinstance(value, ast.List | ast.Tuple) and all(
-                isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts
-            )
-            if isinstance(target, ast.Name) and target.id.isupper() and literal:
-                consts[target.id] = _strings(value, path, target.id, consts)
-            if isinstance(target, ast.Attribute) and ast.unparse(target) == "nox.options.sessions":
-                default = _strings(value, path, "nox.options.sessions", consts)
-        if not isinstance(stmt, ast.FunctionDef):
-            continue
-        for deco in stmt.decorator_list:
-            found = _session_decorator(deco)
-            if found is False:
-                continue
-            name = stmt.name
-            tags: tuple[str, ...] = ()
-            requires: tuple[str, ...] = ()
-            if isinstance(found, ast.Call):
-                for kw in found.keywords:
-                    if kw.arg == "name" and isinstance(kw.value, ast.Constant):
-                        name = str(kw.value.value)
-                    elif kw.arg == "tags":
-                        tags = _strings(kw.value, path, f"tags of session {stmt.name!r}", consts)
-                    elif kw.arg == "requires":
-                        requires = _strings(kw.value, path, f"requires of session {stmt.name!r}", consts)
-            sessions[name] = NoxSession(name, tags, requires, stmt.lineno)
-    if "CI_SESSIONS" not in consts:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc})", hint="fix the noxfile") from None
+    found = json.loads(_load_noxfile(str(path.resolve()), hashlib.sha256(text).hexdigest()))
+    if "error" in found:
+        where = f"{path}:{found['line']}" if found.get("line") else str(path)
+        raise InputError(
+            f"{where}: cannot be loaded as nox loads it ({found['error']})",
+            hint="fix the noxfile: `nox -l` shows the same failure",
+        )
+    sessions = {
+        s["name"]: NoxSession(s["name"], tuple(s["tags"]), tuple(s["requires"]), s["source"]) for s in found["sessions"]
+    }
+    lists = {k: _names(path, k, v) for k, v in found["lists"].items()}
+    if "CI_SESSIONS" not in lists:
         raise InputError(
             f"{path}: no CI_SESSIONS list",
             hint="declare CI_SESSIONS = [...] at module level: the sessions CI runs, in order",
@@ -152,12 +183,12 @@ def read_noxfile(path: Path) -> Noxfile:
     return Noxfile(
         path,
         sessions,
-        consts["CI_SESSIONS"],
-        consts.get("NEEDS_BUILD", ()),
-        consts.get("NEEDS_ROOT", ()),
-        default,
-        consts.get("RELEASE_SESSIONS", ()),
-        consts.get("PROMOTE_SESSIONS", ()),
+        lists["CI_SESSIONS"],
+        lists.get("NEEDS_BUILD", ()),
+        lists.get("NEEDS_ROOT", ()),
+        _names(path, "nox.options.sessions", found["default"]),
+        lists.get("RELEASE_SESSIONS", ()),
+        lists.get("PROMOTE_SESSIONS", ()),
     )
 
 

@@ -175,10 +175,10 @@ def noxfile() -> str:
 """Nox sessions of the container pipeline (pipeline.toml): `nox -l` lists them.
 
 `pipelines.nox.sessions()` registers one session per pipeline stage: lint, build, scan, verify, smoke,
-sign, deploy, render, bench, doctor, and `ci` (lint to smoke, in order), each a call to `pipelines STAGE`
-that reads pipeline.toml, so the command run on a laptop is the one CI runs. With nox installed on its own
-(`pipx install nox`), the script block above makes nox install the package first. Sessions of your own go
-below; `pipelines.nox.sessions(exclude=["lint"])` leaves a name free for one.
+sign, deploy, render, load, bench, doctor, and `ci` (lint to smoke, in order), each a call to
+`pipelines STAGE` that reads pipeline.toml, so the command run on a laptop is the one CI runs. With nox
+installed on its own (`pipx install nox`), the script block above makes nox install the package first.
+Sessions of your own go below; `pipelines.nox.sessions(exclude=["lint"])` leaves a name free for one.
 """
 
 from __future__ import annotations
