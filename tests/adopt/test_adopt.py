@@ -686,7 +686,7 @@ def test_compose_files_two_levels_down_are_found_when_none_is_in_the_usual_place
     root = tree(
         tmp_path,
         {
-            "app/Dockerfile": "FROM python:3.12-slim\nCOPY . /app\nCMD [\"python\", \"/app/main.py\"]\n",
+            "app/Dockerfile": 'FROM python:3.12-slim\nCOPY . /app\nCMD ["python", "/app/main.py"]\n',
             "docker/compose/docker-compose.yml": """
                 services:
                   web:
