@@ -93,7 +93,7 @@ def test_the_page_lists_exactly_the_steps_this_test_runs() -> None:
     assert page_commands() == [c for c, _ in STEPS]
 
 
-def _wheel(tmp_path: Path) -> Path:
+def _wheel(tmp_path: Path, python: Path) -> Path:
     """The distribution as pip builds it, from a copy of what the build reads (no leftovers in the checkout)."""
     src = tmp_path / "src"
     src.mkdir()
@@ -102,7 +102,7 @@ def _wheel(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "pipelines", src / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path / "wheels"
     r = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(src)],
+        [python, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(src)],
         capture_output=True,
         text=True,
         timeout=900,
@@ -115,9 +115,10 @@ def _wheel(tmp_path: Path) -> Path:
 
 def test_a_new_repository_follows_the_page_from_an_empty_venv(tmp_path: Path, network: None) -> None:
     assert page_commands() == [c for c, _ in STEPS]
-    wheel = _wheel(tmp_path)
+    # The venv has pip (ensurepip), which also builds the wheel: the test's own environment may have none.
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    wheel = _wheel(tmp_path, venv / "bin" / "python")
     repo = tmp_path / "shop"
     for rel, text in REPO.items():
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -304,7 +304,7 @@ def test_the_input_hash_of_a_golden_image_does_not_depend_on_where_the_package_i
     runtime = cfg.images["python-runtime"]
     assert runtime.context is not None
     elsewhere = tmp_path / "site-packages" / "pipelines" / "golden" / "python-runtime"
-    shutil.copytree(runtime.context, elsewhere)
+    shutil.copytree(runtime.context, elsewhere, ignore=shutil.ignore_patterns("__pycache__"))
     # An installer compiles the .py files it installs: bytecode is no input.
     (elsewhere / "__pycache__").mkdir()
     (elsewhere / "__pycache__" / "assemble.cpython-311.pyc").write_bytes(b"\0")
