@@ -203,24 +203,36 @@ def find_compose(root: Path) -> list[tuple[str, bool, str]]:
             continue
         out.extend(_compose_in(d, names))
     if not any(not overlay for _, overlay, _ in out):
-        # None in the usual places: the first directory holding a base file, at most three levels down
-        # (docker/compose/, deploy/local/), outside tests, examples and docs, which describe other setups.
+        # None in the usual places: the first directory, at most three levels down (docker/compose/,
+        # server/), whose base file builds a service of this repository. Tests, examples, docs, templates and
+        # tool directories (.devcontainer and the like) describe other setups; a file that only runs
+        # published images (a side tool's stack) is not the services' either.
         for d, names in walk(root):
             if d and d not in COMPOSE_DIRS and d.count("/") < 3 and not _elsewhere(d):
                 regular = [n for n in names if (root / d / n).is_file() and not (root / d / n).is_symlink()]
                 found = _compose_in(d, regular)
-                if any(not overlay for _, overlay, _ in found):
+                if any(not overlay and _builds(root / rel) for rel, overlay, _ in found):
                     out.extend(found)
                     break
     return out
 
 
 # Directories whose Compose files are about other setups than the repository's own services.
-_NOT_THE_SERVICES = re.compile(r"^(tests?|testing|examples?|samples?|docs?|fixtures?|demo|\{\{.*)$", re.IGNORECASE)
+_NOT_THE_SERVICES = re.compile(r"^(\..*|tests?|testing|examples?|samples?|docs?|fixtures?|demos?|\{\{.*)$", re.I)
 
 
 def _elsewhere(rel: str) -> bool:
     return any(_NOT_THE_SERVICES.match(part) for part in rel.split("/"))
+
+
+def _builds(path: Path) -> bool:
+    """Whether a Compose file builds at least one service (one that cannot be read builds nothing here)."""
+    try:
+        data, _ = load_compose(read_file(path, path.name), path.name)
+    except InputError:
+        return False
+    services = data.get("services") if isinstance(data, dict) else None
+    return isinstance(services, dict) and any(isinstance(s, dict) and s.get("build") for s in services.values())
 
 
 def _compose_in(d: str, names: Sequence[str]) -> list[tuple[str, bool, str]]:

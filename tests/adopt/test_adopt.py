@@ -698,7 +698,10 @@ def test_compose_files_two_levels_down_are_found_when_none_is_in_the_usual_place
             "docker/compose/docker-compose.prod.yml": "services:\n  web:\n    restart: always\n",
             # Other setups, not the repository's own services: never taken as its Compose file.
             "examples/compose.yaml": "services:\n  demo:\n    image: nginx\n",
-            "tests/fixtures/compose.yaml": "services:\n  t:\n    image: busybox\n",
+            "tests/fixtures/compose.yaml": "services:\n  t:\n    build: .\n",
+            ".devcontainer2/compose.yaml": "services:\n  ide:\n    build: .\n",
+            # A side tool's stack runs published images only: it is walked past before docker/compose/.
+            "aux/compose.yaml": "services:\n  search:\n    image: opensearch\n",
         },
     )
     found = adopt.discover(root)
