@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 
 from pipelines import config, lockfile, registry
@@ -205,6 +206,22 @@ def _refuse_the_network(event: str, args: tuple[Any, ...]) -> None:
 
 if UNIT_TIER:
     sys.addaudithook(_refuse_the_network)
+
+
+# Property tests try each property with its full count of examples in the full suite (CI) and a tenth of it, at
+# least ten, in the unit tier, which a developer runs often. A test that sets its own count takes it from
+# examples() (tests/test_tiers.py checks that none writes a bare number); the rest get the profile's count.
+UNIT_EXAMPLES_SHARE = 10
+
+
+def examples(n: int) -> int:
+    """A property test's ``max_examples``: ``n`` in the full suite, n / UNIT_EXAMPLES_SHARE in the unit tier."""
+    return max(10, n // UNIT_EXAMPLES_SHARE) if UNIT_TIER else n
+
+
+hypothesis.settings.register_profile("unit", max_examples=examples(hypothesis.settings.default.max_examples))
+if UNIT_TIER:
+    hypothesis.settings.load_profile("unit")
 
 
 def run_cli(

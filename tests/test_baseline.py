@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pipelines import baseline
 from pipelines.errors import InputError
 from pipelines.findings import Finding, Severity
-from tests.harness import run_cli
+from tests.harness import examples, run_cli
 
 TODAY = dt.date(2026, 12, 7)
 ROOT_USER = Finding("pipelines-dockerfile", "PL-D001", Severity.ERROR, "the image runs as root", "web/Dockerfile", 3)
@@ -112,7 +112,7 @@ def test_a_broken_baseline_is_one_message_naming_the_key(tmp_path: Path, text: s
     assert message in exc.value.render()
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(max_size=8),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests import harness
 from tests.harness import ENGINE_FIXTURES, ENGINE_GROUPS, ROOT
 
 
@@ -140,3 +142,18 @@ def test_every_engine_group_names_one_collected_module(unit_collection: list[dic
         paths.setdefault(path.rpartition("/")[2].removesuffix(".py"), set()).add(path)
     assert {name: found for name, found in paths.items() if len(found) > 1} == {}
     assert set(ENGINE_GROUPS) - set(paths) == set()
+
+
+def test_every_property_test_takes_its_example_count_from_the_harness() -> None:
+    """A count written as a bare number would be the full count in the unit tier too: it goes through examples()."""
+    bare = re.compile(r"max_examples\s*=\s*\d")
+    files = [*ROOT.glob("tests/**/test_*.py"), *ROOT.glob("services/*/tests/test_*.py")]
+    files += ROOT.glob("images/*/tests/test_*.py")
+    found = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in files
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if bare.search(line)
+    ]
+    assert found == [], "use max_examples=examples(N) (tests/harness.py)"
+    assert harness.examples(1500) == (150 if harness.UNIT_TIER else 1500)

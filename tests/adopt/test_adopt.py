@@ -24,7 +24,7 @@ from pipelines import adopt, config, render
 from pipelines.adopt import write
 from pipelines.errors import InputError
 from pipelines.result import Result, exit_code
-from tests.harness import ROOT, run_cli
+from tests.harness import ROOT, examples, run_cli
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BIN = Path(sys.executable).parent
@@ -615,7 +615,7 @@ _compose_names = st.sampled_from(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     dockerfiles=st.dictionaries(_paths, _dockerfile_text, max_size=3),
     composes=st.dictionaries(_compose_names, _compose, max_size=3),

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from pipelines import config, inputs, refs
 from pipelines.errors import ConfigError
-from tests.harness import ROOT, run_cli
+from tests.harness import ROOT, examples, run_cli
 
 GOOD = """
 default_env = "dev"
@@ -457,7 +457,7 @@ def test_config_file_itself_is_input(tmp_path: Path, kind: str) -> None:
     assert str(path) in err.value.render() and expected in err.value.render()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(alphabet=st.sampled_from("[]{}=.\"\n abc1-_:/\\#'tfu,"), max_size=200))
 def test_any_text_is_a_config_or_a_config_error(tmp_path: Path, text: str) -> None:
     """Nothing a user can type makes the loader raise anything but ConfigError."""

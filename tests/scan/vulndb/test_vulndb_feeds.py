@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pipelines import scan
 from pipelines.errors import ConfigError
 from pipelines.scan import vulndb
-from tests.harness import ROOT, osv_dir, run_cli, shared_advisories
+from tests.harness import ROOT, examples, osv_dir, run_cli, shared_advisories
 from tests.scan.vulndb.test_vulndb import findings, make_rootfs, trivy, write_osv
 
 __all__ = ["trivy"]  # the fixture, shared with test_vulndb
@@ -312,7 +312,7 @@ _JSON = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=_JSON)
 def test_any_json_is_advisories_or_one_config_error(data: object) -> None:
     try:
