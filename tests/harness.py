@@ -173,13 +173,21 @@ def _row(item: pytest.Item, selected: bool) -> dict[str, Any]:
     return {"id": item.nodeid, "selected": selected, "engine": engine, "fixtures": fixtures_of(item)}
 
 
+_SELECTED = pytest.StashKey[list[pytest.Item]]()
+
+
+def collection_rows(config: pytest.Config) -> list[dict[str, Any]]:
+    """Each test this run collected, selected or not, with its `engine` mark and its fixtures (tests/test_tiers.py)."""
+    rows = [_row(i, True) for i in config.stash.get(_SELECTED, [])]
+    return rows + [_row(i, False) for i in config.stash.get(_DESELECTED, [])]
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """With PIPELINES_TIER_REPORT set, write each collected test, its mark and fixtures there (tests/test_tiers.py)."""
+    """With PIPELINES_TIER_REPORT set, write :func:`collection_rows` there."""
+    session.config.stash[_SELECTED] = list(session.items)
     out = os.environ.get("PIPELINES_TIER_REPORT")
     if out:
-        rows = [_row(i, True) for i in session.items]
-        rows += [_row(i, False) for i in session.config.stash.get(_DESELECTED, [])]
-        Path(out).write_text(json.dumps(rows))
+        Path(out).write_text(json.dumps(collection_rows(session.config)))
 
 
 def _loopback(host: object) -> bool:
