@@ -283,6 +283,20 @@ def run_cli_in_process(
     return subprocess.CompletedProcess([sys.executable, "-m", "pipelines", *args], code, out.getvalue(), err.getvalue())
 
 
+def run_cli_outcome(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 1800
+) -> subprocess.CompletedProcess[str]:
+    """The `pipelines` command, for a test of its outcome (exit code, messages, reports), not of its process.
+
+    The full suite runs it as a child (:func:`run_cli`); the unit tier in this process
+    (:func:`run_cli_in_process`), sparing a start of 0.2-0.5 s of CPU. A test of what only a process shows
+    (signals, stdin, the interpreter's own traceback or exit) uses :func:`run_cli` in every tier.
+    """
+    if UNIT_TIER:
+        return run_cli_in_process(*args, cwd=cwd, env=env)
+    return run_cli(*args, cwd=cwd, env=env, timeout=timeout)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _deploy_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Release history a test makes without --state goes to a directory of this run, never the host's own."""

@@ -28,7 +28,7 @@ from pipelines import bench, config, loadgen, render
 from pipelines.errors import ConfigError, InputError, ToolNotFound
 from pipelines.result import Check, Outcome, Result
 from tests.config.test_config import GOOD, project
-from tests.harness import ROOT, examples, run_cli
+from tests.harness import ROOT, examples, run_cli_outcome
 
 
 class Server(ThreadingHTTPServer):
@@ -378,11 +378,11 @@ def test_the_repository_benchmarks_its_front_door() -> None:
 
 def test_without_a_deploy_command_the_benchmark_cannot_run() -> None:
     """Exit 2 naming what is missing, never a traceback; once `pipelines deploy` exists, the check lets it run."""
-    has_deploy = run_cli("deploy", "--help", timeout=120).returncode == 0
+    has_deploy = run_cli_outcome("deploy", "--help", timeout=120).returncode == 0
     if has_deploy:
         bench.require_deploy_command(config.load(ROOT / "pipeline.toml"))
         return
-    r = run_cli("bench", "--deploy", "--env", "staging", timeout=120)
+    r = run_cli_outcome("bench", "--deploy", "--env", "staging", timeout=120)
     assert r.returncode == 2, r.stderr
     assert "needs the `pipelines deploy` command" in r.stderr and "Traceback" not in r.stderr
     with pytest.raises(ToolNotFound):

@@ -20,7 +20,7 @@ from pipelines.errors import InputError
 from pipelines.findings import Finding, Severity
 from pipelines.lint import compose_policy, credentials, dockerfile_policy
 from pipelines.tools import Toolchain
-from tests.harness import IN_CI, ROOT, run_cli
+from tests.harness import IN_CI, ROOT, run_cli, run_cli_outcome
 
 CORPUS = ROOT / "tests" / "lint_corpus"
 EXPECTED: dict[str, list[str]] = tomllib.loads((CORPUS / "expected.toml").read_text())
@@ -395,20 +395,20 @@ def test_malformed_ledger_is_input_error(tmp_path: Path) -> None:
 
 def test_malformed_dockerfile_is_reported_with_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM debian:12@sha256:" + "a" * 64 + "\nCOPPY a b\n")
-    r = run_cli("lint", "--no-config", str(tmp_path / "Dockerfile"))
+    r = run_cli_outcome("lint", "--no-config", str(tmp_path / "Dockerfile"))
     assert r.returncode == 2
     assert "Dockerfile:2: unknown instruction COPPY" in r.stderr and "Traceback" not in r.stderr
     (tmp_path / "Dockerfile").write_text("RUN echo before from\n")
-    r = run_cli("lint", "--no-config", str(tmp_path / "Dockerfile"))
+    r = run_cli_outcome("lint", "--no-config", str(tmp_path / "Dockerfile"))
     assert r.returncode == 2 and "RUN before the first FROM" in r.stderr
 
 
 def test_malformed_compose_is_reported_with_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "compose.yaml").write_text("services:\n  a:\n    image: x:1\n  b: [\n")
-    r = run_cli("lint", "--no-config", str(tmp_path / "compose.yaml"))
+    r = run_cli_outcome("lint", "--no-config", str(tmp_path / "compose.yaml"))
     assert r.returncode == 2 and "compose.yaml:5: not valid YAML" in r.stderr and "Traceback" not in r.stderr
     (tmp_path / "compose.yaml").write_text("services:\n  a:\n    image: x:1\n    cpus: lots\n")
-    r = run_cli("lint", "--no-config", str(tmp_path / "compose.yaml"))
+    r = run_cli_outcome("lint", "--no-config", str(tmp_path / "compose.yaml"))
     assert r.returncode == 2 and "docker compose rejects this configuration" in r.stderr
 
 
@@ -564,14 +564,14 @@ def test_absent_service_env_file_is_a_notice_not_a_failure(tools: Toolchain, tmp
 def test_missing_required_variables_are_named_and_other_files_still_linted(tools: Toolchain, tmp_path: Path) -> None:
     needs = _stack(tmp_path, "services:\n  db:\n    image: postgres:${PG_TAG:?}\n    user: ${RUN_AS:?set it}\n")
     other = _stack(tmp_path, "services:\n  web:\n    image: nginx:1.27\n    privileged: true\n", "other.yaml")
-    r = run_cli("lint", "--no-config", "--format", "json", str(needs), str(other))
+    r = run_cli_outcome("lint", "--no-config", "--format", "json", str(needs), str(other))
     assert r.returncode == 2, r.stdout + r.stderr
     assert "needs variables that are not set: PG_TAG, RUN_AS" in r.stderr
     data = json.loads(r.stdout)
     assert any(f["rule"] == "PL-C001" for f in data["findings"])  # the other file was linted
     env = tmp_path / "vars.env"
     env.write_text("PG_TAG=16.4\nRUN_AS=0\n")
-    r = run_cli("lint", "--no-config", "--format", "json", "--env-file", str(env), str(needs))
+    r = run_cli_outcome("lint", "--no-config", "--format", "json", "--env-file", str(env), str(needs))
     assert r.returncode == 1, r.stdout + r.stderr
     assert any(f["rule"] == "PL-C015" for f in json.loads(r.stdout)["findings"])
 
