@@ -7,10 +7,12 @@ Everything runs for real: BuildKit's parser, the pinned hadolint and
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import shutil
 import tomllib
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,13 @@ def tools() -> Toolchain:
     return t
 
 
+@pytest.fixture(scope="module")
+def corpus_lint(tools: Toolchain) -> Callable[[Path], lint.Result]:
+    """A file of the corpus linted at the defaults (:func:`lint_paths`), once in this module: several tests read
+    the same result, and each lint starts hadolint or `docker compose config` (0.06-0.2 s of CPU)."""
+    return functools.cache(lambda path: lint_paths(tools, path))
+
+
 def lint_paths(
     tools: Toolchain,
     *paths: Path,
@@ -64,10 +73,10 @@ def own_rules(res: lint.Result) -> list[str]:
 
 
 @pytest.mark.parametrize("case", sorted(EXPECTED))
-def test_corpus_file_gives_exactly_its_expected_rules(tools: Toolchain, case: str) -> None:
+def test_corpus_file_gives_exactly_its_expected_rules(corpus_lint: Callable[[Path], lint.Result], case: str) -> None:
     path = CORPUS / case
     target = path / "Dockerfile" if path.is_dir() else path
-    res = lint_paths(tools, target)
+    res = corpus_lint(target)
     expected = EXPECTED[case]
     assert own_rules(res) == sorted(r for r in expected if r.startswith("PL-")), lint.table(res)
     hadolint_said = {f.rule for f in res.findings if f.tool == "hadolint"}
@@ -109,8 +118,8 @@ def test_from_build_arg_is_checked_against_the_value_passed(tools: Toolchain, tm
         assert bool(found) is bad, (value, found)
 
 
-def test_hadolint_findings_are_included(tools: Toolchain) -> None:
-    res = lint_paths(tools, CORPUS / "dockerfile/d005_shell_entrypoint/Dockerfile")
+def test_hadolint_findings_are_included(corpus_lint: Callable[[Path], lint.Result]) -> None:
+    res = corpus_lint(CORPUS / "dockerfile/d005_shell_entrypoint/Dockerfile")
     assert any(f.tool == "hadolint" and f.rule == "DL3025" for f in res.findings)
 
 
@@ -499,8 +508,8 @@ def test_finding_location() -> None:
 UNSEEN = CORPUS / "unseen"
 
 
-def test_every_once_unseen_dockerfile_class_is_caught_on_its_line(tools: Toolchain) -> None:
-    res = lint_paths(tools, UNSEEN / "Dockerfile")
+def test_every_once_unseen_dockerfile_class_is_caught_on_its_line(corpus_lint: Callable[[Path], lint.Result]) -> None:
+    res = corpus_lint(UNSEEN / "Dockerfile")
     got = {(f.rule, f.line) for f in res.findings if f.tool == dockerfile_policy.TOOL}
     expected = {
         ("PL-D009", 5),  # heredoc body: apt-get update without list cleanup
@@ -522,8 +531,8 @@ def test_every_once_unseen_dockerfile_class_is_caught_on_its_line(tools: Toolcha
     assert "hadolint could not parse this file" in lint.table(res)
 
 
-def test_every_once_unseen_compose_class_is_caught(tools: Toolchain) -> None:
-    res = lint_paths(tools, UNSEEN / "compose.yaml")
+def test_every_once_unseen_compose_class_is_caught(corpus_lint: Callable[[Path], lint.Result]) -> None:
+    res = corpus_lint(UNSEEN / "compose.yaml")
     got = {(f.rule, f.service, f.message.split(": ", 1)[1]) for f in res.findings}
     for rule, service, text in [
         ("PL-C015", "app", "user: root"),
@@ -593,8 +602,8 @@ def test_containerfile_is_a_dockerfile_and_an_empty_directory_is_an_error(tmp_pa
         lint.targets_from_paths([tmp_path / "empty"], tmp_path, "prod", {})
 
 
-def test_table_shows_fix_hints_wraps_and_separates_availability(tools: Toolchain) -> None:
-    res = lint_paths(tools, UNSEEN / "compose.yaml")
+def test_table_shows_fix_hints_wraps_and_separates_availability(corpus_lint: Callable[[Path], lint.Result]) -> None:
+    res = corpus_lint(UNSEEN / "compose.yaml")
     text = lint.table(res)
     assert "fix: remove `privileged: true`" in text
     rows = text.splitlines()[:-1]  # the headline is one sentence
@@ -752,14 +761,14 @@ def test_pl_d015_flags_code_the_runtime_user_could_rewrite(
 # ---- one finding per problem, whatever Hadolint version is pinned ---------------------------------------
 
 
-def test_no_hadolint_finding_sits_unclassified_beside_one_of_ours(tools: Toolchain) -> None:
+def test_no_hadolint_finding_sits_unclassified_beside_one_of_ours(corpus_lint: Callable[[Path], lint.Result]) -> None:
     """A Hadolint code on the same instruction as a PL finding is either the same problem (HADOLINT_COVERS: ours
     is dropped) or a known different one (HADOLINT_DISTINCT). A Hadolint upgrade that adds an overlapping rule
     (as 2.13 and 2.14 did with DL3064 and DL3066) fails here until it is classified."""
     covers = {code for codes in lint.HADOLINT_COVERS.values() for code in codes} | set(lint.HADOLINT_REPEATS)
     problems = []
     for path in [*sorted(CORPUS.glob("dockerfile/*/Dockerfile")), CORPUS / "unseen" / "Dockerfile"]:
-        res = lint_paths(tools, path)
+        res = corpus_lint(path)
         parsed = dockerfile_policy.parse(path, str(path), {})
         start = {
             ln: c.start_line for s in parsed.stages for c in s.commands for ln in range(c.start_line, c.end_line + 1)
