@@ -40,6 +40,13 @@ class Rendered:
 
 def _load_yaml_node(path: Path, display: str) -> yaml.Node | None:
     text = inputs.read_text(path, display)
+    depth, line = inputs.flow_depth(text)
+    if depth > inputs.MAX_DEPTH:
+        # Before the parser: PyYAML's scanner slows down quadratically with flow nesting (20,000 levels: 2 s).
+        raise InputError(
+            f"{display}:{line}: not usable YAML: nested too deeply (at most {inputs.MAX_DEPTH} levels)",
+            hint="write the value out with less nesting",
+        )
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:

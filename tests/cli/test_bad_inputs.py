@@ -749,7 +749,7 @@ ODD = [
         "odd",
         ("lint", "--no-config", "compose.yaml"),
         2,
-        ("compose.yaml",),
+        ("compose.yaml:3", "nested too deeply"),
         setup=_deep("compose.yaml", "[", "]", 20000, "services:\n  a:\n    command: "),
     ),
     Case(
