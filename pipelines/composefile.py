@@ -34,10 +34,19 @@ class Rendered:
     nodes: list[yaml.Node | None]  # parsed source files, for line numbers
     notices: list[str] = field(default_factory=list)
     project: Project = field(default_factory=Project)  # config as typed records
+    # Each file's services as written, read once: lint asks for every service's (source_environment).
+    raw_services: dict[Path, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
 
 
 def _load_yaml_node(path: Path, display: str) -> yaml.Node | None:
     text = inputs.read_text(path, display)
+    depth, line = inputs.flow_depth(text)
+    if depth > inputs.MAX_DEPTH:
+        # Before the parser: PyYAML's scanner slows down quadratically with flow nesting (20,000 levels: 2 s).
+        raise InputError(
+            f"{display}:{line}: not usable YAML: nested too deeply (at most {inputs.MAX_DEPTH} levels)",
+            hint="write the value out with less nesting",
+        )
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:
@@ -300,7 +309,9 @@ def source_environment(r: Rendered, service: str) -> dict[str, str | None]:
     """
     out: dict[str, str | None] = {}
     for f in r.files:
-        svc = _raw_services(f).get(service)
+        if f not in r.raw_services:
+            r.raw_services[f] = _raw_services(f)
+        svc = r.raw_services[f].get(service)
         env = svc.get("environment") if isinstance(svc, dict) else None
         if isinstance(env, dict):
             out.update({str(k): None if v is None else str(v) for k, v in env.items()})

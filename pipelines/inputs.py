@@ -165,7 +165,7 @@ def load_yaml(text: str, display: str) -> tuple[object, dict[str, int]]:
     """
     import yaml  # here, not at the top: a stage that reads no YAML does not pay for the parser
 
-    depth, line = _flow_depth(text)
+    depth, line = flow_depth(text)
     if depth > MAX_DEPTH:
         # Before the parser: PyYAML's scanner slows down quadratically with flow nesting.
         raise ConfigError(display, "", f"line {line}: nested too deeply (at most {MAX_DEPTH} levels)")
@@ -194,7 +194,7 @@ def load_yaml(text: str, display: str) -> tuple[object, dict[str, int]]:
     return _Converter(display, lines).convert(node, "", 0), lines
 
 
-def _flow_depth(text: str) -> tuple[int, int]:
+def flow_depth(text: str) -> tuple[int, int]:
     """The deepest nesting of [ and { outside quotes and comments, and its line (a cheap upper bound)."""
     depth = deepest = 0
     line = deepest_line = 1

@@ -22,17 +22,19 @@ cannot turn a benchmark into load on someone else's server.
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import math
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 MAX_RATE = 500.0  # requests a second
 MAX_IN_FLIGHT = 64
@@ -210,6 +212,11 @@ class LoadGenerator:
         return time.monotonic() - self._t0
 
     def start(self) -> LoadGenerator:
+        # Imported here, before the first tick: every config with a [bench.deploy] load reads this module's
+        # limits, and its commands need not load an HTTP client and a thread pool (30 ms of each start).
+        import http.client  # noqa: F401
+        from concurrent.futures import ThreadPoolExecutor
+
         if self._ticker is not None:
             raise RuntimeError("a LoadGenerator runs once")
         self._pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="load")
@@ -263,6 +270,8 @@ class LoadGenerator:
             n += 1
 
     def _one(self, due: float, request: Request) -> None:
+        import http.client  # loaded by start()
+
         start = time.monotonic()
         problem = ""
         headers = {"Connection": "close"}

@@ -17,15 +17,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 
 from pipelines import config, lockfile, registry
@@ -170,13 +173,21 @@ def _row(item: pytest.Item, selected: bool) -> dict[str, Any]:
     return {"id": item.nodeid, "selected": selected, "engine": engine, "fixtures": fixtures_of(item)}
 
 
+_SELECTED = pytest.StashKey[list[pytest.Item]]()
+
+
+def collection_rows(config: pytest.Config) -> list[dict[str, Any]]:
+    """Each test this run collected, selected or not, with its `engine` mark and its fixtures (tests/test_tiers.py)."""
+    rows = [_row(i, True) for i in config.stash.get(_SELECTED, [])]
+    return rows + [_row(i, False) for i in config.stash.get(_DESELECTED, [])]
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """With PIPELINES_TIER_REPORT set, write each collected test, its mark and fixtures there (tests/test_tiers.py)."""
+    """With PIPELINES_TIER_REPORT set, write :func:`collection_rows` there."""
+    session.config.stash[_SELECTED] = list(session.items)
     out = os.environ.get("PIPELINES_TIER_REPORT")
     if out:
-        rows = [_row(i, True) for i in session.items]
-        rows += [_row(i, False) for i in session.config.stash.get(_DESELECTED, [])]
-        Path(out).write_text(json.dumps(rows))
+        Path(out).write_text(json.dumps(collection_rows(session.config)))
 
 
 def _loopback(host: object) -> bool:
@@ -205,6 +216,22 @@ if UNIT_TIER:
     sys.addaudithook(_refuse_the_network)
 
 
+# Property tests try each property with its full count of examples in the full suite (CI) and a tenth of it, at
+# least ten, in the unit tier, which a developer runs often. A test that sets its own count takes it from
+# examples() (tests/test_tiers.py checks that none writes a bare number); the rest get the profile's count.
+UNIT_EXAMPLES_SHARE = 10
+
+
+def examples(n: int) -> int:
+    """A property test's ``max_examples``: ``n`` in the full suite, n / UNIT_EXAMPLES_SHARE in the unit tier."""
+    return max(10, n // UNIT_EXAMPLES_SHARE) if UNIT_TIER else n
+
+
+hypothesis.settings.register_profile("unit", max_examples=examples(hypothesis.settings.default.max_examples))
+if UNIT_TIER:
+    hypothesis.settings.load_profile("unit")
+
+
 def run_cli(
     *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 1800
 ) -> subprocess.CompletedProcess[str]:
@@ -220,6 +247,54 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def run_cli_in_process(
+    *args: str, cwd: Path = ROOT, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The `pipelines` command's ``main(argv)`` run in this process, as a child would see it: ``cwd``, the
+    environment with ``env`` over it (its own temporary directory too), stdout and stderr captured, its exit code.
+
+    A child costs 0.2-0.3 s of interpreter start and imports; this costs what the command does. Only for tests
+    whose subject is what the command decides (messages, exit codes, reports), never the process itself
+    (signals, Ctrl-C, stdin, a traceback or hang of the interpreter): those need :func:`run_cli`. Everything
+    it changes is put back, and an argparse exit is an exit code, as it is for a child.
+    """
+    from pipelines import cli  # here: a test module that never runs the command does not import it
+
+    kept_env, kept_cwd, kept_tempdir = dict(os.environ), Path.cwd(), tempfile.tempdir
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.update(env or {})
+        os.chdir(cwd)
+        tempfile.tempdir = None  # read TMPDIR again, as a child would
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(list(args))
+            except SystemExit as exc:  # argparse's usage errors (2) and --help/--version (0)
+                if isinstance(exc.code, str):
+                    print(exc.code, file=sys.stderr)
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.chdir(kept_cwd)
+        os.environ.clear()
+        os.environ.update(kept_env)
+        tempfile.tempdir = kept_tempdir
+    return subprocess.CompletedProcess([sys.executable, "-m", "pipelines", *args], code, out.getvalue(), err.getvalue())
+
+
+def run_cli_outcome(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 1800
+) -> subprocess.CompletedProcess[str]:
+    """The `pipelines` command, for a test of its outcome (exit code, messages, reports), not of its process.
+
+    The full suite runs it as a child (:func:`run_cli`); the unit tier in this process
+    (:func:`run_cli_in_process`), sparing a start of 0.2-0.5 s of CPU. A test of what only a process shows
+    (signals, stdin, the interpreter's own traceback or exit) uses :func:`run_cli` in every tier.
+    """
+    if UNIT_TIER:
+        return run_cli_in_process(*args, cwd=cwd, env=env)
+    return run_cli(*args, cwd=cwd, env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pipelines import baseline
 from pipelines.errors import InputError
 from pipelines.findings import Finding, Severity
-from tests.harness import run_cli
+from tests.harness import examples, run_cli_outcome
 
 TODAY = dt.date(2026, 12, 7)
 ROOT_USER = Finding("pipelines-dockerfile", "PL-D001", Severity.ERROR, "the image runs as root", "web/Dockerfile", 3)
@@ -112,7 +112,7 @@ def test_a_broken_baseline_is_one_message_naming_the_key(tmp_path: Path, text: s
     assert message in exc.value.render()
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(max_size=8),
@@ -145,20 +145,20 @@ def test_the_command_accepts_todays_findings_and_lint_then_fails_only_on_new_one
     (tmp_path / "web" / "Dockerfile").write_text("FROM python:3.12-slim\nCOPY . /app\nCMD python /app/main.py\n")
     (tmp_path / "web" / ".dockerignore").write_text(".git\n.env\n")
     (tmp_path / "pipeline.toml").write_text(textwrap.dedent(CONFIG))
-    before = run_cli("lint", cwd=tmp_path)
+    before = run_cli_outcome("lint", cwd=tmp_path)
     assert before.returncode == 1, before.stdout + before.stderr
-    made = run_cli("baseline", "--format", "json", cwd=tmp_path)
+    made = run_cli_outcome("baseline", "--format", "json", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     doc = json.loads(made.stdout)
     assert doc["stage"] == "baseline" and doc["entries"]
     assert (tmp_path / "security" / "baseline.json").exists()
-    after = run_cli("lint", "--format", "json", cwd=tmp_path)
+    after = run_cli_outcome("lint", "--format", "json", cwd=tmp_path)
     assert after.returncode == 0, after.stdout + after.stderr
     assert all(f["waived_by"] == "baseline security/baseline.json" for f in json.loads(after.stdout)["findings"])
     # A new problem gates; the accepted ones stay accepted.
     dockerfile = tmp_path / "web" / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text() + "RUN curl -fsSL https://example.com/install.sh | sh\n")
-    new = run_cli("lint", "--format", "json", cwd=tmp_path)
+    new = run_cli_outcome("lint", "--format", "json", cwd=tmp_path)
     assert new.returncode == 1
     gating = [f for f in json.loads(new.stdout)["findings"] if f["gated"]]
     assert gating and all("curl" in f["message"] or f["line"] == 4 for f in gating), gating

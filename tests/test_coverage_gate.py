@@ -17,7 +17,7 @@ import pytest
 from pipelines import cli, config, manifest, verdicts
 from pipelines.errors import InputError, PipelineError
 from pipelines.result import Result
-from tests.harness import ROOT, run_cli
+from tests.harness import ROOT, run_cli, run_cli_outcome
 
 LIMITED = verdicts.Coverage(
     source="bundle: PyPA advisory database (github.com/pypa/advisory-database@3ccb612573e2, 2024-10-10, CC-BY-4.0)",
@@ -129,22 +129,22 @@ def _build(tmp: Path, scan_coverage: verdicts.Coverage | None) -> Path:
 def test_deploy_refuses_a_limited_scan_verdict_where_full_coverage_is_required(tmp_path: Path) -> None:
     strict = project(tmp_path, "require_full_coverage = true")
     state = _build(tmp_path, LIMITED)
-    r = run_cli("--config", str(strict), "deploy", "--env", "qa", "--state", str(state), env=KEY_ENV)
+    r = run_cli_outcome("--config", str(strict), "deploy", "--env", "qa", "--state", str(state), env=KEY_ENV)
     assert r.returncode == 1, r.stderr[-2000:]
     assert "refusing to deploy the build of 'qa'" in r.stderr
     assert "its vulnerability data coverage is limited" in r.stderr and LIMITED.reason in r.stderr
     assert "environments.qa.require_full_coverage" in r.stderr and "Traceback" not in r.stderr
     # A scan verdict that records no coverage is no proof of full coverage either.
     _build(tmp_path, None)
-    r = run_cli("--config", str(strict), "deploy", "--env", "qa", "--state", str(state), env=KEY_ENV)
+    r = run_cli_outcome("--config", str(strict), "deploy", "--env", "qa", "--state", str(state), env=KEY_ENV)
     assert r.returncode == 1 and "records no vulnerability data coverage" in r.stderr, r.stderr[-2000:]
     # Full coverage passes the verdict gate; the next gate (the image's signature) is what stops this one.
     _build(tmp_path, FULL)
-    r = run_cli("--config", str(strict), "deploy", "--env", "qa", "--state", str(state), env=KEY_ENV)
+    r = run_cli_outcome("--config", str(strict), "deploy", "--env", "qa", "--state", str(state), env=KEY_ENV)
     assert "coverage is limited" not in r.stderr and "require_full_coverage" not in r.stderr
     assert "is not in the registry" in r.stderr, r.stderr[-2000:]
     # Not required: the same limited verdict passes the verdict gate.
     _build(tmp_path, LIMITED)
-    r = run_cli("--config", str(project(tmp_path)), "deploy", "--env", "qa", "--state", str(state), env=KEY_ENV)
+    r = run_cli_outcome("--config", str(project(tmp_path)), "deploy", "--env", "qa", "--state", str(state), env=KEY_ENV)
     assert "coverage is limited" not in r.stderr and "require_full_coverage" not in r.stderr
     assert "is not in the registry" in r.stderr, r.stderr[-2000:]

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.debversion import debian_version_cmp, is_debian_version
+from tests.harness import examples
 
 DPKG = shutil.which("dpkg")
 
@@ -43,14 +44,14 @@ def versions(draw: st.DrawFn) -> str:
     return epoch + upstream + revision
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(versions(), versions())
 def test_comparison_agrees_with_dpkg(a: str, b: str) -> None:
     assert is_debian_version(a) and is_debian_version(b)
     assert debian_version_cmp(a, b) == _dpkg_cmp(a, b)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(versions(), versions(), versions())
 def test_comparison_is_antisymmetric_and_transitive(a: str, b: str, c: str) -> None:
     ab, bc, ac = debian_version_cmp(a, b), debian_version_cmp(b, c), debian_version_cmp(a, c)
@@ -63,7 +64,7 @@ def test_comparison_is_antisymmetric_and_transitive(a: str, b: str, c: str) -> N
 
 
 # Any string, from characters that are valid somewhere and some that never are.
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.text("019a:.-+~_ \n\u0663", max_size=7).filter(lambda s: not s.startswith("-")))
 def test_the_grammar_is_dpkgs(text: str) -> None:
     # dpkg --validate-version: 0 valid, 1 a warning (e.g. no leading digit), 2 an error; only 0 is a version.

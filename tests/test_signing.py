@@ -31,7 +31,7 @@ from pipelines.errors import InputError, PipelineError, RegistryUnavailable
 from pipelines.result import Context
 from pipelines.signing import Options, run_verify
 from pipelines.tools import Toolchain
-from tests.harness import IN_CI, ROOT, RunLocks, docker, run_cli
+from tests.harness import IN_CI, ROOT, RunLocks, docker, run_cli, run_cli_outcome
 
 PASSWORD = "Zq-81-never-shown-7c3e"
 OTHER_PASSWORD = "other-key-password-55aa"
@@ -617,10 +617,10 @@ def test_signing_config(tmp_path: Path) -> None:
 
 def test_an_env_key_whose_variable_is_unset_is_one_clear_error() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("COSIGN_PUBLIC_KEY", "COSIGN_KEY")}
-    r = run_cli("verify-signatures", "--env", "staging", env=env | {"COSIGN_PUBLIC_KEY": ""})
+    r = run_cli_outcome("verify-signatures", "--env", "staging", env=env | {"COSIGN_PUBLIC_KEY": ""})
     assert r.returncode == 2, r.stderr
     assert "env://COSIGN_PUBLIC_KEY, but $COSIGN_PUBLIC_KEY is not set" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("sign", "--env", "staging", env=env | {"COSIGN_KEY": "", "COSIGN_PASSWORD": "x"})
+    r = run_cli_outcome("sign", "--env", "staging", env=env | {"COSIGN_KEY": "", "COSIGN_PASSWORD": "x"})
     assert r.returncode == 2, r.stderr
     assert "env://COSIGN_KEY, but $COSIGN_KEY is not set" in r.stderr
 

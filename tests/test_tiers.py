@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests import harness
 from tests.harness import ENGINE_FIXTURES, ENGINE_GROUPS, ROOT
 
 
@@ -38,9 +40,25 @@ def _engine_fixtures(row: dict[str, Any]) -> set[str]:
     return {n for n, where in row["fixtures"].items() if n in ENGINE_FIXTURES and where == f"tests.harness.{n}"}
 
 
+def _is_the_unit_session(config: pytest.Config) -> bool:
+    """Whether this run collected and selected exactly as the unit session does: the whole suite, its `-m` and
+    nothing else deselecting, its environment. Each xdist worker collects the whole run itself."""
+    if not (harness.UNIT_TIER and os.environ.get("DOCKER_HOST") == UNIT_ENV["DOCKER_HOST"]):
+        return False
+    if [config.option.markexpr] != UNIT_TIER[1:] or config.option.keyword or config.option.deselect:
+        return False
+    rows = harness.collection_rows(config)
+    collected = {ROOT / r["id"].split("::", 1)[0] for r in rows}
+    suite = {p for pattern in config.getini("testpaths") for d in ROOT.glob(pattern) for p in d.rglob("test_*.py")}
+    return collected == suite
+
+
 @pytest.fixture(scope="module")
-def unit_collection(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    """Every test of the suite, collected in a child pytest with the unit session's selection and environment."""
+def unit_collection(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """Every test of the suite, collected with the unit session's selection and environment: this run's own
+    collection when it is that session's run (a second one costs 3-4 s of CPU), else a child pytest's."""
+    if _is_the_unit_session(request.config):
+        return harness.collection_rows(request.config)
     report = tmp_path_factory.mktemp("tiers") / "report.json"
     env = {**os.environ, **UNIT_ENV, "PIPELINES_TIER_REPORT": str(report)}
     r = subprocess.run(
@@ -140,3 +158,18 @@ def test_every_engine_group_names_one_collected_module(unit_collection: list[dic
         paths.setdefault(path.rpartition("/")[2].removesuffix(".py"), set()).add(path)
     assert {name: found for name, found in paths.items() if len(found) > 1} == {}
     assert set(ENGINE_GROUPS) - set(paths) == set()
+
+
+def test_every_property_test_takes_its_example_count_from_the_harness() -> None:
+    """A count written as a bare number would be the full count in the unit tier too: it goes through examples()."""
+    bare = re.compile(r"max_examples\s*=\s*\d")
+    files = [*ROOT.glob("tests/**/test_*.py"), *ROOT.glob("services/*/tests/test_*.py")]
+    files += ROOT.glob("images/*/tests/test_*.py")
+    found = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in files
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if bare.search(line)
+    ]
+    assert found == [], "use max_examples=examples(N) (tests/harness.py)"
+    assert harness.examples(1500) == (150 if harness.UNIT_TIER else 1500)

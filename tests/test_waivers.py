@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from pipelines import inputs, waivers
 from pipelines.errors import ConfigError
-from tests.harness import ROOT
+from tests.harness import ROOT, examples
 
 TODAY = dt.date(2026, 11, 1)
 ENTRY = "  - id: PL-D001\n    reason: r\n    owner: o\n"
@@ -169,7 +169,7 @@ def test_policy_problems_are_findings_that_fail_the_gate(
     assert (p.file, p.line) == ("security/waivers.yaml", line)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.text(
         alphabet=st.sampled_from("waivers:-idreason owner expires 2026-13-31T\n[]{}&*!'\"#,.0123456789"), max_size=160
@@ -204,7 +204,7 @@ def comment(rules: list[str], reason: str, expires: dt.date) -> str:
     return f"# pipelines: ignore={','.join(rules)} reason={shlex.quote(reason)} expires={expires.isoformat()}"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(RULES, REASONS, st.integers(0, MAX_DAYS), st.sampled_from(["", "owner=platform "]))
 def test_a_well_formed_inline_waiver_reads_back_exactly(rules: list[str], reason: str, days: int, owner: str) -> None:
     expires = TODAY + dt.timedelta(days=days)
@@ -217,7 +217,7 @@ def test_a_well_formed_inline_waiver_reads_back_exactly(rules: list[str], reason
     assert w.owner == ("platform" if owner else "")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(RULES, REASONS, st.integers(-3650, 3650), st.sampled_from(["reason", "expires", "both", "none"]))
 def test_an_inline_waiver_without_reason_or_expiry_or_in_window_is_refused(
     rules: list[str], reason: str, days: int, drop: str
@@ -259,7 +259,7 @@ LINES = st.lists(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(LINES)
 def test_an_inline_waiver_covers_exactly_one_line_never_the_file(lines: list[str]) -> None:
     ws, problems = inline("\n".join(lines))
@@ -280,7 +280,7 @@ def test_an_inline_waiver_covers_exactly_one_line_never_the_file(lines: list[str
         assert not any(n > p.line for n in code)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 30), st.integers(0, 5)), max_size=6), st.integers(1, 40))
 def test_an_inline_waiver_covers_the_whole_instruction_it_stands_above(
     raw_spans: list[tuple[int, int]], at: int
@@ -294,7 +294,7 @@ def test_an_inline_waiver_covers_the_whole_instruction_it_stands_above(
     assert (w.line, w.end_line) == (first, last)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.text(alphabet=st.sampled_from("PLD-0123,=\"'\\ reasonexpiwt=#:2026-1.x\t"), max_size=80))
 def test_any_inline_waiver_text_is_a_waiver_or_one_finding(rest: str) -> None:
     """Whatever follows `ignore=`: one usable waiver (reason, expiry in the window, a line) or one finding."""

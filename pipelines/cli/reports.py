@@ -30,8 +30,10 @@ def emit(
                 f"cannot write the {res.stage} reports under {res.out_dir}: {exc.strerror}",
                 hint="make the artifacts directory ([project].artifacts) writable",
             ) from None
-    if artifacts is not None:
-        # What this stage concluded about exactly these images: promotion and deploy trust only that.
+    if artifacts is not None and res.env and res.subjects:
+        # What this stage concluded about exactly these images: promotion and deploy trust only that. Only a
+        # result that judged an environment's build records one (verdicts.conclude), so the other commands
+        # need not load the records' models (pydantic: 0.1-0.2 s of each start).
         from .. import verdicts
 
         verdicts.conclude(artifacts, res)

@@ -24,7 +24,7 @@ from pipelines import adopt, config, render
 from pipelines.adopt import write
 from pipelines.errors import InputError
 from pipelines.result import Result, exit_code
-from tests.harness import ROOT, run_cli
+from tests.harness import ROOT, examples, run_cli_outcome
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BIN = Path(sys.executable).parent
@@ -615,7 +615,7 @@ _compose_names = st.sampled_from(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     dockerfiles=st.dictionaries(_paths, _dockerfile_text, max_size=3),
     composes=st.dictionaries(_compose_names, _compose, max_size=3),
@@ -656,16 +656,16 @@ def test_any_tree_gives_a_result_or_an_input_error(
 
 
 def test_the_init_command_writes_the_files_and_reports_in_json(django: Path) -> None:
-    r = run_cli("init", str(django), "--format", "json", cwd=django)
+    r = run_cli_outcome("init", str(django), "--format", "json", cwd=django)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["stage"] == "init" and doc["status"] == "passed"
     written = sorted(str(Path(p).relative_to(django)) for p in doc["artifacts"])
     assert "pipeline.toml" in written and "noxfile.py" in written
     # The config it wrote is one the other commands accept.
-    cfg = run_cli("config", cwd=django)
+    cfg = run_cli_outcome("config", cwd=django)
     assert cfg.returncode == 0, cfg.stderr
-    again = run_cli("init", str(django), cwd=django)
+    again = run_cli_outcome("init", str(django), cwd=django)
     assert again.returncode == 2 and "pipeline.toml" in again.stderr and "--force" in again.stderr
 
 

@@ -28,7 +28,7 @@ from pipelines import bench, config, loadgen, render
 from pipelines.errors import ConfigError, InputError, ToolNotFound
 from pipelines.result import Check, Outcome, Result
 from tests.config.test_config import GOOD, project
-from tests.harness import ROOT, run_cli
+from tests.harness import ROOT, examples, run_cli_outcome
 
 
 class Server(ThreadingHTTPServer):
@@ -198,7 +198,7 @@ def test_requests_in_flight_are_bounded(server: Server) -> None:
     assert r.ok == server.answered[200] and r.ok + len(r.failures) == r.sent
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.ip_addresses())
 def test_only_loopback_addresses_are_loaded(address: object) -> None:
     host = str(address)
@@ -215,7 +215,7 @@ def test_names_and_wildcards_are_refused(host: str) -> None:
         loadgen.LoadGenerator(host, 80, "/", 1)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.floats(allow_nan=True, allow_infinity=True))
 def test_the_rate_is_bounded(rate: float) -> None:
     if 0 < rate <= loadgen.MAX_RATE:
@@ -225,7 +225,7 @@ def test_the_rate_is_bounded(rate: float) -> None:
             loadgen.LoadGenerator("127.0.0.1", 8080, "/", rate)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.floats(min_value=0.1, max_value=loadgen.MAX_RATE),
     st.integers(min_value=0, max_value=5000),
@@ -378,11 +378,11 @@ def test_the_repository_benchmarks_its_front_door() -> None:
 
 def test_without_a_deploy_command_the_benchmark_cannot_run() -> None:
     """Exit 2 naming what is missing, never a traceback; once `pipelines deploy` exists, the check lets it run."""
-    has_deploy = run_cli("deploy", "--help", timeout=120).returncode == 0
+    has_deploy = run_cli_outcome("deploy", "--help", timeout=120).returncode == 0
     if has_deploy:
         bench.require_deploy_command(config.load(ROOT / "pipeline.toml"))
         return
-    r = run_cli("bench", "--deploy", "--env", "staging", timeout=120)
+    r = run_cli_outcome("bench", "--deploy", "--env", "staging", timeout=120)
     assert r.returncode == 2, r.stderr
     assert "needs the `pipelines deploy` command" in r.stderr and "Traceback" not in r.stderr
     with pytest.raises(ToolNotFound):

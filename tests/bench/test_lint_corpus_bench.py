@@ -15,7 +15,7 @@ import pytest
 
 from pipelines import bench
 from pipelines.errors import ConfigError
-from tests.harness import run_cli
+from tests.harness import run_cli, run_cli_outcome
 
 REALWORLD = Path(__file__).parent / "realworld"
 
@@ -137,7 +137,7 @@ def test_a_bad_manifest_line_is_refused(tmp_path: Path, line: str) -> None:
 
 
 def test_the_corpus_options_go_together() -> None:
-    r = run_cli("bench", "--lint-corpus", "/nonexistent")
+    r = run_cli_outcome("bench", "--lint-corpus", "/nonexistent")
     assert r.returncode == 2 and "--lint-corpus CHECKOUTS and --corpus-manifest FILE go together" in r.stderr
 
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from pipelines import compose_model
 from pipelines.compose_model import ComposeShapeError, parse
 from pipelines.errors import EXIT_UNUSABLE, InputError
-from tests.harness import IN_CI, ROOT
+from tests.harness import IN_CI, ROOT, examples
 
 COMPOSE = ROOT / "compose"
 CORPUS = sorted((ROOT / "tests" / "lint_corpus" / "compose").glob("*.yaml"))
@@ -230,7 +230,7 @@ def _shaped() -> st.SearchStrategy[object]:
     )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_shaped())
 def test_any_shape_gives_a_model_or_an_input_error(data: object) -> None:
     try:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from pipelines import config, inputs, refs
 from pipelines.errors import ConfigError
-from tests.harness import ROOT, run_cli
+from tests.harness import ROOT, examples, run_cli, run_cli_outcome
 
 GOOD = """
 default_env = "dev"
@@ -457,7 +457,7 @@ def test_config_file_itself_is_input(tmp_path: Path, kind: str) -> None:
     assert str(path) in err.value.render() and expected in err.value.render()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(alphabet=st.sampled_from("[]{}=.\"\n abc1-_:/\\#'tfu,"), max_size=200))
 def test_any_text_is_a_config_or_a_config_error(tmp_path: Path, text: str) -> None:
     """Nothing a user can type makes the loader raise anything but ConfigError."""
@@ -600,7 +600,7 @@ def test_a_bad_variable_is_named_not_the_file(tmp_path: Path, variable: str, val
 
 
 def test_a_bad_variable_exits_2_on_the_command_line(tmp_path: Path) -> None:
-    r = run_cli("--config", str(project(tmp_path)), "config", env={"PIPELINES_NAMESPACE": "Team"})
+    r = run_cli_outcome("--config", str(project(tmp_path)), "config", env={"PIPELINES_NAMESPACE": "Team"})
     assert r.returncode == 2 and "environment variable PIPELINES_NAMESPACE: 'Team'" in r.stderr, r.stderr
 
 
@@ -669,14 +669,16 @@ def test_settings_name_the_source_of_each_value(tmp_path: Path) -> None:
 
 def test_the_config_command_shows_each_value_and_its_source(tmp_path: Path) -> None:
     path = project(tmp_path, OWN_REGISTRY)
-    r = run_cli("--config", str(path), "config", "--format", "json", env={"PIPELINES_REGISTRY": "ci.example:5000"})
+    r = run_cli_outcome(
+        "--config", str(path), "config", "--format", "json", env={"PIPELINES_REGISTRY": "ci.example:5000"}
+    )
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)["config"]
     settings = {s["key"]: (s["value"], s["source"]) for s in data["settings"]}
     assert settings["environments.prod.registry"] == ("ci.example:5000", "PIPELINES_REGISTRY")
     assert settings["environments.prod.namespace"] == ("apps", "pipeline.toml: environments.prod.namespace")
     assert data["environments"]["prod"]["registry"] == {"address": "ci.example:5000", "namespace": "apps"}
-    table = run_cli("--config", str(path), "config", "--format", "table", env={"PIPELINES_ENV": "prod"})
+    table = run_cli_outcome("--config", str(path), "config", "--format", "table", env={"PIPELINES_ENV": "prod"})
     assert table.returncode == 0, table.stderr
     assert re.search(r"^default_env +prod +PIPELINES_ENV$", table.stdout, re.MULTILINE), table.stdout
     assert re.search(r"^registry\.address +127\.0\.0\.1:5000 +pipeline\.toml: registry\.address$", table.stdout, re.M)
@@ -685,7 +687,7 @@ def test_the_config_command_shows_each_value_and_its_source(tmp_path: Path) -> N
 def test_a_flag_beats_pipelines_env_on_the_command_line(tmp_path: Path) -> None:
     path, state = str(project(tmp_path)), str(tmp_path / "state")
     argv = ("--config", path, "releases", "--state", state, "--format", "json")
-    by_variable = run_cli(*argv, env={"PIPELINES_ENV": "prod"})
+    by_variable = run_cli_outcome(*argv, env={"PIPELINES_ENV": "prod"})
     assert by_variable.returncode == 0 and json.loads(by_variable.stdout)["env"] == "prod", by_variable.stderr
-    by_flag = run_cli(*argv, "--env", "dev", env={"PIPELINES_ENV": "prod"})
+    by_flag = run_cli_outcome(*argv, "--env", "dev", env={"PIPELINES_ENV": "prod"})
     assert by_flag.returncode == 0 and json.loads(by_flag.stdout)["env"] == "dev", by_flag.stderr

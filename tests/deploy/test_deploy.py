@@ -36,7 +36,7 @@ from pipelines.composestack import leftovers
 from pipelines.deploy import plan, releases
 from pipelines.errors import ConfigError, InputError
 from tests.config.test_config import GOOD, project
-from tests.harness import ROOT, RunLocks, docker, run_cli
+from tests.harness import ROOT, RunLocks, docker, run_cli, run_cli_outcome
 from tests.test_signing import (  # noqa: F401 - cosign, home, keys, pushed_image: fixtures reused
     OTHER_PASSWORD,
     PASSWORD,
@@ -347,23 +347,23 @@ def test_expect_commit_refuses_a_release_of_another_commit_naming_both(tmp_path:
     proj, flags, env = _demo(tmp_path)
     state = tmp_path / "state"
     base = ["--config", str(proj), "deploy", "--env", "prod", "--state", str(state), *flags]
-    r = run_cli(*base, "--expect-commit", OTHER, env=env)
+    r = run_cli_outcome(*base, "--expect-commit", OTHER, env=env)
     assert r.returncode == 1, r.stdout + r.stderr
     assert COMMIT in r.stderr and OTHER in r.stderr and "refusing to deploy 'prod'" in r.stderr, r.stderr
     assert not (state / "prod.json").exists()
     # The same commit (in any case): the deploy goes on to its next gate, the verdicts of this build.
-    r = run_cli(*base, "--expect-commit", COMMIT.upper(), env=env)
+    r = run_cli_outcome(*base, "--expect-commit", COMMIT.upper(), env=env)
     assert r.returncode == 1 and "scan: never ran on this build" in r.stderr, r.stderr
     assert "expected commit" not in r.stderr
     # A prefix, or anything but a full commit id, is not an approval: exit 2 before anything is read.
     for bad in (COMMIT[:12], "main", ""):
-        r = run_cli(*base, "--expect-commit", bad, env=env)
+        r = run_cli_outcome(*base, "--expect-commit", bad, env=env)
         assert r.returncode == 2 and "is not a full commit id" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
 def test_expect_commit_never_matches_a_build_of_a_dirty_tree(tmp_path: Path) -> None:
     proj, flags, env = _demo(tmp_path, dirty=True)
-    r = run_cli("--config", str(proj), "deploy", "--env", "prod", "--state", str(tmp_path / "state"), *flags,
+    r = run_cli_outcome("--config", str(proj), "deploy", "--env", "prod", "--state", str(tmp_path / "state"), *flags,
                 "--expect-commit", COMMIT, env=env)  # fmt: skip
     assert r.returncode == 1, r.stderr
     assert f"{COMMIT}-dirty" in r.stderr and "a build of a dirty tree never matches" in r.stderr
@@ -381,7 +381,7 @@ def test_a_deploy_without_the_key_that_signs_its_record_is_refused_before_anythi
         (["--key", "env://PLTEST_NO_SUCH_KEY"], env, "$PLTEST_NO_SUCH_KEY is not set"),
     ]
     for extra, environ, message in cases:
-        r = run_cli(*base, *extra, env=environ)
+        r = run_cli_outcome(*base, *extra, env=environ)
         if message is None:
             assert r.returncode == 1 and "scan: never ran on this build" in r.stderr, r.stderr
             continue
@@ -673,7 +673,7 @@ def test_readiness_config_is_read_and_bad_values_are_named(tmp_path: Path) -> No
         _parse(lambda d: d["deploy"]["readiness"][API].pop("path"))
     # Through the command: exit 2, the key named, no traceback.
     bad = project(tmp_path, GOOD + '\n[deploy.readiness.web]\nport = 8000\npath = "ready"\n')
-    r = run_cli("--config", str(bad), "releases", "--env", "prod", "--state", str(tmp_path / "state"))
+    r = run_cli_outcome("--config", str(bad), "releases", "--env", "prod", "--state", str(tmp_path / "state"))
     assert r.returncode == 2, r.stdout + r.stderr
     assert "deploy.readiness.web.path" in r.stderr and "not a URL path" in r.stderr and "Traceback" not in r.stderr
 
@@ -1298,13 +1298,13 @@ def test_prod_deploys_only_the_commit_it_was_approved_for(deployer: Deployer, li
 
 
 def test_push_false_and_unknown_engines_are_refused_before_anything_runs(tmp_path: Path) -> None:
-    r = run_cli("deploy", "--env", "dev", "--state", str(tmp_path))
+    r = run_cli_outcome("deploy", "--env", "dev", "--state", str(tmp_path))
     assert r.returncode == 2 and "push = false" in r.stderr, r.stderr
-    r = run_cli("deploy", "--env", "staging", "--engine", "nomad", "--state", str(tmp_path))
+    r = run_cli_outcome("deploy", "--env", "staging", "--engine", "nomad", "--state", str(tmp_path))
     assert r.returncode == 2 and "nomad" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert deploy.engine_module("swarm").__name__ == "pipelines.deploy.swarm"  # the stage's other engine
-    r = run_cli("rollback", "--env", "staging", "--state", str(tmp_path))
+    r = run_cli_outcome("rollback", "--env", "staging", "--state", str(tmp_path))
     assert r.returncode == 2 and "no live release" in r.stderr, r.stderr
-    r = run_cli("releases", "--env", "staging", "--state", str(tmp_path), "--format", "json")
+    r = run_cli_outcome("releases", "--env", "staging", "--state", str(tmp_path), "--format", "json")
     assert r.returncode == 0 and json.loads(r.stdout)["releases"] == []
     assert not (tmp_path / "staging.json").exists()

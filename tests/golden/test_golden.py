@@ -18,7 +18,7 @@ import pytest
 from pipelines import build, config, golden, report
 from pipelines.adopt import write
 from pipelines.errors import ConfigError
-from tests.harness import ROOT, run_cli
+from tests.harness import ROOT, run_cli, run_cli_outcome
 
 HEAD = """
 [project]
@@ -255,12 +255,12 @@ def test_the_repository_takes_its_golden_images_by_name() -> None:
 
 def test_config_shows_which_golden_image_each_one_is(tmp_path: Path) -> None:
     path = project(tmp_path, RUNTIME)
-    r = run_cli("--config", str(path), "config", cwd=tmp_path)
+    r = run_cli_outcome("--config", str(path), "config", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     images = json.loads(r.stdout)["config"]["images"]
     assert images["python-runtime"]["golden"] == "python-runtime"
     assert images["debian-bookworm"]["golden"] == "debian-bookworm" and images["web"]["golden"] == ""
-    r = run_cli("--config", str(path), "config", "--format", "table", cwd=tmp_path)
+    r = run_cli_outcome("--config", str(path), "config", "--format", "table", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     row = next(line.split() for line in r.stdout.splitlines() if line.startswith("python-runtime "))
     assert row[:4] == ["python-runtime", "base", "python-runtime", "golden:python-runtime"]
@@ -283,7 +283,7 @@ def test_lint_leaves_out_golden_definitions_installed_outside_the_project_and_sa
 
     cfg = config.load(project(tmp_path, RUNTIME))
     assert [t.display for t in targets_from_config(cfg)[0]] == ["services/web/Dockerfile"]
-    r = run_cli("--config", str(tmp_path / "pipeline.toml"), "lint", "--format", "json", cwd=tmp_path)
+    r = run_cli_outcome("--config", str(tmp_path / "pipeline.toml"), "lint", "--format", "json", cwd=tmp_path)
     assert r.returncode in (0, 1), r.stderr
     out = json.loads(r.stdout)
     assert not any(f["file"].startswith("golden:") for f in out["findings"]), out["findings"]

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from pipelines import compose_model, config, k8s, manifest
-from tests.harness import ROOT, RunLocks, docker, run_cli, shared_data
+from tests.harness import ROOT, RunLocks, docker, run_cli, run_cli_outcome, shared_data
 
 VERSIONS = ("1.30.0", "1.33.0")
 SOURCE_KINDS = ("compose ", "image ", "build record ", "default")
@@ -336,10 +336,10 @@ def test_unwritable_output_exits_2(built_envs: dict[str, Any], tmp_path: Path) -
 
 
 def test_unknown_environment_and_missing_overlay_exit_2(tmp_path: Path) -> None:
-    r = run_cli("render", "k8s", "--env", "nope", "--out", str(tmp_path))
+    r = run_cli_outcome("render", "k8s", "--env", "nope", "--out", str(tmp_path))
     assert r.returncode == 2 and "environments.nope" in r.stderr, r.stderr
     missing = tmp_path / "missing.yaml"
-    r = run_cli("render", "k8s", "--env", "prod", "--compose-file", str(missing), "--out", str(tmp_path))
+    r = run_cli_outcome("render", "k8s", "--env", "prod", "--compose-file", str(missing), "--out", str(tmp_path))
     assert r.returncode == 2 and "missing.yaml" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 

@@ -7,10 +7,12 @@ Everything runs for real: BuildKit's parser, the pinned hadolint and
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import shutil
 import tomllib
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from pipelines.errors import InputError
 from pipelines.findings import Finding, Severity
 from pipelines.lint import compose_policy, credentials, dockerfile_policy
 from pipelines.tools import Toolchain
-from tests.harness import IN_CI, ROOT, run_cli
+from tests.harness import IN_CI, ROOT, run_cli, run_cli_outcome
 
 CORPUS = ROOT / "tests" / "lint_corpus"
 EXPECTED: dict[str, list[str]] = tomllib.loads((CORPUS / "expected.toml").read_text())
@@ -37,6 +39,13 @@ def tools() -> Toolchain:
             pytest.fail(f"CI=true and docker compose is not usable: {exc}")
         pytest.skip(f"docker compose not usable: {exc}")
     return t
+
+
+@pytest.fixture(scope="module")
+def corpus_lint(tools: Toolchain) -> Callable[[Path], lint.Result]:
+    """A file of the corpus linted at the defaults (:func:`lint_paths`), once in this module: several tests read
+    the same result, and each lint starts hadolint or `docker compose config` (0.06-0.2 s of CPU)."""
+    return functools.cache(lambda path: lint_paths(tools, path))
 
 
 def lint_paths(
@@ -64,10 +73,10 @@ def own_rules(res: lint.Result) -> list[str]:
 
 
 @pytest.mark.parametrize("case", sorted(EXPECTED))
-def test_corpus_file_gives_exactly_its_expected_rules(tools: Toolchain, case: str) -> None:
+def test_corpus_file_gives_exactly_its_expected_rules(corpus_lint: Callable[[Path], lint.Result], case: str) -> None:
     path = CORPUS / case
     target = path / "Dockerfile" if path.is_dir() else path
-    res = lint_paths(tools, target)
+    res = corpus_lint(target)
     expected = EXPECTED[case]
     assert own_rules(res) == sorted(r for r in expected if r.startswith("PL-")), lint.table(res)
     hadolint_said = {f.rule for f in res.findings if f.tool == "hadolint"}
@@ -109,8 +118,8 @@ def test_from_build_arg_is_checked_against_the_value_passed(tools: Toolchain, tm
         assert bool(found) is bad, (value, found)
 
 
-def test_hadolint_findings_are_included(tools: Toolchain) -> None:
-    res = lint_paths(tools, CORPUS / "dockerfile/d005_shell_entrypoint/Dockerfile")
+def test_hadolint_findings_are_included(corpus_lint: Callable[[Path], lint.Result]) -> None:
+    res = corpus_lint(CORPUS / "dockerfile/d005_shell_entrypoint/Dockerfile")
     assert any(f.tool == "hadolint" and f.rule == "DL3025" for f in res.findings)
 
 
@@ -395,20 +404,20 @@ def test_malformed_ledger_is_input_error(tmp_path: Path) -> None:
 
 def test_malformed_dockerfile_is_reported_with_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM debian:12@sha256:" + "a" * 64 + "\nCOPPY a b\n")
-    r = run_cli("lint", "--no-config", str(tmp_path / "Dockerfile"))
+    r = run_cli_outcome("lint", "--no-config", str(tmp_path / "Dockerfile"))
     assert r.returncode == 2
     assert "Dockerfile:2: unknown instruction COPPY" in r.stderr and "Traceback" not in r.stderr
     (tmp_path / "Dockerfile").write_text("RUN echo before from\n")
-    r = run_cli("lint", "--no-config", str(tmp_path / "Dockerfile"))
+    r = run_cli_outcome("lint", "--no-config", str(tmp_path / "Dockerfile"))
     assert r.returncode == 2 and "RUN before the first FROM" in r.stderr
 
 
 def test_malformed_compose_is_reported_with_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "compose.yaml").write_text("services:\n  a:\n    image: x:1\n  b: [\n")
-    r = run_cli("lint", "--no-config", str(tmp_path / "compose.yaml"))
+    r = run_cli_outcome("lint", "--no-config", str(tmp_path / "compose.yaml"))
     assert r.returncode == 2 and "compose.yaml:5: not valid YAML" in r.stderr and "Traceback" not in r.stderr
     (tmp_path / "compose.yaml").write_text("services:\n  a:\n    image: x:1\n    cpus: lots\n")
-    r = run_cli("lint", "--no-config", str(tmp_path / "compose.yaml"))
+    r = run_cli_outcome("lint", "--no-config", str(tmp_path / "compose.yaml"))
     assert r.returncode == 2 and "docker compose rejects this configuration" in r.stderr
 
 
@@ -499,8 +508,8 @@ def test_finding_location() -> None:
 UNSEEN = CORPUS / "unseen"
 
 
-def test_every_once_unseen_dockerfile_class_is_caught_on_its_line(tools: Toolchain) -> None:
-    res = lint_paths(tools, UNSEEN / "Dockerfile")
+def test_every_once_unseen_dockerfile_class_is_caught_on_its_line(corpus_lint: Callable[[Path], lint.Result]) -> None:
+    res = corpus_lint(UNSEEN / "Dockerfile")
     got = {(f.rule, f.line) for f in res.findings if f.tool == dockerfile_policy.TOOL}
     expected = {
         ("PL-D009", 5),  # heredoc body: apt-get update without list cleanup
@@ -522,8 +531,8 @@ def test_every_once_unseen_dockerfile_class_is_caught_on_its_line(tools: Toolcha
     assert "hadolint could not parse this file" in lint.table(res)
 
 
-def test_every_once_unseen_compose_class_is_caught(tools: Toolchain) -> None:
-    res = lint_paths(tools, UNSEEN / "compose.yaml")
+def test_every_once_unseen_compose_class_is_caught(corpus_lint: Callable[[Path], lint.Result]) -> None:
+    res = corpus_lint(UNSEEN / "compose.yaml")
     got = {(f.rule, f.service, f.message.split(": ", 1)[1]) for f in res.findings}
     for rule, service, text in [
         ("PL-C015", "app", "user: root"),
@@ -564,14 +573,14 @@ def test_absent_service_env_file_is_a_notice_not_a_failure(tools: Toolchain, tmp
 def test_missing_required_variables_are_named_and_other_files_still_linted(tools: Toolchain, tmp_path: Path) -> None:
     needs = _stack(tmp_path, "services:\n  db:\n    image: postgres:${PG_TAG:?}\n    user: ${RUN_AS:?set it}\n")
     other = _stack(tmp_path, "services:\n  web:\n    image: nginx:1.27\n    privileged: true\n", "other.yaml")
-    r = run_cli("lint", "--no-config", "--format", "json", str(needs), str(other))
+    r = run_cli_outcome("lint", "--no-config", "--format", "json", str(needs), str(other))
     assert r.returncode == 2, r.stdout + r.stderr
     assert "needs variables that are not set: PG_TAG, RUN_AS" in r.stderr
     data = json.loads(r.stdout)
     assert any(f["rule"] == "PL-C001" for f in data["findings"])  # the other file was linted
     env = tmp_path / "vars.env"
     env.write_text("PG_TAG=16.4\nRUN_AS=0\n")
-    r = run_cli("lint", "--no-config", "--format", "json", "--env-file", str(env), str(needs))
+    r = run_cli_outcome("lint", "--no-config", "--format", "json", "--env-file", str(env), str(needs))
     assert r.returncode == 1, r.stdout + r.stderr
     assert any(f["rule"] == "PL-C015" for f in json.loads(r.stdout)["findings"])
 
@@ -593,8 +602,8 @@ def test_containerfile_is_a_dockerfile_and_an_empty_directory_is_an_error(tmp_pa
         lint.targets_from_paths([tmp_path / "empty"], tmp_path, "prod", {})
 
 
-def test_table_shows_fix_hints_wraps_and_separates_availability(tools: Toolchain) -> None:
-    res = lint_paths(tools, UNSEEN / "compose.yaml")
+def test_table_shows_fix_hints_wraps_and_separates_availability(corpus_lint: Callable[[Path], lint.Result]) -> None:
+    res = corpus_lint(UNSEEN / "compose.yaml")
     text = lint.table(res)
     assert "fix: remove `privileged: true`" in text
     rows = text.splitlines()[:-1]  # the headline is one sentence
@@ -752,14 +761,14 @@ def test_pl_d015_flags_code_the_runtime_user_could_rewrite(
 # ---- one finding per problem, whatever Hadolint version is pinned ---------------------------------------
 
 
-def test_no_hadolint_finding_sits_unclassified_beside_one_of_ours(tools: Toolchain) -> None:
+def test_no_hadolint_finding_sits_unclassified_beside_one_of_ours(corpus_lint: Callable[[Path], lint.Result]) -> None:
     """A Hadolint code on the same instruction as a PL finding is either the same problem (HADOLINT_COVERS: ours
     is dropped) or a known different one (HADOLINT_DISTINCT). A Hadolint upgrade that adds an overlapping rule
     (as 2.13 and 2.14 did with DL3064 and DL3066) fails here until it is classified."""
     covers = {code for codes in lint.HADOLINT_COVERS.values() for code in codes} | set(lint.HADOLINT_REPEATS)
     problems = []
     for path in [*sorted(CORPUS.glob("dockerfile/*/Dockerfile")), CORPUS / "unseen" / "Dockerfile"]:
-        res = lint_paths(tools, path)
+        res = corpus_lint(path)
         parsed = dockerfile_policy.parse(path, str(path), {})
         start = {
             ln: c.start_line for s in parsed.stages for c in s.commands for ln in range(c.start_line, c.end_line + 1)

@@ -28,7 +28,7 @@ from pipelines.config import load
 from pipelines.errors import ConfigError
 from pipelines.scan import vulndb
 from pipelines.scan.vulndb import oci as vulndb_oci
-from tests.harness import osv_dir, run_cli
+from tests.harness import osv_dir, run_cli, run_cli_outcome
 from tests.scan.test_scan import gated_ids, project, result
 
 REGISTRY = "127.0.0.1:5000"
@@ -247,12 +247,12 @@ def test_registry_mirror_push_pull_scan(old_pypi_image: str, tmp_path: Path) -> 
 
 
 def test_push_refuses_what_it_cannot_publish(tmp_path: Path) -> None:
-    r = run_cli("vulndb", "push", str(tmp_path / "nothing"), "--to", f"{REGISTRY}/pipelines-test/x:2")
+    r = run_cli_outcome("vulndb", "push", str(tmp_path / "nothing"), "--to", f"{REGISTRY}/pipelines-test/x:2")
     assert r.returncode == 2 and "no vulnerability database metadata" in r.stderr
     db = build_real_feed_db(tmp_path)
-    r = run_cli("vulndb", "push", str(db), "--to", "just-a-name")
+    r = run_cli_outcome("vulndb", "push", str(db), "--to", "just-a-name")
     assert r.returncode == 2 and "does not name a registry and repository" in r.stderr
-    r = run_cli("vulndb", "push", str(db), "--to", "127.0.0.1:9/pipelines-test/x:2")
+    r = run_cli_outcome("vulndb", "push", str(db), "--to", "127.0.0.1:9/pipelines-test/x:2")
     assert r.returncode == 2 and "cannot reach the registry 127.0.0.1:9" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -28,7 +28,7 @@ from pipelines.engine import ImageInfo
 from pipelines.errors import PipelineError
 from pipelines.result import Check, Outcome
 from pipelines.verify import secrets as verify_secrets
-from tests.harness import ROOT, docker, run_cli
+from tests.harness import ROOT, docker, run_cli, run_cli_outcome
 
 RECORDED = ROOT / "tests" / "data" / "recorded"
 PROC = RECORDED / "proc-status"
@@ -577,7 +577,7 @@ def test_bad_verify_config_names_the_key(table: str, key: str, problem: str) -> 
     path = ROOT / f".pipeline-verify-test-{os.getpid()}.toml"
     path.write_text(head + "[verify]\n" + table + "\n")
     try:
-        r = run_cli("--config", str(path), "config")
+        r = run_cli_outcome("--config", str(path), "config")
     finally:
         path.unlink()
     assert r.returncode == 2, r.stdout + r.stderr

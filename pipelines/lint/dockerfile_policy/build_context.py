@@ -5,18 +5,28 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-
-from docker.utils.build import PatternMatcher
+from typing import TYPE_CHECKING
 
 from ... import inputs
 from ...findings import Finding
 from .model import Parsed, Stage
 from .rules import Context, finding
 
+if TYPE_CHECKING:
+    from docker.utils.build import PatternMatcher
+
 # What must never reach the builder: repository history and secrets files.
 DOCKERIGNORE_MUST_EXCLUDE = (".git", ".env", ".env.local")
 # What should not, when the context holds it: local environments, caches and tests.
 DOCKERIGNORE_SHOULD_EXCLUDE = (".venv", "venv", "__pycache__", "node_modules", "tests")
+
+
+def _matcher(patterns: list[str]) -> PatternMatcher:
+    """Docker's own .dockerignore rules, from docker-py: imported when a .dockerignore is read, as loading the
+    SDK (requests, urllib3) is 0.25 s of each `pipelines lint` start."""
+    from docker.utils.build import PatternMatcher
+
+    return PatternMatcher(patterns)
 
 
 def _copies_whole_context(p: Parsed) -> bool:
@@ -50,7 +60,7 @@ def check_dockerignore(p: Parsed, final: Stage, ctx: Context) -> Iterator[Findin
         return
     if not whole and not present:
         return
-    matcher = PatternMatcher(dockerignore_patterns(inputs.read_text(source, _beside(p, source))))
+    matcher = _matcher(dockerignore_patterns(inputs.read_text(source, _beside(p, source))))
     candidates = [*DOCKERIGNORE_MUST_EXCLUDE, *(s for s in DOCKERIGNORE_SHOULD_EXCLUDE if s in present)]
     leaked = [s for s in candidates if not matcher.matches(s)]
     if leaked:
@@ -72,4 +82,4 @@ def dockerignore_patterns(text: str) -> list[str]:
 
 
 def ignored(path: str, patterns: list[str]) -> bool:
-    return bool(PatternMatcher(patterns).matches(path))
+    return bool(_matcher(patterns).matches(path))

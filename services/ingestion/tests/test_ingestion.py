@@ -12,6 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.harness import examples
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from ingestion.documents import Document, Invalid, parse
@@ -85,7 +87,7 @@ DOC_LIKE = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.one_of(
         st.binary(max_size=300),

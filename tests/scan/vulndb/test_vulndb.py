@@ -21,7 +21,7 @@ from pipelines import _proc, tools
 from pipelines.errors import ConfigError
 from pipelines.scan import vulndb
 from pipelines.scan.vulndb import Advisory, VulnDbError
-from tests.harness import run_cli
+from tests.harness import run_cli_outcome
 from tests.scan.vulndb.test_bolt import read_tree
 
 TRIVY_TIMEOUT = 300.0
@@ -701,7 +701,7 @@ def test_two_records_of_one_id_that_disagree_are_named_and_never_narrowed(tmp_pa
     late = osv("PYSEC-2099-1", "PyPI", "clashpkg", [{"introduced": "0"}, {"fixed": "1.5"}])
     write_osv(tmp_path / "osv" / "mirror-a", early)
     write_osv(tmp_path / "osv" / "mirror-b", late)
-    r = run_cli("vulndb", "build", "--from", str(tmp_path / "osv"), "--out", str(tmp_path / "cache"))
+    r = run_cli_outcome("vulndb", "build", "--from", str(tmp_path / "osv"), "--out", str(tmp_path / "cache"))
     assert r.returncode == 0, r.stderr
     warning = next(line for line in r.stderr.splitlines() if line.startswith("warning: PYSEC-2099-1"))
     assert "mirror-a/PYSEC-2099-1.json" in warning and "mirror-b/PYSEC-2099-1.json" in warning

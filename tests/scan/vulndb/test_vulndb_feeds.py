@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pipelines import scan
 from pipelines.errors import ConfigError
 from pipelines.scan import vulndb
-from tests.harness import ROOT, osv_dir, run_cli, shared_advisories
+from tests.harness import ROOT, examples, osv_dir, run_cli, run_cli_outcome, shared_advisories
 from tests.scan.vulndb.test_vulndb import findings, make_rootfs, trivy, write_osv
 
 __all__ = ["trivy"]  # the fixture, shared with test_vulndb
@@ -136,25 +136,25 @@ def test_hostile_inputs_are_one_clear_error_naming_the_file(tmp_path: Path) -> N
 def test_cli_build_refuses_nothing_and_names_the_file(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    r = run_cli("vulndb", "build", "--from", str(empty), "--out", str(tmp_path / "db"))
+    r = run_cli_outcome("vulndb", "build", "--from", str(empty), "--out", str(tmp_path / "db"))
     assert (
         r.returncode == 2 and f"{empty}: no advisories: holds no OSV files" in r.stderr and "Traceback" not in r.stderr
     )
     (empty / "README.md").write_text("advisories live elsewhere")
-    r = run_cli("vulndb", "build", "--from", str(empty), "--out", str(tmp_path / "db"))
+    r = run_cli_outcome("vulndb", "build", "--from", str(empty), "--out", str(tmp_path / "db"))
     assert r.returncode == 2 and "found only: .md" in r.stderr
     withdrawn = tmp_path / "withdrawn"
     withdrawn.mkdir()
     (withdrawn / "PYSEC-2023-73.yaml").write_bytes((osv_dir("pypa") / "PYSEC-2023-73.yaml").read_bytes())
-    r = run_cli("vulndb", "build", "--from", str(withdrawn), "--out", str(tmp_path / "db"))
+    r = run_cli_outcome("vulndb", "build", "--from", str(withdrawn), "--out", str(tmp_path / "db"))
     assert r.returncode == 2 and "no advisories Trivy can use" in r.stderr
     assert not (tmp_path / "db" / "db" / "trivy.db").exists()
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "x.json").write_bytes(b"[" * 200_000)
-    r = run_cli("vulndb", "build", "--from", str(bad), "--out", str(tmp_path / "db"))
+    r = run_cli_outcome("vulndb", "build", "--from", str(bad), "--out", str(tmp_path / "db"))
     assert r.returncode == 2 and f"{bad / 'x.json'}" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli(
+    r = run_cli_outcome(
         "vulndb",
         "build",
         "--from",
@@ -312,7 +312,7 @@ _JSON = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=_JSON)
 def test_any_json_is_advisories_or_one_config_error(data: object) -> None:
     try:
