@@ -192,6 +192,12 @@ def _labels(value: object, at: At) -> Mapping[str, str]:
     return MappingProxyType({k: v or "" for k, v in env.items()})
 
 
+def _object_labels(d: Mapping[str, object], at: At) -> Mapping[str, Frozen]:
+    """A top-level object's or deploy's labels: a mapping kept as given, or KEY=VALUE strings read as labels."""
+    value = d.get("labels")
+    return _labels(value, at("labels")) if isinstance(value, list) else _frozen_map(value, at("labels"))
+
+
 def _argv(value: object, at: At) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -293,9 +299,7 @@ def _deploy(value: object, at: At) -> Deploy:
         update_config=_frozen_map(d.get("update_config"), at("update_config")),
         rollback_config=_frozen_map(d.get("rollback_config"), at("rollback_config")),
         placement=_frozen_map(d.get("placement"), at("placement")),
-        labels=_frozen_map(d.get("labels"), at("labels"))
-        if not isinstance(d.get("labels"), list)
-        else _labels(d.get("labels"), at("labels")),
+        labels=_object_labels(d, at),
         endpoint_mode=at("endpoint_mode").text(d.get("endpoint_mode")),
         resource_extras=at("resources").extras(res, frozenset({"limits", "reservations"})),
         extras=at.extras(d, _DEPLOY_TYPED),
@@ -311,9 +315,7 @@ def _network(value: object, at: At) -> Network:
         external=at("external").flag(d.get("external")),
         internal=at("internal").flag(d.get("internal")),
         attachable=at("attachable").flag(d.get("attachable")),
-        labels=_frozen_map(d.get("labels"), at("labels"))
-        if not isinstance(d.get("labels"), list)
-        else _labels(d.get("labels"), at("labels")),
+        labels=_object_labels(d, at),
         extras=at.extras(d, _NETWORK_TYPED),
     )
 
@@ -325,9 +327,7 @@ def _volume(value: object, at: At) -> Volume:
         external=at("external").flag(d.get("external")),
         driver=at("driver").text(d.get("driver")),
         driver_opts=_frozen_map(d.get("driver_opts"), at("driver_opts")),
-        labels=_frozen_map(d.get("labels"), at("labels"))
-        if not isinstance(d.get("labels"), list)
-        else _labels(d.get("labels"), at("labels")),
+        labels=_object_labels(d, at),
     )
 
 
@@ -339,8 +339,6 @@ def _file_object(value: object, at: At) -> FileObject:
         external=at("external").flag(d.get("external")),
         environment=at("environment").text(d.get("environment")),
         content=at("content").text(d.get("content")),
-        labels=_frozen_map(d.get("labels"), at("labels"))
-        if not isinstance(d.get("labels"), list)
-        else _labels(d.get("labels"), at("labels")),
+        labels=_object_labels(d, at),
         given=frozenset(str(k) for k in d),
     )
