@@ -14,6 +14,23 @@ import sys
 EXIT_INTERRUPTED = 130
 
 
+def interrupted_inside(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Ctrl-C the interpreter wrapped on its way out.
+
+    A KeyboardInterrupt raised while a class body is set up (``__set_name__``,
+    as ``cached_property`` does) reaches us as a RuntimeError caused by it; it
+    is still the user's Ctrl-C, not a bug.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _leave_interrupted() -> int:
     # The interpreter's own shutdown, after a KeyboardInterrupt that landed inside an import,
     # can turn our 130 into death by SIGINT: everything is stopped and flushed by now, so leave.
@@ -29,6 +46,11 @@ def main() -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         from .cli import main as cli_main
     except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return _leave_interrupted()
+    except Exception as exc:
+        if not interrupted_inside(exc):
+            raise
         print("interrupted", file=sys.stderr)
         return _leave_interrupted()
     try:

@@ -8,6 +8,7 @@ interrupted.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import traceback
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from .. import __version__, _proc, result
 from .. import config as config_mod
+from .._main import interrupted_inside
 from ..errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, InputError, PipelineError
 from . import commands, parser
 from .reports import emit
@@ -67,10 +69,18 @@ def crash_log(exc: BaseException, argv: Sequence[str]) -> Path:
     raise OSError("no directory to write the crash log to")
 
 
+@functools.cache
+def _parser() -> argparse.ArgumentParser:
+    """The argument parser, built once a process: parsing leaves it unchanged, and building it costs
+    about 15 ms (argparse looks up a translation for every help text) that callers running many
+    commands in one process would pay each time."""
+    return parser.build()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.build().parse_args(argv)
+        args = _parser().parse_args(argv)
         return run(args)
     except PipelineError as exc:
         print(exc.render(), file=sys.stderr)
@@ -89,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise  # argparse's own usage errors (exit 2) and --help/--version (exit 0)
     except Exception as exc:
         _proc.stop_all()
+        if interrupted_inside(exc):
+            print("interrupted: stopping child processes", file=sys.stderr)
+            return EXIT_INTERRUPTED
         try:
             where = f"details in {crash_log(exc, argv)}"
         except OSError:

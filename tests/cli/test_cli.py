@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import cli
+from pipelines._main import interrupted_inside
 from pipelines.errors import (
     EXIT_BUG,
     EXIT_FAILED,
@@ -69,6 +70,35 @@ def test_a_bug_is_exit_3_with_one_line_and_a_crash_log(
     text = log.read_text()
     assert "Traceback" in text and "ZeroDivisionError" in text
     log.unlink()
+
+
+def _ctrl_c_in_a_class_body() -> BaseException:
+    """What the interpreter raises when Ctrl-C lands while a class body sets up a descriptor."""
+
+    class Interrupting:
+        def __set_name__(self, owner: type, name: str) -> None:
+            raise KeyboardInterrupt
+
+    try:
+        type("Loading", (), {"attr": Interrupting()})
+    except BaseException as exc:  # whatever this interpreter makes of it
+        return exc
+    raise AssertionError("__set_name__ was not called")
+
+
+def test_ctrl_c_wrapped_by_the_interpreter_is_an_interruption_not_a_bug(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrapped = _ctrl_c_in_a_class_body()
+    monkeypatch.setitem(cli.STAGES, "build", _stage_raising(wrapped))
+    assert cli.main(["--config", str(ROOT / "pipeline.toml"), "build"]) == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "internal error" not in err, err
+    # Any other error with no Ctrl-C in its chain is still a bug.
+    assert not interrupted_inside(RuntimeError("Error calling __set_name__"))
+    chained = ValueError("outer")
+    chained.__context__ = chained  # a cycle ends the walk
+    assert not interrupted_inside(chained)
 
 
 def test_stage_results_map_to_0_and_1(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
