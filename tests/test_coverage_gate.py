@@ -29,7 +29,10 @@ LIMITED = verdicts.Coverage(
 )
 FULL = verdicts.Coverage(source="download: Trivy DB", date="2026-12-06", ecosystems=("debian 12", "pip"), limited=False)
 IMAGE_ID = "sha256:" + "e" * 64
-REF = "127.0.0.1:5000/pipelines-test/cg-absent@sha256:" + "d" * 64
+# A loopback port nothing listens on: the gate after the verdicts (the registry) answers the same with or without
+# the local registry running, so this stays a unit test.
+REGISTRY = "127.0.0.1:9"
+REF = f"{REGISTRY}/pipelines-test/cg-absent@sha256:" + "d" * 64
 
 
 def project(tmp: Path, env_extra: str = "", signing: str = "") -> Path:
@@ -42,7 +45,7 @@ def project(tmp: Path, env_extra: str = "", signing: str = "") -> Path:
         [project]
         name = "coverage-gate"
         [registry]
-        address = "127.0.0.1:5000"
+        address = "{REGISTRY}"
         [services.svc]
         context = "svc"
         [environments.qa]
@@ -110,7 +113,7 @@ def _build(tmp: Path, scan_coverage: verdicts.Coverage | None) -> Path:
     """A recorded, pushed build of qa whose scan, verify and smoke verdicts passed for exactly its image."""
     artifacts = tmp / "artifacts"
     image = manifest.BuiltImage(
-        name="svc", kind="service", ref=REF, tags=("127.0.0.1:5000/pipelines-test/cg-absent:git-abc",),
+        name="svc", kind="service", ref=REF, tags=(f"{REGISTRY}/pipelines-test/cg-absent:git-abc",),
         image_id=IMAGE_ID, digest=REF.rsplit("@", 1)[1], seconds=1.0, pushed=True,
     )  # fmt: skip
     record = manifest.BuildRecord(
@@ -142,9 +145,9 @@ def test_deploy_refuses_a_limited_scan_verdict_where_full_coverage_is_required(t
     _build(tmp_path, FULL)
     r = run_cli_outcome("--config", str(strict), "deploy", "--env", "qa", "--state", str(state), env=KEY_ENV)
     assert "coverage is limited" not in r.stderr and "require_full_coverage" not in r.stderr
-    assert "is not in the registry" in r.stderr, r.stderr[-2000:]
+    assert f"the registry {REGISTRY} does not answer" in r.stderr, r.stderr[-2000:]
     # Not required: the same limited verdict passes the verdict gate.
     _build(tmp_path, LIMITED)
     r = run_cli_outcome("--config", str(project(tmp_path)), "deploy", "--env", "qa", "--state", str(state), env=KEY_ENV)
     assert "coverage is limited" not in r.stderr and "require_full_coverage" not in r.stderr
-    assert "is not in the registry" in r.stderr, r.stderr[-2000:]
+    assert f"the registry {REGISTRY} does not answer" in r.stderr, r.stderr[-2000:]
