@@ -49,6 +49,34 @@ def test_a_changed_or_added_file_is_read_again(snapshot: Path) -> None:
     assert _load(snapshot).records == before.records - 1
 
 
+def test_a_same_size_change_with_the_old_mtime_is_read_again(snapshot: Path) -> None:
+    """The key is the content: an edit that keeps the size and the mtime still reads the file again."""
+    _load(snapshot)
+    victim = snapshot / "PYSEC-2020-341.yaml"
+    st = victim.stat()
+    text = victim.read_text()
+    edited = text.replace("PYSEC-2020-341", "PYSEC-2020-999", 1)
+    assert len(edited) == len(text) and edited != text
+    victim.write_text(edited)
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert "PYSEC-2020-999" in {a.id for a in _load(snapshot).advisories}
+
+
+def test_a_fresh_copy_of_the_same_snapshot_comes_from_the_cache(
+    snapshot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clone or copy has new mtimes but the same data: it is not parsed again."""
+    first = _load(snapshot)
+    copy = tmp_path / "copy"
+    shutil.copytree(snapshot, copy, copy_function=shutil.copyfile)  # new mtimes
+
+    def unread(file: Path) -> object:
+        raise AssertionError(f"{file} was parsed again")
+
+    monkeypatch.setattr(offline, "read_record_file", unread)
+    assert [a.id for a in _load(copy).advisories] == [a.id for a in first.advisories]
+
+
 def test_an_unreadable_cache_is_only_slower(snapshot: Path) -> None:
     first = _load(snapshot)
     for f in (snapshot.parent / "cache" / "pipelines" / "osv").glob("*.json"):
