@@ -187,10 +187,11 @@ UNIT_ENV = {"DOCKER_HOST": "unix:///nonexistent.sock", "PIPELINES_TEST_TIER": "u
 def unit(session: nox.Session) -> None:
     """The unit tier: tests needing no engine, network or root; the Docker socket unreachable (args go to pytest)."""
     _install(session)
-    # Two workers a core: many of these tests wait on a child process or a timer; at most 8, as each worker
-    # collects the whole suite. Work stealing keeps the long ones (Hypothesis, the real-world lint corpus) from
-    # ending the run alone. `-- -n 0` runs them in one process.
-    workers = ["-n", str(min(8, 2 * len(os.sched_getaffinity(0)))), "--dist", "worksteal"]
+    # One worker a core and one more: some of these tests wait on a child process or a timer, and every
+    # worker collects the whole suite (measured on 2 cores: 3 workers 58 s, 2 and 4 workers 62-66 s); at
+    # most 8. Work stealing keeps the long ones (Hypothesis, the real-world lint corpus) from ending the
+    # run alone. `-- -n 0` runs them in one process.
+    workers = ["-n", str(min(8, len(os.sched_getaffinity(0)) + 1)), "--dist", "worksteal"]
     # The tier's selection comes last: a `-m` among the arguments cannot widen it.
     # Bytecode, pytest's rewritten test modules too, is kept in the session's directory, not the tree: with
     # PYTHONDONTWRITEBYTECODE set, each worker and each `pipelines` child compiled everything again (5 s a worker).

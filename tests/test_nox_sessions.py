@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import nox as sessions_module
+from tests.harness import run_cli_outcome
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -134,12 +135,6 @@ def test_this_repositorys_noxfile_lists_its_sessions_with_nox_alone(tmp_path: Pa
 @pytest.mark.parametrize("name", [s.name for s in sessions_module.SESSIONS])
 def test_every_session_names_a_real_command(name: str) -> None:
     spec = {s.name: s for s in sessions_module.SESSIONS}[name]
-    r = subprocess.run(
-        [sys.executable, "-m", "pipelines", *spec.command, "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    r = run_cli_outcome(*spec.command, "--help", timeout=60)
     # An unknown command is a usage error (exit 2); a real one prints its help.
     assert r.returncode == 0 and r.stdout.startswith("usage: pipelines " + spec.command[0]), r.stderr

@@ -235,8 +235,22 @@ def test_planted_private_key_is_caught(built: dict[str, Any], tmp_path: Path) ->
         subprocess.run(["docker", "image", "rm", "-f", tag], capture_output=True, timeout=60, check=False)
 
 
+def _small_mirror(tmp: Path) -> Path:
+    """A two-record OSV mirror with its README: a bundle that builds in well under a second."""
+    mirror = tmp / "mirror"
+    (mirror / "vulns").mkdir(parents=True)
+    for name in ("PYSEC-2020-341.yaml", "PYSEC-2023-73.yaml"):  # one usable, one withdrawn
+        (mirror / "vulns" / name).write_bytes((osv_dir("pypa") / name).read_bytes())
+    (mirror / "README.md").write_text(
+        "| field | value |\n|---|---|\n| data | Test mirror (two records) |\n"
+        f"| taken from | github.com/example/mirror |\n| commit | {'c' * 40} |\n| commit date | 2024-10-10 |\n"
+    )
+    return mirror
+
+
 def test_stale_cache_falls_through_to_the_next_source(tmp_path: Path) -> None:
-    cfg = load(project(tmp_path))
+    # The fall-through is what is tested here, not the snapshot's size: a small mirror is the bundle.
+    cfg = load(project(tmp_path, scan_cfg=f'offline_advisories = "{_small_mirror(tmp_path)}"'))
     old = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     vulndb.build_db([], cfg.scan.cache_dir / "trivy", source="old", updated_at=old)
     trivy, _ = trivy_binary()
@@ -304,14 +318,7 @@ def test_without_configured_offline_advisories_the_bundle_source_says_so(tmp_pat
 
 
 def test_offline_advisories_build_once_name_their_source_and_list_what_was_skipped(tmp_path: Path) -> None:
-    mirror = tmp_path / "mirror"
-    (mirror / "vulns").mkdir(parents=True)
-    for name in ("PYSEC-2020-341.yaml", "PYSEC-2023-73.yaml"):  # one usable, one withdrawn
-        (mirror / "vulns" / name).write_bytes((osv_dir("pypa") / name).read_bytes())
-    (mirror / "README.md").write_text(
-        "| field | value |\n|---|---|\n| data | Test mirror (two records) |\n"
-        f"| taken from | github.com/example/mirror |\n| commit | {'c' * 40} |\n| commit date | 2024-10-10 |\n"
-    )
+    mirror = _small_mirror(tmp_path)
     cfg_file = project(tmp_path, scan_cfg=f'db_sources = ["bundle"]\noffline_advisories = "{mirror}"')
     settings = load(cfg_file).scan
     out = tmp_path / "bundle"
