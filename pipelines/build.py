@@ -345,6 +345,11 @@ def failed_targets(output: str, targets: Mapping[str, str]) -> list[str]:
 
 # How a rootfs base's archive is verified; part of its input hash, so a change of it rebuilds the base.
 ROOTFS_VERIFICATION = "debootstrap --force-check-gpg --keyring"
+# Image fields that describe an image without being what it is built from: its files count by content,
+# the Python version and Debian status by the suite and definition they follow from.
+_NOT_INPUTS = frozenset(
+    {"context", "dockerfile", "keyring", "golden", "python", "python_requested", "debian_suite", "debian_status"}
+)
 
 
 def input_hash(img: Image, base_refs: Mapping[str, str]) -> str:
@@ -354,7 +359,7 @@ def input_hash(img: Image, base_refs: Mapping[str, str]) -> str:
     # checked against, and one debootstrapped before signatures were forced (or against other keys) must
     # not be reused as if it had been verified. A golden image's name is no input either: the settings and
     # files it names are (relative to the context, so the package's install path is not).
-    settings = {k: v for k, v in asdict(img).items() if k not in ("context", "dockerfile", "keyring", "golden")}
+    settings = {k: v for k, v in asdict(img).items() if k not in _NOT_INPUTS}
     if img.kind == "rootfs":
         settings["verified_with"] = ROOTFS_VERIFICATION
         settings["keyring_sha256"] = (
@@ -807,12 +812,20 @@ class _Builder:
         )
 
 
-def debootstrap_argv(debootstrap: str, img: Image, root: Path, *, gpgv: str | None = None) -> list[str]:
+# Where debootstrap keeps a script per suite it knows; `sid`'s is what every Debian suite since buster uses.
+DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
+
+
+def debootstrap_argv(
+    debootstrap: str, img: Image, root: Path, *, gpgv: str | None = None, scripts: Path = DEBOOTSTRAP_SCRIPTS
+) -> list[str]:
     """debootstrap's command line for a rootfs image: it must verify the archive's signatures or stop.
 
     Without ``--force-check-gpg`` debootstrap quietly builds from an unverified (or HTTPS-only) Release
     when the keyring is missing; with it and the image's keyring it aborts instead. gpgv and the keyring
     are checked here first, so the reason is said plainly. ``gpgv``: the tool's path (default: PATH).
+    A suite newer than the host's debootstrap (forky on Debian 12's) gets the sid script, the one Debian's
+    own suites point at; ``scripts``: debootstrap's script directory.
     """
     tool = gpgv if gpgv is not None else shutil.which("gpgv")
     if tool is None or not Path(tool).is_file():
@@ -830,7 +843,10 @@ def debootstrap_argv(debootstrap: str, img: Image, root: Path, *, gpgv: str | No
     argv = [debootstrap, "--force-check-gpg", "--keyring", str(img.keyring.absolute()), f"--variant={img.variant}"]
     if img.include:
         argv.append("--include=" + ",".join(img.include))
-    return [*argv, img.suite, str(root), img.mirror]
+    argv += [img.suite, str(root), img.mirror]
+    if not (scripts / img.suite).exists() and (scripts / "sid").is_file():
+        argv.append(str(scripts / "sid"))
+    return argv
 
 
 def _some(items: list[str], limit: int = 8) -> str:
@@ -857,7 +873,7 @@ def run(ctx: Context, opts: Options) -> Result:
     return Result(
         stage="build",
         headline=headline,
-        notices=tuple(rep.notices),
+        notices=(*ctx.cfg.golden_notices(rep.images), *rep.notices),
         tables=(Table(("image", "kind", "reference", "time", "note"), rows),),
         timings={"total_s": rep.seconds, **{f"{b.name}_s": b.seconds for b in rep.images.values()}},
         data={"build": rep.to_json()},
