@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -633,14 +634,17 @@ class _Builder:
         ]
         try:
             for what, args in (("apt-get update", ["update"]), ("apt-get upgrade", ["--with-new-pkgs", "upgrade"])):
-                _proc.run(
-                    [*apt, *args],
-                    timeout=self.cfg.build.timeout,
-                    what=f"{what} in the {img.name} rootfs",
-                    env=env,
-                    stream=emit,
-                    hint=f"check that the mirrors of suites {', '.join(img.suites)} are reachable",
-                )
+                try:
+                    _proc.run(
+                        [*apt, *args],
+                        timeout=self.cfg.build.timeout,
+                        what=f"{what} in the {img.name} rootfs",
+                        env=env,
+                        stream=emit,
+                        hint=f"check that the mirrors of suites {', '.join(img.suites)} are reachable",
+                    )
+                except CommandFailed as exc:
+                    raise expired_index(img, exc) or exc from None
             _proc.run([*apt, "clean"], timeout=120, what=f"apt-get clean in the {img.name} rootfs", env=env, quiet=True)
         finally:
             if not had_resolv:
@@ -810,6 +814,29 @@ class _Builder:
             round(time.monotonic() - start, 2),
             pushed=True,
         )
+
+
+_EXPIRED = re.compile(r"Release file for (\S+) is expired \(invalid since ([^)]*)\)")
+
+
+def expired_index(img: Image, exc: CommandFailed) -> CommandFailed | None:
+    """apt's refusal of a mirror's expired Release files, said as what it is; None for any other failure.
+
+    debootstrap reads no Valid-Until, so an expired suite gets as far as apt. apt is right to refuse it:
+    an old signed index may be a replay that hides security fixes. The build never overrides that.
+    """
+    found = _EXPIRED.findall(exc.seen or "")
+    if not found:
+        return None
+    return CommandFailed(
+        f"the mirrors of rootfs image {img.name!r} serve expired indexes: "
+        + "; ".join(f"{url} (expired {since} ago)" for url, since in found),
+        argv=exc.argv,
+        returncode=exc.returncode,
+        seen=exc.seen,
+        hint="apt refuses an index past its Valid-Until, as an old signed index may be replayed: use a mirror "
+        f"that is current for {', '.join(img.suites)} (set `mirror` and `security_mirror` of the image)",
+    )
 
 
 # Where debootstrap keeps a script per suite it knows; `sid`'s is what every Debian suite since buster uses.

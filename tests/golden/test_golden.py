@@ -5,14 +5,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import textwrap
 import zipfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -378,7 +381,8 @@ def test_a_builder_and_runtime_of_different_pythons_are_said(tmp_path: Path) -> 
         ),
         (
             RUNTIME + "python = 3.12\n",
-            r"images\.python-runtime\.python: expected a Python version as a quoted string such as \"3\.13\", got 3\.12",
+            r"images\.python-runtime\.python: expected a Python version as a quoted string "
+            r"such as \"3\.13\", got 3\.12",
             "available: 3.11",
         ),
         (
@@ -560,3 +564,40 @@ def test_the_wheel_carries_every_golden_file(tmp_path: Path, network: None) -> N
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
     assert [f for f in golden_files() if f not in names] == []
+
+
+# --------------------------------------------------------------------------- one runtime definition for every Python
+
+
+def _assemble() -> Any:
+    spec = importlib.util.spec_from_file_location("assemble", golden.HERE / "python-runtime" / "assemble.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_runtime_definition_names_no_python_version() -> None:
+    folder = golden.HERE / "python-runtime"
+    for name in ("assemble.py", "drop.txt", "Dockerfile"):
+        code = [line.split("#", 1)[0] for line in (folder / name).read_text().splitlines()]
+        assert not [line for line in code if re.search(r"python3\.\d|cpython-3\d", line)], name
+
+
+@pytest.mark.parametrize("version", ["3.11", "3.13", "3.14"])
+def test_drop_list_patterns_follow_the_stdlib_of_the_python_assembling(
+    version: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assemble = _assemble()
+    monkeypatch.setattr(assemble, "STDLIB", f"/usr/lib/python{version}/")
+    drop = assemble.stdlib_patterns(assemble.read_list(golden.HERE / "python-runtime" / "drop.txt"))
+    assert not [p for p in drop if "{" in p]
+    stdlib = f"/usr/lib/python{version}"
+    assert assemble.dropped(f"{stdlib}/test/test_os.py", drop)
+    tag = version.replace(".", "")
+    assert assemble.dropped(f"{stdlib}/lib-dynload/_sqlite3.cpython-{tag}-x86_64-linux-gnu.so", drop)
+    assert not assemble.dropped(f"{stdlib}/json/__init__.py", drop)
+    # Another version's files are none of this one's: the list does not reach past its own stdlib.
+    assert not assemble.dropped("/usr/lib/python3.9/test/test_os.py", drop)
+    # The running interpreter is the one assembled: its stdlib and bytecode tag.
+    assert sysconfig.get_paths()["stdlib"].rstrip("/") + "/" == _assemble().STDLIB
