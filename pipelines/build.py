@@ -64,6 +64,11 @@ class Built:
     seconds: float
     reused: bool = False
     pushed: bool = False
+    # From the config, for the stages after: the Python a golden image carries, the Debian suite the
+    # image is or stands on, and that suite's status ("testing": no security support).
+    python: str = ""
+    debian: str = ""
+    debian_status: str = ""
 
 
 @dataclass
@@ -973,6 +978,9 @@ def build_images(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[
             lockfile.save_packages(b.packages_path, b.packages)
         shutil.rmtree(b.workdir, ignore_errors=True)
     rep.seconds = round(time.monotonic() - start, 2)
+    for built in rep.images.values():
+        img = cfg.images[built.name]
+        built.python, built.debian, built.debian_status = img.python, img.debian_suite, img.debian_status
     if not opts.bases_only:
         # The record names the services later stages check; a bases-only run
         # leaves the last one alone (the lock records the bases).

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pipelines import lockfile
+from pipelines import lockfile, manifest
 from tests.harness import IN_CI, ROOT, RunLocks, docker, run_cli
 
 PROJECT = ROOT / "artifacts" / "golden-matrix"
@@ -140,6 +140,11 @@ def test_the_runtime_has_no_shell_and_runs_as_65532(suite_build: dict[str, Any])
 
 
 def test_the_build_report_states_version_and_support(suite_build: dict[str, Any]) -> None:
+    suite = suite_build["suite"]
+    # The build record carries them for the stages after.
+    record = manifest.load(PROJECT / "artifacts", suite).images[f"python-runtime-{suite}"]
+    status = {"trixie": "stable", "forky": "testing"}[suite]
+    assert (record.python, record.debian, record.debian_status) == (suite_build["python"], suite, status)
     notices = "\n".join(suite_build["report"]["notices"])
     if suite_build["suite"] == "trixie":
         assert "python-runtime-trixie: python 3.12 requested, 3.13 used" in notices
