@@ -601,3 +601,26 @@ def test_drop_list_patterns_follow_the_stdlib_of_the_python_assembling(
     assert not assemble.dropped("/usr/lib/python3.9/test/test_os.py", drop)
     # The running interpreter is the one assembled: its stdlib and bytecode tag.
     assert sysconfig.get_paths()["stdlib"].rstrip("/") + "/" == _assemble().STDLIB
+
+
+def test_a_rootfs_of_the_configs_own_on_testing_is_said_too(tmp_path: Path) -> None:
+    path = project(
+        tmp_path,
+        """
+        [images.mine]
+        kind = "rootfs"
+        suite = "forky"
+        [images.python-runtime]
+        golden = "python-runtime"
+        bases = { BASE_IMAGE = "mine" }
+        """,
+    )
+    cfg = config.load(path)
+    assert {n: (i.debian_suite, i.debian_status) for n, i in cfg.images.items()} == {
+        "mine": ("forky", "testing"),
+        "python-runtime": ("forky", "testing"),
+        "web": ("forky", "testing"),
+    }
+    assert cfg.golden_notices()[0].startswith("mine, python-runtime, web: Debian forky is Debian testing")
+    with pytest.raises(ConfigError, match=r"images\.mine\.python: unknown key"):
+        config.load(project(tmp_path, '[images.mine]\nkind = "rootfs"\npython = "3.13"\n' + RUNTIME))
