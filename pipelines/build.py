@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -63,6 +64,11 @@ class Built:
     seconds: float
     reused: bool = False
     pushed: bool = False
+    # From the config, for the stages after: the Python a golden image carries, the Debian suite the
+    # image is or stands on, and that suite's status ("testing": no security support).
+    python: str = ""
+    debian: str = ""
+    debian_status: str = ""
 
 
 @dataclass
@@ -345,6 +351,11 @@ def failed_targets(output: str, targets: Mapping[str, str]) -> list[str]:
 
 # How a rootfs base's archive is verified; part of its input hash, so a change of it rebuilds the base.
 ROOTFS_VERIFICATION = "debootstrap --force-check-gpg --keyring"
+# Image fields that describe an image without being what it is built from: its files count by content,
+# the Python version and Debian status by the suite and definition they follow from.
+_NOT_INPUTS = frozenset(
+    {"context", "dockerfile", "keyring", "golden", "python", "python_requested", "debian_suite", "debian_status"}
+)
 
 
 def input_hash(img: Image, base_refs: Mapping[str, str]) -> str:
@@ -354,7 +365,7 @@ def input_hash(img: Image, base_refs: Mapping[str, str]) -> str:
     # checked against, and one debootstrapped before signatures were forced (or against other keys) must
     # not be reused as if it had been verified. A golden image's name is no input either: the settings and
     # files it names are (relative to the context, so the package's install path is not).
-    settings = {k: v for k, v in asdict(img).items() if k not in ("context", "dockerfile", "keyring", "golden")}
+    settings = {k: v for k, v in asdict(img).items() if k not in _NOT_INPUTS}
     if img.kind == "rootfs":
         settings["verified_with"] = ROOTFS_VERIFICATION
         settings["keyring_sha256"] = (
@@ -628,14 +639,17 @@ class _Builder:
         ]
         try:
             for what, args in (("apt-get update", ["update"]), ("apt-get upgrade", ["--with-new-pkgs", "upgrade"])):
-                _proc.run(
-                    [*apt, *args],
-                    timeout=self.cfg.build.timeout,
-                    what=f"{what} in the {img.name} rootfs",
-                    env=env,
-                    stream=emit,
-                    hint=f"check that the mirrors of suites {', '.join(img.suites)} are reachable",
-                )
+                try:
+                    _proc.run(
+                        [*apt, *args],
+                        timeout=self.cfg.build.timeout,
+                        what=f"{what} in the {img.name} rootfs",
+                        env=env,
+                        stream=emit,
+                        hint=f"check that the mirrors of suites {', '.join(img.suites)} are reachable",
+                    )
+                except CommandFailed as exc:
+                    raise expired_index(img, exc) or exc from None
             _proc.run([*apt, "clean"], timeout=120, what=f"apt-get clean in the {img.name} rootfs", env=env, quiet=True)
         finally:
             if not had_resolv:
@@ -807,12 +821,43 @@ class _Builder:
         )
 
 
-def debootstrap_argv(debootstrap: str, img: Image, root: Path, *, gpgv: str | None = None) -> list[str]:
+_EXPIRED = re.compile(r"Release file for (\S+) is expired \(invalid since ([^)]*)\)")
+
+
+def expired_index(img: Image, exc: CommandFailed) -> CommandFailed | None:
+    """apt's refusal of a mirror's expired Release files, said as what it is; None for any other failure.
+
+    debootstrap reads no Valid-Until, so an expired suite gets as far as apt. apt is right to refuse it:
+    an old signed index may be a replay that hides security fixes. The build never overrides that.
+    """
+    found = _EXPIRED.findall(exc.seen or "")
+    if not found:
+        return None
+    return CommandFailed(
+        f"the mirrors of rootfs image {img.name!r} serve expired indexes: "
+        + "; ".join(f"{url} (expired {since} ago)" for url, since in found),
+        argv=exc.argv,
+        returncode=exc.returncode,
+        seen=exc.seen,
+        hint="apt refuses an index past its Valid-Until, as an old signed index may be replayed: use a mirror "
+        f"that is current for {', '.join(img.suites)} (set `mirror` and `security_mirror` of the image)",
+    )
+
+
+# Where debootstrap keeps a script per suite it knows; `sid`'s is what every Debian suite since buster uses.
+DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
+
+
+def debootstrap_argv(
+    debootstrap: str, img: Image, root: Path, *, gpgv: str | None = None, scripts: Path = DEBOOTSTRAP_SCRIPTS
+) -> list[str]:
     """debootstrap's command line for a rootfs image: it must verify the archive's signatures or stop.
 
     Without ``--force-check-gpg`` debootstrap quietly builds from an unverified (or HTTPS-only) Release
     when the keyring is missing; with it and the image's keyring it aborts instead. gpgv and the keyring
     are checked here first, so the reason is said plainly. ``gpgv``: the tool's path (default: PATH).
+    A suite newer than the host's debootstrap (forky on Debian 12's) gets the sid script, the one Debian's
+    own suites point at; ``scripts``: debootstrap's script directory.
     """
     tool = gpgv if gpgv is not None else shutil.which("gpgv")
     if tool is None or not Path(tool).is_file():
@@ -830,7 +875,10 @@ def debootstrap_argv(debootstrap: str, img: Image, root: Path, *, gpgv: str | No
     argv = [debootstrap, "--force-check-gpg", "--keyring", str(img.keyring.absolute()), f"--variant={img.variant}"]
     if img.include:
         argv.append("--include=" + ",".join(img.include))
-    return [*argv, img.suite, str(root), img.mirror]
+    argv += [img.suite, str(root), img.mirror]
+    if not (scripts / img.suite).exists() and (scripts / "sid").is_file():
+        argv.append(str(scripts / "sid"))
+    return argv
 
 
 def _some(items: list[str], limit: int = 8) -> str:
@@ -857,7 +905,7 @@ def run(ctx: Context, opts: Options) -> Result:
     return Result(
         stage="build",
         headline=headline,
-        notices=tuple(rep.notices),
+        notices=(*ctx.cfg.golden_notices(rep.images), *rep.notices),
         tables=(Table(("image", "kind", "reference", "time", "note"), rows),),
         timings={"total_s": rep.seconds, **{f"{b.name}_s": b.seconds for b in rep.images.values()}},
         data={"build": rep.to_json()},
@@ -930,6 +978,9 @@ def build_images(cfg: Config, opts: Options, tools: Toolchain, environ: Mapping[
             lockfile.save_packages(b.packages_path, b.packages)
         shutil.rmtree(b.workdir, ignore_errors=True)
     rep.seconds = round(time.monotonic() - start, 2)
+    for built in rep.images.values():
+        img = cfg.images[built.name]
+        built.python, built.debian, built.debian_status = img.python, img.debian_suite, img.debian_status
     if not opts.bases_only:
         # The record names the services later stages check; a bases-only run
         # leaves the last one alone (the lock records the bases).

@@ -32,6 +32,11 @@ class BuiltImage(BaseModel):
     seconds: float
     reused: bool = False
     pushed: bool = False
+    # The Python a golden image carries, the Debian suite the image is or stands on, and that suite's
+    # status ("testing" has no support from Debian's security team); "" in records written before them.
+    python: str = ""
+    debian: str = ""
+    debian_status: str = ""
 
     @property
     def local_ref(self) -> str:

@@ -423,3 +423,34 @@ def test_the_build_refuses_a_rootfs_when_its_keyring_is_missing(tmp_path: Path, 
     assert f"error: the archive keyring {tmp_path / 'gone.gpg'} of rootfs image 'debian' does not exist" in r.stderr
     assert "hint: apt-get install debian-archive-keyring" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_suite_newer_than_debootstrap_gets_the_sid_script(cfg: config.Config, tmp_path: Path) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "sid").write_text("# sid\n")
+    (scripts / "trixie").symlink_to("sid")
+    img = cfg.images["debian"]
+    for suite, extra in (("trixie", []), ("forky", [str(scripts / "sid")])):
+        argv = build.debootstrap_argv(
+            "/usr/sbin/debootstrap", replace(img, suite=suite), tmp_path / "r", scripts=scripts
+        )
+        assert argv[argv.index(suite) :] == [suite, str(tmp_path / "r"), img.mirror, *extra]
+        # Signatures are checked whichever script runs.
+        assert "--force-check-gpg" in argv and "--keyring" in argv
+
+
+def test_an_expired_index_is_said_as_such_and_never_overridden(cfg: config.Config) -> None:
+    img = replace(cfg.images["debian"], suite="forky", suites=("forky", "forky-updates"))
+    seen = (
+        "E: Release file for http://deb.debian.org/debian/dists/forky/InRelease is expired "
+        "(invalid since 31d 7h 0min 49s). Updates for this repository will not be applied.\n"
+    )
+    err = build.expired_index(img, CommandFailed("apt-get update failed", seen=seen, returncode=100))
+    assert err is not None
+    assert (
+        "serve expired indexes: http://deb.debian.org/debian/dists/forky/InRelease (expired 31d 7h 0min 49s ago)"
+        in (err.what)
+    )
+    assert "use a mirror that is current for forky, forky-updates" in (err.hint or "")
+    assert build.expired_index(img, CommandFailed("x", seen="E: Could not resolve host")) is None

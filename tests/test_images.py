@@ -137,10 +137,10 @@ def test_builder_and_runtime_carry_the_same_python(built: dict[str, Any]) -> Non
 DROP_LIST = golden.HERE / "python-runtime" / "drop.txt"
 
 
-def drop_patterns() -> list[str]:
-    """The golden runtime's drop.txt as assemble.py reads it, without the leading slash."""
+def drop_patterns(python: str = "3.11") -> list[str]:
+    """The golden runtime's drop.txt as assemble.py reads it for ``python``, without the leading slash."""
     lines = (line.split("#", 1)[0].strip() for line in DROP_LIST.read_text().splitlines())
-    return [line.lstrip("/") for line in lines if line]
+    return [line.replace("{stdlib}", f"/usr/lib/python{python}").lstrip("/") for line in lines if line]
 
 
 def dropped_paths(paths: set[str], patterns: list[str]) -> list[str]:

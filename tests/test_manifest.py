@@ -81,3 +81,13 @@ def test_a_record_that_is_a_directory_is_an_input_error(tmp_path: Path) -> None:
     manifest.path(tmp_path, "dev").mkdir(parents=True)
     with pytest.raises(InputError, match="cannot be read"):
         manifest.load(tmp_path, "dev")
+
+
+def test_a_record_says_each_images_python_and_debian_suite_and_older_ones_still_read(tmp_path: Path) -> None:
+    forky = {**API, "name": "runtime", "kind": "base", "python": "3.14", "debian": "forky", "debian_status": "testing"}
+    rec = manifest.BuildRecord.model_validate(record(api=API, runtime=forky))
+    manifest.save(tmp_path, rec)
+    loaded = manifest.load(tmp_path, "dev")
+    runtime = loaded.images["runtime"]
+    assert (runtime.python, runtime.debian, runtime.debian_status) == ("3.14", "forky", "testing")
+    assert (loaded.images["api"].debian, loaded.images["api"].debian_status) == ("", "")

@@ -62,6 +62,7 @@ def _stage_config(args: argparse.Namespace) -> tuple[Context | None, Result]:
     return Context(cfg, Toolchain()), Result(
         stage="config",
         headline=f"{cfg.file}: valid",
+        notices=tuple(cfg.golden_notices()),
         tables=(Table(("setting", "value", "source"), rows, title="registry and environment"), _images_table(cfg)),
         data={"config": _jsonable(cfg)},
         out_dir=cfg.project.artifacts / "config",
@@ -79,8 +80,14 @@ def _images_table(cfg: config_mod.Config) -> Table:
         else:
             source = f"debootstrap {img.suite} ({img.variant})"
         bases = ", ".join(f"{arg}={base}" for arg, base in img.bases.items())
-        rows.append((img.name, "base" if img.is_base else "service", img.golden or "-", source, bases or "-"))
-    return Table(("image", "kind", "golden", "definition", "bases"), tuple(rows), title="images")
+        python = img.python or "-"
+        if img.python_requested and img.python_requested != img.python:
+            python += f" ({img.python_requested} requested)"
+        debian = f"{img.debian_suite} ({img.debian_status})" if img.debian_status else img.debian_suite or "-"
+        rows.append(
+            (img.name, "base" if img.is_base else "service", img.golden or "-", source, bases or "-", python, debian)
+        )
+    return Table(("image", "kind", "golden", "definition", "bases", "python", "debian"), tuple(rows), title="images")
 
 
 def _stage_init(args: argparse.Namespace) -> tuple[Context | None, Result]:

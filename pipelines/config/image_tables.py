@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from .. import golden, refs
@@ -26,7 +28,36 @@ def read(top: Table, root: Path) -> dict[str, Image]:
         images[name] = _image(it, name, root, is_base=False)
     if not any(not i.is_base for i in images.values()):
         raise ConfigError(top.file, "services", "at least one service is required")
-    return images
+    return _with_debian(images)
+
+
+def _with_debian(images: Mapping[str, Image]) -> dict[str, Image]:
+    """Each image with the Debian suite it is or is built on, and that suite's status.
+
+    A rootfs image is its suite; any other image has its bases', an unsupported one (testing) first, so an
+    image that stands on testing anywhere says so. Bases that name no image are reported later, by
+    check_bases; cycles too (a cycle's images get no suite here).
+    """
+    out: dict[str, Image] = {}
+
+    def visit(name: str, path: frozenset[str]) -> tuple[str, str]:
+        if name in out:
+            return out[name].debian_suite, out[name].debian_status
+        img = images.get(name)
+        if img is None or name in path:
+            return "", ""
+        if img.kind == "rootfs":
+            found = (img.suite, golden.suite_status(img.suite))
+        else:
+            known = [visit(b, path | {name}) for b in img.bases.values()]
+            known = [k for k in known if k[0]]
+            found = next((k for k in known if k[1] in golden.UNSUPPORTED), known[0] if known else ("", ""))
+        out[name] = replace(img, debian_suite=found[0], debian_status=found[1])
+        return found
+
+    for name in images:
+        visit(name, frozenset())
+    return {name: out[name] for name in images}
 
 
 def _base_tables(top: Table) -> list[tuple[str, Table, golden.Golden | None, dict[str, str] | None]]:
@@ -95,7 +126,37 @@ def _golden_entry(t: Table) -> golden.Golden | None:
                 f"cannot be set beside golden = {name!r}: the golden image's definition is the package's",
                 hint="remove it to build the golden image, or remove golden to define the image here",
             )
-    return known[name]
+    if "python" not in t.data:
+        return known[name]
+    return _python_member(t, known[name])
+
+
+def _python_member(t: Table, entry: golden.Golden) -> golden.Golden:
+    """The member of ``entry``'s family that `python` asks for: the oldest Python not older than it."""
+    wanted = t.data["python"]
+    members = golden.family(entry.name)
+    if not members:
+        pythons = ", ".join(g.name for g in golden.catalog().values() if g.python)
+        raise t.error(
+            "python",
+            f"only a golden Python image takes a Python version, and {entry.name!r} is none",
+            hint=f"golden Python images: {pythons}",
+        )
+    available = ", ".join(f"{g.python} ({g.name})" for g in members)
+    if not isinstance(wanted, str) or not golden.PYTHON_VERSION.match(wanted):
+        raise t.error(
+            "python",
+            f'expected a Python version as a quoted string such as "3.13", got {wanted!r}',
+            hint=f"available: {available}",
+        )
+    chosen = golden.select(entry.name, wanted)
+    if chosen is None:
+        raise t.error(
+            "python",
+            f"Python {wanted} is newer than every golden {entry.name!r} image",
+            hint=f"available: {available}",
+        )
+    return chosen
 
 
 def _image(
@@ -114,8 +175,12 @@ def _image(
             "image names must be lowercase letters and digits, separated by single '.', '_' or '__', or by '-' "
             "(they become repository names)",
         )
+    requested = ""
     if entry is not None:
-        t = Table(t.file, t.path, {**entry.settings, **{k: v for k, v in t.data.items() if k != "golden"}})
+        # `python` chose the entry (see _python_member); it is no setting of the image.
+        requested = t.data.get("python", "")
+        mine = {k: v for k, v in t.data.items() if k not in ("golden", "python")}
+        t = Table(t.file, t.path, {**entry.settings, **mine})
     kind = t.choice("kind", IMAGE_KINDS, "dockerfile") if is_base else "dockerfile"
     image = t.string("image", name)
     if problem := refs.repository_problem(image):
@@ -179,6 +244,8 @@ def _image(
         args=build_args(t, "args"),
         bases=bases if bases is not None else build_args(t, "bases"),
         golden=entry.name if entry is not None else "",
+        python=entry.python if entry is not None else "",
+        python_requested=requested,
     )
     t.done()
     return img

@@ -32,6 +32,13 @@ class Image:
     role: str = "service"
     # The golden image of the package this one is (its catalog name); "" for one defined in the config.
     golden: str = ""
+    # Golden Python images: the "3.X" the image carries, and the one the config asked for ("" when none).
+    python: str = ""
+    python_requested: str = ""
+    # The Debian suite the image is (rootfs) or is built on, and its status (oldstable, stable, testing,
+    # unstable; "" when not known): testing and unstable have no support from Debian's security team.
+    debian_suite: str = ""
+    debian_status: str = ""
     # rootfs images only
     suite: str = ""
     variant: str = ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..findings import Severity
+from ..golden import UNSUPPORTED as UNSUPPORTED_STATUSES
 from .images import Image, build_order
 
 if TYPE_CHECKING:
@@ -363,6 +364,41 @@ class Config:
                 "no such environment",
                 hint=f"choose one of: {', '.join(self.environments)}",
             ) from None
+
+    def golden_notices(self, names: Iterable[str] | None = None) -> list[str]:
+        """What every report about these images (default: all) says of their golden bases.
+
+        A Python other than the one the config asked for; a Debian suite without security support (testing);
+        a service whose bases carry different Pythons (a virtualenv made in one does not run in the other).
+        """
+        wanted = [self.images[n] for n in (self.images if names is None else names) if n in self.images]
+        lines = [
+            f"{i.name}: python {i.python_requested} requested, {i.python} used "
+            f"({i.golden}, Debian {i.debian_suite or 'unknown'})"
+            for i in wanted
+            if i.python_requested and i.python_requested != i.python
+        ]
+        unsupported: dict[tuple[str, str], list[str]] = {}
+        for i in wanted:
+            if i.debian_status in UNSUPPORTED_STATUSES:
+                unsupported.setdefault((i.debian_suite, i.debian_status), []).append(i.name)
+        lines += [
+            f"{', '.join(who)}: Debian {suite} is Debian {status}, without the Debian security team's support "
+            "(security fixes arrive late or not at all)"
+            for (suite, status), who in unsupported.items()
+        ]
+        for i in wanted:
+            pythons = {
+                f"{self.images[b].name} {self.images[b].python}"
+                for b in i.bases.values()
+                if b in self.images and self.images[b].python
+            }
+            if len({p.rsplit(" ", 1)[1] for p in pythons}) > 1:
+                lines.append(
+                    f"{i.name}: its bases carry different Pythons ({', '.join(sorted(pythons))}): "
+                    "a virtualenv made in one does not run in the other"
+                )
+        return lines
 
     def build_order(self, names: list[str] | None = None) -> list[list[Image]]:
         """Images in dependency levels: each level only needs earlier ones.

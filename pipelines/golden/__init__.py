@@ -9,6 +9,7 @@ inside the package, bases that name other entries.
 from __future__ import annotations
 
 import functools
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,8 +27,21 @@ DISPLAY_PREFIX = "golden:"
 # What an image is built from: the catalog's alone, never replaced by a key of pipeline.toml.
 DEFINITION_KEYS = ("kind", "context", "dockerfile")
 # The catalog's own keys; every other key of an entry is an [images.*] setting pipeline.toml may override.
-_OWN_KEYS = frozenset({"description", "context", "dockerfile", "bases"})
+_OWN_KEYS = frozenset({"description", "context", "dockerfile", "bases", "python", "status"})
 KINDS = ("rootfs", "dockerfile")
+# A Debian suite's place in its life cycle. Testing (and unstable) has no support from Debian's security
+# team: every report about an image on it says so.
+STATUSES = ("oldstable", "stable", "testing")
+UNSUPPORTED = ("testing", "unstable")
+# What a suite name alone says about its status, for rootfs images the catalog does not define.
+_SUITE_ALIASES = {
+    "oldstable": "oldstable",
+    "stable": "stable",
+    "testing": "testing",
+    "sid": "unstable",
+    "unstable": "unstable",
+}
+PYTHON_VERSION = re.compile(r"^3\.(0|[1-9][0-9]?)$")
 
 
 class CatalogError(RuntimeError):
@@ -48,6 +62,42 @@ class Golden:
     bases: Mapping[str, str]
     # the other [images.*] keys (role, suite, mirror, ...) as pipeline.toml would write them
     settings: Mapping[str, Any]
+    # Python images: the "3.X" they carry; "" for others
+    python: str = ""
+    # rootfs images: the Debian suite's status (one of STATUSES)
+    status: str = ""
+
+
+def python_key(version: str) -> tuple[int, int]:
+    """``"3.13"`` as (3, 13), so versions compare as numbers."""
+    major, minor = version.split(".")
+    return int(major), int(minor)
+
+
+def family(name: str) -> list[Golden]:
+    """The Python images built from the same definition as ``name`` (itself included), oldest Python first."""
+    cat = catalog()
+    g = cat[name]
+    if not g.python:
+        return []
+    return sorted(
+        (o for o in cat.values() if o.python and o.context == g.context and o.dockerfile == g.dockerfile),
+        key=lambda o: python_key(o.python),
+    )
+
+
+def select(name: str, python: str) -> Golden | None:
+    """The member of ``name``'s family with the oldest Python not older than ``python``; None when none is."""
+    wanted = python_key(python)
+    return next((g for g in family(name) if python_key(g.python) >= wanted), None)
+
+
+def suite_status(suite: str) -> str:
+    """The status of a Debian suite by name: the catalog's for its suites, "" when not known."""
+    for g in catalog().values():
+        if g.kind == "rootfs" and g.settings.get("suite") == suite:
+            return g.status
+    return _SUITE_ALIASES.get(suite, "")
 
 
 def catalog() -> Mapping[str, Golden]:
@@ -106,6 +156,14 @@ def _entry(path: Path, name: str, table: object) -> Golden:
         raise CatalogError(f"{where}.kind: must be one of {', '.join(KINDS)}")
     if not isinstance(bases, dict) or not all(isinstance(v, str) for v in bases.values()):
         raise CatalogError(f"{where}.bases: expected a table of golden image names")
+    python = table.get("python", "")
+    status = table.get("status", "")
+    if python and (kind != "dockerfile" or not isinstance(python, str) or not PYTHON_VERSION.match(python)):
+        raise CatalogError(f'{where}.python: a Python image\'s version such as "3.13", got {python!r}')
+    if kind == "rootfs" and status not in STATUSES:
+        raise CatalogError(f"{where}.status: a rootfs image's Debian status, one of {', '.join(STATUSES)}")
+    if kind != "rootfs" and status:
+        raise CatalogError(f"{where}.status: only a rootfs image has one (the others have their base's)")
     context = dockerfile = None
     if kind == "dockerfile":
         rel = table.get("context")
@@ -120,5 +178,13 @@ def _entry(path: Path, name: str, table: object) -> Golden:
         raise CatalogError(f"{where}: a rootfs image has no context, dockerfile or bases")
     settings = {k: v for k, v in table.items() if k not in _OWN_KEYS}
     return Golden(
-        name, description, kind, context, dockerfile, MappingProxyType(dict(bases)), MappingProxyType(settings)
+        name,
+        description,
+        kind,
+        context,
+        dockerfile,
+        MappingProxyType(dict(bases)),
+        MappingProxyType(settings),
+        python=python,
+        status=status,
     )

@@ -5,14 +5,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import textwrap
 import zipfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,6 +78,55 @@ def test_the_catalog_names_the_golden_images() -> None:
         assert cat[name].kind == "dockerfile"
         assert cat[name].settings["role"] == role
         assert dict(cat[name].bases) == {"BASE_IMAGE": "debian-bookworm"}
+        assert cat[name].python == "3.11"
+
+
+# Each Debian suite of the matrix: its status, its Python, and the suites apt reads (what deb.debian.org and
+# its debian-security serve: forky has -updates and -security suites too, the latter without the security
+# team's support).
+MATRIX = {
+    "bookworm": ("oldstable", "3.11", "debian-bookworm", "python-builder", "python-runtime"),
+    "trixie": ("stable", "3.13", "debian-trixie", "python-builder-trixie", "python-runtime-trixie"),
+    "forky": ("testing", "3.14", "debian-forky", "python-builder-forky", "python-runtime-forky"),
+}
+
+
+@pytest.mark.parametrize("suite", sorted(MATRIX))
+def test_each_debian_suite_has_a_rootfs_a_builder_and_a_runtime(suite: str) -> None:
+    status, python, rootfs, builder, runtime = MATRIX[suite]
+    cat = golden.catalog()
+    debian = cat[rootfs]
+    assert debian.kind == "rootfs" and debian.status == status and not debian.python
+    assert debian.settings["suite"] == suite
+    assert debian.settings["suites"] == [suite, f"{suite}-updates", f"{suite}-security"]
+    assert debian.settings["security_mirror"] == "http://deb.debian.org/debian-security"
+    for name, role in ((builder, "builder"), (runtime, "runtime")):
+        g = cat[name]
+        assert (g.python, g.settings["role"], dict(g.bases)) == (python, role, {"BASE_IMAGE": rootfs})
+        assert g.context == golden.HERE / f"python-{role}"  # one definition for every suite
+        assert f"python{python}" in g.description and rootfs in g.description
+    assert golden.suite_status(suite) == status
+
+
+@pytest.mark.parametrize(
+    ("name", "python", "chosen"),
+    [
+        ("python-runtime", "3.11", "python-runtime"),
+        ("python-runtime", "3.9", "python-runtime"),
+        ("python-runtime", "3.12", "python-runtime-trixie"),
+        ("python-runtime", "3.13", "python-runtime-trixie"),
+        ("python-runtime", "3.14", "python-runtime-forky"),
+        ("python-runtime-forky", "3.11", "python-runtime"),
+        ("python-builder", "3.12", "python-builder-trixie"),
+        ("python-builder-trixie", "3.14", "python-builder-forky"),
+        ("python-runtime", "3.15", None),
+    ],
+)
+def test_a_python_version_takes_the_oldest_python_not_older(name: str, python: str, chosen: str | None) -> None:
+    got = golden.select(name, python)
+    assert (got.name if got is not None else None) == chosen
+    assert [g.python for g in golden.family(name)] == ["3.11", "3.13", "3.14"]
+    assert golden.family("debian-trixie") == []
 
 
 def test_every_context_is_a_directory_of_the_package_with_its_dockerfile() -> None:
@@ -103,9 +155,21 @@ def test_a_broken_catalog_is_the_packages_bug_not_the_users(tmp_path: Path) -> N
     with pytest.raises(golden.CatalogError, match=r"one\.context"):
         golden._load(bad)
     bad.write_text(
-        '[one]\ndescription = "a"\nkind = "rootfs"\n[two]\ndescription = "b"\nkind = "rootfs"\nbases = { B = "one" }\n'
+        '[one]\ndescription = "a"\nkind = "rootfs"\nstatus = "stable"\n'
+        '[two]\ndescription = "b"\nkind = "rootfs"\nstatus = "stable"\nbases = { B = "one" }\n'
     )
     with pytest.raises(golden.CatalogError, match="rootfs image has no context"):
+        golden._load(bad)
+    bad.write_text('[one]\ndescription = "a"\nkind = "rootfs"\n')
+    with pytest.raises(golden.CatalogError, match=r"one\.status: a rootfs image's Debian status"):
+        golden._load(bad)
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text("FROM scratch\n")
+    bad.write_text('[one]\ndescription = "a"\ncontext = "ctx"\npython = 3.13\n')
+    with pytest.raises(golden.CatalogError, match=r"one\.python: a Python image's version"):
+        golden._load(bad)
+    bad.write_text('[one]\ndescription = "a"\ncontext = "ctx"\nstatus = "stable"\n')
+    with pytest.raises(golden.CatalogError, match=r"one\.status: only a rootfs image has one"):
         golden._load(bad)
 
 
@@ -234,6 +298,115 @@ def test_an_unknown_golden_name_lists_the_available_ones(tmp_path: Path) -> None
     assert r.returncode == 2, r.stdout + r.stderr
     out = r.stdout + r.stderr
     assert "images.python-runtime.golden" in out and "python-runtime (" in out and "Traceback" not in out
+
+
+def test_a_python_version_chooses_the_golden_image_and_the_mismatch_is_said(tmp_path: Path) -> None:
+    path = project(
+        tmp_path,
+        """
+        [images.python-builder]
+        golden = "python-builder"
+        python = "3.12"
+        [images.python-runtime]
+        golden = "python-runtime"
+        python = "3.12"
+        """,
+    )
+    path.write_text(path.read_text().replace("RUNTIME_IMAGE = ", 'BUILDER_IMAGE = "python-builder", RUNTIME_IMAGE = '))
+    cfg = config.load(path)
+    runtime, builder = cfg.images["python-runtime"], cfg.images["python-builder"]
+    assert (runtime.golden, runtime.python, runtime.python_requested) == ("python-runtime-trixie", "3.13", "3.12")
+    assert (builder.golden, builder.python) == ("python-builder-trixie", "3.13")
+    assert dict(runtime.bases) == dict(builder.bases) == {"BASE_IMAGE": "debian-trixie"}
+    assert cfg.images["debian-trixie"].suites == ("trixie", "trixie-updates", "trixie-security")
+    assert (runtime.debian_suite, runtime.debian_status) == ("trixie", "stable")
+    assert (cfg.images["web"].debian_suite, cfg.images["web"].debian_status) == ("trixie", "stable")
+    assert cfg.golden_notices() == [
+        "python-builder: python 3.12 requested, 3.13 used (python-builder-trixie, Debian trixie)",
+        "python-runtime: python 3.12 requested, 3.13 used (python-runtime-trixie, Debian trixie)",
+    ]
+    r = run_cli_outcome("--config", str(path), "config", "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert "python-runtime: python 3.12 requested, 3.13 used (python-runtime-trixie, Debian trixie)" in out["notices"]
+    assert out["config"]["images"]["python-runtime"]["python"] == "3.13"
+
+
+def test_an_exact_python_version_is_no_mismatch_and_the_default_stays_bookworm(tmp_path: Path) -> None:
+    cfg = config.load(project(tmp_path, RUNTIME.replace("\n", '\npython = "3.11"\n', 1)))
+    assert cfg.images["python-runtime"].golden == "python-runtime" and cfg.golden_notices() == []
+    cfg = config.load(project(tmp_path, RUNTIME))
+    runtime = cfg.images["python-runtime"]
+    assert (runtime.golden, runtime.python, runtime.python_requested) == ("python-runtime", "3.11", "")
+    assert (runtime.debian_suite, runtime.debian_status) == ("bookworm", "oldstable")
+
+
+def test_every_report_on_forky_says_it_is_testing_without_security_support(tmp_path: Path) -> None:
+    path = project(tmp_path, RUNTIME.replace("\n", '\npython = "3.14"\n', 1))
+    cfg = config.load(path)
+    assert cfg.images["python-runtime"].golden == "python-runtime-forky"
+    assert {n: i.debian_status for n, i in cfg.images.items()} == {
+        "python-runtime": "testing",
+        "debian-forky": "testing",
+        "web": "testing",
+    }
+    (line,) = cfg.golden_notices()
+    assert line.startswith("python-runtime, debian-forky, web: Debian forky is Debian testing, without the Debian ")
+    assert "security team's support" in line
+    # A build names only what it built.
+    assert cfg.golden_notices(["debian-forky"])[0].startswith("debian-forky: Debian forky is Debian testing")
+    r = run_cli_outcome("--config", str(path), "config", "--format", "table", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Debian forky is Debian testing, without the Debian security team's support" in r.stdout + r.stderr
+    row = next(line.split() for line in r.stdout.splitlines() if line.startswith("python-runtime "))
+    assert row[-3:] == ["3.14", "forky", "(testing)"]
+
+
+def test_a_builder_and_runtime_of_different_pythons_are_said(tmp_path: Path) -> None:
+    path = project(
+        tmp_path, RUNTIME.replace("\n", '\npython = "3.13"\n', 1) + '[images.b]\ngolden = "python-builder"\n'
+    )
+    path.write_text(path.read_text().replace("RUNTIME_IMAGE = ", 'BUILDER_IMAGE = "b", RUNTIME_IMAGE = '))
+    notices = config.load(path).golden_notices()
+    assert "web: its bases carry different Pythons (b 3.11, python-runtime 3.13)" in "\n".join(notices)
+
+
+@pytest.mark.parametrize(
+    ("images", "message", "hint"),
+    [
+        (
+            RUNTIME + 'python = "3.15"\n',
+            r"images\.python-runtime\.python: Python 3\.15 is newer than every golden 'python-runtime' image",
+            "available: 3.11 (python-runtime), 3.13 (python-runtime-trixie), 3.14 (python-runtime-forky)",
+        ),
+        (
+            RUNTIME + "python = 3.12\n",
+            r"images\.python-runtime\.python: expected a Python version as a quoted string "
+            r"such as \"3\.13\", got 3\.12",
+            "available: 3.11",
+        ),
+        (
+            RUNTIME + 'python = "3.x"\n',
+            r"images\.python-runtime\.python: expected a Python version",
+            "available: 3.11",
+        ),
+        (
+            RUNTIME + '[images.d]\ngolden = "debian-trixie"\npython = "3.13"\n',
+            r"images\.d\.python: only a golden Python image takes a Python version, and 'debian-trixie' is none",
+            "python-runtime-trixie",
+        ),
+    ],
+)
+def test_a_bad_python_version_names_the_key_and_what_is_available(
+    tmp_path: Path, images: str, message: str, hint: str
+) -> None:
+    path = project(tmp_path, images)
+    with pytest.raises(ConfigError, match=message) as info:
+        config.load(path)
+    assert hint in (info.value.hint or "")
+    r = run_cli("--config", str(path), "config", cwd=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "images." in r.stdout + r.stderr and "Traceback" not in r.stdout + r.stderr
 
 
 def test_golden_is_no_key_of_a_service(tmp_path: Path) -> None:
@@ -391,3 +564,63 @@ def test_the_wheel_carries_every_golden_file(tmp_path: Path, network: None) -> N
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
     assert [f for f in golden_files() if f not in names] == []
+
+
+# --------------------------------------------------------------------------- one runtime definition for every Python
+
+
+def _assemble() -> Any:
+    spec = importlib.util.spec_from_file_location("assemble", golden.HERE / "python-runtime" / "assemble.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_runtime_definition_names_no_python_version() -> None:
+    folder = golden.HERE / "python-runtime"
+    for name in ("assemble.py", "drop.txt", "Dockerfile"):
+        code = [line.split("#", 1)[0] for line in (folder / name).read_text().splitlines()]
+        assert not [line for line in code if re.search(r"python3\.\d|cpython-3\d", line)], name
+
+
+@pytest.mark.parametrize("version", ["3.11", "3.13", "3.14"])
+def test_drop_list_patterns_follow_the_stdlib_of_the_python_assembling(
+    version: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assemble = _assemble()
+    monkeypatch.setattr(assemble, "STDLIB", f"/usr/lib/python{version}/")
+    drop = assemble.stdlib_patterns(assemble.read_list(golden.HERE / "python-runtime" / "drop.txt"))
+    assert not [p for p in drop if "{" in p]
+    stdlib = f"/usr/lib/python{version}"
+    assert assemble.dropped(f"{stdlib}/test/test_os.py", drop)
+    tag = version.replace(".", "")
+    assert assemble.dropped(f"{stdlib}/lib-dynload/_sqlite3.cpython-{tag}-x86_64-linux-gnu.so", drop)
+    assert not assemble.dropped(f"{stdlib}/json/__init__.py", drop)
+    # Another version's files are none of this one's: the list does not reach past its own stdlib.
+    assert not assemble.dropped("/usr/lib/python3.9/test/test_os.py", drop)
+    # The running interpreter is the one assembled: its stdlib and bytecode tag.
+    assert sysconfig.get_paths()["stdlib"].rstrip("/") + "/" == _assemble().STDLIB
+
+
+def test_a_rootfs_of_the_configs_own_on_testing_is_said_too(tmp_path: Path) -> None:
+    path = project(
+        tmp_path,
+        """
+        [images.mine]
+        kind = "rootfs"
+        suite = "forky"
+        [images.python-runtime]
+        golden = "python-runtime"
+        bases = { BASE_IMAGE = "mine" }
+        """,
+    )
+    cfg = config.load(path)
+    assert {n: (i.debian_suite, i.debian_status) for n, i in cfg.images.items()} == {
+        "mine": ("forky", "testing"),
+        "python-runtime": ("forky", "testing"),
+        "web": ("forky", "testing"),
+    }
+    assert cfg.golden_notices()[0].startswith("mine, python-runtime, web: Debian forky is Debian testing")
+    with pytest.raises(ConfigError, match=r"images\.mine\.python: unknown key"):
+        config.load(project(tmp_path, '[images.mine]\nkind = "rootfs"\npython = "3.13"\n' + RUNTIME))

@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 FORBIDDEN = ("bin/sh", "bin/bash", "bin/dash", "bin/apt", "bin/apt-get", "bin/dpkg")
@@ -39,6 +40,11 @@ def read_list(path: Path) -> list[str]:
         if line:
             out.append(line)
     return out
+
+
+def stdlib_patterns(lines: list[str]) -> list[str]:
+    """drop.txt's lines with {stdlib} made this Python's standard library directory (no trailing slash)."""
+    return [line.replace("{stdlib}", STDLIB.rstrip("/")) for line in lines]
 
 
 def dpkg_query(fmt: str, pkg: str) -> str:
@@ -121,7 +127,9 @@ def copy_entry(src: str, out: Path, drop: list[str]) -> None:
         shutil.copy2(src, dest)
 
 
-STDLIB = "/usr/lib/python3.11/"
+# The standard library of the python3 being assembled: this script runs on that very interpreter, so
+# one definition serves every Debian suite's Python (drop.txt names it as {stdlib}).
+STDLIB = sysconfig.get_paths()["stdlib"].rstrip("/") + "/"
 # Imports the listed modules and prints the stdlib source files then loaded.
 LOADED = """
 import importlib, sys
@@ -150,7 +158,7 @@ def precompile(modules: list[str], out: Path) -> int:
         if not src.startswith(STDLIB) or not (out / src.lstrip("/")).is_file():
             continue
         rel = Path(src).relative_to(STDLIB)
-        cfile = out / STDLIB.lstrip("/") / rel.parent / "__pycache__" / f"{rel.stem}.cpython-311.pyc"
+        cfile = out / STDLIB.lstrip("/") / rel.parent / "__pycache__" / f"{rel.stem}.{sys.implementation.cache_tag}.pyc"
         py_compile.compile(
             src, cfile=str(cfile), doraise=True, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
         )
@@ -166,7 +174,7 @@ def main() -> int:
     ap.add_argument("--precompile", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    drop = read_list(args.drop)
+    drop = stdlib_patterns(read_list(args.drop))
     out: Path = args.out
     out.mkdir(parents=True)
     for d in MERGED:
