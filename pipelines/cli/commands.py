@@ -90,6 +90,15 @@ def _stage_init(args: argparse.Namespace) -> tuple[Context | None, Result]:
     return None, adopt.run(adopt.Options(directory=args.directory, force=args.force, dry_run=args.dry_run))
 
 
+def _stage_harden(args: argparse.Namespace) -> tuple[Context | None, Result]:
+    from .. import harden  # imported per command: `pipelines --help` stays fast
+
+    ctx = _context(args)
+    res = harden.run(ctx, harden.Options(services=tuple(args.services), dry_run=args.dry_run))
+    # A dry run writes nothing, not even its reports.
+    return ctx, res if args.dry_run else replace(res, out_dir=ctx.artifacts / "harden" / ctx.stamp())
+
+
 def _stage_doctor(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from ..result import Check, Outcome
 
@@ -510,6 +519,7 @@ STAGES: dict[str, Callable[[argparse.Namespace], tuple[Context | None, Result]]]
     "bench": _stage_bench,
     "config": _stage_config,
     "init": _stage_init,
+    "harden": _stage_harden,
     "baseline": _stage_baseline,
     "vulndb": _stage_vulndb,
     "doctor": _stage_doctor,

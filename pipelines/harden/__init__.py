@@ -1,0 +1,178 @@
+"""`pipelines harden [SERVICE ...]`: rewrite each service built FROM an upstream Python image onto the golden bases.
+
+For every chosen service whose Dockerfile starts from python:3.x (slim, bookworm, alpine, ...), the Dockerfile
+becomes a builder stage on ``${BUILDER_IMAGE}`` installing the dependencies the way the repository declares them
+into /opt/venv, and a runtime stage on ``${RUNTIME_IMAGE}`` with only the venv and the application, owned by
+root, run as 65532 behind tini, with a health check that needs no shell. The original is kept as
+``Dockerfile.orig`` unless git holds it unchanged; pipeline.toml gets the service's ``bases`` and the golden
+``[images.*]`` tables. A second run changes nothing.
+
+Every service is converted before anything is written: one that cannot be is an
+:class:`~pipelines.errors.InputError` (exit 2) naming the Dockerfile, the line and the manual step.
+
+The package, by what each module holds: :mod:`.parse` (Dockerfile instructions and stages), :mod:`.deps` (the
+dependency install), :mod:`.syslibs` (system packages, build and runtime), :mod:`.command` (ENTRYPOINT/CMD in
+exec form), :mod:`.health` (the probe), :mod:`.convert` (one Dockerfile), :mod:`.configedit` (pipeline.toml),
+:mod:`.files` (what is written, the original kept, the diff).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import inputs, render
+from ..config import Image
+from ..errors import ConfigError, InputError
+from ..result import Check, Context, Outcome, Result, Table
+from . import configedit, files
+from .command import Unconvertible
+from .convert import Conversion, harden
+
+__all__ = ["Options", "run"]
+
+
+@dataclass(frozen=True)
+class Options:
+    services: tuple[str, ...] = ()
+    dry_run: bool = False
+
+
+def _chosen(ctx: Context, names: tuple[str, ...]) -> list[Image]:
+    services = [img for img in ctx.cfg.images.values() if not img.is_base and img.dockerfile is not None]
+    if not names:
+        return services
+    known = {img.name: img for img in services}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InputError(
+            f"{ctx.cfg.file}: no service {', '.join(unknown)}",
+            hint="services: " + (", ".join(sorted(known)) or "(none)"),
+        )
+    return [known[n] for n in dict.fromkeys(names)]
+
+
+def _display(ctx: Context, path: Path) -> str:
+    try:
+        return path.relative_to(ctx.root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def run(ctx: Context, options: Options) -> Result:
+    """Convert every chosen service, then write everything (or, with dry_run, only show the diff)."""
+    images = _chosen(ctx, options.services)
+    checks: list[Check] = []
+    plan = files.Plan(ctx.root)
+    hardened: list[str] = []
+    by_file: dict[Path, tuple[str | None, Conversion | None, str]] = {}
+    rows: list[tuple[str, ...]] = []
+    for img in images:
+        if img.dockerfile is None or img.context is None:
+            continue
+        path = img.dockerfile
+        shown = _display(ctx, path)
+        if path in by_file:
+            target, conv, first = by_file[path]
+            if target != img.target and conv is not None:
+                raise InputError(
+                    f"{shown}: built by services {first} (target {target or 'last stage'}) and {img.name} "
+                    f"(target {img.target or 'last stage'})",
+                    hint="harden one of them first (pipelines harden SERVICE), or give each its own Dockerfile",
+                )
+            if conv is not None:
+                hardened.append(img.name)
+                checks.append(Check(img.name, Outcome.PASS, f"same Dockerfile as {first}: {shown}", group="harden"))
+            continue
+        try:
+            text = inputs.read_text(path, shown)
+        except ConfigError as exc:
+            raise InputError(exc.what, hint=exc.hint) from None
+        try:
+            conv = harden(text, shown, context=img.context, root=ctx.root, target=img.target)
+        except Unconvertible as exc:
+            raise InputError(f"{shown}:{exc.line}: {exc.what}", hint=f"manual step: {exc.step}") from None
+        by_file[path] = (img.target, conv, img.name)
+        if conv is None:
+            first_from = text_base(text)
+            why = (
+                "already on the golden bases"
+                if "${BUILDER_IMAGE}" in text or "${RUNTIME_IMAGE}" in text or "$RUNTIME_IMAGE" in text
+                else f"starts FROM {first_from or '(nothing)'}, not an upstream Python image: left as it is"
+            )
+            checks.append(Check(img.name, Outcome.NA, f"{shown}: {why}", group="harden"))
+            continue
+        plan.dockerfile(path, shown, text, conv.text)
+        hardened.append(img.name)
+        detail = [
+            f"{shown}: FROM {conv.base} -> builder ${{BUILDER_IMAGE}} + runtime ${{RUNTIME_IMAGE}}, USER 65532:65532",
+            f"dependencies: {conv.deps}",
+            f"command: {conv.command}",
+            f"health: {conv.probe}",
+            *conv.notes,
+        ]
+        checks.append(Check(img.name, Outcome.PASS, "\n".join(detail), group="harden", evidence=shown))
+        rows.append((img.name, shown, conv.deps, conv.probe, ", ".join(conv.runtime_packages) or "-", conv.job or "-"))
+    if hardened:
+        try:
+            text = inputs.read_text(ctx.cfg.file, str(ctx.cfg.file))
+        except ConfigError as exc:
+            raise InputError(exc.what, hint=exc.hint) from None
+        shown_cfg = _display(ctx, ctx.cfg.file)
+        new_cfg, changed = configedit.edit(text, shown_cfg, hardened, ctx.cfg.images)
+        if changed:
+            plan.replace(ctx.cfg.file, shown_cfg, text, new_cfg)
+            checks.append(Check("pipeline.toml", Outcome.PASS, "\n".join(changed), group="harden", evidence=shown_cfg))
+    written = [] if options.dry_run else plan.write()
+    return _result(checks, rows, plan, written, options)
+
+
+def text_base(text: str) -> str:
+    """The image the first FROM names, for the report."""
+    for line in text.splitlines():
+        words = line.split()
+        if words and words[0].upper() == "FROM":
+            rest = [w for w in words[1:] if not w.startswith("--")]
+            return rest[0] if rest else ""
+    return ""
+
+
+def _result(
+    checks: list[Check], rows: list[tuple[str, ...]], plan: files.Plan, written: list[Path], options: Options
+) -> Result:
+    n = len(rows)
+    verb = "would write" if options.dry_run else "wrote"
+    changes = plan.changes()
+    headline = (
+        f"hardened {n} service{'s' * (n != 1)}; {verb} {len(changes)} file{'s' * (len(changes) != 1)}"
+        if changes
+        else f"nothing to change: {len(checks)} service{'s' * (len(checks) != 1)} checked"
+    )
+    diff = plan.diff()
+    notices = (diff.rstrip("\n"),) if options.dry_run and diff else ()
+    data: dict[str, Any] = {
+        "dry_run": options.dry_run,
+        "services": [{"name": c.name, "outcome": c.outcome.value, "detail": c.detail} for c in checks],
+        "files": [{"path": p, "what": w} for p, w in changes],
+        "written": [str(p) for p in written],
+        "diff": diff,
+    }
+    tables = (
+        render.checks_table(checks, title="services"),
+        Table(
+            ("service", "dockerfile", "dependencies", "health check", "runtime libraries", "one-shot job"),
+            tuple(rows),
+            title="hardened",
+        ),
+        Table(("file", "what"), tuple(changes), title=verb),
+    )
+    return Result(
+        stage="harden",
+        headline=headline,
+        checks=tuple(checks),
+        notices=notices,
+        tables=tables,
+        artifacts=tuple(written),
+        data=data,
+    )
