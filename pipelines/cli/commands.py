@@ -94,7 +94,13 @@ def _stage_harden(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from .. import harden  # imported per command: `pipelines --help` stays fast
 
     ctx = _context(args)
-    res = harden.run(ctx, harden.Options(services=tuple(args.services), dry_run=args.dry_run))
+    try:
+        res = harden.run(ctx, harden.Options(services=tuple(args.services), dry_run=args.dry_run))
+    except PipelineError as exc:
+        if not args.dry_run:
+            raise
+        # A dry run writes nothing, not even the report of why it stopped.
+        return None, result.from_error("harden", exc)
     # A dry run writes nothing, not even its reports.
     return ctx, res if args.dry_run else replace(res, out_dir=ctx.artifacts / "harden" / ctx.stamp())
 

@@ -28,7 +28,7 @@ from ..errors import ConfigError, InputError
 from ..result import Check, Context, Outcome, Result, Table
 from . import configedit, files
 from .command import Unconvertible
-from .convert import Conversion, harden
+from .convert import harden, root_image
 
 __all__ = ["Options", "run"]
 
@@ -66,25 +66,13 @@ def run(ctx: Context, options: Options) -> Result:
     checks: list[Check] = []
     plan = files.Plan(ctx.root)
     hardened: list[str] = []
-    by_file: dict[Path, tuple[str | None, Conversion | None, str]] = {}
+    converted: dict[Path, tuple[str | None, str]] = {}  # Dockerfile -> (target, service) converted
     rows: list[tuple[str, ...]] = []
     for img in images:
         if img.dockerfile is None or img.context is None:
             continue
         path = img.dockerfile
         shown = _display(ctx, path)
-        if path in by_file:
-            target, conv, first = by_file[path]
-            if target != img.target and conv is not None:
-                raise InputError(
-                    f"{shown}: built by services {first} (target {target or 'last stage'}) and {img.name} "
-                    f"(target {img.target or 'last stage'})",
-                    hint="harden one of them first (pipelines harden SERVICE), or give each its own Dockerfile",
-                )
-            if conv is not None:
-                hardened.append(img.name)
-                checks.append(Check(img.name, Outcome.PASS, f"same Dockerfile as {first}: {shown}", group="harden"))
-            continue
         try:
             text = inputs.read_text(path, shown)
         except ConfigError as exc:
@@ -93,16 +81,30 @@ def run(ctx: Context, options: Options) -> Result:
             conv = harden(text, shown, context=img.context, root=ctx.root, target=img.target)
         except Unconvertible as exc:
             raise InputError(f"{shown}:{exc.line}: {exc.what}", hint=f"manual step: {exc.step}") from None
-        by_file[path] = (img.target, conv, img.name)
         if conv is None:
-            first_from = text_base(text)
+            image = root_image(text, shown, img.target) or "(nothing)"
+            stage = f"target {img.target} " if img.target else ""
             why = (
                 "already on the golden bases"
-                if "${BUILDER_IMAGE}" in text or "${RUNTIME_IMAGE}" in text or "$RUNTIME_IMAGE" in text
-                else f"starts FROM {first_from or '(nothing)'}, not an upstream Python image: left as it is"
+                if "${BUILDER_IMAGE}" in text or "${RUNTIME_IMAGE}" in text
+                else f"{stage}starts FROM {image}, not an upstream Python image: left as it is"
             )
             checks.append(Check(img.name, Outcome.NA, f"{shown}: {why}", group="harden"))
             continue
+        if path in converted:
+            target, first = converted[path]
+            if target != img.target:
+                raise InputError(
+                    f"{shown}: services {first} (target {target or 'the last stage'}) and {img.name} "
+                    f"(target {img.target or 'the last stage'}) both build a Python stage of it",
+                    hint="give each service its own Dockerfile, or harden one and convert the other by hand",
+                )
+            hardened.append(img.name)
+            checks.append(
+                Check(img.name, Outcome.PASS, f"same Dockerfile and target as {first}: {shown}", group="harden")
+            )
+            continue
+        converted[path] = (img.target, img.name)
         plan.dockerfile(path, shown, text, conv.text)
         hardened.append(img.name)
         detail = [
@@ -128,16 +130,6 @@ def run(ctx: Context, options: Options) -> Result:
     return _result(checks, rows, plan, written, options)
 
 
-def text_base(text: str) -> str:
-    """The image the first FROM names, for the report."""
-    for line in text.splitlines():
-        words = line.split()
-        if words and words[0].upper() == "FROM":
-            rest = [w for w in words[1:] if not w.startswith("--")]
-            return rest[0] if rest else ""
-    return ""
-
-
 def _result(
     checks: list[Check], rows: list[tuple[str, ...]], plan: files.Plan, written: list[Path], options: Options
 ) -> Result:
@@ -154,7 +146,7 @@ def _result(
     data: dict[str, Any] = {
         "dry_run": options.dry_run,
         "services": [{"name": c.name, "outcome": c.outcome.value, "detail": c.detail} for c in checks],
-        "files": [{"path": p, "what": w} for p, w in changes],
+        "changes": [{"path": p, "what": w} for p, w in changes],
         "written": [str(p) for p in written],
         "diff": diff,
     }

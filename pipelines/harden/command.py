@@ -18,7 +18,9 @@ _MIGRATION = re.compile(
     r"\b(?:migrate|upgrade|alembic|makemigrations|collectstatic|compilemessages|createcachetable|db\s+upgrade|init[-_]?db|"
     r"wait[-_]for|prestart|setup)\b"
 )
-_SCRIPT = re.compile(r"(?:^|/)[^/\s]+\.(?:sh|bash)$|(?:^|/)(?:docker-)?entrypoint(?:\.\w+)?$")
+_SCRIPT = re.compile(
+    r"(?:^|/)[^/\s]+\.(?:sh|bash)$|(?:^|/)(?:docker-)?entrypoint(?:\.\w+)?$|^/init$|(?:^|/)(?:supervisord|runsvdir|s6-svscan)$"
+)
 _SHELLS = ("sh", "/bin/sh", "bash", "/bin/bash", "/usr/bin/env")
 
 
@@ -91,7 +93,7 @@ def _script(ins: Instruction, argv: list[str]) -> None:
     if argv and _SCRIPT.search(argv[0]):
         raise Unconvertible(
             ins.line,
-            f"{ins.keyword} runs the shell script {argv[0]}, and python-runtime has no shell",
+            f"{ins.keyword} runs {argv[0]} (a shell script or process supervisor), and python-runtime has no shell",
             f"move what {argv[0]} does before the server into the builder stage or a one-shot Compose service "
             f"(migrations, waiting for a database), then set {ins.keyword} to the server command in exec form",
         )

@@ -17,7 +17,9 @@ from .parse import Dockerfile, Instruction, Stage, chain, parse
 BUILDER = "builder"
 RUNTIME_USER = "65532:65532"
 PATH = f"{deps.VENV}/bin:/usr/local/bin:/usr/bin"
-_PYTHON = re.compile(r"^(?:docker\.io/)?(?:library/)?(?:python|pypy)(?::|@|$)", re.IGNORECASE)
+_PYTHON = re.compile(
+    r"^(?:(?:docker\.io/)?(?:library/)?(?:python|pypy)(?::|@|$)|ghcr\.io/astral-sh/uv:[\w.-]*python3)", re.IGNORECASE
+)
 # Destinations too wide to copy whole from the builder: what was copied there is taken file by file.
 _WIDE = frozenset(
     {
@@ -37,16 +39,18 @@ _WIDE = frozenset(
     }
 )
 _APT = re.compile(
-    r"^\s*(?:apt-get|apt|apk|aptitude|dpkg|rm\s+-[rf]+\s+/var/(?:lib/apt|cache/apk)|echo\s.*>\s*/etc/apt|"
+    r"^\s*(?:\w+=\S*\s+)*(?:apt-get|apt|apk|aptitude|dpkg|rm\s+-[rf]+\s+/var/(?:lib/apt|cache/apk)|echo\s.*>\s*/etc/apt|"
     r"(?:curl|wget)\s.*(?:apt|gpg|key)|gpg\b|mkdir\s+-p\s+/etc/apt)"
 )
 _USERS = re.compile(r"^\s*(?:useradd|adduser|groupadd|addgroup|usermod|chown|chmod|chgrp|su\b|gosu\b)")
 _DEPS = re.compile(
-    r"^\s*(?:(?:python[0-9.]*\s+-m\s+)?pip3?(?:\.\d+)?\s+(?:install|wheel|download)\b|python[0-9.]*\s+-m\s+venv\b|"
+    r"^\s*(?:\w+=\S*\s+)*(?:(?:python[0-9.]*\s+-m\s+)?pip3?(?:\.\d+)?\s+(?:install|wheel|download)\b|python[0-9.]*\s+-m\s+venv\b|"
     r"virtualenv\b|uv\s+(?:sync|pip\s+install|export|venv)\b|poetry\s+(?:install|export|config)\b|pdm\s+(?:install|sync|export|config)\b|"
     r"pipenv\s+install\b|(?:curl|wget)\s.*(?:install\.python-poetry|astral\.sh|pdm)|pip3?\s+install\s+(?:-U\s+|--upgrade\s+)?(?:pip|uv|poetry|pdm|setuptools|wheel|pipenv)\b)"
 )
-_BARE_PIP = re.compile(r"^\s*(?:python[0-9.]*\s+-m\s+)?(?:uv\s+)?pip3?(?:\.\d+)?\s+install\s+(?P<args>.*)$")
+_BARE_PIP = re.compile(
+    r"^\s*(?:\w+=\S*\s+)*(?:python[0-9.]*\s+-m\s+)?(?:uv\s+)?pip3?(?:\.\d+)?\s+install\s+(?P<args>.*)$"
+)
 _TOOLS_ONLY = frozenset({"pip", "setuptools", "wheel", "uv", "poetry", "pdm", "pipenv", "poetry-plugin-export"})
 
 
@@ -63,6 +67,13 @@ class Conversion:
     unknown_packages: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
     job: str = ""  # a setup command to run as a one-shot Compose service
+
+
+def root_image(text: str, display: str, target: str | None) -> str:
+    """The image the service's final stage starts from, build args resolved where the Dockerfile sets them."""
+    df = parse(text, display)
+    stages = chain(df, target)
+    return _resolve(stages[0].base, _arg_defaults(df.preamble)) if stages else ""
 
 
 def upstream_python(base: str) -> bool:
@@ -143,26 +154,6 @@ class _Walk:
     self_dir: str = ""  # where the build context's root was copied (for installing the project)
     notes: list[str] = field(default_factory=list)
     alpine: bool = False
-
-
-def _pip_packages(part: str) -> str | None:
-    """The arguments of a ``pip install PKG...`` worth keeping (None: it installs nothing the venv needs)."""
-    m = _BARE_PIP.match(part)
-    if not m:
-        return None
-    args = [
-        a
-        for a in shlex.split(m.group("args"))
-        if a not in ("--user", "--system", "--no-cache-dir", "-U", "--upgrade", "--quiet", "-q")
-    ]
-    if any(
-        a in ("-r", "--requirement", "-e", "--editable", ".") or a.startswith(("-r", "--requirement=")) for a in args
-    ):
-        return None
-    names = [a for a in args if not a.startswith("-")]
-    if not names or all(re.split(r"[<>=!~\[]", n)[0].lower() in _TOOLS_ONLY for n in names):
-        return None
-    return shlex.join(args)
 
 
 def _walk(stages: Sequence[Stage], keep: set[str], dropped: set[str], df: Dockerfile) -> _Walk:
@@ -253,11 +244,11 @@ def _walk(stages: Sequence[Stage], keep: set[str], dropped: set[str], df: Docker
                         continue
                     if _USERS.match(part):
                         continue
-                    pkgs = _pip_packages(part)
-                    if pkgs is not None:
-                        kept_parts.append(deps.pip_command(pkgs))
-                        continue
-                    if _DEPS.match(part):
+                    if _DEPS.match(part) or _BARE_PIP.match(part):
+                        # What the requirements do not name is installed by name, without the original's flags.
+                        extra = _extra_packages(part)
+                        if extra:
+                            kept_parts.append(deps.pip_command(shlex.join(extra)))
                         continue
                     kept_parts.append(part)
                 if kept_parts:
@@ -290,6 +281,93 @@ def _walk(stages: Sequence[Stage], keep: set[str], dropped: set[str], df: Docker
                 )
             # SHELL and MAINTAINER have no place in a runtime without a shell.
     return w
+
+
+_DEP_FILE = re.compile(
+    r"(?:^|/)(?:requirements[\w.-]*|constraints[\w.-]*|pyproject\.toml|setup\.(?:py|cfg)|[\w.-]+\.lock|Pipfile|README[\w.]*)/?$"
+)
+
+
+# Shell steps that make nothing the final stage could miss.
+_TRIVIAL = re.compile(r"^\s*(?:true|:|set\s|export\s|echo\s|cd\s|mkdir\s|rm\s|ls\b|find\s.*-delete)")
+_VALUE_FLAGS = frozenset(
+    {
+        "-r",
+        "--requirement",
+        "-c",
+        "--constraint",
+        "-w",
+        "--wheel-dir",
+        "-f",
+        "--find-links",
+        "-i",
+        "--index-url",
+        "--extra-index-url",
+        "--prefix",
+        "--target",
+        "-t",
+        "--root",
+        "--python",
+        "--platform",
+        "--cache-dir",
+    }
+)
+
+
+def _extra_packages(part: str) -> list[str]:
+    """The packages a pip install/wheel names beyond its requirement files and the project itself."""
+    m = re.search(r"\bpip3?(?:\.\d+)?\s+(?:install|wheel|download)\b(.*)", part)
+    if not m:
+        return []
+    try:
+        words = shlex.split(m.group(1))
+    except ValueError:
+        words = m.group(1).split()
+    out: list[str] = []
+    skip = False
+    for w in words:
+        if skip:
+            skip = False
+        elif w in _VALUE_FLAGS:
+            skip = True
+        elif not w.startswith("-") and w not in (".", "./") and "$" not in w:
+            out.append(w)
+    return [
+        w
+        for w in out
+        if re.split(r"[<>=!~\[]", w)[0].lower() not in _TOOLS_ONLY
+        and not w.startswith(("/", "./", "../"))
+        and "*" not in w
+        and not w.endswith(".whl")
+    ]
+
+
+def _only_dependencies(stage: Stage, display: str) -> None:
+    """Refuse a Python stage the final one copies from when it holds more than the dependency install."""
+    for ins in stage.instructions:
+        what = ""
+        if ins.keyword in ("COPY", "ADD") and not _from_stage(ins.flags):
+            sources, _, _ = _copy_parts(ins)
+            if not all(_DEP_FILE.search(src) for src in sources):
+                what = f"{ins.keyword} {' '.join(sources)}"
+        elif ins.keyword == "RUN":
+            for part in _split(ins.operands):
+                if _APT.match(part) or _USERS.match(part) or _TRIVIAL.match(part):
+                    continue
+                if _DEPS.match(part) and not _extra_packages(part):
+                    continue
+                what = part
+                break
+        elif ins.keyword in ("CMD", "ENTRYPOINT", "HEALTHCHECK", "USER", "EXPOSE", "VOLUME", "ONBUILD"):
+            what = ins.keyword
+        if what:
+            raise Unconvertible(
+                ins.line,
+                f"stage {stage.label} (FROM {stage.base}, line {stage.line}) does more than install "
+                f"dependencies: {what}",
+                "move that work into the final stage (the builder stage replaces this one and installs only the "
+                "declared dependencies), or name those packages in the requirements, then run harden again",
+            )
 
 
 def _deps_copy(files: Sequence[str]) -> list[str]:
@@ -341,9 +419,20 @@ def harden(
     for s in kept_stages:
         notes.append(f"stage {s.label} (line {s.line}) kept as it is: it still needs the upstream image {s.base}")
     walk = _walk(stages, {s.name.lower() for s in kept_stages}, dropped, df)
-    # What a dropped Python stage installed with apt is what the builder needs too.
+    # What a dropped Python stage installed with apt is what the builder needs too; one that did more than
+    # install dependencies cannot be replaced by the builder stage.
+    referenced = {
+        (ins.flags.get("from") or "").lower() for st in stages for ins in st.instructions if ins.keyword == "COPY"
+    } | {
+        m.group(1).lower()
+        for st in stages
+        for ins in st.instructions
+        if ins.keyword == "RUN"
+        for m in re.finditer(r"--mount=\S*\bfrom=([\w.-]+)", ins.args)
+    }
     for s in df.stages:
-        if s.name.lower() in dropped:
+        if s.name.lower() in dropped and s.name.lower() in referenced:
+            _only_dependencies(s, display)
             extra = _walk([s], set(), dropped, df)
             walk.packages.extend(extra.packages)
             walk.runs.extend(extra.runs)
@@ -353,7 +442,7 @@ def harden(
     except Unconvertible:
         raise
     plan = deps.plan(context, walk.runs, walk.workdirs)
-    build_pkgs = syslibs.builder_packages(walk.packages, walk.alpine)
+    build_pkgs = syslibs.builder_packages(walk.packages)
     runtime_pkgs, unknown = syslibs.runtime_packages(walk.packages)
     argv = [*cmd.entrypoint, *cmd.cmd]
     probe = health.choose(
@@ -386,7 +475,7 @@ def harden(
         if i.keyword == "ARG" and i.operands.split("=")[0] not in ("BUILDER_IMAGE", "RUNTIME_IMAGE")
     ]
     for s in kept_stages:
-        out += ["", f"FROM {s.base}" + (f" AS {s.name}" if s.name else "")]
+        out += ["", s.text]
         out += [i.text for i in s.instructions]
     builder = BUILDER if BUILDER not in {s.name.lower() for s in kept_stages} else "venv-builder"
     out += ["", f"FROM ${{BUILDER_IMAGE}} AS {builder}", *walk.args]

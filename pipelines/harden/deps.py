@@ -132,11 +132,14 @@ def plan(context: Path, runs: Sequence[str], workdirs: Sequence[str]) -> Install
         style = ", ".join(named) + (" (hashes)" if hashes else "")
         return Install(style, tuple(sorted(files)), f"{venv} \\\n && {pip_command(flags + reqs)}", self_install)
     if (context / "uv.lock").is_file() and (context / "pyproject.toml").is_file():
+        # A workspace's member: export that package's dependencies, as the original's `uv sync --package` did.
+        package = next((m.group(1) for r in runs if (m := re.search(r"\buv\s+sync\b.*--package[= ](\S+)", r))), "")
         export = (
             "/opt/tools/bin/uv export --frozen --no-dev --no-emit-project --no-emit-workspace "
-            "--format requirements-txt -o /tmp/requirements.txt"
+            + (f"--package {shlex.quote(package)} " if package else "")
+            + "--format requirements-txt -o /tmp/requirements.txt"
         )
-        return _exported(UV, export, ("pyproject.toml", "uv.lock"), "uv.lock (uv export, hashes)", _buildable(context))
+        return _exported(UV, export, ("pyproject.toml", "uv.lock"), "uv.lock (uv export, hashes)", self_install)
     if (context / "poetry.lock").is_file() and (context / "pyproject.toml").is_file():
         export = "/opt/tools/bin/poetry export --only main -f requirements.txt -o /tmp/requirements.txt"
         return _exported(
@@ -144,13 +147,11 @@ def plan(context: Path, runs: Sequence[str], workdirs: Sequence[str]) -> Install
             export,
             ("pyproject.toml", "poetry.lock"),
             "poetry.lock (poetry export, hashes)",
-            _buildable(context),
+            self_install,
         )
     if (context / "pdm.lock").is_file() and (context / "pyproject.toml").is_file():
         export = "/opt/tools/bin/pdm export --prod -f requirements -o /tmp/requirements.txt"
-        return _exported(
-            PDM, export, ("pyproject.toml", "pdm.lock"), "pdm.lock (pdm export, hashes)", _buildable(context)
-        )
+        return _exported(PDM, export, ("pyproject.toml", "pdm.lock"), "pdm.lock (pdm export, hashes)", self_install)
     found = [
         n
         for n in ("requirements.txt", "requirements/production.txt", "requirements/prod.txt", "requirements/base.txt")

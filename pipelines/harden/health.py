@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 PYTHON = "/usr/bin/python3"  # python-runtime's interpreter: there whatever the venv holds
 _NAMES = (
@@ -78,6 +78,31 @@ def port_of(argv: Sequence[str]) -> str:
     return ""
 
 
+# The port a server listens on when its command names none.
+DEFAULT_PORTS = {
+    "uvicorn": "8000",
+    "gunicorn": "8000",
+    "fastapi": "8000",
+    "daphne": "8000",
+    "hypercorn": "8000",
+    "granian": "8000",
+    "runserver": "8000",
+    "flask": "5000",
+    "waitress-serve": "8080",
+}
+
+
+def default_port(argv: Sequence[str]) -> tuple[str, str]:
+    """(port, server) of a known server command that names no port, or ("", "")."""
+    words = [PurePosixPath(w).name for w in argv]
+    if "celery" in words or "rq" in words or "worker" in words:
+        return "", ""
+    for w in words[:4]:
+        if w in DEFAULT_PORTS and (w != "flask" or "run" in words) and (w != "fastapi" or "run" in words):
+            return DEFAULT_PORTS[w], w
+    return "", ""
+
+
 def _sources(context: Path) -> Iterable[Path]:
     seen = 0
     for dirpath, dirnames, filenames in os.walk(context):
@@ -132,6 +157,9 @@ def choose(
     if cmd_port:
         ports.insert(0, (cmd_port, f"{dockerfile}: the command's port"))
     ports += [(p, "Compose ports") for p in compose_ports]
+    fallback, server = default_port(argv)
+    if fallback:
+        ports.append((fallback, f"the default port of {server}"))
     if hc_port:
         ports.insert(0, (hc_port, f"{dockerfile}:{original_line}: HEALTHCHECK"))
     if not ports:

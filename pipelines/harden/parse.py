@@ -58,6 +58,7 @@ class Stage:
     name: str  # "" when unnamed
     line: int
     instructions: tuple[Instruction, ...]  # after FROM
+    text: str = ""  # the FROM instruction as written (flags such as --platform kept)
 
     @property
     def label(self) -> str:
@@ -108,23 +109,23 @@ def parse(text: str, path: str) -> Dockerfile:
     preamble: list[Instruction] = []
     stages: list[Stage] = []
     current: list[Instruction] | None = None
-    head: tuple[str, str, int] = ("", "", 0)
+    head: tuple[str, str, int, str] = ("", "", 0, "")
     for ins in instructions(text):
         if ins.keyword == "FROM":
             if current is not None:
-                stages.append(Stage(len(stages), head[0], head[1], head[2], tuple(current)))
+                stages.append(Stage(len(stages), head[0], head[1], head[2], tuple(current), head[3]))
             words = ins.operands.split()
             if not words:
                 raise InputError(f"{path}:{ins.line}: FROM names no image", hint="fix the Dockerfile, then run again")
             name = words[2] if len(words) >= 3 and words[1].lower() == "as" else ""
-            head = (words[0], name, ins.line)
+            head = (words[0], name, ins.line, ins.text)
             current = []
         elif current is None:
             preamble.append(ins)
         else:
             current.append(ins)
     if current is not None:
-        stages.append(Stage(len(stages), head[0], head[1], head[2], tuple(current)))
+        stages.append(Stage(len(stages), head[0], head[1], head[2], tuple(current), head[3]))
     return Dockerfile(path, tuple(preamble), tuple(stages), directives)
 
 

@@ -129,23 +129,22 @@ def runtime_packages(packages: list[str]) -> tuple[list[str], list[str]]:
             continue
         if p in RUNTIME:
             need.append(RUNTIME[p])
+        elif p.startswith("lib") and not p.endswith("-dev"):
+            need.append(p)  # already the runtime library
         else:
             unknown.append(p)
     return list(dict.fromkeys(need)), unknown
 
 
-def builder_packages(packages: list[str], alpine: bool) -> list[str]:
-    """What the Debian builder installs to compile wheels: the -dev packages (Alpine names translated)."""
+def builder_packages(packages: list[str]) -> list[str]:
+    """What the Debian builder installs to compile wheels: the -dev package of each library (Alpine names too)."""
+    dev_of = {v: k for k, v in RUNTIME.items() if k.startswith("lib") and k.endswith("-dev")}
     out: list[str] = []
     for p in packages:
         if p in BUILD_ONLY:
             continue
-        if alpine:
-            debian = {v: k for k, v in RUNTIME.items() if k.startswith("lib") and k.endswith("-dev")}
-            runtime = RUNTIME.get(p)
-            if runtime and runtime in debian:
-                out.append(debian[runtime])
-            continue
-        if p.endswith("-dev") or p in RUNTIME:
+        if p.startswith("lib") and p.endswith("-dev"):
             out.append(p)
+        elif RUNTIME.get(p) in dev_of:
+            out.append(dev_of[RUNTIME[p]])
     return list(dict.fromkeys(out))
