@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +22,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools.measure_adoption import head, read_manifest, run, traceback_in  # noqa: E402
+import contextlib
+
+from tools.measure_adoption import head, read_manifest, run, traceback_in
 
 
 def _message(out: str, err: str) -> str:
@@ -67,10 +68,8 @@ def measure(repo: str, src: Path, scratch: Path) -> dict[str, Any]:
     elif code == 2:
         row["outcome"] = "stopped"
         row["message"] = _message(out, err)
-        try:
+        with contextlib.suppress(json.JSONDecodeError):
             row["message"] = json.loads(out).get("error", row["message"]).replace("\n", " / ")
-        except json.JSONDecodeError:
-            pass
     else:
         row["outcome"] = "broken"
         row["message"] = _message(out, err)
@@ -93,11 +92,12 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     }
     bad = [r["repository"] for r in rows if r.get("traceback") or r.get("exit") == 3]
     wrote = [r["repository"] for r in rows if r.get("wrote")]
-    out += [
-        "",
-        f"converted {count['converted']}, nothing to convert {count['nothing to convert']}, stopped with exit 2 {count['stopped']}, traceback or exit 3 "
-        f"{count['broken']} ({bad or 'none'}), init refused {count['no config']}; a dry run that wrote: {wrote or 'none'}.",
-    ]
+    summary = (
+        f"converted {count['converted']}, nothing to convert {count['nothing to convert']}, "
+        f"stopped with exit 2 {count['stopped']}, traceback or exit 3 {count['broken']} ({bad or 'none'}), "
+        f"init refused {count['no config']}; a dry run that wrote: {wrote or 'none'}."
+    )
+    out += ["", summary]
     return "\n".join(out) + "\n"
 
 
