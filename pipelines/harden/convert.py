@@ -21,23 +21,7 @@ _PYTHON = re.compile(
     r"^(?:(?:docker\.io/)?(?:library/)?(?:python|pypy)(?::|@|$)|ghcr\.io/astral-sh/uv:[\w.-]*python3)", re.IGNORECASE
 )
 # Destinations too wide to copy whole from the builder: what was copied there is taken file by file.
-_WIDE = frozenset(
-    {
-        "/",
-        "/usr",
-        "/usr/local",
-        "/usr/local/bin",
-        "/usr/bin",
-        "/bin",
-        "/etc",
-        "/opt",
-        "/home",
-        "/root",
-        "/var",
-        "/srv",
-        "/tmp",  # noqa: S108 - a destination in the image, not a temporary file here
-    }
-)
+_WIDE = frozenset({"/", "/usr", "/usr/local", "/usr/local/bin", "/usr/bin", "/bin", "/etc", "/root"})
 _APT = re.compile(
     r"^\s*(?:\w+=\S*\s+)*(?:apt-get|apt|apk|aptitude|dpkg|rm\s+-[rf]+\s+/var/(?:lib/apt|cache/apk)|echo\s.*>\s*/etc/apt|"
     r"(?:curl|wget)\s.*(?:apt|gpg|key)|gpg\b|mkdir\s+-p\s+/etc/apt)"
