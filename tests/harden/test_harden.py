@@ -18,7 +18,7 @@ from pipelines.harden import command, convert, health, syslibs
 from pipelines.harden.parse import Instruction
 from pipelines.result import Context, Outcome, Result
 from pipelines.tools import Toolchain
-from tests.harness import run_cli_outcome
+from tests.harness import examples, run_cli_outcome
 
 
 def tree(root: Path, files: Mapping[str, str]) -> Path:
@@ -460,7 +460,7 @@ _WORDS = st.sampled_from(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(st.one_of(_WORDS, st.text(max_size=40)), max_size=14))
 def test_conversion_never_crashes_on_arbitrary_dockerfile_text(tmp_path: Path, lines: list[str]) -> None:
     text = "\n".join(lines)
