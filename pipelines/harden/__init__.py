@@ -12,8 +12,8 @@ Every service is converted before anything is written: one that cannot be is an
 
 The package, by what each module holds: :mod:`.parse` (Dockerfile instructions and stages), :mod:`.deps` (the
 dependency install), :mod:`.syslibs` (system packages, build and runtime), :mod:`.command` (ENTRYPOINT/CMD in
-exec form), :mod:`.health` (the probe), :mod:`.convert` (one Dockerfile), :mod:`.configedit` (pipeline.toml),
-:mod:`.files` (what is written, the original kept, the diff).
+exec form), :mod:`.health` (the probe), :mod:`.composeports` (ports Compose publishes), :mod:`.convert` (one
+Dockerfile), :mod:`.configedit` (pipeline.toml), :mod:`.files` (what is written, the original kept, the diff).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .. import inputs, render
 from ..config import Image
 from ..errors import ConfigError, InputError
 from ..result import Check, Context, Outcome, Result, Table
-from . import configedit, files
+from . import composeports, configedit, files
 from .command import Unconvertible
 from .convert import harden, root_image
 
@@ -78,7 +78,8 @@ def run(ctx: Context, options: Options) -> Result:
         except ConfigError as exc:
             raise InputError(exc.what, hint=exc.hint) from None
         try:
-            conv = harden(text, shown, context=img.context, root=ctx.root, target=img.target)
+            published = composeports.ports(ctx.cfg.compose.files, img.context, path)
+            conv = harden(text, shown, context=img.context, root=ctx.root, target=img.target, compose_ports=published)
         except Unconvertible as exc:
             raise InputError(f"{shown}:{exc.line}: {exc.what}", hint=f"manual step: {exc.step}") from None
         if conv is None:

@@ -470,3 +470,27 @@ def test_conversion_never_crashes_on_arbitrary_dockerfile_text(tmp_path: Path, l
         return
     if out is not None:
         assert "FROM ${RUNTIME_IMAGE}" in out.text and "USER 65532:65532" in out.text
+
+
+def test_a_port_only_compose_publishes_gives_a_tcp_probe(tmp_path: Path) -> None:
+    files = {
+        "requirements.txt": "aiohttp\n",
+        "srv.py": "print('serve')\n",
+        "Dockerfile": """
+            FROM python:3.11-slim
+            WORKDIR /app
+            COPY . .
+            RUN pip install -r requirements.txt
+            CMD ["python", "srv.py"]
+        """,
+        "compose.yaml": """
+            services:
+              api:
+                build: .
+                ports: ["127.0.0.1:8080:8081"]
+        """,
+    }
+    root = adopted(tmp_path, files)
+    res = run(root)
+    assert "socket.create_connection(('127.0.0.1', 8081)" in (root / "Dockerfile").read_text()
+    assert "TCP connect to port 8081 (Compose ports)" in res.checks[0].detail
