@@ -81,7 +81,8 @@ def run(ctx: Context, options: Options) -> Result:
             published = composeports.ports(ctx.cfg.compose.files, img.context, path)
             conv = harden(text, shown, context=img.context, root=ctx.root, target=img.target, compose_ports=published)
         except Unconvertible as exc:
-            raise InputError(f"{shown}:{exc.line}: {exc.what}", hint=f"manual step: {exc.step}") from None
+            seen = files.script_summary(img.context, ctx.root, exc.script) if exc.script else None
+            raise InputError(f"{shown}:{exc.line}: {exc.what}", seen=seen, hint=f"manual step: {exc.step}") from None
         if conv is None:
             image = root_image(text, shown, img.target) or "(nothing)"
             stage = f"target {img.target} " if img.target else ""

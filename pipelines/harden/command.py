@@ -27,11 +27,12 @@ _SHELLS = ("sh", "/bin/sh", "bash", "/bin/bash", "/usr/bin/env")
 class Unconvertible(Exception):
     """The command needs a shell, or a person: ``step`` is the manual step, ``line`` where."""
 
-    def __init__(self, line: int, what: str, step: str) -> None:
+    def __init__(self, line: int, what: str, step: str, script: str = "") -> None:
         super().__init__(what)
         self.line = line
         self.what = what
         self.step = step
+        self.script = script  # the entrypoint script's path in the image, when that is what stops it
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def _script(ins: Instruction, argv: list[str]) -> None:
             f"{ins.keyword} runs {argv[0]} (a shell script or process supervisor), and python-runtime has no shell",
             f"move what {argv[0]} does before the server into the builder stage or a one-shot Compose service "
             f"(migrations, waiting for a database), then set {ins.keyword} to the server command in exec form",
+            script=argv[0],
         )
 
 

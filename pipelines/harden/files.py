@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,3 +93,38 @@ class Plan:
                 raise InputError(exc.what, hint=exc.hint) from None
             written.append(c.path)
         return written
+
+
+_NOISE = frozenset({"set", "echo", "printf", "fi", "then", "else", "do", "done", "esac", "}", "{", ";;"})
+
+
+def script_summary(context: Path, root: Path, script: str) -> str | None:
+    """What an entrypoint script found in the build context runs: its file and commands, for the manual step."""
+    name = Path(script).name
+    if not name or name in ("init", "supervisord", "runsvdir", "s6-svscan"):
+        return None
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(context):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in ("node_modules", "venv")]
+        if name in filenames:
+            found.append(Path(dirpath) / name)
+        if len(found) > 1:
+            return None  # which one the image runs cannot be told here
+    if not found:
+        return None
+    try:
+        text = found[0].read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    commands = [
+        line.strip()
+        for line in text.splitlines()[1:]
+        if line.strip()
+        and not line.strip().startswith("#")
+        and line.split()[0].rstrip(";") not in _NOISE
+        and len(line.strip()) < 160
+    ]
+    if not commands:
+        return None
+    shown = "; ".join(commands[:6]) + ("; ..." if len(commands) > 6 else "")
+    return f"{found[0].relative_to(root).as_posix()} runs: {shown}"

@@ -352,6 +352,7 @@ def test_an_entrypoint_script_is_exit_2_naming_file_line_and_step_and_nothing_is
     assert r.returncode == 2
     assert "worker/Dockerfile:5: ENTRYPOINT runs /w/entrypoint.sh" in r.stderr
     assert "manual step:" in r.stderr and "Traceback" not in r.stderr
+    assert 'seen: worker/entrypoint.sh runs: exec "$@"' in r.stderr
     # The Flask service converted fine, but nothing is written while another cannot be.
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and "artifacts" not in p.parts} == before
 
