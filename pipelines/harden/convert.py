@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from . import deps, health, syslibs
+from . import deps, health, pyversion, syslibs
 from .command import TINI, Command, Unconvertible, convert
 from .parse import Dockerfile, Instruction, Stage, chain, parse
 
@@ -125,6 +125,7 @@ class _Walk:
     runtime_env: list[str] = field(default_factory=list)  # ENV/LABEL/ARG kept in the runtime
     args: list[str] = field(default_factory=list)  # ARG lines
     dests: list[str] = field(default_factory=list)  # absolute paths the application was copied to
+    sources: list[str] = field(default_factory=list)  # what was copied from the context
     foreign: list[str] = field(default_factory=list)  # COPY --from a kept stage or image, for the runtime
     packages: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)  # every RUN's command, for the dependency plan
@@ -194,6 +195,8 @@ def _walk(stages: Sequence[Stage], keep: set[str], dropped: set[str], df: Docker
                         )
                     )
                     continue
+                walk_sources = [src.lstrip("./").lstrip("/") or "." for src in sources]
+                w.sources.extend(walk_sources)
                 clean = [f for f in flags if not f.startswith(("--chown", "--chmod"))]
                 into_dir = dest.endswith("/") or dest in (".", "./") or len(sources) > 1
                 shown_sources = [json.dumps(s) if " " in s else s for s in sources]
@@ -425,6 +428,20 @@ def harden(
         cmd: Command = convert(walk.entrypoint, walk.cmd, walk.env)
     except Unconvertible:
         raise
+    candidates = [
+        context / "pyproject.toml",
+        *(context / src for src in walk.sources if src.endswith("pyproject.toml")),
+    ]
+    found = pyversion.declared(p for p in candidates if p.is_file())
+    if found is not None and not pyversion.allows(found[0]):
+        spec, where = found
+        rel = where.relative_to(root).as_posix() if where.is_relative_to(root) else where.as_posix()
+        raise Unconvertible(
+            stages[0].line,
+            f"{rel} requires Python {spec}; the golden images carry Debian's Python 3.11",
+            f"make the project run on 3.11 (requires-python and the lock), or keep {base} until golden "
+            "images of a later Debian suite carry that Python",
+        )
     plan = deps.plan(context, walk.runs, walk.workdirs)
     build_pkgs = syslibs.builder_packages(walk.packages)
     runtime_pkgs, unknown = syslibs.runtime_packages(walk.packages)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from pipelines import adopt, config, harden
 from pipelines.errors import InputError
-from pipelines.harden import command, convert, health, syslibs
+from pipelines.harden import command, convert, health, pyversion, syslibs
 from pipelines.harden.parse import Instruction
 from pipelines.result import Context, Outcome, Result
 from pipelines.tools import Toolchain
@@ -495,3 +495,29 @@ def test_a_port_only_compose_publishes_gives_a_tcp_probe(tmp_path: Path) -> None
     res = run(root)
     assert "socket.create_connection(('127.0.0.1', 8081)" in (root / "Dockerfile").read_text()
     assert "TCP connect to port 8081 (Compose ports)" in res.checks[0].detail
+
+
+def test_a_project_that_needs_a_later_python_is_refused_naming_its_pyproject(tmp_path: Path) -> None:
+    files = {**FASTAPI_UV, "pyproject.toml": FASTAPI_UV["pyproject.toml"].replace(">=3.11", ">=3.12,<3.13")}
+    root = adopted(tmp_path, files)
+    with pytest.raises(InputError, match=r"Dockerfile:1: pyproject.toml requires Python >=3.12,<3.13") as exc:
+        run(root)
+    assert exc.value.hint and "3.11" in exc.value.hint
+    assert not (root / "Dockerfile.orig").exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "ok"),
+    [
+        (">=3.12,<3.13", False),
+        (">=3.8", True),
+        ("^3.10", True),
+        ("^3.12", False),
+        ("~=3.11", True),
+        ("==3.11.*", True),
+        (">=3.9,!=3.11.*", False),
+        ("<3.11", False),
+    ],
+)
+def test_declared_python_against_the_golden_one(spec: str, ok: bool) -> None:
+    assert pyversion.allows(spec) is ok
