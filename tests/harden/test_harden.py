@@ -521,3 +521,11 @@ def test_a_project_that_needs_a_later_python_is_refused_naming_its_pyproject(tmp
 )
 def test_declared_python_against_the_golden_one(spec: str, ok: bool) -> None:
     assert pyversion.allows(spec) is ok
+
+
+def test_init_after_harden_does_not_take_the_kept_original_for_a_service(tmp_path: Path) -> None:
+    root = adopted(tmp_path, WORKER)
+    run(root)
+    assert (root / "Dockerfile.orig").exists()
+    again = adopt.run(adopt.Options(directory=root, force=True, dry_run=True))
+    assert [s["dockerfile"] for s in again.data["services"]] == ["Dockerfile"]
