@@ -138,7 +138,6 @@ class _Walk:
     cmd: Instruction | None = None
     self_dir: str = ""  # where the build context's root was copied (for installing the project)
     notes: list[str] = field(default_factory=list)
-    alpine: bool = False
 
 
 def _walk(stages: Sequence[Stage], keep: set[str], dropped: set[str], df: Dockerfile) -> _Walk:
@@ -227,7 +226,6 @@ def _walk(stages: Sequence[Stage], keep: set[str], dropped: set[str], df: Docker
                 for part in _split(command):
                     if _APT.match(part):
                         w.packages.extend(syslibs.installed(part))
-                        w.alpine = w.alpine or bool(re.match(r"\s*apk\b", part))
                         continue
                     if _USERS.match(part):
                         continue
@@ -523,9 +521,10 @@ def harden(
     notes.extend(cmd.notes)
     if runtime_pkgs:
         notes.append(
-            f"runtime libraries {', '.join(runtime_pkgs)} are not in python-runtime (no apt there): if a wheel links "
-            "them (not a manylinux wheel that bundles them), add them to a copy of the golden python-runtime "
-            "definition's packages.txt and build the service on that image"
+            f"runtime libraries {', '.join(runtime_pkgs)} are not in python-runtime (no apt there). If a wheel links "
+            "them (a manylinux wheel bundles its own): copy the package's golden/python-runtime/ directory into "
+            "the repository, add them to its packages.txt, declare it as [images.NAME] with that context and "
+            'role = "runtime", and set the service\'s bases to RUNTIME_IMAGE = "NAME"'
         )
     if unknown:
         notes.append(
