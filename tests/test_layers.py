@@ -65,7 +65,7 @@ GROUND = frozenset(
         "waivers",
     }
 )
-STAGES = frozenset({"adopt", "lint", "build", "scan", "verify", "stack", "deploy", "k8s", "signing"})
+STAGES = frozenset({"adopt", "harden", "lint", "build", "scan", "verify", "stack", "deploy", "k8s", "signing"})
 FACES = frozenset({"cli", "_main", "__main__", "nox", "testing", "bench"})
 
 

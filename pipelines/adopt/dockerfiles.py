@@ -10,7 +10,8 @@ from .tree import read_file, relative
 
 
 def is_dockerfile(name: str) -> bool:
-    if name.endswith(".dockerignore"):
+    # A .orig is the copy `pipelines harden` keeps of a Dockerfile it rewrote: history, not a service.
+    if name.endswith((".dockerignore", ".orig")):
         return False
     low = name.lower()
     return (

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
+from ..config.tomltext import GOLDEN_BASES, golden_table, inline, key, q
 from .model import Discovery, Service, Undecided
+
+__all__ = ["dockerignore", "key", "noxfile", "pipeline_toml", "q", "workflow"]
 
 PIPELINE_TOML = "pipeline.toml"
 NOXFILE = "noxfile.py"
@@ -43,29 +45,15 @@ IGNORE = (
 # Ignored only where the context does not hold it yet: the pipeline creates it there later.
 OWN_ONLY = ("artifacts",)
 
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
 # Commented out: the discovered Dockerfiles name their own FROM; one that takes its bases as build args
 # (ARG BUILDER_IMAGE, FROM ${BUILDER_IMAGE}) can build on the package's golden images instead.
 GOLDEN_EXAMPLE = (
     "# ---- golden base images: Debian-based Python images the pipelines package ships ---------",
     "# Taken by name; their Debian base (golden debian-bookworm) comes along by itself. A Dockerfile",
     "# that starts FROM ${BUILDER_IMAGE} and ${RUNTIME_IMAGE} builds on them when its service says",
-    '# bases = { BUILDER_IMAGE = "python-builder", RUNTIME_IMAGE = "python-runtime" }.',
-    "# [images.python-builder]",
-    '# golden = "python-builder"',
-    "# [images.python-runtime]",
-    '# golden = "python-runtime"',
+    f"# bases = {inline(GOLDEN_BASES)}.",
+    *(f"# {line}" for name in GOLDEN_BASES.values() for line in golden_table(name)),
 )
-
-
-def q(value: str) -> str:
-    """A TOML basic string (JSON's escapes are TOML's)."""
-    return json.dumps(value, ensure_ascii=False)
-
-
-def key(name: str) -> str:
-    return name if _BARE_KEY.match(name) else q(name)
 
 
 def _comment(text: str) -> str:

@@ -97,6 +97,21 @@ def _stage_init(args: argparse.Namespace) -> tuple[Context | None, Result]:
     return None, adopt.run(adopt.Options(directory=args.directory, force=args.force, dry_run=args.dry_run))
 
 
+def _stage_harden(args: argparse.Namespace) -> tuple[Context | None, Result]:
+    from .. import harden  # imported per command: `pipelines --help` stays fast
+
+    ctx = _context(args)
+    try:
+        res = harden.run(ctx, harden.Options(services=tuple(args.services), dry_run=args.dry_run))
+    except PipelineError as exc:
+        if not args.dry_run:
+            raise
+        # A dry run writes nothing, not even the report of why it stopped.
+        return None, result.from_error("harden", exc)
+    # A dry run writes nothing, not even its reports.
+    return ctx, res if args.dry_run else replace(res, out_dir=ctx.artifacts / "harden" / ctx.stamp())
+
+
 def _stage_doctor(args: argparse.Namespace) -> tuple[Context | None, Result]:
     from ..result import Check, Outcome
 
@@ -517,6 +532,7 @@ STAGES: dict[str, Callable[[argparse.Namespace], tuple[Context | None, Result]]]
     "bench": _stage_bench,
     "config": _stage_config,
     "init": _stage_init,
+    "harden": _stage_harden,
     "baseline": _stage_baseline,
     "vulndb": _stage_vulndb,
     "doctor": _stage_doctor,

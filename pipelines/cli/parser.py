@@ -17,6 +17,8 @@ directory or a parent; --config to name another).
 stages:
   init       adopt the pipeline in a repository: find its Dockerfiles and Compose files, write
              pipeline.toml, noxfile.py, a GitHub workflow and missing .dockerignore files
+  harden     rewrite services built FROM python:3.x onto the golden bases: venv builder, distroless
+             runtime as 65532, tini, exec-form command and health check; pipeline.toml bases
   lint       Hadolint plus the project's Dockerfile and Compose hardening policy
   build      golden base images from Debian packages, then every service, with BuildKit
   scan       Trivy (and Snyk) on the built images; HIGH/CRITICAL gate, waivers, SBOM, SARIF
@@ -305,6 +307,22 @@ def build() -> argparse.ArgumentParser:
     it.add_argument("--force", action="store_true", help="overwrite pipeline.toml, noxfile.py and the workflow")
     it.add_argument("--dry-run", action="store_true", help="print what would be found and written; write nothing")
     _report_flags(it)
+
+    hd = sub.add_parser(
+        "harden",
+        help="rewrite Dockerfiles on upstream Python images onto the golden bases",
+        description="For each service (all, or the SERVICEs named) whose Dockerfile starts FROM an upstream Python "
+        "image, write the hardened Dockerfile: a builder on ${BUILDER_IMAGE} installing the dependencies as the "
+        "repository declares them into /opt/venv (pip cache mount, CA bundle secret), a runtime on "
+        "${RUNTIME_IMAGE} with only the venv and the application owned by root, USER 65532:65532, tini as PID 1, "
+        "an exec-form command and a health check without a shell. The original is kept as Dockerfile.orig unless "
+        "git holds it unchanged; pipeline.toml gets the service's bases and the golden [images.*] tables. What "
+        "cannot be converted is exit 2 naming the Dockerfile, the line and the manual step; nothing is written "
+        "unless every service converts. A second run changes nothing.",
+    )
+    hd.add_argument("services", nargs="*", metavar="SERVICE", help="the services to harden (default: all)")
+    hd.add_argument("--dry-run", action="store_true", help="print the unified diff; write nothing")
+    _report_flags(hd)
 
     bl = sub.add_parser(
         "baseline",
