@@ -40,6 +40,8 @@ GROUND = frozenset(
         "composestack",
         "config",
         "cosign",
+        "credentials",
+        "datastores",
         "dbseverity",
         "debversion",
         "engine",
@@ -65,7 +67,7 @@ GROUND = frozenset(
         "waivers",
     }
 )
-STAGES = frozenset({"adopt", "lint", "build", "scan", "verify", "stack", "deploy", "k8s", "signing"})
+STAGES = frozenset({"adopt", "lint", "build", "scan", "verify", "stack", "deploy", "k8s", "signing", "harden"})
 FACES = frozenset({"cli", "_main", "__main__", "nox", "testing", "bench"})
 
 
