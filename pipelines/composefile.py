@@ -279,10 +279,13 @@ def locate(r: Rendered, service: str, key: str | None) -> tuple[str, int]:
 
 
 class ComposeLoader(yaml.SafeLoader):
-    """SafeLoader that reads Compose's own tags (!reset, !override) as the plain value they carry."""
+    """SafeLoader that reads Compose's own tags: ``!override`` (and any other) as the plain value it carries,
+    ``!reset`` as null, whatever it carries (Compose removes the key: nothing of it comes from the files)."""
 
 
 def _untagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
+    if suffix == "reset":
+        return None
     if isinstance(node, yaml.MappingNode):
         return loader.construct_mapping(node)
     if isinstance(node, yaml.SequenceNode):

@@ -40,6 +40,8 @@ GROUND = frozenset(
         "composestack",
         "config",
         "cosign",
+        "credentials",
+        "datastores",
         "dbseverity",
         "debversion",
         "engine",

@@ -11,10 +11,11 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from .. import datastores
 from ..compose_model import Project, Resources, Service, thaw
 from ..composefile import Rendered, locate, source_environment
+from ..credentials import PUBLIC_KEY, auth_disabled, looks_secret, passed_by_variable, secret_name, url_credential
 from ..findings import Finding, Rule, Severity
-from .credentials import PUBLIC_KEY, auth_disabled, looks_secret, secret_name, url_credential
 
 TOOL = "pipelines-compose"
 E, W = Severity.ERROR, Severity.WARNING
@@ -190,12 +191,6 @@ DANGEROUS_CAPS = {
     "SYSLOG",
 }
 SENSITIVE_HOST_PATHS = ("/", "/etc", "/proc", "/sys", "/dev", "/run", "/var/run", "/boot", "/root", "/var/lib/docker")
-DATASTORES = re.compile(
-    r"(^|/)(postgres|postgis|timescaledb|mysql|mariadb|percona|redis|valkey|keydb|mongo|mongodb|memcached|"
-    r"cassandra|scylla|couchdb|couchbase|elasticsearch|opensearch|clickhouse|influxdb|neo4j|rabbitmq|nats|"
-    r"etcd|zookeeper|kafka|cockroach|minio|mssql|oracle)(-server)?(:|@|$)",
-    re.IGNORECASE,
-)
 WEAK_SECRETS = {
     "changeit",
     "changeme",
@@ -212,7 +207,6 @@ WEAK_SECRETS = {
     "12345678",
     "default",
 }
-REFERENCE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*(:?\?[^}]*)?\}")
 
 
 @dataclass(frozen=True)
@@ -273,7 +267,7 @@ def _is_edge_proxy(name: str, svc: Service) -> bool:
 
 
 def is_datastore(svc: Service) -> bool:
-    return bool(DATASTORES.search(svc.image))
+    return bool(datastores.kind_of(svc.image))
 
 
 def _publishes(svc: Service) -> bool:
@@ -386,7 +380,7 @@ def _service_findings(
         written = source_env.get(key, str(value))
         raw = "" if written is None else written
         # A pass-through or a `${VAR}` / `${VAR:?message}` reference: the secret is not in this file.
-        from_variable = written is None or bool(REFERENCE.fullmatch(raw.strip()))
+        from_variable = passed_by_variable(written)
         if auth_disabled(key, str(value)):
             yield "PL-C014", "environment", f"{key}={value} switches authentication off"
         elif secret_name(key) and from_variable and str(value).strip().lower() in WEAK_SECRETS:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import lint, waivers
+from pipelines import credentials, lint, waivers
 from pipelines.errors import InputError
 from pipelines.findings import Finding, Severity
-from pipelines.lint import compose_policy, credentials, dockerfile_policy
+from pipelines.lint import compose_policy, dockerfile_policy
 from pipelines.tools import Toolchain
 from tests.harness import IN_CI, ROOT, run_cli, run_cli_outcome
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ...credentials import PUBLIC_KEY, auth_disabled, looks_secret, secret_name, url_credential
 from ...findings import Finding
-from ..credentials import PUBLIC_KEY, auth_disabled, looks_secret, secret_name, url_credential
 from .model import Parsed, Stage, env_pairs
 from .rules import Context, finding
 

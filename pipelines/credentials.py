@@ -1,7 +1,8 @@
 """Whether a setting gives a secret away or switches authentication off.
 
-Both policies judge settings by these: the Dockerfile one ENV and ARG values,
-the Compose one a service's environment.
+Lint's two policies judge settings by these (the Dockerfile one ENV and ARG
+values, the Compose one a service's environment), and harden names the same
+settings as steps left to a person.
 """
 
 from __future__ import annotations
@@ -70,3 +71,12 @@ AUTH_OFF = (
 def auth_disabled(key: str, value: str) -> bool:
     v = value.strip().strip("'\"").lower()
     return any(rx.search(key) and v in off for rx, off in AUTH_OFF)
+
+
+# A value that is only a variable reference (`$VAR`, `${VAR}`, `${VAR:?message}`): the secret is not in the file.
+REFERENCE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*(:?\?[^}]*)?\}")
+
+
+def passed_by_variable(written: str | None) -> bool:
+    """Whether an environment value as written in a Compose file (None: a pass-through) comes from elsewhere."""
+    return written is None or bool(REFERENCE.fullmatch(written.strip()))
