@@ -13,8 +13,8 @@ Every service is converted before anything is written: one that cannot be is an
 The package, by what each module holds: :mod:`.parse` (Dockerfile instructions and stages), :mod:`.deps` (the
 dependency install), :mod:`.syslibs` (system packages, build and runtime), :mod:`.command` (ENTRYPOINT/CMD in
 exec form), :mod:`.health` (the probe), :mod:`.composeports` (ports Compose publishes), :mod:`.convert` (one
-Dockerfile), :mod:`.configedit` (pipeline.toml), :mod:`.files` (what is written, the original kept, the diff), :mod:`.overlay` (the Compose
-hardening overlay, never a rewrite of the user's files).
+Dockerfile), :mod:`.configedit` (pipeline.toml), :mod:`.files` (what is written, the original kept, the diff),
+:mod:`.overlay` (the Compose hardening overlay, never a rewrite of the user's files).
 """
 
 from __future__ import annotations
