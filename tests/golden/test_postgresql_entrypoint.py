@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import tarfile
 from pathlib import Path
 from types import ModuleType
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from pipelines import golden
 
-SCRIPT = golden.HERE / "postgresql" / "entrypoint.py"
+SCRIPT = golden.HERE / "python-runtime" / "postgresql-entrypoint.py"
 
 
 def _load() -> ModuleType:
@@ -75,12 +76,40 @@ def test_only_sql_files_run_on_first_start(tmp_path: Path) -> None:
         ep.init_scripts(tmp_path)
 
 
-def test_single_user_input_creates_the_database_then_runs_the_scripts(tmp_path: Path) -> None:
+def test_single_user_input_sets_the_user_and_the_database_then_the_scripts_run_as_it(tmp_path: Path) -> None:
     (tmp_path / "a.sql").write_text("CREATE TABLE t (id int);\n\n\n")
-    s = ep.Settings(tmp_path, 'we"ird', "docs", "p")
-    text = ep.single_user_input(s, [tmp_path / "a.sql"])
-    assert text == 'CREATE DATABASE "docs" OWNER "we""ird";\n\nCREATE TABLE t (id int);\n\n'
-    assert ep.single_user_input(ep.Settings(tmp_path, "postgres", "postgres", "p"), []) == ""
+    s = ep.Settings(tmp_path, 'we"ird', "docs", "it's")
+    assert ep.single_user_input(s) == (
+        "SET log_min_error_statement = panic;\n\n"
+        "CREATE ROLE \"we\"\"ird\" SUPERUSER LOGIN PASSWORD 'it''s';\n\n"
+        'CREATE DATABASE "docs" OWNER "we""ird";\n\n'
+    )
+    assert ep.scripts_input(s, [tmp_path / "a.sql"]) == 'SET ROLE "we""ird";\n\nCREATE TABLE t (id int);\n\n'
+    text = ep.single_user_input(ep.Settings(tmp_path, "postgres", "postgres", "p"))
+    assert text.endswith("ALTER ROLE postgres PASSWORD 'p';\n\n") and "DATABASE" not in text
+
+
+def test_the_template_goes_only_into_an_empty_data_directory(tmp_path: Path) -> None:
+    template, data = tmp_path / "template.tar.gz", tmp_path / "data"
+    with pytest.raises(ep.Refused, match=r"template\.tar\.gz is missing: the image is damaged"):
+        ep.copy_template(template, data)
+    cluster = tmp_path / "cluster"
+    (cluster / "base").mkdir(parents=True)
+    (cluster / "PG_VERSION").write_text("15\n")
+    with tarfile.open(template, "w:gz") as tar:
+        tar.add(cluster, arcname=".")
+    data.mkdir()
+    (data / "lost+found").mkdir()
+    with pytest.raises(ep.Refused, match="holds files but no cluster"):
+        ep.copy_template(template, data)
+    (data / "lost+found").rmdir()
+    ep.copy_template(template, data)
+    assert (data / "PG_VERSION").read_text() == "15\n" and (data / "base").is_dir()
+    assert data.stat().st_mode & 0o777 == 0o700
+    with tarfile.open(template, "w:gz") as tar:
+        tar.add(cluster / "base", arcname="base")
+    with pytest.raises(ep.Refused, match="holds no cluster"):
+        ep.copy_template(template, tmp_path / "other")
 
 
 @given(st.text(min_size=1, max_size=40).filter(lambda t: "\0" not in t))
