@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from .. import inputs, refs
+from .. import datastores, inputs, refs
 from ..composefile import ComposeLoader
 from ..errors import ConfigError, InputError
 from .model import ComposeFile, ComposeService, Undecided
@@ -30,32 +30,6 @@ ENV_OF_OVERLAY = {
     "prod": "prod",
     "production": "prod",
 }
-# Image name (last path component, before the tag) -> the datastore it is.
-DATASTORES = {
-    "postgres": "postgres",
-    "postgresql": "postgres",
-    "postgis": "postgres",
-    "mysql": "mysql",
-    "mariadb": "mysql",
-    "redis": "redis",
-    "valkey": "redis",
-    "redis-stack": "redis",
-    "mongo": "mongo",
-    "mongodb": "mongo",
-    "rabbitmq": "rabbitmq",
-    "memcached": "memcached",
-    "elasticsearch": "elasticsearch",
-    "opensearch": "elasticsearch",
-}
-
-
-def datastore_of(image: str) -> str:
-    if not image or "$" in image.split("/")[-1].split(":")[0]:
-        return ""
-    name = image.lower().split("@")[0].rsplit("/", 1)[-1].split(":")[0]
-    return DATASTORES.get(name, "")
-
-
 def load_compose(text: str, display: str) -> tuple[Any, dict[str, int]]:
     """The document, and the line of each service (`services.NAME`); invalid YAML names file:line."""
     try:
@@ -158,7 +132,7 @@ def compose_service(
         "depends_on": _strings(svc.get("depends_on")),
     }
     if build is None or build is False:
-        store = datastore_of(image)
+        store = datastores.kind_of(image)
         return ComposeService(role="datastore" if store else "image", datastore=store, **common)
     spec: Mapping[str, Any] = {"context": build} if isinstance(build, str) else build if isinstance(build, dict) else {}
     ctx_raw = spec.get("context", ".")
