@@ -30,6 +30,8 @@ ENV_OF_OVERLAY = {
     "prod": "prod",
     "production": "prod",
 }
+
+
 def load_compose(text: str, display: str) -> tuple[Any, dict[str, int]]:
     """The document, and the line of each service (`services.NAME`); invalid YAML names file:line."""
     try:

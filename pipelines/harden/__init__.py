@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import inputs, render
+from .. import golden, inputs, render
 from ..config import Image
+from ..config.tomltext import GOLDEN_BASES
 from ..errors import ConfigError, InputError
 from ..result import Check, Context, Outcome, Result, Table
 from . import composeports, configedit, files
@@ -66,8 +67,8 @@ def run(ctx: Context, options: Options) -> Result:
     images = _chosen(ctx, options.services)
     checks: list[Check] = []
     plan = files.Plan(ctx.root)
-    hardened: list[str] = []
-    converted: dict[Path, tuple[str | None, str]] = {}  # Dockerfile -> (target, service) converted
+    hardened: dict[str, dict[str, str]] = {}  # service -> build arg -> the golden image it takes
+    converted: dict[Path, tuple[str | None, str, dict[str, str]]] = {}  # Dockerfile -> (target, service, bases)
     rows: list[tuple[str, ...]] = []
     for img in images:
         if img.dockerfile is None or img.context is None:
@@ -95,21 +96,22 @@ def run(ctx: Context, options: Options) -> Result:
             checks.append(Check(img.name, Outcome.NA, f"{shown}: {why}", group="harden"))
             continue
         if path in converted:
-            target, first = converted[path]
+            target, first, goldens = converted[path]
             if target != img.target:
                 raise InputError(
                     f"{shown}: services {first} (target {target or 'the last stage'}) and {img.name} "
                     f"(target {img.target or 'the last stage'}) both build a Python stage of it",
                     hint="give each service its own Dockerfile, or harden one and convert the other by hand",
                 )
-            hardened.append(img.name)
+            hardened[img.name] = goldens
             checks.append(
                 Check(img.name, Outcome.PASS, f"same Dockerfile and target as {first}: {shown}", group="harden")
             )
             continue
-        converted[path] = (img.target, img.name)
+        goldens = _goldens(conv.python)
+        converted[path] = (img.target, img.name, goldens)
         plan.dockerfile(path, shown, text, conv.text)
-        hardened.append(img.name)
+        hardened[img.name] = goldens
         detail = [
             f"{shown}: FROM {conv.base} -> builder ${{BUILDER_IMAGE}} + runtime ${{RUNTIME_IMAGE}}, USER 65532:65532",
             f"dependencies: {conv.deps}",
@@ -131,6 +133,19 @@ def run(ctx: Context, options: Options) -> Result:
             checks.append(Check("pipeline.toml", Outcome.PASS, "\n".join(changed), group="harden", evidence=shown_cfg))
     written = [] if options.dry_run else plan.write()
     return _result(checks, rows, plan, written, options)
+
+
+def _goldens(python: str) -> dict[str, str]:
+    """Build arg -> golden image: the default ones, or those of the family member carrying ``python``."""
+    if not python:
+        return dict(GOLDEN_BASES)
+    out = {}
+    for arg, name in GOLDEN_BASES.items():
+        member = golden.select(name, python)
+        if member is None:  # choose() took the version from this same catalog
+            raise RuntimeError(f"no golden {name} carries Python {python}")
+        out[arg] = member.name
+    return out
 
 
 def _result(

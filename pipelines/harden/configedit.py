@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from ..config import Image
-from ..config.tomltext import GOLDEN_BASES, golden_table, inline, key
+from ..config.tomltext import golden_table, inline, key
 from ..errors import InputError
 
 
@@ -16,11 +16,11 @@ def _header(name: str) -> re.Pattern[str]:
     return re.compile(rf"^\s*\[\s*services\s*\.\s*{quoted}\s*\]\s*(?:#.*)?$")
 
 
-def golden_names(images: Mapping[str, Image], file: str) -> tuple[dict[str, str], list[str]]:
-    """(build arg -> the config's image of each golden base, golden names whose [images.*] table is missing)."""
+def golden_names(images: Mapping[str, Image], file: str, wanted: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """(build arg -> the config's image of each golden base in ``wanted``, golden names with no [images.*] table)."""
     bases: dict[str, str] = {}
     missing: list[str] = []
-    for arg, golden in GOLDEN_BASES.items():
+    for arg, golden in wanted.items():
         have = [img.name for img in images.values() if img.golden == golden]
         if have:
             bases[arg] = have[0]
@@ -35,14 +35,19 @@ def golden_names(images: Mapping[str, Image], file: str) -> tuple[dict[str, str]
     return bases, missing
 
 
-def edit(text: str, file: str, services: Sequence[str], images: Mapping[str, Image]) -> tuple[str, list[str]]:
-    """The config with ``bases`` on each service and the golden [images.*] tables; and what changed, in words."""
-    bases, missing = golden_names(images, file)
-    wanted = inline(bases)
+def edit(
+    text: str, file: str, services: Mapping[str, Mapping[str, str]], images: Mapping[str, Image]
+) -> tuple[str, list[str]]:
+    """The config with ``bases`` on each service (service -> build arg -> golden image) and the golden [images.*]
+    tables; and what changed, in words."""
     lines = text.splitlines()
     changed: list[str] = []
+    missing: list[str] = []
     data = tomllib.loads(text)
-    for name in services:
+    for name, goldens in services.items():
+        bases, lacking = golden_names(images, file, goldens)
+        missing += [g for g in lacking if g not in missing]
+        wanted = inline(bases)
         table = data.get("services", {}).get(name, {})
         have = table.get("bases") if isinstance(table, dict) else None
         if have == bases:
@@ -80,6 +85,6 @@ def edit(text: str, file: str, services: Sequence[str], images: Mapping[str, Ima
     except tomllib.TOMLDecodeError as exc:  # a table header inside a multi-line string, say
         raise InputError(
             f"{file}: adding bases would leave it invalid TOML ({exc})",
-            hint=f"add bases = {wanted} to the services by hand",
+            hint="add the bases to the services by hand: " + "; ".join(changed),
         ) from None
     return out, changed

@@ -51,6 +51,7 @@ class Conversion:
     unknown_packages: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
     job: str = ""  # a setup command to run as a one-shot Compose service
+    python: str = ""  # the golden Python the project's requires-python takes ("" for the default, 3.11)
 
 
 def root_image(text: str, display: str, target: str | None) -> str:
@@ -431,15 +432,20 @@ def harden(
         *(context / src for src in walk.sources if src.endswith("pyproject.toml")),
     ]
     found = pyversion.declared(p for p in candidates if p.is_file())
+    python = ""
     if found is not None and not pyversion.allows(found[0]):
         spec, where = found
         rel = where.relative_to(root).as_posix() if where.is_relative_to(root) else where.as_posix()
-        raise Unconvertible(
-            stages[0].line,
-            f"{rel} requires Python {spec}; the golden images carry Debian's Python 3.11",
-            f"make the project run on 3.11 (requires-python and the lock), or keep {base} until golden "
-            "images of a later Debian suite carry that Python",
-        )
+        chosen = pyversion.choose(spec)
+        if chosen is None:
+            have = ", ".join(pyversion.golden_pythons())
+            raise Unconvertible(
+                stages[0].line,
+                f"{rel} requires Python {spec}; the golden images carry Python {have}",
+                f"make the project run on one of them (requires-python and the lock), or keep {base}",
+            )
+        python = chosen
+        notes.append(f"{rel} requires Python {spec}: the golden images of Python {chosen} are used")
     plan = deps.plan(context, walk.runs, walk.workdirs)
     build_pkgs = syslibs.builder_packages(walk.packages)
     runtime_pkgs, unknown = syslibs.runtime_packages(walk.packages)
@@ -532,9 +538,10 @@ def harden(
             "check whether the service runs them"
         )
     py = re.search(r":(3\.\d+)", base)
-    if py and py.group(1) != "3.11":
+    used = python or "3.11"
+    if py and py.group(1) != used:
         notes.append(
-            f"Python {py.group(1)} ({base}) becomes Debian's 3.11 of the golden images: "
+            f"Python {py.group(1)} ({base}) becomes Debian's {used} of the golden images: "
             "check requires-python and the lock"
         )
     return Conversion(
@@ -547,4 +554,5 @@ def harden(
         unknown_packages=tuple(unknown),
         notes=list(dict.fromkeys(notes)),
         job=shlex.join(cmd.job) if cmd.job else "",
+        python=python,
     )

@@ -1,4 +1,4 @@
-"""Whether the project's declared Python takes the golden images' one (Debian bookworm's 3.11)."""
+"""Which golden Python a project's declared one admits: the oldest of the catalog's that the specifier allows."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 
-GOLDEN_PYTHON = (3, 11, 2)  # bookworm's python3
+from .. import golden
+
+GOLDEN_PYTHON = (3, 11, 2)  # bookworm's python3: what python-builder and python-runtime carry
 
 
 def _version(text: str) -> tuple[int, ...] | None:
@@ -47,6 +49,16 @@ def _clause(clause: str, have: tuple[int, ...]) -> bool:
 def allows(spec: str, have: tuple[int, ...] = GOLDEN_PYTHON) -> bool:
     """Whether ``spec`` (">=3.12,<3.13", "^3.10", "~=3.11") admits Python ``have`` (any of "||" alternatives)."""
     return any(all(_clause(c, have) for c in alt.split(",") if c.strip()) for alt in spec.split("||"))
+
+
+def golden_pythons() -> list[str]:
+    """The Pythons the golden runtimes carry, oldest first ("3.11", "3.13", ...)."""
+    return [g.python for g in golden.family("python-runtime")]
+
+
+def choose(spec: str) -> str | None:
+    """The oldest golden Python ``spec`` admits, or None when it admits none of them."""
+    return next((v for v in golden_pythons() if allows(spec, golden.python_key(v))), None)
 
 
 def declared(pyprojects: Iterable[Path]) -> tuple[str, Path] | None:

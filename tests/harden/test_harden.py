@@ -497,13 +497,32 @@ def test_a_port_only_compose_publishes_gives_a_tcp_probe(tmp_path: Path) -> None
     assert "TCP connect to port 8081 (Compose ports)" in res.checks[0].detail
 
 
-def test_a_project_that_needs_a_later_python_is_refused_naming_its_pyproject(tmp_path: Path) -> None:
+def test_a_project_no_golden_python_satisfies_is_refused_naming_its_pyproject(tmp_path: Path) -> None:
     files = {**FASTAPI_UV, "pyproject.toml": FASTAPI_UV["pyproject.toml"].replace(">=3.11", ">=3.12,<3.13")}
     root = adopted(tmp_path, files)
-    with pytest.raises(InputError, match=r"Dockerfile:1: pyproject.toml requires Python >=3.12,<3.13") as exc:
+    with pytest.raises(
+        InputError,
+        match=r"Dockerfile:1: pyproject.toml requires Python >=3.12,<3.13; the golden images carry Python "
+        r"3\.11, 3\.13, 3\.14",
+    ) as exc:
         run(root)
-    assert exc.value.hint and "3.11" in exc.value.hint
+    assert exc.value.hint and "python:3.12-slim" in exc.value.hint
     assert not (root / "Dockerfile.orig").exists()
+
+
+def test_a_project_that_needs_a_later_python_gets_the_golden_images_that_carry_it(tmp_path: Path) -> None:
+    """requires-python >=3.12: Debian 13's images (Python 3.13), named in the config with their tables."""
+    files = {**FASTAPI_UV, "pyproject.toml": FASTAPI_UV["pyproject.toml"].replace(">=3.11", ">=3.12")}
+    root = adopted(tmp_path, files)
+    res = run(root)
+    assert "pyproject.toml requires Python >=3.12: the golden images of Python 3.13 are used" in check(res, "shop")
+    cfg = config.load(root / "pipeline.toml")
+    app = cfg.images["shop"]
+    assert dict(app.bases) == {"BUILDER_IMAGE": "python-builder-trixie", "RUNTIME_IMAGE": "python-runtime-trixie"}
+    assert cfg.images["python-runtime-trixie"].golden == "python-runtime-trixie"
+    assert cfg.images["python-builder-trixie"].golden == "python-builder-trixie"
+    first = (root / "pipeline.toml").read_text()
+    assert run(root).checks and (root / "pipeline.toml").read_text() == first  # a second run changes nothing
 
 
 @pytest.mark.parametrize(
