@@ -476,6 +476,21 @@ def _dev_build_readers(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
 
 
+def compose_toolchain() -> Toolchain:
+    """A Toolchain whose `docker compose` works: rendering Compose files needs the CLI, not the engine.
+
+    Missing, it is a failure under CI=true and a skip elsewhere (a unit-tier run on a machine without it).
+    """
+    t = Toolchain()
+    try:
+        t.compose_version  # noqa: B018
+    except Exception as exc:  # any failure to find compose is reported below
+        if IN_CI:
+            pytest.fail(f"CI=true and docker compose is not usable: {exc}")
+        pytest.skip(f"docker compose not usable: {exc}")
+    return t
+
+
 def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=check)
 

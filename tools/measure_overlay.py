@@ -25,25 +25,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+# The manifest reader is measure_adoption's: the same list of repositories, the same format.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from pipelines import composefile, config
 from pipelines.errors import PipelineError
 from pipelines.harden import overlay
 from pipelines.lint import ComposeTarget, compose_policy, targets_from_config
 from pipelines.tools import Toolchain
+from tools.measure_adoption import read_manifest
 
 ANSWERED = ("PL-C004", "PL-C005", "PL-C006", "PL-C007", "PL-C009", "PL-C010", "PL-C013", "PL-C020")
-
-
-def read_manifest(path: Path) -> list[tuple[str, str]]:
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        cols = line.split("\t")
-        if len(cols) < 2:
-            raise SystemExit(f"{path}:{n}: expected repository<TAB>commit")
-        rows.append((cols[0], cols[1]))
-    return rows
 
 
 def _findings(r: composefile.Rendered) -> Counter[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 
@@ -14,8 +13,7 @@ from pipelines.composefile import ComposeLoader
 from pipelines.harden import overlay
 from pipelines.lint import compose_policy
 from pipelines.tools import Toolchain
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from tests.harness import compose_toolchain
 
 # A stack as repositories commit it for local development: a web app and a worker built here, a database
 # and a cache from upstream images, everything on the default network, ports on every interface.
@@ -58,14 +56,7 @@ ANSWERED = {"PL-C004", "PL-C005", "PL-C006", "PL-C007", "PL-C008", "PL-C009", "P
 
 @pytest.fixture(scope="module")
 def tools() -> Toolchain:
-    t = Toolchain()
-    try:
-        t.compose_version  # noqa: B018
-    except Exception as exc:  # any failure to find compose is reported below
-        if IN_CI:
-            pytest.fail(f"CI=true and docker compose is not usable: {exc}")
-        pytest.skip(f"docker compose not usable: {exc}")
-    return t
+    return compose_toolchain()
 
 
 def _render(tools: Toolchain, root: Path, *names: str) -> composefile.Rendered:

@@ -22,7 +22,7 @@ from pipelines.errors import InputError
 from pipelines.findings import Finding, Severity
 from pipelines.lint import compose_policy, dockerfile_policy
 from pipelines.tools import Toolchain
-from tests.harness import IN_CI, ROOT, run_cli, run_cli_outcome
+from tests.harness import ROOT, compose_toolchain, run_cli, run_cli_outcome
 
 CORPUS = ROOT / "tests" / "lint_corpus"
 EXPECTED: dict[str, list[str]] = tomllib.loads((CORPUS / "expected.toml").read_text())
@@ -31,14 +31,7 @@ TODAY = dt.date(2026, 11, 23)
 
 @pytest.fixture(scope="module")
 def tools() -> Toolchain:
-    t = Toolchain()
-    try:
-        t.compose_version  # noqa: B018
-    except Exception as exc:  # any failure to find compose is reported below
-        if IN_CI:
-            pytest.fail(f"CI=true and docker compose is not usable: {exc}")
-        pytest.skip(f"docker compose not usable: {exc}")
-    return t
+    return compose_toolchain()
 
 
 @pytest.fixture(scope="module")
